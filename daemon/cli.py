@@ -1,0 +1,310 @@
+"""`mecene`: create a wallet, run the daemon, pair browsers, see the month.
+
+Commands other than `init` and `run` talk to the running daemon over its
+local API with the admin token it keeps in the data directory (0600).
+Errors are one line on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from .files import DEFAULT_PORT, DataDir, default_data_dir
+from .wallet import Settings, Wallet, WalletError
+
+PASSPHRASE_ENV = "MECENE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+
+
+class CliError(Exception):
+    pass
+
+
+def euros_to_cents(text: str) -> int:
+    """'4.50' → 450, without ever going through a float."""
+    m = re.fullmatch(r"\s*(\d{1,7})(?:[.,](\d{1,2}))?\s*(?:€|EUR)?\s*", text)
+    if not m:
+        raise CliError(f"not an amount in euros: {text!r} (write 5 or 4.50)")
+    return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
+
+
+def money(cents: int | None) -> str:
+    if cents is None:
+        return "unknown"
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} €"
+
+
+def read_passphrase(twice: bool) -> str:
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise CliError(f"no passphrase: set {PASSPHRASE_ENV} or run from a terminal")
+    first = getpass.getpass("Wallet passphrase: ")
+    if twice and getpass.getpass("Same passphrase again: ") != first:
+        raise CliError("the two passphrases differ")
+    return first
+
+
+# -- talking to the running daemon ------------------------------------------
+
+
+class Daemon:
+    def __init__(self, data_dir: DataDir) -> None:
+        try:
+            runtime = json.loads(data_dir.runtime.read_text())
+            self.port = int(runtime["port"])
+            self.token = data_dir.admin_token.read_text().strip()
+        except (OSError, ValueError, KeyError):
+            raise CliError(
+                f"the daemon is not running on {data_dir.root} (start it with `mecene run`)"
+            ) from None
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method
+        )
+        req.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("message", exc.reason)
+            except ValueError:
+                message = exc.reason
+            raise CliError(str(message)) from None
+        except OSError as exc:
+            raise CliError(f"cannot reach the daemon on port {self.port}: {exc}") from None
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    data_dir = DataDir(args.data_dir)
+    if data_dir.wallet.exists():
+        raise CliError(f"a wallet already exists in {data_dir.root}")
+    create_wallet(data_dir, args)
+    return 0
+
+
+def create_wallet(data_dir: DataDir, args: argparse.Namespace) -> Wallet:
+    settings = Settings.defaults()
+    changes: dict[str, Any] = {}
+    if getattr(args, "budget", None):
+        changes["budget_cents"] = euros_to_cents(args.budget)
+    if getattr(args, "time_zone", None):
+        changes["time_zone"] = args.time_zone
+    settings = Settings(**{**settings.to_json(), **changes, "own_creators": ()})
+    try:
+        settings.check()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    data_dir.create()
+    try:
+        wallet = Wallet.create(data_dir.wallet, read_passphrase(twice=True), settings)
+    except WalletError as exc:
+        raise CliError(str(exc)) from None
+    print(f"Created a wallet in {data_dir.root}")
+    print(f"  account   {wallet.account}")
+    print(f"  budget    {money(settings.budget_cents)} a month, time zone {settings.time_zone}")
+    return wallet
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import StartError, serve
+
+    data_dir = DataDir(args.data_dir)
+    wallet: Wallet | None
+    if not data_dir.wallet.exists():
+        print(f"No wallet yet in {data_dir.root}: creating one with the default settings.")
+        wallet = create_wallet(data_dir, args)
+    elif os.environ.get(PASSPHRASE_ENV) is not None or sys.stdin.isatty():
+        try:
+            wallet = Wallet.open(data_dir.wallet, read_passphrase(twice=False))
+        except WalletError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        wallet = None  # unlock later with `mecene unlock`
+    data_dir.create()
+    if not args.no_tray:
+        logging.getLogger("mecene").info("no tray icon yet: running without one")
+    try:
+        asyncio.run(serve(data_dir, args.port, wallet))
+    except StartError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = Daemon(DataDir(args.data_dir)).call("GET", "/status")
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    if status["locked"]:
+        print("Wallet locked: unlock it with `mecene unlock`.")
+        return 0
+    rows = [
+        ("month", f"{status['month']} ({status['state']})"),
+        ("budget", money(status["budget_cents"])),
+        ("balance", money(status["balance_cents"])),
+        ("flattrs", str(status["clicks"])),
+        ("to spend", money(status["spend_cents"])),
+        ("each", money(status["per_click_cents"])),
+    ]
+    for label, value in rows:
+        print(f"{label:<9} {value}")
+    if status.get("warning") == "balance_short":
+        print(f"warning   the balance is {money(status['short_cents'])} short of the budget")
+    return 0
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    daemon = Daemon(DataDir(args.data_dir))
+    if args.action == "approve":
+        browser = daemon.call("POST", "/pairings/approve", {"code": args.code})["browser"]
+        print(f"Paired {browser['name']!r} ({browser['id']}).")
+    elif args.action == "deny":
+        daemon.call("POST", "/pairings/deny", {"code": args.code})
+        print("Denied.")
+    elif args.action == "list":
+        pending = daemon.call("GET", "/pairings")["pending"]
+        browsers = daemon.call("GET", "/browsers")["browsers"]
+        if args.json:
+            print(json.dumps({"pending": pending, "browsers": browsers}, indent=2))
+            return 0
+        for p in pending:
+            print(f"waiting   {p['code']}  {p['client']}")
+        for b in browsers:
+            state = f"revoked {b['revoked_at']}" if b["revoked_at"] else "active"
+            print(f"{state:<9} {b['id']}  {b['name']}")
+        if not pending and not browsers:
+            print("No browser paired yet.")
+    elif args.action == "revoke":
+        browsers = daemon.call("GET", "/browsers")["browsers"]
+        matches = [b for b in browsers if args.code in (b["id"], b["name"]) and not b["revoked_at"]]
+        if len(matches) != 1:
+            raise CliError(
+                f"{len(matches)} active browsers match {args.code!r}; "
+                "give the id from `mecene pair list`"
+            )
+        daemon.call("DELETE", f"/browsers/{matches[0]['id']}")
+        print(f"Revoked {matches[0]['name']!r}.")
+    return 0
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    daemon = Daemon(DataDir(args.data_dir))
+    changes: dict[str, Any] = {}
+    if args.amount is not None:
+        changes["budget_cents"] = euros_to_cents(args.amount)
+    if args.min_click is not None:
+        changes["min_click_cents"] = (
+            None if args.min_click == "none" else euros_to_cents(args.min_click)
+        )
+    if args.cap is not None:
+        changes["cap_cents"] = None if args.cap == "none" else euros_to_cents(args.cap)
+    if changes:
+        settings = daemon.call("PATCH", "/settings", changes)["settings"]
+    else:
+        settings = daemon.call("GET", "/settings")["settings"]
+    print(f"budget     {money(settings['budget_cents'])} a month")
+    if settings["min_click_cents"] is not None:
+        print(f"min/click  {money(settings['min_click_cents'])}")
+    if settings["cap_cents"] is not None:
+        print(f"cap        {money(settings['cap_cents'])}")
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    daemon = Daemon(DataDir(args.data_dir))
+    daemon.call("POST", "/wallet/unlock", {"passphrase": read_passphrase(twice=False)})
+    print("Wallet unlocked.")
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    Daemon(DataDir(args.data_dir)).call("POST", "/wallet/lock", {})
+    print("Wallet locked.")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=lambda s: __import__("pathlib").Path(s).expanduser(),
+        default=default_data_dir(),
+        help="data directory (default: $MECENE_DATA_DIR or ~/.local/share/mecene)",
+    )
+    p = argparse.ArgumentParser(prog="mecene", description="Mécène: flattr anything on the web.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", parents=[common], help="create the encrypted wallet")
+    init.add_argument("--budget", help="monthly budget in euros (at least 2)")
+    init.add_argument("--time-zone", help="IANA time zone for months (default: the system's)")
+    init.set_defaults(func=cmd_init)
+
+    run = sub.add_parser("run", parents=[common], help="run the daemon")
+    run.add_argument("--port", type=int, default=DEFAULT_PORT)
+    run.add_argument("--no-tray", action="store_true", help="do not show a tray icon")
+    run.add_argument("--budget", help="budget for a wallet created on first run")
+    run.add_argument("--time-zone", help="time zone for a wallet created on first run")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", parents=[common], help="the month at a glance")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    pair = sub.add_parser("pair", parents=[common], help="approve, list, revoke browsers")
+    pair.add_argument("action", choices=["approve", "deny", "list", "revoke"])
+    pair.add_argument("code", nargs="?", default="", help="the 6-digit code, or a browser id")
+    pair.add_argument("--json", action="store_true")
+    pair.set_defaults(func=cmd_pair)
+
+    bud = sub.add_parser("budget", parents=[common], help="show or set the monthly budget")
+    bud.add_argument("amount", nargs="?", help="new monthly budget in euros")
+    bud.add_argument("--min-click", help="minimum per click in euros, or 'none'")
+    bud.add_argument("--cap", help="cap on the month's spend in euros, or 'none'")
+    bud.set_defaults(func=cmd_budget)
+
+    unlock = sub.add_parser("unlock", parents=[common], help="unlock the running daemon's wallet")
+    unlock.set_defaults(func=cmd_unlock)
+    lock = sub.add_parser("lock", parents=[common], help="lock the running daemon's wallet")
+    lock.set_defaults(func=cmd_lock)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+    args = parser().parse_args(argv)
+    if args.command == "pair" and args.action in ("approve", "deny", "revoke") and not args.code:
+        print(f"mecene: pair {args.action} needs a code or id", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"mecene: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

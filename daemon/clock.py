@@ -1,0 +1,119 @@
+"""The one clock the daemon reads, and month arithmetic in the person's time zone.
+
+Months are strings "YYYY-MM"; they sort in time order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+class FrozenClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("FrozenClock needs an aware datetime")
+        self.at = at
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+    def set(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def advance(self, **delta: float) -> None:
+        self.at = self.at + dt.timedelta(**delta)
+
+
+def timestamp(at: dt.datetime) -> str:
+    """A sortable UTC timestamp with microseconds: 2026-10-01T10:00:00.000000Z."""
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The named IANA time zone; ValueError for an unknown name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def month_of(at: dt.datetime, tz: str) -> str:
+    local = at.astimezone(zone(tz))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    m = MONTH_RE.match(text)
+    if not m:
+        raise ValueError(f"not a month (YYYY-MM): {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_months(month: str, count: int) -> str:
+    year, mon = parse_month(month)
+    index = year * 12 + (mon - 1) + count
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """Every month from `first` to `last`, both included (empty if first > last)."""
+    out: list[str] = []
+    month = first
+    while month <= last:
+        out.append(month)
+        month = add_months(month, 1)
+    return out
+
+
+def month_start(month: str, tz: str) -> dt.datetime:
+    """The first instant of `month` in `tz`, as UTC."""
+    year, mon = parse_month(month)
+    return dt.datetime(year, mon, 1, tzinfo=zone(tz)).astimezone(dt.UTC)
+
+
+def seconds_to_next_month(at: dt.datetime, tz: str) -> float:
+    nxt = month_start(add_months(month_of(at, tz), 1), tz)
+    return max(0.0, (nxt - at).total_seconds())
+
+
+def system_time_zone() -> str:
+    """The machine's IANA zone name (TZ, /etc/timezone, /etc/localtime), else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                zone(name)
+                return name
+            except ValueError:
+                continue
+    return "UTC"

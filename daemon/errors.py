@@ -1,0 +1,34 @@
+"""Domain errors: what went wrong, as a stable code and a sentence for a person.
+
+The HTTP layer maps each code to a status (daemon/http.py, `STATUS_BY_CODE`);
+nothing in the core knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+def _kind(code: str, doc: str) -> type[DomainError]:
+    return type(code.title().replace("_", ""), (DomainError,), {"code": code, "__doc__": doc})
+
+
+Invalid = _kind("invalid", "The request's content breaks a rule (bad URL, weight, month…).")
+NotFound = _kind("not_found", "No such click, month, subscription, pairing or browser.")
+FlattrOnce = _kind("flattr_once", "This thing was already flattred this month.")
+FlattrOwner = _kind("flattr_owner", "The creator is one of the person's own keys.")
+IdConflict = _kind("id_conflict", "A client id was reused for a different click.")
+MonthClosed = _kind("month_closed", "The click's month is no longer open.")
+Locked = _kind("locked", "The wallet is locked: unlock it first.")
+WrongPassphrase = _kind("wrong_passphrase", "The passphrase did not open the wallet.")
+RateLimited = _kind("rate_limited", "Too many attempts: wait a little.")
+BadJson = _kind("bad_json", "The body is not JSON.")

@@ -1,0 +1,225 @@
+"""The local API: `create_app` and a row of thin handlers.
+
+Each handler parses its input (daemon/validate.py), calls one Service method
+and shapes the answer. PROTOCOL.md documents every route listed in `ROUTES`;
+a test checks that it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import validate
+from .clock import Clock
+from .errors import Invalid
+from .security import (
+    ADMIN,
+    PUBLIC,
+    access,
+    read_json,
+    setup_auth,
+    setup_errors,
+    setup_host_check,
+    setup_json_only,
+    setup_origin_check,
+)
+from .service import Service
+from .store import Store
+from .wallet import Wallet
+
+API = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
+
+SERVICE = web.AppKey("service", Service)
+STORE = web.AppKey("store", Store)
+
+
+@dataclass(frozen=True)
+class Config:
+    port: int
+    wallet_path: Path
+    admin_token_hash: str | None = None
+
+
+def create_app(
+    config: Config, store: Store, wallet: Wallet | None, clock: Clock
+) -> web.Application:
+    """The daemon's web application. The store is opened and closed with the app."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    service = Service(store, clock, config.wallet_path, wallet)
+    service.admin_token_hash = config.admin_token_hash
+    app[SERVICE] = service
+    app[STORE] = store
+    hosts = [f"127.0.0.1:{config.port}", f"localhost:{config.port}"]
+    setup_errors(app)
+    setup_host_check(app, hosts)
+    setup_origin_check(app, [f"http://{h}" for h in hosts])
+    setup_json_only(app)
+    setup_auth(app, service.authenticate)
+    app.cleanup_ctx.append(_store_lifetime)
+    app.router.add_routes(ROUTES)
+    return app
+
+
+async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    store.open()
+    await app[SERVICE].start()
+    yield
+    store.close()
+
+
+def _service(request: web.Request) -> Service:
+    return request.app[SERVICE]
+
+
+routes = web.RouteTableDef()
+
+
+@routes.post(f"{API}/pairing")
+@access(PUBLIC)
+async def request_pairing(request: web.Request) -> web.Response:
+    from .pairing import client_name
+
+    body = validate.obj(await read_json(request), {"client"})
+    pairing = _service(request).request_pairing(client_name(body.get("client")))
+    return web.json_response({"pairing_id": pairing.id, "code": pairing.code}, status=201)
+
+
+@routes.get(f"{API}/pairing/{{pairing_id}}")
+@access(PUBLIC)
+async def poll_pairing(request: web.Request) -> web.Response:
+    return web.json_response(_service(request).poll_pairing(request.match_info["pairing_id"]))
+
+
+@routes.get(f"{API}/status")
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(await _service(request).status())
+
+
+@routes.post(f"{API}/clicks")
+async def record_click(request: web.Request) -> web.Response:
+    req = validate.click(await read_json(request))
+    click, created, status = await _service(request).record_click(req)
+    return web.json_response({"click": click, "status": status}, status=201 if created else 200)
+
+
+@routes.get(f"{API}/clicks")
+async def list_clicks(request: web.Request) -> web.Response:
+    month = request.query.get("month")
+    return web.json_response(
+        await _service(request).clicks(validate.month(month) if month is not None else None)
+    )
+
+
+@routes.delete(f"{API}/clicks/{{click_id}}")
+async def undo_click(request: web.Request) -> web.Response:
+    click_id = validate.client_id(request.match_info["click_id"])
+    click, status = await _service(request).undo_click(click_id)
+    return web.json_response({"click": click, "status": status})
+
+
+@routes.get(f"{API}/months")
+async def list_months(request: web.Request) -> web.Response:
+    return web.json_response({"months": await _service(request).months()})
+
+
+@routes.get(f"{API}/months/{{month}}")
+async def show_month(request: web.Request) -> web.Response:
+    month = validate.month(request.match_info["month"])
+    return web.json_response(await _service(request).month_view(month))
+
+
+@routes.get(f"{API}/subscriptions")
+async def list_subscriptions(request: web.Request) -> web.Response:
+    return web.json_response({"subscriptions": await _service(request).subscriptions()})
+
+
+@routes.post(f"{API}/subscriptions")
+async def subscribe(request: web.Request) -> web.Response:
+    req = validate.subscription(await read_json(request))
+    sub, created = await _service(request).subscribe(req)
+    return web.json_response({"subscription": sub}, status=201 if created else 200)
+
+
+@routes.delete(f"{API}/subscriptions/{{sub_id}}")
+async def cancel_subscription(request: web.Request) -> web.Response:
+    sub_id = validate.client_id(request.match_info["sub_id"])
+    return web.json_response({"subscription": await _service(request).cancel_subscription(sub_id)})
+
+
+@routes.get(f"{API}/pairings")
+@access(ADMIN)
+async def list_pairings(request: web.Request) -> web.Response:
+    return web.json_response({"pending": _service(request).pending_pairings()})
+
+
+@routes.post(f"{API}/pairings/approve")
+@access(ADMIN)
+async def approve_pairing(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"code"})
+    return web.json_response({"browser": await _service(request).approve_pairing(body.get("code"))})
+
+
+@routes.post(f"{API}/pairings/deny")
+@access(ADMIN)
+async def deny_pairing(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"code"})
+    _service(request).deny_pairing(body.get("code"))
+    return web.json_response({"denied": True})
+
+
+@routes.get(f"{API}/browsers")
+@access(ADMIN)
+async def list_browsers(request: web.Request) -> web.Response:
+    return web.json_response({"browsers": await _service(request).browsers()})
+
+
+@routes.delete(f"{API}/browsers/{{token_id}}")
+@access(ADMIN)
+async def revoke_browser(request: web.Request) -> web.Response:
+    token_id = validate.client_id(request.match_info["token_id"])
+    return web.json_response({"browser": await _service(request).revoke_browser(token_id)})
+
+
+@routes.get(f"{API}/settings")
+@access(ADMIN)
+async def show_settings(request: web.Request) -> web.Response:
+    return web.json_response({"settings": _service(request).settings().to_json()})
+
+
+@routes.patch(f"{API}/settings")
+@access(ADMIN)
+async def change_settings(request: web.Request) -> web.Response:
+    changes = validate.settings_patch(await read_json(request))
+    if not changes:
+        raise Invalid("nothing to change")
+    settings = await _service(request).update_settings(changes)
+    return web.json_response({"settings": settings.to_json()})
+
+
+@routes.post(f"{API}/wallet/unlock")
+@access(ADMIN)
+async def unlock(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"passphrase"})
+    passphrase: Any = body.get("passphrase")
+    if not isinstance(passphrase, str) or not 1 <= len(passphrase) <= 1024:
+        raise Invalid("passphrase must be text")
+    await _service(request).unlock(passphrase)
+    return web.json_response({"locked": False})
+
+
+@routes.post(f"{API}/wallet/lock")
+@access(ADMIN)
+async def lock(request: web.Request) -> web.Response:
+    validate.obj(await read_json(request), set())
+    _service(request).lock()
+    return web.json_response({"locked": True})
+
+
+ROUTES = routes

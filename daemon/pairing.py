@@ -1,0 +1,112 @@
+"""Pairing a browser: a code the person sees and approves, then a token, once.
+
+Pending pairings live in memory only: they expire within minutes, and a
+daemon restart simply asks the browser to pair again. The token is made at
+approval; its hash goes to the database, and the token itself is handed out
+by the first `GET /pairing/ID` and then forgotten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections import deque
+from dataclasses import dataclass
+
+from .errors import Invalid, NotFound, RateLimited
+
+CODE_TTL = dt.timedelta(minutes=5)
+MAX_PENDING = 5
+MAX_REQUESTS_PER_MINUTE = 10
+MAX_CLIENT_NAME = 80
+
+
+@dataclass
+class Pairing:
+    id: str
+    code: str
+    client: str
+    created: dt.datetime
+    status: str = "pending"  # pending | approved | denied
+    token: str | None = None
+
+    def expired(self, now: dt.datetime) -> bool:
+        return now - self.created > CODE_TTL
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256-bit random strings, so a plain SHA-256 is enough to store them."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def client_name(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise Invalid("client must be a non-empty name, such as 'Chromium on laptop'")
+    name = " ".join(raw.split())
+    if len(name) > MAX_CLIENT_NAME or any(ord(c) < 32 for c in name):
+        raise Invalid(f"client must be at most {MAX_CLIENT_NAME} printable characters")
+    return name
+
+
+class Pairings:
+    def __init__(self) -> None:
+        self._by_id: dict[str, Pairing] = {}
+        self._recent: deque[dt.datetime] = deque()
+
+    def _sweep(self, now: dt.datetime) -> None:
+        for pid in [p.id for p in self._by_id.values() if p.expired(now)]:
+            del self._by_id[pid]
+        while self._recent and now - self._recent[0] > dt.timedelta(minutes=1):
+            self._recent.popleft()
+
+    def request(self, client: str, now: dt.datetime) -> Pairing:
+        self._sweep(now)
+        pending = [p for p in self._by_id.values() if p.status == "pending"]
+        if len(pending) >= MAX_PENDING or len(self._recent) >= MAX_REQUESTS_PER_MINUTE:
+            raise RateLimited("too many pairing requests; approve or wait for the pending ones")
+        used = {p.code for p in pending}
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        while code in used:
+            code = f"{secrets.randbelow(1_000_000):06d}"
+        pairing = Pairing(secrets.token_urlsafe(18), code, client, now)
+        self._by_id[pairing.id] = pairing
+        self._recent.append(now)
+        return pairing
+
+    def poll(self, pairing_id: str, now: dt.datetime) -> dict[str, str]:
+        """What the browser sees; an approved token is handed out once."""
+        pairing = self._by_id.get(pairing_id)
+        if pairing is None:
+            raise NotFound("no such pairing")
+        if pairing.expired(now):
+            del self._by_id[pairing_id]
+            return {"status": "expired"}
+        if pairing.status == "approved" and pairing.token is not None:
+            token, pairing.token = pairing.token, None
+            del self._by_id[pairing_id]
+            return {"status": "approved", "token": token}
+        return {"status": pairing.status}
+
+    def pending(self, now: dt.datetime) -> list[Pairing]:
+        self._sweep(now)
+        return [p for p in self._by_id.values() if p.status == "pending"]
+
+    def find_pending(self, code: object, now: dt.datetime) -> Pairing:
+        if not isinstance(code, str) or len(code) != 6 or not code.isdigit():
+            raise Invalid("a pairing code is 6 digits")
+        for p in self.pending(now):
+            if secrets.compare_digest(p.code, code):
+                return p
+        raise NotFound("no pending pairing with that code (codes expire after 5 minutes)")
+
+    def approve(self, pairing: Pairing, token: str) -> None:
+        pairing.status = "approved"
+        pairing.token = token
+
+    def deny(self, pairing: Pairing) -> None:
+        pairing.status = "denied"

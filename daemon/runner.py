@@ -1,0 +1,109 @@
+"""Running the daemon as a process: lock, admin token, listening socket, signals.
+
+The daemon does not poll: it sleeps until the next month boundary (at most an
+hour at a time, so a suspended laptop or a changed clock is noticed) and
+otherwise only wakes for requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+
+from aiohttp import web
+
+from .clock import Clock, SystemClock, seconds_to_next_month
+from .files import DaemonLock, DataDir, write_atomic
+from .http import SERVICE, Config, create_app
+from .pairing import hash_token, new_token
+from .security import AccessLogger
+from .service import Service
+from .store import Store
+from .wallet import Wallet
+
+log = logging.getLogger("mecene")
+MAX_SLEEP_SECONDS = 3600.0
+
+
+class StartError(Exception):
+    """The daemon cannot start; the message says why in one line."""
+
+
+async def month_timer(service: Service, clock: Clock) -> None:
+    """Close each month as it ends, even if no request arrives."""
+    while True:
+        delay = MAX_SLEEP_SECONDS
+        if service.wallet is not None:
+            tz = service.wallet.settings.time_zone
+            delay = min(delay, seconds_to_next_month(clock.now(), tz) + 1.0)
+        await asyncio.sleep(delay)
+        if service.wallet is not None:
+            try:
+                await service.roll_months()
+            except Exception:
+                log.exception("closing the month failed; will try again")
+
+
+async def serve(
+    data_dir: DataDir,
+    port: int,
+    wallet: Wallet | None,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the local API until SIGINT/SIGTERM (or `stop` is set)."""
+    clock = clock or SystemClock()
+    lock = DaemonLock(data_dir.lock)
+    try:
+        lock.acquire()
+    except Exception as exc:
+        raise StartError(str(exc)) from None
+    try:
+        await _serve_locked(data_dir, port, wallet, clock, stop or asyncio.Event())
+    finally:
+        lock.release()
+
+
+async def _serve_locked(
+    data_dir: DataDir, port: int, wallet: Wallet | None, clock: Clock, stop: asyncio.Event
+) -> None:
+    admin_token = new_token()
+    write_atomic(data_dir.admin_token, admin_token.encode(), mode=0o600)
+    config = Config(
+        port=port, wallet_path=data_dir.wallet, admin_token_hash=hash_token(admin_token)
+    )
+    app = create_app(config, Store(data_dir.database), wallet, clock)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = {"pid": os.getpid(), "port": port}
+    write_atomic(data_dir.runtime, json.dumps(runtime).encode(), mode=0o600)
+    service = app[SERVICE]
+    timer = asyncio.create_task(month_timer(service, clock))
+    state = "locked (unlock with `mecene unlock`)" if wallet is None else "unlocked"
+    log.info("Mécène daemon listening on http://127.0.0.1:%d, wallet %s", port, state)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        for path in (data_dir.runtime, data_dir.admin_token):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

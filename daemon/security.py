@@ -1,0 +1,232 @@
+"""The local API's defences, one middleware each (DESIGN.md, "Security model").
+
+Every web page the person opens can send requests to 127.0.0.1, so each
+request must pass, in order: a JSON error envelope around everything, the
+Host check (DNS rebinding), the Origin check (web pages), JSON-only bodies
+(no cross-site "simple request"), and the bearer token. Each `setup_x(app)`
+adds one of them and has its own test against a bare app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+
+from .errors import BadJson, DomainError
+
+log = logging.getLogger("mecene.http")
+
+ALLOWED_HOSTS_KEY = web.AppKey("allowed_hosts", frozenset[str])
+ALLOWED_ORIGINS_KEY = web.AppKey("allowed_origins", frozenset[str])
+
+
+class Authenticator(Protocol):
+    def __call__(self, token: str) -> Any: ...
+
+
+AUTHENTICATE_KEY = web.AppKey("authenticate", Authenticator)
+PRINCIPAL_KEY = "mecene.principal"
+
+EXTENSION_ORIGIN = re.compile(
+    r"^(chrome-extension|moz-extension|safari-web-extension)://[A-Za-z0-9\-]{1,64}$"
+)
+
+STATUS_BY_CODE = {
+    "invalid": 400,
+    "bad_json": 400,
+    "unauthorized": 401,
+    "wrong_passphrase": 401,
+    "forbidden": 403,
+    "bad_host": 403,
+    "bad_origin": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "flattr_once": 409,
+    "flattr_owner": 409,
+    "id_conflict": 409,
+    "month_closed": 409,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "locked": 423,
+    "rate_limited": 429,
+}
+
+# An attribute set on handlers: who may call them. Default: a paired browser.
+AUTH_ATTR = "mecene_auth"
+PUBLIC, BROWSER, ADMIN = "public", "browser", "admin"
+
+
+def error_response(
+    code: str, message: str, status: int | None = None, **extra: Any
+) -> web.Response:
+    body = {"error": code, "message": message, **extra}
+    return web.json_response(body, status=status or STATUS_BY_CODE.get(code, 400))
+
+
+def access(level: str) -> Callable[[Handler], Handler]:
+    """Mark who may call a handler: `@access(PUBLIC)`, `@access(ADMIN)`."""
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, AUTH_ATTR, level)
+        return handler
+
+    return mark
+
+
+def setup_errors(app: web.Application) -> None:
+    """Every answer that is not a success is `{"error", "message"}` JSON."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except DomainError as exc:
+            return error_response(exc.code, exc.message, **exc.extra)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = {
+                404: "not_found",
+                405: "method_not_allowed",
+                413: "too_large",
+                415: "unsupported_media_type",
+            }.get(exc.status, "http_error")
+            return error_response(code, exc.reason, exc.status)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, redact_path(request.path))
+            return error_response("internal", "internal error; see the daemon's log", 500)
+
+    app.middlewares.append(errors)
+
+
+def setup_host_check(app: web.Application, hosts: Iterable[str]) -> None:
+    """Refuse any Host but 127.0.0.1:PORT and localhost:PORT (DNS rebinding)."""
+    app[ALLOWED_HOSTS_KEY] = frozenset(h.lower() for h in hosts)
+
+    @web.middleware
+    async def host_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if host.lower() not in request.app[ALLOWED_HOSTS_KEY]:
+            return error_response("bad_host", "this address is not the daemon's")
+        return await handler(request)
+
+    app.middlewares.append(host_check)
+
+
+def origin_allowed(origin: str, own_origins: frozenset[str]) -> bool:
+    return origin in own_origins or bool(EXTENSION_ORIGIN.match(origin))
+
+
+def setup_origin_check(app: web.Application, own_origins: Iterable[str]) -> None:
+    """Refuse an Origin that is neither a browser extension nor the dashboard's own.
+
+    No Origin at all is a program (the CLI, curl) or a same-origin navigation;
+    those still need a token for anything but pairing.
+    """
+    app[ALLOWED_ORIGINS_KEY] = frozenset(own_origins)
+
+    @web.middleware
+    async def origin_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and not origin_allowed(origin, request.app[ALLOWED_ORIGINS_KEY]):
+            return error_response("bad_origin", "requests from web pages are not accepted")
+        return await handler(request)
+
+    app.middlewares.append(origin_check)
+
+
+def setup_json_only(app: web.Application) -> None:
+    """A body must be JSON (415 otherwise), so no cross-site simple request gets through."""
+
+    @web.middleware
+    async def json_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in ("POST", "PUT", "PATCH") or (
+            request.method == "DELETE" and request.can_read_body
+        ):
+            if request.content_type != "application/json":
+                return error_response(
+                    "unsupported_media_type", "send the body as application/json", 415
+                )
+            charset = request.charset
+            if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+                return error_response("unsupported_media_type", "JSON bodies are UTF-8", 415)
+        return await handler(request)
+
+    app.middlewares.append(json_only)
+
+
+def setup_auth(app: web.Application, authenticate: Authenticator) -> None:
+    """Check the bearer token against the handler's access level."""
+    app[AUTHENTICATE_KEY] = authenticate
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        level = _access_level(request, handler)
+        if level == PUBLIC:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        principal = None
+        if scheme.lower() == "bearer" and 20 <= len(token.strip()) <= 200:
+            principal = request.app[AUTHENTICATE_KEY](token.strip())
+        if principal is None:
+            return error_response(
+                "unauthorized", "a valid token is needed: pair this browser first", 401
+            )
+        if level == ADMIN and principal.kind != "admin":
+            return error_response("forbidden", "only the dashboard and the CLI may do this", 403)
+        request[PRINCIPAL_KEY] = principal
+        return await handler(request)
+
+    app.middlewares.append(auth)
+
+
+def _access_level(request: web.Request, handler: Handler) -> str:
+    # aiohttp wraps handlers (e.g. in functools.partial for middlewares): look
+    # at the route's own handler, which carries the mark.
+    route_handler = request.match_info.route.handler
+    return str(getattr(route_handler, AUTH_ATTR, getattr(handler, AUTH_ATTR, BROWSER)))
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body; a clear 400 for anything that is not JSON."""
+    raw = await request.read()
+    if not raw:
+        raise BadJson("the body is empty; send a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # ValueError covers JSONDecodeError and integers too long to convert.
+        raise BadJson("the body is not valid JSON") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_SECRET_PATH = re.compile(r"(/pairing/)[^/]+")
+
+
+def redact_path(path: str) -> str:
+    """Paths that carry a secret (a pairing id) are logged without it."""
+    return _SECRET_PATH.sub(r"\1…", path)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path without secrets, status, time. Never headers or bodies."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            redact_path(request.path),
+            response.status,
+            time * 1000,
+        )

@@ -1,0 +1,585 @@
+"""The daemon's logic: flattrs, months, subscriptions, pairing, the wallet.
+
+This module knows nothing of HTTP. Handlers in `daemon/http.py` parse a
+request with `daemon/validate.py`, call one method here and turn a
+`DomainError` into a status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from . import budget
+from .clock import Clock, add_months, month_of, months_between, timestamp
+from .errors import (
+    FlattrOnce,
+    FlattrOwner,
+    IdConflict,
+    Invalid,
+    Locked,
+    MonthClosed,
+    NotFound,
+    WrongPassphrase,
+)
+from .pairing import Pairing, Pairings, hash_token, new_token
+from .settlement import CURRENCY, settlement_document, sign_document
+from .store import Store
+from .validate import ClickRequest, SubscriptionRequest
+from .wallet import Settings, Wallet, WalletError
+from .wallet import WrongPassphrase as WalletWrongPassphrase
+
+log = logging.getLogger("mecene")
+SUBSCRIPTION_NS = uuid.UUID("6d656365-6e65-4d65-8e65-737562736372")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a paired browser, or the person (dashboard and CLI)."""
+
+    kind: str  # "browser" | "admin"
+    token_id: str | None = None
+    name: str | None = None
+
+
+def click_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "month": row["month"],
+        "url": row["url"],
+        "title": row["title"],
+        "creator": row["creator"],
+        "creators": json.loads(row["creators"] or "[]"),
+        "weight": row["weight"],
+        "auto": bool(row["auto"]),
+        "subscription": row["subscription_id"],
+        "created_at": row["created_at"],
+        "undone": row["undone_at"] is not None,
+    }
+
+
+def _click_weights(db: Database, month: str) -> list[budget.ClickWeight]:
+    rows = db.execute(
+        "SELECT id, created_at, creator, url, weight FROM clicks "
+        "WHERE month = ? AND undone_at IS NULL",
+        [month],
+    ).fetchall()
+    return [budget.ClickWeight(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def _totals(db: Database, month: str) -> tuple[int, int]:
+    count, weight = db.execute(
+        "SELECT count(*), coalesce(sum(weight), 0) FROM clicks "
+        "WHERE month = ? AND undone_at IS NULL",
+        [month],
+    ).fetchone()
+    return int(count), int(weight)
+
+
+def _month_state(db: Database, month: str) -> str | None:
+    row = db.execute("SELECT state FROM months WHERE month = ?", [month]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _place_subscription_clicks(db: Database, month: str, at: str) -> int:
+    """Place the automatic click of every subscription due in `month`.
+
+    Idempotent: a click already placed (even undone) for a subscription and a
+    month, or a thing already flattred by hand that month, is left as it is.
+    """
+    subs = db.execute(
+        "SELECT id, url, creator, title FROM subscriptions "
+        "WHERE first_month <= ? AND last_month >= ? "
+        "AND (cancelled_month IS NULL OR cancelled_month > ?)",
+        [month, month, month],
+    ).fetchall()
+    placed = 0
+    for sub_id, url, creator, title in subs:
+        click_id = str(uuid.uuid5(SUBSCRIPTION_NS, f"{sub_id}/{month}"))
+        cur = db.execute(
+            "INSERT OR IGNORE INTO clicks (id, month, url, title, creator, creators, weight, "
+            "auto, subscription_id, created_at) VALUES (?, ?, ?, ?, ?, '[]', 1, 1, ?, ?)",
+            [click_id, month, url, title, creator, sub_id, at],
+        )
+        placed += cur.rowcount
+    return placed
+
+
+class Service:
+    def __init__(self, store: Store, clock: Clock, wallet_path: Path, wallet: Wallet | None = None):
+        self.store = store
+        self.clock = clock
+        self.wallet_path = wallet_path
+        self.wallet = wallet
+        self.pairings = Pairings()
+        self.admin_token_hash: str | None = None
+        self._tokens: dict[str, Principal] = {}
+        self._open_month: str | None = None
+        self._roll_lock = asyncio.Lock()
+
+    # -- start-up, wallet ------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the paired browsers and close any month that ended while we were away."""
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT id, name, token_hash FROM tokens WHERE revoked_at IS NULL"
+            ).fetchall()
+        )
+        self._tokens = {r[2]: Principal("browser", r[0], r[1]) for r in rows}
+        if self.wallet is not None:
+            await self.roll_months()
+
+    def require_wallet(self) -> Wallet:
+        if self.wallet is None:
+            raise Locked("the wallet is locked: unlock it with `mecene unlock` or the dashboard")
+        return self.wallet
+
+    @property
+    def locked(self) -> bool:
+        return self.wallet is None
+
+    async def unlock(self, passphrase: str) -> None:
+        if self.wallet is not None:
+            return
+        try:
+            self.wallet = await asyncio.to_thread(Wallet.open, self.wallet_path, passphrase)
+        except WalletWrongPassphrase:
+            raise WrongPassphrase("wrong passphrase") from None
+        except WalletError as exc:
+            raise Invalid(str(exc)) from None
+        log.info("wallet unlocked")
+        await self.roll_months()
+
+    def lock(self) -> None:
+        self.wallet = None
+        self._open_month = None
+        log.info("wallet locked")
+
+    async def balance_cents(self) -> int | None:
+        """The balance the hub last reported; None until a hub has told us."""
+        value = await self.store.read(
+            lambda db: db.execute("SELECT value FROM meta WHERE key = 'balance_cents'").fetchone()
+        )
+        return None if value is None else int(value[0])
+
+    # -- months -----------------------------------------------------------
+
+    def current_month(self) -> str:
+        wallet = self.require_wallet()
+        return month_of(self.clock.now(), wallet.settings.time_zone)
+
+    async def roll_months(self) -> list[str]:
+        """Open the current month; first close, in order, every past month still open.
+
+        Cheap when nothing changed (one comparison), so every request may call it.
+        Returns the months it closed.
+        """
+        current = self.current_month()
+        if current == self._open_month:
+            return []
+        async with self._roll_lock:
+            current = self.current_month()
+            if current == self._open_month:
+                return []
+            to_close = await self.store.write(lambda db: self._open_months_until(db, current))
+            for month in to_close:
+                await self.close_month(month)
+            at = timestamp(self.clock.now())
+            await self.store.write(lambda db: _place_subscription_clicks(db, current, at))
+            self._open_month = current
+            return to_close
+
+    @staticmethod
+    def _open_months_until(db: Database, current: str) -> list[str]:
+        """Make sure every month from the last one seen to `current` has a row;
+        return the past months still open, oldest first."""
+        latest = db.execute("SELECT max(month) FROM months").fetchone()[0]
+        first_new = current if latest is None else add_months(latest, 1)
+        for month in months_between(first_new, current):
+            db.execute("INSERT OR IGNORE INTO months (month, state) VALUES (?, 'open')", [month])
+        db.execute("INSERT OR IGNORE INTO months (month, state) VALUES (?, 'open')", [current])
+        rows = db.execute(
+            "SELECT month FROM months WHERE state = 'open' AND month < ? ORDER BY month", [current]
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    async def close_month(self, month: str) -> dict[str, Any] | None:
+        """Close one past month: place its due subscription clicks, split, freeze, sign.
+
+        All in one transaction: a crash leaves the month open or closed, never
+        half-closed. Returns the signed document, or None if it was not open.
+        """
+        wallet = self.require_wallet()
+        settings = wallet.settings
+        balance = await self.balance_cents()
+        at = timestamp(self.clock.now())
+
+        def close(db: Database) -> dict[str, Any] | None:
+            if _month_state(db, month) != "open":
+                return None
+            _place_subscription_clicks(db, month, at)
+            split = budget.split_budget(settings.rules(), _click_weights(db, month), balance)
+            doc = settlement_document(
+                wallet.account, month, split.spend_cents, split.allocations, settings.private
+            )
+            text, signature = sign_document(doc, wallet.sign)
+            db.execute(
+                "UPDATE months SET state = 'closed', spend_cents = ?, document = ?, "
+                "signature = ?, closed_at = ? WHERE month = ?",
+                [split.spend_cents, text, signature, at, month],
+            )
+            return doc
+
+        doc = await self.store.write(close)
+        if doc is not None:
+            log.info(
+                "month %s closed: %d cents to %d allocations",
+                month,
+                doc["spend_cents"],
+                len(doc["allocations"]),
+            )
+        return doc
+
+    async def status(self) -> dict[str, Any]:
+        if self.wallet is None:
+            return {
+                "locked": True,
+                "month": None,
+                "currency": CURRENCY,
+                "budget_cents": None,
+                "balance_cents": None,
+                "clicks": None,
+                "spend_cents": None,
+                "per_click_cents": None,
+            }
+        await self.roll_months()
+        month = self.current_month()
+        count, weight = await self.store.read(lambda db: _totals(db, month))
+        return await self._status(month, count, weight)
+
+    async def _status(self, month: str, count: int, weight: int) -> dict[str, Any]:
+        settings = self.require_wallet().settings
+        balance = await self.balance_cents()
+        wanted = budget.wanted_spend(settings.rules(), weight)
+        spend = budget.affordable(wanted, balance)
+        out: dict[str, Any] = {
+            "locked": False,
+            "month": month,
+            "state": "open",
+            "currency": CURRENCY,
+            "budget_cents": settings.budget_cents,
+            "balance_cents": balance,
+            "clicks": count,
+            "spend_cents": spend,
+            "per_click_cents": budget.per_click_cents(spend, weight),
+        }
+        if spend < wanted:
+            # Told before it happens: the month will spend only what is left.
+            out["warning"] = "balance_short"
+            out["short_cents"] = wanted - spend
+        return out
+
+    async def month_view(self, month: str) -> dict[str, Any]:
+        wallet = self.require_wallet()
+        await self.roll_months()
+        settings = wallet.settings
+        balance = await self.balance_cents()
+
+        def view(db: Database) -> dict[str, Any]:
+            row = db.execute("SELECT * FROM months WHERE month = ?", [month]).fetchone()
+            if row is None:
+                raise NotFound(f"no month {month} here")
+            if row["state"] == "open":
+                split = budget.split_budget(settings.rules(), _click_weights(db, month), balance)
+                allocations = [
+                    {"creator": a.creator, "url": a.url, "cents": a.cents, "click": a.click_id}
+                    for a in split.allocations
+                ]
+                return {
+                    "month": month,
+                    "state": "open",
+                    "spend_cents": split.spend_cents,
+                    "allocations": allocations,
+                }
+            doc = json.loads(row["document"])
+            return {
+                "month": month,
+                "state": row["state"],
+                "spend_cents": row["spend_cents"],
+                "allocations": [
+                    {"creator": a["creator"], "url": a.get("url"), "cents": a["cents"]}
+                    for a in doc["allocations"]
+                ],
+                "closed_at": row["closed_at"],
+                "settlement": {"document": row["document"], "signature": row["signature"]},
+                "receipt": json.loads(row["receipt"]) if row["receipt"] else None,
+            }
+
+        return await self.store.read(view)
+
+    async def months(self) -> list[dict[str, Any]]:
+        self.require_wallet()
+        await self.roll_months()
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT month, state, spend_cents, closed_at FROM months ORDER BY month DESC"
+            ).fetchall()
+        )
+        return [dict(r) for r in rows]
+
+    # -- clicks -------------------------------------------------------------
+
+    async def record_click(self, req: ClickRequest) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        """Record a flattr. Returns (click, created, status); the same client id
+        again returns the same click with created=False."""
+        wallet = self.require_wallet()
+        if req.creator in wallet.settings.own_creators:
+            raise FlattrOwner("that is one of your own creator keys")
+        await self.roll_months()
+        month = self.current_month()
+        at = timestamp(self.clock.now())
+        creators = json.dumps(list(req.creators), separators=(",", ":"))
+
+        def record(db: Database) -> tuple[Any, bool, int, int]:
+            existing = db.execute("SELECT * FROM clicks WHERE id = ?", [req.id]).fetchone()
+            if existing is not None:
+                if existing["url"] != req.url or existing["creator"] != req.creator:
+                    raise IdConflict("that click id was already used for another flattr")
+                return (existing, False, *_totals(db, existing["month"]))
+            if _month_state(db, month) != "open":
+                raise MonthClosed("the month has just closed; send the click again")
+            same = db.execute(
+                "SELECT * FROM clicks WHERE month = ? AND url = ? AND undone_at IS NULL",
+                [month, req.url],
+            ).fetchone()
+            if same is not None:
+                raise FlattrOnce("you already flattred this this month", click=click_json(same))
+            db.execute(
+                "INSERT INTO clicks (id, month, url, title, creator, creators, weight, auto, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                [req.id, month, req.url, req.title, req.creator, creators, req.weight, at],
+            )
+            row = db.execute("SELECT * FROM clicks WHERE id = ?", [req.id]).fetchone()
+            return (row, True, *_totals(db, month))
+
+        row, created, count, weight = await self.store.write(record)
+        status = await self._status(month, count, weight)
+        return click_json(row), created, status
+
+    async def undo_click(self, click_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        self.require_wallet()
+        await self.roll_months()
+        at = timestamp(self.clock.now())
+
+        def undo(db: Database) -> tuple[Any, int, int]:
+            row = db.execute("SELECT * FROM clicks WHERE id = ?", [click_id]).fetchone()
+            if row is None:
+                raise NotFound("no such click")
+            if _month_state(db, row["month"]) != "open":
+                raise MonthClosed(f"{row['month']} is closed: its flattrs can no longer be undone")
+            if row["undone_at"] is None:
+                db.execute("UPDATE clicks SET undone_at = ? WHERE id = ?", [at, click_id])
+                row = db.execute("SELECT * FROM clicks WHERE id = ?", [click_id]).fetchone()
+            return (row, *_totals(db, row["month"]))
+
+        row, count, weight = await self.store.write(undo)
+        return click_json(row), await self._status(row["month"], count, weight)
+
+    async def clicks(self, month: str | None) -> dict[str, Any]:
+        self.require_wallet()
+        await self.roll_months()
+        month = month or self.current_month()
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT * FROM clicks WHERE month = ? AND undone_at IS NULL "
+                "ORDER BY created_at, id",
+                [month],
+            ).fetchall()
+        )
+        return {"month": month, "clicks": [click_json(r) for r in rows]}
+
+    # -- subscriptions -------------------------------------------------------
+
+    async def subscribe(self, req: SubscriptionRequest) -> tuple[dict[str, Any], bool]:
+        wallet = self.require_wallet()
+        if req.creator in wallet.settings.own_creators:
+            raise FlattrOwner("that is one of your own creator keys")
+        await self.roll_months()
+        month = self.current_month()
+        at = timestamp(self.clock.now())
+        sub_id = req.id or str(uuid.uuid4())
+
+        def subscribe(db: Database) -> tuple[Any, bool]:
+            existing = db.execute("SELECT * FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
+            if existing is not None:
+                if existing["creator"] != req.creator or existing["url"] != req.url:
+                    raise IdConflict("that subscription id was already used")
+                return existing, False
+            db.execute(
+                "INSERT INTO subscriptions (id, url, creator, title, months, first_month, "
+                "last_month, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    sub_id,
+                    req.url,
+                    req.creator,
+                    req.title,
+                    req.months,
+                    month,
+                    add_months(month, req.months - 1),
+                    at,
+                ],
+            )
+            _place_subscription_clicks(db, month, at)
+            row = db.execute("SELECT * FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
+            return row, True
+
+        row, created = await self.store.write(subscribe)
+        return self._subscription_json(row, month), created
+
+    def _subscription_json(self, row: Any, month: str) -> dict[str, Any]:
+        if row["cancelled_month"] is not None:
+            state = "cancelled"
+        elif row["last_month"] < month:
+            state = "finished"
+        else:
+            state = "active"
+        return {
+            "id": row["id"],
+            "url": row["url"],
+            "creator": row["creator"],
+            "title": row["title"],
+            "months": row["months"],
+            "first_month": row["first_month"],
+            "last_month": row["last_month"],
+            "created_at": row["created_at"],
+            "cancelled_month": row["cancelled_month"],
+            "state": state,
+        }
+
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        self.require_wallet()
+        month = self.current_month()
+        rows = await self.store.read(
+            lambda db: db.execute("SELECT * FROM subscriptions ORDER BY created_at, id").fetchall()
+        )
+        return [self._subscription_json(r, month) for r in rows]
+
+    async def cancel_subscription(self, sub_id: str) -> dict[str, Any]:
+        """Stop future automatic clicks; this month's click stays (undo it separately)."""
+        self.require_wallet()
+        await self.roll_months()
+        month = self.current_month()
+
+        def cancel(db: Database) -> Any:
+            row = db.execute("SELECT * FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
+            if row is None:
+                raise NotFound("no such subscription")
+            if row["cancelled_month"] is None:
+                # Cancelled from next month on: this month's click is already placed.
+                db.execute(
+                    "UPDATE subscriptions SET cancelled_month = ? WHERE id = ?",
+                    [add_months(month, 1), sub_id],
+                )
+            return db.execute("SELECT * FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
+
+        return self._subscription_json(await self.store.write(cancel), month)
+
+    # -- settings -------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        return self.require_wallet().settings
+
+    async def update_settings(self, changes: dict[str, Any]) -> Settings:
+        wallet = self.require_wallet()
+        try:
+            new = await asyncio.to_thread(wallet.update_settings, **changes)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+        self._open_month = None  # the time zone may have changed the current month
+        await self.roll_months()
+        return new
+
+    # -- pairing and tokens ------------------------------------------------------
+
+    def authenticate(self, token: str) -> Principal | None:
+        digest = hash_token(token)
+        if self.admin_token_hash is not None and secrets.compare_digest(
+            digest, self.admin_token_hash
+        ):
+            return Principal("admin", None, "admin")
+        return self._tokens.get(digest)
+
+    def request_pairing(self, client: str) -> Pairing:
+        pairing = self.pairings.request(client, self.clock.now())
+        log.info(
+            "pairing request from %r: code %s (approve it with `mecene pair approve %s`)",
+            client,
+            pairing.code,
+            pairing.code,
+        )
+        return pairing
+
+    def poll_pairing(self, pairing_id: str) -> dict[str, str]:
+        return self.pairings.poll(pairing_id, self.clock.now())
+
+    def pending_pairings(self) -> list[dict[str, str]]:
+        return [
+            {"code": p.code, "client": p.client, "created_at": timestamp(p.created)}
+            for p in self.pairings.pending(self.clock.now())
+        ]
+
+    async def approve_pairing(self, code: object) -> dict[str, str]:
+        pairing = self.pairings.find_pending(code, self.clock.now())
+        token = new_token()
+        token_id = str(uuid.uuid4())
+        digest = hash_token(token)
+        at = timestamp(self.clock.now())
+        await self.store.write(
+            lambda db: db.execute(
+                "INSERT INTO tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                [token_id, pairing.client, digest, at],
+            )
+        )
+        self._tokens[digest] = Principal("browser", token_id, pairing.client)
+        self.pairings.approve(pairing, token)
+        log.info("pairing approved for %r", pairing.client)
+        return {"id": token_id, "name": pairing.client}
+
+    def deny_pairing(self, code: object) -> None:
+        self.pairings.deny(self.pairings.find_pending(code, self.clock.now()))
+
+    async def browsers(self) -> list[dict[str, Any]]:
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT id, name, created_at, revoked_at FROM tokens ORDER BY created_at"
+            ).fetchall()
+        )
+        return [dict(r) for r in rows]
+
+    async def revoke_browser(self, token_id: str) -> dict[str, Any]:
+        at = timestamp(self.clock.now())
+
+        def revoke(db: Database) -> Any:
+            row = db.execute("SELECT * FROM tokens WHERE id = ?", [token_id]).fetchone()
+            if row is None:
+                raise NotFound("no such paired browser")
+            if row["revoked_at"] is None:
+                db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", [at, token_id])
+            return db.execute(
+                "SELECT id, name, created_at, revoked_at, token_hash FROM tokens WHERE id = ?",
+                [token_id],
+            ).fetchone()
+
+        row = await self.store.write(revoke)
+        self._tokens.pop(row["token_hash"], None)
+        log.info("browser %r revoked", row["name"])
+        return {k: row[k] for k in ("id", "name", "created_at", "revoked_at")}

@@ -1,0 +1,178 @@
+"""Parsing what arrives in request bodies into checked values (pure).
+
+Every function takes the decoded JSON and returns a typed value or raises
+`Invalid` with a sentence a person can act on. JSON numbers must be integers:
+a float in a money or weight field is refused, never rounded.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from . import keys
+from .budget import MAX_WEIGHT
+from .clock import MONTH_RE
+from .errors import Invalid
+
+MAX_TITLE = 300
+MAX_OTHER_CREATORS = 32
+SUBSCRIPTION_MONTHS = (3, 6, 12)
+MAX_CENTS = 100_000_000  # one million euros: far above any budget, far below overflow
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class ClickRequest:
+    id: str
+    url: str
+    creator: str
+    title: str | None = None
+    creators: tuple[str, ...] = ()
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    id: str | None
+    url: str | None
+    creator: str
+    title: str | None
+    months: int
+
+
+def obj(body: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise Invalid("the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(unknown)[:200]}")
+    return body
+
+
+def integer(value: Any, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Invalid(f"{name} must be a whole number")
+    if not low <= value <= high:
+        raise Invalid(f"{name} must be between {low} and {high}")
+    return value
+
+
+def client_id(value: Any, name: str = "id") -> str:
+    if not isinstance(value, str) or not _UUID_RE.match(value.lower()):
+        raise Invalid(f"{name} must be a UUID made by the client")
+    return str(uuid.UUID(value))
+
+
+def month(value: Any) -> str:
+    if not isinstance(value, str) or not MONTH_RE.match(value):
+        raise Invalid("a month is written YYYY-MM")
+    return value
+
+
+def title(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Invalid("title must be text")
+    text = " ".join(value.split())
+    return text[:MAX_TITLE] or None
+
+
+def creator(value: Any, name: str = "creator") -> str:
+    try:
+        return keys.creator_key(value)
+    except ValueError as exc:
+        raise Invalid(f"{name}: {exc}") from None
+
+
+def url(value: Any, name: str = "url") -> str:
+    try:
+        return keys.canonical_url(value)
+    except ValueError as exc:
+        raise Invalid(f"{name}: {exc}") from None
+
+
+def click(body: Any) -> ClickRequest:
+    b = obj(body, {"id", "url", "title", "creator", "creators", "weight"})
+    for field in ("id", "url", "creator"):
+        if field not in b:
+            raise Invalid(f"{field} is required")
+    others: list[str] = []
+    raw_others = b.get("creators", [])
+    if not isinstance(raw_others, list) or len(raw_others) > MAX_OTHER_CREATORS:
+        raise Invalid(f"creators must be a list of at most {MAX_OTHER_CREATORS} creator keys")
+    for item in raw_others:
+        key = creator(item, "creators")
+        if key not in others:
+            others.append(key)
+    return ClickRequest(
+        id=client_id(b["id"]),
+        url=url(b["url"]),
+        creator=creator(b["creator"]),
+        title=title(b.get("title")),
+        creators=tuple(others),
+        weight=integer(b.get("weight", 1), "weight", 1, MAX_WEIGHT),
+    )
+
+
+def subscription(body: Any) -> SubscriptionRequest:
+    b = obj(body, {"id", "url", "creator", "title", "months"})
+    if "creator" not in b or "months" not in b:
+        raise Invalid("creator and months are required")
+    months = b["months"]
+    if not isinstance(months, int) or isinstance(months, bool) or months not in SUBSCRIPTION_MONTHS:
+        raise Invalid("months must be 3, 6 or 12")
+    return SubscriptionRequest(
+        id=client_id(b["id"]) if b.get("id") is not None else None,
+        url=url(b["url"]) if b.get("url") is not None else None,
+        creator=creator(b["creator"]),
+        title=title(b.get("title")),
+        months=months,
+    )
+
+
+def cents(value: Any, name: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    return integer(value, name, 0, MAX_CENTS)
+
+
+def settings_patch(body: Any) -> dict[str, Any]:
+    """The settings a PATCH may change, checked one by one (the whole is checked later)."""
+    b = obj(
+        body,
+        {
+            "budget_cents",
+            "min_click_cents",
+            "cap_cents",
+            "charity",
+            "private",
+            "time_zone",
+            "own_creators",
+        },
+    )
+    out: dict[str, Any] = {}
+    if "budget_cents" in b:
+        out["budget_cents"] = cents(b["budget_cents"], "budget_cents")
+    for name in ("min_click_cents", "cap_cents"):
+        if name in b:
+            out[name] = cents(b[name], name, optional=True)
+    if "charity" in b:
+        out["charity"] = None if b["charity"] is None else creator(b["charity"], "charity")
+    if "private" in b:
+        if not isinstance(b["private"], bool):
+            raise Invalid("private must be true or false")
+        out["private"] = b["private"]
+    if "time_zone" in b:
+        if not isinstance(b["time_zone"], str) or len(b["time_zone"]) > 64:
+            raise Invalid("time_zone must be an IANA zone name such as Europe/Paris")
+        out["time_zone"] = b["time_zone"]
+    if "own_creators" in b:
+        raw = b["own_creators"]
+        if not isinstance(raw, list) or len(raw) > 64:
+            raise Invalid("own_creators must be a list of at most 64 creator keys")
+        out["own_creators"] = tuple(creator(k, "own_creators") for k in raw)
+    return out

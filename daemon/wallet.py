@@ -1,0 +1,320 @@
+"""The encrypted wallet: the signing key, the hub account and the settings.
+
+File layout (binary, so that every byte is covered by authentication —
+a text encoding such as base64 has slack bits a tamperer could flip unseen):
+
+    offset  size  field
+    0       8     magic  b"MECENEW\\x00"
+    8       1     format version (1)
+    9       1     KDF id (1 = Argon2id)
+    10      4     memory cost, KiB (big-endian)
+    14      4     iterations
+    18      4     lanes
+    22      16    salt
+    38      12    AES-GCM nonce
+    50      …     AES-256-GCM ciphertext of the JSON body, with its 16-byte tag
+
+The 50-byte header is the associated data, so a changed parameter, salt or
+nonce fails authentication like a changed ciphertext. The KDF parameters
+read back are capped before any derivation, so a crafted file cannot make
+unlocking take minutes or exhaust memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+import struct
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from . import budget, keys
+from .clock import system_time_zone, zone
+from .files import write_atomic
+
+MAGIC = b"MECENEW\x00"
+VERSION = 1
+KDF_ARGON2ID = 1
+HEADER = struct.Struct(">8sBBIII16s12s")
+assert HEADER.size == 50
+
+# RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes (~0.2 s here).
+DEFAULT_MEMORY_KIB = 64 * 1024
+DEFAULT_ITERATIONS = 3
+DEFAULT_LANES = 4
+# Anything above these is refused before deriving (about 2 s on a slow laptop).
+MAX_MEMORY_KIB = 256 * 1024
+MAX_ITERATIONS = 8
+MAX_LANES = 8
+MAX_FILE_BYTES = 1024 * 1024
+MIN_PASSPHRASE_LENGTH = 8
+
+
+class WalletError(Exception):
+    """A wallet cannot be opened or written; the message is one line for a person."""
+
+
+class WrongPassphrase(WalletError):
+    def __init__(self) -> None:
+        super().__init__("wrong passphrase, or the wallet file was changed (authentication failed)")
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    memory_kib: int = DEFAULT_MEMORY_KIB
+    iterations: int = DEFAULT_ITERATIONS
+    lanes: int = DEFAULT_LANES
+
+    def check(self) -> None:
+        if not 1 <= self.lanes <= MAX_LANES:
+            raise WalletError(f"wallet key derivation: lanes {self.lanes} outside 1–{MAX_LANES}")
+        if not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise WalletError(
+                f"wallet key derivation: {self.iterations} passes outside 1–{MAX_ITERATIONS}"
+            )
+        if not 8 * self.lanes <= self.memory_kib <= MAX_MEMORY_KIB:
+            raise WalletError(
+                f"wallet key derivation: memory {self.memory_kib} KiB outside "
+                f"{8 * self.lanes}–{MAX_MEMORY_KIB} KiB"
+            )
+
+    def derive(self, passphrase: str, salt: bytes) -> bytes:
+        self.check()
+        kdf = Argon2id(
+            salt=salt,
+            length=32,
+            iterations=self.iterations,
+            lanes=self.lanes,
+            memory_cost=self.memory_kib,
+        )
+        return kdf.derive(passphrase.encode("utf-8"))
+
+
+# Cheap parameters for tests only: the file format and checks are the same.
+TEST_KDF = KdfParams(memory_kib=1024, iterations=1, lanes=1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the person chose. Money in cents; `None` means "not set"."""
+
+    budget_cents: int = 500
+    min_click_cents: int | None = None
+    cap_cents: int | None = None
+    charity: str | None = None
+    private: bool = False
+    time_zone: str = "UTC"
+    own_creators: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Raise ValueError unless every setting is allowed."""
+        self.rules()
+        if self.charity is not None:
+            keys.creator_key(self.charity)
+        if not isinstance(self.private, bool):
+            raise ValueError("private must be true or false")
+        zone(self.time_zone)
+        for key in self.own_creators:
+            keys.creator_key(key)
+
+    def rules(self) -> budget.BudgetRules:
+        return budget.BudgetRules(
+            budget_cents=self.budget_cents,
+            min_click_cents=self.min_click_cents,
+            cap_cents=self.cap_cents,
+            charity=self.charity,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["own_creators"] = list(self.own_creators)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        if "own_creators" in values:
+            values["own_creators"] = tuple(values["own_creators"])
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        return cls(time_zone=system_time_zone())
+
+
+@dataclass
+class WalletData:
+    signing_key: Ed25519PrivateKey
+    settings: Settings
+    created_at: str
+    hub: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def account(self) -> str:
+        """The public key that names this person at the hub (base64url, no padding)."""
+        raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return b64u(raw)
+
+    def sign(self, message: bytes) -> str:
+        return b64u(self.signing_key.sign(message))
+
+    def body(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+        raw_key = self.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        doc = {
+            "v": 1,
+            "signing_key": b64u(raw_key),
+            "created_at": self.created_at,
+            "settings": self.settings.to_json(),
+            "hub": self.hub,
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_body(cls, body: bytes) -> WalletData:
+        try:
+            doc = json.loads(body)
+            raw_key = unb64u(doc["signing_key"])
+            if len(raw_key) != 32:
+                raise ValueError("signing key length")
+            return cls(
+                signing_key=Ed25519PrivateKey.from_private_bytes(raw_key),
+                settings=Settings.from_json(doc["settings"]),
+                created_at=str(doc["created_at"]),
+                hub=dict(doc.get("hub") or {}),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WalletError(f"the wallet's contents are not valid: {exc}") from None
+
+
+class Wallet:
+    """An unlocked wallet: its decrypted data and the key to write it back.
+
+    The derived key, not the passphrase, stays in memory so that settings can
+    be saved without asking again; `lock()` forgets both.
+    """
+
+    def __init__(self, path: Path, data: WalletData, key: bytes, header: bytes) -> None:
+        self.path = path
+        self.data = data
+        self._key = key
+        self._header = header
+
+    @property
+    def settings(self) -> Settings:
+        return self.data.settings
+
+    @property
+    def account(self) -> str:
+        return self.data.account
+
+    def sign(self, message: bytes) -> str:
+        return self.data.sign(message)
+
+    def update_settings(self, **changes: Any) -> Settings:
+        """Change settings and write the wallet back atomically."""
+        new = replace(self.data.settings, **changes)
+        new.check()
+        self.data.settings = new
+        self.save()
+        return new
+
+    def save(self) -> None:
+        magic, version, kdf_id, m, t, p, salt, _old_nonce = HEADER.unpack(self._header)
+        header = HEADER.pack(magic, version, kdf_id, m, t, p, salt, secrets.token_bytes(12))
+        _write(self.path, header, self._key, self.data.body())
+        self._header = header
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        passphrase: str,
+        settings: Settings | None = None,
+        kdf: KdfParams = KdfParams(),
+        now: dt.datetime | None = None,
+    ) -> Wallet:
+        if path.exists():
+            raise WalletError(f"a wallet already exists at {path}")
+        if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+            raise WalletError(
+                f"the passphrase must have at least {MIN_PASSPHRASE_LENGTH} characters"
+            )
+        settings = settings or Settings.defaults()
+        settings.check()
+        kdf.check()
+        salt = secrets.token_bytes(16)
+        header = HEADER.pack(
+            MAGIC,
+            VERSION,
+            KDF_ARGON2ID,
+            kdf.memory_kib,
+            kdf.iterations,
+            kdf.lanes,
+            salt,
+            secrets.token_bytes(12),
+        )
+        key = kdf.derive(passphrase, salt)
+        created = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        data = WalletData(Ed25519PrivateKey.generate(), settings, created)
+        _write(path, header, key, data.body())
+        return cls(path, data, key, header)
+
+    @classmethod
+    def open(cls, path: Path, passphrase: str) -> Wallet:
+        try:
+            with path.open("rb") as f:
+                blob = f.read(MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            raise WalletError(f"no wallet at {path} (create one with `mecene init`)") from None
+        except OSError as exc:
+            raise WalletError(f"cannot read the wallet {path}: {exc.strerror}") from None
+        if len(blob) > MAX_FILE_BYTES:
+            raise WalletError("the wallet file is too large to be a wallet")
+        if len(blob) < HEADER.size + 16:
+            raise WalletError("the wallet file is truncated")
+        header = blob[: HEADER.size]
+        magic, version, kdf_id, m, t, p, salt, nonce = HEADER.unpack(header)
+        if magic != MAGIC:
+            raise WalletError("this is not a Mécène wallet file")
+        if version != VERSION:
+            raise WalletError(f"unsupported wallet format version {version}")
+        if kdf_id != KDF_ARGON2ID:
+            raise WalletError(f"unsupported key derivation id {kdf_id}")
+        params = KdfParams(memory_kib=m, iterations=t, lanes=p)
+        params.check()
+        key = params.derive(passphrase, salt)
+        try:
+            body = AESGCM(key).decrypt(nonce, blob[HEADER.size :], header)
+        except InvalidTag:
+            raise WrongPassphrase() from None
+        return cls(path, WalletData.from_body(body), key, header)
+
+
+def _write(path: Path, header: bytes, key: bytes, body: bytes) -> None:
+    nonce = header[-12:]
+    blob = header + AESGCM(key).encrypt(nonce, body, header)
+    write_atomic(path, blob, mode=0o600)
+
+
+def b64u(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def unb64u(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("expected base64url text")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
