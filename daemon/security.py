@@ -32,7 +32,7 @@ class Authenticator(Protocol):
 
 
 AUTHENTICATE_KEY = web.AppKey("authenticate", Authenticator)
-PRINCIPAL_KEY = "mecene.principal"
+PRINCIPAL_KEY = web.RequestKey("principal", object)
 
 EXTENSION_ORIGIN = re.compile(
     r"^(chrome-extension|moz-extension|safari-web-extension)://[A-Za-z0-9\-]{1,64}$"

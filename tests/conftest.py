@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.clock import FrozenClock
 from daemon.files import DataDir
 from daemon.http import Config, create_app
 from daemon.pairing import hash_token, new_token
+from daemon.security import AccessLogger
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
 
@@ -47,8 +48,9 @@ def wallet(data_dir: DataDir, settings: Settings) -> Wallet:
 class Api:
     """A test client that speaks like the extension (Host, Origin, JSON, token)."""
 
-    def __init__(self, client: TestClient[Any, Any], admin_token: str) -> None:
+    def __init__(self, client: TestClient[Any, Any], admin_token: str, clock: FrozenClock) -> None:
         self.client = client
+        self.clock = clock
         self.admin_token = admin_token
         self.token: str | None = None
 
@@ -60,8 +62,14 @@ class Api:
         return h
 
     async def call(
-        self, method: str, path: str, body: Any = None, *, token: str | None = "browser",
-        expect: int | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = "browser",
+        expect: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         tok = {"browser": self.token, "admin": self.admin_token}.get(token or "", token)
         resp = await self.client.request(
@@ -73,18 +81,23 @@ class Api:
         return data
 
     async def pair(self, client_name: str = "Chromium on test") -> str:
-        started = await self.call("POST", "/pairing", {"client": client_name}, token=None,
-                                  expect=201)
-        await self.call("POST", "/pairings/approve", {"code": started["code"]}, token="admin",
-                        expect=200)
+        started = await self.call(
+            "POST", "/pairing", {"client": client_name}, token=None, expect=201
+        )
+        await self.call(
+            "POST", "/pairings/approve", {"code": started["code"]}, token="admin", expect=200
+        )
         got = await self.call("GET", f"/pairing/{started['pairing_id']}", token=None, expect=200)
         assert got["status"] == "approved"
         self.token = got["token"]
         return str(got["token"])
 
-    async def click(self, url: str, creator: str = "flattr:alice", expect: int = 201,
-                    **extra: Any) -> Any:
+    async def click(
+        self, url: str, creator: str = "flattr:alice", expect: int = 201, **extra: Any
+    ) -> Any:
         body = {"id": str(uuid.uuid4()), "url": url, "creator": creator, **extra}
+        # Real clicks come at different times; the split breaks ties by time first.
+        self.clock.advance(seconds=1)
         return await self.call("POST", "/clicks", body, expect=expect)
 
 
@@ -92,9 +105,7 @@ MakeApi = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
-def make_api(
-    aiohttp_client: Any, data_dir: DataDir, clock: FrozenClock, wallet: Wallet
-) -> MakeApi:
+def make_api(aiohttp_client: Any, data_dir: DataDir, clock: FrozenClock, wallet: Wallet) -> MakeApi:
     """Start the daemon's app on the test data directory; call again to "restart" it."""
 
     async def make(*, locked: bool = False, pair: bool = True) -> Api:
@@ -102,7 +113,11 @@ def make_api(
         config = Config(port=PORT, wallet_path=data_dir.wallet, admin_token_hash=hash_token(admin))
         w = None if locked else Wallet.open(data_dir.wallet, PASSPHRASE)
         app = create_app(config, Store(data_dir.database), w, clock)
-        api = Api(await aiohttp_client(app), admin)
+        # The daemon's own access logger, as in production (it redacts secrets).
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server(access_log_class=AccessLogger)
+        client = await aiohttp_client(server)
+        api = Api(client, admin, clock)
         if pair:
             await api.pair()
         return api

@@ -35,9 +35,15 @@ def clicks_st(draw: st.DrawFn) -> list[ClickWeight]:
     for i in range(n):
         # Few distinct timestamps, so that ties on time are common.
         at = f"2026-10-{draw(st.integers(1, 3)):02d}T00:00:00.000000Z"
-        out.append(ClickWeight(f"id-{draw(st.integers(0, 10**6))}-{i}", at,
-                               f"flattr:c{draw(st.integers(0, 5))}", f"https://x/{i}",
-                               draw(st.integers(1, 5))))
+        out.append(
+            ClickWeight(
+                f"id-{draw(st.integers(0, 10**6))}-{i}",
+                at,
+                f"flattr:c{draw(st.integers(0, 5))}",
+                f"https://x/{i}",
+                draw(st.integers(1, 5)),
+            )
+        )
     return out
 
 
@@ -87,8 +93,9 @@ def test_minimum_per_click_and_cap(rules, clicks) -> None:
     assert spend >= rules.budget_cents  # the cap is never below the budget
     if rules.cap_cents is not None:
         assert spend <= rules.cap_cents
-    if rules.min_click_cents is not None and (rules.cap_cents is None
-                                              or rules.min_click_cents * total <= rules.cap_cents):
+    if rules.min_click_cents is not None and (
+        rules.cap_cents is None or rules.min_click_cents * total <= rules.cap_cents
+    ):
         assert spend >= rules.min_click_cents * total
 
 
@@ -102,16 +109,21 @@ def test_the_spend_never_exceeds_the_balance(rules, clicks, balance) -> None:
 def test_ties_go_to_the_earlier_click_then_the_smaller_id() -> None:
     at = "2026-10-01T00:00:00.000000Z"
     later = "2026-10-02T00:00:00.000000Z"
-    clicks = [ClickWeight("b", at, "flattr:b", "https://b", 1),
-              ClickWeight("a", at, "flattr:a", "https://a", 1),
-              ClickWeight("c", later, "flattr:c", "https://c", 1)]
+    clicks = [
+        ClickWeight("b", at, "flattr:b", "https://b", 1),
+        ClickWeight("a", at, "flattr:a", "https://a", 1),
+        ClickWeight("c", later, "flattr:c", "https://c", 1),
+    ]
     split = split_budget(BudgetRules(budget_cents=200), clicks, None)
     # 200 / 3 = 66 r 2: the two extra cents go to the earliest clicks, "a" before "b".
     assert [(a.click_id, a.cents) for a in split.allocations] == [("a", 67), ("b", 67), ("c", 66)]
 
 
 def test_weights_share_in_proportion() -> None:
-    clicks = [ClickWeight("a", "1", "flattr:a", None, 1), ClickWeight("b", "2", "flattr:b", None, 4)]
+    clicks = [
+        ClickWeight("a", "1", "flattr:a", None, 1),
+        ClickWeight("b", "2", "flattr:b", None, 4),
+    ]
     assert [a.cents for a in split_budget(BudgetRules(500), clicks, None).allocations] == [100, 400]
 
 
@@ -130,9 +142,13 @@ def test_the_balance_short_is_reported() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"budget_cents": 199}, {"budget_cents": 500, "cap_cents": 499},
-     {"budget_cents": 500, "min_click_cents": 0}, {"budget_cents": 2.5},
-     {"budget_cents": True}],
+    [
+        {"budget_cents": 199},
+        {"budget_cents": 500, "cap_cents": 499},
+        {"budget_cents": 500, "min_click_cents": 0},
+        {"budget_cents": 2.5},
+        {"budget_cents": True},
+    ],
 )
 def test_rules_outside_design_are_refused(kwargs) -> None:
     with pytest.raises(ValueError):
@@ -153,12 +169,16 @@ def test_largest_remainder_is_exact(total, weights) -> None:
 
 
 def test_private_merges_per_creator_without_urls() -> None:
-    clicks = [ClickWeight("a", "1", "flattr:x", "https://x/1", 1),
-              ClickWeight("b", "2", "flattr:x", "https://x/2", 1),
-              ClickWeight("c", "3", "flattr:y", "https://y/1", 1)]
+    clicks = [
+        ClickWeight("a", "1", "flattr:x", "https://x/1", 1),
+        ClickWeight("b", "2", "flattr:x", "https://x/2", 1),
+        ClickWeight("c", "3", "flattr:y", "https://y/1", 1),
+    ]
     merged = by_creator(split_budget(BudgetRules(300), clicks, None).allocations)
-    assert [(a.creator, a.url, a.cents) for a in merged] == [("flattr:x", None, 200),
-                                                            ("flattr:y", None, 100)]
+    assert [(a.creator, a.url, a.cents) for a in merged] == [
+        ("flattr:x", None, 200),
+        ("flattr:y", None, 100),
+    ]
 
 
 def test_per_click_value() -> None:

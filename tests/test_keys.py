@@ -21,9 +21,21 @@ def test_canonical_urls(raw: str, canonical: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "ftp://x.org/",
-     "https://", "https://exa mple.org/", "https://example.org/<script>", "https://x.org:99999/",
-     "https://" + "a" * 3000 + ".org/", None, 42, "vbscript:x"],
+    [
+        "",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "file:///etc/passwd",
+        "ftp://x.org/",
+        "https://",
+        "https://exa mple.org/",
+        "https://example.org/<script>",
+        "https://x.org:99999/",
+        "https://" + "a" * 3000 + ".org/",
+        None,
+        42,
+        "vbscript:x",
+    ],
 )
 def test_bad_urls(raw: object) -> None:
     with pytest.raises(ValueError):
@@ -49,9 +61,21 @@ def test_creator_keys(raw: str, key: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "flattr:", "nope:abc", "flattr:a b", "flattr:<b>", "wm:http://wallet.example/a",
-     "payment:javascript:alert(1)", "domain:localhost", "fediverse:@alice", "flattr:" + "a" * 600,
-     "github:a/b", None, ["flattr:a"]],
+    [
+        "",
+        "flattr:",
+        "nope:abc",
+        "flattr:a b",
+        "flattr:<b>",
+        "wm:http://wallet.example/a",
+        "payment:javascript:alert(1)",
+        "domain:localhost",
+        "fediverse:@alice",
+        "flattr:" + "a" * 600,
+        "github:a/b",
+        None,
+        ["flattr:a"],
+    ],
 )
 def test_bad_creator_keys(raw: object) -> None:
     with pytest.raises(ValueError):

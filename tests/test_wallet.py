@@ -92,8 +92,12 @@ def test_settings_are_saved_atomically_and_survive(wallet: Wallet, data_dir: Dat
 
 def test_bad_settings_are_refused_and_nothing_is_written(wallet: Wallet, data_dir: DataDir) -> None:
     before = data_dir.wallet.read_bytes()
-    for change in ({"budget_cents": 199}, {"time_zone": "Mars/Olympus"},
-                   {"cap_cents": 100}, {"charity": "javascript:alert(1)"}):
+    for change in (
+        {"budget_cents": 199},
+        {"time_zone": "Mars/Olympus"},
+        {"cap_cents": 100},
+        {"charity": "javascript:alert(1)"},
+    ):
         with pytest.raises(ValueError):
             wallet.update_settings(**change)
     assert data_dir.wallet.read_bytes() == before
