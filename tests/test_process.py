@@ -208,7 +208,7 @@ def test_pair_flattr_status_and_clean_stop(daemon: Daemon) -> None:
     token = daemon.pair()
     listed = mecene(daemon.data, "pair", "list")
     assert "test browser" in listed.stdout and "active" in listed.stdout
-    status, out = daemon.request(
+    status, _ = daemon.request(
         "POST",
         "/clicks",
         {"id": str(uuid.uuid4()), "url": "https://example.org/a", "creator": "flattr:a"},
