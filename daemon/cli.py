@@ -142,6 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         wallet = None  # unlock later with `mecene unlock`
     data_dir.create()
+    if args.verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
     if not args.no_tray:
         logging.getLogger("mecene").info("no tray icon yet: running without one")
     try:
@@ -263,6 +265,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run the daemon")
     run.add_argument("--port", type=int, default=DEFAULT_PORT)
     run.add_argument("--no-tray", action="store_true", help="do not show a tray icon")
+    run.add_argument("--verbose", action="store_true", help="log every request (no secrets)")
     run.add_argument("--budget", help="budget for a wallet created on first run")
     run.add_argument("--time-zone", help="time zone for a wallet created on first run")
     run.set_defaults(func=cmd_run)
@@ -292,7 +295,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
     args = parser().parse_args(argv)
     if args.command == "pair" and args.action in ("approve", "deny", "revoke") and not args.code:
         print(f"mecene: pair {args.action} needs a code or id", file=sys.stderr)

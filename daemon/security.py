@@ -220,10 +220,18 @@ def redact_path(path: str) -> str:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """Method, path without secrets, status, time. Never headers or bodies."""
+    """Method, path without secrets, status, time. Never headers or bodies.
+
+    At DEBUG level (`mecene run --verbose`): a line per click costs more than
+    it tells a person, and aiohttp skips disabled loggers entirely.
+    """
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.DEBUG)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
+        self.logger.debug(
             "%s %s %s %.1fms",
             request.method,
             redact_path(request.path),

@@ -8,6 +8,7 @@ request with `daemon/validate.py`, call one method here and turn a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import secrets
@@ -19,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import budget
-from .clock import Clock, add_months, month_of, months_between, timestamp
+from .clock import Clock, add_months, month_of, month_start, months_between, timestamp
 from .errors import (
     FlattrOnce,
     FlattrOwner,
@@ -76,12 +77,11 @@ def _click_weights(db: Database, month: str) -> list[budget.ClickWeight]:
 
 
 def _totals(db: Database, month: str) -> tuple[int, int]:
-    count, weight = db.execute(
-        "SELECT count(*), coalesce(sum(weight), 0) FROM clicks "
-        "WHERE month = ? AND undone_at IS NULL",
-        [month],
+    """The month's live click count and total weight (kept by triggers, see store.py)."""
+    row = db.execute(
+        "SELECT live_clicks, live_weight FROM months WHERE month = ?", [month]
     ).fetchone()
-    return int(count), int(weight)
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def _month_state(db: Database, month: str) -> str | None:
@@ -123,7 +123,9 @@ class Service:
         self.admin_token_hash: str | None = None
         self._tokens: dict[str, Principal] = {}
         self._open_month: str | None = None
+        self._open_until: dt.datetime | None = None  # when the open month ends
         self._roll_lock = asyncio.Lock()
+        self._balance_cents: int | None = None
 
     # -- start-up, wallet ------------------------------------------------
 
@@ -135,6 +137,10 @@ class Service:
             ).fetchall()
         )
         self._tokens = {r[2]: Principal("browser", r[0], r[1]) for r in rows}
+        balance = await self.store.read(
+            lambda db: db.execute("SELECT value FROM meta WHERE key = 'balance_cents'").fetchone()
+        )
+        self._balance_cents = None if balance is None else int(balance[0])
         if self.wallet is not None:
             await self.roll_months()
 
@@ -162,14 +168,16 @@ class Service:
     def lock(self) -> None:
         self.wallet = None
         self._open_month = None
+        self._open_until = None
         log.info("wallet locked")
 
     async def balance_cents(self) -> int | None:
-        """The balance the hub last reported; None until a hub has told us."""
-        value = await self.store.read(
-            lambda db: db.execute("SELECT value FROM meta WHERE key = 'balance_cents'").fetchone()
-        )
-        return None if value is None else int(value[0])
+        """The balance the hub last reported; None until a hub has told us.
+
+        Read from the database at start and kept in memory: this daemon is its
+        only writer, and every status answer needs it.
+        """
+        return self._balance_cents
 
     # -- months -----------------------------------------------------------
 
@@ -183,6 +191,8 @@ class Service:
         Cheap when nothing changed (one comparison), so every request may call it.
         Returns the months it closed.
         """
+        if self._open_until is not None and self.clock.now() < self._open_until:
+            return []
         current = self.current_month()
         if current == self._open_month:
             return []
@@ -196,6 +206,8 @@ class Service:
             at = timestamp(self.clock.now())
             await self.store.write(lambda db: _place_subscription_clicks(db, current, at))
             self._open_month = current
+            tz = self.require_wallet().settings.time_zone
+            self._open_until = month_start(add_months(current, 1), tz)
             return to_close
 
     @staticmethod
@@ -345,8 +357,9 @@ class Service:
         if req.creator in wallet.settings.own_creators:
             raise FlattrOwner("that is one of your own creator keys")
         await self.roll_months()
-        month = self.current_month()
-        at = timestamp(self.clock.now())
+        now = self.clock.now()
+        month = self._open_month or self.current_month()
+        at = timestamp(now)
         creators = json.dumps(list(req.creators), separators=(",", ":"))
 
         def record(db: Database) -> tuple[Any, bool, int, int]:
@@ -368,7 +381,19 @@ class Service:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
                 [req.id, month, req.url, req.title, req.creator, creators, req.weight, at],
             )
-            row = db.execute("SELECT * FROM clicks WHERE id = ?", [req.id]).fetchone()
+            row = {
+                "id": req.id,
+                "month": month,
+                "url": req.url,
+                "title": req.title,
+                "creator": req.creator,
+                "creators": creators,
+                "weight": req.weight,
+                "auto": 0,
+                "subscription_id": None,
+                "created_at": at,
+                "undone_at": None,
+            }
             return (row, True, *_totals(db, month))
 
         row, created, count, weight = await self.store.write(record)
@@ -504,7 +529,9 @@ class Service:
             new = await asyncio.to_thread(wallet.update_settings, **changes)
         except ValueError as exc:
             raise Invalid(str(exc)) from None
-        self._open_month = None  # the time zone may have changed the current month
+        # The time zone may have changed the current month.
+        self._open_month = None
+        self._open_until = None
         await self.roll_months()
         return new
 

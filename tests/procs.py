@@ -1,0 +1,126 @@
+"""Starting and talking to real `mecene` processes (tests and benchmarks share this)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PASS = "a long enough passphrase"
+EXT = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mecene(
+    data: Path,
+    *args: str,
+    passphrase: str | None = PASS,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MECENE_PASSPHRASE"}
+    if passphrase is not None:
+        env["MECENE_PASSPHRASE"] = passphrase
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args, "--data-dir", str(data)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class Daemon:
+    data: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+    ) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method
+        )
+        req.add_header("Origin", EXT)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def pair(self) -> str:
+        status, started = self.request("POST", "/pairing", {"client": "test browser"})
+        assert status == 201
+        approved = mecene(self.data, "pair", "approve", started["code"])
+        assert approved.returncode == 0, approved.stderr
+        status, got = self.request("GET", f"/pairing/{started['pairing_id']}")
+        assert got["status"] == "approved"
+        return str(got["token"])
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def start(data: Path, port: int | None = None) -> Daemon:
+    port = port or free_port()
+    env = {**os.environ, "MECENE_PASSPHRASE": PASS}
+    # The log goes to a file beside the data directory: a pipe nobody reads
+    # would fill up and block the daemon.
+    log_path = data.parent / f"daemon-{port}.log"
+    argv = [sys.executable, "-m", "daemon", "run", "--no-tray", "--port", str(port)]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [*argv, "--data-dir", str(data)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    daemon = Daemon(data, port, proc, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited: {daemon.log}")
+        if (data / "daemon.json").exists():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return daemon
+            except OSError:
+                pass
+        time.sleep(0.05)
+    daemon.kill()
+    raise AssertionError(f"daemon did not start: {daemon.log}")
