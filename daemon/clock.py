@@ -46,7 +46,8 @@ class FrozenClock:
 
 def timestamp(at: dt.datetime) -> str:
     """A sortable UTC timestamp with microseconds: 2026-10-01T10:00:00.000000Z."""
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C code and several times faster than strftime.
+    return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def zone(name: str) -> ZoneInfo:

@@ -71,7 +71,7 @@ async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
     store.open()
     await app[SERVICE].start()
     yield
-    store.close()
+    await store.close()
 
 
 def _service(request: web.Request) -> Service:

@@ -1,10 +1,11 @@
-"""The local API's defences, one middleware each (DESIGN.md, "Security model").
+"""The local API's defences (DESIGN.md, "Security model").
 
 Every web page the person opens can send requests to 127.0.0.1, so each
 request must pass, in order: a JSON error envelope around everything, the
 Host check (DNS rebinding), the Origin check (web pages), JSON-only bodies
 (no cross-site "simple request"), and the bearer token. Each `setup_x(app)`
-adds one of them and has its own test against a bare app.
+adds one of them and has its own test against a bare app; the four checks
+run as plain functions inside one guard middleware, in the order added.
 """
 
 from __future__ import annotations
@@ -106,18 +107,47 @@ def setup_errors(app: web.Application) -> None:
     app.middlewares.append(errors)
 
 
+class Check(Protocol):
+    """A request check: returns an error response to refuse, None to let through."""
+
+    def __call__(self, request: web.Request) -> web.Response | None: ...
+
+
+CHECKS_KEY = web.AppKey("checks", list[Check])
+
+
+def add_check(app: web.Application, check: Check) -> None:
+    """Add a check to the app's guard: one middleware runs every check in order.
+
+    Plain function calls rather than one middleware each: a middleware costs a
+    coroutine layer per request, and these run on every click.
+    """
+    if CHECKS_KEY not in app:
+        app[CHECKS_KEY] = []
+
+        @web.middleware
+        async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+            for check in request.app[CHECKS_KEY]:
+                refused = check(request)
+                if refused is not None:
+                    return refused
+            return await handler(request)
+
+        app.middlewares.append(guard)
+    app[CHECKS_KEY].append(check)
+
+
 def setup_host_check(app: web.Application, hosts: Iterable[str]) -> None:
     """Refuse any Host but 127.0.0.1:PORT and localhost:PORT (DNS rebinding)."""
-    app[ALLOWED_HOSTS_KEY] = frozenset(h.lower() for h in hosts)
+    allowed = frozenset(h.lower() for h in hosts)
+    app[ALLOWED_HOSTS_KEY] = allowed
 
-    @web.middleware
-    async def host_check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        host = request.headers.get("Host", "")
-        if host.lower() not in request.app[ALLOWED_HOSTS_KEY]:
+    def host_check(request: web.Request) -> web.Response | None:
+        if request.headers.get("Host", "").lower() not in allowed:
             return error_response("bad_host", "this address is not the daemon's")
-        return await handler(request)
+        return None
 
-    app.middlewares.append(host_check)
+    add_check(app, host_check)
 
 
 def origin_allowed(origin: str, own_origins: frozenset[str]) -> bool:
@@ -130,23 +160,22 @@ def setup_origin_check(app: web.Application, own_origins: Iterable[str]) -> None
     No Origin at all is a program (the CLI, curl) or a same-origin navigation;
     those still need a token for anything but pairing.
     """
-    app[ALLOWED_ORIGINS_KEY] = frozenset(own_origins)
+    own = frozenset(own_origins)
+    app[ALLOWED_ORIGINS_KEY] = own
 
-    @web.middleware
-    async def origin_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def origin_check(request: web.Request) -> web.Response | None:
         origin = request.headers.get("Origin")
-        if origin is not None and not origin_allowed(origin, request.app[ALLOWED_ORIGINS_KEY]):
+        if origin is not None and not origin_allowed(origin, own):
             return error_response("bad_origin", "requests from web pages are not accepted")
-        return await handler(request)
+        return None
 
-    app.middlewares.append(origin_check)
+    add_check(app, origin_check)
 
 
 def setup_json_only(app: web.Application) -> None:
     """A body must be JSON (415 otherwise), so no cross-site simple request gets through."""
 
-    @web.middleware
-    async def json_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def json_only(request: web.Request) -> web.Response | None:
         if request.method in ("POST", "PUT", "PATCH") or (
             request.method == "DELETE" and request.can_read_body
         ):
@@ -157,20 +186,19 @@ def setup_json_only(app: web.Application) -> None:
             charset = request.charset
             if charset is not None and charset.lower() not in ("utf-8", "utf8"):
                 return error_response("unsupported_media_type", "JSON bodies are UTF-8", 415)
-        return await handler(request)
+        return None
 
-    app.middlewares.append(json_only)
+    add_check(app, json_only)
 
 
 def setup_auth(app: web.Application, authenticate: Authenticator) -> None:
     """Check the bearer token against the handler's access level."""
     app[AUTHENTICATE_KEY] = authenticate
 
-    @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        level = _access_level(request, handler)
+    def auth(request: web.Request) -> web.Response | None:
+        level = _access_level(request)
         if level == PUBLIC:
-            return await handler(request)
+            return None
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         principal = None
@@ -183,16 +211,14 @@ def setup_auth(app: web.Application, authenticate: Authenticator) -> None:
         if level == ADMIN and principal.kind != "admin":
             return error_response("forbidden", "only the dashboard and the CLI may do this", 403)
         request[PRINCIPAL_KEY] = principal
-        return await handler(request)
+        return None
 
-    app.middlewares.append(auth)
+    add_check(app, auth)
 
 
-def _access_level(request: web.Request, handler: Handler) -> str:
-    # aiohttp wraps handlers (e.g. in functools.partial for middlewares): look
-    # at the route's own handler, which carries the mark.
-    route_handler = request.match_info.route.handler
-    return str(getattr(route_handler, AUTH_ATTR, getattr(handler, AUTH_ATTR, BROWSER)))
+def _access_level(request: web.Request) -> str:
+    """The mark on the route's own handler; a paired browser by default."""
+    return str(getattr(request.match_info.route.handler, AUTH_ATTR, BROWSER))
 
 
 async def read_json(request: web.Request) -> Any:
