@@ -8,7 +8,6 @@ Errors are one line on stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
 import logging
@@ -127,7 +126,7 @@ def create_wallet(data_dir: DataDir, args: argparse.Namespace) -> Wallet:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import StartError, serve
+    from .runner import StartError, run_event_loop, serve
 
     data_dir = DataDir(args.data_dir)
     wallet: Wallet | None
@@ -147,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_tray:
         logging.getLogger("mecene").info("no tray icon yet: running without one")
     try:
-        asyncio.run(serve(data_dir, args.port, wallet))
+        run_event_loop(serve(data_dir, args.port, wallet))
     except StartError as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -239,7 +239,7 @@ class Service:
             if _month_state(db, month) != "open":
                 return None
             _place_subscription_clicks(db, month, at)
-            split = budget.split_budget(settings.rules(), _click_weights(db, month), balance)
+            split = budget.split_budget(settings.rules, _click_weights(db, month), balance)
             doc = settlement_document(
                 wallet.account, month, split.spend_cents, split.allocations, settings.private
             )
@@ -280,8 +280,8 @@ class Service:
 
     async def _status(self, month: str, count: int, weight: int) -> dict[str, Any]:
         settings = self.require_wallet().settings
-        balance = await self.balance_cents()
-        wanted = budget.wanted_spend(settings.rules(), weight)
+        balance = self._balance_cents
+        wanted = budget.wanted_spend(settings.rules, weight)
         spend = budget.affordable(wanted, balance)
         out: dict[str, Any] = {
             "locked": False,
@@ -311,7 +311,7 @@ class Service:
             if row is None:
                 raise NotFound(f"no month {month} here")
             if row["state"] == "open":
-                split = budget.split_budget(settings.rules(), _click_weights(db, month), balance)
+                split = budget.split_budget(settings.rules, _click_weights(db, month), balance)
                 allocations = [
                     {"creator": a.creator, "url": a.url, "cents": a.cents, "click": a.click_id}
                     for a in split.allocations
@@ -360,27 +360,31 @@ class Service:
         now = self.clock.now()
         month = self._open_month or self.current_month()
         at = timestamp(now)
-        creators = json.dumps(list(req.creators), separators=(",", ":"))
+        creators = json.dumps(list(req.creators), separators=(",", ":")) if req.creators else "[]"
 
         def record(db: Database) -> tuple[Any, bool, int, int]:
-            existing = db.execute("SELECT * FROM clicks WHERE id = ?", [req.id]).fetchone()
-            if existing is not None:
-                if existing["url"] != req.url or existing["creator"] != req.creator:
-                    raise IdConflict("that click id was already used for another flattr")
-                return (existing, False, *_totals(db, existing["month"]))
-            if _month_state(db, month) != "open":
-                raise MonthClosed("the month has just closed; send the click again")
-            same = db.execute(
-                "SELECT * FROM clicks WHERE month = ? AND url = ? AND undone_at IS NULL",
-                [month, req.url],
-            ).fetchone()
-            if same is not None:
-                raise FlattrOnce("you already flattred this this month", click=click_json(same))
-            db.execute(
+            # One lookup answers both "was this id seen?" and "was this thing
+            # flattred this month?" (this runs for every click).
+            found = db.execute(
+                "SELECT * FROM clicks WHERE id = ? "
+                "OR (month = ? AND url = ? AND undone_at IS NULL)",
+                [req.id, month, req.url],
+            ).fetchall()
+            for existing in found:
+                if existing["id"] == req.id:
+                    if existing["url"] != req.url or existing["creator"] != req.creator:
+                        raise IdConflict("that click id was already used for another flattr")
+                    return (existing, False, *_totals(db, existing["month"]))
+            if found:
+                raise FlattrOnce("you already flattred this this month", click=click_json(found[0]))
+            inserted = db.execute(
                 "INSERT INTO clicks (id, month, url, title, creator, creators, weight, auto, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                [req.id, month, req.url, req.title, req.creator, creators, req.weight, at],
-            )
+                "created_at) SELECT ?, ?, ?, ?, ?, ?, ?, 0, ? "
+                "WHERE EXISTS (SELECT 1 FROM months WHERE month = ? AND state = 'open')",
+                [req.id, month, req.url, req.title, req.creator, creators, req.weight, at, month],
+            ).rowcount
+            if inserted != 1:
+                raise MonthClosed("the month has just closed; send the click again")
             row = {
                 "id": req.id,
                 "month": month,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import secrets
 import struct
@@ -117,7 +118,7 @@ class Settings:
 
     def check(self) -> None:
         """Raise ValueError unless every setting is allowed."""
-        self.rules()
+        self.rules  # noqa: B018 - building the rules validates them
         if self.charity is not None:
             keys.creator_key(self.charity)
         if not isinstance(self.private, bool):
@@ -126,7 +127,9 @@ class Settings:
         for key in self.own_creators:
             keys.creator_key(key)
 
+    @functools.cached_property
     def rules(self) -> budget.BudgetRules:
+        """The budget rules these settings make (built once: settings are immutable)."""
         return budget.BudgetRules(
             budget_cents=self.budget_cents,
             min_click_cents=self.min_click_cents,
