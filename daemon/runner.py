@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from collections.abc import Coroutine
 from typing import Any
 
@@ -37,7 +38,13 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     uvloop's faster loop and transports are most of what lets durable clicks
     keep up with a bare handler (bench/click_throughput.py); the daemon's
     code is the same on either loop, and the tests run it on asyncio's.
+
+    The GIL switch interval drops from 5 ms to 0.5 ms: when a COMMIT's fsync
+    returns, the commit thread must take the GIL back from a busy loop before
+    it can acknowledge the clicks, and Python only forces the hand-over after
+    the interval (measured: +10 % durable clicks, p99 11 → 9 ms).
     """
+    sys.setswitchinterval(0.0005)
     try:
         import uvloop
     except ImportError:

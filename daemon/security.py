@@ -227,7 +227,7 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise BadJson("the body is empty; send a JSON object")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        return _DECODER.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         # ValueError covers JSONDecodeError and integers too long to convert.
         raise BadJson("the body is not valid JSON") from None
@@ -235,6 +235,10 @@ async def read_json(request: web.Request) -> Any:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for every request (json.loads with options builds a new one each call).
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 _SECRET_PATH = re.compile(r"(/pairing/)[^/]+")
