@@ -153,6 +153,14 @@ async def cancel_subscription(request: web.Request) -> web.Response:
     return web.json_response({"subscription": await _service(request).cancel_subscription(sub_id)})
 
 
+@routes.delete(f"{API}/subscriptions")
+async def cancel_subscription_by_body(request: web.Request) -> web.Response:
+    """DESIGN.md's `DELETE /subscriptions` form: the id in a JSON body."""
+    body = validate.obj(await read_json(request), {"id"})
+    sub_id = validate.client_id(body.get("id"))
+    return web.json_response({"subscription": await _service(request).cancel_subscription(sub_id)})
+
+
 @routes.get(f"{API}/pairings")
 @access(ADMIN)
 async def list_pairings(request: web.Request) -> web.Response:

@@ -288,11 +288,7 @@ class Store:
                 error = exc
                 if conn.in_transaction:
                     conn.rollback()
-            loop = done.get_loop()
-            if error is None:
-                loop.call_soon_threadsafe(_resolve, done, None)
-            else:
-                loop.call_soon_threadsafe(_resolve, done, error)
+            done.get_loop().call_soon_threadsafe(_resolve, done, error)
 
     def _committed(
         self,

@@ -394,3 +394,12 @@ async def test_settings_round_trip_and_validation(api: Api, data_dir: DataDir) -
     ):
         await api.call("PATCH", "/settings", bad, token="admin", expect=400)
     assert (await api.call("GET", "/status"))["budget_cents"] == 1200
+
+
+async def test_subscription_can_be_cancelled_with_the_id_in_the_body(api: Api) -> None:
+    sub = (
+        await api.call("POST", "/subscriptions", {"creator": "flattr:a", "months": 3}, expect=201)
+    )["subscription"]
+    out = await api.call("DELETE", "/subscriptions", {"id": sub["id"]}, expect=200)
+    assert out["subscription"]["state"] == "cancelled"
+    await api.call("DELETE", "/subscriptions", {"id": "nope"}, expect=400)
