@@ -81,12 +81,34 @@ def access(level: str) -> Callable[[Handler], Handler]:
     return mark
 
 
-def setup_errors(app: web.Application) -> None:
-    """Every answer that is not a success is `{"error", "message"}` JSON."""
+class Check(Protocol):
+    """A request check: returns an error response to refuse, None to let through."""
+
+    def __call__(self, request: web.Request) -> web.Response | None: ...
+
+
+CHECKS_KEY = web.AppKey("checks", list[Check])
+
+
+def _front(app: web.Application) -> list[Check]:
+    """The one middleware every request goes through, installed once.
+
+    It turns every failure into `{"error", "message"}` JSON and runs the
+    request checks in the order they were added, as plain function calls: a
+    middleware each would cost a coroutine layer on every click.
+    """
+    if CHECKS_KEY in app:
+        return app[CHECKS_KEY]
+    checks: list[Check] = []
+    app[CHECKS_KEY] = checks
 
     @web.middleware
-    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            for check in checks:
+                refused = check(request)
+                if refused is not None:
+                    return refused
             return await handler(request)
         except DomainError as exc:
             return error_response(exc.code, exc.message, **exc.extra)
@@ -104,37 +126,18 @@ def setup_errors(app: web.Application) -> None:
             log.exception("internal error on %s %s", request.method, redact_path(request.path))
             return error_response("internal", "internal error; see the daemon's log", 500)
 
-    app.middlewares.append(errors)
+    app.middlewares.append(front)
+    return checks
 
 
-class Check(Protocol):
-    """A request check: returns an error response to refuse, None to let through."""
-
-    def __call__(self, request: web.Request) -> web.Response | None: ...
-
-
-CHECKS_KEY = web.AppKey("checks", list[Check])
+def setup_errors(app: web.Application) -> None:
+    """Every answer that is not a success is `{"error", "message"}` JSON."""
+    _front(app)
 
 
 def add_check(app: web.Application, check: Check) -> None:
-    """Add a check to the app's guard: one middleware runs every check in order.
-
-    Plain function calls rather than one middleware each: a middleware costs a
-    coroutine layer per request, and these run on every click.
-    """
-    if CHECKS_KEY not in app:
-        app[CHECKS_KEY] = []
-
-        @web.middleware
-        async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-            for check in request.app[CHECKS_KEY]:
-                refused = check(request)
-                if refused is not None:
-                    return refused
-            return await handler(request)
-
-        app.middlewares.append(guard)
-    app[CHECKS_KEY].append(check)
+    """Run `check` on every request, after the checks added before it."""
+    _front(app).append(check)
 
 
 def setup_host_check(app: web.Application, hosts: Iterable[str]) -> None:
@@ -172,6 +175,9 @@ def setup_origin_check(app: web.Application, own_origins: Iterable[str]) -> None
     add_check(app, origin_check)
 
 
+EXACT_JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
+
+
 def setup_json_only(app: web.Application) -> None:
     """A body must be JSON (415 otherwise), so no cross-site simple request gets through."""
 
@@ -179,6 +185,8 @@ def setup_json_only(app: web.Application) -> None:
         if request.method in ("POST", "PUT", "PATCH") or (
             request.method == "DELETE" and request.can_read_body
         ):
+            if request.headers.get("Content-Type") in EXACT_JSON_TYPES:
+                return None  # what clients send; no need to parse the header
             if request.content_type != "application/json":
                 return error_response(
                     "unsupported_media_type", "send the body as application/json", 415

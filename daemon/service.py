@@ -122,6 +122,7 @@ class Service:
         self.pairings = Pairings()
         self.admin_token_hash: str | None = None
         self._tokens: dict[str, Principal] = {}
+        self._authenticated: dict[str, Principal] = {}  # valid tokens seen, by token
         self._open_month: str | None = None
         self._open_until: dt.datetime | None = None  # when the open month ends
         self._roll_lock = asyncio.Lock()
@@ -542,12 +543,22 @@ class Service:
     # -- pairing and tokens ------------------------------------------------------
 
     def authenticate(self, token: str) -> Principal | None:
+        """Who holds `token`, or None. Valid tokens are remembered so that a
+        browser's clicks do not hash the same token again; revoking forgets."""
+        known = self._authenticated.get(token)
+        if known is not None:
+            return known
         digest = hash_token(token)
+        principal: Principal | None
         if self.admin_token_hash is not None and secrets.compare_digest(
             digest, self.admin_token_hash
         ):
-            return Principal("admin", None, "admin")
-        return self._tokens.get(digest)
+            principal = Principal("admin", None, "admin")
+        else:
+            principal = self._tokens.get(digest)
+        if principal is not None:
+            self._authenticated[token] = principal
+        return principal
 
     def request_pairing(self, client: str) -> Pairing:
         pairing = self.pairings.request(client, self.clock.now())
@@ -612,5 +623,6 @@ class Service:
 
         row = await self.store.write(revoke)
         self._tokens.pop(row["token_hash"], None)
+        self._authenticated.clear()
         log.info("browser %r revoked", row["name"])
         return {k: row[k] for k in ("id", "name", "created_at", "revoked_at")}
