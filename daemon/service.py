@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,22 @@ def _place_subscription_clicks(db: Database, month: str, at: str) -> int:
         )
         placed += cur.rowcount
     return placed
+
+
+def _refused_click(db: Database, req: ClickRequest, month: str) -> tuple[Any, bool, int, int]:
+    """Why the insert of `req` broke a unique index: the same id again (return
+    that click, unchanged) or the same thing this month (409)."""
+    existing = db.execute("SELECT * FROM clicks WHERE id = ?", [req.id]).fetchone()
+    if existing is not None:
+        if existing["url"] != req.url or existing["creator"] != req.creator:
+            raise IdConflict("that click id was already used for another flattr")
+        return (existing, False, *_totals(db, existing["month"]))
+    same = db.execute(
+        "SELECT * FROM clicks WHERE month = ? AND url = ? AND undone_at IS NULL", [month, req.url]
+    ).fetchone()
+    if same is None:  # no other unique index can refuse a new click
+        raise RuntimeError(f"click {req.id} refused by an unexpected constraint")
+    raise FlattrOnce("you already flattred this this month", click=click_json(same))
 
 
 class Service:
@@ -364,26 +381,28 @@ class Service:
         creators = json.dumps(list(req.creators), separators=(",", ":")) if req.creators else "[]"
 
         def record(db: Database) -> tuple[Any, bool, int, int]:
-            # One lookup answers both "was this id seen?" and "was this thing
-            # flattred this month?" (this runs for every click).
-            found = db.execute(
-                "SELECT * FROM clicks WHERE id = ? "
-                "OR (month = ? AND url = ? AND undone_at IS NULL)",
-                [req.id, month, req.url],
-            ).fetchall()
-            for existing in found:
-                if existing["id"] == req.id:
-                    if existing["url"] != req.url or existing["creator"] != req.creator:
-                        raise IdConflict("that click id was already used for another flattr")
-                    return (existing, False, *_totals(db, existing["month"]))
-            if found:
-                raise FlattrOnce("you already flattred this this month", click=click_json(found[0]))
-            inserted = db.execute(
-                "INSERT INTO clicks (id, month, url, title, creator, creators, weight, auto, "
-                "created_at) SELECT ?, ?, ?, ?, ?, ?, ?, 0, ? "
-                "WHERE EXISTS (SELECT 1 FROM months WHERE month = ? AND state = 'open')",
-                [req.id, month, req.url, req.title, req.creator, creators, req.weight, at, month],
-            ).rowcount
+            # One writing statement on the common path: the unique indexes
+            # answer "was this id seen?" and "was this thing flattred this
+            # month?", and the lookup runs only when the insert is refused.
+            try:
+                inserted = db.execute(
+                    "INSERT INTO clicks (id, month, url, title, creator, creators, weight, auto, "
+                    "created_at) SELECT ?, ?, ?, ?, ?, ?, ?, 0, ? "
+                    "WHERE EXISTS (SELECT 1 FROM months WHERE month = ? AND state = 'open')",
+                    [
+                        req.id,
+                        month,
+                        req.url,
+                        req.title,
+                        req.creator,
+                        creators,
+                        req.weight,
+                        at,
+                        month,
+                    ],
+                ).rowcount
+            except sqlite3.IntegrityError:
+                return _refused_click(db, req, month)
             if inserted != 1:
                 raise MonthClosed("the month has just closed; send the click again")
             row = {
@@ -401,7 +420,7 @@ class Service:
             }
             return (row, True, *_totals(db, month))
 
-        row, created, count, weight = await self.store.write(record)
+        row, created, count, weight = await self.store.write(record, savepoint=False)
         status = await self._status(month, count, weight)
         return click_json(row), created, status
 

@@ -36,6 +36,7 @@ from sqlite_utils import Database, Migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_Job = tuple[Callable[[Database], Any], "asyncio.Future[Any]", bool]  # fn, future, savepoint
 
 migrations = Migrations("mecene-daemon")
 
@@ -173,7 +174,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: Database | None = None
-        self._pending: list[tuple[Callable[[Database], Any], asyncio.Future[Any]]] = []
+        self._pending: list[_Job] = []
         self._flush_scheduled = False
         self._inflight: asyncio.Future[None] | None = None  # the COMMIT under way
         # The commit thread takes futures to complete from this queue. A plain
@@ -220,10 +221,18 @@ class Store:
             self._db.close()
             self._db = None
 
-    async def write(self, fn: Callable[[Database], T]) -> T:
+    async def write(self, fn: Callable[[Database], T], *, savepoint: bool = True) -> T:
+        """Run `fn(db)` in the next transaction; return once it is committed.
+
+        Each job runs inside its own savepoint, so a job that fails undoes
+        only its own writes. A job that makes at most one writing statement
+        may pass `savepoint=False`: SQLite undoes a failed statement by
+        itself, and the two savepoint statements are a measurable part of a
+        click's cost.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((fn, future))
+        self._pending.append((fn, future, savepoint))
         if self._inflight is None and not self._flush_scheduled:
             # Start the transaction once the callbacks already due have run:
             # the requests parsed in this turn of the loop share it.
@@ -256,7 +265,13 @@ class Store:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, _future in batch:
+            for fn, _future, savepoint in batch:
+                if not savepoint:
+                    try:
+                        outcomes.append((True, fn(db)))
+                    except Exception as exc:  # its one statement was undone by SQLite
+                        outcomes.append((False, exc))
+                    continue
                 # Plain SQL savepoints: sqlite-utils' atomic() draws a random
                 # name from os.urandom for each one.
                 conn.execute("SAVEPOINT job")
@@ -293,7 +308,7 @@ class Store:
     def _committed(
         self,
         done: asyncio.Future[None],
-        batch: list[tuple[Callable[[Database], Any], asyncio.Future[Any]]],
+        batch: list[_Job],
         outcomes: list[tuple[bool, Any]],
     ) -> None:
         self._inflight = None
@@ -318,10 +333,10 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 
 def _settle(
-    batch: list[tuple[Callable[[Database], Any], asyncio.Future[Any]]],
+    batch: list[_Job],
     outcomes: list[tuple[bool, Any]],
 ) -> None:
-    for (_fn, future), (ok, value) in zip(batch, outcomes, strict=True):
+    for (_fn, future, _savepoint), (ok, value) in zip(batch, outcomes, strict=True):
         if future.cancelled():
             continue
         if ok:

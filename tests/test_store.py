@@ -90,3 +90,21 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
     assert migrations.pending(db) == []
     assert [m.name for m in migrations.applied(db)] == ["m001_initial", "m002_month_totals"]
     db.close()
+
+
+async def test_a_single_statement_job_without_savepoint_fails_alone(store: Store) -> None:
+    await store.write(_insert_meta("taken"))
+
+    def duplicate(db: Database) -> None:
+        db.execute("INSERT INTO meta (key, value) VALUES ('taken', 'again')")  # unique key
+
+    results = await asyncio.gather(
+        store.write(_insert_meta("a")),
+        store.write(duplicate, savepoint=False),
+        store.write(_insert_meta("b")),
+        return_exceptions=True,
+    )
+    assert results[0] == "a" and results[2] == "b"
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    rows = await store.read(lambda db: db.execute("SELECT key, value FROM meta").fetchall())
+    assert sorted(tuple(r) for r in rows) == [("a", "x"), ("b", "x"), ("taken", "x")]
