@@ -96,7 +96,6 @@ async def _serve_locked(
     data_dir: DataDir, port: int, wallet: Wallet | None, clock: Clock, stop: asyncio.Event
 ) -> None:
     admin_token = new_token()
-    write_atomic(data_dir.admin_token, admin_token.encode(), mode=0o600)
     config = Config(
         port=port, wallet_path=data_dir.wallet, admin_token_hash=hash_token(admin_token)
     )
@@ -112,6 +111,8 @@ async def _serve_locked(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Only a daemon that listens tells the CLI where it is and how to get in.
+    write_atomic(data_dir.admin_token, admin_token.encode(), mode=0o600)
     runtime = {"pid": os.getpid(), "port": port}
     write_atomic(data_dir.runtime, json.dumps(runtime).encode(), mode=0o600)
     service = app[SERVICE]

@@ -207,7 +207,7 @@ class Store:
             else:
                 self._flush()
         if self.batches:
-            log.info("%d writes committed in %d transactions", self.jobs, self.batches)
+            log.debug("%d writes committed in %d transactions", self.jobs, self.batches)
         if self._committer is not None:
             self._commits.put(None)
             self._committer.join()

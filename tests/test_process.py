@@ -75,6 +75,16 @@ def test_second_daemon_on_the_same_directory_is_refused(daemon: Daemon) -> None:
     assert "already running" in result.stderr and str(daemon.proc.pid) in result.stderr
 
 
+def test_a_taken_port_is_one_line_and_leaves_nothing_behind(daemon: Daemon, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert mecene(other, "init").returncode == 0
+    result = mecene(other, "run", "--no-tray", "--port", str(daemon.port))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{daemon.port}" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert not (other / "admin.token").exists() and not (other / "daemon.json").exists()
+
+
 def test_listens_on_loopback_only(daemon: Daemon) -> None:
     out = (
         subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
