@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import stat
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import Daemon, free_port, mecene, start
+from .procs import PASS, Daemon, free_port, mecene, start
 
 
 @pytest.fixture
@@ -202,3 +204,56 @@ def _other_local_addresses() -> list[str]:
     except OSError:
         pass
     return sorted(a for a in addrs if not a.startswith("127."))
+
+
+def _init_at_a_terminal(data: Path, answers: list[str]) -> tuple[int, str]:
+    """Run `mecene init` on a pseudo-terminal and type `answers` at its prompts."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if k != "MECENE_PASSPHRASE"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes mecene, with the pty as its terminal
+        os.execve(
+            sys.executable, [sys.executable, "-m", "daemon", "init", "--data-dir", str(data)], env
+        )
+
+    def read() -> bytes:
+        import select
+
+        if not select.select([fd], [], [], 30)[0]:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"mecene init said nothing for 30 s: {out!r}")
+        try:
+            return os.read(fd, 1024)
+        except OSError:  # the child closed the terminal
+            return b""
+
+    out = b""
+    for answer in answers:
+        while b": " not in out.rsplit(b"\n", 1)[-1]:
+            chunk = read()
+            if not chunk:
+                raise AssertionError(f"no prompt: {out!r}")
+            out += chunk
+        os.write(fd, answer.encode() + b"\n")
+        out += b"\n"
+    while chunk := read():
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_init_at_a_terminal_asks_twice(tmp_path: Path) -> None:
+    code, out = _init_at_a_terminal(tmp_path / "a", [PASS, PASS])
+    assert code == 0, out
+    assert "Same passphrase again" in out and PASS not in out  # not echoed
+    assert (tmp_path / "a" / "wallet.mecene").exists()
+    code, out = _init_at_a_terminal(tmp_path / "b", [PASS, PASS + "x"])
+    assert code == 1 and "differ" in out
+    assert not (tmp_path / "b" / "wallet.mecene").exists()
+
+
+def test_ctrl_c_stops_the_daemon_cleanly(daemon: Daemon) -> None:
+    assert daemon.stop(signal.SIGINT) == 0
+    assert not (daemon.data / "daemon.json").exists()
+    assert "Traceback" not in daemon.log
