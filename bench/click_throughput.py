@@ -6,6 +6,11 @@ same headers. The bare handler parses the JSON and answers 201; the daemon
 checks Host, Origin, content type and token, validates, records the click and
 commits it to SQLite (WAL, synchronous=FULL) before answering.
 
+A third server shows the floor: a handler that only parses the JSON, makes
+one INSERT through the daemon's own group-commit store (same pragmas, same
+commit thread) and answers 201 — what durability alone costs, before any of
+the checks, validation and bookkeeping a real click needs.
+
 Two phases:
 
 1. Throughput and latency with `wrk` (C, 16 connections): a load generator
@@ -59,6 +64,40 @@ app = web.Application()
 app.router.add_post("/api/v1/clicks", click)
 try:
     import uvloop  # the same loop as the daemon's (daemon/runner.py)
+    loop = uvloop.new_event_loop()
+except ImportError:
+    loop = None
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop)
+"""
+
+FLOOR_SERVER = """
+import json, sys, tempfile
+from pathlib import Path
+from aiohttp import web
+sys.path.insert(0, sys.argv[2])
+from daemon.store import Store
+
+sys.setswitchinterval(0.0005)  # as daemon/runner.py
+store = Store(Path(tempfile.mkdtemp()) / "floor.sqlite")
+
+async def lifetime(app):
+    store.open()
+    await store.write(lambda db: db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, body TEXT)"))
+    yield
+    await store.close()
+
+async def click(request):
+    raw = await request.read()
+    body = json.loads(raw)
+    await store.write(lambda db: db.execute("INSERT INTO t VALUES (?, ?)",
+                                            [body["id"], raw.decode()]), savepoint=False)
+    return web.json_response({"click": body}, status=201)
+
+app = web.Application()
+app.cleanup_ctx.append(lifetime)
+app.router.add_post("/api/v1/clicks", click)
+try:
+    import uvloop
     loop = uvloop.new_event_loop()
 except ImportError:
     loop = None
@@ -191,9 +230,11 @@ def main() -> int:
         assert init.returncode == 0, init.stderr
         daemon = start(data)
         token = daemon.pair()
-        bare_port = free_port()
+        bare_port, floor_port = free_port(), free_port()
         bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
+        floor = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER, str(floor_port), str(ROOT)])
         bare_w: list[Window] = []
+        floor_w: list[Window] = []
         daemon_w: list[Window] = []
         try:
             time.sleep(1.0)
@@ -203,14 +244,18 @@ def main() -> int:
             )
             for r in range(args.rounds):
                 bare_w.append(wrk_window(bare_port, token, args.seconds, f"b{r}", work))
+                floor_w.append(wrk_window(floor_port, token, args.seconds, f"f{r}", work))
                 daemon_w.append(wrk_window(daemon.port, token, args.seconds, f"d{r}", work))
             acked, refused = asyncio.run(durable_clicks(daemon.port, token, args.seconds))
         finally:
-            bare.terminate()
-            bare.wait(timeout=10)
+            for server in (bare, floor):
+                server.terminate()
+                server.wait(timeout=10)
             daemon.stop()
         bare_rps = describe("bare aiohttp handler", bare_w)
+        floor_rps = describe("floor: parse + 1 INSERT", floor_w)
         daemon_rps = describe("daemon, durable clicks", daemon_w)
+        print(f"ratio of medians floor / bare    {floor_rps / bare_rps:6.1%}   (durability alone)")
         print(f"ratio of medians daemon / bare   {daemon_rps / bare_rps:6.1%}   (target ≥ 50 %)")
         conn = sqlite3.connect(data / "daemon.sqlite")
         on_disk = {r[0] for r in conn.execute("SELECT id FROM clicks")}
