@@ -1,0 +1,246 @@
+"""detectCreators (extension/content.js) on fixture pages, in real Chromium.
+
+Each case is a page served under a chosen host name and the exact list the
+detector must return. content.js is loaded as a plain script (it guards every
+extension API), after psl.js, as the extension loads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from daemon.keys import creator_key
+
+from .browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+LONG = "a" * 600
+
+
+def page(head: str = "", body: str = "") -> str:
+    return f"<!doctype html><html><head><title>t</title>{head}</head><body>{body}</body></html>"
+
+
+P, E = "page", "element"
+
+# (host, path, html, expected [(key, scope)])
+CASES: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
+    "priority_order": (
+        "blog.example.org",
+        "/post",
+        page(
+            head='<meta name="fediverse:creator" content="@Alice@Example.Social">'
+            '<link rel="monetization" href="https://wallet.example/alice">'
+            '<meta name="flattr:id" content="alice">',
+            body='<a rel="me" href="https://liberapay.com/alice">support</a>',
+        ),
+        [
+            ("flattr:alice", P),
+            ("wm:https://wallet.example/alice", P),
+            ("liberapay:alice", P),
+            ("fediverse:@Alice@example.social", P),
+            ("domain:example.org", P),
+        ],
+    ),
+    "legacy_monetization_and_http_ignored": (
+        "news.example.com",
+        "/a",
+        page(
+            head='<meta name="monetization" content="$wallet.example/bob">'
+            '<link rel="monetization" href="http://insecure.example/pay">'
+        ),
+        [("wm:https://wallet.example/bob", P), ("domain:example.com", P)],
+    ),
+    "flattr_button_in_the_only_article_is_page_scope": (
+        "example.net",
+        "/story",
+        page(
+            body='<article><h1>Story</h1><div class="author">'
+            '<a class="FlattrButton" rel="flattr;uid:bob;category:text" href="#">Flattr</a>'
+            '</div></article><span data-flattr-uid="carol">Carol</span>'
+        ),
+        [("flattr:bob", P), ("flattr:carol", P), ("domain:example.net", P)],
+    ),
+    "commenters_are_element_scope": (
+        "example.net",
+        "/post",
+        page(
+            head='<meta name="flattr:id" content="author">',
+            body='<article>Post<div id="comments">'
+            '<div class="comment"><a rel="me" href="https://ko-fi.com/dan">Dan</a></div>'
+            '<div class="comment"><a rel="payment" href="https://pay.example/erin">Erin</a>'
+            "</div></div></article>",
+        ),
+        [
+            ("flattr:author", P),
+            ("domain:example.net", P),
+            ("kofi:dan", E),
+            ("payment:https://pay.example/erin", E),
+        ],
+    ),
+    "sibling_articles_are_element_scope": (
+        "magazine.example",
+        "/",
+        page(
+            body='<main><article><a rel="author" href="https://www.patreon.com/c/fay">Fay</a>'
+            '</article><article><a rel="author" href="https://opencollective.com/gus">Gus</a>'
+            "</article></main>"
+        ),
+        [("domain:magazine.example", P), ("patreon:fay", E), ("opencollective:gus", E)],
+    ),
+    "payment_links": (
+        "shop.example.org",
+        "/item",
+        page(
+            head='<link rel="payment" href="/support">'
+            '<link rel="payment" href="https://flattr.com/submit/auto?user_id=abc&url=x">'
+            '<link rel="payment" href="https://liberapay.com/hal">'
+        ),
+        # flattr first by priority; then payment and funding links in document order.
+        [
+            ("flattr:abc", P),
+            ("payment:https://shop.example.org:{port}/support", P),
+            ("liberapay:hal", P),
+            ("domain:example.org", P),
+        ],
+    ),
+    "funding_link_in_head_counts_whatever_its_rel": (
+        "example.org",
+        "/",
+        page(head='<link rel="alternate" href="https://www.patreon.com/ivy">'),
+        [("patreon:ivy", P), ("domain:example.org", P)],
+    ),
+    "plain_links_in_text_are_not_creators": (
+        "example.org",
+        "/about-alice",
+        page(
+            body='<p>Read about <a href="https://liberapay.com/alice">Alice</a> and '
+            '<a href="https://github.com/sponsors/bob">Bob</a>.</p>'
+        ),
+        [("domain:example.org", P)],
+    ),
+    "github_repository_names_its_owner": (
+        "github.com",
+        "/torvalds/linux",
+        page(body='<a rel="payment" href="https://github.com/sponsors/jan">Sponsor</a>'),
+        [("github:jan", P), ("github:torvalds", P), ("domain:github.com", P)],
+    ),
+    "github_reserved_routes_are_not_users": (
+        "github.com",
+        "/topics/python",
+        page(body='<a rel="me" href="https://github.com/orgs/python">orgs</a>'),
+        [("domain:github.com", P)],
+    ),
+    "youtube_channel": (
+        "www.youtube.com",
+        "/watch",
+        page(
+            head='<meta itemprop="channelId" content="UCabc123">'
+            '<link rel="canonical" href="https://www.youtube.com/channel/UCxyz789">'
+        ),
+        [("youtube:UCabc123", P), ("youtube:UCxyz789", P), ("domain:youtube.com", P)],
+    ),
+    "youtube_markers_elsewhere_are_ignored": (
+        "example.org",
+        "/embed",
+        page(head='<meta itemprop="channelId" content="UCabc123">'),
+        [("domain:example.org", P)],
+    ),
+    "bad_metadata_is_dropped": (
+        "example.org",
+        "/bad",
+        page(
+            head='<meta name="flattr:id" content="">'
+            f'<meta name="flattr:id" content="{LONG}">'
+            '<meta name="flattr:id" content="has space">'
+            '<meta name="flattr:id" content="&lt;b&gt;x&lt;/b&gt;">'
+            '<link rel="payment" href="javascript:alert(1)">'
+            '<link rel="payment" href="vbscript:msgbox">'
+            '<link rel="payment" href="file:///etc/passwd">'
+            '<link rel="monetization" href="data:text/plain,x">'
+            '<meta name="fediverse:creator" content="not a handle">'
+            '<meta name="monetization" content="">',
+            body='<span data-flattr-uid="  "></span>'
+            '<a class="FlattrButton" rel="flattr;uid:;" href="#">x</a>'
+            '<a rel="payment" href="javascript:void(0)">pay</a>',
+        ),
+        [("domain:example.org", P)],
+    ),
+    "psl_github_io_is_a_separate_site": (
+        "alice.github.io",
+        "/",
+        page(),
+        [("domain:alice.github.io", P)],
+    ),
+    "psl_wordpress_com_is_a_separate_site": (
+        "bob.wordpress.com",
+        "/",
+        page(),
+        [("domain:bob.wordpress.com", P)],
+    ),
+    "psl_two_level_suffix": ("www.example.co.uk", "/", page(), [("domain:example.co.uk", P)]),
+    "psl_wildcard": ("foo.bar.ck", "/", page(), [("domain:foo.bar.ck", P)]),
+    "psl_exception": ("a.www.ck", "/", page(), [("domain:www.ck", P)]),
+    "ip_address_page": ("127.0.0.1", "/", page(), [("domain:127.0.0.1", P)]),
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
+    pages = {(host, path): html for host, path, html, _exp in CASES.values()}
+    s = PageServer(pages, tmp_path_factory.mktemp("tls")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server: PageServer) -> Iterator[Any]:
+    """Depends on the server so that it closes first, with its connections."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def detect(browser: Any, server: PageServer, host: str, path: str) -> tuple[list[dict], Any]:
+    page_ = browser.new_page()
+    page_.goto(server.url(host, path))
+    page_.add_script_tag(path=str(EXTENSION / "psl.js"))
+    page_.add_script_tag(path=str(EXTENSION / "content.js"))
+    result = page_.evaluate("detectCreators(document)")
+    return result, page_
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_detect_creators(browser: Any, server: PageServer, case: str) -> None:
+    host, path, _html, expected = CASES[case]
+    result, page_ = detect(browser, server, host, path)
+    page_.close()
+    want = [(key.replace("{port}", str(server.port)), scope) for key, scope in expected]
+    assert [(c["key"], c["scope"]) for c in result] == want
+    for c in result:
+        assert creator_key(c["key"]) == c["key"], "the daemon must accept every key as it is"
+
+
+def test_detection_is_pure_and_repeatable(browser: Any, server: PageServer) -> None:
+    host, path, _html, _expected = CASES["commenters_are_element_scope"]
+    first, page_ = detect(browser, server, host, path)
+    before = page_.evaluate("document.documentElement.outerHTML")
+    second = page_.evaluate("detectCreators(document)")
+    after = page_.evaluate("document.documentElement.outerHTML")
+    page_.close()
+    assert first == second
+    assert before == after
+
+
+def test_labels_and_sources(browser: Any, server: PageServer) -> None:
+    host, path, _html, _expected = CASES["commenters_are_element_scope"]
+    result, page_ = detect(browser, server, host, path)
+    page_.close()
+    dan = next(c for c in result if c["key"] == "kofi:dan")
+    assert dan["label"] == "Dan" and dan["source"] == "a me"
+    assert result[0]["source"] == "meta flattr:id"
