@@ -96,9 +96,13 @@
 
   // -- the registrable domain (Public Suffix List, psl.js) -------------------------
 
+  /** Whether the Public Suffix List has `rule`; psl.js groups rules by last label. */
   function hasRule(rule) {
     const list = globalThis.MECENE_PSL;
-    return typeof list === "string" && list.includes(`\n${rule}\n`);
+    if (!list || typeof list !== "object") return false;
+    const tld = rule.slice(rule.lastIndexOf(".") + 1);
+    const group = Object.prototype.hasOwnProperty.call(list, tld) ? list[tld] : null;
+    return typeof group === "string" && group.includes(`\n${rule}\n`);
   }
 
   /** `alice.github.io` for alice.github.io; `example.co.uk` for www.example.co.uk. */
