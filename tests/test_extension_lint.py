@@ -1,0 +1,34 @@
+"""The extension's manifest passes Firefox's `web-ext lint` (installed by scripts/test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from .browser import EXTENSION, ROOT
+
+WEB_EXT = ROOT / "tools" / "webext" / "node_modules" / ".bin" / "web-ext"
+
+
+def test_web_ext_lint_finds_nothing() -> None:
+    assert WEB_EXT.exists(), "web-ext is not installed: run scripts/test"
+    out = subprocess.run(
+        [str(WEB_EXT), "lint", "--source-dir", str(EXTENSION), "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    report = json.loads(out.stdout)
+    problems = [(m["code"], m["message"]) for kind in ("errors", "warnings") for m in report[kind]]
+    assert report["summary"]["errors"] == 0, problems
+    assert report["summary"]["warnings"] == 0, problems
+
+
+def test_manifest_is_mv3_and_names_only_files_that_exist() -> None:
+    manifest = json.loads((EXTENSION / "manifest.json").read_text())
+    assert manifest["manifest_version"] == 3
+    for script in manifest["content_scripts"]:
+        for name in script["js"]:
+            assert (EXTENSION / name).is_file(), name
+    # psl.js must come before content.js: the detector reads MECENE_PSL.
+    assert manifest["content_scripts"][0]["js"] == ["psl.js", "content.js"]
