@@ -276,7 +276,8 @@
     lastKeys = keys;
     lastUrl = location.href;
     try {
-      runtime.sendMessage({ action: "creators", args: { creators } }).catch(() => {});
+      runtime.sendMessage({ action: "creators", args: { creators, url: location.href } })
+        .catch(() => {});
     } catch (e) { /* the extension was reloaded: this script is orphaned */ }
   };
   // Off the critical path: when the browser is idle after load.

@@ -1,0 +1,136 @@
+"""The extension loaded in Debian's Chromium: content script → service worker → tab state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+PAGES = {
+    ("blog.example.org", "/post"): (
+        "<!doctype html><html><head><title>Post</title>"
+        '<meta name="flattr:id" content="alice">'
+        '<link rel="monetization" href="https://wallet.example/alice"></head>'
+        "<body><article>Hello</article></body></html>"
+    ),
+    (
+        "plain.example.com",
+        "/",
+    ): "<!doctype html><html><head><title>x</title></head><body>x</body></html>",
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
+    s = PageServer(PAGES, tmp_path_factory.mktemp("tls")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def context(server: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Chromium with the extension loaded (DESIGN.md, "Testing as the person would")."""
+    profile: Path = tmp_path_factory.mktemp("profile")
+    with sync_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=chromium_path(),
+            headless=True,
+            args=[
+                *CHROMIUM_ARGS,
+                f"--disable-extensions-except={EXTENSION}",
+                f"--load-extension={EXTENSION}",
+            ],
+        )
+        yield ctx
+        ctx.close()
+
+
+def worker(context: Any) -> Any:
+    workers = context.service_workers
+    return workers[0] if workers else context.wait_for_event("serviceworker", timeout=15_000)
+
+
+def tab_state(context: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+    """Wait until some tab's stored state satisfies `predicate`; return it."""
+    sw = worker(context)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = sw.evaluate("chrome.storage.session.get(null)")
+        for key, state in states.items():
+            if key.startswith("tab:") and predicate(state):
+                return {"tab": int(key[4:]), **state}
+        time.sleep(0.1)
+    raise AssertionError(f"no tab state matched; stored: {states}")
+
+
+def test_the_extension_loads_with_its_service_worker(context: Any) -> None:
+    sw = worker(context)
+    assert sw.url.startswith("chrome-extension://") and sw.url.endswith("/background.js")
+
+
+def test_a_page_s_creators_reach_the_service_worker(context: Any, server: PageServer) -> None:
+    page = context.new_page()
+    url = server.url("blog.example.org", "/post")
+    page.goto(url)
+    state = tab_state(context, lambda s: s["url"] == url)
+    assert [c["key"] for c in state["creators"]] == [
+        "flattr:alice",
+        "wm:https://wallet.example/alice",
+        "domain:example.org",
+    ]
+    badge = worker(context).evaluate(f"chrome.action.getBadgeText({{tabId: {state['tab']}}})")
+    assert badge == "2"
+    page.close()
+
+
+def test_a_site_without_named_creators_shows_no_badge(context: Any, server: PageServer) -> None:
+    page = context.new_page()
+    url = server.url("plain.example.com", "/")
+    page.goto(url)
+    state = tab_state(context, lambda s: s["url"] == url)
+    assert [c["key"] for c in state["creators"]] == ["domain:example.com"]
+    assert worker(context).evaluate(f"chrome.action.getBadgeText({{tabId: {state['tab']}}})") == ""
+    page.close()
+
+
+def test_single_page_navigation_is_followed(context: Any, server: PageServer) -> None:
+    page = context.new_page()
+    page.goto(server.url("blog.example.org", "/post"))
+    tab_state(context, lambda s: s["url"].endswith("/post"))
+    # An app navigates without loading: new URL, new head metadata.
+    page.evaluate("""() => {
+      history.pushState({}, '', '/second');
+      const m = document.querySelector('meta[name="flattr:id"]');
+      m.setAttribute('content', 'bob');
+      document.title = 'Second';
+    }""")
+    state = tab_state(context, lambda s: s["url"].endswith("/second"))
+    assert state["creators"][0]["key"] == "flattr:bob"
+    assert state["url"].startswith(server.url("blog.example.org", "/"))
+    page.close()
+
+
+def test_a_content_script_cannot_move_the_page_to_another_origin(context: Any) -> None:
+    sw = worker(context)
+    sender = "{url: 'https://blog.example.org/post', tab: {id: 1}}"
+    assert (
+        sw.evaluate(f"pageUrl({sender}, 'https://evil.example/steal')")
+        == "https://blog.example.org/post"
+    )
+    assert (
+        sw.evaluate(f"pageUrl({sender}, 'https://blog.example.org/next#c')")
+        == "https://blog.example.org/next"
+    )
+    assert sw.evaluate("pageUrl({url: 'chrome://settings/'}, null)") is None
+    assert (
+        sw.evaluate("checkCreators({creators: [{key: 'x y', scope: 'page', source: 's'}]})") is None
+    )
+    assert sw.evaluate("checkCreators({creators: 'flattr:a'})") is None
