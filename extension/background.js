@@ -6,7 +6,8 @@
  */
 "use strict";
 if (typeof importScripts === "function" && !globalThis.MeceneStorage) {
-  importScripts("storage.js"); // Chromium's service worker; Firefox loads it from the manifest
+  // Chromium's service worker; Firefox loads them from the manifest.
+  importScripts("storage.js", "daemon.js");
 }
 
 const MAX_CREATORS = 64;
@@ -58,6 +59,99 @@ async function showBadge(tabId, creators) {
   await chrome.action.setBadgeText({ tabId, text: named.length ? String(named.length) : "" });
 }
 
+/** Messages from the extension's own pages (the popup), not from content scripts. */
+function fromExtensionPage(sender) {
+  return typeof sender.url === "string" && sender.url.startsWith(chrome.runtime.getURL(""));
+}
+
+function failure(error) {
+  const kind = error instanceof MeceneDaemon.DaemonError ? error.kind : "internal";
+  return { error: { kind, message: String(error.message || error) } };
+}
+
+function clientName() {
+  const brands = (navigator.userAgentData && navigator.userAgentData.brands) || [];
+  const brand = brands.map((b) => b.brand).find((b) => !/Not.A.Brand/i.test(b)) || "Browser";
+  return `Mécène in ${brand}`.slice(0, 80);
+}
+
+/** Actions the popup asks for; each returns a plain object (or {error}). */
+const popupHandlers = {
+  async pair() {
+    const { data } = await MeceneDaemon.call("POST", "/pairing", { client: clientName() });
+    await MeceneStorage.setPairing({ id: data.pairing_id, code: data.code });
+    return { code: data.code };
+  },
+
+  async pairingStatus() {
+    const pairing = await MeceneStorage.getPairing();
+    if (!pairing) return { status: "none" };
+    let data;
+    try {
+      ({ data } = await MeceneDaemon.call("GET", `/pairing/${encodeURIComponent(pairing.id)}`));
+    } catch (e) {
+      if (e.kind === "refused") { // 404: expired and forgotten by the daemon
+        await MeceneStorage.setPairing(null);
+        return { status: "expired" };
+      }
+      throw e;
+    }
+    if (data.status === "approved" && typeof data.token === "string") {
+      await MeceneStorage.setToken(data.token);
+      await MeceneStorage.setPairing(null);
+    } else if (data.status !== "pending") {
+      await MeceneStorage.setPairing(null);
+    }
+    return { status: data.status, code: pairing.code };
+  },
+
+  /** Flattr the tab's primary creator (the toolbar click). */
+  async flattr(args) {
+    const tabId = args && args.tabId;
+    if (!Number.isInteger(tabId)) return { error: { kind: "invalid", message: "no tab" } };
+    const tab = await MeceneStorage.getTab(tabId);
+    if (!tab || !tab.creators.length) {
+      return { error: { kind: "nothing", message: "Nothing to flattr on this page." } };
+    }
+    const token = await MeceneStorage.getToken();
+    if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
+    if (tab.flattr && tab.flattr.url === tab.url && !tab.flattr.undone) {
+      return { click: tab.flattr, status: tab.status || null, creators: tab.creators };
+    }
+    const weight = Number.isInteger(args.weight) && args.weight >= 1 && args.weight <= 5
+      ? args.weight : 1;
+    const body = {
+      id: crypto.randomUUID(), url: tab.url, creator: tab.creators[0].key,
+      creators: tab.creators.slice(1).map((c) => c.key).slice(0, 32), weight,
+    };
+    let click;
+    let status = null;
+    try {
+      ({ data: { click, status } } = await MeceneDaemon.call("POST", "/clicks", body, token));
+    } catch (e) {
+      if (e.kind === "unauthorized") await MeceneStorage.setToken(null);
+      if (e.kind === "refused" && e.data && e.data.error === "flattr_once" && e.data.click) {
+        click = e.data.click; // already flattred this month: show it, with Undo
+      } else {
+        throw e;
+      }
+    }
+    await MeceneStorage.setTab(tabId, { ...tab, flattr: click, status });
+    return { click, status, creators: tab.creators };
+  },
+
+  async undo(args) {
+    const tabId = args && args.tabId;
+    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    if (!tab || !tab.flattr) return { error: { kind: "invalid", message: "nothing to undo" } };
+    const token = await MeceneStorage.getToken();
+    const { data } = await MeceneDaemon.call(
+      "DELETE", `/clicks/${encodeURIComponent(tab.flattr.id)}`, undefined, token);
+    await MeceneStorage.setTab(tabId, { ...tab, flattr: data.click, status: data.status });
+    return data;
+  },
+};
+
 const handlers = {
   /** The content script found the page's creators. Top frame only. */
   async creators(args, sender) {
@@ -74,10 +168,13 @@ const handlers = {
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (sender.id !== chrome.runtime.id) return false;
   if (!message || typeof message !== "object" || typeof message.action !== "string") return false;
-  if (!Object.prototype.hasOwnProperty.call(handlers, message.action)) return false;
-  handlers[message.action](message.args, sender).then(
+  const own = Object.prototype.hasOwnProperty;
+  // The popup's actions spend money: only the extension's own pages may ask.
+  const table = fromExtensionPage(sender) ? popupHandlers : handlers;
+  if (!own.call(table, message.action)) return false;
+  table[message.action](message.args, sender).then(
     (result) => sendResponse(result),
-    (error) => sendResponse({ error: String(error) }),
+    (error) => sendResponse(failure(error)),
   );
   return true; // the answer comes asynchronously
 });

@@ -15,5 +15,28 @@
     async dropTab(tabId) {
       await chrome.storage.session.remove(tabKey(tabId));
     },
+    /** {port} — which daemon to talk to. */
+    async getSettings() {
+      return (await chrome.storage.local.get("settings")).settings || {};
+    },
+    async setSettings(settings) {
+      await chrome.storage.local.set({ settings });
+    },
+    /** The bearer token the daemon handed out after the person approved. */
+    async getToken() {
+      return (await chrome.storage.local.get("token")).token || null;
+    },
+    async setToken(token) {
+      if (token) await chrome.storage.local.set({ token });
+      else await chrome.storage.local.remove("token");
+    },
+    /** The pairing waiting for approval: {id, code}. */
+    async getPairing() {
+      return (await chrome.storage.session.get("pairing")).pairing || null;
+    },
+    async setPairing(pairing) {
+      if (pairing) await chrome.storage.session.set({ pairing });
+      else await chrome.storage.session.remove("pairing");
+    },
   };
 })();

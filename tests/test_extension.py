@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from .browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path
+from .procs import mecene, start
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -69,6 +70,19 @@ def tab_state(context: Any, predicate: Any, timeout: float = 10.0) -> dict[str, 
                 return {"tab": int(key[4:]), **state}
         time.sleep(0.1)
     raise AssertionError(f"no tab state matched; stored: {states}")
+
+
+def wait_until(page: Any, predicate: str, timeout: float = 15.0) -> None:
+    """Poll `predicate` (a JS function) in `page`. Extension pages forbid eval, and
+    Playwright's wait_for_function evaluates its predicate with it."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out waiting for {predicate}: "
+                f"{page.evaluate('() => document.body.innerText')!r}"
+            )
+        time.sleep(0.1)
 
 
 def test_the_extension_loads_with_its_service_worker(context: Any) -> None:
@@ -134,3 +148,49 @@ def test_a_content_script_cannot_move_the_page_to_another_origin(context: Any) -
         sw.evaluate("checkCreators({creators: [{key: 'x y', scope: 'page', source: 's'}]})") is None
     )
     assert sw.evaluate("checkCreators({creators: 'flattr:a'})") is None
+
+
+def test_pair_flattr_and_undo_against_a_real_daemon(
+    context: Any, server: PageServer, tmp_path: Path
+) -> None:
+    """The popup's own code path: it flattrs on opening, pairs first if needed, undoes."""
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "5").returncode == 0
+    daemon = start(data)
+    try:
+        sw = worker(context)
+        sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
+        page = context.new_page()
+        url = server.url("blog.example.org", "/post")
+        page.goto(url)
+        tab = tab_state(context, lambda s: s["url"] == url)["tab"]
+        popup = context.new_page()
+        popup.goto(f"chrome-extension://{sw.url.split('/')[2]}/popup.html?tab={tab}")
+        # First use: the popup shows the code; the person approves it.
+        wait_until(popup, "() => document.getElementById('code').textContent.length === 6")
+        code = popup.text_content("#code")
+        approved = mecene(data, "pair", "approve", code)
+        assert approved.returncode == 0, approved.stderr
+        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
+        assert "flattr:alice" in popup.text_content("#creator")
+        assert "1 flattrs this month, 5.00 € each" in popup.text_content("#figures")
+        token = sw.evaluate("chrome.storage.local.get('token').then((r) => r.token)")
+        _, listed = daemon.request("GET", "/clicks", token=token)
+        assert [(c["url"], c["creator"]) for c in listed["clicks"]] == [(url, "flattr:alice")]
+        assert listed["clicks"][0]["creators"] == [
+            "wm:https://wallet.example/alice",
+            "domain:example.org",
+        ]
+        # Opening the popup again does not flattr twice.
+        again = context.new_page()
+        again.goto(popup.url)
+        wait_until(again, "() => document.getElementById('app').dataset.state === 'flattred'")
+        assert len(daemon.request("GET", "/clicks", token=token)[1]["clicks"]) == 1
+        again.close()
+        popup.click("#undo")
+        wait_until(popup, "() => document.getElementById('app').dataset.state === 'undone'")
+        assert daemon.request("GET", "/clicks", token=token)[1]["clicks"] == []
+        popup.close()
+        page.close()
+    finally:
+        daemon.stop()

@@ -1,0 +1,83 @@
+/* Mécène popup: opening it flattrs the page (the Pocket model), then shows what
+ * happened, with Undo. It only talks to the service worker. */
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const SENTENCES = {
+  down: "The Mécène daemon is not running: start it with `mecene run`.",
+  locked: "Your wallet is locked: unlock it with `mecene unlock` or the tray menu.",
+  unauthorized: "This browser's pairing was revoked: open this panel again to pair it.",
+  nothing: "There is nothing to flattr on this page.",
+};
+
+function send(action, args) {
+  return chrome.runtime.sendMessage({ action, args });
+}
+
+async function currentTab() {
+  if (params.has("tab")) return Number(params.get("tab")); // tests open the popup in a tab
+  const [tab] = await chrome.tabs.query({ active: true, currentWindow: true });
+  return tab ? tab.id : null;
+}
+
+function euros(cents) {
+  return cents === null || cents === undefined ? "?" : `${(cents / 100).toFixed(2)} €`;
+}
+
+function show(state, message) {
+  $("app").dataset.state = state;
+  $("message").textContent = message || "";
+}
+
+function showDone(result) {
+  const creator = (result.creators || []).find((c) => c.key === result.click.creator);
+  $("creator").textContent = creator && creator.label ? creator.label : result.click.creator;
+  const s = result.status;
+  $("figures").textContent = s
+    ? `${s.clicks} flattrs this month, ${euros(s.per_click_cents)} each, budget ${euros(s.budget_cents)}.`
+    : "Already flattred this month.";
+  $("done").hidden = false;
+  $("pairing").hidden = true;
+  $("undo").disabled = Boolean(result.click.undone);
+  show(result.click.undone ? "undone" : "flattred", result.click.undone ? "Undone." : "");
+}
+
+function showError(error) {
+  show("error", SENTENCES[error.kind] || error.message);
+}
+
+async function pair(tabId) {
+  const started = await send("pair");
+  if (started.error) return showError(started.error);
+  $("code").textContent = started.code;
+  document.querySelector(".code-inline").textContent = started.code;
+  $("pairing").hidden = false;
+  show("pairing", "");
+  const timer = setInterval(async () => {
+    const poll = await send("pairingStatus");
+    if (poll.error) { clearInterval(timer); showError(poll.error); return; }
+    if (poll.status === "approved") { clearInterval(timer); flattr(tabId); }
+    if (poll.status === "denied" || poll.status === "expired") {
+      clearInterval(timer);
+      show("error", `Pairing ${poll.status}: open this panel again for a new code.`);
+    }
+  }, 1000);
+}
+
+async function flattr(tabId) {
+  const result = await send("flattr", { tabId });
+  if (result.error && (result.error.kind === "unpaired" || result.error.kind === "unauthorized")) {
+    return pair(tabId);
+  }
+  if (result.error) return showError(result.error);
+  showDone(result);
+}
+
+$("undo").addEventListener("click", async () => {
+  const result = await send("undo", { tabId: await currentTab() });
+  if (result.error) return showError(result.error);
+  showDone({ ...result, creators: [] });
+});
+
+currentTab().then((tabId) => (tabId === null ? show("error", "No page.") : flattr(tabId)));
