@@ -28,14 +28,24 @@ function euros(cents) {
 function show(state, message) {
   $("app").dataset.state = state;
   $("message").textContent = message || "";
+  $("message").hidden = !message;
+}
+
+/** "alice" for flattr:alice, the label when the page gave one. */
+function creatorName(key, creators) {
+  const found = (creators || []).find((c) => c.key === key);
+  if (found && found.label) return found.label;
+  return key.slice(key.indexOf(":") + 1);
 }
 
 function showDone(result) {
-  const creator = (result.creators || []).find((c) => c.key === result.click.creator);
-  $("creator").textContent = creator && creator.label ? creator.label : result.click.creator;
+  const key = result.click.creator;
+  $("creator").textContent = creatorName(key, result.creators);
+  $("creator").title = key;
   const s = result.status;
+  const flattrs = s && s.clicks === 1 ? "1 flattr" : `${s ? s.clicks : 0} flattrs`;
   $("figures").textContent = s
-    ? `${s.clicks} flattrs this month, ${euros(s.per_click_cents)} each, budget ${euros(s.budget_cents)}.`
+    ? `${flattrs} this month, ${euros(s.per_click_cents)} each, of a ${euros(s.budget_cents)} budget.`
     : "Already flattred this month.";
   $("done").hidden = false;
   $("pairing").hidden = true;

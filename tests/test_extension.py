@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,8 +173,16 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         approved = mecene(data, "pair", "approve", code)
         assert approved.returncode == 0, approved.stderr
         wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
-        assert "flattr:alice" in popup.text_content("#creator")
-        assert "1 flattrs this month, 5.00 € each" in popup.text_content("#figures")
+        assert popup.text_content("#creator") == "alice"
+        assert (
+            popup.text_content("#figures")
+            == "1 flattr this month, 5.00 € each, of a 5.00 € budget."
+        )
+        popup.set_viewport_size({"width": 340, "height": 130})
+        shot = popup.screenshot(path=str(tmp_path / "popup-flattred.png"))
+        assert shot.startswith(b"\x89PNG")
+        if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+            (EXTENSION.parent / "docs" / "popup-flattred.png").write_bytes(shot)
         token = sw.evaluate("chrome.storage.local.get('token').then((r) => r.token)")
         _, listed = daemon.request("GET", "/clicks", token=token)
         assert [(c["url"], c["creator"]) for c in listed["clicks"]] == [(url, "flattr:alice")]
