@@ -203,3 +203,44 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         page.close()
     finally:
         daemon.stop()
+
+
+def _open_popup(context: Any, server: PageServer, host: str, path: str) -> Any:
+    sw = worker(context)
+    page = context.new_page()
+    url = server.url(host, path)
+    page.goto(url)
+    tab = tab_state(context, lambda s: s["url"] == url)["tab"]
+    popup = context.new_page()
+    popup.goto(f"chrome-extension://{sw.url.split('/')[2]}/popup.html?tab={tab}")
+    return popup
+
+
+def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
+    context: Any, server: PageServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "mecene"
+    assert mecene(data, "init").returncode == 0
+    daemon = start(data)
+    sw = worker(context)
+    try:
+        sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
+        # Paired, then revoked: the popup asks to pair again, with a fresh code.
+        token = daemon.pair()
+        sw.evaluate(f"chrome.storage.local.set({{token: '{token}'}})")
+        assert mecene(data, "pair", "revoke", "test browser").returncode == 0
+        popup = _open_popup(context, server, "plain.example.com", "/")
+        wait_until(popup, "() => document.getElementById('app').dataset.state === 'pairing'")
+        assert len(popup.text_content("#code")) == 6
+        assert sw.evaluate("chrome.storage.local.get('token').then((r) => r.token || null)") is None
+        popup.close()
+    finally:
+        daemon.stop()
+    # The daemon is not running: one sentence, with the command that fixes it.
+    sw.evaluate("chrome.storage.local.set({token: 'x'.repeat(43)})")
+    popup = _open_popup(context, server, "plain.example.com", "/")
+    wait_until(popup, "() => document.getElementById('app').dataset.state === 'error'")
+    assert popup.text_content("#message") == (
+        "The Mécène daemon is not running: start it with `mecene run`."
+    )
+    popup.close()
