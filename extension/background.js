@@ -75,6 +75,42 @@ function clientName() {
   return `Mécène in ${brand}`.slice(0, 80);
 }
 
+const OUTBOX_ALARM = "outbox";
+
+/** Send one stored flattr. True when the daemon has answered for good (2xx or
+ * a refusal), false when it is unreachable and the flattr must wait. */
+async function deliver(body, token) {
+  try {
+    const { data } = await MeceneDaemon.call("POST", "/clicks", body, token);
+    return { done: true, data };
+  } catch (e) {
+    if (e.kind === "down" || e.kind === "locked") return { done: false, error: e };
+    if (e.kind === "unauthorized") await MeceneStorage.setToken(null);
+    return { done: e.kind !== "unauthorized", error: e };
+  }
+}
+
+/** Deliver every waiting flattr; the alarm calls this until the outbox is empty.
+ * Each keeps its client id, so a flattr the daemon already has comes back as
+ * the same click (200) and is never counted twice. */
+async function deliverOutbox() {
+  const token = await MeceneStorage.getToken();
+  const outbox = await MeceneStorage.getOutbox();
+  if (!token) return Object.keys(outbox).length;
+  for (const [id, entry] of Object.entries(outbox)) {
+    const result = await deliver(entry.body, token);
+    if (!result.done) break; // still down: try again at the next alarm
+    await MeceneStorage.dropOutbox(id);
+  }
+  const left = Object.keys(await MeceneStorage.getOutbox()).length;
+  if (left === 0) await chrome.alarms.clear(OUTBOX_ALARM);
+  return left;
+}
+
+chrome.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === OUTBOX_ALARM) deliverOutbox();
+});
+
 /** Actions the popup asks for; each returns a plain object (or {error}). */
 const popupHandlers = {
   async pair() {
@@ -124,17 +160,29 @@ const popupHandlers = {
       id: crypto.randomUUID(), url: tab.url, creator: tab.creators[0].key,
       creators: tab.creators.slice(1).map((c) => c.key).slice(0, 32), weight,
     };
+    // Kept before sending: if the daemon is down, it is delivered later, once.
+    await MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
+    const sent = await deliver(body, token);
+    if (!sent.done && sent.error.kind === "unauthorized") {
+      // Revoked: the popup pairs again and flattrs afresh; this one is dropped.
+      await MeceneStorage.dropOutbox(body.id);
+      throw sent.error;
+    }
+    if (!sent.done) {
+      await chrome.alarms.create(OUTBOX_ALARM, { delayInMinutes: 0.5, periodInMinutes: 0.5 });
+      const queued = { ...body, queued: true };
+      await MeceneStorage.setTab(tabId, { ...tab, flattr: queued, status: null });
+      return { queued: true, click: queued, creators: tab.creators, reason: sent.error.kind };
+    }
+    await MeceneStorage.dropOutbox(body.id);
     let click;
     let status = null;
-    try {
-      ({ data: { click, status } } = await MeceneDaemon.call("POST", "/clicks", body, token));
-    } catch (e) {
-      if (e.kind === "unauthorized") await MeceneStorage.setToken(null);
-      if (e.kind === "refused" && e.data && e.data.error === "flattr_once" && e.data.click) {
-        click = e.data.click; // already flattred this month: show it, with Undo
-      } else {
-        throw e;
-      }
+    if (sent.data) {
+      ({ click, status } = sent.data);
+    } else if (sent.error.data && sent.error.data.error === "flattr_once" && sent.error.data.click) {
+      click = sent.error.data.click; // already flattred this month: show it, with Undo
+    } else {
+      throw sent.error;
     }
     await MeceneStorage.setTab(tabId, { ...tab, flattr: click, status });
     return { click, status, creators: tab.creators };

@@ -81,6 +81,13 @@ async function flattr(tabId) {
     return pair(tabId);
   }
   if (result.error) return showError(result.error);
+  if (result.queued) {
+    $("done").hidden = true;
+    const why = result.reason === "locked"
+      ? "your wallet is locked (unlock it with `mecene unlock`)"
+      : "the Mécène daemon is not running (start it with `mecene run`)";
+    return show("queued", `Saved: ${why}; this flattr will be delivered then.`);
+  }
   showDone(result);
 }
 

@@ -30,6 +30,20 @@
       if (token) await chrome.storage.local.set({ token });
       else await chrome.storage.local.remove("token");
     },
+    /** Flattrs not yet acknowledged by the daemon, by client id: {body, tabId}. */
+    async getOutbox() {
+      return (await chrome.storage.local.get("outbox")).outbox || {};
+    },
+    async putOutbox(id, entry) {
+      const outbox = await this.getOutbox();
+      outbox[id] = entry;
+      await chrome.storage.local.set({ outbox });
+    },
+    async dropOutbox(id) {
+      const outbox = await this.getOutbox();
+      delete outbox[id];
+      await chrome.storage.local.set({ outbox });
+    },
     /** The pairing waiting for approval: {id, code}. */
     async getPairing() {
       return (await chrome.storage.session.get("pairing")).pairing || null;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -236,11 +237,53 @@ def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
         popup.close()
     finally:
         daemon.stop()
-    # The daemon is not running: one sentence, with the command that fixes it.
-    sw.evaluate("chrome.storage.local.set({token: 'x'.repeat(43)})")
+    # The daemon is not running: the flattr is kept, and one sentence says how to fix it.
+    sw.evaluate("chrome.storage.local.set({token: 'x'.repeat(43), outbox: {}})")
     popup = _open_popup(context, server, "plain.example.com", "/")
-    wait_until(popup, "() => document.getElementById('app').dataset.state === 'error'")
+    wait_until(popup, "() => document.getElementById('app').dataset.state === 'queued'")
     assert popup.text_content("#message") == (
-        "The Mécène daemon is not running: start it with `mecene run`."
+        "Saved: the Mécène daemon is not running (start it with `mecene run`); "
+        "this flattr will be delivered then."
     )
     popup.close()
+    sw.evaluate("chrome.storage.local.set({outbox: {}}).then(() => chrome.alarms.clearAll())")
+
+
+def test_a_flattr_made_while_the_daemon_is_down_is_delivered_once(
+    context: Any, server: PageServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "mecene"
+    assert mecene(data, "init").returncode == 0
+    daemon = start(data)
+    sw = worker(context)
+    sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
+    token = daemon.pair()
+    sw.evaluate(f"chrome.storage.local.set({{token: '{token}', outbox: {{}}}})")
+    port = daemon.port
+    daemon.stop()
+    # Flattr with the daemon down: kept, with its client id, and an alarm set.
+    popup = _open_popup(context, server, "blog.example.org", "/post")
+    wait_until(popup, "() => document.getElementById('app').dataset.state === 'queued'")
+    assert "will be delivered then" in popup.text_content("#message")
+    outbox = sw.evaluate("chrome.storage.local.get('outbox').then((r) => r.outbox)")
+    assert len(outbox) == 1
+    (click_id,) = outbox
+    assert sw.evaluate("chrome.alarms.get('outbox').then((a) => Boolean(a))") is True
+    popup.close()
+    # The daemon is back on its port: the alarm's delivery runs (called here
+    # directly rather than waiting 30 s), twice, and the daemon has it once.
+    daemon = start(data, port)
+    try:
+        assert sw.evaluate("deliverOutbox()") == 0
+        assert sw.evaluate("chrome.storage.local.get('outbox').then((r) => r.outbox)") == {}
+        # A second delivery of the same flattr (as if an answer had been lost).
+        sw.evaluate(
+            "MeceneDaemon.call('POST', '/clicks', "
+            + json.dumps(outbox[click_id]["body"])
+            + f", '{token}')"
+        )
+        _, listed = daemon.request("GET", "/clicks", token=token)
+        assert [c["id"] for c in listed["clicks"]] == [click_id]
+        assert sw.evaluate("chrome.alarms.get('outbox').then((a) => Boolean(a))") is False
+    finally:
+        daemon.stop()
