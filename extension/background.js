@@ -188,6 +188,35 @@ const popupHandlers = {
     return { click, status, creators: tab.creators };
   },
 
+  /** A weight chosen after the flattr: the API has no update, so undo and flattr again. */
+  async reweight(args) {
+    const tabId = args && args.tabId;
+    const weight = args && args.weight;
+    if (!Number.isInteger(weight) || weight < 1 || weight > 5) {
+      return { error: { kind: "invalid", message: "a weight is 1 to 5" } };
+    }
+    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    if (tab && tab.flattr && !tab.flattr.undone && !tab.flattr.queued) {
+      if (tab.flattr.weight === weight) return { click: tab.flattr, status: tab.status, creators: tab.creators };
+      await popupHandlers.undo({ tabId });
+    }
+    return popupHandlers.flattr({ tabId, weight });
+  },
+
+  /** Subscribe to the page's primary creator and thing for 3, 6 or 12 months. */
+  async subscribe(args) {
+    const tabId = args && args.tabId;
+    const months = args && args.months;
+    if (![3, 6, 12].includes(months)) return { error: { kind: "invalid", message: "3, 6 or 12" } };
+    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    if (!tab || !tab.creators.length) return { error: { kind: "nothing", message: "nothing" } };
+    const token = await MeceneStorage.getToken();
+    const { data } = await MeceneDaemon.call("POST", "/subscriptions", {
+      id: crypto.randomUUID(), creator: tab.creators[0].key, url: tab.url, months,
+    }, token);
+    return data;
+  },
+
   async undo(args) {
     const tabId = args && args.tabId;
     const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;

@@ -50,6 +50,8 @@ function showDone(result) {
   $("done").hidden = false;
   $("pairing").hidden = true;
   $("undo").disabled = Boolean(result.click.undone);
+  $("weight").value = String(result.click.weight || 1);
+  $("app").dataset.weight = String(result.click.weight || 1); // confirmed by the daemon
   show(result.click.undone ? "undone" : "flattred", result.click.undone ? "Undone." : "");
 }
 
@@ -96,5 +98,24 @@ $("undo").addEventListener("click", async () => {
   if (result.error) return showError(result.error);
   showDone({ ...result, creators: [] });
 });
+
+$("weight").addEventListener("change", async () => {
+  show("saving", "Saving the new weight…");
+  const result = await send("reweight", { tabId: await currentTab(), weight: Number($("weight").value) });
+  if (result.error) return showError(result.error);
+  showDone(result);
+});
+
+for (const button of document.querySelectorAll(".subscribe")) {
+  button.addEventListener("click", async () => {
+    const months = Number(button.dataset.months);
+    const result = await send("subscribe", { tabId: await currentTab(), months });
+    if (result.error) return showError(result.error);
+    $("subscribed").textContent = `Subscribed until ${result.subscription.last_month}: `
+      + "a flattr each month.";
+    $("subscribed").hidden = false;
+    $("app").dataset.subscribed = String(months);
+  });
+}
 
 currentTab().then((tabId) => (tabId === null ? show("error", "No page.") : flattr(tabId)));

@@ -179,7 +179,7 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
             popup.text_content("#figures")
             == "1 flattr this month, 5.00 € each, of a 5.00 € budget."
         )
-        popup.set_viewport_size({"width": 340, "height": 130})
+        popup.set_viewport_size({"width": 340, "height": 175})
         shot = popup.screenshot(path=str(tmp_path / "popup-flattred.png"))
         assert shot.startswith(b"\x89PNG")
         if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
@@ -191,6 +191,19 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
             "wm:https://wallet.example/alice",
             "domain:example.org",
         ]
+        # A weight chosen afterwards: the flattr is redone with it.
+        popup.select_option("#weight", "3")
+        wait_until(popup, "() => document.getElementById('app').dataset.weight === '3'")
+        assert popup.get_attribute("#app", "data-state") == "flattred"
+        assert popup.text_content("#figures").startswith("1 flattr this month")
+        live = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
+        assert [(c["url"], c["weight"]) for c in live] == [(url, 3)]
+        # Subscribe for 6 months: the daemon has it, from this month.
+        popup.click(".subscribe[data-months='6']")
+        wait_until(popup, "() => document.getElementById('app').dataset.subscribed === '6'")
+        subs = daemon.request("GET", "/subscriptions", token=token)[1]["subscriptions"]
+        assert [(s["creator"], s["url"], s["months"]) for s in subs] == [("flattr:alice", url, 6)]
+        assert "Subscribed until" in popup.text_content("#subscribed")
         # Opening the popup again does not flattr twice.
         again = context.new_page()
         again.goto(popup.url)
