@@ -259,13 +259,17 @@
     return result;
   }
 
-  globalThis.detectCreators = detectCreators;
-  globalThis.registrableDomain = registrableDomain;
-
   // -- in the extension: detect after load, and again when the page changes ----------
 
   const runtime = globalThis.chrome && globalThis.chrome.runtime;
+  const injectedBefore = typeof globalThis.meceneReport === "function";
+  globalThis.detectCreators = detectCreators;
+  globalThis.registrableDomain = registrableDomain;
   if (!runtime || !runtime.id) return; // a plain script in a test page
+  if (injectedBefore) { // the service worker injects again after each load: report only
+    globalThis.meceneReport();
+    return;
+  }
 
   let lastUrl = null;
   let lastKeys = null;
@@ -289,6 +293,7 @@
     scheduled = true;
     later(() => { scheduled = false; report(); });
   };
+  globalThis.meceneReport = schedule;
   if (document.readyState === "complete") schedule();
   else addEventListener("load", schedule, { once: true });
   // Head changes (single-page apps retitle and re-meta) and history navigation.

@@ -53,6 +53,8 @@ function showDone(result) {
   $("weight").value = String(result.click.weight || 1);
   $("app").dataset.weight = String(result.click.weight || 1); // confirmed by the daemon
   show(result.click.undone ? "undone" : "flattred", result.click.undone ? "Undone." : "");
+  // Milliseconds from the popup opening to the daemon's answer shown (bench/extension.py).
+  if (!$("app").dataset.ackMs) $("app").dataset.ackMs = performance.now().toFixed(1);
 }
 
 function showError(error) {

@@ -30,10 +30,12 @@ def test_web_ext_lint_finds_nothing() -> None:
 def test_manifest_is_mv3_and_names_only_files_that_exist() -> None:
     manifest = json.loads((EXTENSION / "manifest.json").read_text())
     assert manifest["manifest_version"] == 3
-    for script in manifest["content_scripts"]:
-        for name in script["js"]:
-            assert (EXTENSION / name).is_file(), name
     for name in [manifest["background"]["service_worker"], *manifest["background"]["scripts"]]:
         assert (EXTENSION / name).is_file(), name
-    # psl.js must come before content.js: the detector reads MECENE_PSL.
-    assert manifest["content_scripts"][0]["js"] == ["psl.js", "content.js"]
+    # The detector is injected after load (background.js), never declared: a
+    # declared content script runs before the load event and slows every page.
+    assert "content_scripts" not in manifest
+    background = (EXTENSION / "background.js").read_text()
+    assert 'DETECTOR_FILES = ["psl.js", "content.js"]' in background  # psl.js first
+    for name in ("psl.js", "content.js", "popup.html", "popup.js"):
+        assert (EXTENSION / name).is_file(), name

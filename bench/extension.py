@@ -1,0 +1,153 @@
+"""The extension's costs a person can feel, in Debian's Chromium.
+
+1. Toolbar click to acknowledged flattr: the popup opens (the toolbar click's
+   code path), flattrs the page, and records when the daemon's 2xx is shown
+   (`performance.now()` from the popup's own navigation start). p50 and p99
+   over distinct pages, against a real daemon.
+2. Page load with the extension against without it: the same pages loaded in
+   two Chromium profiles, alternately; the median load time of each.
+   Target: under 2 % slower.
+
+    .venv/bin/python bench/extension.py [--pages 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from tests.browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path  # noqa: E402
+from tests.procs import mecene, start  # noqa: E402
+
+LOAD = "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
+
+
+def article(i: int) -> str:
+    paragraphs = "".join(
+        f"<p>Paragraph {j} of post {i}, <a href='/x{j}'>link</a>.</p>" for j in range(40)
+    )
+    return (
+        f"<!doctype html><html><head><title>Post {i}</title>"
+        f'<meta name="flattr:id" content="author{i % 7}">'
+        f'<link rel="monetization" href="https://wallet.example/a{i}"></head>'
+        f"<body><article><h1>Post {i}</h1>{paragraphs}</article></body></html>"
+    )
+
+
+def wait(page, predicate: str, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(predicate)
+        time.sleep(0.02)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=60)
+    args = parser.parse_args()
+    pages = {("blog.example.org", f"/post/{i}"): article(i) for i in range(args.pages)}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = PageServer(pages, work).start()
+        data = work / "mecene"
+        assert mecene(data, "init").returncode == 0
+        daemon = start(data)
+        try:
+            token = daemon.pair()
+            with sync_playwright() as p:
+                ext_args = [
+                    *CHROMIUM_ARGS,
+                    f"--disable-extensions-except={EXTENSION}",
+                    f"--load-extension={EXTENSION}",
+                ]
+                with_ext = p.chromium.launch_persistent_context(
+                    str(work / "with"),
+                    executable_path=chromium_path(),
+                    headless=True,
+                    args=ext_args,
+                )
+                without = p.chromium.launch_persistent_context(
+                    str(work / "without"),
+                    executable_path=chromium_path(),
+                    headless=True,
+                    args=CHROMIUM_ARGS,
+                )
+                sw = (
+                    with_ext.service_workers[0]
+                    if with_ext.service_workers
+                    else with_ext.wait_for_event("serviceworker")
+                )
+                sw.evaluate(
+                    f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}, "
+                    f"token: '{token}'}})"
+                )
+                ext_id = sw.url.split("/")[2]
+
+                loads_with: list[float] = []
+                loads_without: list[float] = []
+                acks: list[float] = []
+                for i in range(args.pages):
+                    url = server.url("blog.example.org", f"/post/{i}")
+                    for ctx, out in ((without, loads_without), (with_ext, loads_with)):
+                        page = ctx.new_page()
+                        page.goto(url, wait_until="load")
+                        out.append(page.evaluate(LOAD))
+                        if ctx is with_ext:
+                            # Wait for the content script's report, then "click the toolbar".
+                            wait(page, "() => true")
+                            deadline = time.monotonic() + 10
+                            while not sw.evaluate(
+                                "chrome.storage.session.get(null).then((s) => Object.values(s)"
+                                f".some((t) => t && t.url === {url!r}))"
+                            ):
+                                if time.monotonic() > deadline:
+                                    raise TimeoutError("no creators reported")
+                                time.sleep(0.02)
+                            tab = sw.evaluate(
+                                "chrome.storage.session.get(null).then((s) => Number(Object"
+                                f".entries(s).find(([k, t]) => t && t.url === {url!r})[0]"
+                                ".slice(4)))"
+                            )
+                            popup = ctx.new_page()
+                            popup.goto(f"chrome-extension://{ext_id}/popup.html?tab={tab}")
+                            wait(
+                                popup, "() => Boolean(document.getElementById('app').dataset.ackMs)"
+                            )
+                            acks.append(float(popup.get_attribute("#app", "data-ack-ms")))
+                            popup.close()
+                        page.close()
+                with_ext.close()
+                without.close()
+        finally:
+            daemon.stop()
+            server.stop()
+    med_with, med_without = statistics.median(loads_with), statistics.median(loads_without)
+    print(
+        f"toolbar click to acknowledged flattr   p50 {percentile(acks, 0.5):6.1f} ms   "
+        f"p99 {percentile(acks, 0.99):6.1f} ms   ({len(acks)} flattrs, real daemon)"
+    )
+    print(f"page load without the extension        median {med_without:6.1f} ms")
+    print(
+        f"page load with the extension           median {med_with:6.1f} ms   "
+        f"({(med_with / med_without - 1):+.1%}, target < +2 %)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
