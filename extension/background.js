@@ -53,10 +53,12 @@ function pageUrl(sender, reported) {
   return url.href;
 }
 
-async function showBadge(tabId, creators) {
-  // A number when the page names creators beyond its site; nothing otherwise.
+async function showBadge(tabId, creators, flattred) {
+  // ✓ once flattred this month; else a number when the page names creators
+  // beyond its site; nothing otherwise.
   const named = creators.filter((c) => c.scope === "page" && !c.key.startsWith("domain:"));
-  await chrome.action.setBadgeText({ tabId, text: named.length ? String(named.length) : "" });
+  const text = flattred ? "✓" : named.length ? String(named.length) : "";
+  await chrome.action.setBadgeText({ tabId, text });
 }
 
 /** Messages from the extension's own pages (the popup), not from content scripts. */
@@ -185,6 +187,7 @@ const popupHandlers = {
       throw sent.error;
     }
     await MeceneStorage.setTab(tabId, { ...tab, flattr: click, status });
+    await showBadge(tabId, tab.creators, !click.undone);
     return { click, status, creators: tab.creators };
   },
 
@@ -225,6 +228,7 @@ const popupHandlers = {
     const { data } = await MeceneDaemon.call(
       "DELETE", `/clicks/${encodeURIComponent(tab.flattr.id)}`, undefined, token);
     await MeceneStorage.setTab(tabId, { ...tab, flattr: data.click, status: data.status });
+    await showBadge(tabId, tab.creators, !data.click.undone);
     return data;
   },
 };

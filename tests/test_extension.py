@@ -175,6 +175,8 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         assert approved.returncode == 0, approved.stderr
         wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
         assert popup.text_content("#creator") == "alice"
+        badge = f"chrome.action.getBadgeText({{tabId: {tab}}})"
+        assert sw.evaluate(badge) == "✓"  # flattred this month
         assert (
             popup.text_content("#figures")
             == "1 flattr this month, 5.00 € each, of a 5.00 € budget."
@@ -213,6 +215,7 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         popup.click("#undo")
         wait_until(popup, "() => document.getElementById('app').dataset.state === 'undone'")
         assert daemon.request("GET", "/clicks", token=token)[1]["clicks"] == []
+        assert sw.evaluate(badge) == "2"  # undone: back to the creators found
         popup.close()
         page.close()
     finally:
