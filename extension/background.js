@@ -147,7 +147,7 @@ const popupHandlers = {
   async flattr(args) {
     const tabId = args && args.tabId;
     if (!Number.isInteger(tabId)) return { error: { kind: "invalid", message: "no tab" } };
-    const tab = await MeceneStorage.getTab(tabId);
+    const tab = await tabStateNow(tabId);
     if (!tab || !tab.creators.length) {
       return { error: { kind: "nothing", message: "Nothing to flattr on this page." } };
     }
@@ -277,6 +277,27 @@ chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
   const url = tab && tab.url;
   if (typeof url === "string" && /^https?:/.test(url)) injectDetector(tabId);
 });
+
+/* Pages that finished loading before this worker was listening (at install,
+ * or while it was starting): inject into them now. The detector is safe to
+ * inject twice. */
+(async () => {
+  const tabs = await chrome.tabs.query({ url: ["http://*/*", "https://*/*"], status: "complete" });
+  for (const tab of tabs) injectDetector(tab.id);
+})().catch(() => {});
+
+/** The tab's state, injecting the detector and waiting briefly if it has none yet. */
+async function tabStateNow(tabId) {
+  const known = await MeceneStorage.getTab(tabId);
+  if (known) return known;
+  await injectDetector(tabId);
+  for (let i = 0; i < 30; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const state = await MeceneStorage.getTab(tabId);
+    if (state) return state;
+  }
+  return null;
+}
 
 chrome.tabs.onRemoved.addListener((tabId) => {
   MeceneStorage.dropTab(tabId);
