@@ -62,14 +62,18 @@ def worker(context: Any) -> Any:
 
 
 def tab_state(context: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
-    """Wait until some tab's stored state satisfies `predicate`; return it."""
+    """Wait until a tab's stored state satisfies `predicate`; return the newest such."""
     sw = worker(context)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         states = sw.evaluate("chrome.storage.session.get(null)")
-        for key, state in states.items():
-            if key.startswith("tab:") and predicate(state):
-                return {"tab": int(key[4:]), **state}
+        matches = [
+            {"tab": int(key[4:]), **state}
+            for key, state in states.items()
+            if key.startswith("tab:") and predicate(state)
+        ]
+        if matches:
+            return max(matches, key=lambda m: m["at"])
         time.sleep(0.1)
     raise AssertionError(f"no tab state matched; stored: {states}")
 
@@ -230,6 +234,7 @@ def _open_popup(context: Any, server: PageServer, host: str, path: str) -> Any:
     tab = tab_state(context, lambda s: s["url"] == url)["tab"]
     popup = context.new_page()
     popup.goto(f"chrome-extension://{sw.url.split('/')[2]}/popup.html?tab={tab}")
+    popup.on("close", lambda _: page.close())  # one tab per page: close them together
     return popup
 
 
@@ -242,9 +247,21 @@ def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
     sw = worker(context)
     try:
         sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
-        # Paired, then revoked: the popup asks to pair again, with a fresh code.
         token = daemon.pair()
-        sw.evaluate(f"chrome.storage.local.set({{token: '{token}'}})")
+        sw.evaluate(f"chrome.storage.local.set({{token: '{token}', outbox: {{}}}})")
+        # The wallet is locked: said, with the fix; the flattr waits and goes through after.
+        assert mecene(data, "lock").returncode == 0
+        popup = _open_popup(context, server, "blog.example.org", "/post")
+        wait_until(popup, "() => document.getElementById('app').dataset.state === 'queued'")
+        assert popup.text_content("#message") == (
+            "Saved: your wallet is locked (unlock it with `mecene unlock`); "
+            "this flattr will be delivered then."
+        )
+        popup.close()
+        assert mecene(data, "unlock").returncode == 0
+        assert sw.evaluate("deliverOutbox()") == 0
+        assert len(daemon.request("GET", "/clicks", token=token)[1]["clicks"]) == 1
+        # Paired, then revoked: the popup asks to pair again, with a fresh code.
         assert mecene(data, "pair", "revoke", "test browser").returncode == 0
         popup = _open_popup(context, server, "plain.example.com", "/")
         wait_until(popup, "() => document.getElementById('app').dataset.state === 'pairing'")
