@@ -274,8 +274,10 @@ async function injectDetector(tabId) {
 
 chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
   if (change.status !== "complete") return;
+  // The URL can be missing (permissions still settling right after install):
+  // try anyway, scripting refuses pages it may not touch.
   const url = tab && tab.url;
-  if (typeof url === "string" && /^https?:/.test(url)) injectDetector(tabId);
+  if (typeof url !== "string" || /^https?:/.test(url)) injectDetector(tabId);
 });
 
 /* Pages that finished loading before this worker was listening (at install,

@@ -61,7 +61,7 @@ def worker(context: Any) -> Any:
     return workers[0] if workers else context.wait_for_event("serviceworker", timeout=15_000)
 
 
-def tab_state(context: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+def tab_state(context: Any, predicate: Any, timeout: float = 20.0) -> dict[str, Any]:
     """Wait until a tab's stored state satisfies `predicate`; return the newest such."""
     sw = worker(context)
     deadline = time.monotonic() + timeout
