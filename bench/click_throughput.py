@@ -52,7 +52,18 @@ from tests.procs import EXT, free_port, mecene, start  # noqa: E402
 
 CLIENTS = 16
 
-BARE_SERVER = """
+# How both comparison servers start: on the daemon's loop (daemon/runner.py).
+RUN_TAIL = """
+try:
+    import uvloop
+    loop = uvloop.new_event_loop()
+except ImportError:
+    loop = None
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop)
+"""
+
+BARE_SERVER = (
+    """
 import sys
 from aiohttp import web
 
@@ -62,15 +73,12 @@ async def click(request):
 
 app = web.Application()
 app.router.add_post("/api/v1/clicks", click)
-try:
-    import uvloop  # the same loop as the daemon's (daemon/runner.py)
-    loop = uvloop.new_event_loop()
-except ImportError:
-    loop = None
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop)
 """
+    + RUN_TAIL
+)
 
-FLOOR_SERVER = """
+FLOOR_SERVER = (
+    """
 import json, sys, tempfile
 from pathlib import Path
 from aiohttp import web
@@ -96,13 +104,9 @@ async def click(request):
 app = web.Application()
 app.cleanup_ctx.append(lifetime)
 app.router.add_post("/api/v1/clicks", click)
-try:
-    import uvloop
-    loop = uvloop.new_event_loop()
-except ImportError:
-    loop = None
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop)
 """
+    + RUN_TAIL
+)
 
 # Each request a new client id and a new thing, as real flattrs are.
 WRK_SCRIPT = """

@@ -226,6 +226,18 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         daemon.stop()
 
 
+def _daemon_for(context: Any, tmp_path: Path) -> tuple[Any, Path, str]:
+    """A fresh daemon, the extension pointed at it and paired; (daemon, data, token)."""
+    data = tmp_path / "mecene"
+    assert mecene(data, "init").returncode == 0
+    daemon = start(data)
+    sw = worker(context)
+    sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
+    token = daemon.pair()
+    sw.evaluate(f"chrome.storage.local.set({{token: '{token}', outbox: {{}}}})")
+    return daemon, data, token
+
+
 def _open_popup(context: Any, server: PageServer, host: str, path: str) -> Any:
     sw = worker(context)
     page = context.new_page()
@@ -241,14 +253,9 @@ def _open_popup(context: Any, server: PageServer, host: str, path: str) -> Any:
 def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
     context: Any, server: PageServer, tmp_path: Path
 ) -> None:
-    data = tmp_path / "mecene"
-    assert mecene(data, "init").returncode == 0
-    daemon = start(data)
+    daemon, data, token = _daemon_for(context, tmp_path)
     sw = worker(context)
     try:
-        sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
-        token = daemon.pair()
-        sw.evaluate(f"chrome.storage.local.set({{token: '{token}', outbox: {{}}}})")
         # The wallet is locked: said, with the fix; the flattr waits and goes through after.
         assert mecene(data, "lock").returncode == 0
         popup = _open_popup(context, server, "blog.example.org", "/post")
@@ -285,13 +292,8 @@ def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
 def test_a_flattr_made_while_the_daemon_is_down_is_delivered_once(
     context: Any, server: PageServer, tmp_path: Path
 ) -> None:
-    data = tmp_path / "mecene"
-    assert mecene(data, "init").returncode == 0
-    daemon = start(data)
+    daemon, data, token = _daemon_for(context, tmp_path)
     sw = worker(context)
-    sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
-    token = daemon.pair()
-    sw.evaluate(f"chrome.storage.local.set({{token: '{token}', outbox: {{}}}})")
     port = daemon.port
     daemon.stop()
     # Flattr with the daemon down: kept, with its client id, and an alarm set.
