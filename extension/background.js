@@ -266,14 +266,28 @@ chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
  * After "complete", it is off the page's critical path. */
 const DETECTOR_FILES = ["psl.js", "content.js"];
 
-async function injectDetector(tabId) {
+/** The last injection attempts, for diagnosis (tests print it when detection fails). */
+const injections = [];
+
+async function injectDetector(tabId, attempt = 0) {
   try {
     await chrome.scripting.executeScript({ target: { tabId }, files: DETECTOR_FILES });
-  } catch (e) { /* not an http(s) page, or the tab went away */ }
+    injections.push(`${tabId}: injected (attempt ${attempt})`);
+  } catch (e) {
+    const why = String((e && e.message) || e);
+    injections.push(`${tabId}: ${why} (attempt ${attempt})`);
+    // Not a web page, or the tab is gone: nothing to retry. Otherwise (right
+    // after install, permissions may still be settling) try again shortly.
+    if (attempt < 4 && !/No tab with id|Cannot access|chrome:|extensions gallery/.test(why)) {
+      setTimeout(() => injectDetector(tabId, attempt + 1), 400 * (attempt + 1));
+    }
+  }
+  injections.splice(0, Math.max(0, injections.length - 50));
 }
 
 chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
   if (change.status !== "complete") return;
+  injections.push(`${tabId}: complete ${tab && tab.url ? "with url" : "without url"}`);
   // The URL can be missing (permissions still settling right after install):
   // try anyway, scripting refuses pages it may not touch.
   const url = tab && tab.url;

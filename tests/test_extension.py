@@ -75,7 +75,8 @@ def tab_state(context: Any, predicate: Any, timeout: float = 20.0) -> dict[str, 
         if matches:
             return max(matches, key=lambda m: m["at"])
         time.sleep(0.1)
-    raise AssertionError(f"no tab state matched; stored: {states}")
+    log = sw.evaluate("injections")
+    raise AssertionError(f"no tab state matched; stored: {states}; injections: {log}")
 
 
 def wait_until(page: Any, predicate: str, timeout: float = 15.0) -> None:
