@@ -298,8 +298,12 @@ chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
  * or while it was starting): inject into them now. The detector is safe to
  * inject twice. */
 (async () => {
-  const tabs = await chrome.tabs.query({ url: ["http://*/*", "https://*/*"], status: "complete" });
-  for (const tab of tabs) injectDetector(tab.id);
+  // No URL filter: a query by URL can come back empty while permissions
+  // settle after install; scripting itself refuses pages it may not touch.
+  const tabs = await chrome.tabs.query({ status: "complete" });
+  for (const tab of tabs) {
+    if (typeof tab.url !== "string" || /^https?:/.test(tab.url)) injectDetector(tab.id);
+  }
 })().catch(() => {});
 
 /** The tab's state, injecting the detector and waiting briefly if it has none yet. */
