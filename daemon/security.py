@@ -24,15 +24,11 @@ from .errors import BadJson, DomainError
 
 log = logging.getLogger("mecene.http")
 
-ALLOWED_HOSTS_KEY = web.AppKey("allowed_hosts", frozenset[str])
-ALLOWED_ORIGINS_KEY = web.AppKey("allowed_origins", frozenset[str])
-
 
 class Authenticator(Protocol):
     def __call__(self, token: str) -> Any: ...
 
 
-AUTHENTICATE_KEY = web.AppKey("authenticate", Authenticator)
 PRINCIPAL_KEY = web.RequestKey("principal", object)
 
 EXTENSION_ORIGIN = re.compile(
@@ -143,7 +139,6 @@ def add_check(app: web.Application, check: Check) -> None:
 def setup_host_check(app: web.Application, hosts: Iterable[str]) -> None:
     """Refuse any Host but 127.0.0.1:PORT and localhost:PORT (DNS rebinding)."""
     allowed = frozenset(h.lower() for h in hosts)
-    app[ALLOWED_HOSTS_KEY] = allowed
 
     def host_check(request: web.Request) -> web.Response | None:
         if request.headers.get("Host", "").lower() not in allowed:
@@ -164,7 +159,6 @@ def setup_origin_check(app: web.Application, own_origins: Iterable[str]) -> None
     those still need a token for anything but pairing.
     """
     own = frozenset(own_origins)
-    app[ALLOWED_ORIGINS_KEY] = own
 
     def origin_check(request: web.Request) -> web.Response | None:
         origin = request.headers.get("Origin")
@@ -201,7 +195,6 @@ def setup_json_only(app: web.Application) -> None:
 
 def setup_auth(app: web.Application, authenticate: Authenticator) -> None:
     """Check the bearer token against the handler's access level."""
-    app[AUTHENTICATE_KEY] = authenticate
 
     def auth(request: web.Request) -> web.Response | None:
         level = _access_level(request)
@@ -211,7 +204,7 @@ def setup_auth(app: web.Application, authenticate: Authenticator) -> None:
         scheme, _, token = header.partition(" ")
         principal = None
         if scheme.lower() == "bearer" and 20 <= len(token.strip()) <= 200:
-            principal = request.app[AUTHENTICATE_KEY](token.strip())
+            principal = authenticate(token.strip())
         if principal is None:
             return error_response(
                 "unauthorized", "a valid token is needed: pair this browser first", 401

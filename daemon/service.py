@@ -189,7 +189,8 @@ class Service:
         self._open_until = None
         log.info("wallet locked")
 
-    async def balance_cents(self) -> int | None:
+    @property
+    def balance_cents(self) -> int | None:
         """The balance the hub last reported; None until a hub has told us.
 
         Read from the database at start and kept in memory: this daemon is its
@@ -250,7 +251,7 @@ class Service:
         """
         wallet = self.require_wallet()
         settings = wallet.settings
-        balance = await self.balance_cents()
+        balance = self.balance_cents
         at = timestamp(self.clock.now())
 
         def close(db: Database) -> dict[str, Any] | None:
@@ -298,7 +299,7 @@ class Service:
 
     async def _status(self, month: str, count: int, weight: int) -> dict[str, Any]:
         settings = self.require_wallet().settings
-        balance = self._balance_cents
+        balance = self.balance_cents
         wanted = budget.wanted_spend(settings.rules, weight)
         spend = budget.affordable(wanted, balance)
         out: dict[str, Any] = {
@@ -322,7 +323,7 @@ class Service:
         wallet = self.require_wallet()
         await self.roll_months()
         settings = wallet.settings
-        balance = await self.balance_cents()
+        balance = self.balance_cents
 
         def view(db: Database) -> dict[str, Any]:
             row = db.execute("SELECT * FROM months WHERE month = ?", [month]).fetchone()
