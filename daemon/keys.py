@@ -28,9 +28,14 @@ _HOST_RE = re.compile(
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f<>\"'`]")
 
 
-def canonical_url(raw: object, *, schemes: frozenset[str] = frozenset({"http", "https"})) -> str:
+def canonical_url(
+    raw: object,
+    *,
+    schemes: frozenset[str] = frozenset({"http", "https"}),
+    keep_fragment: bool = False,
+) -> str:
     """The canonical form of a web address: lower-case scheme and host, no
-    default port, no credentials, no fragment.
+    default port, no credentials, and no fragment unless `keep_fragment`.
 
     >>> canonical_url("HTTPS://Example.ORG:443/a?b=1#top")
     'https://example.org/a?b=1'
@@ -57,7 +62,22 @@ def canonical_url(raw: object, *, schemes: frozenset[str] = frozenset({"http", "
     default_port = {"http": 80, "https": 443}.get(scheme)
     netloc = host if port in (None, default_port) else f"{host}:{port}"
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
+    fragment = parts.fragment if keep_fragment else ""
+    return urlunsplit((scheme, netloc, path, parts.query, fragment))
+
+
+def thing_url(raw: object) -> str:
+    """The canonical URL of a thing. A page is its URL without fragment (the
+    extension sends it so); a fragment, when sent, names a part of a page with
+    a creator of its own — a comment's anchor — and is kept, so that flattring
+    a commenter is not flattring the page twice.
+
+    >>> thing_url("https://Example.org/post#comment-7")
+    'https://example.org/post#comment-7'
+    >>> thing_url("https://example.org/post#")
+    'https://example.org/post'
+    """
+    return canonical_url(raw, keep_fragment=True)
 
 
 def creator_key(raw: object) -> str:

@@ -89,7 +89,7 @@ def creator(value: Any, name: str = "creator") -> str:
 
 def url(value: Any, name: str = "url") -> str:
     try:
-        return keys.canonical_url(value)
+        return keys.thing_url(value)
     except ValueError as exc:
         raise Invalid(f"{name}: {exc}") from None
 

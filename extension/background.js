@@ -25,6 +25,10 @@ function checkCreators(args) {
     if (!SCOPES.has(c.scope) || typeof c.source !== "string" || c.source.length > 64) return null;
     const entry = { key: c.key, scope: c.scope, source: c.source };
     if (typeof c.label === "string") entry.label = c.label.slice(0, 80);
+    if (c.url !== undefined) {
+      if (typeof c.url !== "string" || c.url.length > 2048) return null;
+      entry.url = c.url; // checked against the page's origin in partUrls()
+    }
     out.push(entry);
   }
   return out;
@@ -113,6 +117,51 @@ chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === OUTBOX_ALARM) deliverOutbox();
 });
 
+/** The page's other creators (co-authors, commenters; not the site fallback),
+ * each with the thing a flattr of them is for: their own part of the page when
+ * the page gives it an address of its own origin, else the page's URL with a
+ * fragment naming them. A flattr of a commenter is thus never a second flattr
+ * of the page (one flattr per thing per month), and each part is flattred once. */
+function othersOf(tab) {
+  const page = new URL(tab.url);
+  const used = new Set([tab.url]);
+  const out = [];
+  for (const c of tab.creators.slice(1)) {
+    if (c.key.startsWith("domain:")) continue;
+    let url = null;
+    try {
+      const part = c.url ? new URL(c.url) : null;
+      if (part && part.origin === page.origin && /^https?:$/.test(part.protocol)) url = part.href;
+    } catch (e) { /* a bad address: use the fallback */ }
+    if (!url || used.has(url)) url = `${tab.url}#creator=${encodeURIComponent(c.key)}`;
+    used.add(url);
+    out.push({ key: c.key, label: c.label, scope: c.scope, url });
+  }
+  return out.slice(0, 16);
+}
+
+/** Send a new flattr, kept in the outbox first. The answer: {click, status} when
+ * the daemon took it (or already had this thing: 409 flattr_once gives its
+ * click), {queued, reason} when it must wait; throws when it was refused. */
+async function sendFlattr(tabId, body, token) {
+  await MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
+  const sent = await deliver(body, token);
+  if (!sent.done && sent.error.kind === "unauthorized") {
+    // Revoked: the popup pairs again and flattrs afresh; this one is dropped.
+    await MeceneStorage.dropOutbox(body.id);
+    throw sent.error;
+  }
+  if (!sent.done) {
+    await chrome.alarms.create(OUTBOX_ALARM, { delayInMinutes: 0.5, periodInMinutes: 0.5 });
+    return { queued: true, reason: sent.error.kind };
+  }
+  await MeceneStorage.dropOutbox(body.id);
+  if (sent.data) return { click: sent.data.click, status: sent.data.status };
+  const data = sent.error.data;
+  if (data && data.error === "flattr_once" && data.click) return { click: data.click, status: null };
+  throw sent.error;
+}
+
 /** Actions the popup asks for; each returns a plain object (or {error}). */
 const popupHandlers = {
   async pair() {
@@ -163,32 +212,46 @@ const popupHandlers = {
       creators: tab.creators.slice(1).map((c) => c.key).slice(0, 32), weight,
     };
     // Kept before sending: if the daemon is down, it is delivered later, once.
-    await MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
-    const sent = await deliver(body, token);
-    if (!sent.done && sent.error.kind === "unauthorized") {
-      // Revoked: the popup pairs again and flattrs afresh; this one is dropped.
-      await MeceneStorage.dropOutbox(body.id);
-      throw sent.error;
-    }
-    if (!sent.done) {
-      await chrome.alarms.create(OUTBOX_ALARM, { delayInMinutes: 0.5, periodInMinutes: 0.5 });
+    const sent = await sendFlattr(tabId, body, token);
+    if (sent.queued) {
       const queued = { ...body, queued: true };
       await MeceneStorage.setTab(tabId, { ...tab, flattr: queued, status: null });
-      return { queued: true, click: queued, creators: tab.creators, reason: sent.error.kind };
+      return { queued: true, click: queued, creators: tab.creators, reason: sent.reason };
     }
-    await MeceneStorage.dropOutbox(body.id);
-    let click;
-    let status = null;
-    if (sent.data) {
-      ({ click, status } = sent.data);
-    } else if (sent.error.data && sent.error.data.error === "flattr_once" && sent.error.data.click) {
-      click = sent.error.data.click; // already flattred this month: show it, with Undo
-    } else {
-      throw sent.error;
-    }
+    const { click, status } = sent; // a 409 flattr_once: already flattred, shown with Undo
     await MeceneStorage.setTab(tabId, { ...tab, flattr: click, status });
     await showBadge(tabId, tab.creators, !click.undone);
     return { click, status, creators: tab.creators };
+  },
+
+  /** The page's other creators and what this browser did for each. */
+  async others(args) {
+    const tabId = args && args.tabId;
+    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    if (!tab) return { others: [] };
+    const done = tab.others || {};
+    return {
+      others: othersOf(tab).map((o) => ({ ...o, click: done[o.key] || null })),
+    };
+  },
+
+  /** Flattr one of the page's other creators, for their own part of the page. */
+  async flattrOther(args) {
+    const tabId = args && args.tabId;
+    const key = args && args.key;
+    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    const other = tab && typeof key === "string" ? othersOf(tab).find((o) => o.key === key) : null;
+    if (!other) return { error: { kind: "invalid", message: "not a creator of this page" } };
+    const token = await MeceneStorage.getToken();
+    if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
+    const known = (tab.others || {})[key];
+    if (known && !known.undone) return { click: known };
+    const body = { id: crypto.randomUUID(), url: other.url, creator: other.key, weight: 1 };
+    const sent = await sendFlattr(tabId, body, token);
+    const click = sent.queued ? { ...body, queued: true } : sent.click;
+    const fresh = (await MeceneStorage.getTab(tabId)) || tab;
+    await MeceneStorage.setTab(tabId, { ...fresh, others: { ...(fresh.others || {}), [key]: click } });
+    return sent.queued ? { queued: true, click, reason: sent.reason } : { click, status: sent.status };
   },
 
   /** A weight chosen after the flattr: the API has no update, so undo and flattr again. */

@@ -1,7 +1,8 @@
 /* Mécène content script: find the creators of the page (DESIGN.md, "Creator keys").
  *
  * `globalThis.detectCreators(document)` is pure: no extension API, no change
- * to the DOM, the same answer twice. It returns [{key, scope, source, label?}]:
+ * to the DOM, the same answer twice. It returns [{key, scope, source, label?, url?}]
+ * (`url`: an element-scope creator's own part of the page, when it has an address):
  * page-scope entries by priority (flattr > wm > payment and funding links >
  * fediverse > platform keys, ties in document order), then the one `domain:`
  * entry, then element-scope entries (commenters, authors of sibling
@@ -141,6 +142,40 @@
     return "page";
   }
 
+  /** The element's comment or sibling article, or null when it is page scope. */
+  function partOf(el) {
+    const comment = el.closest(COMMENT_SELECTOR);
+    if (comment) return comment;
+    const article = el.closest("article");
+    return article && scopeOf(article) === "element" ? article : null;
+  }
+
+  /** The address of an element-scope creator's own part of the page: the
+   * nearest anchor (an id) from the marker up to its comment or article, else
+   * the article's own link (rel=bookmark, or its headline's); same origin only,
+   * so a page cannot point a flattr at another site's thing. */
+  function partUrl(el, doc) {
+    const part = partOf(el);
+    if (!part) return undefined;
+    let page;
+    try {
+      page = new URL(doc.URL);
+    } catch (e) {
+      return undefined;
+    }
+    page.hash = "";
+    for (let node = el; node; node = node.parentElement) {
+      const id = node.getAttribute("id");
+      if (id && id.length <= 200 && /^[A-Za-z0-9_:.-]+$/.test(id)) return `${page.href}#${id}`;
+      if (node === part) break;
+    }
+    const link = part.tagName === "ARTICLE"
+      ? part.querySelector("a[rel~='bookmark'][href], h1 a[href], h2 a[href], h3 a[href]") : null;
+    const url = link ? cleanUrl(link.getAttribute("href"), doc.baseURI, false) : null;
+    if (url && url.origin === page.origin && url.href !== page.href) return url.href;
+    return undefined;
+  }
+
   function labelOf(el) {
     const text = (el.getAttribute("title") || el.textContent || "").replace(/\s+/g, " ").trim();
     return text ? text.slice(0, 80) : undefined;
@@ -156,8 +191,10 @@
     const found = []; // {key, scope, source, label, order}
     let order = 0;
     const base = doc.baseURI;
-    const add = (key, scope, source, label) => {
-      if (key && key.length <= MAX_VALUE) found.push({ key, scope, source, label, order: order++ });
+    const add = (key, scope, source, label, el) => {
+      if (!key || key.length > MAX_VALUE) return;
+      const url = scope === "element" && el ? partUrl(el, doc) : undefined;
+      found.push({ key, scope, source, label, url, order: order++ });
     };
     let pageHost = "";
     try {
@@ -211,13 +248,13 @@
       const scope = scopeOf(el);
       if (el.hasAttribute("data-flattr-uid")) {
         const id = cleanId(el.getAttribute("data-flattr-uid"));
-        if (id) add(`flattr:${id}`, scope, "data-flattr-uid", labelOf(el));
+        if (id) add(`flattr:${id}`, scope, "data-flattr-uid", labelOf(el), el);
       }
       if (tag !== "A") continue;
       if (el.classList.contains("FlattrButton")) {
         const m = /(?:^|;)\s*uid:([^;]*)/.exec(el.getAttribute("rel") || "");
         const id = m ? cleanId(m[1]) : null;
-        if (id) add(`flattr:${id}`, scope, "FlattrButton", labelOf(el));
+        if (id) add(`flattr:${id}`, scope, "FlattrButton", labelOf(el), el);
         continue;
       }
       // A plain link to a profile is not a creator: only rel payment, me or author counts.
@@ -225,8 +262,8 @@
       const url = cleanUrl(el.getAttribute("href"), base, false);
       if (!url) continue;
       const platform = platformKey(url);
-      if (platform) add(platform, scope, `a ${rels.join(" ")}`, labelOf(el));
-      else if (rels.includes("payment")) add(`payment:${url.href}`, scope, "a payment", labelOf(el));
+      if (platform) add(platform, scope, `a ${rels.join(" ")}`, labelOf(el), el);
+      else if (rels.includes("payment")) add(`payment:${url.href}`, scope, "a payment", labelOf(el), el);
     }
 
     // The page itself: github.com/LOGIN and its repositories name their owner.
@@ -254,6 +291,7 @@
       seen.add(e.key);
       const out = { key: e.key, scope: e.scope, source: e.source };
       if (e.label) out.label = e.label;
+      if (e.url) out.url = e.url;
       result.push(out);
     }
     return result;

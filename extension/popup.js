@@ -22,7 +22,7 @@ async function currentTab() {
 }
 
 function euros(cents) {
-  return cents === null || cents === undefined ? "?" : `${(cents / 100).toFixed(2)} €`;
+  return cents === null || cents === undefined ? "?" : `${(cents / 100).toFixed(2)}\u00a0€`;
 }
 
 function show(state, message) {
@@ -38,15 +38,19 @@ function creatorName(key, creators) {
   return key.slice(key.indexOf(":") + 1);
 }
 
-function showDone(result) {
-  const key = result.click.creator;
-  $("creator").textContent = creatorName(key, result.creators);
-  $("creator").title = key;
-  const s = result.status;
+/** The month's figures, from the daemon's status that came with a flattr. */
+function showFigures(s) {
   const flattrs = s && s.clicks === 1 ? "1 flattr" : `${s ? s.clicks : 0} flattrs`;
   $("figures").textContent = s
     ? `${flattrs} this month, ${euros(s.per_click_cents)} each, of a ${euros(s.budget_cents)} budget.`
     : "Already flattred this month.";
+}
+
+function showDone(result) {
+  const key = result.click.creator;
+  $("creator").textContent = creatorName(key, result.creators);
+  $("creator").title = key;
+  showFigures(result.status);
   $("done").hidden = false;
   $("pairing").hidden = true;
   $("undo").disabled = Boolean(result.click.undone);
@@ -55,6 +59,44 @@ function showDone(result) {
   show(result.click.undone ? "undone" : "flattred", result.click.undone ? "Undone." : "");
   // Milliseconds from the popup opening to the daemon's answer shown (bench/extension.py).
   if (!$("app").dataset.ackMs) $("app").dataset.ackMs = performance.now().toFixed(1);
+}
+
+/** One row per other creator of the page, each with its own flattr button. */
+async function showOthers(tabId) {
+  const result = await send("others", { tabId });
+  const list = $("others-list");
+  list.replaceChildren();
+  for (const other of (result && result.others) || []) {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = other.label || other.key.slice(other.key.indexOf(":") + 1);
+    name.title = other.key;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.key = other.key;
+    markOther(button, other.click);
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const sent = await send("flattrOther", { tabId, key: other.key });
+      if (sent.error) {
+        button.disabled = false;
+        return showError(sent.error);
+      }
+      markOther(button, sent.click);
+      if (sent.status) showFigures(sent.status);
+    });
+    item.append(name, button);
+    list.append(item);
+  }
+  $("others").hidden = list.childElementCount === 0;
+}
+
+function markOther(button, click) {
+  const state = !click || click.undone ? "none" : click.queued ? "queued" : "flattred";
+  button.dataset.state = state;
+  button.textContent = { none: "Flattr", queued: "Saved", flattred: "Flattred ✓" }[state];
+  button.disabled = state !== "none";
 }
 
 function showError(error) {
@@ -93,6 +135,7 @@ async function flattr(tabId) {
     return show("queued", `Saved: ${why}; this flattr will be delivered then.`);
   }
   showDone(result);
+  showOthers(tabId);
 }
 
 $("undo").addEventListener("click", async () => {

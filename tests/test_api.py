@@ -81,7 +81,7 @@ async def test_revocation_survives_a_restart(api: Api, make_api: MakeApi) -> Non
 
 
 async def test_a_click_is_recorded_and_the_status_follows(api: Api) -> None:
-    out = await api.click("https://example.org/post#comments", title="  A  post ")
+    out = await api.click("https://EXAMPLE.org/post", title="  A  post ")
     click = out["click"]
     assert click["url"] == "https://example.org/post"
     assert click["title"] == "A post"
@@ -115,11 +115,25 @@ async def test_same_client_id_returns_the_same_click(api: Api) -> None:
 
 async def test_one_flattr_per_thing_per_month(api: Api, clock: FrozenClock) -> None:
     first = await api.click("https://example.org/a")
-    refused = await api.click("https://EXAMPLE.org/a#again", expect=409)
+    refused = await api.click("https://EXAMPLE.org:443/a", expect=409)
     assert refused["error"] == "flattr_once"
     assert refused["click"]["id"] == first["click"]["id"]
     clock.set(dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC))
     await api.click("https://example.org/a")  # a new month: allowed again
+
+
+async def test_a_part_of_a_page_is_a_thing_of_its_own(api: Api) -> None:
+    """A commenter is flattred for their comment (the page's URL with its
+    anchor): not a second flattr of the page, and once like any thing."""
+    await api.click("https://example.org/post", creator="flattr:author")
+    comment = await api.click("https://example.org/post#comment-7", creator="kofi:dan")
+    assert comment["click"]["url"] == "https://example.org/post#comment-7"
+    assert comment["status"]["clicks"] == 2
+    again = await api.click("https://example.org/post#comment-7", creator="kofi:dan", expect=409)
+    assert again["error"] == "flattr_once"
+    # An empty fragment is no fragment: that is the page.
+    page = await api.click("https://example.org/post#", expect=409)
+    assert page["click"]["creator"] == "flattr:author"
 
 
 async def test_own_creator_keys_cannot_be_flattred(api: Api) -> None:

@@ -71,7 +71,7 @@ CASES: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         page(
             head='<meta name="flattr:id" content="author">',
             body='<article>Post<div id="comments">'
-            '<div class="comment"><a rel="me" href="https://ko-fi.com/dan">Dan</a></div>'
+            '<div class="comment" id="comment-1"><a rel="me" href="https://ko-fi.com/dan">Dan</a></div>'
             '<div class="comment"><a rel="payment" href="https://pay.example/erin">Erin</a>'
             "</div></div></article>",
         ),
@@ -86,9 +86,10 @@ CASES: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "magazine.example",
         "/",
         page(
-            body='<main><article><a rel="author" href="https://www.patreon.com/c/fay">Fay</a>'
-            '</article><article><a rel="author" href="https://opencollective.com/gus">Gus</a>'
-            "</article></main>"
+            body='<main><article><h2><a href="/fay-story#top">Fay\'s story</a></h2>'
+            '<a rel="author" href="https://www.patreon.com/c/fay">Fay</a></article>'
+            '<article><h2><a href="https://elsewhere.example/gus">Gus</a></h2>'
+            '<a rel="author" href="https://opencollective.com/gus">Gus</a></article></main>'
         ),
         [("domain:magazine.example", P), ("patreon:fay", E), ("opencollective:gus", E)],
     ),
@@ -235,6 +236,29 @@ def test_detection_is_pure_and_repeatable(browser: Any, server: PageServer) -> N
     page_.close()
     assert first == second
     assert before == after
+
+
+def test_element_creators_carry_their_part_of_the_page(browser: Any, server: PageServer) -> None:
+    """A commenter's part is their comment's anchor; an author's on a front
+    page is their article's own link, same origin only; none when there is none."""
+    base = f"https://example.net:{server.port}/post"
+    result, page_ = detect(browser, server, "example.net", "/post")
+    page_.close()
+    parts = {c["key"]: c.get("url") for c in result}
+    assert parts == {
+        "flattr:author": None,
+        "domain:example.net": None,
+        "kofi:dan": f"{base}#comment-1",
+        "payment:https://pay.example/erin": None,
+    }
+    result, page_ = detect(browser, server, "magazine.example", "/")
+    page_.close()
+    parts = {c["key"]: c.get("url") for c in result}
+    assert parts == {
+        "domain:magazine.example": None,
+        "patreon:fay": f"https://magazine.example:{server.port}/fay-story",
+        "opencollective:gus": None,  # its headline leads to another site
+    }
 
 
 def test_labels_and_sources(browser: Any, server: PageServer) -> None:

@@ -27,6 +27,15 @@ PAGES = {
         "plain.example.com",
         "/",
     ): "<!doctype html><html><head><title>x</title></head><body>x</body></html>",
+    ("forum.example.net", "/thread"): (
+        "<!doctype html><html><head><title>Thread</title>"
+        '<meta name="flattr:id" content="op"></head><body><article>First post'
+        '<a rel="author" href="https://liberapay.com/coauthor">Co-author</a>'
+        '<ol id="comments"><li class="comment" id="comment-1">'
+        '<a rel="me" href="https://ko-fi.com/dan">Dan</a> Nice.</li>'
+        '<li class="comment"><a rel="payment" href="https://pay.example/erin">Erin</a>'
+        " Agreed.</li></ol></article></body></html>"
+    ),
 }
 
 
@@ -163,6 +172,18 @@ def test_a_content_script_cannot_move_the_page_to_another_origin(context: Any) -
         sw.evaluate("checkCreators({creators: [{key: 'x y', scope: 'page', source: 's'}]})") is None
     )
     assert sw.evaluate("checkCreators({creators: 'flattr:a'})") is None
+    # A part of the page must be of the page's origin, and the same for no two creators.
+    others = sw.evaluate("""othersOf({url: 'https://blog.example.org/post', creators: [
+      {key: 'flattr:a', scope: 'page', source: 's'},
+      {key: 'kofi:x', scope: 'element', source: 's', url: 'https://evil.example/x'},
+      {key: 'kofi:y', scope: 'element', source: 's', url: 'https://blog.example.org/post#c1'},
+      {key: 'kofi:z', scope: 'element', source: 's', url: 'https://blog.example.org/post#c1'},
+      {key: 'domain:example.org', scope: 'page', source: 'site'}]}).map((o) => o.url)""")
+    assert others == [
+        "https://blog.example.org/post#creator=kofi%3Ax",
+        "https://blog.example.org/post#c1",
+        "https://blog.example.org/post#creator=kofi%3Az",
+    ]
 
 
 def test_pair_flattr_and_undo_against_a_real_daemon(
@@ -192,7 +213,7 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         assert sw.evaluate(badge) == "✓"  # flattred this month
         assert (
             popup.text_content("#figures")
-            == "1 flattr this month, 5.00 € each, of a 5.00 € budget."
+            == "1 flattr this month, 5.00\u00a0€ each, of a 5.00\u00a0€ budget."
         )
         popup.set_viewport_size({"width": 340, "height": 175})
         shot = popup.screenshot(path=str(tmp_path / "popup-flattred.png"))
@@ -257,6 +278,66 @@ def _open_popup(context: Any, server: PageServer, host: str, path: str) -> Any:
     popup.goto(f"chrome-extension://{sw.url.split('/')[2]}/popup.html?tab={tab}")
     popup.on("close", lambda _: page.close())  # one tab per page: close them together
     return popup
+
+
+def test_the_page_s_other_creators_each_have_a_flattr_button(
+    context: Any, server: PageServer, tmp_path: Path
+) -> None:
+    """A co-author and each commenter: flattred for their own part of the page,
+    never as a second flattr of the page itself, and each only once."""
+    daemon, _data, token = _daemon_for(context, tmp_path)
+    try:
+        popup = _open_popup(context, server, "forum.example.net", "/thread")
+        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
+        wait_until(popup, "() => !document.getElementById('others').hidden")
+        rows = popup.eval_on_selector_all(
+            "#others-list li",
+            "(items) => items.map((li) => [li.querySelector('.name').textContent,"
+            " li.querySelector('button').dataset.key, li.querySelector('button').textContent])",
+        )
+        assert rows == [
+            ["Co-author", "liberapay:coauthor", "Flattr"],
+            ["Dan", "kofi:dan", "Flattr"],
+            ["Erin", "payment:https://pay.example/erin", "Flattr"],
+        ]
+        for key in ("liberapay:coauthor", "kofi:dan", "payment:https://pay.example/erin"):
+            popup.click(f"#others-list button[data-key='{key}']")
+            wait_until(
+                popup,
+                f"() => document.querySelector(\"#others-list button[data-key='{key}']\")"
+                ".dataset.state === 'flattred'",
+            )
+        assert popup.text_content("#figures").startswith("4 flattrs this month, 1.25\u00a0€ each")
+        page = server.url("forum.example.net", "/thread")
+        clicks = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
+        assert sorted((c["creator"], c["url"]) for c in clicks) == sorted(
+            [
+                ("flattr:op", page),
+                ("liberapay:coauthor", f"{page}#creator=liberapay%3Acoauthor"),
+                ("kofi:dan", f"{page}#comment-1"),  # the comment's own anchor
+                (
+                    "payment:https://pay.example/erin",
+                    f"{page}#creator=payment%3Ahttps%3A%2F%2Fpay.example%2Ferin",
+                ),
+            ]
+        )
+        popup.set_viewport_size({"width": 340, "height": 300})
+        shot = popup.screenshot(path=str(tmp_path / "popup-others.png"))
+        if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+            (EXTENSION.parent / "docs" / "popup-others.png").write_bytes(shot)
+        # Opened again: the buttons remember, and nothing is flattred twice.
+        again = context.new_page()
+        again.goto(popup.url)
+        wait_until(again, "() => !document.getElementById('others').hidden")
+        states = again.eval_on_selector_all(
+            "#others-list button", "(bs) => bs.map((b) => b.dataset.state)"
+        )
+        assert states == ["flattred"] * 3
+        assert len(daemon.request("GET", "/clicks", token=token)[1]["clicks"]) == 4
+        again.close()
+        popup.close()
+    finally:
+        daemon.stop()
 
 
 def test_the_popup_says_what_is_wrong_and_how_to_fix_it(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.keys import canonical_url, creator_key
+from daemon.keys import canonical_url, creator_key, thing_url
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,23 @@ from daemon.keys import canonical_url, creator_key
 )
 def test_canonical_urls(raw: str, canonical: str) -> None:
     assert canonical_url(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "thing"),
+    [
+        ("HTTPS://Example.ORG:443/post", "https://example.org/post"),
+        ("https://example.org/post#", "https://example.org/post"),
+        ("https://example.org/post#comment-7", "https://example.org/post#comment-7"),
+        (
+            "https://u:p@example.org/p#creator=kofi%3Adan",
+            "https://example.org/p#creator=kofi%3Adan",
+        ),
+    ],
+)
+def test_things_keep_a_fragment_naming_a_part_of_the_page(raw: str, thing: str) -> None:
+    assert thing_url(raw) == thing
+    assert canonical_url(raw) == thing.partition("#")[0], "creator keys' URLs never keep one"
 
 
 @pytest.mark.parametrize(
