@@ -211,6 +211,7 @@ const popupHandlers = {
       id: crypto.randomUUID(), url: tab.url, creator: tab.creators[0].key,
       creators: tab.creators.slice(1).map((c) => c.key).slice(0, 32), weight,
     };
+    if (tab.title) body.title = tab.title;
     // Kept before sending: if the daemon is down, it is delivered later, once.
     const sent = await sendFlattr(tabId, body, token);
     if (sent.queued) {
@@ -303,8 +304,19 @@ const handlers = {
     const url = pageUrl(sender, args && args.url);
     const creators = checkCreators(args);
     if (!url || !creators) return null;
-    await MeceneStorage.setTab(sender.tab.id, { url, creators, at: Date.now() });
-    await showBadge(sender.tab.id, creators);
+    const title = typeof args.title === "string" ? args.title.slice(0, 200) : "";
+    const state = { url, creators, at: Date.now() };
+    if (title) state.title = title;
+    // The same page again (its head changed): what was flattred on it stays.
+    const before = await MeceneStorage.getTab(sender.tab.id);
+    if (before && before.url === url) {
+      for (const kept of ["flattr", "status", "others"]) {
+        if (before[kept] !== undefined) state[kept] = before[kept];
+      }
+    }
+    await MeceneStorage.setTab(sender.tab.id, state);
+    await showBadge(sender.tab.id, creators,
+      Boolean(state.flattr && !state.flattr.undone && !state.flattr.queued));
     return null;
   },
 };

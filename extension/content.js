@@ -313,12 +313,13 @@
   let lastKeys = null;
   const report = () => {
     const creators = detectCreators(document);
-    const keys = creators.map((c) => c.key).join("\n");
+    const keys = `${document.title}\n${creators.map((c) => c.key).join("\n")}`;
     if (keys === lastKeys && location.href === lastUrl) return;
     lastKeys = keys;
     lastUrl = location.href;
     try {
-      runtime.sendMessage({ action: "creators", args: { creators, url: location.href } })
+      const title = String(document.title || "").replace(/\s+/g, " ").trim().slice(0, 200);
+      runtime.sendMessage({ action: "creators", args: { creators, url: location.href, title } })
         .catch(() => {});
     } catch (e) { /* the extension was reloaded: this script is orphaned */ }
   };

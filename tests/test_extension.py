@@ -223,6 +223,12 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         token = sw.evaluate("chrome.storage.local.get('token').then((r) => r.token)")
         _, listed = daemon.request("GET", "/clicks", token=token)
         assert [(c["url"], c["creator"]) for c in listed["clicks"]] == [(url, "flattr:alice")]
+        assert listed["clicks"][0]["title"] == "Post"
+        # The page changes its head (a new title): it is re-read, and stays flattred.
+        page.evaluate("document.title = 'Post, edited'")
+        state = tab_state(context, lambda s: s.get("title") == "Post, edited")
+        assert state["flattr"]["creator"] == "flattr:alice"
+        assert sw.evaluate(badge) == "✓"
         assert listed["clicks"][0]["creators"] == [
             "wm:https://wallet.example/alice",
             "domain:example.org",
