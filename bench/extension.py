@@ -47,7 +47,7 @@ def wait(page, predicate: str, timeout: float = 15.0) -> None:  # type: ignore[n
     deadline = time.monotonic() + timeout
     while not page.evaluate(predicate):
         if time.monotonic() > deadline:
-            raise TimeoutError(predicate)
+            raise TimeoutError(f"{predicate}: {page.evaluate('() => document.body.innerText')!r}")
         time.sleep(0.02)
 
 
@@ -101,36 +101,41 @@ def main() -> int:
                 loads_with: list[float] = []
                 loads_without: list[float] = []
                 acks: list[float] = []
+                # Page loads first, on their own: the two browsers take turns,
+                # each going first on every other page, and no flattr runs meanwhile.
+                for rnd in range(2):
+                    for i in range(args.pages):
+                        url = server.url("blog.example.org", f"/post/{i}")
+                        pair = [(without, loads_without), (with_ext, loads_with)]
+                        for ctx, out in pair if (i + rnd) % 2 else pair[::-1]:
+                            page = ctx.new_page()
+                            page.goto(url, wait_until="load")
+                            out.append(page.evaluate(LOAD))
+                            page.close()
+                # Then the toolbar click on each page (the popup's own code path).
                 for i in range(args.pages):
                     url = server.url("blog.example.org", f"/post/{i}")
-                    for ctx, out in ((without, loads_without), (with_ext, loads_with)):
-                        page = ctx.new_page()
-                        page.goto(url, wait_until="load")
-                        out.append(page.evaluate(LOAD))
-                        if ctx is with_ext:
-                            # Wait for the content script's report, then "click the toolbar".
-                            wait(page, "() => true")
-                            deadline = time.monotonic() + 10
-                            while not sw.evaluate(
-                                "chrome.storage.session.get(null).then((s) => Object.values(s)"
-                                f".some((t) => t && t.url === {url!r}))"
-                            ):
-                                if time.monotonic() > deadline:
-                                    raise TimeoutError("no creators reported")
-                                time.sleep(0.02)
-                            tab = sw.evaluate(
-                                "chrome.storage.session.get(null).then((s) => Number(Object"
-                                f".entries(s).find(([k, t]) => t && t.url === {url!r})[0]"
-                                ".slice(4)))"
-                            )
-                            popup = ctx.new_page()
-                            popup.goto(f"chrome-extension://{ext_id}/popup.html?tab={tab}")
-                            wait(
-                                popup, "() => Boolean(document.getElementById('app').dataset.ackMs)"
-                            )
-                            acks.append(float(popup.get_attribute("#app", "data-ack-ms")))
-                            popup.close()
-                        page.close()
+                    page = with_ext.new_page()
+                    page.goto(url, wait_until="load")
+                    deadline = time.monotonic() + 10
+                    while not sw.evaluate(
+                        "chrome.storage.session.get(null).then((s) => Object.values(s)"
+                        f".some((t) => t && t.url === {url!r}))"
+                    ):
+                        if time.monotonic() > deadline:
+                            raise TimeoutError("no creators reported")
+                        time.sleep(0.02)
+                    tab = sw.evaluate(
+                        "chrome.storage.session.get(null).then((s) => Number(Object"
+                        f".entries(s).find(([k, t]) => t && t.url === {url!r})[0]"
+                        ".slice(4)))"
+                    )
+                    popup = with_ext.new_page()
+                    popup.goto(f"chrome-extension://{ext_id}/popup.html?tab={tab}")
+                    wait(popup, "() => Boolean(document.getElementById('app').dataset.ackMs)")
+                    acks.append(float(popup.get_attribute("#app", "data-ack-ms")))
+                    popup.close()
+                    page.close()
                 with_ext.close()
                 without.close()
         finally:
@@ -141,7 +146,12 @@ def main() -> int:
         f"toolbar click to acknowledged flattr   p50 {percentile(acks, 0.5):6.1f} ms   "
         f"p99 {percentile(acks, 0.99):6.1f} ms   ({len(acks)} flattrs, real daemon)"
     )
-    print(f"page load without the extension        median {med_without:6.1f} ms")
+    # The noise floor: the same browser against itself (even against odd loads).
+    aa = statistics.median(loads_without[0::2]) / statistics.median(loads_without[1::2]) - 1
+    print(
+        f"page load without the extension        median {med_without:6.1f} ms   "
+        f"({len(loads_without)} loads; without against itself: {aa:+.1%})"
+    )
     print(
         f"page load with the extension           median {med_with:6.1f} ms   "
         f"({(med_with / med_without - 1):+.1%}, target < +2 %)"

@@ -1,0 +1,1 @@
+"""The Mécène hub: accounts, deposits, settlements, creators, payouts, counters."""

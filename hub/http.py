@@ -1,0 +1,230 @@
+"""The hub's HTTP API: thin handlers over hub.service.Hub (PROTOCOL.md, "The hub").
+
+Every route under /v1 that concerns an account needs a signed request
+(hub/signing.py); counters and buttons are public and cacheable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from daemon import keys as key_rules
+from daemon.clock import MONTH_RE
+
+from .errors import HubError
+from .service import Hub
+
+log = logging.getLogger("mecene.hub")
+HUB = web.AppKey("hub", Hub)
+RAW_BODY = web.RequestKey("raw_body", bytes)
+ACCOUNT = web.RequestKey("account", str)
+MAX_BODY = 2 * 1024 * 1024  # a settlement of 10,000 allocations fits
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SIGNED = "signed"
+
+
+def _json(data: Any, status: int = 200, **headers: str) -> web.Response:
+    return web.json_response(data, status=status, headers=headers or None)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = request.get(RAW_BODY)
+    if raw is None:
+        raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise HubError("bad_json", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise HubError("invalid", "the body is a JSON object")
+    return body
+
+
+@web.middleware
+async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The error envelope, JSON-only bodies, and signatures where a route asks."""
+    try:
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.can_read_body:
+            if request.content_type != "application/json":
+                raise HubError("unsupported_media_type", "send JSON (application/json)")
+        route = request.match_info.route
+        if getattr(route.handler, SIGNED, False):
+            raw = await request.read()
+            request[RAW_BODY] = raw
+            request[ACCOUNT] = await request.app[HUB].authenticate(
+                request.headers, request.method, request.raw_path, raw
+            )
+        return await handler(request)
+    except HubError as exc:
+        return _json({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        return _json({"error": "too_large", "message": "the body is too large"}, 413)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "error")
+            return _json({"error": code, "message": exc.reason}, exc.status)
+        raise
+
+
+def signed(handler: Handler) -> Handler:
+    setattr(handler, SIGNED, True)
+    return handler
+
+
+def _month(request: web.Request) -> str:
+    month = request.match_info["month"]
+    if not MONTH_RE.match(month):
+        raise HubError("invalid", "a month is YYYY-MM")
+    return month
+
+
+async def info(request: web.Request) -> web.Response:
+    return _json(request.app[HUB].info())
+
+
+@signed
+async def account(request: web.Request) -> web.Response:
+    return _json(await request.app[HUB].account_view(request[ACCOUNT]))
+
+
+async def quote(request: web.Request) -> web.Response:
+    body = await _body(request)
+    return _json(request.app[HUB].quote(body.get("method"), body.get("amount_cents")))
+
+
+@signed
+async def deposit(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    created, out = await hub.deposit(request[ACCOUNT], await _body(request))
+    view = await hub.account_view(request[ACCOUNT])
+    return _json({"deposit": out, "balance_cents": view["balance_cents"]}, 201 if created else 200)
+
+
+@signed
+async def settle(request: web.Request) -> web.Response:
+    body = await _body(request)
+    created, receipt = await request.app[HUB].settle(
+        request[ACCOUNT], body.get("document"), body.get("signature")
+    )
+    return _json(receipt, 201 if created else 200)
+
+
+@signed
+async def settlement(request: web.Request) -> web.Response:
+    return _json(await request.app[HUB].settlement(request[ACCOUNT], _month(request)))
+
+
+@signed
+async def claim(request: web.Request) -> web.Response:
+    body = await _body(request)
+    return _json(await request.app[HUB].claim(request[ACCOUNT], body.get("key")), 201)
+
+
+@signed
+async def verify_claim(request: web.Request) -> web.Response:
+    claim_id = request.match_info["id"]
+    return _json(await request.app[HUB].verify_claim(request[ACCOUNT], claim_id))
+
+
+@signed
+async def flattr_id(request: web.Request) -> web.Response:
+    return _json(await request.app[HUB].issue_flattr_id(request[ACCOUNT]), 201)
+
+
+@signed
+async def withdraw(request: web.Request) -> web.Response:
+    created, out = await request.app[HUB].withdraw(request[ACCOUNT], await _body(request))
+    return _json({"withdrawal": out}, 201 if created else 200)
+
+
+# -- public counters ---------------------------------------------------------------
+
+CACHE = "public, max-age=300"
+
+
+async def _counter(request: web.Request) -> tuple[str, str, int]:
+    kind = request.match_info["kind"]
+    try:
+        if kind == "thing":
+            subject = key_rules.thing_url(request.query.get("url"))
+        elif kind == "creator":
+            subject = key_rules.creator_key(request.query.get("key"))
+        else:
+            raise web.HTTPNotFound()
+    except ValueError as exc:
+        raise HubError("invalid", str(exc)) from None
+    return kind, subject, await request.app[HUB].count(kind, subject)
+
+
+def _cached(request: web.Request, etag: str, make: Callable[[], web.Response]) -> web.Response:
+    headers = {"Cache-Control": CACHE, "ETag": etag, "Access-Control-Allow-Origin": "*"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    response = make()
+    response.headers.update(headers)
+    return response
+
+
+async def counter(request: web.Request) -> web.Response:
+    kind, subject, count = await _counter(request)
+    field, label = ("url", "flattrs") if kind == "thing" else ("creator", "flattrers")
+    return _cached(request, f'"{kind}-{count}"', lambda: _json({field: subject, label: count}))
+
+
+def button_svg(count: int) -> str:
+    """A small "Flattr | N" button, like the original's, as SVG."""
+    text = escape(f"{count:,}".replace(",", "\u202f"))
+    right = 14 + 7 * len(text)
+    width = 50 + right
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="20" role="img" '
+        f'aria-label="Flattr: {text}"><title>Flattr: {text}</title>'
+        f'<rect width="50" height="20" rx="3" fill="#6b3fa0"/>'
+        f'<rect x="47" width="{right + 3}" height="20" rx="3" fill="#ececec"/>'
+        f'<rect x="47" width="4" height="20" fill="#ececec"/>'
+        f'<g font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
+        f'<text x="25" y="14" fill="#fff" text-anchor="middle">Flattr</text>'
+        f'<text x="{50 + right / 2:.1f}" y="14" fill="#333" text-anchor="middle">{text}</text>'
+        f"</g></svg>"
+    )
+
+
+async def button(request: web.Request) -> web.Response:
+    kind, _subject, count = await _counter(request)
+    return _cached(
+        request,
+        f'"{kind}-{count}-svg"',
+        lambda: web.Response(text=button_svg(count), content_type="image/svg+xml"),
+    )
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/v1", info),
+    ("GET", "/v1/account", account),
+    ("POST", "/v1/deposits/quote", quote),
+    ("POST", "/v1/deposits", deposit),
+    ("POST", "/v1/settlements", settle),
+    ("GET", "/v1/settlements/{month}", settlement),
+    ("POST", "/v1/claims", claim),
+    ("POST", "/v1/claims/{id}/verify", verify_claim),
+    ("POST", "/v1/flattr-ids", flattr_id),
+    ("POST", "/v1/withdrawals", withdraw),
+    ("GET", "/v1/counters/{kind}", counter),
+    ("GET", "/v1/buttons/{kind}.svg", button),
+]
+
+
+def create_app(hub: Hub) -> web.Application:
+    app = web.Application(middlewares=[front], client_max_size=MAX_BODY)
+    app[HUB] = hub
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    return app

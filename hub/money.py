@@ -1,0 +1,66 @@
+"""The hub's money rules, pure: fees on integers, rounded half up to the cent.
+
+DESIGN.md, "The money rules": 10 % of what a creator receives (0 % for
+non-profits); deposit fees by method, shown before the person confirms.
+
+>>> creator_fee_cents(1005, nonprofit=False)
+101
+>>> deposit_fee_cents("card", 2000)
+70
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CREATOR_FEE_PERCENT = 10
+MIN_DEPOSIT_CENTS = 200
+MAX_DEPOSIT_CENTS = 100_000
+MIN_WITHDRAWAL_CENTS = 1_000
+MIN_GIVING_CENTS = 200  # "to receive, you must give": at least 2 € given that month
+
+
+@dataclass(frozen=True)
+class DepositMethod:
+    """A fixed part plus a proportion, in parts per `per`."""
+
+    name: str
+    label: str
+    fixed_cents: int
+    parts: int
+    per: int
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        DepositMethod("bank", "bank transfer", 30, 3, 1000),  # 30 ct + 0.3 %
+        DepositMethod("card", "card", 30, 2, 100),  # 30 ct + 2 %
+        DepositMethod("paypal", "PayPal", 35, 34, 1000),  # 35 ct + 3.4 %
+    )
+}
+
+
+def round_half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator to the nearest integer, halves up (both ≥ 0).
+
+    >>> round_half_up(5, 10), round_half_up(4, 10), round_half_up(15, 10)
+    (1, 0, 2)
+    """
+    if numerator < 0 or denominator <= 0:
+        raise ValueError("round_half_up takes a non-negative numerator and a positive denominator")
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def creator_fee_cents(gross_cents: int, *, nonprofit: bool) -> int:
+    """The hub's fee on money a creator receives: 10 %, none for non-profits."""
+    if nonprofit:
+        return 0
+    return round_half_up(gross_cents * CREATOR_FEE_PERCENT, 100)
+
+
+def deposit_fee_cents(method: str, amount_cents: int) -> int:
+    """The payment provider's fee for depositing `amount_cents` (which is what
+    reaches the balance; the person pays the amount plus this fee)."""
+    m = METHODS[method]
+    return m.fixed_cents + round_half_up(amount_cents * m.parts, m.per)

@@ -1,0 +1,201 @@
+"""Proving a creator key: the hub fetches a proof from where only its owner can write.
+
+- `domain:SITE`: the token as a line of `https://SITE/.well-known/mecene-claim.txt`,
+  or `<meta name="mecene:claim" content="TOKEN">` on `https://SITE/`;
+- `payment:URL`, `wm:URL`: the same file at the URL's origin, or (payment) the
+  meta tag on the page at URL;
+- `fediverse:@USER@HOST`: the token in the profile (summary or a profile
+  field) of the actor that WebFinger on HOST names;
+- `github:`, `liberapay:`, `opencollective:`, `kofi:`, `patreon:`, `youtube:`:
+  the token anywhere in the public profile page (a bio, a description);
+- `flattr:ID`: not claimed: the hub issues flattr ids, owned from the start.
+
+Fetching is hostile territory (server-side request forgery): https only, no
+redirects, 5 s and 256 KiB per response, and host names that resolve to a
+loopback, private or link-local address are refused — unless `via` is set,
+which sends every request to one local server instead (tests, and a hub run
+for development), with the real host in the Host header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+MAX_BYTES = 256 * 1024
+TIMEOUT = aiohttp.ClientTimeout(total=5)
+WELL_KNOWN = "/.well-known/mecene-claim.txt"
+PROFILE_PAGES = {
+    "github": "https://github.com/{}",
+    "liberapay": "https://liberapay.com/{}",
+    "opencollective": "https://opencollective.com/{}",
+    "kofi": "https://ko-fi.com/{}",
+    "patreon": "https://www.patreon.com/{}",
+    "youtube": "https://www.youtube.com/channel/{}/about",
+}
+
+
+class ProofError(Exception):
+    """Why a key could not be proved, in one sentence for the person."""
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves like the system, but refuses addresses that are not public."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for r in results:
+            if not ipaddress.ip_address(r["host"]).is_global:
+                raise OSError(f"{host} resolves to a non-public address")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class _ClaimMeta(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "meta":
+            a = dict(attrs)
+            if (a.get("name") or "").lower() == "mecene:claim" and a.get("content"):
+                self.tokens.append(str(a["content"]).strip())
+
+
+def meta_tokens(html: str) -> list[str]:
+    parser = _ClaimMeta()
+    parser.feed(html)
+    return parser.tokens
+
+
+Fetch = Callable[[str, str], Awaitable[str]]
+
+
+class ProofFetcher:
+    def __init__(self, via: str | None = None) -> None:
+        self.via = via.rstrip("/") if via else None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            resolver = None if self.via else PublicOnlyResolver()
+            connector = aiohttp.TCPConnector(resolver=resolver, limit=20)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=TIMEOUT, headers={"User-Agent": "mecene-hub"}
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def fetch(self, url: str, accept: str = "text/html, text/plain") -> str:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ProofError(f"only https addresses are fetched: {url}")
+        target, headers = url, {"Accept": accept}
+        if self.via:
+            target = self.via + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            headers["Host"] = parts.netloc
+        session = await self._get_session()
+        try:
+            async with session.get(target, headers=headers, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    raise ProofError(f"{url} answered {resp.status}")
+                body = await resp.content.read(MAX_BYTES + 1)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ProofError(f"{url} could not be fetched ({type(exc).__name__})") from None
+        if len(body) > MAX_BYTES:
+            raise ProofError(f"{url} is larger than {MAX_BYTES // 1024} KiB")
+        return body.decode("utf-8", errors="replace")
+
+    async def prove(self, key: str, token: str) -> str:
+        """The address where `token` was found for `key`; ProofError if nowhere."""
+        scheme, _, value = key.partition(":")
+        tried: list[str] = []
+        for url, check in self._attempts(scheme, value):
+            try:
+                text = await self.fetch(url)
+            except ProofError as exc:
+                tried.append(str(exc))
+                continue
+            if check(text, token):
+                return url
+            tried.append(f"no token at {url}")
+        if scheme == "fediverse":
+            return await self._prove_fediverse(value, token)
+        if not tried:
+            raise ProofError(f"{scheme}: keys are not claimed by a proof")
+        raise ProofError("; ".join(tried))
+
+    def _attempts(self, scheme: str, value: str) -> list[tuple[str, Callable[[str, str], bool]]]:
+        in_file = _token_line
+        in_meta = _token_meta
+        anywhere = _token_anywhere
+        if scheme == "domain":
+            return [(f"https://{value}{WELL_KNOWN}", in_file), (f"https://{value}/", in_meta)]
+        if scheme in ("payment", "wm"):
+            parts = urlsplit(value)
+            origin = f"https://{parts.netloc}"
+            out: list[tuple[str, Callable[[str, str], bool]]] = [(origin + WELL_KNOWN, in_file)]
+            if scheme == "payment" and parts.scheme == "https":
+                out.append((value, in_meta))
+            return out
+        if scheme in PROFILE_PAGES:
+            return [(PROFILE_PAGES[scheme].format(quote(value, safe="")), anywhere)]
+        return []
+
+    async def _prove_fediverse(self, value: str, token: str) -> str:
+        user, _, host = value.lstrip("@").partition("@")
+        finger = f"https://{host}/.well-known/webfinger?resource=acct:{quote(user)}@{quote(host)}"
+        try:
+            doc = json.loads(await self.fetch(finger, "application/jrd+json"))
+            actor_url: str = next(
+                link["href"]
+                for link in doc.get("links", [])
+                if link.get("rel") == "self" and "activity+json" in str(link.get("type", ""))
+            )
+            actor_host = urlsplit(actor_url).hostname
+            if actor_host != host:
+                raise ProofError(f"the actor of {value} is on another host")
+            actor: dict[str, Any] = json.loads(
+                await self.fetch(actor_url, "application/activity+json")
+            )
+        except (ValueError, StopIteration, KeyError, TypeError, AttributeError):
+            raise ProofError(f"no fediverse profile found for {value}") from None
+        texts = [str(actor.get("summary") or "")]
+        for field in actor.get("attachment") or []:
+            if isinstance(field, dict):
+                texts.append(f"{field.get('name', '')} {field.get('value', '')}")
+        if any(token in t for t in texts):
+            return actor_url
+        raise ProofError(f"the token is not in the profile of {value}")
+
+
+def _token_line(text: str, token: str) -> bool:
+    return any(line.strip() == token for line in text.splitlines())
+
+
+def _token_meta(text: str, token: str) -> bool:
+    return token in meta_tokens(text)
+
+
+def _token_anywhere(text: str, token: str) -> bool:
+    return token in text

@@ -1,0 +1,219 @@
+"""The hub's tables (SQLAlchemy Core), for SQLite and PostgreSQL alike.
+
+Alembic migrations in `hub/migrations/` create and change them; this module
+is what the code queries. Money is integer cents (BigInteger); timestamps are
+Unix seconds; months are "YYYY-MM".
+
+The ledger is double-entry: every movement is an `entries` row with postings
+that sum to zero, and `ledger_accounts.balance_cents` is kept in the same
+transaction. A CHECK refuses a negative balance unless the account is one of
+the outside world's (a payment provider), so no person, creator or escrow
+ever goes below zero, however requests interleave.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# A 64-bit id on PostgreSQL; on SQLite an INTEGER PRIMARY KEY (the rowid) is already one.
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A person's (or creator's) account, keyed by the wallet's Ed25519 public key
+# (43 characters of base64url).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("nonprofit", Boolean, nullable=False, server_default=text("false")),
+)
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("name", String(600), primary_key=True),
+    Column("balance_cents", BigInteger, nullable=False, server_default=text("0")),
+    Column("may_go_negative", Boolean, nullable=False, server_default=text("false")),
+    CheckConstraint("may_go_negative OR balance_cents >= 0", name="not_negative"),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("ref", String(700), nullable=False),  # what it is for; unique per kind
+    Column("created_at", BigInteger, nullable=False),
+    Column("reverses", Id, ForeignKey("entries.id"), nullable=True),
+    UniqueConstraint("kind", "ref"),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=False, index=True),
+    Column(
+        "ledger_account",
+        String(600),
+        ForeignKey("ledger_accounts.name"),
+        nullable=False,
+        index=True,
+    ),
+    Column("amount_cents", BigInteger, nullable=False),
+)
+
+# Replay protection: a signed request's nonce is accepted once per account.
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("account", String(64), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False, index=True),
+    PrimaryKeyConstraint("account", "nonce"),
+)
+
+deposits = Table(
+    "deposits",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the client's UUID: idempotent
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("method", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("fee_cents", BigInteger, nullable=False),
+    Column("provider_ref", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=False),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("spend_cents", BigInteger, nullable=False),
+    Column("receipt", Text, nullable=False),
+    Column("receipt_signature", String(128), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account", "month"),
+)
+Index("ix_settlements_month", settlements.c.month)
+
+# One row per (creator account, month): whether it gave that month ("to
+# receive, you must give"). Settlements crediting it and its own settlement
+# lock this row, so money is never withheld after the creator has given.
+giving = Table(
+    "giving",
+    metadata,
+    Column("account", String(64), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("gave", Boolean, nullable=False, server_default=text("false")),
+    PrimaryKeyConstraint("account", "month"),
+)
+
+# A creator key and who has proved it (NULL while nobody has). Settlements
+# crediting the key and its verification lock this row.
+creator_keys = Table(
+    "creator_keys",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("owner", String(64), ForeignKey("accounts.id"), nullable=True, index=True),
+    Column("verified_at", BigInteger, nullable=True),
+    Column("method", String(32), nullable=True),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("key", String(600), nullable=False, index=True),
+    Column("token", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | verified
+    Column("created_at", BigInteger, nullable=False),
+    Column("verified_at", BigInteger, nullable=True),
+    Column("proof", String(2048), nullable=True),  # where the proof was found
+)
+
+# Every allocation of every settlement, and where its money went.
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(64), nullable=False),  # the giver
+    Column("month", String(7), nullable=False),
+    Column("creator", String(600), nullable=False),
+    Column("url", String(2048), nullable=True),  # NULL in private settlements
+    Column("cents", BigInteger, nullable=False),
+    # credited | withheld | escrow | returned
+    Column("state", String(16), nullable=False),
+    Column("recipient", String(64), nullable=True),  # the creator account, once known
+    Column("fee_cents", BigInteger, nullable=True),
+    Column("settled_at", BigInteger, nullable=True),
+    # The month whose giving releases it, while withheld (the giver's month, or
+    # the month an escrow was released in).
+    Column("withheld_month", String(7), nullable=True),
+)
+Index("ix_allocations_creator_state", allocations.c.creator, allocations.c.state)
+Index("ix_allocations_month", allocations.c.month)
+Index("ix_allocations_recipient_month", allocations.c.recipient, allocations.c.month)
+
+withdrawals = Table(
+    "withdrawals",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("provider_ref", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=False),
+)
+
+# Public counters: how many people flattred a thing, how many flatter a
+# creator. `subject` is hashed (sha256 hex) in the keys; one account counts once.
+counters = Table(
+    "counters",
+    metadata,
+    Column("kind", String(8), nullable=False),  # thing | creator
+    Column("subject_hash", String(64), nullable=False),
+    Column("subject", String(2048), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("kind", "subject_hash"),
+)
+
+counter_people = Table(
+    "counter_people",
+    metadata,
+    Column("kind", String(8), nullable=False),
+    Column("subject_hash", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    PrimaryKeyConstraint("kind", "subject_hash", "account"),
+)

@@ -1,0 +1,921 @@
+"""The hub's logic, without HTTP: accounts, deposits, settlements, creators,
+escrow, withdrawals and counters. Every money movement is one ledger entry in
+the same database transaction as the rows that explain it.
+
+Locks (PostgreSQL; SQLite runs one writer at a time): a settlement, a claim's
+verification and the escrow expiry lock `creator_keys` rows first, in key
+order, then `giving` rows, in account order, so no two of them can deadlock;
+"to receive, you must give" and escrow release read those rows under the lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from daemon import keys as creator_keys_rules
+from daemon.budget import largest_remainder
+from daemon.clock import MONTH_RE, Clock, add_months
+
+from . import ledger, money, signing
+from .db import transaction
+from .errors import HubError
+from .proofs import ProofError, ProofFetcher
+from .provider import PaymentProvider
+from .schema import (
+    accounts,
+    allocations,
+    claims,
+    counter_people,
+    counters,
+    creator_keys,
+    deposits,
+    giving,
+    ledger_accounts,
+    nonces,
+    settlements,
+    withdrawals,
+)
+
+T = TypeVar("T")
+MAX_ALLOCATIONS = 10_000
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    escrow_months: int = 12
+    must_give: bool = True  # "to receive, you must give" (DESIGN.md)
+    name: str = "Mécène hub"
+
+
+def canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def utc_month(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m")
+
+
+def fee_shares(cents: Sequence[int], fee_cents: int) -> list[int]:
+    """A group's fee spread over its rows in proportion to their cents, exactly."""
+    if fee_cents == 0 or sum(cents) == 0:
+        return [0] * len(cents)
+    return largest_remainder(fee_cents, list(cents))
+
+
+def parse_settlement(text: str) -> dict[str, Any]:
+    """The settlement document, checked field by field; HubError("invalid") if not."""
+
+    def bad(why: str) -> HubError:
+        return HubError("invalid", f"settlement: {why}")
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise bad("not JSON") from None
+    if not isinstance(doc, dict) or canonical(doc) != text.encode():
+        raise bad("not canonical JSON (sorted keys, no spaces, UTF-8)")
+    if set(doc) != {"v", "account", "month", "currency", "spend_cents", "private", "allocations"}:
+        raise bad("fields must be v, account, month, currency, spend_cents, private, allocations")
+    if doc["v"] != 1 or doc["currency"] != "EUR":
+        raise bad("version 1 in EUR only")
+    if not isinstance(doc["month"], str) or not MONTH_RE.match(doc["month"]):
+        raise bad("month is YYYY-MM")
+    spend = doc["spend_cents"]
+    if not isinstance(spend, int) or isinstance(spend, bool) or not 0 <= spend <= 10**9:
+        raise bad("spend_cents is a whole number of cents")
+    if not isinstance(doc["private"], bool):
+        raise bad("private is true or false")
+    rows = doc["allocations"]
+    if not isinstance(rows, list) or len(rows) > MAX_ALLOCATIONS:
+        raise bad(f"allocations is a list of at most {MAX_ALLOCATIONS}")
+    clean: list[dict[str, Any]] = []
+    for row in rows:
+        if not isinstance(row, dict) or not {"creator", "cents"} <= set(row) <= {
+            "creator",
+            "cents",
+            "url",
+        }:
+            raise bad("an allocation is {creator, cents, url?}")
+        cents = row["cents"]
+        if not isinstance(cents, int) or isinstance(cents, bool) or cents < 0:
+            raise bad("an allocation's cents is a whole number ≥ 0")
+        try:
+            key = creator_keys_rules.creator_key(row["creator"])
+            url = creator_keys_rules.thing_url(row["url"]) if "url" in row else None
+        except ValueError as exc:
+            raise bad(str(exc)) from None
+        if url is not None and doc["private"]:
+            raise bad("a private settlement names no URLs")
+        clean.append({"creator": key, "url": url, "cents": cents})
+    if sum(r["cents"] for r in clean) != spend:
+        raise bad("the allocations do not add up to spend_cents")
+    doc["allocations"] = clean
+    return doc
+
+
+class Hub:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        key: Ed25519PrivateKey,
+        clock: Clock,
+        provider: PaymentProvider,
+        fetcher: ProofFetcher,
+        config: HubConfig | None = None,
+    ) -> None:
+        self.engine = engine
+        self.key = key
+        self.clock = clock
+        self.provider = provider
+        self.fetcher = fetcher
+        self.config = config or HubConfig()
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.public_key = signing.b64u(raw)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def now(self) -> int:
+        return int(self.clock.now().timestamp())
+
+    def month(self) -> str:
+        return utc_month(self.clock.now())
+
+    async def _retrying(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `fn` in a transaction; again if PostgreSQL aborted it for a
+        concurrent one (a unique row inserted meanwhile, a deadlock)."""
+        for attempt in range(5):
+            try:
+                async with transaction(self.engine) as conn:
+                    return await fn(conn)
+            except (IntegrityError, DBAPIError) as exc:
+                state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
+                    getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None
+                )
+                retry = isinstance(exc, IntegrityError) or state in ("40001", "40P01")
+                if not retry or attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.config.name,
+            "public_key": self.public_key,
+            "currency": "EUR",
+            "creator_fee_percent": money.CREATOR_FEE_PERCENT,
+            "deposit_methods": {
+                m.name: {
+                    "label": m.label,
+                    "fixed_cents": m.fixed_cents,
+                    "parts": m.parts,
+                    "per": m.per,
+                }
+                for m in money.METHODS.values()
+            },
+            "min_deposit_cents": money.MIN_DEPOSIT_CENTS,
+            "max_deposit_cents": money.MAX_DEPOSIT_CENTS,
+            "min_withdrawal_cents": money.MIN_WITHDRAWAL_CENTS,
+            "escrow_months": self.config.escrow_months,
+            "must_give": self.config.must_give,
+            "min_giving_cents": money.MIN_GIVING_CENTS,
+        }
+
+    # -- authentication -------------------------------------------------------------
+
+    async def authenticate(
+        self, headers: Mapping[str, str], method: str, path_qs: str, body: bytes
+    ) -> str:
+        """The account that signed this request; the nonce is spent here."""
+        try:
+            account, nonce, ts = signing.check_request(headers, method, path_qs, body, self.now())
+        except signing.SignatureError as exc:
+            raise HubError(exc.code, str(exc)) from None
+        async with transaction(self.engine) as conn:
+            done = await conn.execute(
+                ledger.insert_ignore(conn, nonces).values(account=account, nonce=nonce, ts=ts)
+            )
+            if done.rowcount != 1:
+                raise HubError("replayed", "this request was already received (its nonce is spent)")
+            await conn.execute(
+                ledger.insert_ignore(conn, accounts).values(id=account, created_at=self.now())
+            )
+        return account
+
+    async def forget_nonces(self) -> int:
+        """Drop nonces too old to be replayed anyway (their timestamp is refused)."""
+        async with transaction(self.engine) as conn:
+            done = await conn.execute(
+                delete(nonces).where(nonces.c.ts < self.now() - signing.NONCE_TTL_SECONDS)
+            )
+        return int(done.rowcount or 0)
+
+    # -- accounts and deposits ---------------------------------------------------------
+
+    async def account_view(self, account: str) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            user = await ledger.balance_cents(conn, f"user:{account}")
+            creator = await ledger.balance_cents(conn, f"creator:{account}")
+            withheld = await ledger.balances(conn, f"withheld:{account}:")
+            owned = (
+                await conn.execute(
+                    select(creator_keys.c.key)
+                    .where(creator_keys.c.owner == account)
+                    .order_by(creator_keys.c.key)
+                )
+            ).scalars()
+            nonprofit = await conn.scalar(
+                select(accounts.c.nonprofit).where(accounts.c.id == account)
+            )
+            keys = list(owned)
+        return {
+            "account": account,
+            "balance_cents": user,
+            "creator_balance_cents": creator,
+            "withheld_cents": sum(withheld.values()),
+            "keys": keys,
+            "nonprofit": bool(nonprofit),
+        }
+
+    def quote(self, method: Any, amount_cents: Any) -> dict[str, Any]:
+        if method not in money.METHODS:
+            raise HubError("invalid", f"method is one of {', '.join(money.METHODS)}")
+        if not isinstance(amount_cents, int) or isinstance(amount_cents, bool):
+            raise HubError("invalid", "amount_cents is a whole number of cents")
+        if not money.MIN_DEPOSIT_CENTS <= amount_cents <= money.MAX_DEPOSIT_CENTS:
+            raise HubError(
+                "invalid",
+                f"a deposit is {money.MIN_DEPOSIT_CENTS} to {money.MAX_DEPOSIT_CENTS} cents",
+            )
+        fee = money.deposit_fee_cents(method, amount_cents)
+        return {
+            "method": method,
+            "amount_cents": amount_cents,
+            "fee_cents": fee,
+            "total_cents": amount_cents + fee,
+        }
+
+    async def deposit(self, account: str, body: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """(created, deposit). The fee the person confirmed must be today's fee."""
+        deposit_id = body.get("id")
+        if not isinstance(deposit_id, str) or not _ID_RE.match(deposit_id):
+            raise HubError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
+        quote = self.quote(body.get("method"), body.get("amount_cents"))
+        if body.get("fee_cents") != quote["fee_cents"]:
+            raise HubError(
+                "invalid",
+                f"the fee is {quote['fee_cents']} cents: show it and confirm again",
+                quote=quote,
+            )
+        async with self.engine.connect() as conn:
+            known = (
+                await conn.execute(select(deposits).where(deposits.c.id == deposit_id))
+            ).first()
+        if known is not None:
+            return False, self._same_deposit(known._asdict(), account, quote)
+        result = await self.provider.charge(
+            deposit_id, quote["method"], quote["amount_cents"], quote["fee_cents"]
+        )
+        if not result.ok:
+            raise HubError("declined", f"the payment was declined ({result.reason})")
+
+        async def record(conn: AsyncConnection) -> tuple[bool, dict[str, Any]]:
+            row = (await conn.execute(select(deposits).where(deposits.c.id == deposit_id))).first()
+            if row is not None:  # a concurrent retry recorded it first
+                return False, self._same_deposit(row._asdict(), account, quote)
+            m, amount, fee = quote["method"], quote["amount_cents"], quote["fee_cents"]
+            entry = await ledger.post(
+                conn,
+                "deposit",
+                deposit_id,
+                {
+                    f"provider:{m}": -(amount + fee),
+                    f"user:{account}": amount,
+                    f"provider-fees:{m}": fee,
+                },
+                self.now(),
+            )
+            values = {
+                "id": deposit_id,
+                "account": account,
+                "method": m,
+                "amount_cents": amount,
+                "fee_cents": fee,
+                "provider_ref": result.reference,
+                "created_at": self.now(),
+                "entry_id": entry,
+            }
+            await conn.execute(insert(deposits).values(values))
+            return True, self._deposit_view(values)
+
+        return await self._retrying(record)
+
+    def _same_deposit(
+        self, row: dict[str, Any], account: str, quote: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if (row["account"], row["method"], row["amount_cents"]) != (
+            account,
+            quote["method"],
+            quote["amount_cents"],
+        ):
+            raise HubError("id_conflict", "this deposit id was used for another deposit")
+        return self._deposit_view(row)
+
+    @staticmethod
+    def _deposit_view(row: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            k: row[k]
+            for k in ("id", "method", "amount_cents", "fee_cents", "provider_ref", "created_at")
+        }
+
+    # -- settlements ----------------------------------------------------------------------
+
+    async def settle(self, account: str, text: Any, signature: Any) -> tuple[bool, dict[str, Any]]:
+        """(created, {receipt, signature}). The same document again gives the same
+        receipt; a different one for a settled month is refused."""
+        if not isinstance(text, str) or not isinstance(signature, str):
+            raise HubError("invalid", "send {document: the canonical text, signature}")
+        doc = parse_settlement(text)
+        if doc["account"] != account:
+            raise HubError("forbidden", "the settlement names another account than the signer")
+        try:
+            signing.verify(account, text.encode(), signature)
+        except signing.SignatureError as exc:
+            raise HubError("bad_signature", f"settlement: {exc}") from None
+        if doc["month"] > self.month():
+            raise HubError("invalid", "a settlement is for a month that has ended")
+        sha = hashlib.sha256(text.encode()).hexdigest()
+
+        async def run(conn: AsyncConnection) -> tuple[bool, dict[str, Any]]:
+            known = (
+                await conn.execute(
+                    select(settlements)
+                    .where(settlements.c.account == account, settlements.c.month == doc["month"])
+                    .with_for_update()
+                )
+            ).first()
+            if known is not None:
+                if known.sha256 != sha:
+                    raise HubError(
+                        "settlement_conflict",
+                        f"{doc['month']} is already settled with a different document",
+                    )
+                return False, {"receipt": known.receipt, "signature": known.receipt_signature}
+            return True, await self._settle(conn, account, doc, text, signature, sha)
+
+        return await self._retrying(run)
+
+    async def _settle(
+        self,
+        conn: AsyncConnection,
+        account: str,
+        doc: dict[str, Any],
+        text: str,
+        signature: str,
+        sha: str,
+    ) -> dict[str, Any]:
+        month, spend, now = doc["month"], doc["spend_cents"], self.now()
+        have = await ledger.balance_cents(conn, f"user:{account}")
+        if have < spend:
+            raise HubError(
+                "insufficient_funds",
+                f"the balance is {have} cents, the settlement spends {spend}: deposit, "
+                "and the daemon will send it again",
+                balance_cents=have,
+            )
+        legs: defaultdict[str, int] = defaultdict(int)
+        legs[f"user:{account}"] -= spend
+        by_key: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in doc["allocations"]:
+            by_key[row["creator"]].append(row)
+        owners = await self._lock_keys(conn, sorted(by_key))
+        people = sorted({account} | {o for o in owners.values() if o is not None})
+        gave = await self._lock_giving(conn, people, month)
+        if spend >= money.MIN_GIVING_CENTS and not gave[account]:
+            await conn.execute(
+                update(giving)
+                .where(giving.c.account == account, giving.c.month == month)
+                .values(gave=True)
+            )
+            gave[account] = True
+            await self._release_withheld(conn, account, month, legs, now)
+        nonprofit = await self._nonprofit(conn, people)
+        credited = held = 0
+        rows_out = []
+        for key in sorted(by_key):
+            rows = by_key[key]
+            owner = owners[key]
+            cents = [r["cents"] for r in rows]
+            total = sum(cents)
+            fees = [None] * len(rows)
+            if owner is None:
+                state = "escrow"
+                legs[f"escrow:{key}"] += total
+                held += total
+            elif self.config.must_give and not gave[owner]:
+                state = "withheld"
+                legs[f"withheld:{owner}:{month}"] += total
+                held += total
+            else:
+                state = "credited"
+                fee = money.creator_fee_cents(total, nonprofit=nonprofit[owner])
+                fees = list(fee_shares(cents, fee))  # type: ignore[arg-type]
+                legs[f"creator:{owner}"] += total - fee
+                legs["fees"] += fee
+                credited += total
+            for r, fee_cents in zip(rows, fees, strict=True):
+                rows_out.append(
+                    {
+                        "account": account,
+                        "month": month,
+                        "creator": key,
+                        "url": r["url"],
+                        "cents": r["cents"],
+                        "state": state,
+                        "recipient": owner,
+                        "fee_cents": fee_cents,
+                        "settled_at": now if state == "credited" else None,
+                        "withheld_month": month if state == "withheld" else None,
+                    }
+                )
+        if rows_out:
+            await conn.execute(insert(allocations), rows_out)
+        await self._count(conn, account, by_key, doc["allocations"])
+        try:
+            await ledger.post(conn, "settlement", f"{account}:{month}", legs, now)
+        except ledger.InsufficientFunds:
+            raise HubError(
+                "insufficient_funds", "the balance does not cover the settlement"
+            ) from None
+        receipt = {
+            "v": 1,
+            "hub": self.public_key,
+            "account": account,
+            "month": month,
+            "sha256": sha,
+            "spend_cents": spend,
+            "credited_cents": credited,
+            "held_cents": held,
+            "received_at": now,
+        }
+        receipt_text = canonical(receipt)
+        receipt_signature = signing.b64u(self.key.sign(receipt_text))
+        await conn.execute(
+            insert(settlements).values(
+                account=account,
+                month=month,
+                document=text,
+                signature=signature,
+                sha256=sha,
+                spend_cents=spend,
+                receipt=receipt_text.decode(),
+                receipt_signature=receipt_signature,
+                received_at=now,
+            )
+        )
+        return {"receipt": receipt_text.decode(), "signature": receipt_signature}
+
+    async def _lock_keys(self, conn: AsyncConnection, keys: list[str]) -> dict[str, str | None]:
+        if not keys:
+            return {}
+        await conn.execute(ledger.insert_ignore(conn, creator_keys), [{"key": k} for k in keys])
+        rows = await conn.execute(
+            select(creator_keys.c.key, creator_keys.c.owner)
+            .where(creator_keys.c.key.in_(keys))
+            .order_by(creator_keys.c.key)
+            .with_for_update()
+        )
+        return {k: o for k, o in rows}
+
+    async def _lock_giving(
+        self, conn: AsyncConnection, people: list[str], month: str
+    ) -> dict[str, bool]:
+        if not people:
+            return {}
+        await conn.execute(
+            ledger.insert_ignore(conn, giving), [{"account": p, "month": month} for p in people]
+        )
+        rows = await conn.execute(
+            select(giving.c.account, giving.c.gave)
+            .where(giving.c.month == month, giving.c.account.in_(people))
+            .order_by(giving.c.account)
+            .with_for_update()
+        )
+        return {a: bool(g) for a, g in rows}
+
+    async def _nonprofit(self, conn: AsyncConnection, people: list[str]) -> dict[str, bool]:
+        rows = await conn.execute(
+            select(accounts.c.id, accounts.c.nonprofit).where(accounts.c.id.in_(people))
+        )
+        found = {a: bool(n) for a, n in rows}
+        return {p: found.get(p, False) for p in people}
+
+    async def _credit_rows(
+        self,
+        conn: AsyncConnection,
+        rows: Sequence[Any],
+        owner: str,
+        nonprofit: bool,
+        legs: defaultdict[str, int],
+        now: int,
+    ) -> int:
+        """Credit allocation rows to `owner`, the fee taken per (giver, month)
+        group; returns the gross. The caller debits where the money was."""
+        groups: defaultdict[tuple[str, str], list[Any]] = defaultdict(list)
+        for r in rows:
+            groups[(r.account, r.month)].append(r)
+        gross = 0
+        for group in groups.values():
+            cents = [int(r.cents) for r in group]
+            total = sum(cents)
+            fee = money.creator_fee_cents(total, nonprofit=nonprofit)
+            for r, fee_cents in zip(group, fee_shares(cents, fee), strict=True):
+                await conn.execute(
+                    update(allocations)
+                    .where(allocations.c.id == r.id)
+                    .values(state="credited", recipient=owner, fee_cents=fee_cents, settled_at=now)
+                )
+            legs[f"creator:{owner}"] += total - fee
+            legs["fees"] += fee
+            gross += total
+        return gross
+
+    async def _release_withheld(
+        self,
+        conn: AsyncConnection,
+        owner: str,
+        month: str,
+        legs: defaultdict[str, int],
+        now: int,
+    ) -> None:
+        """The creator gave in `month`: what was withheld for it is theirs."""
+        rows = (
+            await conn.execute(
+                select(
+                    allocations.c.id,
+                    allocations.c.account,
+                    allocations.c.month,
+                    allocations.c.cents,
+                )
+                .where(
+                    allocations.c.recipient == owner,
+                    allocations.c.state == "withheld",
+                    allocations.c.withheld_month == month,
+                )
+                .order_by(allocations.c.id)
+            )
+        ).all()
+        if not rows:
+            return
+        nonprofit = (await self._nonprofit(conn, [owner]))[owner]
+        gross = await self._credit_rows(conn, rows, owner, nonprofit, legs, now)
+        legs[f"withheld:{owner}:{month}"] -= gross
+
+    async def _count(
+        self,
+        conn: AsyncConnection,
+        account: str,
+        by_key: Mapping[str, Any],
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        subjects = [("creator", k) for k in by_key] + sorted(
+            {("thing", r["url"]) for r in rows if r["url"] is not None}
+        )
+        for kind, subject in subjects:
+            h = hashlib.sha256(subject.encode()).hexdigest()
+            new = await conn.execute(
+                ledger.insert_ignore(conn, counter_people).values(
+                    kind=kind, subject_hash=h, account=account
+                )
+            )
+            if new.rowcount != 1:
+                continue  # one account counts once
+            await conn.execute(
+                ledger.insert_ignore(conn, counters).values(
+                    kind=kind, subject_hash=h, subject=subject, count=0
+                )
+            )
+            await conn.execute(
+                update(counters)
+                .where(counters.c.kind == kind, counters.c.subject_hash == h)
+                .values(count=counters.c.count + 1)
+            )
+
+    async def settlement(self, account: str, month: str) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(settlements.c.receipt, settlements.c.receipt_signature).where(
+                        settlements.c.account == account, settlements.c.month == month
+                    )
+                )
+            ).first()
+        if row is None:
+            raise HubError("not_found", f"no settlement for {month}")
+        return {"receipt": row.receipt, "signature": row.receipt_signature}
+
+    # -- creators ----------------------------------------------------------------------
+
+    async def claim(self, account: str, key: Any) -> dict[str, Any]:
+        try:
+            key = creator_keys_rules.creator_key(key)
+        except ValueError as exc:
+            raise HubError("invalid", f"key: {exc}") from None
+        if key.startswith("flattr:"):
+            raise HubError(
+                "not_claimable",
+                "flattr ids are issued by the hub (POST /v1/flattr-ids), not claimed",
+            )
+        claim = {
+            "id": signing.b64u(secrets.token_bytes(12)),
+            "account": account,
+            "key": key,
+            "token": "mecene-claim-" + signing.b64u(secrets.token_bytes(18)),
+            "state": "pending",
+            "created_at": self.now(),
+        }
+        async with transaction(self.engine) as conn:
+            owner = await conn.scalar(select(creator_keys.c.owner).where(creator_keys.c.key == key))
+            if owner is not None and owner != account:
+                raise HubError("key_taken", f"{key} is already proved by another account")
+            await conn.execute(insert(claims).values(claim))
+        return self._claim_view(claim)
+
+    @staticmethod
+    def _claim_view(claim: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: claim.get(k) for k in ("id", "key", "token", "state", "created_at")}
+        out["verified_at"] = claim.get("verified_at")
+        out["proof"] = claim.get("proof")
+        return out
+
+    async def verify_claim(self, account: str, claim_id: str) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(claims).where(claims.c.id == claim_id, claims.c.account == account)
+                )
+            ).first()
+        if row is None:
+            raise HubError("not_found", "no such claim")
+        if row.state == "verified":
+            return {"claim": self._claim_view(row._asdict()), "released_cents": 0}
+        try:
+            proof = await self.fetcher.prove(row.key, row.token)
+        except ProofError as exc:
+            raise HubError("not_proven", f"{row.key} is not proved yet: {exc}") from None
+        released = await self._retrying(
+            lambda conn: self._own_key(conn, account, row.key, "proof", claim_id, proof)
+        )
+        view = self._claim_view({**row._asdict(), "state": "verified", "proof": proof})
+        return {"claim": view, "released_cents": released}
+
+    async def issue_flattr_id(self, account: str) -> dict[str, Any]:
+        """A new `flattr:` id, owned by `account` from the start: put it in
+        `<meta name="flattr:id" content="…">` on the creator's pages."""
+        key = "flattr:m" + secrets.token_hex(6)
+        await self._retrying(lambda conn: self._own_key(conn, account, key, "issued", None, None))
+        return {"key": key, "meta": f'<meta name="flattr:id" content="{key[7:]}">'}
+
+    async def _own_key(
+        self,
+        conn: AsyncConnection,
+        account: str,
+        key: str,
+        method: str,
+        claim_id: str | None,
+        proof: str | None,
+    ) -> int:
+        """Make `account` the owner of `key` and release its escrow; the gross released."""
+        owners = await self._lock_keys(conn, [key])
+        if owners[key] not in (None, account):
+            raise HubError("key_taken", f"{key} is already proved by another account")
+        now = self.now()
+        await conn.execute(
+            update(creator_keys)
+            .where(creator_keys.c.key == key)
+            .values(owner=account, verified_at=now, method=method)
+        )
+        if claim_id is not None:
+            await conn.execute(
+                update(claims)
+                .where(claims.c.id == claim_id)
+                .values(state="verified", verified_at=now, proof=proof)
+            )
+        rows = (
+            await conn.execute(
+                select(
+                    allocations.c.id,
+                    allocations.c.account,
+                    allocations.c.month,
+                    allocations.c.cents,
+                )
+                .where(allocations.c.creator == key, allocations.c.state == "escrow")
+                .order_by(allocations.c.id)
+            )
+        ).all()
+        if not rows:
+            return 0
+        # Released now: it counts as received this month, so "to receive, you
+        # must give" looks at this month's giving (withheld until it happens).
+        month = self.month()
+        gave = (await self._lock_giving(conn, [account], month))[account]
+        legs: defaultdict[str, int] = defaultdict(int)
+        gross = sum(int(r.cents) for r in rows)
+        legs[f"escrow:{key}"] -= gross
+        if self.config.must_give and not gave:
+            # Withheld under the month of release, whatever month it was given in.
+            await conn.execute(
+                update(allocations)
+                .where(allocations.c.id.in_([r.id for r in rows]))
+                .values(state="withheld", recipient=account, withheld_month=month)
+            )
+            legs[f"withheld:{account}:{month}"] += gross
+        else:
+            nonprofit = (await self._nonprofit(conn, [account]))[account]
+            await self._credit_rows(conn, rows, account, nonprofit, legs, now)
+        await ledger.post(conn, "escrow-release", f"{key}:{account}:{now}", legs, now)
+        return gross
+
+    async def expire_escrow(self) -> int:
+        """Give back to the givers what waited in escrow longer than the escrow
+        period; returns the cents returned."""
+        # Money for month M was settled when M ended: it has waited the whole
+        # period once the month M + period + 1 has begun.
+        limit = add_months(self.month(), -(self.config.escrow_months + 1))
+        async with self.engine.connect() as conn:
+            keys = list(
+                (
+                    await conn.execute(
+                        select(allocations.c.creator)
+                        .where(allocations.c.state == "escrow", allocations.c.month <= limit)
+                        .distinct()
+                        .order_by(allocations.c.creator)
+                    )
+                ).scalars()
+            )
+        returned = 0
+        for key in keys:
+
+            async def run(conn: AsyncConnection, key: str = key) -> int:
+                owners = await self._lock_keys(conn, [key])
+                if owners[key] is not None:
+                    return 0  # proved meanwhile: released, not returned
+                rows = (
+                    await conn.execute(
+                        select(allocations.c.id, allocations.c.account, allocations.c.cents).where(
+                            allocations.c.creator == key,
+                            allocations.c.state == "escrow",
+                            allocations.c.month <= limit,
+                        )
+                    )
+                ).all()
+                legs: defaultdict[str, int] = defaultdict(int)
+                for r in rows:
+                    legs[f"user:{r.account}"] += int(r.cents)
+                    legs[f"escrow:{key}"] -= int(r.cents)
+                ids = [r.id for r in rows]
+                await conn.execute(
+                    update(allocations)
+                    .where(allocations.c.id.in_(ids))
+                    .values(state="returned", settled_at=self.now())
+                )
+                await ledger.post(conn, "escrow-return", f"{key}:{limit}", legs, self.now())
+                return sum(int(r.cents) for r in rows)
+
+            returned += await self._retrying(run)
+        return returned
+
+    async def withdraw(self, account: str, body: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        withdrawal_id = body.get("id")
+        amount = body.get("amount_cents")
+        if not isinstance(withdrawal_id, str) or not _ID_RE.match(withdrawal_id):
+            raise HubError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise HubError("invalid", "amount_cents is a whole number of cents")
+        if amount < money.MIN_WITHDRAWAL_CENTS:
+            raise HubError(
+                "invalid", f"the smallest withdrawal is {money.MIN_WITHDRAWAL_CENTS} cents"
+            )
+        async with self.engine.connect() as conn:
+            known = (
+                await conn.execute(select(withdrawals).where(withdrawals.c.id == withdrawal_id))
+            ).first()
+            have = await ledger.balance_cents(conn, f"creator:{account}")
+        if known is not None:
+            if (known.account, known.amount_cents) != (account, amount):
+                raise HubError("id_conflict", "this withdrawal id was used for another")
+            return False, self._withdrawal_view(known._asdict())
+        if have < amount:
+            raise HubError(
+                "insufficient_funds", f"the creator balance is {have} cents", balance_cents=have
+            )
+
+        async def run(conn: AsyncConnection) -> dict[str, Any]:
+            try:
+                entry = await ledger.post(
+                    conn,
+                    "withdrawal",
+                    withdrawal_id,
+                    {f"creator:{account}": -amount, "payouts": amount},
+                    self.now(),
+                )
+            except ledger.InsufficientFunds:
+                raise HubError("insufficient_funds", "the creator balance is too low") from None
+            result = await self.provider.pay_out(withdrawal_id, amount)
+            if not result.ok:  # rolls the entry back with the transaction
+                raise HubError("declined", f"the payout was declined ({result.reason})")
+            values = {
+                "id": withdrawal_id,
+                "account": account,
+                "amount_cents": amount,
+                "provider_ref": result.reference,
+                "created_at": self.now(),
+                "entry_id": entry,
+            }
+            await conn.execute(insert(withdrawals).values(values))
+            return self._withdrawal_view(values)
+
+        return True, await self._retrying(run)
+
+    @staticmethod
+    def _withdrawal_view(row: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: row[k] for k in ("id", "amount_cents", "provider_ref", "created_at")}
+
+    async def set_nonprofit(self, account: str, nonprofit: bool) -> None:
+        async with transaction(self.engine) as conn:
+            await conn.execute(
+                ledger.insert_ignore(conn, accounts).values(id=account, created_at=self.now())
+            )
+            await conn.execute(
+                update(accounts).where(accounts.c.id == account).values(nonprofit=nonprofit)
+            )
+
+    # -- counters and reports -------------------------------------------------------------
+
+    async def count(self, kind: str, subject: str) -> int:
+        h = hashlib.sha256(subject.encode()).hexdigest()
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(counters.c.count).where(
+                    counters.c.kind == kind, counters.c.subject_hash == h
+                )
+            )
+        return int(value or 0)
+
+    async def payouts(self, month: str) -> dict[str, Any]:
+        """What each creator account received from `month`'s settlements, and
+        what is held (escrow, withheld) or was returned."""
+        async with self.engine.connect() as conn:
+            per = await conn.execute(
+                select(
+                    allocations.c.recipient,
+                    func.count(),
+                    func.sum(allocations.c.cents),
+                    func.sum(allocations.c.fee_cents),
+                )
+                .where(allocations.c.month == month, allocations.c.state == "credited")
+                .group_by(allocations.c.recipient)
+                .order_by(allocations.c.recipient)
+            )
+            creators = [
+                {
+                    "account": r,
+                    "allocations": int(n),
+                    "gross_cents": int(g),
+                    "fee_cents": int(f or 0),
+                    "net_cents": int(g) - int(f or 0),
+                }
+                for r, n, g, f in per
+            ]
+            states = await conn.execute(
+                select(allocations.c.state, func.sum(allocations.c.cents))
+                .where(allocations.c.month == month)
+                .group_by(allocations.c.state)
+            )
+            totals = {s: int(c) for s, c in states}
+        return {"month": month, "creators": creators, "totals_cents": totals}
+
+    async def books(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            return await ledger.check_books(conn)
+
+    async def balance_of(self, name: str) -> int:
+        async with self.engine.connect() as conn:
+            return await ledger.balance_cents(conn, name)
+
+    async def ledger_names(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(select(ledger_accounts.c.name))).scalars())

@@ -1,0 +1,171 @@
+"""Hub test support: databases for both engines, a hub app, signed clients.
+
+`MECENE_TEST_PG` names the PostgreSQL server (default: the local one, trust
+auth); each test gets a fresh database on it, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from daemon.clock import FrozenClock
+from hub import signing
+from hub.service import canonical
+
+PG_SERVER = os.environ.get("MECENE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test; its URL."""
+    name = f"mecene_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@dataclass
+class Person:
+    """A wallet's key, as a daemon holds it."""
+
+    key: Ed25519PrivateKey
+
+    @classmethod
+    def new(cls) -> Person:
+        return cls(Ed25519PrivateKey.generate())
+
+    @property
+    def account(self) -> str:
+        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return signing.b64u(raw)
+
+    def sign(self, message: bytes) -> str:
+        return signing.b64u(self.key.sign(message))
+
+    def settlement(
+        self, month: str, allocations: list[dict[str, Any]], *, private: bool = False
+    ) -> dict[str, str]:
+        doc = {
+            "v": 1,
+            "account": self.account,
+            "month": month,
+            "currency": "EUR",
+            "spend_cents": sum(a["cents"] for a in allocations),
+            "private": private,
+            "allocations": allocations,
+        }
+        text = canonical(doc)
+        return {"document": text.decode(), "signature": self.sign(text)}
+
+
+class HubClient:
+    """Calls the hub as `person`, every request signed."""
+
+    def __init__(self, client: Any, person: Person, clock: FrozenClock) -> None:
+        self.client = client
+        self.person = person
+        self.clock = clock
+
+    def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        return signing.sign_request(
+            self.person.account,
+            self.person.sign,
+            method,
+            path,
+            body,
+            self.clock.now().timestamp(),
+        )
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        expect: int | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        sign: bool = True,
+    ) -> Any:
+        raw = b"" if body is None else json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json"} if body is not None else {}
+        if sign:
+            hdrs.update(self.headers(method, path, raw))
+        hdrs.update(headers or {})
+        resp = await self.client.request(method, path, data=raw or None, headers=hdrs)
+        text = await resp.text()
+        data = json.loads(text) if resp.content_type == "application/json" else text
+        if expect is not None:
+            assert resp.status == expect, (resp.status, data)
+        return data
+
+    async def deposit(self, cents: int, method: str = "bank") -> Any:
+        quote = await self.call(
+            "POST", "/v1/deposits/quote", {"method": method, "amount_cents": cents}, 200
+        )
+        return await self.call(
+            "POST",
+            "/v1/deposits",
+            {
+                "id": str(uuid.uuid4()),
+                "method": method,
+                "amount_cents": cents,
+                "fee_cents": quote["fee_cents"],
+            },
+            201,
+        )
+
+    async def settle(
+        self, month: str, allocations: list[dict[str, Any]], expect: int = 201, **kw: Any
+    ) -> Any:
+        return await self.call(
+            "POST", "/v1/settlements", self.person.settlement(month, allocations, **kw), expect
+        )
+
+
+class ProofSite:
+    """A web server standing for creators' sites: `pages[(host, path)] = text`."""
+
+    def __init__(self) -> None:
+        self.pages: dict[tuple[str, str], tuple[str, str]] = {}
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    def put(self, host: str, path: str, text: str, content_type: str = "text/plain") -> None:
+        self.pages[(host, path)] = (text, content_type)
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        host = request.host.rsplit(":", 1)[0] if ":" in request.host else request.host
+        found = self.pages.get((host, request.path_qs)) or self.pages.get((host, request.path))
+        if found is None:
+            raise web.HTTPNotFound()
+        text, content_type = found
+        return web.Response(text=text, content_type=content_type)
+
+    async def start(self) -> ProofSite:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._serve)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

@@ -1,0 +1,520 @@
+"""The hub on both engines: SQLite (the embedded default) and the real PostgreSQL.
+
+Every test ends by checking the books: postings sum to zero, every entry is
+balanced, every balance is the sum of its postings, and nothing that may not
+go negative has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from daemon.clock import FrozenClock
+from hub import signing
+from hub.db import migrate, open_database
+from hub.http import button_svg, create_app
+from hub.proofs import ProofFetcher
+from hub.provider import SimulatedProvider
+from hub.service import Hub
+
+from .hubkit import HubClient, Person, ProofSite, fresh_pg_database
+
+NOV = "2026-11"
+OCT = "2026-10"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        async for url in fresh_pg_database():
+            yield url
+
+
+@pytest.fixture
+async def proof_site() -> AsyncIterator[ProofSite]:
+    site = await ProofSite().start()
+    yield site
+    await site.stop()
+
+
+@pytest.fixture
+async def hub(db_url: str, clock: FrozenClock, proof_site: ProofSite) -> AsyncIterator[Hub]:
+    engine = open_database(db_url)
+    await migrate(engine)
+    fetcher = ProofFetcher(via=proof_site.url)
+    h = Hub(engine, Ed25519PrivateKey.generate(), clock, SimulatedProvider(), fetcher)
+    yield h
+    books = await h.books()
+    await fetcher.close()
+    await engine.dispose()
+    assert books == {
+        "sum_cents": 0,
+        "unbalanced_entries": 0,
+        "drifted_balances": 0,
+        "negative_balances": 0,
+    }
+
+
+@pytest.fixture
+async def connect(hub: Hub, clock: FrozenClock, aiohttp_client: Any) -> Any:
+    client = await aiohttp_client(create_app(hub))
+
+    def make(person: Person | None = None) -> HubClient:
+        return HubClient(client, person or Person.new(), clock)
+
+    return make
+
+
+async def test_info_names_the_hub_and_its_rules(connect: Any, hub: Hub) -> None:
+    info = await connect().call("GET", "/v1", expect=200, sign=False)
+    assert info["public_key"] == hub.public_key
+    assert info["creator_fee_percent"] == 10
+    assert info["deposit_methods"]["card"] == {
+        "label": "card",
+        "fixed_cents": 30,
+        "parts": 2,
+        "per": 100,
+    }
+
+
+# -- signed requests ------------------------------------------------------------------
+
+
+async def test_account_routes_need_a_valid_fresh_signature(
+    connect: Any, clock: FrozenClock
+) -> None:
+    alice = connect()
+    assert (await alice.call("GET", "/v1/account", expect=401, sign=False))["error"] == "unsigned"
+    me = await alice.call("GET", "/v1/account", expect=200)
+    assert me == {
+        "account": alice.person.account,
+        "balance_cents": 0,
+        "creator_balance_cents": 0,
+        "withheld_cents": 0,
+        "keys": [],
+        "nonprofit": False,
+    }
+    # A replay of the very same request is refused.
+    headers = alice.headers("GET", "/v1/account", b"")
+    await alice.call("GET", "/v1/account", expect=200, headers=headers, sign=False)
+    again = await alice.call("GET", "/v1/account", expect=401, headers=headers, sign=False)
+    assert again["error"] == "replayed"
+    # Signed for another route, or another body, or by another key: refused.
+    moved = alice.headers("GET", "/v1/settlements/2026-10", b"")
+    out = await alice.call("GET", "/v1/account", expect=401, headers=moved, sign=False)
+    assert out["error"] == "bad_signature"
+    body = {"method": "bank", "amount_cents": 500, "id": "x" * 10, "fee_cents": 32}
+    signed_other = alice.headers(
+        "POST", "/v1/deposits", json.dumps({**body, "amount_cents": 9}).encode()
+    )
+    out = await alice.call(
+        "POST", "/v1/deposits", body, expect=401, headers=signed_other, sign=False
+    )
+    assert out["error"] == "bad_signature"
+    forged = {**alice.headers("GET", "/v1/account", b""), "Mecene-Account": Person.new().account}
+    out = await alice.call("GET", "/v1/account", expect=401, headers=forged, sign=False)
+    assert out["error"] == "bad_signature"
+    # Signed too long ago (or ahead): refused, so old nonces can be forgotten.
+    old = alice.headers("GET", "/v1/account", b"")
+    clock.advance(seconds=signing.MAX_SKEW_SECONDS + 1)
+    out = await alice.call("GET", "/v1/account", expect=401, headers=old, sign=False)
+    assert out["error"] == "stale"
+
+
+# -- deposits -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "amount", "fee"),
+    [("bank", 2000, 36), ("card", 2000, 70), ("paypal", 2000, 103), ("card", 1025, 51)],
+)
+async def test_deposit_fees_are_shown_before_paying(
+    connect: Any, method: str, amount: int, fee: int
+) -> None:
+    alice = connect()
+    quote = await alice.call(
+        "POST", "/v1/deposits/quote", {"method": method, "amount_cents": amount}, 200, sign=False
+    )
+    assert quote == {
+        "method": method,
+        "amount_cents": amount,
+        "fee_cents": fee,
+        "total_cents": amount + fee,
+    }
+    out = await alice.deposit(amount, method)
+    assert out["balance_cents"] == amount
+    assert out["deposit"]["fee_cents"] == fee
+
+
+async def test_a_deposit_is_idempotent_and_checked(connect: Any, hub: Hub) -> None:
+    alice = connect()
+    body = {"id": str(uuid.uuid4()), "method": "card", "amount_cents": 2000, "fee_cents": 70}
+    first = await alice.call("POST", "/v1/deposits", body, 201)
+    again = await alice.call("POST", "/v1/deposits", body, 200)
+    assert again["deposit"] == first["deposit"] and again["balance_cents"] == 2000
+    other = await alice.call(
+        "POST", "/v1/deposits", {**body, "amount_cents": 3000, "fee_cents": 90}, 409
+    )
+    assert other["error"] == "id_conflict"
+    # The fee the person saw must be the fee: else it is shown again.
+    stale = await alice.call(
+        "POST", "/v1/deposits", {**body, "id": str(uuid.uuid4()), "fee_cents": 60}, 400
+    )
+    assert stale["quote"]["fee_cents"] == 70
+    for bad in (
+        {"amount_cents": 199},
+        {"amount_cents": 20.5},
+        {"amount_cents": "2000"},
+        {"method": "cash"},
+    ):
+        out = await alice.call(
+            "POST", "/v1/deposits", {**body, "id": str(uuid.uuid4()), **bad}, 400
+        )
+        assert out["error"] == "invalid"
+    declined = await alice.call(
+        "POST",
+        "/v1/deposits",
+        {"id": str(uuid.uuid4()), "method": "card", "amount_cents": 2013, "fee_cents": 70},
+        402,
+    )
+    assert declined["error"] == "declined"
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 2000
+    assert await hub.balance_of("provider-fees:card") == 70
+
+
+# -- settlements ---------------------------------------------------------------------------
+
+
+async def test_a_settlement_spends_the_balance_and_returns_a_signed_receipt(
+    connect: Any, hub: Hub
+) -> None:
+    alice = connect()
+    await alice.deposit(1000)
+    allocations = [
+        {"creator": "domain:example.org", "url": "https://example.org/a", "cents": 300},
+        {"creator": "domain:example.org", "url": "https://example.org/b", "cents": 200},
+    ]
+    out = await alice.settle(OCT, allocations)
+    receipt = json.loads(out["receipt"])
+    signing.verify(hub.public_key, out["receipt"].encode(), out["signature"])
+    assert receipt["account"] == alice.person.account
+    assert receipt["spend_cents"] == 500 and receipt["held_cents"] == 500
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 500
+    # The same document again: the same receipt, nothing spent twice.
+    assert await alice.settle(OCT, allocations, expect=200) == out
+    assert await alice.call("GET", f"/v1/settlements/{OCT}", expect=200) == out
+    # A different document for the same month: refused.
+    other = await alice.settle(OCT, allocations[:1], expect=409)
+    assert other["error"] == "settlement_conflict"
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 500
+    assert await hub.balance_of("escrow:domain:example.org") == 500
+
+
+async def test_bad_settlements_are_refused_and_spend_nothing(connect: Any, hub: Hub) -> None:
+    alice, mallory = connect(), connect()
+    await alice.deposit(1000)
+    good = [{"creator": "flattr:bob", "cents": 600}]
+    short = await alice.settle(OCT, [{"creator": "flattr:bob", "cents": 1500}], expect=402)
+    assert short["error"] == "insufficient_funds" and short["balance_cents"] == 1000
+    doc = alice.person.settlement(OCT, good)
+    # Signed by someone else, or sent by someone else.
+    forged = {**doc, "signature": mallory.person.sign(doc["document"].encode())}
+    assert (await alice.call("POST", "/v1/settlements", forged, 401))["error"] == "bad_signature"
+    assert (await mallory.call("POST", "/v1/settlements", doc, 403))["error"] == "forbidden"
+    cases: list[dict[str, Any]] = [
+        {**json.loads(doc["document"]), "spend_cents": 700},  # does not add up
+        {**json.loads(doc["document"]), "month": "2027-01"},  # not ended
+        {**json.loads(doc["document"]), "allocations": [{"creator": "nope:x", "cents": 600}]},
+        {
+            **json.loads(doc["document"]),
+            "allocations": [{"creator": "flattr:bob", "cents": -1, "url": "https://x.org/"}],
+        },
+        {
+            **json.loads(doc["document"]),
+            "private": True,
+            "allocations": [{"creator": "flattr:bob", "cents": 600, "url": "https://x.org/"}],
+        },
+    ]
+    for case in cases:
+        text = json.dumps(case, sort_keys=True, separators=(",", ":")).encode()
+        body = {"document": text.decode(), "signature": alice.person.sign(text)}
+        out = await alice.call("POST", "/v1/settlements", body, 400)
+        assert out["error"] == "invalid", case
+    spaced = json.dumps(json.loads(doc["document"]), sort_keys=True)
+    body = {"document": spaced, "signature": alice.person.sign(spaced.encode())}
+    assert "canonical" in (await alice.call("POST", "/v1/settlements", body, 400))["message"]
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 1000
+    await alice.call("POST", "/v1/settlements", doc, 201)
+
+
+async def test_to_receive_you_must_give(connect: Any, hub: Hub) -> None:
+    """A creator's money for a month waits until it gives at least 2 € that month."""
+    alice, bob = connect(), connect()
+    issued = await bob.call("POST", "/v1/flattr-ids", {}, 201)
+    key = issued["key"]
+    assert issued["meta"] == f'<meta name="flattr:id" content="{key[7:]}">'
+    await alice.deposit(2000)
+    await bob.deposit(2000)
+    await alice.settle(OCT, [{"creator": key, "url": "https://bob.example/", "cents": 1000}])
+    me = await bob.call("GET", "/v1/account", expect=200)
+    assert (me["creator_balance_cents"], me["withheld_cents"], me["keys"]) == (0, 1000, [key])
+    # Bob gives 1.50 € in October: not enough.
+    await bob.settle(OCT, [{"creator": "domain:example.org", "cents": 150}])
+    assert (await bob.call("GET", "/v1/account", expect=200))["withheld_cents"] == 1000
+    # November: bob gives 2 € first, then alice's flattr is credited at once.
+    await bob.settle(NOV, [{"creator": "domain:example.org", "cents": 200}])
+    await alice.settle(NOV, [{"creator": key, "cents": 500}])
+    me = await bob.call("GET", "/v1/account", expect=200)
+    assert (me["creator_balance_cents"], me["withheld_cents"]) == (450, 1000)  # 10 % fee
+    assert await hub.balance_of("fees") == 50
+    report = await hub.payouts(NOV)
+    assert report["creators"] == [
+        {
+            "account": bob.person.account,
+            "allocations": 1,
+            "gross_cents": 500,
+            "fee_cents": 50,
+            "net_cents": 450,
+        }
+    ]
+
+
+async def test_withheld_money_is_released_when_the_creator_gives(connect: Any, hub: Hub) -> None:
+    alice, carol, bob = connect(), connect(), connect()
+    key = (await bob.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    for p in (alice, carol, bob):
+        await p.deposit(2000)
+    await alice.settle(OCT, [{"creator": key, "cents": 333}])
+    await carol.settle(OCT, [{"creator": key, "cents": 334}, {"creator": "flattr:x", "cents": 1}])
+    assert (await bob.call("GET", "/v1/account", expect=200))["withheld_cents"] == 667
+    await bob.settle(OCT, [{"creator": "domain:example.org", "cents": 200}])
+    me = await bob.call("GET", "/v1/account", expect=200)
+    # A fee per giver: 33 on 333 (33.3), 33 on 334 (33.4).
+    assert (me["creator_balance_cents"], me["withheld_cents"]) == (667 - 66, 0)
+
+
+async def test_non_profits_pay_no_fee(connect: Any, hub: Hub) -> None:
+    alice, org = connect(), connect()
+    key = (await org.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    await hub.set_nonprofit(org.person.account, True)
+    await alice.deposit(1000)
+    await org.deposit(1000)
+    await org.settle(OCT, [{"creator": "domain:example.org", "cents": 200}])
+    await alice.settle(OCT, [{"creator": key, "cents": 999}])
+    assert (await org.call("GET", "/v1/account", expect=200))["creator_balance_cents"] == 999
+    assert await hub.balance_of("fees") == 0
+
+
+# -- creators, proofs, escrow ---------------------------------------------------------------
+
+
+async def test_escrow_is_released_to_whoever_proves_the_key(
+    connect: Any, hub: Hub, proof_site: ProofSite
+) -> None:
+    alice, dana, eve = connect(), connect(), connect()
+    await alice.deposit(2000)
+    await dana.deposit(2000)
+    await dana.settle(NOV, [{"creator": "domain:example.org", "cents": 200}])
+    await alice.settle(OCT, [{"creator": "domain:dana.example", "cents": 700}])
+    assert await hub.balance_of("escrow:domain:dana.example") == 700
+    claim = await dana.call("POST", "/v1/claims", {"key": "domain:dana.example"}, 201)
+    assert claim["state"] == "pending" and claim["token"].startswith("mecene-claim-")
+    # Not proved yet: refused, nothing moves.
+    nope = await dana.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 422)
+    assert nope["error"] == "not_proven"
+    # Eve claims it too, and puts her token on a page she does not control: refused.
+    eves = await eve.call("POST", "/v1/claims", {"key": "domain:dana.example"}, 201)
+    proof_site.put("dana.example", "/.well-known/mecene-claim.txt", f"# mine\n{claim['token']}\n")
+    await eve.call("POST", f"/v1/claims/{eves['id']}/verify", {}, 422)
+    done = await dana.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["claim"]["state"] == "verified" and done["released_cents"] == 700
+    assert done["claim"]["proof"] == "https://dana.example/.well-known/mecene-claim.txt"
+    # Released in December: dana has not given for December yet, so it is withheld.
+    me = await dana.call("GET", "/v1/account", expect=200)
+    assert (me["keys"], me["withheld_cents"]) == (["domain:dana.example"], 700)
+    assert await hub.balance_of("escrow:domain:dana.example") == 0
+    # Eve can no longer claim it; new money goes to dana directly.
+    taken = await eve.call("POST", "/v1/claims", {"key": "domain:dana.example"}, 409)
+    assert taken["error"] == "key_taken"
+    await alice.settle(NOV, [{"creator": "domain:dana.example", "cents": 100}])
+    assert (await dana.call("GET", "/v1/account", expect=200))["creator_balance_cents"] == 90
+
+
+@pytest.mark.parametrize(
+    ("key", "host", "path", "page"),
+    [
+        ("domain:meta.example", "meta.example", "/", '<meta name="mecene:claim" content="{t}">'),
+        ("payment:https://pay.example/me", "pay.example", "/.well-known/mecene-claim.txt", "{t}"),
+        ("github:octo", "github.com", "/octo", "<p>Bio: {t}</p>"),
+        ("liberapay:lia", "liberapay.com", "/lia", "<div>{t}</div>"),
+    ],
+)
+async def test_each_key_kind_is_proved_where_only_its_owner_writes(
+    connect: Any, proof_site: ProofSite, key: str, host: str, path: str, page: str
+) -> None:
+    owner = connect()
+    claim = await owner.call("POST", "/v1/claims", {"key": key}, 201)
+    proof_site.put(host, path, page.format(t=claim["token"]), "text/html")
+    done = await owner.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["claim"]["state"] == "verified"
+    assert (await owner.call("GET", "/v1/account", expect=200))["keys"] == [key]
+
+
+async def test_a_fediverse_key_is_proved_by_its_profile(
+    connect: Any, proof_site: ProofSite
+) -> None:
+    owner = connect()
+    claim = await owner.call("POST", "/v1/claims", {"key": "fediverse:@ann@social.example"}, 201)
+    actor = "https://social.example/users/ann"
+    proof_site.put(
+        "social.example",
+        "/.well-known/webfinger?resource=acct:ann@social.example",
+        json.dumps(
+            {"links": [{"rel": "self", "type": "application/activity+json", "href": actor}]}
+        ),
+        "application/jrd+json",
+    )
+    proof_site.put(
+        "social.example",
+        "/users/ann",
+        json.dumps({"summary": "hi", "attachment": [{"name": "Mécène", "value": claim["token"]}]}),
+        "application/activity+json",
+    )
+    done = await owner.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["claim"]["proof"] == actor
+
+
+async def test_flattr_ids_are_issued_not_claimed(connect: Any) -> None:
+    out = await connect().call("POST", "/v1/claims", {"key": "flattr:alice"}, 422)
+    assert out["error"] == "not_claimable"
+
+
+async def test_unclaimed_escrow_goes_back_to_the_givers(
+    connect: Any, hub: Hub, clock: FrozenClock
+) -> None:
+    alice, bob = connect(), connect()
+    await alice.deposit(1000)
+    await bob.deposit(1000)
+    await alice.settle(OCT, [{"creator": "domain:gone.example", "cents": 400}])
+    await bob.settle(NOV, [{"creator": "domain:gone.example", "cents": 250}])
+    assert await hub.expire_escrow() == 0  # not yet
+    clock.set(dt.datetime(2027, 11, 2, tzinfo=dt.UTC))  # 12 months after October 2026
+    assert await hub.expire_escrow() == 400
+    assert await hub.balance_of(f"user:{alice.person.account}") == 1000
+    assert await hub.balance_of(f"user:{bob.person.account}") == 750
+    clock.set(dt.datetime(2027, 12, 2, tzinfo=dt.UTC))
+    assert await hub.expire_escrow() == 250
+    assert await hub.balance_of("escrow:domain:gone.example") == 0
+
+
+# -- withdrawals ------------------------------------------------------------------------------
+
+
+async def test_withdrawals_have_a_minimum_and_never_overdraw(connect: Any, hub: Hub) -> None:
+    alice, bob = connect(), connect()
+    key = (await bob.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    await alice.deposit(5000)
+    await bob.deposit(1000)
+    await bob.settle(OCT, [{"creator": "domain:example.org", "cents": 200}])
+    await alice.settle(OCT, [{"creator": key, "cents": 2000}])  # 1800 after the fee
+    body = {"id": str(uuid.uuid4()), "amount_cents": 999}
+    assert (await bob.call("POST", "/v1/withdrawals", body, 400))["error"] == "invalid"
+    body["amount_cents"] = 1801
+    assert (await bob.call("POST", "/v1/withdrawals", body, 402))["error"] == "insufficient_funds"
+    body["amount_cents"] = 1500
+    first = await bob.call("POST", "/v1/withdrawals", body, 201)
+    assert await bob.call("POST", "/v1/withdrawals", body, 200) == first
+    assert (await bob.call("GET", "/v1/account", expect=200))["creator_balance_cents"] == 300
+    assert await hub.balance_of("payouts") == 1500
+    # Alice is no creator: her deposits cannot be withdrawn as earnings.
+    out = await alice.call(
+        "POST", "/v1/withdrawals", {"id": str(uuid.uuid4()), "amount_cents": 1000}, 402
+    )
+    assert out["error"] == "insufficient_funds"
+
+
+# -- counters ------------------------------------------------------------------------------
+
+
+async def test_counters_count_people_once_and_are_cacheable(connect: Any) -> None:
+    alice, bob = connect(), connect()
+    await alice.deposit(2000)
+    await bob.deposit(2000)
+    thing = "https://example.org/post"
+    await alice.settle(OCT, [{"creator": "flattr:zed", "url": thing, "cents": 100}])
+    await alice.settle(NOV, [{"creator": "flattr:zed", "url": thing, "cents": 100}])
+    await bob.settle(OCT, [{"creator": "flattr:zed", "cents": 100}], private=True)
+    client = alice.client
+    resp = await client.get("/v1/counters/thing", params={"url": thing})
+    assert await resp.json() == {"url": thing, "flattrs": 1}  # alice, once
+    assert resp.headers["Cache-Control"] == "public, max-age=300"
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.get("/v1/counters/creator", params={"key": "flattr:zed"})
+    assert await resp.json() == {"creator": "flattr:zed", "flattrers": 2}
+    etag = resp.headers["ETag"]
+    again = await client.get(
+        "/v1/counters/creator", params={"key": "flattr:zed"}, headers={"If-None-Match": etag}
+    )
+    assert again.status == 304
+    svg = await client.get("/v1/buttons/creator.svg", params={"key": "flattr:zed"})
+    assert svg.content_type == "image/svg+xml"
+    assert await svg.text() == button_svg(2)
+    assert ">2</text>" in button_svg(2)
+    bad = await client.get("/v1/counters/thing", params={"url": "javascript:alert(1)"})
+    assert bad.status == 400
+    assert (await client.get("/v1/counters/people")).status == 404
+
+
+async def test_the_api_takes_json_only(connect: Any) -> None:
+    alice = connect()
+    resp = await alice.client.post(
+        "/v1/deposits/quote", data="method=card", headers={"Content-Type": "text/plain"}
+    )
+    assert resp.status == 415
+    assert (await resp.json())["error"] == "unsupported_media_type"
+
+
+# -- several settlements at once -------------------------------------------------------------
+
+
+async def test_concurrent_settlements_balance_to_the_cent(connect: Any, hub: Hub) -> None:
+    """Many people settle at once, crediting the same creators (on PostgreSQL,
+    truly in parallel transactions that lock the same rows)."""
+    import asyncio
+
+    creators = [connect() for _ in range(3)]
+    keys = [(await c.call("POST", "/v1/flattr-ids", {}, 201))["key"] for c in creators]
+    for c in creators:
+        await c.deposit(1000)
+        await c.settle(OCT, [{"creator": "domain:example.org", "cents": 200}])
+    givers = [connect() for _ in range(12)]
+    for g in givers:
+        await g.deposit(1000)
+
+    async def settle(i: int, g: HubClient) -> None:
+        rows = [{"creator": keys[(i + j) % 3], "cents": 100 + j} for j in range(3)]
+        rows.append({"creator": "domain:nobody.example", "cents": 7})
+        await g.settle(OCT, rows)
+
+    await asyncio.gather(*(settle(i, g) for i, g in enumerate(givers)))
+    total = 12 * (100 + 101 + 102)
+    received = 0
+    for c in creators:
+        received += (await c.call("GET", "/v1/account", expect=200))["creator_balance_cents"]
+    assert received + await hub.balance_of("fees") == total
+    assert await hub.balance_of("escrow:domain:nobody.example") == 12 * 7
