@@ -125,10 +125,9 @@ def main() -> int:
                         if time.monotonic() > deadline:
                             raise TimeoutError("no creators reported")
                         time.sleep(0.02)
+                    # The open tab showing it (closed ones from the first phase may linger).
                     tab = sw.evaluate(
-                        "chrome.storage.session.get(null).then((s) => Number(Object"
-                        f".entries(s).find(([k, t]) => t && t.url === {url!r})[0]"
-                        ".slice(4)))"
+                        f"chrome.tabs.query({{url: {url!r}}}).then((tabs) => tabs[0].id)"
                     )
                     popup = with_ext.new_page()
                     popup.goto(f"chrome-extension://{ext_id}/popup.html?tab={tab}")

@@ -146,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_tray:
         logging.getLogger("mecene").info("no tray icon yet: running without one")
     try:
-        run_event_loop(serve(data_dir, args.port, wallet))
+        run_event_loop(serve(data_dir, args.port, wallet, hub_url=args.hub))
     except StartError as exc:
         raise CliError(str(exc)) from None
     return 0
@@ -232,6 +232,40 @@ def cmd_budget(args: argparse.Namespace) -> int:
     return 0
 
 
+METHOD_NAMES = {"bank": "bank transfer", "card": "card", "paypal": "PayPal"}
+
+
+def cmd_deposit(args: argparse.Namespace) -> int:
+    """Put money on the hub account: the fee is shown, and asked about, first."""
+    import uuid
+
+    daemon = Daemon(DataDir(args.data_dir))
+    amount = euros_to_cents(args.amount)
+    quote = daemon.call("POST", "/deposits/quote", {"method": args.method, "amount_cents": amount})
+    print(
+        f"Deposit {money(quote['amount_cents'])} by {METHOD_NAMES[args.method]}: "
+        f"fee {money(quote['fee_cents'])}, you pay {money(quote['total_cents'])}."
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("confirm the fee with --yes (no terminal to ask at)")
+        if input("Confirm? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("Nothing deposited.")
+            return 1
+    out = daemon.call(
+        "POST",
+        "/deposits",
+        {
+            "id": str(uuid.uuid4()),
+            "method": args.method,
+            "amount_cents": amount,
+            "fee_cents": quote["fee_cents"],
+        },
+    )
+    print(f"Deposited. Balance: {money(out['balance_cents'])}.")
+    return 0
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     daemon = Daemon(DataDir(args.data_dir))
     daemon.call("POST", "/wallet/unlock", {"passphrase": read_passphrase(twice=False)})
@@ -267,6 +301,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="log every request (no secrets)")
     run.add_argument("--budget", help="budget for a wallet created on first run")
     run.add_argument("--time-zone", help="time zone for a wallet created on first run")
+    run.add_argument(
+        "--hub",
+        default=os.environ.get("MECENE_HUB") or None,
+        help="the hub's URL (default: an embedded hub on loopback, data in DATA_DIR/hub)",
+    )
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", parents=[common], help="the month at a glance")
@@ -284,6 +323,12 @@ def parser() -> argparse.ArgumentParser:
     bud.add_argument("--min-click", help="minimum per click in euros, or 'none'")
     bud.add_argument("--cap", help="cap on the month's spend in euros, or 'none'")
     bud.set_defaults(func=cmd_budget)
+
+    dep = sub.add_parser("deposit", parents=[common], help="put money on your hub account")
+    dep.add_argument("amount", help="euros, e.g. 20 or 12.50")
+    dep.add_argument("--method", choices=["bank", "card", "paypal"], default="bank")
+    dep.add_argument("--yes", action="store_true", help="accept the fee without asking")
+    dep.set_defaults(func=cmd_deposit)
 
     unlock = sub.add_parser("unlock", parents=[common], help="unlock the running daemon's wallet")
     unlock.set_defaults(func=cmd_unlock)

@@ -7,6 +7,8 @@ a test checks that it does.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from aiohttp import web
 from . import validate
 from .clock import Clock
 from .errors import Invalid
+from .hublink import HubLink
 from .security import (
     ADMIN,
     PUBLIC,
@@ -36,6 +39,7 @@ API = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
 
 SERVICE = web.AppKey("service", Service)
+HUB_LINK = web.AppKey("hub_link", HubLink)
 STORE = web.AppKey("store", Store)
 
 
@@ -44,6 +48,8 @@ class Config:
     port: int
     wallet_path: Path
     admin_token_hash: str | None = None
+    hub_url: str | None = None  # where settlements go; None: no hub (tests)
+    hub_retry_seconds: float = 5.0
 
 
 def create_app(
@@ -62,8 +68,31 @@ def create_app(
     setup_json_only(app)
     setup_auth(app, service.authenticate)
     app.cleanup_ctx.append(_store_lifetime)
+    if config.hub_url:
+        link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
+        app[HUB_LINK] = link
+        service.on_months_closed = link.wake.set
+        app.cleanup_ctx.append(_hub_link_lifetime)
     app.router.add_routes(ROUTES)
     return app
+
+
+async def _hub_link_lifetime(app: web.Application) -> AsyncIterator[None]:
+    """Send closed months to the hub in the background, for as long as the app runs."""
+    link = app[HUB_LINK]
+    task = asyncio.create_task(link.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await link.close()
+
+
+def _link(request: web.Request) -> HubLink:
+    link = request.app.get(HUB_LINK)
+    if link is None:
+        raise Invalid("this daemon has no hub")
+    return link
 
 
 async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -228,6 +257,53 @@ async def lock(request: web.Request) -> web.Response:
     validate.obj(await read_json(request), set())
     _service(request).lock()
     return web.json_response({"locked": True})
+
+
+@routes.get(f"{API}/hub")
+@access(ADMIN)
+async def hub_state(request: web.Request) -> web.Response:
+    return web.json_response({"hub": await _link(request).state()})
+
+
+@routes.post(f"{API}/hub/sync")
+@access(ADMIN)
+async def hub_sync(request: web.Request) -> web.Response:
+    """Send every closed month now (not waiting for the back-off), then show them."""
+    validate.obj(await read_json(request), set())
+    link = _link(request)
+    for month in await _service(request).unsent_months():
+        await _service(request).mark_month(month["month"], next_sync_at=None)
+    await link.sync_once()
+    return web.json_response(
+        {"hub": await link.state(), "months": await _service(request).months()}
+    )
+
+
+@routes.post(f"{API}/deposits/quote")
+@access(ADMIN)
+async def deposit_quote(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"method", "amount_cents"})
+    method, amount = validate.deposit(body)
+    return web.json_response(await _link(request).quote(method, amount))
+
+
+@routes.post(f"{API}/deposits")
+@access(ADMIN)
+async def deposit(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"id", "method", "amount_cents", "fee_cents"})
+    method, amount = validate.deposit(body)
+    fee = body.get("fee_cents")
+    if not isinstance(fee, int) or isinstance(fee, bool) or fee < 0:
+        raise Invalid("fee_cents is the fee shown to the person, in cents")
+    out = await _link(request).deposit(
+        {
+            "id": validate.client_id(body.get("id")),
+            "method": method,
+            "amount_cents": amount,
+            "fee_cents": fee,
+        }
+    )
+    return web.json_response(out, status=201)
 
 
 ROUTES = routes

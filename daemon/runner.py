@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.runner import HubSettings, RunningHub, start_hub
+
 from .clock import Clock, SystemClock, seconds_to_next_month
 from .files import DaemonLock, DataDir, write_atomic
 from .http import SERVICE, Config, create_app
@@ -78,26 +80,61 @@ async def serve(
     wallet: Wallet | None,
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
+    hub_url: str | None = None,
 ) -> None:
-    """Serve the local API until SIGINT/SIGTERM (or `stop` is set)."""
+    """Serve the local API until SIGINT/SIGTERM (or `stop` is set).
+
+    With no `hub_url`, an embedded hub runs in this process on a loopback port
+    with its own SQLite file (DATA_DIR/hub/), so one machine has the whole cycle."""
     clock = clock or SystemClock()
     lock = DaemonLock(data_dir.lock)
     try:
         lock.acquire()
     except Exception as exc:
         raise StartError(str(exc)) from None
+    embedded = None
     try:
-        await _serve_locked(data_dir, port, wallet, clock, stop or asyncio.Event())
+        if hub_url is None:
+            embedded = await _start_embedded_hub(data_dir, clock)
+            hub_url = embedded.url
+        await _serve_locked(data_dir, port, wallet, clock, stop or asyncio.Event(), hub_url)
     finally:
+        if embedded is not None:
+            await embedded.stop()
         lock.release()
 
 
+async def _start_embedded_hub(data_dir: DataDir, clock: Clock) -> RunningHub:
+    hub_dir = data_dir.root / "hub"
+    hub_dir.mkdir(mode=0o700, exist_ok=True)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = HubSettings(
+        database_url=f"sqlite:///{hub_dir / 'hub.db'}",
+        key_file=hub_dir / "hub.key",
+        port=0,
+    )
+    try:
+        running = await start_hub(settings, clock)
+    except OSError as exc:
+        raise StartError(f"cannot start the embedded hub: {exc}") from None
+    log.debug("embedded hub on %s (its data in %s)", running.url, hub_dir)
+    return running
+
+
 async def _serve_locked(
-    data_dir: DataDir, port: int, wallet: Wallet | None, clock: Clock, stop: asyncio.Event
+    data_dir: DataDir,
+    port: int,
+    wallet: Wallet | None,
+    clock: Clock,
+    stop: asyncio.Event,
+    hub_url: str,
 ) -> None:
     admin_token = new_token()
     config = Config(
-        port=port, wallet_path=data_dir.wallet, admin_token_hash=hash_token(admin_token)
+        port=port,
+        wallet_path=data_dir.wallet,
+        admin_token_hash=hash_token(admin_token),
+        hub_url=hub_url,
     )
     app = create_app(config, Store(data_dir.database), wallet, clock)
     runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
@@ -118,7 +155,9 @@ async def _serve_locked(
     service = app[SERVICE]
     timer = asyncio.create_task(month_timer(service, clock))
     state = "locked (unlock with `mecene unlock`)" if wallet is None else "unlocked"
-    log.info("Mécène daemon listening on http://127.0.0.1:%d, wallet %s", port, state)
+    log.info(
+        "Mécène daemon listening on http://127.0.0.1:%d, wallet %s, hub %s", port, state, hub_url
+    )
     try:
         await stop.wait()
     finally:

@@ -52,6 +52,8 @@ STATUS_BY_CODE = {
     "too_large": 413,
     "unsupported_media_type": 415,
     "locked": 423,
+    "hub_refused": 502,  # the hub answered no; its code is in `hub_error`
+    "hub_unreachable": 503,
     "rate_limited": 429,
 }
 

@@ -14,6 +14,7 @@ import logging
 import secrets
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,8 @@ class Service:
         self._open_until: dt.datetime | None = None  # when the open month ends
         self._roll_lock = asyncio.Lock()
         self._balance_cents: int | None = None
+        # Called when months close or the wallet is unlocked (the hub link sends them).
+        self.on_months_closed: Callable[[], None] | None = None
 
     # -- start-up, wallet ------------------------------------------------
 
@@ -182,6 +185,8 @@ class Service:
             raise Invalid(str(exc)) from None
         log.info("wallet unlocked")
         await self.roll_months()
+        if self.on_months_closed is not None:
+            self.on_months_closed()
 
     def lock(self) -> None:
         self.wallet = None
@@ -197,6 +202,26 @@ class Service:
         only writer, and every status answer needs it.
         """
         return self._balance_cents
+
+    async def meta(self, key: str) -> str | None:
+        row = await self.store.read(
+            lambda db: db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.store.write(
+            lambda db: db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+        )
+
+    async def set_balance(self, cents: int) -> None:
+        """The balance the hub reports (hub link); kept for the status and the split."""
+        await self.set_meta("balance_cents", str(cents))
+        self._balance_cents = cents
 
     # -- months -----------------------------------------------------------
 
@@ -222,6 +247,8 @@ class Service:
             to_close = await self.store.write(lambda db: self._open_months_until(db, current))
             for month in to_close:
                 await self.close_month(month)
+            if to_close and self.on_months_closed is not None:
+                self.on_months_closed()
             at = timestamp(self.clock.now())
             await self.store.write(lambda db: _place_subscription_clicks(db, current, at))
             self._open_month = current
@@ -353,16 +380,58 @@ class Service:
                 "closed_at": row["closed_at"],
                 "settlement": {"document": row["document"], "signature": row["signature"]},
                 "receipt": json.loads(row["receipt"]) if row["receipt"] else None,
+                "receipt_signature": row["receipt_signature"],
+                "settled_at": row["settled_at"],
+                "sync": {
+                    "attempts": row["sync_attempts"],
+                    "error": row["sync_error"],
+                    "next_attempt_at": row["next_sync_at"],
+                },
             }
 
         return await self.store.read(view)
+
+    async def unsent_months(self) -> list[dict[str, Any]]:
+        """Closed months the hub has not acknowledged yet, oldest first."""
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT month, state, document, signature, sync_attempts, sync_error, "
+                "next_sync_at FROM months WHERE state IN ('closed', 'submitted') ORDER BY month"
+            ).fetchall()
+        )
+        return [dict(r) for r in rows]
+
+    _MONTH_SYNC_FIELDS = frozenset(
+        {
+            "state",
+            "sync_attempts",
+            "sync_error",
+            "next_sync_at",
+            "receipt",
+            "receipt_signature",
+            "settled_at",
+        }
+    )
+
+    async def mark_month(self, month: str, **fields: Any) -> None:
+        """Record how sending a closed month went (hub link)."""
+        if not fields or not set(fields) <= self._MONTH_SYNC_FIELDS:
+            raise ValueError(f"not month sync fields: {sorted(fields)}")
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        await self.store.write(
+            lambda db: db.execute(
+                f"UPDATE months SET {sets} WHERE month = ? AND state != 'open'",  # noqa: S608
+                [*fields.values(), month],
+            )
+        )
 
     async def months(self) -> list[dict[str, Any]]:
         self.require_wallet()
         await self.roll_months()
         rows = await self.store.read(
             lambda db: db.execute(
-                "SELECT month, state, spend_cents, closed_at FROM months ORDER BY month DESC"
+                "SELECT month, state, spend_cents, closed_at, settled_at, sync_error "
+                "FROM months ORDER BY month DESC"
             ).fetchall()
         )
         return [dict(r) for r in rows]

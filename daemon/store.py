@@ -152,6 +152,18 @@ def m002_month_totals(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_month_sync(db: Database) -> None:
+    """Sending each closed month to the hub: attempts, the last error, when to
+    try again, and the hub's signed receipt with its signature."""
+    months = db.table("months")
+    months.add_column("sync_attempts", int, not_null_default=0)
+    months.add_column("sync_error", str)
+    months.add_column("next_sync_at", str)
+    months.add_column("receipt_signature", str)
+    months.add_column("settled_at", str)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection with the pragmas every connection must have."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)

@@ -175,3 +175,17 @@ def settings_patch(body: Any) -> dict[str, Any]:
             raise Invalid("own_creators must be a list of at most 64 creator keys")
         out["own_creators"] = tuple(creator(k, "own_creators") for k in raw)
     return out
+
+
+DEPOSIT_METHODS = ("bank", "card", "paypal")
+
+
+def deposit(body: dict[str, Any]) -> tuple[str, int]:
+    """(method, amount_cents) of a deposit request; the hub checks its limits."""
+    method = body.get("method")
+    if method not in DEPOSIT_METHODS:
+        raise Invalid(f"method is one of {', '.join(DEPOSIT_METHODS)}")
+    amount = body.get("amount_cents")
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= 10**7:
+        raise Invalid("amount_cents is a whole number of cents")
+    return method, amount

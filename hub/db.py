@@ -11,17 +11,19 @@ rows that decide money are locked with `SELECT … FOR UPDATE` by the callers.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Alembic narrates every start-up at INFO (plugins, "Context impl"); the hub
+# and the daemon log at INFO, and that narration is noise to a person.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 _MIGRATION_LOCK = 0x6D656365  # "mece": the advisory lock id on PostgreSQL
 
 
@@ -89,7 +91,9 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-def _alembic_config(conn: Connection) -> Config:
+def _alembic_config(conn: Connection) -> Any:
+    from alembic.config import Config  # imported late: Alembic logs as it loads
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
@@ -100,6 +104,8 @@ def _upgrade(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         # Several hub processes may start together: one migrates, the others wait.
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
+    from alembic import command
+
     command.upgrade(_alembic_config(conn), "head")
 
 

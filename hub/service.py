@@ -782,6 +782,8 @@ class Hub:
                         )
                     )
                 ).all()
+                if not rows:
+                    return 0  # another hub process returned them first
                 legs: defaultdict[str, int] = defaultdict(int)
                 for r in rows:
                     legs[f"user:{r.account}"] += int(r.cents)

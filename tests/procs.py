@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,32 @@ class Daemon:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
+    def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A call with the admin token, as the CLI and the dashboard make them."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method
+        )
+        req.add_header("Authorization", f"Bearer {(self.data / 'admin.token').read_text()}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def deposit(self, cents: int, method: str = "bank") -> int:
+        """Put money on the hub account (the embedded hub's simulated provider);
+        the new balance."""
+        body = {"method": method, "amount_cents": cents}
+        status, quote = self.admin("POST", "/deposits/quote", body)
+        assert status == 200, quote
+        body = {**body, "id": str(uuid.uuid4()), "fee_cents": quote["fee_cents"]}
+        status, out = self.admin("POST", "/deposits", body)
+        assert status == 201, out
+        return int(out["balance_cents"])
+
     def pair(self) -> str:
         status, started = self.request("POST", "/pairing", {"client": "test browser"})
         assert status == 201
@@ -95,7 +122,9 @@ class Daemon:
         self.proc.wait(timeout=30)
 
 
-def start(data: Path, port: int | None = None) -> Daemon:
+def start(data: Path, port: int | None = None, *, deposit_cents: int = 0) -> Daemon:
+    """A real `mecene run` on `data`, with its embedded hub; `deposit_cents`
+    puts that much on the account first (a budget is only spent from a balance)."""
     port = port or free_port()
     env = {**os.environ, "MECENE_PASSPHRASE": PASS}
     # The log goes to a file beside the data directory: a pipe nobody reads
@@ -118,6 +147,8 @@ def start(data: Path, port: int | None = None) -> Daemon:
         if (data / "daemon.json").exists():
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                if deposit_cents:
+                    daemon.deposit(deposit_cents)
                 return daemon
             except OSError:
                 pass

@@ -192,7 +192,7 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
     """The popup's own code path: it flattrs on opening, pairs first if needed, undoes."""
     data = tmp_path / "mecene"
     assert mecene(data, "init", "--budget", "5").returncode == 0
-    daemon = start(data)
+    daemon = start(data, deposit_cents=2000)
     try:
         sw = worker(context)
         sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
@@ -266,7 +266,7 @@ def _daemon_for(context: Any, tmp_path: Path) -> tuple[Any, Path, str]:
     """A fresh daemon, the extension pointed at it and paired; (daemon, data, token)."""
     data = tmp_path / "mecene"
     assert mecene(data, "init").returncode == 0
-    daemon = start(data)
+    daemon = start(data, deposit_cents=2000)
     sw = worker(context)
     sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
     token = daemon.pair()

@@ -31,7 +31,7 @@ def data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def daemon(data: Path) -> Iterator[Daemon]:
-    d = start(data)
+    d = start(data, deposit_cents=2000)
     yield d
     if d.proc.poll() is None:
         d.stop()

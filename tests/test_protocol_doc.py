@@ -1,4 +1,4 @@
-"""PROTOCOL.md documents every route the daemon serves."""
+"""PROTOCOL.md documents every route the daemon and the hub serve, and every error code."""
 
 from __future__ import annotations
 
@@ -24,3 +24,13 @@ def test_every_error_code_is_documented() -> None:
 
     text = PROTOCOL.read_text()
     assert [code for code in STATUS_BY_CODE if f"`{code}`" not in text] == []
+
+
+def test_every_hub_route_and_error_is_documented() -> None:
+    from hub.errors import STATUS
+    from hub.http import ROUTES as HUB_ROUTES
+
+    text = PROTOCOL.read_text()
+    hub_part = text[text.index("## The hub's API") :]
+    assert [f"{m} {p}" for m, p, _h in HUB_ROUTES if f"`{m} {p}`" not in hub_part] == []
+    assert [code for code in STATUS if f"`{code}`" not in hub_part] == []

@@ -1,0 +1,280 @@
+"""The daemon's side of the hub: signed calls, the balance, deposits, and
+sending every closed month until the hub has it.
+
+A month goes `closed → submitted → settled`: `submitted` is written before
+the settlement leaves, so after a crash or a lost answer the daemon knows it
+may have arrived and sends it again (the hub answers a repeat with the same
+receipt). `settled` means the hub's receipt is stored, its signature checked
+against the hub's key (pinned at first contact) and its content against the
+document sent. While the hub is unreachable the daemon retries with
+exponential back-off (5 s doubling to an hour); a refusal (not enough money)
+is retried the same way, since a deposit can fix it; a conflicting
+settlement is not retried and is shown to the person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from hub import signing
+
+from .clock import timestamp
+from .errors import DomainError
+from .service import Service
+
+log = logging.getLogger("mecene.hub")
+RETRY_BASE_SECONDS = 5.0
+RETRY_MAX_SECONDS = 3600.0
+TIMEOUT = aiohttp.ClientTimeout(total=20)
+
+
+class HubUnreachable(DomainError):
+    code = "hub_unreachable"
+
+
+class HubRefused(DomainError):
+    code = "hub_refused"
+
+
+def retry_delay(attempts: int, base: float = RETRY_BASE_SECONDS) -> float:
+    """Seconds before the next attempt after `attempts` failures: `base`
+    doubling to an hour, less up to 20 % of jitter so daemons do not march in step."""
+    delay: float = min(RETRY_MAX_SECONDS, base * 2.0 ** max(0, attempts - 1))
+    return delay * random.uniform(0.8, 1.0)
+
+
+class HubLink:
+    def __init__(self, service: Service, base_url: str, retry_base: float = RETRY_BASE_SECONDS):
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.prefix = urlsplit(self.base_url).path
+        self.retry_base = retry_base
+        self.wake = asyncio.Event()
+        self.reachable: bool | None = None
+        self.last_error: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._pass = asyncio.Lock()
+
+    # -- calls -----------------------------------------------------------------------
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, signed: bool = True
+    ) -> tuple[int, Any]:
+        raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if signed:
+            wallet = self.service.require_wallet()
+            now = self.service.clock.now().timestamp()
+            headers.update(
+                signing.sign_request(
+                    wallet.account, wallet.sign, method, self.prefix + path, raw, now
+                )
+            )
+        session = await self._get_session()
+        try:
+            async with session.request(
+                method, self.base_url + path, data=raw or None, headers=headers
+            ) as resp:
+                data = await resp.json(content_type=None)
+                status = resp.status
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            self.reachable = False
+            self.last_error = f"the hub at {self.base_url} is unreachable ({type(exc).__name__})"
+            raise HubUnreachable(self.last_error) from None
+        self.reachable = True
+        self.last_error = None
+        return status, data
+
+    async def _ok(self, method: str, path: str, body: Any = None, signed: bool = True) -> Any:
+        status, data = await self.call(method, path, body, signed=signed)
+        if status >= 400:
+            code = data.get("error", "error") if isinstance(data, dict) else "error"
+            message = data.get("message", "") if isinstance(data, dict) else ""
+            raise HubRefused(f"the hub refused: {message or code}", hub_error=code)
+        return data
+
+    async def hub_key(self) -> str:
+        """The hub's public key, pinned the first time it is seen."""
+        pinned = await self.service.meta("hub_public_key")
+        if pinned:
+            return pinned
+        info = await self._ok("GET", "/v1", signed=False)
+        key = str(info["public_key"])
+        signing.public_key(key)  # a real key, or SignatureError
+        await self.service.set_meta("hub_public_key", key)
+        return key
+
+    async def refresh_balance(self) -> int | None:
+        if self.service.locked:
+            return None
+        account = await self._ok("GET", "/v1/account")
+        await self.service.set_balance(int(account["balance_cents"]))
+        return int(account["balance_cents"])
+
+    async def state(self) -> dict[str, Any]:
+        return {
+            "url": self.base_url,
+            "reachable": self.reachable,
+            "error": self.last_error,
+            "public_key": await self.service.meta("hub_public_key"),
+        }
+
+    # -- deposits ------------------------------------------------------------------------
+
+    async def quote(self, method: str, amount_cents: int) -> Any:
+        return await self._ok(
+            "POST",
+            "/v1/deposits/quote",
+            {"method": method, "amount_cents": amount_cents},
+            signed=False,
+        )
+
+    async def deposit(self, body: dict[str, Any]) -> Any:
+        out = await self._ok("POST", "/v1/deposits", body)
+        await self.service.set_balance(int(out["balance_cents"]))
+        self.wake.set()  # a month refused for want of money may go through now
+        return out
+
+    # -- months ----------------------------------------------------------------------------
+
+    async def sync_once(self) -> float | None:
+        """Send every closed month that is due; seconds until the next one is
+        due, or None when nothing waits."""
+        if self.service.locked:
+            return None
+        async with self._pass:
+            rows = await self.service.unsent_months()
+            now = self.service.clock.now()
+            waits: list[float] = []
+            for row in rows:
+                if row["sync_error"] == "settlement_conflict":
+                    continue  # needs a person: shown in the month and the status
+                if row["next_sync_at"] and row["next_sync_at"] > timestamp(now):
+                    due = _parse(row["next_sync_at"]) - now.timestamp()
+                    waits.append(max(0.0, due))
+                    continue
+                delay = await self._send(row)
+                if delay is not None:
+                    waits.append(delay)
+                    if self.reachable is False:
+                        break  # the hub is down: the other months wait too
+            if self.reachable is not False:
+                try:
+                    await self.refresh_balance()
+                except DomainError as exc:
+                    log.info("balance not refreshed: %s", exc)
+            return min(waits) if waits else None
+
+    async def _send(self, row: dict[str, Any]) -> float | None:
+        month = row["month"]
+        await self.service.mark_month(month, state="submitted")
+        try:
+            status, data = await self.call(
+                "POST",
+                "/v1/settlements",
+                {"document": row["document"], "signature": row["signature"]},
+            )
+        except HubUnreachable as exc:
+            return await self._failed(row, "hub_unreachable", str(exc), state="submitted")
+        if status in (200, 201):
+            try:
+                receipt = await self._check_receipt(row, data)
+            except (ValueError, KeyError, TypeError, signing.SignatureError) as exc:
+                return await self._failed(row, "bad_receipt", str(exc), state="submitted")
+            await self.service.mark_month(
+                month,
+                state="settled",
+                receipt=data["receipt"],
+                receipt_signature=data["signature"],
+                settled_at=timestamp(self.service.clock.now()),
+                sync_error=None,
+                next_sync_at=None,
+            )
+            log.info("%s settled with the hub: %s", month, receipt["spend_cents"])
+            return None
+        code = data.get("error", str(status)) if isinstance(data, dict) else str(status)
+        message = data.get("message", "") if isinstance(data, dict) else ""
+        if code == "settlement_conflict":
+            await self.service.mark_month(month, state="closed", sync_error=code, next_sync_at=None)
+            log.error("%s: the hub holds a different settlement: %s", month, message)
+            return None
+        return await self._failed(row, code, message, state="closed")
+
+    async def _failed(self, row: dict[str, Any], code: str, message: str, state: str) -> float:
+        attempts = int(row["sync_attempts"] or 0) + 1
+        delay = retry_delay(attempts, self.retry_base)
+        at = self.service.clock.now().timestamp() + delay
+        await self.service.mark_month(
+            row["month"],
+            state=state,
+            sync_attempts=attempts,
+            sync_error=code,
+            next_sync_at=timestamp(_from_ts(at)),
+        )
+        log.info(
+            "%s not settled (%s: %s); next attempt in %.0f s", row["month"], code, message, delay
+        )
+        return delay
+
+    async def _check_receipt(self, row: dict[str, Any], data: Any) -> dict[str, Any]:
+        key = await self.hub_key()
+        text, signature = data["receipt"], data["signature"]
+        signing.verify(key, text.encode(), signature)
+        receipt: dict[str, Any] = json.loads(text)
+        sha = hashlib.sha256(row["document"].encode()).hexdigest()
+        wallet = self.service.require_wallet()
+        if (receipt["account"], receipt["month"], receipt["sha256"]) != (
+            wallet.account,
+            row["month"],
+            sha,
+        ):
+            raise ValueError("the receipt is for another document")
+        return receipt
+
+    async def run(self) -> None:
+        """Forever: send what is due, then sleep until the next is due or
+        something wakes us (a month closed, a deposit, an unlock)."""
+        try:
+            await self.hub_key()
+        except DomainError as exc:
+            log.info("hub not reached yet: %s", exc)
+        while True:
+            self.wake.clear()
+            try:
+                delay = await self.sync_once()
+            except Exception:
+                log.exception("sending months to the hub failed; will try again")
+                delay = RETRY_MAX_SECONDS / 60
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+
+def _parse(stamp: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=dt.UTC).timestamp()
+
+
+def _from_ts(seconds: float) -> Any:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)

@@ -1,0 +1,134 @@
+"""Running a hub: its key, its database, its HTTP site and its hourly upkeep.
+
+Used by `mecene-hub serve` and by the daemon's embedded hub alike. The hub
+keeps nothing between requests but the database: several processes with the
+same database URL and key file serve one hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from daemon.clock import Clock, SystemClock
+from daemon.files import write_atomic
+
+from . import signing
+from .db import migrate, open_database
+from .http import create_app
+from .proofs import ProofFetcher
+from .provider import SimulatedProvider
+from .service import Hub, HubConfig
+
+log = logging.getLogger("mecene.hub")
+UPKEEP_SECONDS = 3600.0
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The hub's signing key (receipts): 32 raw bytes, base64url, in a 0600 file."""
+    try:
+        raw = signing.unb64u(path.read_text().strip())
+        return Ed25519PrivateKey.from_private_bytes(raw)
+    except FileNotFoundError:
+        key = Ed25519PrivateKey.generate()
+        raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(path, signing.b64u(raw).encode(), mode=0o600)
+        return key
+    except ValueError as exc:
+        raise ValueError(f"{path} does not hold a hub key: {exc}") from None
+
+
+@dataclass
+class HubSettings:
+    database_url: str
+    key_file: Path
+    host: str = "127.0.0.1"
+    port: int = 8740
+    proof_via: str | None = None
+    config: HubConfig = field(default_factory=HubConfig)
+
+
+async def open_hub(settings: HubSettings, clock: Clock | None = None) -> Hub:
+    engine = open_database(settings.database_url)
+    await migrate(engine)
+    key = load_or_create_key(settings.key_file)
+    return Hub(
+        engine,
+        key,
+        clock or SystemClock(),
+        SimulatedProvider(),
+        ProofFetcher(via=settings.proof_via),
+        settings.config,
+    )
+
+
+async def close_hub(hub: Hub) -> None:
+    await hub.fetcher.close()
+    await hub.engine.dispose()
+
+
+async def upkeep(hub: Hub) -> None:
+    """Hourly: forget spent nonces, give back escrow older than the period."""
+    while True:
+        try:
+            await hub.forget_nonces()
+            returned = await hub.expire_escrow()
+            if returned:
+                log.info("returned %d cents of expired escrow to givers", returned)
+        except Exception:
+            log.exception("hub upkeep failed; will try again")
+        await asyncio.sleep(UPKEEP_SECONDS)
+
+
+class RunningHub:
+    """A hub listening on a socket, with its upkeep task; `await stop()`."""
+
+    def __init__(self, hub: Hub, runner: web.AppRunner, port: int, task: asyncio.Task[None]):
+        self.hub = hub
+        self.runner = runner
+        self.port = port
+        self.task = task
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.runner.cleanup()
+        await close_hub(self.hub)
+
+
+async def start_hub(settings: HubSettings, clock: Clock | None = None) -> RunningHub:
+    hub = await open_hub(settings, clock)
+    runner = web.AppRunner(create_app(hub), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        await close_hub(hub)
+        raise
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    task = asyncio.create_task(upkeep(hub))
+    return RunningHub(hub, runner, int(port), task)
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("MECENE_HUB_DATA_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mecene-hub"
