@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,15 +123,24 @@ class Daemon:
         self.proc.wait(timeout=30)
 
 
-def start(data: Path, port: int | None = None, *, deposit_cents: int = 0) -> Daemon:
-    """A real `mecene run` on `data`, with its embedded hub; `deposit_cents`
-    puts that much on the account first (a budget is only spent from a balance)."""
+def start(
+    data: Path,
+    port: int | None = None,
+    *,
+    deposit_cents: int = 0,
+    args: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+) -> Daemon:
+    """A real `mecene run` on `data`, with its embedded hub unless `args` has
+    `--hub`; `deposit_cents` puts that much on the account first (a budget is
+    only spent from a balance); `prefix` runs it under another command
+    (`faketime`)."""
     port = port or free_port()
     env = {**os.environ, "MECENE_PASSPHRASE": PASS}
     # The log goes to a file beside the data directory: a pipe nobody reads
     # would fill up and block the daemon.
     log_path = data.parent / f"daemon-{port}.log"
-    argv = [sys.executable, "-m", "daemon", "run", "--no-tray", "--port", str(port)]
+    argv = [*prefix, sys.executable, "-m", "daemon", "run", "--no-tray", "--port", str(port), *args]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [*argv, "--data-dir", str(data)],

@@ -518,3 +518,28 @@ async def test_concurrent_settlements_balance_to_the_cent(connect: Any, hub: Hub
         received += (await c.call("GET", "/v1/account", expect=200))["creator_balance_cents"]
     assert received + await hub.balance_of("fees") == total
     assert await hub.balance_of("escrow:domain:nobody.example") == 12 * 7
+
+
+async def test_two_hub_processes_serve_one_database(
+    db_url: str, hub: Hub, clock: FrozenClock, aiohttp_client: Any, proof_site: ProofSite
+) -> None:
+    """The hub keeps nothing between requests but the database: a second hub
+    on the same database (as a second process would be) sees the same
+    accounts, and a request replayed to it is refused just the same."""
+    engine = open_database(db_url)
+    other = Hub(engine, hub.key, clock, SimulatedProvider(), ProofFetcher(via=proof_site.url))
+    try:
+        first = HubClient(await aiohttp_client(create_app(hub)), Person.new(), clock)
+        second = HubClient(await aiohttp_client(create_app(other)), first.person, clock)
+        await first.deposit(1000)
+        headers = first.headers("GET", "/v1/account", b"")
+        seen = await first.call("GET", "/v1/account", expect=200, headers=headers, sign=False)
+        assert seen["balance_cents"] == 1000
+        replayed = await second.call("GET", "/v1/account", expect=401, headers=headers, sign=False)
+        assert replayed["error"] == "replayed"
+        rows = [{"creator": "flattr:zed", "cents": 300}]
+        made = await second.settle(OCT, rows)
+        assert await first.settle(OCT, rows, expect=200) == made
+        assert (await first.call("GET", "/v1/account", expect=200))["balance_cents"] == 700
+    finally:
+        await engine.dispose()

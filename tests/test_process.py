@@ -130,6 +130,22 @@ def test_pair_flattr_status_and_clean_stop(daemon: Daemon) -> None:
     assert "Traceback" not in log and token not in log
 
 
+def test_deposit_shows_the_fee_before_paying(daemon: Daemon) -> None:
+    """`mecene deposit 20 --method card`: the fee first, then the money, at the
+    embedded hub; with no terminal to ask at, it needs --yes."""
+    asked = mecene(daemon.data, "deposit", "20", "--method", "card")
+    assert asked.returncode == 1
+    assert "Deposit 20.00 € by card: fee 0.70 €, you pay 20.70 €." in asked.stdout
+    assert "--yes" in asked.stderr
+    paid = mecene(daemon.data, "deposit", "20", "--method", "card", "--yes")
+    assert paid.returncode == 0, paid.stderr
+    assert "Balance: 40.00 €." in paid.stdout  # 20 € from the fixture, 20 € now
+    refused = mecene(daemon.data, "deposit", "1", "--yes")
+    assert refused.returncode == 1 and "200 to 100000 cents" in refused.stderr
+    status, state = daemon.admin("GET", "/hub")
+    assert status == 200 and state["hub"]["reachable"] is True
+
+
 def test_cli_says_when_the_daemon_is_not_running(data: Path) -> None:
     result = mecene(data, "status")
     assert result.returncode == 1 and "not running" in result.stderr

@@ -88,7 +88,11 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         await s.close()
     db = Database(tmp_path / "m.sqlite")
     assert migrations.pending(db) == []
-    assert [m.name for m in migrations.applied(db)] == ["m001_initial", "m002_month_totals"]
+    assert [m.name for m in migrations.applied(db)] == [
+        "m001_initial",
+        "m002_month_totals",
+        "m003_month_sync",
+    ]
     db.close()
 
 

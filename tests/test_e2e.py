@@ -1,0 +1,256 @@
+"""The whole cycle with real processes and real HTTP: one hub, two daemons, a
+month of flattrs across a month boundary, and every creator's money checked
+to the cent.
+
+The three processes run under Debian's `faketime` with one shared offset, so
+their clocks agree and the month ends 25 seconds after they start. The hub is
+stopped just before the boundary and started again after it: the daemons'
+closed months wait (`submitted`, `hub_unreachable`) and then arrive, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub import money, signing
+
+from .hubkit import Person
+from .procs import Daemon, free_port, mecene, start
+
+BOUNDARY_AFTER_SECONDS = 25
+
+
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+def _faketime(offset: int) -> list[str]:
+    """A command prefix that runs a program `offset` seconds ahead. `env`
+    replaces itself with the program (the `faketime` wrapper would stay its
+    parent, and a signal to the wrapper would not reach the program)."""
+    if shutil.which("faketime") is None or not LIBFAKETIME.exists():
+        raise RuntimeError("faketime is not installed: run scripts/test, which installs it")
+    return ["env", f"LD_PRELOAD={LIBFAKETIME}", f"FAKETIME={offset:+d}", "FAKETIME_NO_CACHE=1"]
+
+
+class HubProcess:
+    def __init__(self, data: Path, port: int, prefix: list[str]) -> None:
+        self.data, self.port, self.prefix = data, port, prefix
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data.parent / "hub.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HubProcess:
+        argv = [*self.prefix, sys.executable, "-m", "hub", "serve"]
+        argv += ["--data-dir", str(self.data), "--port", str(self.port)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/v1", timeout=2):
+                    return self
+            except OSError:
+                assert self.proc.poll() is None, self.log.read_text()
+                time.sleep(0.1)
+        raise AssertionError(f"the hub did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hub", *args, "--data-dir", str(self.data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def call(
+        self, person: Person, method: str, path: str, body: Any, offset: int
+    ) -> tuple[int, Any]:
+        raw = b"" if body is None else json.dumps(body).encode()
+        now = time.time() + offset  # the hub's (faked) clock
+        headers = signing.sign_request(person.account, person.sign, method, path, raw, now)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(
+            self.url + path, data=raw or None, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+
+def _offset_to_month_end(after: int) -> tuple[int, str]:
+    """(seconds to add to the real clock so that this month ends `after`
+    seconds from now, this month). The faked time is always ahead of the real one."""
+    now = dt.datetime.now(dt.UTC)
+    if (now.day, now.hour) == (28, 23) or now.day > 28:
+        now += dt.timedelta(days=5)  # too close to the real end: use the next month
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    boundary = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+    offset = int((boundary - dt.datetime.now(dt.UTC)).total_seconds()) - after
+    return offset, f"{now.year:04d}-{now.month:02d}"
+
+
+def _wait(predicate: Any, what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cycle(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    offset, month = _offset_to_month_end(BOUNDARY_AFTER_SECONDS)
+    boundary_at = time.monotonic() + BOUNDARY_AFTER_SECONDS
+    prefix = _faketime(offset)
+    hub = HubProcess(tmp_path / "hub", free_port(), prefix).start()
+    daemons: list[Daemon] = []
+    try:
+        for name, budget, private in (("ann", "6", False), ("ben", "4", True)):
+            data = tmp_path / name
+            init = mecene(data, "init", "--budget", budget, "--time-zone", "UTC")
+            assert init.returncode == 0, init.stderr
+            d = start(data, args=["--hub", hub.url], prefix=prefix)
+            daemons.append(d)
+            if private:
+                status, out = d.admin("PATCH", "/settings", {"private": True})
+                assert status == 200, out
+        yield {
+            "hub": hub,
+            "daemons": daemons,
+            "offset": offset,
+            "month": month,
+            "boundary_at": boundary_at,
+        }
+    finally:
+        for d in daemons:
+            if d.proc.poll() is None:
+                d.stop()
+        hub.stop()
+
+
+def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> None:
+    hub: HubProcess = cycle["hub"]
+    ann, ben = cycle["daemons"]
+    offset, month, boundary_at = cycle["offset"], cycle["month"], cycle["boundary_at"]
+
+    # A creator who uses Mécène too: a flattr id from the hub, and giving 2 €.
+    cleo = Person.new()
+    status, issued = hub.call(cleo, "POST", "/v1/flattr-ids", {}, offset)
+    assert status == 201, issued
+    cleo_key = issued["key"]
+    fee = money.deposit_fee_cents("bank", 1000)
+    body = {"id": uuid.uuid4().hex, "method": "bank", "amount_cents": 1000, "fee_cents": fee}
+    assert hub.call(cleo, "POST", "/v1/deposits", body, offset)[0] == 201
+    giving = cleo.settlement(month, [{"creator": "domain:example.org", "cents": 200}])
+    assert hub.call(cleo, "POST", "/v1/settlements", giving, offset)[0] == 201
+
+    # Money on both accounts, through the daemons (the fee shown first).
+    assert ann.deposit(2000, "bank") == 2000
+    assert ben.deposit(1000, "card") == 1000
+
+    # Flattrs this month: cleo's things, and a site nobody has claimed yet.
+    flattrs = [
+        (ann, "https://cleo.example/one", cleo_key, 1),
+        (ann, "https://cleo.example/two", cleo_key, 2),
+        (ann, "https://dora.example/post", "domain:dora.example", 1),
+        (ben, "https://cleo.example/one", cleo_key, 1),
+        (ben, "https://dora.example/other", "domain:dora.example", 3),
+    ]
+    tokens = {id(d): d.pair() for d in (ann, ben)}
+    for d, url, creator, weight in flattrs:
+        body = {"id": str(uuid.uuid4()), "url": url, "creator": creator, "weight": weight}
+        status, out = d.request("POST", "/clicks", body, tokens[id(d)])
+        assert status == 201, out
+    assert boundary_at - time.monotonic() > 6, "too slow to set up before the month ends"
+
+    # The hub goes down just before the month ends; the months close without it.
+    _wait(lambda: time.monotonic() > boundary_at - 4, "the last seconds of the month")
+    hub.stop()
+
+    def month_of(d: Daemon) -> dict[str, Any]:
+        status, out = d.admin("GET", f"/months/{month}")
+        assert status == 200, out
+        return dict(out)
+
+    for d in (ann, ben):
+        waiting = _wait(
+            lambda d=d: (
+                (m := month_of(d))["state"] == "submitted"
+                and m["sync"]["error"] == "hub_unreachable"
+                and m
+            ),
+            f"{month} closed and waiting for the hub",
+        )
+        assert waiting["sync"]["attempts"] >= 1
+    # Back: ann is told to send now, ben retries on his own (back-off from 5 s).
+    hub.start()
+    status, synced = ann.admin("POST", "/hub/sync", {})
+    assert status == 200, synced
+    settled = {
+        name: _wait(lambda d=d: (m := month_of(d))["state"] == "settled" and m, f"{name} settled")
+        for name, d in (("ann", ann), ("ben", ben))
+    }
+
+    # Every cent: what each settlement gave each creator, less one fee per
+    # (giver, creator key), rounded half up; the unclaimed site's in escrow.
+    expected_net: defaultdict[str, int] = defaultdict(int)
+    escrow = 0
+    spent = {}
+    for name, m in settled.items():
+        doc = json.loads(m["settlement"]["document"])
+        spent[name] = doc["spend_cents"]
+        assert doc["private"] is (name == "ben")
+        receipt = m["receipt"]
+        assert receipt["sha256"] and receipt["spend_cents"] == doc["spend_cents"]
+        per_key: defaultdict[str, int] = defaultdict(int)
+        for a in doc["allocations"]:
+            per_key[a["creator"]] += a["cents"]
+        for key, cents in per_key.items():
+            if key == cleo_key:
+                expected_net[key] += cents - money.creator_fee_cents(cents, nonprofit=False)
+            else:
+                escrow += cents
+    assert spent == {"ann": 600, "ben": 400}  # the budgets, covered by the balances
+    status, account = hub.call(cleo, "GET", "/v1/account", None, offset)
+    assert status == 200, account
+    assert account["creator_balance_cents"] == expected_net[cleo_key]
+    assert account["withheld_cents"] == 0
+    report = json.loads(hub.cli("payouts", month, "--json").stdout)
+    assert report["totals_cents"] == {"credited": 1000 - escrow, "escrow": escrow + 200}
+    assert report["creators"][0]["net_cents"] == expected_net[cleo_key]
+    check = hub.cli("check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(check.stdout)["sum_cents"] == 0
+    # The daemons know their new balances; the month was paid once.
+    for name, d, deposited in (("ann", ann, 2000), ("ben", ben, 1000)):
+        status, out = d.admin("GET", "/status")
+        assert out["balance_cents"] == deposited - spent[name], (name, out)
+    assert ann.admin("POST", "/hub/sync", {})[0] == 200
+    assert hub.call(cleo, "GET", "/v1/account", None, offset)[1] == account
