@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, String, column, func, insert, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .schema import entries, ledger_accounts, postings
@@ -38,10 +37,15 @@ class DuplicateEntry(Exception):
     """An entry of this kind and reference exists already (idempotency)."""
 
 
-def insert_ignore(conn: AsyncConnection, table: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, in the connection's own dialect."""
+def upsert(conn: AsyncConnection, table: Any) -> Any:
+    """An INSERT that can take ON CONFLICT clauses, in the connection's own dialect."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    return dialect.insert(table)
+
+
+def insert_ignore(conn: AsyncConnection, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING."""
+    return upsert(conn, table).on_conflict_do_nothing()
 
 
 async def post(
@@ -60,39 +64,56 @@ async def post(
     moves = {name: cents for name, cents in legs.items() if cents != 0}
     if sum(moves.values()) != 0:
         raise ValueError(f"unbalanced entry {kind}:{ref}: {dict(moves)}")
-    try:
-        async with conn.begin_nested():
-            result = await conn.execute(
-                insert(entries).values(kind=kind, ref=ref, created_at=now, reverses=reverses)
-            )
-    except IntegrityError:
-        raise DuplicateEntry(f"{kind}:{ref}") from None
-    entry_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    entry_id = await conn.scalar(
+        insert_ignore(conn, entries)
+        .values(kind=kind, ref=ref, created_at=now, reverses=reverses)
+        .returning(entries.c.id)
+    )
+    if entry_id is None:
+        raise DuplicateEntry(f"{kind}:{ref}")
     if not moves:
-        return entry_id
-    names = sorted(moves)  # one order everywhere: no lock-order deadlocks
+        return int(entry_id)
+    names = sorted(moves)
     await conn.execute(
         insert_ignore(conn, ledger_accounts),
         [{"name": n, "may_go_negative": n.startswith(OUTSIDE_PREFIXES)} for n in names],
     )
-    for name in names:
-        cents = moves[name]
-        done = await conn.execute(
-            update(ledger_accounts)
-            .where(ledger_accounts.c.name == name)
-            .where(
-                ledger_accounts.c.may_go_negative | (ledger_accounts.c.balance_cents + cents >= 0)
-            )
-            .values(balance_cents=ledger_accounts.c.balance_cents + cents)
+    # Lock the rows in one order everywhere (name order), so that concurrent
+    # entries touching the same accounts queue instead of deadlocking; then
+    # move every balance in one statement, refusing any that would go negative.
+    await conn.execute(
+        select(ledger_accounts.c.name)
+        .where(ledger_accounts.c.name.in_(names))
+        .order_by(ledger_accounts.c.name)
+        .with_for_update()
+    )
+    deltas = (
+        values(column("name", String), column("delta", BigInteger), name="deltas")
+        .data([(n, moves[n]) for n in names])
+        .cte("deltas")
+    )
+    done = await conn.execute(
+        update(ledger_accounts)
+        .where(ledger_accounts.c.name == deltas.c.name)
+        .where(
+            ledger_accounts.c.may_go_negative
+            | (ledger_accounts.c.balance_cents + deltas.c.delta >= 0)
         )
-        if done.rowcount != 1:
+        .values(balance_cents=ledger_accounts.c.balance_cents + deltas.c.delta)
+        .returning(ledger_accounts.c.name)  # counted: rowcount is -1 after a WITH on SQLite
+    )
+    moved = len(done.all())
+    if moved != len(names):
+        for name in names:
             balance = await balance_cents(conn, name)
-            raise InsufficientFunds(name, -(balance + cents))
+            if balance + moves[name] < 0 and not name.startswith(OUTSIDE_PREFIXES):
+                raise InsufficientFunds(name, -(balance + moves[name]))
+        raise AssertionError(f"entry {kind}:{ref} moved {moved} of {len(names)} balances")
     await conn.execute(
         insert(postings),
         [{"entry_id": entry_id, "ledger_account": n, "amount_cents": moves[n]} for n in names],
     )
-    return entry_id
+    return int(entry_id)
 
 
 async def balance_cents(conn: AsyncConnection, name: str) -> int:

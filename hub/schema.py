@@ -198,17 +198,8 @@ withdrawals = Table(
 )
 
 # Public counters: how many people flattred a thing, how many flatter a
-# creator. `subject` is hashed (sha256 hex) in the keys; one account counts once.
-counters = Table(
-    "counters",
-    metadata,
-    Column("kind", String(8), nullable=False),  # thing | creator
-    Column("subject_hash", String(64), nullable=False),
-    Column("subject", String(2048), nullable=False),
-    Column("count", BigInteger, nullable=False),
-    PrimaryKeyConstraint("kind", "subject_hash"),
-)
-
+# creator, counted when read. `subject` is hashed (sha256 hex); one account
+# counts once.
 counter_people = Table(
     "counter_people",
     metadata,

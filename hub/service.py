@@ -40,7 +40,6 @@ from .schema import (
     allocations,
     claims,
     counter_people,
-    counters,
     creator_keys,
     deposits,
     giving,
@@ -60,6 +59,15 @@ class HubConfig:
     escrow_months: int = 12
     must_give: bool = True  # "to receive, you must give" (DESIGN.md)
     name: str = "Mécène hub"
+
+
+FEE_SHARDS = 16
+
+
+def fees_account(giver: str) -> str:
+    """The hub's fees are kept in 16 ledger accounts, chosen by the giver, so
+    that concurrent settlements do not all queue on one balance row."""
+    return f"fees:{int(hashlib.sha256(giver.encode()).hexdigest()[:8], 16) % FEE_SHARDS:02d}"
 
 
 def canonical(doc: Any) -> bytes:
@@ -403,7 +411,7 @@ class Hub:
             by_key[row["creator"]].append(row)
         owners = await self._lock_keys(conn, sorted(by_key))
         people = sorted({account} | {o for o in owners.values() if o is not None})
-        gave = await self._lock_giving(conn, people, month)
+        gave = await self._lock_giving(conn, people, month, own=account)
         if spend >= money.MIN_GIVING_CENTS and not gave[account]:
             await conn.execute(
                 update(giving)
@@ -434,7 +442,7 @@ class Hub:
                 fee = money.creator_fee_cents(total, nonprofit=nonprofit[owner])
                 fees = list(fee_shares(cents, fee))  # type: ignore[arg-type]
                 legs[f"creator:{owner}"] += total - fee
-                legs["fees"] += fee
+                legs[fees_account(account)] += fee
                 credited += total
             for r, fee_cents in zip(rows, fees, strict=True):
                 rows_out.append(
@@ -488,7 +496,12 @@ class Hub:
         )
         return {"receipt": receipt_text.decode(), "signature": receipt_signature}
 
-    async def _lock_keys(self, conn: AsyncConnection, keys: list[str]) -> dict[str, str | None]:
+    async def _lock_keys(
+        self, conn: AsyncConnection, keys: list[str], *, exclusive: bool = False
+    ) -> dict[str, str | None]:
+        """Each key's owner, the rows locked in key order: shared for a
+        settlement (many may credit one key at once), exclusive to change the
+        owner or its escrow (a verification, the escrow's return)."""
         if not keys:
             return {}
         await conn.execute(ledger.insert_ignore(conn, creator_keys), [{"key": k} for k in keys])
@@ -496,25 +509,37 @@ class Hub:
             select(creator_keys.c.key, creator_keys.c.owner)
             .where(creator_keys.c.key.in_(keys))
             .order_by(creator_keys.c.key)
-            .with_for_update()
+            .with_for_update(read=not exclusive)
         )
         return {k: o for k, o in rows}
 
     async def _lock_giving(
-        self, conn: AsyncConnection, people: list[str], month: str
+        self, conn: AsyncConnection, people: list[str], month: str, *, own: str | None = None
     ) -> dict[str, bool]:
+        """Whether each of `people` gave in `month`, the rows locked in account
+        order: `own` (the settler, whose row may change) exclusively, the
+        others shared. Taking every lock in one order, each in its final mode,
+        is what keeps two settlements from deadlocking."""
         if not people:
             return {}
         await conn.execute(
             ledger.insert_ignore(conn, giving), [{"account": p, "month": month} for p in people]
         )
-        rows = await conn.execute(
-            select(giving.c.account, giving.c.gave)
-            .where(giving.c.month == month, giving.c.account.in_(people))
-            .order_by(giving.c.account)
-            .with_for_update()
-        )
-        return {a: bool(g) for a, g in rows}
+        gave: dict[str, bool] = {}
+        ordered = sorted(people)
+        cut = ordered.index(own) if own in ordered else len(ordered)
+        parts = [(ordered[:cut], True), (ordered[cut : cut + 1], False), (ordered[cut + 1 :], True)]
+        for group, shared in parts:
+            if not group:
+                continue
+            rows = await conn.execute(
+                select(giving.c.account, giving.c.gave)
+                .where(giving.c.month == month, giving.c.account.in_(group))
+                .order_by(giving.c.account)
+                .with_for_update(read=shared)
+            )
+            gave.update({a: bool(g) for a, g in rows})
+        return gave
 
     async def _nonprofit(self, conn: AsyncConnection, people: list[str]) -> dict[str, bool]:
         rows = await conn.execute(
@@ -549,7 +574,7 @@ class Hub:
                     .values(state="credited", recipient=owner, fee_cents=fee_cents, settled_at=now)
                 )
             legs[f"creator:{owner}"] += total - fee
-            legs["fees"] += fee
+            legs[fees_account(group[0].account)] += fee
             gross += total
         return gross
 
@@ -591,28 +616,26 @@ class Hub:
         by_key: Mapping[str, Any],
         rows: Sequence[Mapping[str, Any]],
     ) -> None:
-        subjects = [("creator", k) for k in by_key] + sorted(
-            {("thing", r["url"]) for r in rows if r["url"] is not None}
+        """Count `account` once per creator and thing it flattred. Counters are
+        counted when read (an index range of `counter_people`), so no
+        popular thing's counter row is a lock every settlement queues on."""
+        subjects = {("creator", k) for k in by_key} | {
+            ("thing", r["url"]) for r in rows if r["url"] is not None
+        }
+        if not subjects:
+            return
+        await conn.execute(
+            ledger.insert_ignore(conn, counter_people).values(
+                [
+                    {
+                        "kind": kind,
+                        "subject_hash": hashlib.sha256(subject.encode()).hexdigest(),
+                        "account": account,
+                    }
+                    for kind, subject in sorted(subjects)
+                ]
+            )
         )
-        for kind, subject in subjects:
-            h = hashlib.sha256(subject.encode()).hexdigest()
-            new = await conn.execute(
-                ledger.insert_ignore(conn, counter_people).values(
-                    kind=kind, subject_hash=h, account=account
-                )
-            )
-            if new.rowcount != 1:
-                continue  # one account counts once
-            await conn.execute(
-                ledger.insert_ignore(conn, counters).values(
-                    kind=kind, subject_hash=h, subject=subject, count=0
-                )
-            )
-            await conn.execute(
-                update(counters)
-                .where(counters.c.kind == kind, counters.c.subject_hash == h)
-                .values(count=counters.c.count + 1)
-            )
 
     async def settlement(self, account: str, month: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
@@ -699,7 +722,7 @@ class Hub:
         proof: str | None,
     ) -> int:
         """Make `account` the owner of `key` and release its escrow; the gross released."""
-        owners = await self._lock_keys(conn, [key])
+        owners = await self._lock_keys(conn, [key], exclusive=True)
         if owners[key] not in (None, account):
             raise HubError("key_taken", f"{key} is already proved by another account")
         now = self.now()
@@ -770,7 +793,7 @@ class Hub:
         for key in keys:
 
             async def run(conn: AsyncConnection, key: str = key) -> int:
-                owners = await self._lock_keys(conn, [key])
+                owners = await self._lock_keys(conn, [key], exclusive=True)
                 if owners[key] is not None:
                     return 0  # proved meanwhile: released, not returned
                 rows = (
@@ -871,9 +894,9 @@ class Hub:
         h = hashlib.sha256(subject.encode()).hexdigest()
         async with self.engine.connect() as conn:
             value = await conn.scalar(
-                select(counters.c.count).where(
-                    counters.c.kind == kind, counters.c.subject_hash == h
-                )
+                select(func.count())
+                .select_from(counter_people)
+                .where(counter_people.c.kind == kind, counter_people.c.subject_hash == h)
             )
         return int(value or 0)
 
@@ -913,6 +936,10 @@ class Hub:
     async def books(self) -> dict[str, int]:
         async with self.engine.connect() as conn:
             return await ledger.check_books(conn)
+
+    async def fees_cents(self) -> int:
+        async with self.engine.connect() as conn:
+            return sum((await ledger.balances(conn, "fees:")).values())
 
     async def balance_of(self, name: str) -> int:
         async with self.engine.connect() as conn:

@@ -281,7 +281,7 @@ async def test_to_receive_you_must_give(connect: Any, hub: Hub) -> None:
     await alice.settle(NOV, [{"creator": key, "cents": 500}])
     me = await bob.call("GET", "/v1/account", expect=200)
     assert (me["creator_balance_cents"], me["withheld_cents"]) == (450, 1000)  # 10 % fee
-    assert await hub.balance_of("fees") == 50
+    assert await hub.fees_cents() == 50
     report = await hub.payouts(NOV)
     assert report["creators"] == [
         {
@@ -317,7 +317,7 @@ async def test_non_profits_pay_no_fee(connect: Any, hub: Hub) -> None:
     await org.settle(OCT, [{"creator": "domain:example.org", "cents": 200}])
     await alice.settle(OCT, [{"creator": key, "cents": 999}])
     assert (await org.call("GET", "/v1/account", expect=200))["creator_balance_cents"] == 999
-    assert await hub.balance_of("fees") == 0
+    assert await hub.fees_cents() == 0
 
 
 # -- creators, proofs, escrow ---------------------------------------------------------------
@@ -516,7 +516,7 @@ async def test_concurrent_settlements_balance_to_the_cent(connect: Any, hub: Hub
     received = 0
     for c in creators:
         received += (await c.call("GET", "/v1/account", expect=200))["creator_balance_cents"]
-    assert received + await hub.balance_of("fees") == total
+    assert received + await hub.fees_cents() == total
     assert await hub.balance_of("escrow:domain:nobody.example") == 12 * 7
 
 

@@ -59,14 +59,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("kind", "subject_hash", "account", name=op.f("pk_counter_people")),
     )
     op.create_table(
-        "counters",
-        sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("subject_hash", sa.String(length=64), nullable=False),
-        sa.Column("subject", sa.String(length=2048), nullable=False),
-        sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("kind", "subject_hash", name=op.f("pk_counters")),
-    )
-    op.create_table(
         "entries",
         sa.Column(
             "id",
@@ -267,7 +259,6 @@ def downgrade() -> None:
     op.drop_table("ledger_accounts")
     op.drop_table("giving")
     op.drop_table("entries")
-    op.drop_table("counters")
     op.drop_table("counter_people")
     with op.batch_alter_table("allocations", schema=None) as batch_op:
         batch_op.drop_index("ix_allocations_recipient_month")
