@@ -266,6 +266,57 @@ def cmd_deposit(args: argparse.Namespace) -> int:
     return 0
 
 
+PROOF_HINTS = {
+    "domain": "a line of https://SITE/.well-known/mecene-claim.txt, or "
+    '<meta name="mecene:claim" content="TOKEN"> on https://SITE/',
+    "payment": "a line of /.well-known/mecene-claim.txt at the link's site, "
+    'or <meta name="mecene:claim" content="TOKEN"> on the linked page',
+    "wm": "a line of /.well-known/mecene-claim.txt at the wallet address's site",
+    "fediverse": "your profile's bio or one of its profile fields",
+}
+
+
+def cmd_creator(args: argparse.Namespace) -> int:
+    """The person as a creator: prove keys, get a flattr id, see and withdraw earnings."""
+    import uuid
+
+    daemon = Daemon(DataDir(args.data_dir))
+    if args.action == "status":
+        me = daemon.call("GET", "/hub/account")
+        if args.json:
+            print(json.dumps(me, indent=2))
+            return 0
+        print(f"received   {money(me['creator_balance_cents'])} (withdrawable)")
+        print(f"withheld   {money(me['withheld_cents'])} (paid once you give 2 € in that month)")
+        print(f"keys       {', '.join(me['keys']) or 'none proved yet'}")
+        return 0
+    if args.action == "flattr-id":
+        out = daemon.call("POST", "/hub/flattr-ids", {})
+        print(f"Your flattr id: {out['key']}. Put this in the <head> of your pages:")
+        print(f"  {out['meta']}")
+        return 0
+    if not args.value:
+        raise CliError(f"creator {args.action} needs a value")
+    if args.action == "claim":
+        claim = daemon.call("POST", "/hub/claims", {"key": args.value})
+        scheme = claim["key"].split(":", 1)[0]
+        where = PROOF_HINTS.get(scheme, "your public profile page (bio or description)")
+        print(f"Claim {claim['id']} for {claim['key']}. Put this token in {where}:")
+        print(f"  {claim['token']}")
+        print(f"then run: mecene creator verify {claim['id']}")
+        return 0
+    if args.action == "verify":
+        out = daemon.call("POST", f"/hub/claims/{args.value}/verify", {})
+        print(f"{out['claim']['key']} is yours (proof: {out['claim']['proof']}).")
+        if out["released_cents"]:
+            print(f"{money(out['released_cents'])} that waited in escrow is released to you.")
+        return 0
+    amount = euros_to_cents(args.value)
+    out = daemon.call("POST", "/hub/withdrawals", {"id": str(uuid.uuid4()), "amount_cents": amount})
+    print(f"Withdrawn: {money(out['withdrawal']['amount_cents'])} (simulated payout).")
+    return 0
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     daemon = Daemon(DataDir(args.data_dir))
     daemon.call("POST", "/wallet/unlock", {"passphrase": read_passphrase(twice=False)})
@@ -329,6 +380,14 @@ def parser() -> argparse.ArgumentParser:
     dep.add_argument("--method", choices=["bank", "card", "paypal"], default="bank")
     dep.add_argument("--yes", action="store_true", help="accept the fee without asking")
     dep.set_defaults(func=cmd_deposit)
+
+    creator = sub.add_parser("creator", parents=[common], help="receive: keys, earnings")
+    creator.add_argument("action", choices=["status", "flattr-id", "claim", "verify", "withdraw"])
+    creator.add_argument(
+        "value", nargs="?", default="", help="a key to claim, a claim id, or euros to withdraw"
+    )
+    creator.add_argument("--json", action="store_true")
+    creator.set_defaults(func=cmd_creator)
 
     unlock = sub.add_parser("unlock", parents=[common], help="unlock the running daemon's wallet")
     unlock.set_defaults(func=cmd_unlock)

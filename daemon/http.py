@@ -306,4 +306,59 @@ async def deposit(request: web.Request) -> web.Response:
     return web.json_response(out, status=201)
 
 
+# -- the person as a creator, at the hub (signed with the wallet's key) ----------------
+
+
+@routes.get(f"{API}/hub/account")
+@access(ADMIN)
+async def hub_account(request: web.Request) -> web.Response:
+    return web.json_response(await _link(request).creator_call("GET", "/v1/account"))
+
+
+@routes.post(f"{API}/hub/claims")
+@access(ADMIN)
+async def hub_claim(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"key"})
+    key = validate.creator(body.get("key"), "key")
+    return web.json_response(
+        await _link(request).creator_call("POST", "/v1/claims", {"key": key}), status=201
+    )
+
+
+@routes.post(f"{API}/hub/claims/{{claim_id}}/verify")
+@access(ADMIN)
+async def hub_verify_claim(request: web.Request) -> web.Response:
+    validate.obj(await read_json(request), set())
+    claim_id = request.match_info["claim_id"]
+    if not claim_id.replace("-", "").replace("_", "").isalnum() or len(claim_id) > 64:
+        raise Invalid("not a claim id")
+    out = await _link(request).creator_call("POST", f"/v1/claims/{claim_id}/verify", {})
+    if out.get("claim", {}).get("state") == "verified":
+        await _service(request).add_own_creator(validate.creator(out["claim"]["key"], "key"))
+    return web.json_response(out)
+
+
+@routes.post(f"{API}/hub/flattr-ids")
+@access(ADMIN)
+async def hub_flattr_id(request: web.Request) -> web.Response:
+    validate.obj(await read_json(request), set())
+    out = await _link(request).creator_call("POST", "/v1/flattr-ids", {})
+    await _service(request).add_own_creator(out["key"])
+    return web.json_response(out, status=201)
+
+
+@routes.post(f"{API}/hub/withdrawals")
+@access(ADMIN)
+async def hub_withdraw(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"id", "amount_cents"})
+    amount = body.get("amount_cents")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise Invalid("amount_cents is a whole number of cents")
+    request_id = validate.client_id(body.get("id"))
+    out = await _link(request).creator_call(
+        "POST", "/v1/withdrawals", {"id": request_id, "amount_cents": amount}
+    )
+    return web.json_response(out, status=201)
+
+
 ROUTES = routes

@@ -136,6 +136,10 @@ class HubLink:
             "public_key": await self.service.meta("hub_public_key"),
         }
 
+    async def creator_call(self, method: str, path: str, body: Any = None) -> Any:
+        """A call the person makes at the hub as a creator (claims, withdrawals)."""
+        return await self._ok(method, path, body)
+
     # -- deposits ------------------------------------------------------------------------
 
     async def quote(self, method: str, amount_cents: int) -> Any:

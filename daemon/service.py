@@ -617,6 +617,13 @@ class Service:
     def settings(self) -> Settings:
         return self.require_wallet().settings
 
+    async def add_own_creator(self, key: str) -> None:
+        """A key the person owns (a flattr id the hub issued them): never flattred
+        by themselves (`flattr_owner`)."""
+        own = self.settings().own_creators
+        if key not in own:
+            await self.update_settings({"own_creators": (*own, key)})
+
     async def update_settings(self, changes: dict[str, Any]) -> Settings:
         wallet = self.require_wallet()
         try:

@@ -146,6 +146,30 @@ def test_deposit_shows_the_fee_before_paying(daemon: Daemon) -> None:
     assert status == 200 and state["hub"]["reachable"] is True
 
 
+def test_a_person_is_also_a_creator_through_the_cli(daemon: Daemon) -> None:
+    """A flattr id from the hub (and never flattring it oneself), a claim with
+    its token and where to put it, earnings; every refusal in one line."""
+    issued = mecene(daemon.data, "creator", "flattr-id")
+    assert issued.returncode == 0, issued.stderr
+    key = issued.stdout.split("Your flattr id: ")[1].split(".")[0]
+    assert f'<meta name="flattr:id" content="{key[7:]}">' in issued.stdout
+    token = daemon.pair()
+    body = {"id": str(uuid.uuid4()), "url": "https://me.example/", "creator": key}
+    status, out = daemon.request("POST", "/clicks", body, token)
+    assert (status, out["error"]) == (409, "flattr_owner")
+    claim = mecene(daemon.data, "creator", "claim", "domain:me.example")
+    assert claim.returncode == 0, claim.stderr
+    assert "/.well-known/mecene-claim.txt" in claim.stdout and "mecene-claim-" in claim.stdout
+    claim_id = claim.stdout.split("Claim ")[1].split(" ")[0]
+    unproved = mecene(daemon.data, "creator", "verify", claim_id)
+    assert unproved.returncode == 1 and "not proved yet" in unproved.stderr
+    assert unproved.stderr.strip().count("\n") == 0
+    shown = mecene(daemon.data, "creator", "status", "--json")
+    assert json.loads(shown.stdout)["keys"] == [key]
+    poor = mecene(daemon.data, "creator", "withdraw", "10")
+    assert poor.returncode == 1 and "creator balance is 0 cents" in poor.stderr
+
+
 def test_cli_says_when_the_daemon_is_not_running(data: Path) -> None:
     result = mecene(data, "status")
     assert result.returncode == 1 and "not running" in result.stderr
