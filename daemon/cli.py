@@ -317,6 +317,18 @@ def cmd_creator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_open(args: argparse.Namespace) -> int:
+    """Print a one-time login link to the dashboard, and open it in the browser."""
+    import webbrowser
+
+    out = Daemon(DataDir(args.data_dir)).call("POST", "/dashboard/links", {})
+    print(out["url"])
+    print(f"(valid once, for {out['expires_in'] // 60} minutes)")
+    if not args.print_only and not webbrowser.open(out["url"]):
+        print("No browser could be started: open the link above yourself.")
+    return 0
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     daemon = Daemon(DataDir(args.data_dir))
     daemon.call("POST", "/wallet/unlock", {"passphrase": read_passphrase(twice=False)})
@@ -388,6 +400,10 @@ def parser() -> argparse.ArgumentParser:
     )
     creator.add_argument("--json", action="store_true")
     creator.set_defaults(func=cmd_creator)
+
+    opener = sub.add_parser("open", parents=[common], help="open the dashboard (one-time link)")
+    opener.add_argument("--print", dest="print_only", action="store_true", help="only print it")
+    opener.set_defaults(func=cmd_open)
 
     unlock = sub.add_parser("unlock", parents=[common], help="unlock the running daemon's wallet")
     unlock.set_defaults(func=cmd_unlock)

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from . import validate
+from . import dashboard, validate
 from .clock import Clock
-from .errors import Invalid
+from .errors import Invalid, Unauthorized
 from .hublink import HubLink
 from .security import (
     ADMIN,
@@ -66,7 +66,7 @@ def create_app(
     setup_host_check(app, hosts)
     setup_origin_check(app, [f"http://{h}" for h in hosts])
     setup_json_only(app)
-    setup_auth(app, service.authenticate)
+    setup_auth(app, service.authenticate, service.dashboard_session, dashboard.COOKIE)
     app.cleanup_ctx.append(_store_lifetime)
     if config.hub_url:
         link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
@@ -359,6 +359,79 @@ async def hub_withdraw(request: web.Request) -> web.Response:
         "POST", "/v1/withdrawals", {"id": request_id, "amount_cents": amount}
     )
     return web.json_response(out, status=201)
+
+
+# -- the dashboard ----------------------------------------------------------------------
+
+
+@routes.post(f"{API}/dashboard/links")
+@access(ADMIN)
+async def dashboard_link(request: web.Request) -> web.Response:
+    """A one-time login link for the dashboard (`mecene open`)."""
+    validate.obj(await read_json(request), set())
+    code = _service(request).sessions.new_link_code(_service(request).clock.now())
+    url = f"http://{request.host}/dashboard/login#{code}"
+    return web.json_response({"url": url, "expires_in": int(dashboard.LINK_TTL.total_seconds())})
+
+
+@routes.post(f"{API}/dashboard/session")
+@access(PUBLIC)
+async def dashboard_session(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"code"})
+    token = _service(request).sessions.open_session(body.get("code"), _service(request).clock.now())
+    if token is None:
+        raise Unauthorized("this login link is not valid (any more): run `mecene open` again")
+    response = web.json_response({"ok": True})
+    response.set_cookie(
+        dashboard.COOKIE,
+        token,
+        max_age=int(dashboard.SESSION_TTL.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+@routes.post(f"{API}/dashboard/logout")
+@access(ADMIN)
+async def dashboard_logout(request: web.Request) -> web.Response:
+    validate.obj(await read_json(request), set())
+    token = request.cookies.get(dashboard.COOKIE)
+    if token:
+        _service(request).sessions.close(token)
+    response = web.json_response({"ok": True})
+    response.del_cookie(dashboard.COOKIE, path="/")
+    return response
+
+
+DASHBOARD_FILES = {
+    "": ("index.html", "text/html"),
+    "login": ("login.html", "text/html"),
+    "app.js": ("app.js", "text/javascript"),
+    "login.js": ("login.js", "text/javascript"),
+    "app.css": ("app.css", "text/css"),
+}
+
+
+@routes.get("/")
+@access(PUBLIC)
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/dashboard/")
+
+
+@routes.get("/dashboard/{name:[a-z.]*}")
+@access(PUBLIC)
+async def dashboard_file(request: web.Request) -> web.Response:
+    """The dashboard's own files: they hold no data (that comes from the API)."""
+    found = DASHBOARD_FILES.get(request.match_info["name"])
+    if found is None:
+        raise web.HTTPNotFound()
+    name, content_type = found
+    body = (dashboard.STATIC / name).read_bytes()
+    return web.Response(
+        body=body, content_type=content_type, charset="utf-8", headers=dashboard.SECURITY_HEADERS
+    )
 
 
 ROUTES = routes

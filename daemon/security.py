@@ -195,8 +195,14 @@ def setup_json_only(app: web.Application) -> None:
     add_check(app, json_only)
 
 
-def setup_auth(app: web.Application, authenticate: Authenticator) -> None:
-    """Check the bearer token against the handler's access level."""
+def setup_auth(
+    app: web.Application,
+    authenticate: Authenticator,
+    session: Callable[[str], Any] | None = None,
+    cookie: str = "",
+) -> None:
+    """Check the bearer token (or the dashboard's session cookie, through
+    `session`) against the handler's access level."""
 
     def auth(request: web.Request) -> web.Response | None:
         level = _access_level(request)
@@ -207,6 +213,10 @@ def setup_auth(app: web.Application, authenticate: Authenticator) -> None:
         principal = None
         if scheme.lower() == "bearer" and 20 <= len(token.strip()) <= 200:
             principal = authenticate(token.strip())
+        elif not header and session is not None:
+            value = request.cookies.get(cookie, "")
+            if 20 <= len(value) <= 200:
+                principal = session(value)
         if principal is None:
             return error_response(
                 "unauthorized", "a valid token is needed: pair this browser first", 401

@@ -23,6 +23,7 @@ from sqlite_utils import Database
 
 from . import budget
 from .clock import Clock, add_months, month_of, month_start, months_between, timestamp
+from .dashboard import Sessions
 from .errors import (
     FlattrOnce,
     FlattrOwner,
@@ -138,6 +139,7 @@ class Service:
         self.wallet_path = wallet_path
         self.wallet = wallet
         self.pairings = Pairings()
+        self.sessions = Sessions()
         self.admin_token_hash: str | None = None
         self._tokens: dict[str, Principal] = {}
         self._authenticated: dict[str, Principal] = {}  # valid tokens seen, by token
@@ -637,6 +639,12 @@ class Service:
         return new
 
     # -- pairing and tokens ------------------------------------------------------
+
+    def dashboard_session(self, token: str) -> Principal | None:
+        """The person, when `token` is a live dashboard session."""
+        if self.sessions.valid(token, self.clock.now()):
+            return Principal("admin", None, "dashboard")
+        return None
 
     def authenticate(self, token: str) -> Principal | None:
         """Who holds `token`, or None. Valid tokens are remembered so that a

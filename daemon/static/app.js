@@ -1,0 +1,309 @@
+/* Mécène dashboard: the month at a glance and every setting, over the local
+ * API with the session cookie. No framework, no external file: the page's
+ * Content-Security-Policy allows only this origin. Everything shown is set
+ * with textContent (creator keys and titles come from web pages). */
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const API = "/api/v1";
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.error;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(API + path, init);
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) throw new ApiError(resp.status, data);
+  return data;
+}
+
+function euros(cents) {
+  if (cents === null || cents === undefined) return "—";
+  return `${(cents / 100).toFixed(2)}\u00a0€`;
+}
+
+/** "4.50" or "4,50" → 450; "" → null; anything else throws. */
+function cents(text, optional) {
+  const t = text.trim();
+  if (!t && optional) return null;
+  const m = /^(\d{1,7})(?:[.,](\d{1,2}))?$/.exec(t);
+  if (!m) throw new Error(`not an amount in euros: ${t || "(empty)"}`);
+  return Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
+}
+
+function notify(message) {
+  $("notice").textContent = message;
+  $("notice").hidden = !message;
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function button(label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      await onClick();
+      notify("");
+    } catch (e) {
+      notify(e.message);
+    }
+    await refresh();
+  });
+  return b;
+}
+
+function row(tbody, cells) {
+  const tr = document.createElement("tr");
+  for (const c of cells) tr.append(c instanceof Node ? c : cell(String(c)));
+  tbody.append(tr);
+  return tr;
+}
+
+/** A table with nothing to show says so. */
+function emptyNote(tbody, text) {
+  if (tbody.rows.length) return;
+  const td = cell(text, "empty");
+  td.colSpan = 4;
+  row(tbody, [td]);
+}
+
+function keyName(key) {
+  return key.slice(key.indexOf(":") + 1);
+}
+
+/** Horizontal bars: each creator's share of the month's spend. */
+function drawChart(allocations) {
+  const svg = $("chart");
+  svg.replaceChildren();
+  const totals = new Map();
+  for (const a of allocations) totals.set(a.creator, (totals.get(a.creator) || 0) + a.cents);
+  const rows = [...totals].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
+  const max = Math.max(1, ...rows.map((r) => r[1]));
+  const ns = "http://www.w3.org/2000/svg";
+  const height = 24;
+  svg.setAttribute("viewBox", `0 0 720 ${Math.max(1, rows.length) * height}`);
+  svg.setAttribute("height", String(Math.max(1, rows.length) * height));
+  rows.forEach(([creator, value], i) => {
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", "0");
+    label.setAttribute("y", String(i * height + 16));
+    label.textContent = keyName(creator).slice(0, 32);
+    const bar = document.createElementNS(ns, "rect");
+    bar.setAttribute("class", "bar");
+    bar.setAttribute("x", "240");
+    bar.setAttribute("y", String(i * height + 4));
+    bar.setAttribute("height", "16");
+    bar.setAttribute("width", String(Math.max(2, (value / max) * 400)));
+    bar.dataset.creator = creator;
+    bar.dataset.cents = String(value);
+    const amount = document.createElementNS(ns, "text");
+    amount.setAttribute("x", String(248 + (value / max) * 400));
+    amount.setAttribute("y", String(i * height + 16));
+    amount.textContent = euros(value);
+    svg.append(label, bar, amount);
+  });
+  svg.dataset.bars = String(rows.length);
+}
+
+async function showMonth(status) {
+  $("month-name").textContent = status.month;
+  const flattrs = status.clicks === 1 ? "1 flattr" : `${status.clicks} flattrs`;
+  $("month-figures").textContent = `${flattrs}, ${euros(status.per_click_cents)} each; `
+    + `${euros(status.spend_cents)} of a ${euros(status.budget_cents)} budget.`;
+  const month = await api("GET", `/months/${status.month}`);
+  drawChart(month.allocations);
+  const clicks = await api("GET", `/clicks?month=${status.month}`);
+  const tbody = $("clicks").tBodies[0];
+  tbody.replaceChildren();
+  for (const c of clicks.clicks) {
+    const tr = row(tbody, [
+      cell(c.title || c.url || "(a creator)"),
+      cell(keyName(c.creator)),
+      cell(String(c.weight), "num"),
+      button("Undo", () => api("DELETE", `/clicks/${c.id}`)),
+    ]);
+    tr.dataset.click = c.id;
+  }
+  emptyNote(tbody, "No flattrs yet this month.");
+}
+
+async function showMonths(current) {
+  const { months } = await api("GET", "/months");
+  const tbody = $("months").tBodies[0];
+  tbody.replaceChildren();
+  for (const m of months.filter((x) => x.month !== current)) {
+    const receipt = m.state === "settled" ? "signed by the hub"
+      : m.sync_error ? `waiting: ${m.sync_error.replace(/_/g, " ")}` : "";
+    row(tbody, [cell(m.month), cell(m.state), cell(euros(m.spend_cents), "num"), cell(receipt)]);
+  }
+  emptyNote(tbody, "No past month yet.");
+}
+
+async function showSubscriptions() {
+  const { subscriptions } = await api("GET", "/subscriptions");
+  const tbody = $("subscriptions").tBodies[0];
+  tbody.replaceChildren();
+  for (const s of subscriptions) {
+    row(tbody, [
+      cell(s.title || s.url || keyName(s.creator)),
+      cell(s.last_month),
+      cell(s.state),
+      s.state === "active"
+        ? button("Cancel", () => api("DELETE", `/subscriptions/${s.id}`)) : cell(""),
+    ]);
+  }
+  emptyNote(tbody, "No subscriptions: subscribe from the browser's Mécène panel.");
+}
+
+async function showSettings() {
+  if (document.activeElement && $("settings-form").contains(document.activeElement)) return;
+  const { settings } = await api("GET", "/settings");
+  const asEuros = (c) => (c === null ? "" : (c / 100).toFixed(2));
+  $("budget").value = asEuros(settings.budget_cents);
+  $("min-click").value = asEuros(settings.min_click_cents);
+  $("cap").value = asEuros(settings.cap_cents);
+  $("private").checked = Boolean(settings.private);
+  $("charity").value = settings.charity || "";
+}
+
+async function showBrowsers() {
+  const { browsers } = await api("GET", "/browsers");
+  const tbody = $("browsers").tBodies[0];
+  tbody.replaceChildren();
+  for (const b of browsers) {
+    const tr = row(tbody, [
+      cell(b.name),
+      cell(b.created_at.slice(0, 10)),
+      cell(b.revoked_at ? "revoked" : "active"),
+      b.revoked_at ? cell("") : button("Revoke", () => api("DELETE", `/browsers/${b.id}`)),
+    ]);
+    tr.dataset.browser = b.id;
+  }
+  emptyNote(tbody, "No browser paired yet.");
+}
+
+async function refresh() {
+  let status;
+  try {
+    status = await api("GET", "/status");
+  } catch (e) {
+    if (e.status === 401) {
+      document.body.dataset.state = "signed-out";
+      $("summary").textContent = "Signed out: run `mecene open` for a login link.";
+      $("unlocked").hidden = true;
+      return;
+    }
+    throw e;
+  }
+  $("unlock-panel").hidden = !status.locked;
+  $("unlocked").hidden = status.locked;
+  $("lock").hidden = status.locked;
+  if (status.locked) {
+    document.body.dataset.state = "locked";
+    $("summary").textContent = "The wallet is locked.";
+    return;
+  }
+  $("summary").textContent = `Balance ${euros(status.balance_cents)} · `
+    + `${status.month}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`;
+  await Promise.all([
+    showMonth(status), showMonths(status.month), showSubscriptions(), showSettings(),
+    showBrowsers(),
+  ]);
+  document.body.dataset.state = "ready";
+}
+
+$("settings-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("PATCH", "/settings", {
+      budget_cents: cents($("budget").value, false),
+      min_click_cents: cents($("min-click").value, true),
+      cap_cents: cents($("cap").value, true),
+      private: $("private").checked,
+      charity: $("charity").value.trim() || null,
+    });
+    notify("");
+    document.activeElement.blur();
+    document.body.dataset.saved = String(Date.now());
+  } catch (e) {
+    notify(e.message);
+  }
+  await refresh();
+});
+
+let quote = null;
+$("deposit-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    quote = await api("POST", "/deposits/quote", {
+      method: $("deposit-method").value, amount_cents: cents($("deposit-amount").value, false),
+    });
+    $("deposit-quote").textContent = `Deposit ${euros(quote.amount_cents)}: fee `
+      + `${euros(quote.fee_cents)}, you pay ${euros(quote.total_cents)}.`;
+    $("deposit-quote").hidden = false;
+    $("deposit-confirm").hidden = false;
+    notify("");
+  } catch (e) {
+    notify(e.message);
+  }
+});
+
+$("deposit-confirm").addEventListener("click", async () => {
+  if (!quote) return;
+  try {
+    const out = await api("POST", "/deposits", {
+      id: crypto.randomUUID(), method: quote.method, amount_cents: quote.amount_cents,
+      fee_cents: quote.fee_cents,
+    });
+    $("deposit-quote").textContent = `Deposited. Balance: ${euros(out.balance_cents)}.`;
+    $("deposit-confirm").hidden = true;
+    quote = null;
+    notify("");
+  } catch (e) {
+    notify(e.message);
+  }
+  await refresh();
+});
+
+$("unlock-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("POST", "/wallet/unlock", { passphrase: $("passphrase").value });
+    $("passphrase").value = "";
+    notify("");
+  } catch (e) {
+    notify(e.message);
+  }
+  await refresh();
+});
+
+$("lock").addEventListener("click", async () => {
+  await api("POST", "/wallet/lock", {}).catch((e) => notify(e.message));
+  await refresh();
+});
+
+$("logout").addEventListener("click", async () => {
+  await api("POST", "/dashboard/logout", {}).catch(() => {});
+  await refresh();
+});
+
+refresh().catch((e) => notify(e.message));

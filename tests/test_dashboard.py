@@ -1,0 +1,178 @@
+"""The dashboard in Debian's Chromium, against a real daemon: log in through the
+one-time link `mecene open` prints, see the month drawn, undo a flattr,
+change the budget, revoke a browser, deposit with the fee shown first — and
+check the daemon's state changed each time. Then what must stay closed."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .browser import CHROMIUM_ARGS, EXTENSION, chromium_path
+from .procs import Daemon, mecene, start
+from .test_extension import wait_until
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "6", "--time-zone", "UTC").returncode == 0
+    d = start(data, deposit_cents=2000)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def login_link(daemon: Daemon) -> str:
+    out = mecene(daemon.data, "open", "--print")
+    assert out.returncode == 0, out.stderr
+    url = out.stdout.splitlines()[0]
+    assert url.startswith(f"http://127.0.0.1:{daemon.port}/dashboard/login#")
+    return url
+
+
+def wait_ready(page: Any) -> None:
+    page.wait_for_selector("body[data-state='ready']", timeout=15_000)
+
+
+def test_the_dashboard_shows_the_month_and_changes_the_daemon(
+    daemon: Daemon, browser: Any, tmp_path: Path
+) -> None:
+    token = daemon.pair()
+    flattrs = [
+        ("https://alice.example/a", "flattr:alice", 2),
+        ("https://bob.example/b", "domain:bob.example", 1),
+        ("https://carol.example/c", "liberapay:carol", 1),
+    ]
+    for url, creator, weight in flattrs:
+        body = {"id": str(uuid.uuid4()), "url": url, "creator": creator, "weight": weight}
+        assert daemon.request("POST", "/clicks", body, token)[0] == 201
+
+    page = browser.new_page(viewport={"width": 1000, "height": 1400})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    # The chart: one bar per creator, the whole spend (6 € over weights 2+1+1).
+    bars = page.eval_on_selector_all(
+        "#chart rect.bar", "(bs) => bs.map((b) => [b.dataset.creator, Number(b.dataset.cents)])"
+    )
+    assert sorted(bars) == [
+        ["domain:bob.example", 150],
+        ["flattr:alice", 300],
+        ["liberapay:carol", 150],
+    ]
+    assert page.text_content("#summary").startswith("Balance 20.00\u00a0€")
+    assert len(page.query_selector_all("#clicks tbody tr[data-click]")) == 3
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard.png"), full_page=True)
+    shot = page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert shot.startswith(b"\x89PNG")
+
+    # Undo a flattr.
+    first = page.get_attribute("#clicks tbody tr[data-click]", "data-click")
+    page.click(f"#clicks tr[data-click='{first}'] button")
+    wait_until(page, "() => document.querySelectorAll('#clicks tbody tr[data-click]').length === 2")
+    live = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
+    assert first not in [c["id"] for c in live] and len(live) == 2
+
+    # Change the budget.
+    page.fill("#budget", "7.50")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("body[data-saved]")
+    assert daemon.admin("GET", "/settings")[1]["settings"]["budget_cents"] == 750
+    wait_ready(page)
+    assert "of 7.50\u00a0€" in page.text_content("#summary")
+
+    # Revoke the browser: its token stops working.
+    page.click("#browsers tbody tr[data-browser] button")
+    wait_until(
+        page,
+        "() => [...document.querySelectorAll('#browsers tbody td')].some((td) => "
+        "td.textContent === 'revoked')",
+    )
+    assert daemon.request("GET", "/status", token=token)[0] == 401
+
+    # Deposit: the fee first, then the money.
+    page.fill("#deposit-amount", "10")
+    page.select_option("#deposit-method", "card")
+    page.click("#deposit-form button[type=submit]")
+    page.wait_for_selector("#deposit-confirm:not([hidden])")
+    assert page.text_content("#deposit-quote") == (
+        "Deposit 10.00\u00a0€: fee 0.50\u00a0€, you pay 10.50\u00a0€."
+    )
+    page.click("#deposit-confirm")
+    wait_until(
+        page, "() => document.getElementById('deposit-quote').textContent.startsWith('Deposited')"
+    )
+    assert daemon.admin("GET", "/status")[1]["balance_cents"] == 3000
+
+    # Lock from the dashboard, unlock with the passphrase.
+    page.click("#lock")
+    page.wait_for_selector("body[data-state='locked']")
+    assert daemon.admin("GET", "/status")[1]["locked"] is True
+    page.fill("#passphrase", "a long enough passphrase")
+    page.click("#unlock-form button")
+    wait_ready(page)
+    assert daemon.admin("GET", "/status")[1]["locked"] is False
+    page.close()
+
+
+def test_the_dashboard_is_closed_to_everyone_else(daemon: Daemon, browser: Any) -> None:
+    link = login_link(daemon)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    base = f"http://127.0.0.1:{daemon.port}"
+    # The link works once.
+    again = browser.new_context().new_page()
+    again.goto(link)
+    again.wait_for_selector("body[data-state='refused']")
+    assert "not valid any more" in again.text_content("#login-state")
+    # Without the session: nothing. With it, but from a web page's origin: nothing.
+    assert again.request.get(f"{base}/api/v1/status").status == 401
+    foreign = context.request.get(
+        f"{base}/api/v1/settings", headers={"Origin": "https://evil.example"}
+    )
+    assert foreign.status == 403 and foreign.json()["error"] == "bad_origin"
+    form = context.request.patch(
+        f"{base}/api/v1/settings",
+        data="budget_cents=20000",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": base},
+    )
+    assert form.status == 415
+    assert context.request.get(f"{base}/api/v1/settings").status == 200  # the session works
+    # The cookie is out of reach of scripts and of other sites.
+    (cookie,) = [c for c in context.cookies() if c["name"] == "mecene_dashboard"]
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    # The page itself cannot be framed, and runs only its own scripts.
+    headers = page.request.get(f"{base}/dashboard/").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src 'self'" in headers["content-security-policy"]
+    # Signing out ends the session.
+    page.click("#logout")
+    page.wait_for_selector("body[data-state='signed-out']")
+    assert context.request.get(f"{base}/api/v1/settings").status == 401
+    # A wrong code, or a guessed one, opens nothing.
+    wrong = context.request.post(
+        f"{base}/api/v1/dashboard/session",
+        data='{"code": "' + "x" * 43 + '"}',
+        headers={"Content-Type": "application/json", "Origin": base},
+    )
+    assert wrong.status == 401
+    context.close()
