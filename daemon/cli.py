@@ -143,10 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_dir.create()
     if args.verbose:
         logging.getLogger().setLevel(logging.DEBUG)
-    if not args.no_tray:
-        logging.getLogger("mecene").info("no tray icon yet: running without one")
     try:
-        run_event_loop(serve(data_dir, args.port, wallet, hub_url=args.hub))
+        run_event_loop(serve(data_dir, args.port, wallet, hub_url=args.hub, tray=not args.no_tray))
     except StartError as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -81,6 +82,7 @@ async def serve(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     hub_url: str | None = None,
+    tray: bool = False,
 ) -> None:
     """Serve the local API until SIGINT/SIGTERM (or `stop` is set).
 
@@ -97,11 +99,34 @@ async def serve(
         if hub_url is None:
             embedded = await _start_embedded_hub(data_dir, clock)
             hub_url = embedded.url
-        await _serve_locked(data_dir, port, wallet, clock, stop or asyncio.Event(), hub_url)
+        await _serve_locked(data_dir, port, wallet, clock, stop or asyncio.Event(), hub_url, tray)
     finally:
         if embedded is not None:
             await embedded.stop()
         lock.release()
+
+
+def start_tray(data_dir: DataDir) -> subprocess.Popen[bytes] | None:
+    """The tray icon, as its own process (daemon/tray.py); None, said once, without a display."""
+    from .tray import has_display
+
+    if not has_display():
+        log.info("no display: running without a tray icon (the dashboard: `mecene open`)")
+        return None
+    return subprocess.Popen(  # noqa: S603 - our own module, no shell
+        [sys.executable, "-m", "daemon.tray", "--data-dir", str(data_dir.root)],
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def stop_tray(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 async def _start_embedded_hub(data_dir: DataDir, clock: Clock) -> RunningHub:
@@ -128,6 +153,7 @@ async def _serve_locked(
     clock: Clock,
     stop: asyncio.Event,
     hub_url: str,
+    tray: bool = False,
 ) -> None:
     admin_token = new_token()
     config = Config(
@@ -158,10 +184,13 @@ async def _serve_locked(
     log.info(
         "Mécène daemon listening on http://127.0.0.1:%d, wallet %s, hub %s", port, state, hub_url
     )
+    tray_process = start_tray(data_dir) if tray else None
     try:
         await stop.wait()
     finally:
         log.info("stopping")
+        if tray_process is not None:
+            await asyncio.to_thread(stop_tray, tray_process)
         timer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await timer

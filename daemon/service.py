@@ -252,7 +252,8 @@ class Service:
             if to_close and self.on_months_closed is not None:
                 self.on_months_closed()
             at = timestamp(self.clock.now())
-            await self.store.write(lambda db: _place_subscription_clicks(db, current, at))
+            if not self.require_wallet().settings.subscriptions_paused:
+                await self.store.write(lambda db: _place_subscription_clicks(db, current, at))
             self._open_month = current
             tz = self.require_wallet().settings.time_zone
             self._open_until = month_start(add_months(current, 1), tz)
@@ -286,7 +287,8 @@ class Service:
         def close(db: Database) -> dict[str, Any] | None:
             if _month_state(db, month) != "open":
                 return None
-            _place_subscription_clicks(db, month, at)
+            if not settings.subscriptions_paused:
+                _place_subscription_clicks(db, month, at)
             split = budget.split_budget(settings.rules, _click_weights(db, month), balance)
             doc = settlement_document(
                 wallet.account, month, split.spend_cents, split.allocations, settings.private
@@ -538,6 +540,7 @@ class Service:
         month = self.current_month()
         at = timestamp(self.clock.now())
         sub_id = req.id or str(uuid.uuid4())
+        paused = wallet.settings.subscriptions_paused
 
         def subscribe(db: Database) -> tuple[Any, bool]:
             existing = db.execute("SELECT * FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
@@ -559,7 +562,8 @@ class Service:
                     at,
                 ],
             )
-            _place_subscription_clicks(db, month, at)
+            if not paused:
+                _place_subscription_clicks(db, month, at)
             row = db.execute("SELECT * FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
             return row, True
 

@@ -151,6 +151,7 @@ def settings_patch(body: Any) -> dict[str, Any]:
             "private",
             "time_zone",
             "own_creators",
+            "subscriptions_paused",
         },
     )
     out: dict[str, Any] = {}
@@ -161,10 +162,11 @@ def settings_patch(body: Any) -> dict[str, Any]:
             out[name] = cents(b[name], name, optional=True)
     if "charity" in b:
         out["charity"] = None if b["charity"] is None else creator(b["charity"], "charity")
-    if "private" in b:
-        if not isinstance(b["private"], bool):
-            raise Invalid("private must be true or false")
-        out["private"] = b["private"]
+    for flag in ("private", "subscriptions_paused"):
+        if flag in b:
+            if not isinstance(b[flag], bool):
+                raise Invalid(f"{flag} must be true or false")
+            out[flag] = b[flag]
     if "time_zone" in b:
         if not isinstance(b["time_zone"], str) or len(b["time_zone"]) > 64:
             raise Invalid("time_zone must be an IANA zone name such as Europe/Paris")

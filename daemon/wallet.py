@@ -115,6 +115,7 @@ class Settings:
     private: bool = False
     time_zone: str = "UTC"
     own_creators: tuple[str, ...] = ()
+    subscriptions_paused: bool = False  # no automatic clicks while set (tray, dashboard)
 
     def check(self) -> None:
         """Raise ValueError unless every setting is allowed."""
@@ -123,6 +124,8 @@ class Settings:
             keys.creator_key(self.charity)
         if not isinstance(self.private, bool):
             raise ValueError("private must be true or false")
+        if not isinstance(self.subscriptions_paused, bool):
+            raise ValueError("subscriptions_paused must be true or false")
         zone(self.time_zone)
         for key in self.own_creators:
             keys.creator_key(key)

@@ -140,7 +140,9 @@ def start(
     # The log goes to a file beside the data directory: a pipe nobody reads
     # would fill up and block the daemon.
     log_path = data.parent / f"daemon-{port}.log"
-    argv = [*prefix, sys.executable, "-m", "daemon", "run", "--no-tray", "--port", str(port), *args]
+    tray = [] if "--tray" in args else ["--no-tray"]
+    argv = [*prefix, sys.executable, "-m", "daemon", "run", *tray, "--port", str(port)]
+    argv += [a for a in args if a != "--tray"]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [*argv, "--data-dir", str(data)],

@@ -346,6 +346,27 @@ async def test_subscription_places_a_click_each_month_until_cancelled(
     assert subs[0]["state"] == "cancelled"
 
 
+async def test_paused_subscriptions_place_no_clicks_until_resumed(
+    api: Api, clock: FrozenClock
+) -> None:
+    """Pause (the tray's and the dashboard's): no automatic click while it
+    lasts, the month's click placed on resume."""
+    await api.call("PATCH", "/settings", {"subscriptions_paused": True}, token="admin", expect=200)
+    await api.call("POST", "/subscriptions", {"creator": "flattr:a", "months": 3}, expect=201)
+    assert (await api.call("GET", "/clicks"))["clicks"] == []
+    clock.set(dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    assert (await api.call("GET", "/clicks"))["clicks"] == []
+    october = await api.call("GET", "/months/2026-10")
+    assert october["allocations"] == []  # closed while paused: no automatic click
+    await api.call("PATCH", "/settings", {"subscriptions_paused": False}, token="admin", expect=200)
+    clicks = (await api.call("GET", "/clicks"))["clicks"]
+    assert [(c["creator"], c["auto"], c["month"]) for c in clicks] == [
+        ("flattr:a", True, "2026-11")
+    ]
+    bad = await api.call("PATCH", "/settings", {"subscriptions_paused": "yes"}, token="admin")
+    assert bad["error"] == "invalid"
+
+
 async def test_subscription_does_not_double_a_manual_flattr(api: Api) -> None:
     await api.click("https://blog.example/", creator="domain:blog.example")
     await api.call(

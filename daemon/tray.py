@@ -1,0 +1,315 @@
+"""The tray icon: the month at a glance and the few actions a person needs.
+
+It runs as its own process (`python -m daemon.tray --data-dir D`), started
+by `mecene run` when there is a display and stopped with it, and talks to
+the daemon over the local API with the admin token, like the CLI: a crash
+of the GUI toolkit cannot take the daemon (and its flattrs) down with it.
+
+The icon's colour says the state — purple: unlocked; grey: locked; amber:
+subscriptions paused; red: a problem (the hub unreachable, a month refused,
+the daemon gone). The menu: the month's spend against the budget, the
+number of flattrs and the value of each, the balance; each pending pairing
+code with Approve and Deny; pause or resume the subscriptions' automatic
+clicks; the dashboard; lock; quit (which stops the daemon too).
+
+`TrayModel` is the pure part (what to show for what the API says), tested
+without a display; the pystray part draws it. On Linux the backend with
+real menus is GTK (`PYSTRAY_BACKEND=gtk`, the default here) or
+AppIndicator where a desktop offers it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mecene.tray")
+REFRESH_SECONDS = float(os.environ.get("MECENE_TRAY_REFRESH_SECONDS", "10"))
+COLOURS = {
+    "unlocked": (107, 63, 160),
+    "locked": (136, 136, 136),
+    "paused": (208, 138, 0),
+    "problem": (198, 40, 40),
+}
+
+
+def euros(cents: int | None) -> str:
+    if cents is None:
+        return "?"
+    return f"{cents // 100}.{cents % 100:02d} €"
+
+
+@dataclass
+class TrayModel:
+    """What the daemon said, last time we asked; and what to show for it."""
+
+    status: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    hub: dict[str, Any] | None = None
+    months: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def state(self) -> str:
+        if self.error is not None or self.status is None:
+            return "problem"
+        if self.status.get("locked"):
+            return "locked"
+        if self.problem() is not None:
+            return "problem"
+        if self.settings and self.settings.get("subscriptions_paused"):
+            return "paused"
+        return "unlocked"
+
+    def problem(self) -> str | None:
+        if self.error is not None:
+            return self.error
+        if self.hub is not None and self.hub.get("reachable") is False:
+            return "The hub is unreachable: months wait to be sent."
+        refused = [m for m in self.months if m.get("sync_error") not in (None, "hub_unreachable")]
+        if refused:
+            m = refused[0]
+            return (
+                f"{m['month']} was not accepted by the hub ({m['sync_error'].replace('_', ' ')})."
+            )
+        return None
+
+    def lines(self) -> list[str]:
+        """The menu's information lines, top to bottom."""
+        if self.status is None:
+            return [self.error or "Connecting to the Mécène daemon…"]
+        s = self.status
+        if s.get("locked"):
+            return ["The wallet is locked."]
+        flattrs = "1 flattr" if s["clicks"] == 1 else f"{s['clicks']} flattrs"
+        year, month = s["month"].split("-")
+        out = [
+            f"{calendar.month_name[int(month)]} {year}: {euros(s['spend_cents'])} spent "
+            f"of {euros(s['budget_cents'])}",
+            f"{flattrs}, {euros(s['per_click_cents'])} each",
+            f"Balance {euros(s['balance_cents'])}",
+        ]
+        if s.get("warning") == "balance_short":
+            out.append(f"Short of {euros(s.get('short_cents'))}: deposit to give it all")
+        problem = self.problem()
+        if problem:
+            out.append(problem)
+        return out
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.settings and self.settings.get("subscriptions_paused"))
+
+
+class DaemonClient:
+    """The local API with the admin token the daemon leaves in its data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from .cli import Daemon
+        from .files import DataDir
+
+        self._data_dir = DataDir(data_dir)
+        self._daemon_cls = Daemon
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        return self._daemon_cls(self._data_dir).call(method, path, body)
+
+    def daemon_pid(self) -> int | None:
+        import json
+
+        try:
+            return int(json.loads(self._data_dir.runtime.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def fetch(client: DaemonClient) -> TrayModel:
+    """Ask the daemon for everything the tray shows; a model with `error` if it cannot."""
+    from .cli import CliError
+
+    model = TrayModel()
+    try:
+        model.status = client.call("GET", "/status")
+        model.pending = client.call("GET", "/pairings")["pending"]
+        if not model.status.get("locked"):
+            model.settings = client.call("GET", "/settings")["settings"]
+            model.months = client.call("GET", "/months")["months"]
+        try:
+            model.hub = client.call("GET", "/hub")["hub"]
+        except CliError:
+            model.hub = None
+    except CliError as exc:
+        model.status = None
+        model.error = str(exc)
+    return model
+
+
+def icon_image(state: str) -> Any:
+    """A 64×64 icon: a disc in the state's colour with a white "M"."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((2, 2, 62, 62), fill=(*COLOURS[state], 255))
+    draw.line([(18, 46), (18, 18), (32, 34), (46, 18), (46, 46)], fill="white", width=6)
+    return image
+
+
+class Tray:
+    def __init__(self, client: DaemonClient) -> None:
+        import pystray
+
+        self.pystray = pystray
+        self.client = client
+        self.model = TrayModel()
+        self._shown: tuple[str, tuple[str, ...]] | None = None
+        self._stop = threading.Event()
+        self.icon = pystray.Icon(
+            "mecene", icon_image("problem"), "Mécène", menu=pystray.Menu(self._items)
+        )
+
+    # -- the menu --------------------------------------------------------------------
+
+    def _items(self) -> Sequence[Any]:
+        item, separator = self.pystray.MenuItem, self.pystray.Menu.SEPARATOR
+        model = self.model
+        items: list[Any] = [item(line, None, enabled=False) for line in model.lines()]
+        items.append(separator)
+        for p in model.pending:
+            code, client = p["code"], p.get("client", "a browser")
+            items.append(
+                item(
+                    f"Pairing {code} — {client}",
+                    self.pystray.Menu(
+                        item("Approve", self._action("POST", "/pairings/approve", {"code": code})),
+                        item("Deny", self._action("POST", "/pairings/deny", {"code": code})),
+                    ),
+                )
+            )
+        if model.pending:
+            items.append(separator)
+        unlocked = model.status is not None and not model.status.get("locked")
+        if unlocked:
+            items.append(
+                item(
+                    "Pause subscriptions",
+                    self._action(
+                        "PATCH", "/settings", lambda: {"subscriptions_paused": not model.paused}
+                    ),
+                    checked=lambda _item: self.model.paused,
+                )
+            )
+        items.append(item("Open dashboard", self._open_dashboard, default=True))
+        if unlocked:
+            items.append(item("Lock wallet", self._action("POST", "/wallet/lock", {})))
+        elif model.status is not None:
+            items.append(item("Unlock… (in the dashboard)", self._open_dashboard))
+        items.append(separator)
+        items.append(item("Quit Mécène", self._quit))
+        return items
+
+    def _action(
+        self, method: str, path: str, body: dict[str, Any] | Callable[[], dict[str, Any]]
+    ) -> Callable[..., None]:
+        def run(*_args: Any) -> None:
+            from .cli import CliError
+
+            try:
+                self.client.call(method, path, body() if callable(body) else body)
+            except CliError as exc:
+                log.warning("%s %s: %s", method, path, exc)
+            self.refresh()
+
+        return run
+
+    def _open_dashboard(self, *_args: Any) -> None:
+        import webbrowser
+
+        from .cli import CliError
+
+        try:
+            url = self.client.call("POST", "/dashboard/links", {})["url"]
+        except CliError as exc:
+            log.warning("no dashboard link: %s", exc)
+            return
+        webbrowser.open(url)
+
+    def _quit(self, *_args: Any) -> None:
+        pid = self.client.daemon_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)  # the daemon stops, and stops us
+        self.stop()
+
+    # -- keeping it current ------------------------------------------------------------
+
+    def refresh(self) -> None:
+        self.model = fetch(self.client)
+        codes = tuple(f"pairing {p['code']}" for p in self.model.pending)
+        shown = (self.model.state, (*self.model.lines(), *codes))
+        if shown != self._shown:
+            # What the menu shows, logged when it changes (the tests read it).
+            self._shown = shown
+            self.icon.icon = icon_image(self.model.state)
+            self.icon.title = f"Mécène — {shown[1][0]}"
+            log.info("tray %s: %s", shown[0], " | ".join(shown[1]))
+        self.icon.update_menu()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(REFRESH_SECONDS)
+
+    def run(self) -> None:
+        def setup(icon: Any) -> None:
+            icon.visible = True
+            threading.Thread(target=self._poll, name="mecene-tray-poll", daemon=True).start()
+
+        self.icon.run(setup)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.icon.stop()
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mecene-tray")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if not has_display():
+        print("mecene-tray: no display", file=sys.stderr)
+        return 2
+    try:
+        import gi  # noqa: F401 - GTK through PyGObject: the backend with real menus
+
+        os.environ.setdefault("PYSTRAY_BACKEND", "gtk")
+    except ImportError:
+        log.warning("no PyGObject: the tray icon has no menu (pip install 'mecene[tray]')")
+    try:
+        tray = Tray(DaemonClient(args.data_dir))
+    except Exception as exc:  # no GTK, no X server: say why, in one line
+        print(
+            f"mecene-tray: cannot show a tray icon ({type(exc).__name__}: {exc})", file=sys.stderr
+        )
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: tray.stop())
+    tray.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
