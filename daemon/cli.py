@@ -17,6 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .files import DEFAULT_PORT, DataDir, default_data_dir
@@ -42,6 +43,48 @@ def money(cents: int | None) -> str:
         return "unknown"
     sign = "-" if cents < 0 else ""
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} €"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Rows under headers, in aligned columns (numbers right-aligned)."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    numeric = [
+        bool(cells) and all(re.fullmatch(r"-?[\d.,]+( €)?|—", r[i]) for r in cells)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["─" * w for w in widths]), *map(line, cells)])
+
+
+class Progress:
+    """One line on stderr for something that takes a while: "what… done in 0.6 s"."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.show = sys.stderr.isatty()
+
+    def __enter__(self) -> Progress:
+        import time
+
+        self.start = time.monotonic()
+        if self.show:
+            print(f"{self.what}…", end="", file=sys.stderr, flush=True)
+        return self
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        import time
+
+        if self.show:
+            outcome = "failed" if exc_type else f"done in {time.monotonic() - self.start:.1f} s"
+            print(f" {outcome}", file=sys.stderr, flush=True)
 
 
 def read_passphrase(twice: bool) -> str:
@@ -115,8 +158,10 @@ def create_wallet(data_dir: DataDir, args: argparse.Namespace) -> Wallet:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     data_dir.create()
+    passphrase = read_passphrase(twice=True)
     try:
-        wallet = Wallet.create(data_dir.wallet, read_passphrase(twice=True), settings)
+        with Progress("Deriving the wallet's key from the passphrase (Argon2id, 64 MiB)"):
+            wallet = Wallet.create(data_dir.wallet, passphrase, settings)
     except WalletError as exc:
         raise CliError(str(exc)) from None
     print(f"Created a wallet in {data_dir.root}")
@@ -151,12 +196,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = Daemon(DataDir(args.data_dir)).call("GET", "/status")
+    daemon = Daemon(DataDir(args.data_dir))
+    status = daemon.call("GET", "/status")
+    hub = daemon.call("GET", "/hub")["hub"]
+    months = [] if status["locked"] else daemon.call("GET", "/months")["months"]
+    waiting = [m for m in months if m["state"] in ("closed", "submitted")]
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(json.dumps({**status, "hub": hub, "months_waiting": waiting}, indent=2))
         return 0
     if status["locked"]:
-        print("Wallet locked: unlock it with `mecene unlock`.")
+        print("Wallet locked: unlock it with `mecene unlock` (or the dashboard: `mecene open`).")
         return 0
     rows = [
         ("month", f"{status['month']} ({status['state']})"),
@@ -165,12 +214,47 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("flattrs", str(status["clicks"])),
         ("to spend", money(status["spend_cents"])),
         ("each", money(status["per_click_cents"])),
+        ("hub", f"{hub['url']} ({'reachable' if hub['reachable'] else 'not reached'})"),
     ]
     for label, value in rows:
         print(f"{label:<9} {value}")
     if status.get("warning") == "balance_short":
         print(f"warning   the balance is {money(status['short_cents'])} short of the budget")
+    for m in waiting:
+        why = (m["sync_error"] or "sending").replace("_", " ")
+        print(f"waiting   {m['month']}: {money(m['spend_cents'])} not settled yet ({why})")
     return 0
+
+
+def cmd_months(args: argparse.Namespace) -> int:
+    months = Daemon(DataDir(args.data_dir)).call("GET", "/months")["months"]
+    if args.json:
+        print(json.dumps(months, indent=2))
+        return 0
+    rows = [
+        (
+            m["month"],
+            m["state"],
+            money(m["spend_cents"]) if m["spend_cents"] is not None else "—",
+            (m["settled_at"] or "")[:10] or (m["sync_error"] or "").replace("_", " "),
+        )
+        for m in months
+    ]
+    print(table(["month", "state", "spent", "settled / waiting for"], rows))
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    with Progress("Sending the closed months to the hub"):
+        out = Daemon(DataDir(args.data_dir)).call("POST", "/hub/sync", {})
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    left = [m for m in out["months"] if m["state"] in ("closed", "submitted")]
+    if not out["hub"]["reachable"]:
+        raise CliError(f"the hub at {out['hub']['url']} is unreachable; months wait for it")
+    print("Every closed month is settled." if not left else f"{len(left)} month(s) still waiting.")
+    return 0 if not left else 1
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
@@ -187,13 +271,9 @@ def cmd_pair(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"pending": pending, "browsers": browsers}, indent=2))
             return 0
-        for p in pending:
-            print(f"waiting   {p['code']}  {p['client']}")
-        for b in browsers:
-            state = f"revoked {b['revoked_at']}" if b["revoked_at"] else "active"
-            print(f"{state:<9} {b['id']}  {b['name']}")
-        if not pending and not browsers:
-            print("No browser paired yet.")
+        rows = [("waiting", p["code"], p["client"]) for p in pending]
+        rows += [("revoked" if b["revoked_at"] else "active", b["id"], b["name"]) for b in browsers]
+        print(table(["state", "code or id", "browser"], rows) if rows else "No browser paired yet.")
     elif args.action == "revoke":
         browsers = daemon.call("GET", "/browsers")["browsers"]
         matches = [b for b in browsers if args.code in (b["id"], b["name"]) and not b["revoked_at"]]
@@ -315,6 +395,22 @@ def cmd_creator(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_autostart(args: argparse.Namespace) -> int:
+    from . import autostart
+
+    if args.action == "enable":
+        path = autostart.enable(Path(args.data_dir), args.systemd)
+        print(f"Mécène will start when you log in ({path}).")
+        print("It starts locked: unlock it from the tray or with `mecene unlock`.")
+    elif args.action == "disable":
+        removed = autostart.disable(args.systemd)
+        print(f"Removed {removed}." if removed else "Mécène was not set to start at login.")
+    else:
+        paths = autostart.enabled()
+        print("\n".join(f"enabled: {p}" for p in paths) or "not enabled")
+    return 0
+
+
 def cmd_open(args: argparse.Namespace) -> int:
     """Print a one-time login link to the dashboard, and open it in the browser."""
     import webbrowser
@@ -329,7 +425,9 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 def cmd_unlock(args: argparse.Namespace) -> int:
     daemon = Daemon(DataDir(args.data_dir))
-    daemon.call("POST", "/wallet/unlock", {"passphrase": read_passphrase(twice=False)})
+    passphrase = read_passphrase(twice=False)
+    with Progress("Unlocking (the key derivation takes a moment)"):
+        daemon.call("POST", "/wallet/unlock", {"passphrase": passphrase})
     print("Wallet unlocked.")
     return 0
 
@@ -398,6 +496,21 @@ def parser() -> argparse.ArgumentParser:
     )
     creator.add_argument("--json", action="store_true")
     creator.set_defaults(func=cmd_creator)
+
+    months = sub.add_parser("months", parents=[common], help="every month and its state")
+    months.add_argument("--json", action="store_true")
+    months.set_defaults(func=cmd_months)
+
+    sync = sub.add_parser("sync", parents=[common], help="send closed months to the hub now")
+    sync.add_argument("--json", action="store_true")
+    sync.set_defaults(func=cmd_sync)
+
+    auto = sub.add_parser("autostart", parents=[common], help="start Mécène when you log in")
+    auto.add_argument("action", choices=["enable", "disable", "status"])
+    auto.add_argument(
+        "--systemd", action="store_true", help="a systemd user unit instead of a desktop entry"
+    )
+    auto.set_defaults(func=cmd_autostart)
 
     opener = sub.add_parser("open", parents=[common], help="open the dashboard (one-time link)")
     opener.add_argument("--print", dest="print_only", action="store_true", help="only print it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -168,6 +169,45 @@ def test_a_person_is_also_a_creator_through_the_cli(daemon: Daemon) -> None:
     assert json.loads(shown.stdout)["keys"] == [key]
     poor = mecene(daemon.data, "creator", "withdraw", "10")
     assert poor.returncode == 1 and "creator balance is 0 cents" in poor.stderr
+
+
+def test_the_cli_prints_tables_and_json(daemon: Daemon) -> None:
+    status = mecene(daemon.data, "status")
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"^hub +http://127\.0\.0\.1:\d+ \(reachable\)$", status.stdout, re.M)
+    months = mecene(daemon.data, "months")
+    lines = months.stdout.splitlines()
+    assert lines[0].split() == ["month", "state", "spent", "settled", "/", "waiting", "for"]
+    assert set(lines[1]) == {"─", " "} and " open " in lines[2]
+    as_json = json.loads(mecene(daemon.data, "months", "--json").stdout)
+    assert [m["state"] for m in as_json] == ["open"]
+    synced = mecene(daemon.data, "sync")
+    assert synced.returncode == 0 and "Every closed month is settled." in synced.stdout
+    daemon.pair()
+    listed = mecene(daemon.data, "pair", "list").stdout.splitlines()
+    assert listed[0].split() == ["state", "code", "or", "id", "browser"]
+    assert listed[2].startswith("active") and listed[2].endswith("test browser")
+
+
+def test_autostart_installs_and_removes_a_login_entry(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    entry = tmp_path / "config" / "autostart" / "mecene.desktop"
+    enabled = mecene(data, "autostart", "enable")
+    assert enabled.returncode == 0, enabled.stderr
+    text = entry.read_text()
+    assert "[Desktop Entry]" in text
+    exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
+    assert exec_line.endswith(f" run --data-dir {data}")
+    assert str(entry) in mecene(data, "autostart", "status").stdout
+    unit = tmp_path / "config" / "systemd" / "user" / "mecene.service"
+    assert mecene(data, "autostart", "enable", "--systemd").returncode == 0
+    assert "ExecStart=" in unit.read_text() and "WantedBy=default.target" in unit.read_text()
+    assert mecene(data, "autostart", "disable").returncode == 0
+    assert mecene(data, "autostart", "disable", "--systemd").returncode == 0
+    assert not entry.exists() and not unit.exists()
+    assert mecene(data, "autostart", "status").stdout.strip() == "not enabled"
 
 
 def test_cli_says_when_the_daemon_is_not_running(data: Path) -> None:
