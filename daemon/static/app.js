@@ -151,8 +151,18 @@ async function showMonths(current) {
   const tbody = $("months").tBodies[0];
   tbody.replaceChildren();
   for (const m of months.filter((x) => x.month !== current)) {
-    const receipt = m.state === "settled" ? "signed by the hub"
-      : m.sync_error ? `waiting: ${m.sync_error.replace(/_/g, " ")}` : "";
+    let receipt = m.sync_error ? `waiting: ${m.sync_error.replace(/_/g, " ")}` : "";
+    if (m.state === "settled") {
+      // The hub's signed receipt: what reached creators, what waits for them.
+      try {
+        const detail = await api("GET", `/months/${m.month}`);
+        const r = detail.receipt || {};
+        receipt = `signed by the hub on ${(detail.settled_at || "").slice(0, 10)}: `
+          + `${euros(r.credited_cents)} to creators, ${euros(r.held_cents)} held for them`;
+      } catch (e) {
+        receipt = "signed by the hub";
+      }
+    }
     row(tbody, [cell(m.month), cell(m.state), cell(euros(m.spend_cents), "num"), cell(receipt)]);
   }
   emptyNote(tbody, "No past month yet.");
