@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -128,3 +129,12 @@ def make_api(aiohttp_client: Any, data_dir: DataDir, clock: FrozenClock, wallet:
 @pytest.fixture
 async def api(make_api: MakeApi) -> Api:
     return await make_api()
+
+
+# The reliability batteries run small in the suite and large with
+# MECENE_LARGE=1 (docs/RELIABILITY.md: `MECENE_LARGE=1 scripts/test -k battery`).
+LARGE = os.environ.get("MECENE_LARGE") == "1"
+
+
+def battery_size(small: int, large: int) -> int:
+    return large if LARGE else small

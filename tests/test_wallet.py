@@ -23,7 +23,7 @@ from daemon.wallet import (
     unb64u,
 )
 
-from .conftest import PASSPHRASE
+from .conftest import LARGE, PASSPHRASE, battery_size
 
 
 def test_round_trip_keeps_key_and_settings(wallet: Wallet, data_dir: DataDir) -> None:
@@ -45,15 +45,39 @@ def test_wrong_passphrase_is_an_authentication_error(wallet: Wallet, data_dir: D
 
 
 def test_every_single_byte_change_is_rejected(wallet: Wallet, data_dir: DataDir) -> None:
+    """Battery: each byte of the file changed (two flips each in the suite,
+    all 255 other values in the large run), each refused with a wallet error
+    — an authentication failure or a refused header — never garbage."""
     blob = data_dir.wallet.read_bytes()
     tampered = data_dir.root / "tampered"
+    changes = range(1, 256) if LARGE else (0x01, 0x80)
+    tried = 0
     for i in range(len(blob)):
-        for flip in (0x01, 0x80):
+        for flip in changes:
             changed = bytearray(blob)
             changed[i] ^= flip
             tampered.write_bytes(bytes(changed))
             with pytest.raises(WalletError):
                 Wallet.open(tampered, PASSPHRASE)
+            tried += 1
+    assert tried == len(blob) * len(changes)
+
+
+def test_a_thousand_wrong_passphrases_are_each_an_authentication_error(
+    wallet: Wallet, data_dir: DataDir
+) -> None:
+    import random
+
+    rng = random.Random(1)
+    alphabet = "abcdefghijklmnopqrstuvwxyzÀéü€ 0123456789!?"
+    count = battery_size(1000, 1000)
+    for n in range(count):
+        guess = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        if guess == PASSPHRASE:
+            continue
+        with pytest.raises(WrongPassphrase):
+            Wallet.open(data_dir.wallet, guess if n % 7 else PASSPHRASE[:-1])
+    assert Wallet.open(data_dir.wallet, PASSPHRASE).account == wallet.account
 
 
 def test_truncated_and_extended_files_are_rejected(wallet: Wallet, data_dir: DataDir) -> None:
