@@ -19,6 +19,7 @@
   const ID_RE = /^[A-Za-z0-9._~-]{1,200}$/;
   const FEDI_RE = /^@?([A-Za-z0-9_.-]{1,100})@([A-Za-z0-9.-]{1,253})$/;
   const BAD_SCHEMES = /^\s*(javascript|data|vbscript|file):/i;
+  const HOST_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
   const PRIORITY = {
     flattr: 0, wm: 1, payment: 2, liberapay: 2, opencollective: 2, kofi: 2, patreon: 2,
     fediverse: 3, youtube: 4, github: 4,
@@ -61,7 +62,10 @@
       return null;
     }
     if (url.protocol !== "https:" && (httpsOnly || url.protocol !== "http:")) return null;
-    if (!url.hostname) return null;
+    // The host as the daemon takes it (daemon/keys.py): ASCII labels (an
+    // internationalised name arrives as punycode) or an IP literal. A name
+    // the URL parser kept percent-encoded would be refused there.
+    if (!HOST_RE.test(url.hostname) && !/^\[[0-9a-f:.]+\]$/.test(url.hostname)) return null;
     url.hash = "";
     url.username = "";
     url.password = "";

@@ -109,6 +109,16 @@ CASES: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
             ("domain:example.org", P),
         ],
     ),
+    # Found by the fuzz battery: a host the URL parser keeps percent-encoded.
+    "a_host_the_daemon_would_refuse_is_dropped": (
+        "example.org",
+        "/odd",
+        page(
+            head='<meta name="monetization" content="$\u00a8wallet.example/bob">'
+            '<link rel="payment" href="https://ex ample.org/pay">'
+        ),
+        [("domain:example.org", P)],
+    ),
     "funding_link_in_head_counts_whatever_its_rel": (
         "example.org",
         "/",
