@@ -110,6 +110,9 @@ class ProofFetcher:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise ProofError(f"only https addresses are fetched: {url}")
+        if not self.via and not _public_host(parts.hostname):
+            # An IP literal never reaches the resolver: check it here.
+            raise ProofError(f"{parts.hostname} is not a public address")
         target, headers = url, {"Accept": accept}
         if self.via:
             target = self.via + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -187,6 +190,15 @@ class ProofFetcher:
         if any(token in t for t in texts):
             return actor_url
         raise ProofError(f"the token is not in the profile of {value}")
+
+
+def _public_host(host: str) -> bool:
+    """False for an IP literal that is loopback, private, link-local…; names
+    are checked when resolved (PublicOnlyResolver)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_global
+    except ValueError:
+        return host.lower() not in ("localhost",) and not host.lower().endswith(".localhost")
 
 
 def _token_line(text: str, token: str) -> bool:

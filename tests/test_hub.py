@@ -543,3 +543,18 @@ async def test_two_hub_processes_serve_one_database(
         assert (await first.call("GET", "/v1/account", expect=200))["balance_cents"] == 700
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "key", ["domain:127.0.0.1", "domain:10.1.2.3", "payment:https://[::1]/pay", "domain:localhost"]
+)
+async def test_the_hub_never_fetches_a_proof_from_a_private_address(key: str) -> None:
+    """A claim must not turn the hub into a client of its own network (SSRF)."""
+    from hub.proofs import ProofError
+
+    fetcher = ProofFetcher()  # no `via`: as in production
+    try:
+        with pytest.raises(ProofError, match=r"not a public address|non-public"):
+            await fetcher.prove(key, "mecene-claim-x")
+    finally:
+        await fetcher.close()
