@@ -136,6 +136,29 @@ def parse_settlement(text: str) -> dict[str, Any]:
     return doc
 
 
+def _lost_a_race(exc: DBAPIError) -> bool:
+    """Whether a concurrent transaction, not this one's own content, made it
+    fail: a row it meant to insert was inserted meanwhile (unique), or
+    PostgreSQL chose it as a deadlock or serialization victim. Worth one more
+    try; anything else (a foreign key, a CHECK) is a bug to surface."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    if state in ("23505", "40001", "40P01"):
+        return True
+    return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(orig)
+
+
+def _allocation_rows(*where: Any) -> Any:
+    """The allocation rows a release moves, oldest first."""
+    return (
+        select(allocations.c.id, allocations.c.account, allocations.c.month, allocations.c.cents)
+        .where(*where)
+        .order_by(allocations.c.id)
+    )
+
+
 class Hub:
     def __init__(
         self,
@@ -170,12 +193,8 @@ class Hub:
             try:
                 async with transaction(self.engine) as conn:
                     return await fn(conn)
-            except (IntegrityError, DBAPIError) as exc:
-                state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
-                    getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None
-                )
-                retry = isinstance(exc, IntegrityError) or state in ("40001", "40P01")
-                if not retry or attempt == 4:
+            except DBAPIError as exc:
+                if not _lost_a_race(exc) or attempt == 4:
                     raise
         raise AssertionError("unreachable")
 
@@ -589,18 +608,11 @@ class Hub:
         """The creator gave in `month`: what was withheld for it is theirs."""
         rows = (
             await conn.execute(
-                select(
-                    allocations.c.id,
-                    allocations.c.account,
-                    allocations.c.month,
-                    allocations.c.cents,
-                )
-                .where(
+                _allocation_rows(
                     allocations.c.recipient == owner,
                     allocations.c.state == "withheld",
                     allocations.c.withheld_month == month,
                 )
-                .order_by(allocations.c.id)
             )
         ).all()
         if not rows:
@@ -739,14 +751,7 @@ class Hub:
             )
         rows = (
             await conn.execute(
-                select(
-                    allocations.c.id,
-                    allocations.c.account,
-                    allocations.c.month,
-                    allocations.c.cents,
-                )
-                .where(allocations.c.creator == key, allocations.c.state == "escrow")
-                .order_by(allocations.c.id)
+                _allocation_rows(allocations.c.creator == key, allocations.c.state == "escrow")
             )
         ).all()
         if not rows:
