@@ -372,14 +372,24 @@ chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
 /* Pages that finished loading before this worker was listening (at install,
  * or while it was starting): inject into them now. The detector is safe to
  * inject twice. */
-(async () => {
+async function scanTabs() {
   // No URL filter: a query by URL can come back empty while permissions
   // settle after install; scripting itself refuses pages it may not touch.
   const tabs = await chrome.tabs.query({ status: "complete" });
   for (const tab of tabs) {
     if (typeof tab.url !== "string" || /^https?:/.test(tab.url)) injectDetector(tab.id);
   }
-})().catch(() => {});
+}
+scanTabs().catch(() => {});
+// Right after install, a page can finish loading while the worker is still
+// starting, and its "complete" event is never delivered (seen in about one
+// brand-new profile in three). So after an install, look at every tab again,
+// at once and twice more shortly after; a tab that already has its creators
+// is only asked again (the detector reports nothing new). Not on every start
+// of the worker: that would inject into every open tab each time it wakes.
+chrome.runtime.onInstalled.addListener(() => {
+  for (const delay of [0, 1000, 4000]) setTimeout(() => scanTabs().catch(() => {}), delay);
+});
 
 /** The tab's state, injecting the detector and waiting briefly if it has none yet. */
 async function tabStateNow(tabId) {
