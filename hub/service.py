@@ -674,8 +674,10 @@ class Hub:
                 "not_claimable",
                 "flattr ids are issued by the hub (POST /v1/flattr-ids), not claimed",
             )
+        # Hex ids: a base64url one may start with "-", which `mecene creator
+        # verify ID` would take for an option.
         claim = {
-            "id": signing.b64u(secrets.token_bytes(12)),
+            "id": secrets.token_hex(12),
             "account": account,
             "key": key,
             "token": "mecene-claim-" + signing.b64u(secrets.token_bytes(18)),

@@ -334,6 +334,8 @@ async def test_escrow_is_released_to_whoever_proves_the_key(
     assert await hub.balance_of("escrow:domain:dana.example") == 700
     claim = await dana.call("POST", "/v1/claims", {"key": "domain:dana.example"}, 201)
     assert claim["state"] == "pending" and claim["token"].startswith("mecene-claim-")
+    # Hex: a claim id is typed on a command line, where a leading "-" reads as an option.
+    assert len(claim["id"]) == 24 and all(c in "0123456789abcdef" for c in claim["id"])
     # Not proved yet: refused, nothing moves.
     nope = await dana.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 422)
     assert nope["error"] == "not_proven"
