@@ -117,7 +117,8 @@ chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === OUTBOX_ALARM) deliverOutbox();
 });
 
-/** The page's other creators (co-authors, commenters; not the site fallback),
+/** The page's other creators (co-authors, commenters; not the site fallback
+ * nor the head's other names for the page's own creator),
  * each with the thing a flattr of them is for: their own part of the page when
  * the page gives it an address of its own origin, else the page's URL with a
  * fragment naming them. A flattr of a commenter is thus never a second flattr
@@ -128,6 +129,9 @@ function othersOf(tab) {
   const out = [];
   for (const c of tab.creators.slice(1)) {
     if (c.key.startsWith("domain:")) continue;
+    // The head's metadata (a monetization link, a fediverse:creator tag…)
+    // names the page's own creator in other words: not another creator.
+    if (c.scope === "page" && !/^(a |FlattrButton|data-flattr-uid)/.test(c.source)) continue;
     let url = null;
     try {
       const part = c.url ? new URL(c.url) : null;

@@ -44,6 +44,13 @@ function showFigures(s) {
   $("figures").textContent = s
     ? `${flattrs} this month, ${euros(s.per_click_cents)} each, of a ${euros(s.budget_cents)} budget.`
     : "Already flattred this month.";
+  // Told before the month ends: the balance will not cover the budget.
+  const short = s && s.warning === "balance_short";
+  $("warning").hidden = !short;
+  $("warning").textContent = short
+    ? `Your balance is ${euros(s.short_cents)} short of this month's budget: `
+      + "deposit with `mecene deposit` or the dashboard."
+    : "";
 }
 
 function showDone(result) {

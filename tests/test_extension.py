@@ -256,11 +256,12 @@ def test_pair_flattr_and_undo_against_a_real_daemon(
         daemon.stop()
 
 
-def _daemon_for(context: Any, tmp_path: Path) -> tuple[Any, Path, str]:
-    """A fresh daemon, the extension pointed at it and paired; (daemon, data, token)."""
+def _daemon_for(context: Any, tmp_path: Path, deposit_cents: int = 2000) -> tuple[Any, Path, str]:
+    """A fresh daemon with money on its account, the extension pointed at it
+    and paired; (daemon, data, token)."""
     data = tmp_path / "mecene"
     assert mecene(data, "init").returncode == 0
-    daemon = start(data, deposit_cents=2000)
+    daemon = start(data, deposit_cents=deposit_cents)
     sw = worker(context)
     sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
     token = daemon.pair()
@@ -335,6 +336,31 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
         assert states == ["flattred"] * 3
         assert len(daemon.request("GET", "/clicks", token=token)[1]["clicks"]) == 4
         again.close()
+        popup.close()
+    finally:
+        daemon.stop()
+
+
+def test_the_popup_warns_when_the_balance_is_short(
+    context: Any, server: PageServer, tmp_path: Path
+) -> None:
+    """Nothing deposited yet: the flattr is made, and the popup says the month
+    will spend only what the balance holds, and how to fix it."""
+    daemon, _data, _token = _daemon_for(context, tmp_path, deposit_cents=0)  # a 0 € balance
+    try:
+        popup = _open_popup(context, server, "blog.example.org", "/post")
+        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
+        wait_until(popup, "() => !document.getElementById('warning').hidden")
+        # The page's monetization link is its author's, not another creator's.
+        assert popup.is_hidden("#others")
+        assert popup.text_content("#warning") == (
+            "Your balance is 5.00\u00a0€ short of this month's budget: "
+            "deposit with `mecene deposit` or the dashboard."
+        )
+        popup.close()
+        popup = _open_popup(context, server, "plain.example.com", "/")
+        daemon.deposit(2000)
+        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
         popup.close()
     finally:
         daemon.stop()
