@@ -39,27 +39,29 @@ def command(data_dir: Path) -> list[str]:
     return [*base, "run", "--data-dir", str(data_dir)]
 
 
+def _exec_line(data_dir: Path) -> str:
+    return " ".join(shlex.quote(part) for part in command(data_dir))
+
+
 def desktop_entry(data_dir: Path) -> str:
-    exec_line = " ".join(shlex.quote(part) for part in command(data_dir))
     return (
         "[Desktop Entry]\n"
         "Type=Application\n"
         "Name=Mécène\n"
         "Comment=Flattr anything on the web: the local daemon and its tray icon\n"
-        f"Exec={exec_line}\n"
+        f"Exec={_exec_line(data_dir)}\n"
         "Terminal=false\n"
         "X-GNOME-Autostart-enabled=true\n"
     )
 
 
 def unit(data_dir: Path) -> str:
-    exec_line = " ".join(shlex.quote(part) for part in command(data_dir))
     return (
         "[Unit]\n"
         "Description=Mécène daemon (flattr anything on the web)\n"
         "After=graphical-session.target network-online.target\n\n"
         "[Service]\n"
-        f"ExecStart={exec_line}\n"
+        f"ExecStart={_exec_line(data_dir)}\n"
         "Restart=on-failure\n\n"
         "[Install]\n"
         "WantedBy=default.target\n"

@@ -952,6 +952,3 @@ class Hub:
         async with self.engine.connect() as conn:
             return await ledger.balance_cents(conn, name)
 
-    async def ledger_names(self) -> list[str]:
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(select(ledger_accounts.c.name))).scalars())

@@ -8,27 +8,22 @@ MECENE_LARGE=1 (docs/RELIABILITY.md).
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.clock import FrozenClock
-from daemon.files import DataDir
-from daemon.http import ROUTES, Config, create_app
+from daemon.http import ROUTES
 from daemon.keys import creator_key
-from daemon.pairing import hash_token, new_token
-from daemon.store import Store
-from daemon.wallet import TEST_KDF, Settings, Wallet
 
 from .browser import CHROMIUM_ARGS, EXTENSION, chromium_path
-from .conftest import PASSPHRASE, PORT, battery_size
+from .conftest import battery_size
+from .inproc import App
 from .test_detect import CASES
 
 ROUTE_LIST = sorted(
@@ -70,52 +65,12 @@ FIELDS = st.sampled_from(
 NEAR = st.dictionaries(FIELDS, JSON, max_size=6)
 
 
-class Daemon:
-    """The daemon's app on a loop of its own, so Hypothesis can call it synchronously."""
-
-    def __init__(self, root: Path) -> None:
-        data = DataDir(root)
-        data.create()
-        Wallet.create(data.wallet, PASSPHRASE, Settings(), kdf=TEST_KDF)
-        self.admin = new_token()
-        config = Config(port=PORT, wallet_path=data.wallet, admin_token_hash=hash_token(self.admin))
-        import datetime as dt
-
-        clock = FrozenClock(dt.datetime(2026, 10, 15, tzinfo=dt.UTC))
-        app = create_app(config, Store(data.database), Wallet.open(data.wallet, PASSPHRASE), clock)
-        self.loop = asyncio.new_event_loop()
-        self.client: TestClient[Any, Any] = TestClient(
-            TestServer(app, host="127.0.0.1"), loop=self.loop
-        )
-        self.loop.run_until_complete(self.client.start_server())
-
-    def call(self, method: str, path: str, raw: bytes) -> int:
-        async def go() -> int:
-            resp = await self.client.request(
-                method,
-                path,
-                data=raw,
-                headers={
-                    "Host": f"127.0.0.1:{PORT}",
-                    "Content-Type": "application/json",
-                    "Authorization": f"Bearer {self.admin}",
-                },
-            )
-            await resp.read()
-            return resp.status
-
-        return self.loop.run_until_complete(go())
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.close())
-        self.loop.close()
-
-
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = Daemon(tmp_path_factory.mktemp("fuzz") / "mecene")
-    yield d
-    d.close()
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    clock = FrozenClock(dt.datetime(2026, 10, 15, tzinfo=dt.UTC))
+    app = App(tmp_path_factory.mktemp("fuzz") / "mecene", clock)
+    yield app
+    app.close()
 
 
 def _path(template: str, draw: Any) -> str:
@@ -138,7 +93,7 @@ def _path(template: str, draw: Any) -> str:
     use_raw=st.booleans(),
 )
 def test_no_body_gets_a_server_error(
-    daemon: Daemon, route: tuple[str, str], body: Any, segment: str, raw: bytes, use_raw: bool
+    daemon: App, route: tuple[str, str], body: Any, segment: str, raw: bytes, use_raw: bool
 ) -> None:
     method, template = route
     from urllib.parse import quote
@@ -147,7 +102,7 @@ def test_no_body_gets_a_server_error(
     payload = raw if use_raw else json.dumps(body).encode()
     if method == "POST" and template.endswith("/wallet/lock"):
         return  # locking is legitimate: it would only make every later example 423
-    status = daemon.call(method, path, payload)
+    status = daemon.send(method, path, payload)
     assert status < 500, (method, path, payload[:200])
 
 

@@ -17,22 +17,16 @@ import pytest
 
 from .browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path
 from .procs import mecene, start
-from .test_extension import PAGES, tab_state, worker
+from .test_extension import server, tab_state, worker  # noqa: F401 - server is a fixture
 from .xvfb import Xvfb
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
-    s = PageServer(PAGES, tmp_path_factory.mktemp("tls")).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
 def headed(
-    server: PageServer, tmp_path_factory: pytest.TempPathFactory
+    server: PageServer,  # noqa: F811 - the fixture
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Xvfb, Any]]:
     """Chromium with a window on a fresh X display, the extension loaded. It
     depends on the server so that it closes first, with its connections."""
@@ -54,7 +48,9 @@ def headed(
 
 
 def test_the_keyboard_shortcut_flattrs_the_page(
-    headed: tuple[Xvfb, Any], server: PageServer, tmp_path: Path
+    headed: tuple[Xvfb, Any],
+    server: PageServer,  # noqa: F811 - the fixture
+    tmp_path: Path,
 ) -> None:
     x, ctx = headed
     data = tmp_path / "mecene"
