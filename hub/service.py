@@ -43,7 +43,6 @@ from .schema import (
     creator_keys,
     deposits,
     giving,
-    ledger_accounts,
     nonces,
     settlements,
     withdrawals,
