@@ -950,4 +950,3 @@ class Hub:
     async def balance_of(self, name: str) -> int:
         async with self.engine.connect() as conn:
             return await ledger.balance_cents(conn, name)
-
