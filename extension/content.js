@@ -36,10 +36,17 @@
     "pulls", "readme", "search", "security", "sessions", "settings", "site", "sponsors", "stars",
     "team", "topics", "trending", "watching", "password_reset", "nonprofit", "education",
   ]);
+  // User content: comments, replies, responses, forum posts (WordPress's
+  // comment list, schema.org Comment, ARIA's comment role, Discourse's
+  // .topic-post, phpBB's .postbody, Disqus-style .reply and .response).
   const COMMENT_SELECTOR = [
     "[itemtype*='Comment']", "[itemprop='comment']", "[role='comment']", ".comment",
     ".comments", "#comments", ".comment-list", ".commentlist", "[id^='comment-']",
+    ".reply", ".replies", "#replies", ".response", ".responses", "#responses",
+    ".topic-post", ".forum-post", ".postbody", ".postprofile", "[itemtype*='DiscussionForumPosting'] [itemprop='comment']",
   ].join(",");
+  const MAX_ENTRIES = 64;
+  const MAX_LABEL = 80;
   const YOUTUBE_HOSTS = new Set(["youtube.com", "www.youtube.com", "m.youtube.com"]);
 
   // -- values -------------------------------------------------------------------
@@ -138,6 +145,10 @@
   function scopeOf(el) {
     if (el.closest(COMMENT_SELECTOR)) return "element";
     const article = el.closest("article");
+    // An article inside another is a comment, in HTML's own model.
+    if (article && article.parentElement && article.parentElement.closest("article")) {
+      return "element";
+    }
     if (article && article.parentElement) {
       const siblings = Array.from(article.parentElement.children).filter(
         (c) => c.tagName === "ARTICLE");
@@ -181,24 +192,37 @@
   }
 
   function labelOf(el) {
-    const text = (el.getAttribute("title") || el.textContent || "").replace(/\s+/g, " ").trim();
-    return text ? text.slice(0, 80) : undefined;
+    const raw = el.getAttribute("title") || el.textContent || "";
+    const text = raw.slice(0, 4 * MAX_LABEL).replace(/\s+/g, " ").trim();
+    return text ? text.slice(0, MAX_LABEL) : undefined;
   }
 
   function relTokens(el) {
-    return (el.getAttribute("rel") || "").toLowerCase().split(/\s+/).filter(Boolean);
+    return (el.getAttribute("rel") || "").slice(0, MAX_VALUE).toLowerCase()
+      .split(/\s+/).filter(Boolean);
   }
 
   // -- detection ------------------------------------------------------------------------
 
+  /* `source` is one of these short words, never the page's own text:
+   *   meta, link         a <meta> or <link> (in the head, or in the body outside user content)
+   *   anchor             an <a rel="payment|me|author">
+   *   button             an <a class="FlattrButton">
+   *   data               an element with data-flattr-uid
+   *   page-url           the page's own address (github.com/LOGIN)
+   *   site               the registrable domain, always last of the page's entries */
+
   function detectCreators(doc) {
-    const found = []; // {key, scope, source, label, order}
+    const found = []; // {key, scope, source, label, url, tier, order}
     let order = 0;
     const base = doc.baseURI;
+    const head = doc.head;
+    // tier 0: the head (what the site declares); 1: page-scope markers in the body.
     const add = (key, scope, source, label, el) => {
       if (!key || key.length > MAX_VALUE) return;
+      const inHead = !el || (head !== null && head.contains(el));
       const url = scope === "element" && el ? partUrl(el, doc) : undefined;
-      found.push({ key, scope, source, label, url, order: order++ });
+      found.push({ key, scope, source, label, url, tier: inHead ? 0 : 1, order: order++ });
     };
     let pageHost = "";
     try {
@@ -208,22 +232,25 @@
     for (const el of doc.querySelectorAll(
       "meta[name], meta[itemprop], link[rel], a[rel], a.FlattrButton, [data-flattr-uid]")) {
       const tag = el.tagName;
+      // Metadata in the head is the page's; the same tags in the body are
+      // the page's only outside user content (a comment cannot declare them).
+      const scope = head !== null && head.contains(el) ? "page" : scopeOf(el);
       if (tag === "META") {
         const name = (el.getAttribute("name") || "").toLowerCase();
         const content = el.getAttribute("content");
         if (name === "flattr:id") {
           const id = cleanId(content);
-          if (id) add(`flattr:${id}`, "page", "meta flattr:id");
+          if (id) add(`flattr:${id}`, scope, "meta", undefined, el);
         } else if (name === "monetization") {
           const v = typeof content === "string" ? content.trim() : "";
           const url = v.startsWith("$") ? cleanUrl(`https://${v.slice(1)}`, base, true) : null;
-          if (url) add(`wm:${url.href}`, "page", "meta monetization");
+          if (url) add(`wm:${url.href}`, scope, "meta", undefined, el);
         } else if (name === "fediverse:creator") {
           const key = fediverseKey(content);
-          if (key) add(key, "page", "meta fediverse:creator", key.slice(10));
+          if (key) add(key, scope, "meta", undefined, el);
         } else if ((el.getAttribute("itemprop") || "") === "channelId" && YOUTUBE_HOSTS.has(pageHost)) {
           const id = cleanId(content);
-          if (id && id.startsWith("UC")) add(`youtube:${id}`, "page", "meta channelId");
+          if (id && id.startsWith("UC")) add(`youtube:${id}`, scope, "meta", undefined, el);
         }
         continue;
       }
@@ -232,33 +259,32 @@
         const href = el.getAttribute("href");
         if (rels.includes("monetization")) {
           const url = cleanUrl(href, base, true);
-          if (url) add(`wm:${url.href}`, "page", "link monetization");
+          if (url) add(`wm:${url.href}`, scope, "link", undefined, el);
           continue;
         }
         if (rels.includes("canonical") && YOUTUBE_HOSTS.has(pageHost)) {
           const url = cleanUrl(href, base, false);
           const m = url && /^\/channel\/(UC[A-Za-z0-9_-]+)/.exec(url.pathname);
-          if (m) add(`youtube:${m[1]}`, "page", "link canonical");
+          if (m) add(`youtube:${m[1]}`, scope, "link", undefined, el);
           continue;
         }
         const url = cleanUrl(href, base, false);
         if (!url) continue;
         const platform = platformKey(url);
         // A <link> in the head to a funding platform counts whatever its rel.
-        if (platform) add(platform, "page", `link ${rels.join(" ")}`);
-        else if (rels.includes("payment")) add(`payment:${url.href}`, "page", "link payment");
+        if (platform) add(platform, scope, "link", undefined, el);
+        else if (rels.includes("payment")) add(`payment:${url.href}`, scope, "link", undefined, el);
         continue;
       }
-      const scope = scopeOf(el);
       if (el.hasAttribute("data-flattr-uid")) {
         const id = cleanId(el.getAttribute("data-flattr-uid"));
-        if (id) add(`flattr:${id}`, scope, "data-flattr-uid", labelOf(el), el);
+        if (id) add(`flattr:${id}`, scope, "data", labelOf(el), el);
       }
       if (tag !== "A") continue;
       if (el.classList.contains("FlattrButton")) {
-        const m = /(?:^|;)\s*uid:([^;]*)/.exec(el.getAttribute("rel") || "");
+        const m = /(?:^|;)\s*uid:([^;]*)/.exec((el.getAttribute("rel") || "").slice(0, MAX_VALUE));
         const id = m ? cleanId(m[1]) : null;
-        if (id) add(`flattr:${id}`, scope, "FlattrButton", labelOf(el), el);
+        if (id) add(`flattr:${id}`, scope, "button", labelOf(el), el);
         continue;
       }
       // A plain link to a profile is not a creator: only rel payment, me or author counts.
@@ -266,8 +292,8 @@
       const url = cleanUrl(el.getAttribute("href"), base, false);
       if (!url) continue;
       const platform = platformKey(url);
-      if (platform) add(platform, scope, `a ${rels.join(" ")}`, labelOf(el), el);
-      else if (rels.includes("payment")) add(`payment:${url.href}`, scope, "a payment", labelOf(el), el);
+      if (platform) add(platform, scope, "anchor", labelOf(el), el);
+      else if (rels.includes("payment")) add(`payment:${url.href}`, scope, "anchor", labelOf(el), el);
     }
 
     // The page itself: github.com/LOGIN and its repositories name their owner.
@@ -275,17 +301,17 @@
       const url = new URL(doc.URL);
       const key = platformKey(url);
       if (key && key.startsWith("github:") && !url.pathname.startsWith("/sponsors/")) {
-        add(key, "page", "page url");
+        add(key, "page", "page-url");
       }
     }
 
     const rank = (e) => PRIORITY[e.key.slice(0, e.key.indexOf(":"))] ?? 9;
     const page = found.filter((e) => e.scope === "page")
-      .sort((a, b) => rank(a) - rank(b) || a.order - b.order);
+      .sort((a, b) => a.tier - b.tier || rank(a) - rank(b) || a.order - b.order);
     const element = found.filter((e) => e.scope === "element").sort((a, b) => a.order - b.order);
     const domain = registrableDomain(pageHost);
     const ordered = [...page];
-    if (domain) ordered.push({ key: `domain:${domain}`, scope: "page", source: "site", label: domain });
+    if (domain) ordered.push({ key: `domain:${domain}`, scope: "page", source: "site" });
     ordered.push(...element);
 
     const seen = new Set();
@@ -297,6 +323,7 @@
       if (e.label) out.label = e.label;
       if (e.url) out.url = e.url;
       result.push(out);
+      if (result.length === MAX_ENTRIES) break;
     }
     return result;
   }
@@ -308,17 +335,19 @@
   globalThis.detectCreators = detectCreators;
   globalThis.registrableDomain = registrableDomain;
   if (!runtime || !runtime.id) return; // a plain script in a test page
-  if (injectedBefore) { // the service worker injects again after each load: report only
-    globalThis.meceneReport();
+  if (injectedBefore) { // the service worker injects again after each load, or asks now
+    globalThis.meceneReport(true);
     return;
   }
 
   let lastUrl = null;
   let lastKeys = null;
-  const report = () => {
+  /** Send the creators to the worker; `force` sends even when nothing changed
+   * (the worker asked, or forgot this page when the tab moved on). */
+  const report = (force) => {
     const creators = detectCreators(document);
     const keys = `${document.title}\n${creators.map((c) => c.key).join("\n")}`;
-    if (keys === lastKeys && location.href === lastUrl) return;
+    if (!force && keys === lastKeys && location.href === lastUrl) return;
     lastKeys = keys;
     lastUrl = location.href;
     try {
@@ -331,21 +360,38 @@
   const later = (fn) => (globalThis.requestIdleCallback
     ? requestIdleCallback(fn, { timeout: 2000 }) : setTimeout(fn, 0));
   let scheduled = false;
-  const schedule = () => {
+  let forced = false;
+  const schedule = (force) => {
+    forced = forced || force === true;
     if (scheduled) return;
     scheduled = true;
-    later(() => { scheduled = false; report(); });
+    later(() => {
+      scheduled = false;
+      const f = forced;
+      forced = false;
+      report(f);
+    });
   };
-  globalThis.meceneReport = schedule;
-  if (document.readyState === "complete") schedule();
-  else addEventListener("load", schedule, { once: true });
+  globalThis.meceneReport = (force) => {
+    // The worker asks while the page is still loading (a toolbar click on a
+    // page whose load never ends): answer at once, not after a load that may never come.
+    if (document.readyState === "complete") schedule(force);
+    else report(true);
+  };
+  // Injected after load by the worker, or before it when the worker asked on demand.
+  globalThis.meceneReport(true);
   // Head changes (single-page apps retitle and re-meta) and history navigation.
   if (document.head) {
-    new MutationObserver(schedule).observe(document.head,
+    new MutationObserver(() => schedule(false)).observe(document.head,
       { childList: true, subtree: true, attributes: true, characterData: true });
   }
-  addEventListener("popstate", schedule);
+  addEventListener("popstate", () => schedule(false));
   if (globalThis.navigation && navigation.addEventListener) {
-    navigation.addEventListener("navigatesuccess", schedule);
+    navigation.addEventListener("navigatesuccess", () => schedule(false));
   }
+  // Back/Forward: a page restored from the back/forward cache is the tab's
+  // document again, and the worker forgot it when the tab moved on.
+  addEventListener("pageshow", (event) => {
+    if (event.persisted) schedule(true);
+  });
 })();

@@ -39,10 +39,11 @@ CASES: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
             body='<a rel="me" href="https://liberapay.com/alice">support</a>',
         ),
         [
+            # The head's own declarations first, by priority; then the body's.
             ("flattr:alice", P),
             ("wm:https://wallet.example/alice", P),
-            ("liberapay:alice", P),
             ("fediverse:@Alice@example.social", P),
+            ("liberapay:alice", P),
             ("domain:example.org", P),
         ],
     ),
@@ -138,7 +139,8 @@ CASES: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "github.com",
         "/torvalds/linux",
         page(body='<a rel="payment" href="https://github.com/sponsors/jan">Sponsor</a>'),
-        [("github:jan", P), ("github:torvalds", P), ("domain:github.com", P)],
+        # The page's own address names its owner; a link in the README comes after.
+        [("github:torvalds", P), ("github:jan", P), ("domain:github.com", P)],
     ),
     "github_reserved_routes_are_not_users": (
         "github.com",
@@ -198,6 +200,84 @@ CASES: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
     "psl_exception": ("a.www.ck", "/", page(), [("domain:www.ck", P)]),
     "ip_address_page": ("127.0.0.1", "/", page(), [("domain:127.0.0.1", P)]),
 }
+
+
+# Hostile pages: what a visitor can write into a page (a comment, a reply, a
+# forum post), written as an attacker would to take the page's place or to
+# break its report. The page's own creator stays first; the visitor's links
+# are element scope; the report stays within its bounds.
+SPAM = "".join(f'<a rel="me" href="https://ko-fi.com/spam{i}">s{i}</a>' for i in range(70))
+HOSTILE: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
+    "seventy_rel_me_links_in_a_comment": (
+        "blog.example.org",
+        "/spam",
+        page(
+            head='<meta name="flattr:id" content="alice">',
+            body='<article>Post</article><ol class="commentlist">'
+            f'<li class="comment">{SPAM}</li></ol>',
+        ),
+        [("flattr:alice", P), ("domain:example.org", P)]
+        + [(f"kofi:spam{i}", E) for i in range(62)],  # 64 entries at most
+    ),
+    "a_comment_link_with_a_very_long_rel": (
+        "blog.example.org",
+        "/longrel",
+        page(
+            head='<meta name="flattr:id" content="alice">',
+            body='<div id="comments"><a rel="payment ' + "nofollow " * 400 + 'me" '
+            'href="https://liberapay.com/eve">Eve</a></div>',
+        ),
+        [("flattr:alice", P), ("domain:example.org", P), ("liberapay:eve", E)],
+    ),
+    # The WordPress Flattr plugin's button markup, pasted into a reply section.
+    "a_flattr_button_in_the_replies": (
+        "blog.example.org",
+        "/replies",
+        page(
+            head='<link rel="payment" href="https://flattr.com/submit/auto?user_id=alice">',
+            body='<article>Post</article><section class="replies"><div>'
+            '<a class="FlattrButton" rel="flattr;uid:mallory;category:text;" '
+            'href="https://blog.example.org/">Flattr</a></div></section>',
+        ),
+        [("flattr:alice", P), ("domain:example.org", P), ("flattr:mallory", E)],
+    ),
+    "a_payment_link_element_inside_a_comment": (
+        "blog.example.org",
+        "/linkincomment",
+        page(
+            head='<meta name="fediverse:creator" content="@alice@example.social">',
+            body='<article>Post</article><div class="comment" id="comment-9">'
+            '<link rel="payment" href="https://evil.example/pay">nice post</div>',
+        ),
+        [
+            ("fediverse:@alice@example.social", P),
+            ("domain:example.org", P),
+            ("payment:https://evil.example/pay", E),
+        ],
+    ),
+    # Discourse renders each post in div.topic-post; the forum names nobody in its head.
+    "data_flattr_uid_in_a_forum_post": (
+        "forum.example.net",
+        "/t/1",
+        page(
+            body='<div class="topic-post"><article id="post_2"><div class="cooked">'
+            '<span data-flattr-uid="mallory">me</span></div></article></div>'
+        ),
+        [("domain:example.net", P), ("flattr:mallory", E)],
+    ),
+    # HTML's own model of a comment: an <article> nested in the post's <article>.
+    "a_nested_article_reply_with_rel_author_payment": (
+        "example.net",
+        "/nested",
+        page(
+            body='<article><h1>Post</h1><p>by <a rel="author" href="https://liberapay.com/alice">'
+            'Alice</a></p><article><p>Reply by <a rel="author payment" '
+            'href="https://liberapay.com/mallory">The Guardian</a></p></article></article>'
+        ),
+        [("liberapay:alice", P), ("domain:example.net", P), ("liberapay:mallory", E)],
+    ),
+}
+CASES.update(HOSTILE)
 
 
 @pytest.fixture(scope="module")
@@ -276,5 +356,20 @@ def test_labels_and_sources(browser: Any, server: PageServer) -> None:
     result, page_ = detect(browser, server, host, path)
     page_.close()
     dan = next(c for c in result if c["key"] == "kofi:dan")
-    assert dan["label"] == "Dan" and dan["source"] == "a me"
-    assert result[0]["source"] == "meta flattr:id"
+    assert dan["label"] == "Dan" and dan["source"] == "anchor"
+    assert result[0]["source"] == "meta"
+
+
+SOURCES = {"meta", "link", "anchor", "button", "data", "page-url", "site"}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_every_entry_stays_within_its_bounds(browser: Any, server: PageServer, case: str) -> None:
+    host, path, _html, _expected = CASES[case]
+    result, page_ = detect(browser, server, host, path)
+    page_.close()
+    assert 1 <= len(result) <= 64
+    for c in result:
+        assert c["source"] in SOURCES
+        assert len(c.get("label", "")) <= 80
+        assert len(c["key"]) <= 512
