@@ -116,8 +116,16 @@ async def request_pairing(request: web.Request) -> web.Response:
     from .pairing import client_name
 
     body = validate.obj(await read_json(request), {"client"})
-    pairing = _service(request).request_pairing(client_name(body.get("client")))
-    return web.json_response({"pairing_id": pairing.id, "code": pairing.code}, status=201)
+    service = _service(request)
+    pairing = service.request_pairing(client_name(body.get("client")))
+    return web.json_response(
+        {
+            "pairing_id": pairing.id,
+            "code": pairing.code,
+            "expires_in": pairing.expires_in(service.clock.now()),
+        },
+        status=201,
+    )
 
 
 @routes.get(f"{API}/pairing/{{pairing_id}}")
@@ -129,6 +137,13 @@ async def poll_pairing(request: web.Request) -> web.Response:
 @routes.get(f"{API}/status")
 async def status(request: web.Request) -> web.Response:
     return web.json_response(await _service(request).status())
+
+
+@routes.get(f"{API}/creators")
+async def creators_joined(request: web.Request) -> web.Response:
+    """Whether creators have joined, from the hub's whole published list."""
+    keys = validate.creator_keys_query(request.query.getall("key", []))
+    return web.json_response(_service(request).creators_joined(keys))
 
 
 @routes.post(f"{API}/clicks")

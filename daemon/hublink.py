@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import random
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,11 +29,14 @@ from hub import signing
 
 from .clock import timestamp
 from .errors import DomainError
-from .service import Service
+from .service import Joined, Service
 
 log = logging.getLogger("mecene.hub")
 RETRY_BASE_SECONDS = 5.0
 RETRY_MAX_SECONDS = 3600.0
+# How often the list of joined creators is downloaded again (tests shorten it).
+JOINED_REFRESH_SECONDS = float(os.environ.get("MECENE_JOINED_REFRESH_SECONDS", "3600"))
+MAX_JOINED_KEYS = 5_000_000
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
@@ -62,6 +66,7 @@ class HubLink:
         self.last_error: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._pass = asyncio.Lock()
+        self._joined_due = 0.0  # loop time when the joined list is next downloaded
 
     # -- calls -----------------------------------------------------------------------
 
@@ -127,6 +132,23 @@ class HubLink:
         account = await self._ok("GET", "/v1/account")
         await self.service.set_balance(int(account["balance_cents"]))
         return int(account["balance_cents"])
+
+    async def refresh_joined(self) -> None:
+        """Download the hub's whole list of proved creator keys (DESIGN.md, "Who
+        has joined"): the popup can then say whether a creator has joined
+        without the hub learning which creator the person looked at."""
+        data = await self._ok("GET", "/v1/creators/joined", signed=False)
+        keys = data.get("keys") if isinstance(data, dict) else None
+        months = data.get("escrow_months") if isinstance(data, dict) else None
+        if (
+            not isinstance(keys, list)
+            or len(keys) > MAX_JOINED_KEYS
+            or not all(isinstance(k, str) for k in keys)
+            or not isinstance(months, int)
+        ):
+            raise HubRefused("the hub's list of joined creators is malformed")
+        self.service.joined = Joined(frozenset(keys), months, self.service.clock.now())
+        self._joined_due = asyncio.get_running_loop().time() + JOINED_REFRESH_SECONDS
 
     async def state(self) -> dict[str, Any]:
         return {
@@ -266,6 +288,15 @@ class HubLink:
             except Exception:
                 log.exception("sending months to the hub failed; will try again")
                 delay = RETRY_MAX_SECONDS / 60
+            loop = asyncio.get_running_loop()
+            if loop.time() >= self._joined_due:
+                try:
+                    await self.refresh_joined()
+                except DomainError as exc:
+                    log.info("the list of joined creators was not downloaded: %s", exc)
+                    self._joined_due = loop.time() + RETRY_MAX_SECONDS / 60
+            until_joined = max(1.0, self._joined_due - loop.time())
+            delay = until_joined if delay is None else min(delay, until_joined)
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=delay)
             except TimeoutError:

@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import Invalid, NotFound, RateLimited
 
@@ -33,6 +34,10 @@ class Pairing:
 
     def expired(self, now: dt.datetime) -> bool:
         return now - self.created > CODE_TTL
+
+    def expires_in(self, now: dt.datetime) -> int:
+        """Whole seconds the code stays valid (the popup shows them)."""
+        return max(0, int((self.created + CODE_TTL - now).total_seconds()))
 
 
 def hash_token(token: str) -> str:
@@ -78,7 +83,7 @@ class Pairings:
         self._recent.append(now)
         return pairing
 
-    def poll(self, pairing_id: str, now: dt.datetime) -> dict[str, str]:
+    def poll(self, pairing_id: str, now: dt.datetime) -> dict[str, Any]:
         """What the browser sees; an approved token is handed out once."""
         pairing = self._by_id.get(pairing_id)
         if pairing is None:
@@ -90,6 +95,8 @@ class Pairings:
             token, pairing.token = pairing.token, None
             del self._by_id[pairing_id]
             return {"status": "approved", "token": token}
+        if pairing.status == "pending":
+            return {"status": "pending", "expires_in": pairing.expires_in(now)}
         return {"status": pairing.status}
 
     def pending(self, now: dt.datetime) -> list[Pairing]:

@@ -132,6 +132,15 @@ def _refused_click(db: Database, req: ClickRequest, month: str) -> tuple[Any, bo
     raise FlattrOnce("you already flattred this this month", click=click_json(same))
 
 
+@dataclass(frozen=True)
+class Joined:
+    """The creators who have joined the hub, as of `at`."""
+
+    keys: frozenset[str]
+    escrow_months: int
+    at: dt.datetime
+
+
 class Service:
     def __init__(self, store: Store, clock: Clock, wallet_path: Path, wallet: Wallet | None = None):
         self.store = store
@@ -149,6 +158,9 @@ class Service:
         self._balance_cents: int | None = None
         # Called when months close or the wallet is unlocked (the hub link sends them).
         self.on_months_closed: Callable[[], None] | None = None
+        # The hub's published set of proved creator keys, downloaded whole by
+        # the hub link (never a question about one key); None until it arrives.
+        self.joined: Joined | None = None
 
     # -- start-up, wallet ------------------------------------------------
 
@@ -642,6 +654,18 @@ class Service:
         await self.roll_months()
         return new
 
+    # -- who has joined -------------------------------------------------------------
+
+    def creators_joined(self, keys: list[str]) -> dict[str, Any]:
+        """Whether each key has joined, from the last list the hub published
+        (`joined` is None while no list has arrived yet)."""
+        j = self.joined
+        return {
+            "creators": [{"key": k, "joined": None if j is None else k in j.keys} for k in keys],
+            "escrow_months": None if j is None else j.escrow_months,
+            "list_at": None if j is None else timestamp(j.at),
+        }
+
     # -- pairing and tokens ------------------------------------------------------
 
     def dashboard_session(self, token: str) -> Principal | None:
@@ -678,13 +702,19 @@ class Service:
         )
         return pairing
 
-    def poll_pairing(self, pairing_id: str) -> dict[str, str]:
+    def poll_pairing(self, pairing_id: str) -> dict[str, Any]:
         return self.pairings.poll(pairing_id, self.clock.now())
 
-    def pending_pairings(self) -> list[dict[str, str]]:
+    def pending_pairings(self) -> list[dict[str, Any]]:
+        now = self.clock.now()
         return [
-            {"code": p.code, "client": p.client, "created_at": timestamp(p.created)}
-            for p in self.pairings.pending(self.clock.now())
+            {
+                "code": p.code,
+                "client": p.client,
+                "created_at": timestamp(p.created),
+                "expires_in": p.expires_in(now),
+            }
+            for p in self.pairings.pending(now)
         ]
 
     async def approve_pairing(self, code: object) -> dict[str, str]:

@@ -87,6 +87,16 @@ def creator(value: Any, name: str = "creator") -> str:
         raise Invalid(f"{name}: {exc}") from None
 
 
+MAX_QUERIED_KEYS = 64
+
+
+def creator_keys_query(values: list[str]) -> list[str]:
+    """`?key=A&key=B`: 1 to 64 creator keys, each in its canonical form."""
+    if not values or len(values) > MAX_QUERIED_KEYS:
+        raise Invalid(f"ask about 1 to {MAX_QUERIED_KEYS} creator keys (?key=…)")
+    return [creator(v, "key") for v in values]
+
+
 def url(value: Any, name: str = "url") -> str:
     try:
         return keys.thing_url(value)

@@ -6,6 +6,7 @@ Every route under /v1 that concerns an account needs a signed request
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -179,6 +180,18 @@ async def counter(request: web.Request) -> web.Response:
     return _cached(request, f'"{kind}-{count}"', lambda: _json({field: subject, label: count}))
 
 
+async def joined(request: web.Request) -> web.Response:
+    """The set of proved creator keys, whole (DESIGN.md, "Who has joined")."""
+    keys = await request.app[HUB].joined_keys()
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+    escrow_months = request.app[HUB].config.escrow_months
+    return _cached(
+        request,
+        f'"joined-{digest}"',
+        lambda: _json({"keys": keys, "escrow_months": escrow_months}),
+    )
+
+
 def button_svg(count: int) -> str:
     """A small "Flattr | N" button, like the original's, as SVG."""
     text = escape(f"{count:,}".replace(",", "\u202f"))
@@ -218,6 +231,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/flattr-ids", flattr_id),
     ("POST", "/v1/withdrawals", withdraw),
     ("GET", "/v1/counters/{kind}", counter),
+    ("GET", "/v1/creators/joined", joined),
     ("GET", "/v1/buttons/{kind}.svg", button),
 ]
 

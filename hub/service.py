@@ -906,6 +906,17 @@ class Hub:
             )
         return int(value or 0)
 
+    async def joined_keys(self) -> list[str]:
+        """Every proved creator key, sorted: published whole, so that a daemon
+        never asks about one key (which would tell the hub what its person reads)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(creator_keys.c.key)
+                .where(creator_keys.c.owner.is_not(None))
+                .order_by(creator_keys.c.key)
+            )
+            return [r[0] for r in rows]
+
     async def payouts(self, month: str) -> dict[str, Any]:
         """What each creator account received from `month`'s settlements, and
         what is held (escrow, withheld) or was returned."""

@@ -439,3 +439,41 @@ async def test_subscription_can_be_cancelled_with_the_id_in_the_body(api: Api) -
     out = await api.call("DELETE", "/subscriptions", {"id": sub["id"]}, expect=200)
     assert out["subscription"]["state"] == "cancelled"
     await api.call("DELETE", "/subscriptions", {"id": "nope"}, expect=400)
+
+
+async def test_pairing_says_how_long_its_code_stays_valid(api: Api) -> None:
+    started = await api.call(
+        "POST", "/pairing", {"client": "Firefox on Linux"}, token=None, expect=201
+    )
+    assert started["expires_in"] == 300
+    api.clock.advance(seconds=100)
+    polled = await api.call("GET", f"/pairing/{started['pairing_id']}", token=None, expect=200)
+    assert polled == {"status": "pending", "expires_in": 200}
+    pending = await api.call("GET", "/pairings", token="admin", expect=200)
+    assert [(p["client"], p["expires_in"]) for p in pending["pending"]] == [
+        ("Firefox on Linux", 200)
+    ]
+
+
+async def test_whether_creators_have_joined_comes_from_the_hub_s_whole_list(api: Api) -> None:
+    from daemon.http import SERVICE
+    from daemon.service import Joined
+
+    unknown = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)
+    assert unknown == {
+        "creators": [
+            {"key": "flattr:alice", "joined": None},
+            {"key": "domain:example.org", "joined": None},
+        ],
+        "escrow_months": None,
+        "list_at": None,
+    }
+    service = api.client.server.app[SERVICE]
+    service.joined = Joined(frozenset({"flattr:alice"}), 12, api.clock.now())
+    known = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)
+    assert [c["joined"] for c in known["creators"]] == [True, False]
+    assert known["escrow_months"] == 12
+    for bad in ("", "?key=nonsense", "?" + "&".join(["key=flattr:a"] * 65)):
+        out = await api.call("GET", f"/creators{bad}", expect=400)
+        assert out["error"] == "invalid"
+    await api.call("GET", "/creators?key=flattr:alice", token=None, expect=401)

@@ -560,3 +560,21 @@ async def test_the_hub_never_fetches_a_proof_from_a_private_address(key: str) ->
             await fetcher.prove(key, "mecene-claim-x")
     finally:
         await fetcher.close()
+
+
+async def test_the_list_of_joined_creators_is_published_whole(connect: Any) -> None:
+    """Proved keys only, sorted, cacheable: daemons download it whole and never
+    ask about one key (DESIGN.md, "Who has joined")."""
+    anon = connect()
+    empty = await anon.call("GET", "/v1/creators/joined", expect=200, sign=False)
+    assert empty == {"keys": [], "escrow_months": 12}
+    bob, carol = connect(), connect()
+    keys = [(await c.call("POST", "/v1/flattr-ids", {}, 201))["key"] for c in (bob, carol)]
+    await bob.call("POST", "/v1/claims", {"key": "domain:unproved.example"}, 201)
+    resp = await anon.client.get("/v1/creators/joined")
+    assert resp.status == 200
+    assert (await resp.json())["keys"] == sorted(keys)  # the pending claim is not listed
+    etag = resp.headers["ETag"]
+    assert "max-age" in resp.headers["Cache-Control"]
+    again = await anon.client.get("/v1/creators/joined", headers={"If-None-Match": etag})
+    assert again.status == 304
