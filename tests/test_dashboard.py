@@ -176,3 +176,42 @@ def test_the_dashboard_is_closed_to_everyone_else(daemon: Daemon, browser: Any) 
     )
     assert wrong.status == 401
     context.close()
+
+
+def test_the_dashboard_lists_pairing_codes_to_approve_or_deny(
+    daemon: Daemon, browser: Any, tmp_path: Path
+) -> None:
+    """A browser's panel shows a code; the person approves it here (the panel
+    names this place), or denies one they do not recognise."""
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    assert page.is_hidden("#pairing-panel")
+    asked = []
+    for client in ("Chromium on Linux", "Firefox on Linux"):
+        status, body = daemon.request("POST", "/pairing", {"client": client}, None)
+        assert status == 201
+        asked.append(body)
+    page.wait_for_selector("#pairing-panel:not([hidden])", timeout=10_000)
+    rows = page.eval_on_selector_all(
+        "#pending tbody tr[data-code]",
+        "(rs) => rs.map((r) => [r.dataset.code, r.children[1].textContent])",
+    )
+    assert sorted(rows) == sorted(
+        [
+            [a["code"], c]
+            for a, c in zip(asked, ("Chromium on Linux", "Firefox on Linux"), strict=True)
+        ]
+    )
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):
+        page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard-pairing.png"))
+    chromium, firefox = asked
+    page.click(f"#pending tr[data-code='{chromium['code']}'] button:text('Approve')")
+    page.click(f"#pending tr[data-code='{firefox['code']}'] button:text('Deny')")
+    wait_until(page, "() => document.getElementById('pairing-panel').hidden")
+    got = daemon.request("GET", f"/pairing/{chromium['pairing_id']}", None, None)[1]
+    assert got["status"] == "approved" and got["token"]
+    assert daemon.request("GET", f"/pairing/{firefox['pairing_id']}", None, None)[1] == {
+        "status": "denied"
+    }

@@ -211,6 +211,30 @@ async function showBrowsers() {
   emptyNote(tbody, "No browser paired yet.");
 }
 
+/** Codes waiting for approval (a browser's Mécène panel shows the same code).
+ * Asked every 2 s: the person comes here from the panel to approve. */
+async function showPending() {
+  let pending;
+  try {
+    ({ pending } = await api("GET", "/pairings"));
+  } catch (e) {
+    return; // signed out: refresh() says so
+  }
+  const tbody = $("pending").tBodies[0];
+  tbody.replaceChildren();
+  for (const p of pending) {
+    const actions = document.createElement("td");
+    actions.append(
+      button("Approve", () => api("POST", "/pairings/approve", { code: p.code })),
+      button("Deny", () => api("POST", "/pairings/deny", { code: p.code })),
+    );
+    const left = `${Math.floor(p.expires_in / 60)}:${String(p.expires_in % 60).padStart(2, "0")}`;
+    const tr = row(tbody, [cell(p.code, "code"), cell(p.client), cell(left), actions]);
+    tr.dataset.code = p.code;
+  }
+  $("pairing-panel").hidden = pending.length === 0;
+}
+
 async function refresh() {
   let status;
   try {
@@ -236,7 +260,7 @@ async function refresh() {
     + `${status.month}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`;
   await Promise.all([
     showMonth(status), showMonths(status.month), showSubscriptions(), showSettings(),
-    showBrowsers(),
+    showBrowsers(), showPending(),
   ]);
   document.body.dataset.state = "ready";
 }
@@ -317,3 +341,4 @@ $("logout").addEventListener("click", async () => {
 });
 
 refresh().catch((e) => notify(e.message));
+setInterval(showPending, 2000);
