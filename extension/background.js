@@ -7,31 +7,44 @@
 "use strict";
 if (typeof importScripts === "function" && !globalThis.MeceneStorage) {
   // Chromium's service worker; Firefox loads them from the manifest.
-  importScripts("storage.js", "daemon.js");
+  importScripts("storage.js", "daemon.js", "pairing.js");
 }
 
 const MAX_CREATORS = 64;
 const KEY_RE = /^[a-z]+:\S{1,510}$/;
 const SCOPES = new Set(["page", "element"]);
+// content.js's `source` words; "site" is the domain entry.
+const SOURCES = new Set(["meta", "link", "anchor", "button", "data", "page-url", "site"]);
+// Sources that name the page's own creator in other words (the head's
+// metadata, the page's address, the site): never listed as "also on this page".
+const OWN_SOURCES = new Set(["meta", "link", "page-url", "site"]);
 
-/** The creator list from a content script, cleaned, or null if malformed. */
+/** One entry from a content script, cleaned, or null: a bad entry is dropped alone. */
+function checkCreator(c) {
+  if (!c || typeof c !== "object") return null;
+  if (typeof c.key !== "string" || c.key.length > 512 || !KEY_RE.test(c.key)) return null;
+  if (!SCOPES.has(c.scope) || !SOURCES.has(c.source)) return null;
+  const entry = { key: c.key, scope: c.scope, source: c.source };
+  if (typeof c.label === "string" && c.label.trim()) entry.label = c.label.slice(0, 80);
+  if (typeof c.url === "string" && c.url.length <= 2048) entry.url = c.url; // checked in othersOf()
+  return entry;
+}
+
+/** The creator list from a content script: page scope first (a page's visitors
+ * can add element-scope creators, never go before its own), at most 64 entries,
+ * each key once; null when there is no list at all. */
 function checkCreators(args) {
   const list = args && args.creators;
-  if (!Array.isArray(list) || list.length > MAX_CREATORS) return null;
+  if (!Array.isArray(list)) return null;
+  const clean = list.slice(0, 4 * MAX_CREATORS).map(checkCreator).filter(Boolean);
+  const seen = new Set();
   const out = [];
-  for (const c of list) {
-    if (!c || typeof c !== "object") return null;
-    if (typeof c.key !== "string" || c.key.length > 512 || !KEY_RE.test(c.key)) return null;
-    if (!SCOPES.has(c.scope) || typeof c.source !== "string" || c.source.length > 64) return null;
-    const entry = { key: c.key, scope: c.scope, source: c.source };
-    if (typeof c.label === "string") entry.label = c.label.slice(0, 80);
-    if (c.url !== undefined) {
-      if (typeof c.url !== "string" || c.url.length > 2048) return null;
-      entry.url = c.url; // checked against the page's origin in partUrls()
-    }
-    out.push(entry);
+  for (const c of [...clean.filter((e) => e.scope === "page"), ...clean.filter((e) => e.scope === "element")]) {
+    if (seen.has(c.key)) continue;
+    seen.add(c.key);
+    out.push(c);
   }
-  return out;
+  return out.slice(0, MAX_CREATORS);
 }
 
 /** The page's URL. The origin is the browser's (`sender`); the content script
@@ -57,15 +70,26 @@ function pageUrl(sender, reported) {
   return url.href;
 }
 
+/** The address without its fragment: what the worker compares documents by. */
+function withoutHash(raw) {
+  try {
+    const url = new URL(raw);
+    url.hash = "";
+    return url.href;
+  } catch (e) {
+    return null;
+  }
+}
+
 async function showBadge(tabId, creators, flattred) {
   // ✓ once flattred this month; else a number when the page names creators
   // beyond its site; nothing otherwise.
-  const named = creators.filter((c) => c.scope === "page" && !c.key.startsWith("domain:"));
+  const named = (creators || []).filter((c) => c.scope === "page" && !c.key.startsWith("domain:"));
   const text = flattred ? "✓" : named.length ? String(named.length) : "";
-  await chrome.action.setBadgeText({ tabId, text });
+  await chrome.action.setBadgeText({ tabId, text }).catch(() => {}); // the tab may be gone
 }
 
-/** Messages from the extension's own pages (the popup), not from content scripts. */
+/** Messages from the extension's own pages (the popup, the options page), not from content scripts. */
 function fromExtensionPage(sender) {
   return typeof sender.url === "string" && sender.url.startsWith(chrome.runtime.getURL(""));
 }
@@ -75,16 +99,37 @@ function failure(error) {
   return { error: { kind, message: String(error.message || error) } };
 }
 
-function clientName() {
-  const brands = (navigator.userAgentData && navigator.userAgentData.brands) || [];
-  const brand = brands.map((b) => b.brand).find((b) => !/Not.A.Brand/i.test(b)) || "Browser";
-  return `Mécène in ${brand}`.slice(0, 80);
+const PLATFORMS = {
+  linux: "Linux", mac: "macOS", win: "Windows", cros: "ChromeOS", android: "Android",
+  openbsd: "OpenBSD", fuchsia: "Fuchsia",
+};
+
+/** "Chromium on Linux", "Firefox on Windows": how the browser is listed in
+ * `mecene pair list` and the dashboard. */
+async function clientName() {
+  let brand = "";
+  if (typeof browser !== "undefined" && browser.runtime && browser.runtime.getBrowserInfo) {
+    brand = (await browser.runtime.getBrowserInfo()).name; // Firefox
+  } else {
+    const brands = (navigator.userAgentData && navigator.userAgentData.brands) || [];
+    // Chrome lists "Chromium" beside its own name: prefer the more specific one.
+    const named = brands.map((b) => b.brand).filter((b) => !/Not.?A.?Brand/i.test(b));
+    brand = named.find((b) => b !== "Chromium") || named[0] || "";
+  }
+  let os = "";
+  try {
+    os = PLATFORMS[(await chrome.runtime.getPlatformInfo()).os] || "";
+  } catch (e) { /* unknown platform: the browser's name alone */ }
+  const name = brand || "Browser";
+  return (os ? `${name} on ${os}` : name).slice(0, 80);
 }
+
+// -- the outbox: flattrs kept until the daemon has them --------------------------------
 
 const OUTBOX_ALARM = "outbox";
 
-/** Send one stored flattr. True when the daemon has answered for good (2xx or
- * a refusal), false when it is unreachable and the flattr must wait. */
+/** Send one stored flattr. {done, data?, error?}: done when the daemon has
+ * answered for good (2xx or a refusal), not when it is unreachable or locked. */
 async function deliver(body, token) {
   try {
     const { data } = await MeceneDaemon.call("POST", "/clicks", body, token);
@@ -107,41 +152,25 @@ async function deliverOutbox() {
     const result = await deliver(entry.body, token);
     if (!result.done) break; // still down: try again at the next alarm
     await MeceneStorage.dropOutbox(id);
+    if (result.data) await markDelivered(entry, result.data.click);
   }
   const left = Object.keys(await MeceneStorage.getOutbox()).length;
   if (left === 0) await chrome.alarms.clear(OUTBOX_ALARM);
   return left;
 }
 
-chrome.alarms.onAlarm.addListener((alarm) => {
-  if (alarm.name === OUTBOX_ALARM) deliverOutbox();
-});
-
-/** The page's other creators (co-authors, commenters; not the site fallback
- * nor the head's other names for the page's own creator),
- * each with the thing a flattr of them is for: their own part of the page when
- * the page gives it an address of its own origin, else the page's URL with a
- * fragment naming them. A flattr of a commenter is thus never a second flattr
- * of the page (one flattr per thing per month), and each part is flattred once. */
-function othersOf(tab) {
-  const page = new URL(tab.url);
-  const used = new Set([tab.url]);
-  const out = [];
-  for (const c of tab.creators.slice(1)) {
-    if (c.key.startsWith("domain:")) continue;
-    // The head's metadata (a monetization link, a fediverse:creator tag…)
-    // names the page's own creator in other words: not another creator.
-    if (c.scope === "page" && !/^(a |FlattrButton|data-flattr-uid)/.test(c.source)) continue;
-    let url = null;
-    try {
-      const part = c.url ? new URL(c.url) : null;
-      if (part && part.origin === page.origin && /^https?:$/.test(part.protocol)) url = part.href;
-    } catch (e) { /* a bad address: use the fallback */ }
-    if (!url || used.has(url)) url = `${tab.url}#creator=${encodeURIComponent(c.key)}`;
-    used.add(url);
-    out.push({ key: c.key, label: c.label, scope: c.scope, url });
+/** A queued flattr reached the daemon: the tab that still shows its page learns it. */
+async function markDelivered(entry, click) {
+  if (!Number.isInteger(entry.tabId) || !click) return;
+  const tab = await MeceneStorage.getTab(entry.tabId);
+  if (!tab) return;
+  if (tab.flattr && tab.flattr.id === click.id) {
+    await MeceneStorage.setTab(entry.tabId, { ...tab, flattr: click });
+    await showBadge(entry.tabId, tab.creators, !click.undone);
+  } else if (tab.others) {
+    const key = Object.keys(tab.others).find((k) => tab.others[k].id === click.id);
+    if (key) await MeceneStorage.setTab(entry.tabId, { ...tab, others: { ...tab.others, [key]: click } });
   }
-  return out.slice(0, 16);
 }
 
 /** Send a new flattr, kept in the outbox first. The answer: {click, status} when
@@ -166,73 +195,221 @@ async function sendFlattr(tabId, body, token) {
   throw sent.error;
 }
 
-/** Actions the popup asks for; each returns a plain object (or {error}). */
-const popupHandlers = {
-  async pair() {
-    const { data } = await MeceneDaemon.call("POST", "/pairing", { client: clientName() });
-    await MeceneStorage.setPairing({ id: data.pairing_id, code: data.code });
-    return { code: data.code };
-  },
+// -- pairing, owned by the worker (pairing.js is the policy) ----------------------------
 
-  async pairingStatus() {
-    const pairing = await MeceneStorage.getPairing();
-    if (!pairing) return { status: "none" };
-    let data;
+const PAIRING_ALARM = "pairing";
+let pairingLoop = null;
+
+/** Feed one event to the pairing policy and carry out what it says. */
+async function pairingEvent(event) {
+  const before = await MeceneStorage.getPairing();
+  const { state, actions } = MecenePairing.next(before, event, Date.now());
+  await MeceneStorage.setPairing(state);
+  for (const action of actions) {
+    if (action.do === "request") {
+      const { data } = await MeceneDaemon.call("POST", "/pairing", { client: await clientName() });
+      await pairingEvent({
+        type: "created", id: data.pairing_id, code: data.code, expiresIn: data.expires_in,
+        tabId: event.tabId, url: event.url,
+      });
+    } else if (action.do === "poll") {
+      pollPairingSoon();
+    } else if (action.do === "wake") {
+      if (action.on) await chrome.alarms.create(PAIRING_ALARM, { periodInMinutes: 0.5 });
+      else await chrome.alarms.clear(PAIRING_ALARM);
+    } else if (action.do === "token") {
+      await MeceneStorage.setToken(action.token);
+      await deliverOutbox();
+    } else if (action.do === "ended") {
+      await MeceneStorage.setPairingEnd({ status: action.status, at: Date.now() });
+    } else if (action.do === "flattr") {
+      // The flattr the person asked for, if that tab still shows that page.
+      flattrTab(action.tabId, { expectUrl: action.url }).catch(() => {});
+    }
+  }
+}
+
+async function pollPairing() {
+  const pairing = await MeceneStorage.getPairing();
+  if (!pairing) return;
+  try {
+    const { data } = await MeceneDaemon.call("GET", `/pairing/${encodeURIComponent(pairing.id)}`);
+    await pairingEvent({ type: "answer", status: data.status, token: data.token });
+  } catch (e) {
+    if (e.kind === "refused") await pairingEvent({ type: "gone" }); // 404: forgotten
+    // down: the daemon restarts or is stopped; the next tick asks again
+  }
+}
+
+/** Ask every second while the worker lives; the alarm wakes a stopped worker. */
+function pollPairingSoon() {
+  if (pairingLoop) return;
+  pairingLoop = setTimeout(async () => {
+    pairingLoop = null;
+    await pollPairing();
+    if (await MeceneStorage.getPairing()) await pairingEvent({ type: "tick" });
+  }, 1000);
+}
+
+chrome.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === OUTBOX_ALARM) deliverOutbox();
+  if (alarm.name === PAIRING_ALARM) pairingEvent({ type: "tick" });
+});
+
+// -- the page's creators and flattrs -----------------------------------------------------
+
+/** The page's other creators (co-authors, commenters; not the site fallback
+ * nor the head's other names for the page's own creator),
+ * each with the thing a flattr of them is for: their own part of the page when
+ * the page gives it an address of its own origin, else the page's URL with a
+ * fragment naming them. A flattr of a commenter is thus never a second flattr
+ * of the page (one flattr per thing per month), and each part is flattred once. */
+function othersOf(tab) {
+  const page = new URL(tab.url);
+  const used = new Set([tab.url]);
+  const out = [];
+  for (const c of tab.creators.slice(1)) {
+    if (c.key.startsWith("domain:") || (c.scope === "page" && OWN_SOURCES.has(c.source))) continue;
+    let url = null;
     try {
-      ({ data } = await MeceneDaemon.call("GET", `/pairing/${encodeURIComponent(pairing.id)}`));
-    } catch (e) {
-      if (e.kind === "refused") { // 404: expired and forgotten by the daemon
-        await MeceneStorage.setPairing(null);
-        return { status: "expired" };
-      }
-      throw e;
-    }
-    if (data.status === "approved" && typeof data.token === "string") {
-      await MeceneStorage.setToken(data.token);
-      await MeceneStorage.setPairing(null);
-    } else if (data.status !== "pending") {
-      await MeceneStorage.setPairing(null);
-    }
-    return { status: data.status, code: pairing.code };
-  },
+      const part = c.url ? new URL(c.url) : null;
+      if (part && part.origin === page.origin && /^https?:$/.test(part.protocol)) url = part.href;
+    } catch (e) { /* a bad address: use the fallback */ }
+    if (!url || used.has(url)) url = `${tab.url}#creator=${encodeURIComponent(c.key)}`;
+    used.add(url);
+    out.push({ key: c.key, label: c.label, scope: c.scope, url });
+  }
+  return out.slice(0, 16);
+}
 
-  /** Flattr the tab's primary creator (the toolbar click). */
-  async flattr(args) {
-    const tabId = args && args.tabId;
-    if (!Number.isInteger(tabId)) return { error: { kind: "invalid", message: "no tab" } };
+/** The tab's address now, without fragment; null when it is not a web page. */
+async function tabUrlNow(tabId) {
+  let tab;
+  try {
+    tab = await chrome.tabs.get(tabId);
+  } catch (e) {
+    return null; // closed
+  }
+  const url = tab && typeof tab.url === "string" ? withoutHash(tab.url) : null;
+  return url && /^https?:/.test(url) ? url : null;
+}
+
+/** The state of the document the tab shows now: the stored one when its URL is
+ * the tab's URL now; else the detector is asked again, on demand (a page that
+ * never finished loading, one restored from the back/forward cache, a state
+ * that outlived its document) and its fresh report awaited. */
+async function tabStateNow(tabId) {
+  const url = await tabUrlNow(tabId);
+  if (!url) return null;
+  const known = await MeceneStorage.getTab(tabId);
+  if (known && known.url === url) return known;
+  if (known) await MeceneStorage.dropTab(tabId);
+  await injectDetector(tabId);
+  for (let i = 0; i < 30; i++) {
+    const state = await MeceneStorage.getTab(tabId);
+    if (state && state.url === url) return state;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return null;
+}
+
+/** One flattr at a time per tab: a pairing that completes while the popup
+ * also asks must not flattr twice. */
+const tabLocks = new Map();
+function oneAtATime(tabId, job) {
+  const before = tabLocks.get(tabId) || Promise.resolve();
+  const run = before.catch(() => {}).then(job);
+  tabLocks.set(tabId, run);
+  run.finally(() => { if (tabLocks.get(tabId) === run) tabLocks.delete(tabId); }).catch(() => {});
+  return run;
+}
+
+/** The month's figures now, for a popup that shows a flattr made earlier. */
+async function freshStatus(token) {
+  try {
+    return (await MeceneDaemon.call("GET", "/status", undefined, token)).data;
+  } catch (e) {
+    return null;
+  }
+}
+
+/** Flattr the primary creator of the document the tab shows now. */
+function flattrTab(tabId, { weight = 1, expectUrl = null } = {}) {
+  return oneAtATime(tabId, async () => {
     const tab = await tabStateNow(tabId);
     if (!tab || !tab.creators.length) {
       return { error: { kind: "nothing", message: "Nothing to flattr on this page." } };
     }
+    if (expectUrl && tab.url !== expectUrl) {
+      return { error: { kind: "moved", message: "The tab shows another page now." } };
+    }
     const token = await MeceneStorage.getToken();
     if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
-    if (tab.flattr && tab.flattr.url === tab.url && !tab.flattr.undone) {
-      return { click: tab.flattr, status: tab.status || null, creators: tab.creators };
+    const known = tab.flattr && tab.flattr.url === tab.url && !tab.flattr.undone ? tab.flattr : null;
+    if (known && !known.queued) {
+      return { click: known, status: await freshStatus(token), creators: tab.creators, url: tab.url };
     }
-    const weight = Number.isInteger(args.weight) && args.weight >= 1 && args.weight <= 5
-      ? args.weight : 1;
-    const body = {
+    // A flattr still in the outbox is sent again with its own id (never a second one).
+    const body = known ? known.body : {
       id: crypto.randomUUID(), url: tab.url, creator: tab.creators[0].key,
       creators: tab.creators.slice(1).map((c) => c.key).slice(0, 32), weight,
     };
-    if (tab.title) body.title = tab.title;
+    if (!known && tab.title) body.title = tab.title;
     // Kept before sending: if the daemon is down, it is delivered later, once.
     const sent = await sendFlattr(tabId, body, token);
     if (sent.queued) {
-      const queued = { ...body, queued: true };
+      const queued = { id: body.id, creator: body.creator, url: body.url, weight: body.weight, queued: true, body };
       await MeceneStorage.setTab(tabId, { ...tab, flattr: queued, status: null });
-      return { queued: true, click: queued, creators: tab.creators, reason: sent.reason };
+      return { queued: true, click: queued, creators: tab.creators, reason: sent.reason, url: tab.url };
     }
-    const { click, status } = sent; // a 409 flattr_once: already flattred, shown with Undo
+    const { click } = sent; // a 409 flattr_once: already flattred, shown with Undo
+    const status = sent.status || await freshStatus(token);
     await MeceneStorage.setTab(tabId, { ...tab, flattr: click, status });
     await showBadge(tabId, tab.creators, !click.undone);
-    return { click, status, creators: tab.creators };
+    return { click, status, creators: tab.creators, url: tab.url };
+  });
+}
+
+function tabIdOf(args) {
+  return args && Number.isInteger(args.tabId) ? args.tabId : null;
+}
+
+/** Actions the extension's own pages ask for; each returns a plain object (or {error}). */
+const popupHandlers = {
+  /** Start pairing, or show the pairing already waiting (the same code). The
+   * worker keeps asking the daemon after the popup closes. */
+  async pair(args) {
+    const tabId = tabIdOf(args);
+    const url = tabId === null ? null : await tabUrlNow(tabId);
+    await MeceneStorage.setPairingEnd(null);
+    await pairingEvent({ type: "start", tabId: url ? tabId : undefined, url: url || undefined });
+    return popupHandlers.pairingStatus();
+  },
+
+  /** {status: "pending", code, expiresAt} while it waits; then how it ended. */
+  async pairingStatus() {
+    const pairing = await MeceneStorage.getPairing();
+    if (pairing && Date.now() < pairing.expiresAt) {
+      pollPairingSoon();
+      return { status: "pending", code: pairing.code, expiresAt: pairing.expiresAt };
+    }
+    const end = await MeceneStorage.getPairingEnd();
+    return { status: end ? end.status : "none" };
+  },
+
+  /** Flattr the tab's primary creator (the toolbar click). */
+  async flattr(args) {
+    const tabId = tabIdOf(args);
+    if (tabId === null) return { error: { kind: "invalid", message: "no tab" } };
+    const weight = Number.isInteger(args.weight) && args.weight >= 1 && args.weight <= 5
+      ? args.weight : 1;
+    return flattrTab(tabId, { weight });
   },
 
   /** The page's other creators and what this browser did for each. */
   async others(args) {
-    const tabId = args && args.tabId;
-    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    const tabId = tabIdOf(args);
+    const tab = tabId === null ? null : await MeceneStorage.getTab(tabId);
     if (!tab) return { others: [] };
     const done = tab.others || {};
     return {
@@ -240,11 +417,21 @@ const popupHandlers = {
     };
   },
 
+  /** Whether creators have joined (the daemon's copy of the hub's list). */
+  async joined(args) {
+    const keys = args && Array.isArray(args.keys)
+      ? args.keys.filter((k) => typeof k === "string" && KEY_RE.test(k)).slice(0, 16) : [];
+    const token = await MeceneStorage.getToken();
+    if (!keys.length || !token) return { creators: [] };
+    const query = keys.map((k) => `key=${encodeURIComponent(k)}`).join("&");
+    return (await MeceneDaemon.call("GET", `/creators?${query}`, undefined, token)).data;
+  },
+
   /** Flattr one of the page's other creators, for their own part of the page. */
   async flattrOther(args) {
-    const tabId = args && args.tabId;
+    const tabId = tabIdOf(args);
     const key = args && args.key;
-    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    const tab = tabId === null ? null : await tabStateNow(tabId);
     const other = tab && typeof key === "string" ? othersOf(tab).find((o) => o.key === key) : null;
     if (!other) return { error: { kind: "invalid", message: "not a creator of this page" } };
     const token = await MeceneStorage.getToken();
@@ -259,27 +446,33 @@ const popupHandlers = {
     return sent.queued ? { queued: true, click, reason: sent.reason } : { click, status: sent.status };
   },
 
-  /** A weight chosen after the flattr: the API has no update, so undo and flattr again. */
+  /** A weight chosen after the flattr: the API has no update, so undo and
+   * flattr again. Only a live flattr is re-weighted; an undone one stays undone. */
   async reweight(args) {
-    const tabId = args && args.tabId;
+    const tabId = tabIdOf(args);
     const weight = args && args.weight;
     if (!Number.isInteger(weight) || weight < 1 || weight > 5) {
       return { error: { kind: "invalid", message: "a weight is 1 to 5" } };
     }
-    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
-    if (tab && tab.flattr && !tab.flattr.undone && !tab.flattr.queued) {
-      if (tab.flattr.weight === weight) return { click: tab.flattr, status: tab.status, creators: tab.creators };
-      await popupHandlers.undo({ tabId });
+    const tab = tabId === null ? null : await MeceneStorage.getTab(tabId);
+    if (!tab || !tab.flattr || tab.flattr.undone || tab.flattr.queued) {
+      return { error: { kind: "invalid", message: "Flattr the page first, then choose its weight." } };
     }
-    return popupHandlers.flattr({ tabId, weight });
+    if (tab.flattr.weight === weight) {
+      const token = await MeceneStorage.getToken();
+      return { click: tab.flattr, status: await freshStatus(token), creators: tab.creators, url: tab.url };
+    }
+    const undone = await popupHandlers.undo({ tabId });
+    if (undone.error) return undone;
+    return flattrTab(tabId, { weight });
   },
 
   /** Subscribe to the page's primary creator and thing for 3, 6 or 12 months. */
   async subscribe(args) {
-    const tabId = args && args.tabId;
+    const tabId = tabIdOf(args);
     const months = args && args.months;
     if (![3, 6, 12].includes(months)) return { error: { kind: "invalid", message: "3, 6 or 12" } };
-    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
+    const tab = tabId === null ? null : await tabStateNow(tabId);
     if (!tab || !tab.creators.length) return { error: { kind: "nothing", message: "nothing" } };
     const token = await MeceneStorage.getToken();
     const { data } = await MeceneDaemon.call("POST", "/subscriptions", {
@@ -289,22 +482,59 @@ const popupHandlers = {
   },
 
   async undo(args) {
-    const tabId = args && args.tabId;
-    const tab = Number.isInteger(tabId) ? await MeceneStorage.getTab(tabId) : null;
-    if (!tab || !tab.flattr) return { error: { kind: "invalid", message: "nothing to undo" } };
+    const tabId = tabIdOf(args);
+    const tab = tabId === null ? null : await MeceneStorage.getTab(tabId);
+    if (!tab || !tab.flattr || tab.flattr.queued) {
+      return { error: { kind: "invalid", message: "Nothing to undo on this page." } };
+    }
     const token = await MeceneStorage.getToken();
     const { data } = await MeceneDaemon.call(
       "DELETE", `/clicks/${encodeURIComponent(tab.flattr.id)}`, undefined, token);
     await MeceneStorage.setTab(tabId, { ...tab, flattr: data.click, status: data.status });
     await showBadge(tabId, tab.creators, !data.click.undone);
-    return data;
+    return { ...data, creators: tab.creators, url: tab.url };
+  },
+
+  /** The options page: the daemon's port, and whether it answers there. */
+  async settings() {
+    const settings = await MeceneStorage.getSettings();
+    return { port: Number.isInteger(settings.port) ? settings.port : MeceneDaemon.DEFAULT_PORT };
+  },
+
+  async setPort(args) {
+    const port = args && args.port;
+    if (!Number.isInteger(port) || port < 1024 || port > 65535) {
+      return { error: { kind: "invalid", message: "A port is a whole number from 1024 to 65535." } };
+    }
+    await MeceneStorage.setSettings({ ...(await MeceneStorage.getSettings()), port });
+    return { port };
+  },
+
+  /** Test the connection: is a Mécène daemon there, and is this browser paired with it? */
+  async check() {
+    const token = await MeceneStorage.getToken();
+    try {
+      const { data } = await MeceneDaemon.call("GET", "/status", undefined, token);
+      return { reachable: true, paired: true, locked: Boolean(data.locked) };
+    } catch (e) {
+      if (e.kind === "unauthorized") return { reachable: true, paired: false };
+      if (e.kind === "locked") return { reachable: true, paired: true, locked: true };
+      return { reachable: false, paired: Boolean(token), message: e.message };
+    }
+  },
+
+  /** The dashboard's address (the person signs in with `mecene open`). */
+  async dashboardUrl() {
+    return { url: await MeceneDaemon.dashboardUrl() };
   },
 };
 
 const handlers = {
-  /** The content script found the page's creators. Top frame only. */
+  /** The content script found the page's creators. Top frame, active document only. */
   async creators(args, sender) {
     if (!sender.tab || sender.frameId !== 0) return null;
+    // A prerendered or cached document is not what the tab shows (Chromium says which).
+    if (sender.documentLifecycle && sender.documentLifecycle !== "active") return null;
     const url = pageUrl(sender, args && args.url);
     const creators = checkCreators(args);
     if (!url || !creators) return null;
@@ -364,12 +594,23 @@ async function injectDetector(tabId, attempt = 0) {
   injections.splice(0, Math.max(0, injections.length - 50));
 }
 
-chrome.tabs.onUpdated.addListener((tabId, change, tab) => {
+chrome.tabs.onUpdated.addListener(async (tabId, change, tab) => {
+  const url = tab && tab.url;
+  if (change.status === "loading") {
+    // The tab starts showing another document (a link, a redirect, Back or
+    // Forward): what the worker knew belongs to the one it leaves. A reload
+    // of the same address keeps it (the same thing, flattred or not).
+    const known = await MeceneStorage.getTab(tabId);
+    if (known && (typeof url !== "string" || withoutHash(url) !== known.url)) {
+      await MeceneStorage.dropTab(tabId);
+      await showBadge(tabId, [], false);
+    }
+    return;
+  }
   if (change.status !== "complete") return;
-  injections.push(`${tabId}: complete ${tab && tab.url ? "with url" : "without url"}`);
+  injections.push(`${tabId}: complete ${url ? "with url" : "without url"}`);
   // The URL can be missing (permissions still settling right after install):
   // try anyway, scripting refuses pages it may not touch.
-  const url = tab && tab.url;
   if (typeof url !== "string" || /^https?:/.test(url)) injectDetector(tabId);
 });
 
@@ -389,24 +630,14 @@ scanTabs().catch(() => {});
 // starting, and its "complete" event is never delivered (seen in about one
 // brand-new profile in three). So after an install, look at every tab again,
 // at once and twice more shortly after; a tab that already has its creators
-// is only asked again (the detector reports nothing new). Not on every start
-// of the worker: that would inject into every open tab each time it wakes.
+// is only asked again. Not on every start of the worker: that would inject
+// into every open tab each time it wakes.
 chrome.runtime.onInstalled.addListener(() => {
   for (const delay of [0, 1000, 4000]) setTimeout(() => scanTabs().catch(() => {}), delay);
 });
 
-/** The tab's state, injecting the detector and waiting briefly if it has none yet. */
-async function tabStateNow(tabId) {
-  const known = await MeceneStorage.getTab(tabId);
-  if (known) return known;
-  await injectDetector(tabId);
-  for (let i = 0; i < 30; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const state = await MeceneStorage.getTab(tabId);
-    if (state) return state;
-  }
-  return null;
-}
+// A pairing left waiting when the worker was stopped: go on asking.
+MeceneStorage.getPairing().then((p) => { if (p) pollPairingSoon(); }).catch(() => {});
 
 chrome.tabs.onRemoved.addListener((tabId) => {
   MeceneStorage.dropTab(tabId);

@@ -14,15 +14,23 @@
     }
   }
 
-  async function call(method, path, body, token) {
+  async function port() {
     const settings = await MeceneStorage.getSettings();
-    const port = Number.isInteger(settings.port) ? settings.port : DEFAULT_PORT;
+    return Number.isInteger(settings.port) ? settings.port : DEFAULT_PORT;
+  }
+
+  /** The dashboard's page; the person signs in with `mecene open`. */
+  async function dashboardUrl() {
+    return `http://127.0.0.1:${await port()}/`;
+  }
+
+  async function call(method, path, body, token) {
     const headers = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (token) headers.Authorization = `Bearer ${token}`;
     let response;
     try {
-      response = await fetch(`http://127.0.0.1:${port}/api/v1${path}`, {
+      response = await fetch(`http://127.0.0.1:${await port()}/api/v1${path}`, {
         method, headers, body: body === undefined ? undefined : JSON.stringify(body),
         cache: "no-store", credentials: "omit",
       });
@@ -40,5 +48,5 @@
     throw new DaemonError("refused", message, data);
   }
 
-  globalThis.MeceneDaemon = { call, DaemonError, DEFAULT_PORT };
+  globalThis.MeceneDaemon = { call, dashboardUrl, DaemonError, DEFAULT_PORT };
 })();

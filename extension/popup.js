@@ -1,22 +1,15 @@
 /* Mécène popup: opening it flattrs the page (the Pocket model), then shows what
- * happened, with Undo. It only talks to the service worker. */
+ * happened, with Undo. It only talks to the service worker, which owns every
+ * state worth keeping: the popup closes whenever focus leaves it. */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
-const SENTENCES = {
-  down: "The Mécène daemon is not running: start it with `mecene run`.",
-  locked: "Your wallet is locked: unlock it with `mecene unlock` or the tray menu.",
-  unauthorized: "This browser's pairing was revoked: open this panel again to pair it.",
-  nothing: "There is nothing to flattr on this page.",
-};
 
 function send(action, args) {
   return chrome.runtime.sendMessage({ action, args });
 }
 
 async function currentTab() {
-  if (params.has("tab")) return Number(params.get("tab")); // tests open the popup in a tab
   const [tab] = await chrome.tabs.query({ active: true, currentWindow: true });
   return tab ? tab.id : null;
 }
@@ -25,47 +18,113 @@ function euros(cents) {
   return cents === null || cents === undefined ? "?" : `${(cents / 100).toFixed(2)}\u00a0€`;
 }
 
+/** Text with commands set as code: sentence("Start it with ", {code: "mecene run"}, "."). */
+function sentence(...parts) {
+  const out = document.createDocumentFragment();
+  for (const part of parts) {
+    if (typeof part === "string") out.append(part);
+    else {
+      const code = document.createElement("code");
+      code.textContent = part.code;
+      out.append(code);
+    }
+  }
+  return out;
+}
+
+const SENTENCES = {
+  down: () => sentence("The Mécène daemon is not running: start it with ", { code: "mecene run" }, "."),
+  locked: () => sentence("Your wallet is locked: unlock it with ", { code: "mecene unlock" },
+    " or from the tray menu."),
+  unauthorized: () => sentence("This browser's pairing was revoked: open this panel again to pair it."),
+  nothing: () => sentence("There is nothing to flattr on this page."),
+  moved: () => sentence("The tab shows another page now: open this panel again to flattr it."),
+};
+
 function show(state, message) {
   $("app").dataset.state = state;
-  $("message").textContent = message || "";
-  $("message").hidden = !message;
+  const node = $("message");
+  if (message instanceof Node) node.replaceChildren(message);
+  else node.textContent = message || "";
+  node.hidden = !message;
 }
 
-/** "alice" for flattr:alice, the label when the page gave one. */
-function creatorName(key, creators) {
+function showError(error) {
+  $("done").hidden = true;
+  $("pairing").hidden = true;
+  const said = SENTENCES[error.kind];
+  show("error", said ? said() : error.message);
+}
+
+/** The creator as a person reads them: the page's words, with the key beside. */
+function showCreator(key, creators) {
   const found = (creators || []).find((c) => c.key === key);
-  if (found && found.label) return found.label;
-  return key.slice(key.indexOf(":") + 1);
+  const { name, key: readable } = MeceneKeys.displayName(key, found && found.label);
+  $("creator").textContent = name;
+  $("creator-key").textContent = readable || "";
+  $("creator-key").hidden = !readable;
+  $("creator").dataset.key = key;
 }
 
-/** The month's figures, from the daemon's status that came with a flattr. */
+/** The month's figures, always the daemon's own of this moment. */
 function showFigures(s) {
-  const flattrs = s && s.clicks === 1 ? "1 flattr" : `${s ? s.clicks : 0} flattrs`;
-  $("figures").textContent = s
-    ? `${flattrs} this month, ${euros(s.per_click_cents)} each, of a ${euros(s.budget_cents)} budget.`
-    : "Already flattred this month.";
+  if (!s) {
+    $("figures").textContent = "";
+    $("balance").textContent = "";
+    return;
+  }
+  const flattrs = s.clicks === 1 ? "1 flattr" : `${s.clicks} flattrs`;
+  $("figures").textContent = s.clicks
+    ? `${flattrs} this month, ${euros(s.per_click_cents)} for each flattr of weight 1, `
+      + `of a ${euros(s.budget_cents)} budget.`
+    : `No flattrs this month yet, of a ${euros(s.budget_cents)} budget.`;
+  $("balance").textContent = `Balance: ${euros(s.balance_cents)}.`;
   // Told before the month ends: the balance will not cover the budget.
-  const short = s && s.warning === "balance_short";
+  const short = s.warning === "balance_short";
   $("warning").hidden = !short;
-  $("warning").textContent = short
-    ? `Your balance is ${euros(s.short_cents)} short of this month's budget: `
-      + "deposit with `mecene deposit` or the dashboard."
-    : "";
+  $("warning").replaceChildren(short
+    ? sentence(`Your balance is ${euros(s.short_cents)} short of this month's budget: deposit with `,
+      { code: "mecene deposit" }, " or on the dashboard.")
+    : "");
 }
+
+/** Whether the creator has joined Mécène, from the daemon's copy of the hub's list. */
+async function showJoined(key) {
+  const answer = await send("joined", { keys: [key] });
+  const info = answer && answer.creators && answer.creators.find((c) => c.key === key);
+  const line = $("joined");
+  if (!info || info.joined === null || info.joined === undefined) {
+    line.hidden = true;
+    return;
+  }
+  line.dataset.joined = String(info.joined);
+  line.textContent = info.joined
+    ? "On Mécène: paid at the end of the month."
+    : `Not on Mécène yet: the money is held for them for ${answer.escrow_months} months.`;
+  line.hidden = false;
+}
+
+let shown = null; // the click on screen
 
 function showDone(result) {
-  const key = result.click.creator;
-  $("creator").textContent = creatorName(key, result.creators);
-  $("creator").title = key;
+  shown = result.click;
+  const undone = Boolean(result.click.undone);
+  showCreator(result.click.creator, result.creators);
   showFigures(result.status);
   $("done").hidden = false;
   $("pairing").hidden = true;
-  $("undo").disabled = Boolean(result.click.undone);
+  $("headline").textContent = undone ? "Undone: not flattred" : "Flattred";
+  $("undo").hidden = undone;
+  $("again").hidden = !undone;
+  $("weight").disabled = undone;
+  $("subscribe-row").hidden = undone;
   $("weight").value = String(result.click.weight || 1);
   $("app").dataset.weight = String(result.click.weight || 1); // confirmed by the daemon
-  show(result.click.undone ? "undone" : "flattred", result.click.undone ? "Undone." : "");
-  // Milliseconds from the popup opening to the daemon's answer shown (bench/extension.py).
-  if (!$("app").dataset.ackMs) $("app").dataset.ackMs = performance.now().toFixed(1);
+  show(undone ? "undone" : "flattred", "");
+  // When the daemon's answer was first on screen, epoch ms (bench/popup.py).
+  if (!$("app").dataset.ackAt) {
+    $("app").dataset.ackAt = (performance.timeOrigin + performance.now()).toFixed(1);
+  }
 }
 
 /** One row per other creator of the page, each with its own flattr button. */
@@ -75,10 +134,19 @@ async function showOthers(tabId) {
   list.replaceChildren();
   for (const other of (result && result.others) || []) {
     const item = document.createElement("li");
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = other.label || other.key.slice(other.key.indexOf(":") + 1);
-    name.title = other.key;
+    const who = document.createElement("span");
+    who.className = "who";
+    const { name, key } = MeceneKeys.displayName(other.key, other.label);
+    const nameLine = document.createElement("span");
+    nameLine.className = "name";
+    nameLine.textContent = name;
+    who.append(nameLine);
+    if (key) {
+      const keyLine = document.createElement("span");
+      keyLine.className = "key";
+      keyLine.textContent = key;
+      who.append(keyLine);
+    }
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.key = other.key;
@@ -93,7 +161,7 @@ async function showOthers(tabId) {
       markOther(button, sent.click);
       if (sent.status) showFigures(sent.status);
     });
-    item.append(name, button);
+    item.append(who, button);
     list.append(item);
   }
   $("others").hidden = list.childElementCount === 0;
@@ -106,26 +174,47 @@ function markOther(button, click) {
   button.disabled = state !== "none";
 }
 
-function showError(error) {
-  show("error", SENTENCES[error.kind] || error.message);
+// -- pairing: the worker owns it; the popup only shows it --------------------------------
+
+let pairingTimer = null;
+
+function showPairing(answer, tabId) {
+  if (answer.status === "pending") {
+    $("code").textContent = answer.code;
+    document.querySelector(".code-inline").textContent = answer.code;
+    const left = Math.max(0, Math.round((answer.expiresAt - Date.now()) / 1000));
+    const clock = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    $("pairing-left").textContent = `The code is valid for ${clock} more. You can close this `
+      + "panel: the page is flattred as soon as you approve.";
+    $("done").hidden = true;
+    $("pairing").hidden = false;
+    show("pairing", "");
+    return;
+  }
+  clearInterval(pairingTimer);
+  if (answer.status === "approved") {
+    flattr(tabId);
+  } else {
+    $("pairing").hidden = true;
+    show("error", `The pairing code was ${answer.status === "denied" ? "denied" : "not approved in time"}: `
+      + "open this panel again for a new code.");
+  }
 }
 
 async function pair(tabId) {
-  const started = await send("pair");
+  const started = await send("pair", { tabId });
   if (started.error) return showError(started.error);
-  $("code").textContent = started.code;
-  document.querySelector(".code-inline").textContent = started.code;
-  $("pairing").hidden = false;
-  show("pairing", "");
-  const timer = setInterval(async () => {
+  showPairing(started, tabId);
+  if (started.status !== "pending") return undefined;
+  pairingTimer = setInterval(async () => {
     const poll = await send("pairingStatus");
-    if (poll.error) { clearInterval(timer); showError(poll.error); return; }
-    if (poll.status === "approved") { clearInterval(timer); flattr(tabId); }
-    if (poll.status === "denied" || poll.status === "expired") {
-      clearInterval(timer);
-      show("error", `Pairing ${poll.status}: open this panel again for a new code.`);
+    if (poll.error) {
+      clearInterval(pairingTimer);
+      return showError(poll.error);
     }
+    return showPairing(poll, tabId);
   }, 1000);
+  return undefined;
 }
 
 async function flattr(tabId) {
@@ -136,26 +225,32 @@ async function flattr(tabId) {
   if (result.error) return showError(result.error);
   if (result.queued) {
     $("done").hidden = true;
-    const why = result.reason === "locked"
-      ? "your wallet is locked (unlock it with `mecene unlock`)"
-      : "the Mécène daemon is not running (start it with `mecene run`)";
-    return show("queued", `Saved: ${why}; this flattr will be delivered then.`);
+    return show("queued", result.reason === "locked"
+      ? sentence("Saved: your wallet is locked (unlock it with ", { code: "mecene unlock" },
+        "); this flattr will be delivered then.")
+      : sentence("Saved: the Mécène daemon is not running (start it with ", { code: "mecene run" },
+        "); this flattr will be delivered then."));
   }
   showDone(result);
+  showJoined(result.click.creator);
   showOthers(tabId);
+  return undefined;
 }
 
 $("undo").addEventListener("click", async () => {
   const result = await send("undo", { tabId: await currentTab() });
   if (result.error) return showError(result.error);
-  showDone({ ...result, creators: [] });
+  return showDone(result);
 });
 
+$("again").addEventListener("click", async () => flattr(await currentTab()));
+
 $("weight").addEventListener("change", async () => {
+  if (!shown || shown.undone) return undefined;
   show("saving", "Saving the new weight…");
   const result = await send("reweight", { tabId: await currentTab(), weight: Number($("weight").value) });
   if (result.error) return showError(result.error);
-  showDone(result);
+  return showDone(result);
 });
 
 for (const button of document.querySelectorAll(".subscribe")) {
@@ -167,7 +262,21 @@ for (const button of document.querySelectorAll(".subscribe")) {
       + "a flattr each month.";
     $("subscribed").hidden = false;
     $("app").dataset.subscribed = String(months);
+    return undefined;
   });
 }
+
+$("dashboard").addEventListener("click", async (event) => {
+  event.preventDefault();
+  const { url } = await send("dashboardUrl");
+  await chrome.tabs.create({ url });
+  window.close();
+});
+
+$("options").addEventListener("click", (event) => {
+  event.preventDefault();
+  chrome.runtime.openOptionsPage();
+  window.close();
+});
 
 currentTab().then((tabId) => (tabId === null ? show("error", "No page.") : flattr(tabId)));

@@ -15,6 +15,7 @@ import shutil
 import ssl
 import threading
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from cryptography import x509
@@ -74,11 +75,20 @@ def chromium_path() -> str:
     return path
 
 
-class PageServer:
-    """Serves `pages[(host, path)]` (HTML) over https on 127.0.0.1, from a thread."""
+class Redirect(str):
+    """A page that answers 302 to this path (on the same host)."""
 
-    def __init__(self, pages: dict[tuple[str, str], str], tls_dir: Path) -> None:
+
+HANG = object()  # a resource that never answers: the page's load never completes
+
+
+class PageServer:
+    """Serves `pages[(host, path)]` over https on 127.0.0.1, from a thread: HTML,
+    a `Redirect(path)`, or `HANG` (answers nothing until the server stops)."""
+
+    def __init__(self, pages: dict[tuple[str, str], Any], tls_dir: Path) -> None:
         self.pages = pages
+        self._stopping: asyncio.Event | None = None
         self._tls = self_signed_context(tls_dir)
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -90,9 +100,16 @@ class PageServer:
         html = self.pages.get((host, request.path))
         if html is None:
             raise web.HTTPNotFound()
+        if html is HANG:
+            assert self._stopping is not None
+            await self._stopping.wait()
+            raise web.HTTPServiceUnavailable()
+        if isinstance(html, Redirect):
+            raise web.HTTPFound(str(html))
         return web.Response(text=html, content_type="text/html")
 
     async def _start(self) -> None:
+        self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._page)
         self._runner = web.AppRunner(app, access_log=None)
@@ -110,6 +127,8 @@ class PageServer:
         return f"https://{host}:{self.port}{path}"
 
     def stop(self) -> None:
+        if self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

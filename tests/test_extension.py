@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path
+from hub import signing
+
+from .browser import EXTENSION, HANG, PageServer, Redirect
+from .hubkit import Person
+from .popup import Cdp, RealPopup, click_into_page, headed_chromium
 from .procs import mecene, start
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -36,6 +41,40 @@ PAGES = {
         '<li class="comment"><a rel="payment" href="https://pay.example/erin">Erin</a>'
         " Agreed.</li></ol></article></body></html>"
     ),
+    # Navigation journeys. Page A marks a restore from the back/forward cache
+    # (pageshow.persisted) on its <html>, so a test knows the cache was used.
+    ("nav.example.org", "/a"): (
+        "<!doctype html><html><head><title>A</title>"
+        '<meta name="flattr:id" content="anna"></head><body><p>Page A</p>'
+        '<a id="to-b" href="/b">to B</a> <a id="to-slow" href="/go-slow">slow</a>'
+        "<script>addEventListener('pageshow', (e) => { if (e.persisted) "
+        "document.documentElement.dataset.restored = '1'; });</script></body></html>"
+    ),
+    ("nav.example.org", "/b"): (
+        "<!doctype html><html><head><title>B</title>"
+        '<meta name="flattr:id" content="bert"></head><body><p>Page B</p></body></html>'
+    ),
+    ("nav.example.org", "/go-slow"): Redirect("/slow"),
+    # A page whose load never completes: one image that never answers.
+    ("nav.example.org", "/slow"): (
+        "<!doctype html><html><head><title>Slow</title>"
+        '<meta name="flattr:id" content="sloane"></head><body><p>Slow page</p>'
+        '<img src="/hang.png" alt=""></body></html>'
+    ),
+    ("nav.example.org", "/hang.png"): HANG,
+    # A visitor's comment that tries to take the page: 70 rel=me links and a
+    # FlattrButton, under the author's own head metadata.
+    ("ugc.example.org", "/post"): (
+        "<!doctype html><html><head><title>Alice's post</title>"
+        '<meta name="flattr:id" content="alice"></head><body><article><h1>Post</h1>'
+        '<p>by <a rel="author" href="https://liberapay.com/alice">Alice (author)</a></p>'
+        "</article><ol class='commentlist'><li class='comment' id='comment-3'>"
+        + "".join(
+            f'<a rel="me" href="https://ko-fi.com/spam{i}">The Guardian</a>' for i in range(70)
+        )
+        + '<a class="FlattrButton" rel="flattr;uid:mallory;" href="/">Flattr</a>'
+        "</li></ol></body></html>"
+    ),
 }
 
 
@@ -46,25 +85,49 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
     s.stop()
 
 
+class Browser:
+    """The person's browser: a window on an X display, and the DevTools link
+    that reaches its toolbar popup."""
+
+    def __init__(self, x: Any, ctx: Any, cdp: Cdp) -> None:
+        self.x = x
+        self.ctx = ctx
+        self.cdp = cdp
+
+    def tab(self) -> Any:
+        """The one tab the person browses in."""
+        return self.ctx.pages[0] if self.ctx.pages else self.ctx.new_page()
+
+    def popup(self) -> RealPopup:
+        """Click the toolbar button: the popup of the active tab."""
+        self.tab().bring_to_front()
+        return RealPopup.open(self.cdp, worker(self.ctx))
+
+    def leave(self, popup: RealPopup) -> None:
+        """Click into the page: the popup closes, as it does for a person."""
+        click_into_page(self.x, self.tab())
+        popup.wait_closed()
+
+
 @pytest.fixture(scope="module")
-def context(server: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Chromium with the extension loaded (DESIGN.md, "Testing as the person would")."""
+def person(server: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Chromium with a window, the back/forward cache on, the extension loaded
+    (DESIGN.md, "Testing as the person would"). It depends on the server so
+    that it closes first, with its connections."""
     profile: Path = tmp_path_factory.mktemp("profile")
-    with sync_api.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=chromium_path(),
-            headless=True,
-            args=[
-                *CHROMIUM_ARGS,
-                f"--disable-extensions-except={EXTENSION}",
-                f"--load-extension={EXTENSION}",
-            ],
-        )
-        # No warm-up page: the very first page after install must reach the
-        # worker too (background.js looks at every tab again after install).
-        yield ctx
-        ctx.close()
+    with headed_chromium(sync_api, profile) as (x, ctx, ws_url):
+        cdp = Cdp(ws_url)
+        try:
+            yield Browser(x, ctx, cdp)
+        finally:
+            cdp.close()
+
+
+@pytest.fixture(scope="module")
+def context(person: Browser) -> Any:
+    # No warm-up page: the very first page after install must reach the
+    # worker too (background.js looks at every tab again after install).
+    return person.ctx
 
 
 def worker(context: Any) -> Any:
@@ -162,9 +225,16 @@ def test_a_content_script_cannot_move_the_page_to_another_origin(context: Any) -
         == "https://blog.example.org/next"
     )
     assert sw.evaluate("pageUrl({url: 'chrome://settings/'}, null)") is None
-    assert (
-        sw.evaluate("checkCreators({creators: [{key: 'x y', scope: 'page', source: 's'}]})") is None
-    )
+    # A bad entry is dropped alone; the rest of the report stands.
+    assert sw.evaluate(
+        "checkCreators({creators: [{key: 'x y', scope: 'page', source: 'meta'},"
+        " {key: 'flattr:a', scope: 'page', source: 'anchor ' + 'x'.repeat(5000)},"
+        " {key: 'kofi:b', scope: 'element', source: 'anchor', label: 'L'.repeat(500)},"
+        " {key: 'flattr:c', scope: 'page', source: 'meta'}]})"
+    ) == [
+        {"key": "flattr:c", "scope": "page", "source": "meta"},
+        {"key": "kofi:b", "scope": "element", "source": "anchor", "label": "L" * 80},
+    ]
     assert sw.evaluate("checkCreators({creators: 'flattr:a'})") is None
     # A part of the page must be of the page's origin, and the same for no two creators.
     others = sw.evaluate("""othersOf({url: 'https://blog.example.org/post', creators: [
@@ -180,121 +250,309 @@ def test_a_content_script_cannot_move_the_page_to_another_origin(context: Any) -
     ]
 
 
-def test_pair_flattr_and_undo_against_a_real_daemon(
-    context: Any, server: PageServer, tmp_path: Path
-) -> None:
-    """The popup's own code path: it flattrs on opening, pairs first if needed, undoes."""
+SHOTS = EXTENSION.parent / "docs"
+
+
+def save_shot(popup: RealPopup, tmp_path: Path, name: str) -> None:
+    """A screenshot of the real popup; MECENE_SAVE_SCREENSHOTS=1 refreshes docs/."""
+    shot = popup.screenshot(tmp_path / name)
+    assert shot.startswith(b"\x89PNG")
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):
+        (SHOTS / name).write_bytes(shot)
+
+
+def fresh_daemon(
+    person: Browser, tmp_path: Path, *, deposit_cents: int = 2000, paired: bool = True
+) -> tuple[Any, Path, str | None]:
+    """A new daemon with money at its hub; the extension pointed at it, with a
+    token when `paired`, and nothing left from an earlier test."""
     data = tmp_path / "mecene"
     assert mecene(data, "init", "--budget", "5").returncode == 0
-    daemon = start(data, deposit_cents=2000)
+    daemon = start(data, deposit_cents=deposit_cents)
+    token = daemon.pair() if paired else None
+    sw = worker(person.ctx)
+    sw.evaluate(
+        "(async () => { await chrome.storage.local.clear(); await chrome.storage.session.clear();"
+        f" await chrome.storage.local.set({{settings: {{port: {daemon.port}}}}});"
+        + (f" await chrome.storage.local.set({{token: '{token}'}});" if token else "")
+        + " await chrome.alarms.clearAll(); })()"
+    )
+    return daemon, data, token
+
+
+def visit(person: Browser, server: PageServer, host: str, path: str) -> str:
+    """Type an address and wait until the worker knows the page."""
+    url = server.url(host, path)
+    person.tab().goto(url)
+    tab_state(person.ctx, lambda s: s["url"] == url)
+    return url
+
+
+def clicks(daemon: Any, token: str | None) -> list[dict[str, Any]]:
+    return list(daemon.request("GET", "/clicks", token=token)[1]["clicks"])
+
+
+def test_first_use_pairing_survives_the_popup_closing(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    """A new user clicks the toolbar button, reads the code, clicks away to a
+    terminal (the popup closes), reopens it (the same code), approves: the
+    page is flattred with the popup closed, and one browser is paired."""
+    daemon, data, _ = fresh_daemon(person, tmp_path, paired=False)
     try:
-        sw = worker(context)
-        sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
-        page = context.new_page()
-        url = server.url("blog.example.org", "/post")
-        page.goto(url)
-        tab = tab_state(context, lambda s: s["url"] == url)["tab"]
-        popup = context.new_page()
-        popup.goto(f"chrome-extension://{sw.url.split('/')[2]}/popup.html?tab={tab}")
-        # First use: the popup shows the code; the person approves it.
-        wait_until(popup, "() => document.getElementById('code').textContent.length === 6")
-        code = popup.text_content("#code")
+        url = visit(person, server, "blog.example.org", "/post")
+        popup = person.popup()
+        popup.wait_state("pairing")
+        code = popup.text("#code")
+        assert len(code) == 6 and code.isdigit()
+        assert "valid for 4:" in popup.text("#pairing-left") or "valid for 5:" in popup.text(
+            "#pairing-left"
+        )
+        assert "`" not in popup.eval("document.body.innerText")
+        save_shot(popup, tmp_path, "popup-pairing.png")
+        person.leave(popup)  # to the terminal
+        again = person.popup()
+        again.wait_state("pairing")
+        assert again.text("#code") == code  # the same code, not a new one
+        person.leave(again)
+        pending = daemon.admin("GET", "/pairings")[1]["pending"]
+        assert [p["code"] for p in pending] == [code]
+        assert pending[0]["client"] == "Chromium on Linux"
         approved = mecene(data, "pair", "approve", code)
         assert approved.returncode == 0, approved.stderr
-        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
-        assert popup.text_content("#creator") == "alice"
-        badge = f"chrome.action.getBadgeText({{tabId: {tab}}})"
-        assert sw.evaluate(badge) == "✓"  # flattred this month
-        assert (
-            popup.text_content("#figures")
-            == "1 flattr this month, 5.00\u00a0€ each, of a 5.00\u00a0€ budget."
-        )
-        popup.set_viewport_size({"width": 340, "height": 175})
-        shot = popup.screenshot(path=str(tmp_path / "popup-flattred.png"))
-        assert shot.startswith(b"\x89PNG")
-        if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
-            (EXTENSION.parent / "docs" / "popup-flattred.png").write_bytes(shot)
-        token = sw.evaluate("chrome.storage.local.get('token').then((r) => r.token)")
-        _, listed = daemon.request("GET", "/clicks", token=token)
-        assert [(c["url"], c["creator"]) for c in listed["clicks"]] == [(url, "flattr:alice")]
-        assert listed["clicks"][0]["title"] == "Post"
-        # The page changes its head (a new title): it is re-read, and stays flattred.
-        page.evaluate("document.title = 'Post, edited'")
-        state = tab_state(context, lambda s: s.get("title") == "Post, edited")
-        assert state["flattr"]["creator"] == "flattr:alice"
-        assert sw.evaluate(badge) == "✓"
-        assert listed["clicks"][0]["creators"] == [
-            "wm:https://wallet.example/alice",
-            "domain:example.org",
-        ]
-        # A weight chosen afterwards: the flattr is redone with it.
-        popup.select_option("#weight", "3")
-        wait_until(popup, "() => document.getElementById('app').dataset.weight === '3'")
-        assert popup.get_attribute("#app", "data-state") == "flattred"
-        assert popup.text_content("#figures").startswith("1 flattr this month")
-        live = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
-        assert [(c["url"], c["weight"]) for c in live] == [(url, 3)]
-        # Subscribe for 6 months: the daemon has it, from this month.
-        popup.click(".subscribe[data-months='6']")
-        wait_until(popup, "() => document.getElementById('app').dataset.subscribed === '6'")
-        subs = daemon.request("GET", "/subscriptions", token=token)[1]["subscriptions"]
-        assert [(s["creator"], s["url"], s["months"]) for s in subs] == [("flattr:alice", url, 6)]
-        assert "Subscribed until" in popup.text_content("#subscribed")
-        # Opening the popup again does not flattr twice.
-        again = context.new_page()
-        again.goto(popup.url)
-        wait_until(again, "() => document.getElementById('app').dataset.state === 'flattred'")
-        assert len(daemon.request("GET", "/clicks", token=token)[1]["clicks"]) == 1
-        again.close()
-        popup.click("#undo")
-        wait_until(popup, "() => document.getElementById('app').dataset.state === 'undone'")
-        assert daemon.request("GET", "/clicks", token=token)[1]["clicks"] == []
-        assert sw.evaluate(badge) == "2"  # undone: back to the creators found
-        popup.close()
-        page.close()
+        # The worker collects the token and makes the flattr, popup closed.
+        deadline = time.monotonic() + 20
+        token = None
+        while time.monotonic() < deadline and not token:
+            token = worker(person.ctx).evaluate(
+                "chrome.storage.local.get('token').then((r) => r.token || null)"
+            )
+            time.sleep(0.2)
+        assert token, "the worker never collected the token"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not clicks(daemon, token):
+            time.sleep(0.2)
+        assert [(c["url"], c["creator"]) for c in clicks(daemon, token)] == [(url, "flattr:alice")]
+        browsers = daemon.admin("GET", "/browsers")[1]["browsers"]
+        assert [(b["name"], b["revoked_at"]) for b in browsers] == [("Chromium on Linux", None)]
+        # Reopened: it shows the flattr made, with the month's true figures.
+        shown = person.popup()
+        shown.wait_state("flattred")
+        assert shown.text("#figures").startswith("1 flattr this month, 5.00\u00a0€ for each flattr")
+        assert len(clicks(daemon, token)) == 1
+        person.leave(shown)
     finally:
         daemon.stop()
 
 
-def _daemon_for(context: Any, tmp_path: Path, deposit_cents: int = 2000) -> tuple[Any, Path, str]:
-    """A fresh daemon with money on its account, the extension pointed at it
-    and paired; (daemon, data, token)."""
-    data = tmp_path / "mecene"
-    assert mecene(data, "init").returncode == 0
-    daemon = start(data, deposit_cents=deposit_cents)
-    sw = worker(context)
-    sw.evaluate(f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}}})")
-    token = daemon.pair()
-    sw.evaluate(f"chrome.storage.local.set({{token: '{token}', outbox: {{}}}})")
-    return daemon, data, token
+def test_flattr_undo_weight_and_subscribe_in_the_real_popup(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        url = visit(person, server, "blog.example.org", "/post")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        tab = tab_state(person.ctx, lambda s: s["url"] == url)["tab"]
+        badge = f"chrome.action.getBadgeText({{tabId: {tab}}})"
+        assert worker(person.ctx).evaluate(badge) == "✓"
+        assert popup.text("#creator") == "Flattr ID alice"
+        assert popup.text("#figures") == (
+            "1 flattr this month, 5.00\u00a0€ for each flattr of weight 1, of a 5.00\u00a0€ budget."
+        )
+        assert popup.text("#balance") == "Balance: 20.00\u00a0€."
+        # The hub's list says nobody proved flattr:alice: the money is held.
+        popup.wait("!document.getElementById('joined').hidden")
+        assert popup.text("#joined") == (
+            "Not on Mécène yet: the money is held for them for 12 months."
+        )
+        save_shot(popup, tmp_path, "popup-flattred.png")
+        popup.choose("#weight", "3")
+        popup.wait("document.getElementById('app').dataset.weight === '3'")
+        assert [(c["url"], c["weight"]) for c in clicks(daemon, token)] == [(url, 3)]
+        popup.click(".subscribe[data-months='6']")
+        popup.wait("document.getElementById('app').dataset.subscribed === '6'")
+        subs = daemon.request("GET", "/subscriptions", token=token)[1]["subscriptions"]
+        assert [(s["creator"], s["url"], s["months"]) for s in subs] == [("flattr:alice", url, 6)]
+        person.leave(popup)
+        # Reopened: not flattred twice; Undo leaves one clear state.
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert len(clicks(daemon, token)) == 1
+        popup.click("#undo")
+        popup.wait_state("undone")
+        assert popup.text("#headline") == "Undone: not flattred"
+        assert popup.eval("document.getElementById('weight').disabled") is True
+        assert popup.eval("document.getElementById('undo').hidden") is True
+        assert clicks(daemon, token) == []
+        assert worker(person.ctx).evaluate(badge) == "2"
+        save_shot(popup, tmp_path, "popup-undone.png")
+        # Changing the weight of an undone flattr does nothing behind the person's back.
+        popup.choose("#weight", "2")
+        time.sleep(0.5)
+        assert clicks(daemon, token) == []
+        popup.click("#again")
+        popup.wait_state("flattred")
+        assert [c["url"] for c in clicks(daemon, token)] == [url]
+        person.leave(popup)
+    finally:
+        daemon.stop()
 
 
-def _open_popup(context: Any, server: PageServer, host: str, path: str) -> Any:
-    sw = worker(context)
-    page = context.new_page()
-    url = server.url(host, path)
-    page.goto(url)
-    tab = tab_state(context, lambda s: s["url"] == url)["tab"]
-    popup = context.new_page()
-    popup.goto(f"chrome-extension://{sw.url.split('/')[2]}/popup.html?tab={tab}")
-    popup.on("close", lambda _: page.close())  # one tab per page: close them together
-    return popup
+def test_reopened_the_popup_shows_the_month_as_it_is_now(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        visit(person, server, "blog.example.org", "/post")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        person.leave(popup)
+        # Two more flattrs elsewhere (another browser, the API): 3 this month.
+        for n in (1, 2):
+            daemon.request(
+                "POST",
+                "/clicks",
+                {
+                    "id": f"00000000-0000-4000-8000-00000000000{n}",
+                    "url": f"https://x.example/{n}",
+                    "creator": "flattr:x",
+                },
+                token=token,
+            )
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#figures") == (
+            "3 flattrs this month, 1.66\u00a0€ for each flattr of weight 1, "
+            "of a 5.00\u00a0€ budget."
+        )
+        person.leave(popup)
+    finally:
+        daemon.stop()
+
+
+def test_back_to_a_page_from_the_cache_flattrs_that_page(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    """A → link → B → Back (restored from the back/forward cache): the toolbar pays A."""
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        a = visit(person, server, "nav.example.org", "/a")
+        tab = person.tab()
+        tab.click("#to-b")
+        b = server.url("nav.example.org", "/b")
+        tab_state(person.ctx, lambda s: s["url"] == b)
+        tab.go_back(wait_until="commit")
+        tab.wait_for_function("document.documentElement.dataset.restored === '1'")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "Flattr ID anna"
+        assert [(c["url"], c["creator"]) for c in clicks(daemon, token)] == [(a, "flattr:anna")]
+        person.leave(popup)
+        # Forward to B (from the cache too): B is paid, not A again.
+        tab.go_forward(wait_until="commit")
+        tab.wait_for_url(b, wait_until="commit")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "Flattr ID bert"
+        person.leave(popup)
+        assert sorted(c["creator"] for c in clicks(daemon, token)) == ["flattr:anna", "flattr:bert"]
+    finally:
+        daemon.stop()
+
+
+def test_a_redirect_into_a_page_that_never_finishes_loading(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        visit(person, server, "nav.example.org", "/a")
+        tab = person.tab()
+        tab.click("#to-slow")  # → 302 → /slow, whose image never answers
+        slow = server.url("nav.example.org", "/slow")
+        tab.wait_for_url(slow, wait_until="commit")
+        tab.wait_for_selector("img", state="attached")
+        assert tab.evaluate("document.readyState") != "complete"
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "Flattr ID sloane"
+        assert [(c["url"], c["creator"]) for c in clicks(daemon, token)] == [
+            (slow, "flattr:sloane")
+        ]
+        person.leave(popup)
+    finally:
+        daemon.stop()
+
+
+def test_single_page_navigation_then_the_toolbar(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        visit(person, server, "blog.example.org", "/post")
+        person.tab().evaluate("""() => {
+          history.pushState({}, '', '/spa-next');
+          document.querySelector('meta[name="flattr:id"]').setAttribute('content', 'bob');
+          document.title = 'Next';
+        }""")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "Flattr ID bob"
+        want = server.url("blog.example.org", "/spa-next")
+        assert [(c["url"], c["creator"]) for c in clicks(daemon, token)] == [(want, "flattr:bob")]
+        person.leave(popup)
+        person.tab().evaluate("() => history.back()")  # back to /post inside the app
+    finally:
+        daemon.stop()
+
+
+def test_a_visitor_s_comment_cannot_take_or_break_the_page(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        url = visit(person, server, "ugc.example.org", "/post")
+        state = tab_state(person.ctx, lambda s: s["url"] == url)
+        assert len(state["creators"]) == 64
+        assert [c["key"] for c in state["creators"][:3]] == [
+            "flattr:alice",
+            "liberapay:alice",
+            "domain:example.org",
+        ]
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "Flattr ID alice"
+        assert [(c["url"], c["creator"]) for c in clicks(daemon, token)] == [(url, "flattr:alice")]
+        # The visitors are listed with their keys beside the page's words.
+        popup.wait("!document.getElementById('others').hidden")
+        first = popup.eval(
+            "[...document.querySelectorAll('#others-list li')].slice(0, 2)"
+            ".map((li) => li.innerText)"
+        )
+        assert first == [
+            "Alice (author)\nliberapay.com/alice\nFlattr",
+            "The Guardian\nko-fi.com/spam0\nFlattr",
+        ]
+        person.leave(popup)
+    finally:
+        daemon.stop()
 
 
 def test_the_page_s_other_creators_each_have_a_flattr_button(
-    context: Any, server: PageServer, tmp_path: Path
+    person: Browser, server: PageServer, tmp_path: Path
 ) -> None:
     """A co-author and each commenter: flattred for their own part of the page,
     never as a second flattr of the page itself, and each only once."""
-    daemon, _data, token = _daemon_for(context, tmp_path)
+    daemon, _data, token = fresh_daemon(person, tmp_path)
     try:
-        popup = _open_popup(context, server, "forum.example.net", "/thread")
-        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
-        wait_until(popup, "() => !document.getElementById('others').hidden")
-        rows = popup.eval_on_selector_all(
-            "#others-list li",
-            "(items) => items.map((li) => [li.querySelector('.name').textContent,"
-            " li.querySelector('button').dataset.key, li.querySelector('button').textContent])",
+        page = visit(person, server, "forum.example.net", "/thread")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        popup.wait("!document.getElementById('others').hidden")
+        rows = popup.eval(
+            "[...document.querySelectorAll('#others-list li')].map((li) => ["
+            "li.querySelector('.name').textContent, li.querySelector('button').dataset.key,"
+            " li.querySelector('button').textContent])"
         )
         assert rows == [
             ["Co-author", "liberapay:coauthor", "Flattr"],
@@ -303,15 +561,12 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
         ]
         for key in ("liberapay:coauthor", "kofi:dan", "payment:https://pay.example/erin"):
             popup.click(f"#others-list button[data-key='{key}']")
-            wait_until(
-                popup,
-                f"() => document.querySelector(\"#others-list button[data-key='{key}']\")"
-                ".dataset.state === 'flattred'",
+            popup.wait(
+                f"document.querySelector(\"#others-list button[data-key='{key}']\")"
+                ".dataset.state === 'flattred'"
             )
-        assert popup.text_content("#figures").startswith("4 flattrs this month, 1.25\u00a0€ each")
-        page = server.url("forum.example.net", "/thread")
-        clicks = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
-        assert sorted((c["creator"], c["url"]) for c in clicks) == sorted(
+        assert popup.text("#figures").startswith("4 flattrs this month, 1.25\u00a0€ for each")
+        assert sorted((c["creator"], c["url"]) for c in clicks(daemon, token)) == sorted(
             [
                 ("flattr:op", page),
                 ("liberapay:coauthor", f"{page}#creator=liberapay%3Acoauthor"),
@@ -322,119 +577,167 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
                 ),
             ]
         )
-        popup.set_viewport_size({"width": 340, "height": 300})
-        shot = popup.screenshot(path=str(tmp_path / "popup-others.png"))
-        if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
-            (EXTENSION.parent / "docs" / "popup-others.png").write_bytes(shot)
+        save_shot(popup, tmp_path, "popup-others.png")
+        person.leave(popup)
         # Opened again: the buttons remember, and nothing is flattred twice.
-        again = context.new_page()
-        again.goto(popup.url)
-        wait_until(again, "() => !document.getElementById('others').hidden")
-        states = again.eval_on_selector_all(
-            "#others-list button", "(bs) => bs.map((b) => b.dataset.state)"
+        popup = person.popup()
+        popup.wait("!document.getElementById('others').hidden")
+        states = popup.eval(
+            "[...document.querySelectorAll('#others-list button')].map((b) => b.dataset.state)"
         )
         assert states == ["flattred"] * 3
-        assert len(daemon.request("GET", "/clicks", token=token)[1]["clicks"]) == 4
-        again.close()
-        popup.close()
+        assert len(clicks(daemon, token)) == 4
+        person.leave(popup)
     finally:
         daemon.stop()
 
 
 def test_the_popup_warns_when_the_balance_is_short(
-    context: Any, server: PageServer, tmp_path: Path
+    person: Browser, server: PageServer, tmp_path: Path
 ) -> None:
     """Nothing deposited yet: the flattr is made, and the popup says the month
     will spend only what the balance holds, and how to fix it."""
-    daemon, _data, _token = _daemon_for(context, tmp_path, deposit_cents=0)  # a 0 € balance
+    daemon, _data, _token = fresh_daemon(person, tmp_path, deposit_cents=0)
     try:
-        popup = _open_popup(context, server, "blog.example.org", "/post")
-        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
-        wait_until(popup, "() => !document.getElementById('warning').hidden")
+        visit(person, server, "blog.example.org", "/post")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        popup.wait("!document.getElementById('warning').hidden")
         # The page's monetization link is its author's, not another creator's.
-        assert popup.is_hidden("#others")
-        assert popup.text_content("#warning") == (
+        assert popup.eval("document.getElementById('others').hidden") is True
+        assert popup.text("#warning") == (
             "Your balance is 5.00\u00a0€ short of this month's budget: "
-            "deposit with `mecene deposit` or the dashboard."
+            "deposit with mecene deposit or on the dashboard."
         )
-        popup.close()
-        popup = _open_popup(context, server, "plain.example.com", "/")
-        daemon.deposit(2000)
-        wait_until(popup, "() => document.getElementById('app').dataset.state === 'flattred'")
-        popup.close()
+        assert popup.eval("document.querySelector('#warning code').textContent") == "mecene deposit"
+        person.leave(popup)
     finally:
         daemon.stop()
 
 
 def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
-    context: Any, server: PageServer, tmp_path: Path
+    person: Browser, server: PageServer, tmp_path: Path
 ) -> None:
-    daemon, data, token = _daemon_for(context, tmp_path)
-    sw = worker(context)
+    daemon, data, token = fresh_daemon(person, tmp_path)
+    sw = worker(person.ctx)
     try:
         # The wallet is locked: said, with the fix; the flattr waits and goes through after.
         assert mecene(data, "lock").returncode == 0
-        popup = _open_popup(context, server, "blog.example.org", "/post")
-        wait_until(popup, "() => document.getElementById('app').dataset.state === 'queued'")
-        assert popup.text_content("#message") == (
-            "Saved: your wallet is locked (unlock it with `mecene unlock`); "
+        visit(person, server, "blog.example.org", "/post")
+        popup = person.popup()
+        popup.wait_state("queued")
+        assert popup.text("#message") == (
+            "Saved: your wallet is locked (unlock it with mecene unlock); "
             "this flattr will be delivered then."
         )
-        popup.close()
+        save_shot(popup, tmp_path, "popup-error.png")
+        person.leave(popup)
         assert mecene(data, "unlock").returncode == 0
         assert sw.evaluate("deliverOutbox()") == 0
-        assert len(daemon.request("GET", "/clicks", token=token)[1]["clicks"]) == 1
+        assert len(clicks(daemon, token)) == 1
+        # Reopened after the delivery: the flattr, with figures.
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#figures").startswith("1 flattr this month")
+        person.leave(popup)
         # Paired, then revoked: the popup asks to pair again, with a fresh code.
         assert mecene(data, "pair", "revoke", "test browser").returncode == 0
-        popup = _open_popup(context, server, "plain.example.com", "/")
-        wait_until(popup, "() => document.getElementById('app').dataset.state === 'pairing'")
-        assert len(popup.text_content("#code")) == 6
+        visit(person, server, "plain.example.com", "/")
+        popup = person.popup()
+        popup.wait_state("pairing")
+        assert len(popup.text("#code")) == 6
         assert sw.evaluate("chrome.storage.local.get('token').then((r) => r.token || null)") is None
-        popup.close()
+        person.leave(popup)
     finally:
         daemon.stop()
     # The daemon is not running: the flattr is kept, and one sentence says how to fix it.
-    sw.evaluate("chrome.storage.local.set({token: 'x'.repeat(43), outbox: {}})")
-    popup = _open_popup(context, server, "plain.example.com", "/")
-    wait_until(popup, "() => document.getElementById('app').dataset.state === 'queued'")
-    assert popup.text_content("#message") == (
-        "Saved: the Mécène daemon is not running (start it with `mecene run`); "
+    sw.evaluate(
+        "(async () => { await chrome.storage.session.clear();"
+        " await chrome.storage.local.set({token: 'x'.repeat(43)}); })()"
+    )
+    visit(person, server, "plain.example.com", "/")
+    popup = person.popup()
+    popup.wait_state("queued")
+    assert popup.text("#message") == (
+        "Saved: the Mécène daemon is not running (start it with mecene run); "
         "this flattr will be delivered then."
     )
-    popup.close()
-    sw.evaluate("chrome.storage.local.set({outbox: {}}).then(() => chrome.alarms.clearAll())")
+    person.leave(popup)
+    sw.evaluate("MeceneStorage.clearOutbox().then(() => chrome.alarms.clearAll())")
 
 
-def test_a_flattr_made_while_the_daemon_is_down_is_delivered_once(
-    context: Any, server: PageServer, tmp_path: Path
+def test_flattrs_made_while_the_daemon_is_down_are_delivered_once(
+    person: Browser, server: PageServer, tmp_path: Path
 ) -> None:
-    daemon, data, token = _daemon_for(context, tmp_path)
-    sw = worker(context)
+    daemon, data, token = fresh_daemon(person, tmp_path)
+    sw = worker(person.ctx)
     port = daemon.port
     daemon.stop()
-    # Flattr with the daemon down: kept, with its client id, and an alarm set.
-    popup = _open_popup(context, server, "blog.example.org", "/post")
-    wait_until(popup, "() => document.getElementById('app').dataset.state === 'queued'")
-    assert "will be delivered then" in popup.text_content("#message")
-    outbox = sw.evaluate("chrome.storage.local.get('outbox').then((r) => r.outbox)")
-    assert len(outbox) == 1
-    (click_id,) = outbox
+    # Two flattrs with the daemon down, in two tabs at once: both kept.
+    visit(person, server, "blog.example.org", "/post")
+    popup = person.popup()
+    popup.wait_state("queued")
+    person.leave(popup)
+    sw.evaluate(
+        "Promise.all([sendFlattr(1, {id: crypto.randomUUID(), url: 'https://q.example/1',"
+        " creator: 'flattr:q', weight: 1}, 'x'), sendFlattr(2, {id: crypto.randomUUID(),"
+        " url: 'https://q.example/2', creator: 'flattr:q', weight: 1}, 'x')])"
+    )
+    outbox = sw.evaluate("MeceneStorage.getOutbox()")
+    assert len(outbox) == 3
     assert sw.evaluate("chrome.alarms.get('outbox').then((a) => Boolean(a))") is True
-    popup.close()
     # The daemon is back on its port: the alarm's delivery runs (called here
-    # directly rather than waiting 30 s), twice, and the daemon has it once.
+    # directly rather than waiting 30 s), twice, and the daemon has each once.
     daemon = start(data, port)
     try:
         assert sw.evaluate("deliverOutbox()") == 0
-        assert sw.evaluate("chrome.storage.local.get('outbox').then((r) => r.outbox)") == {}
-        # A second delivery of the same flattr (as if an answer had been lost).
-        sw.evaluate(
-            "MeceneDaemon.call('POST', '/clicks', "
-            + json.dumps(outbox[click_id]["body"])
-            + f", '{token}')"
-        )
-        _, listed = daemon.request("GET", "/clicks", token=token)
-        assert [c["id"] for c in listed["clicks"]] == [click_id]
+        assert sw.evaluate("deliverOutbox()") == 0
+        assert sw.evaluate("MeceneStorage.getOutbox()") == {}
+        assert sorted(c["id"] for c in clicks(daemon, token)) == sorted(outbox)
         assert sw.evaluate("chrome.alarms.get('outbox').then((a) => Boolean(a))") is False
+        # The tab learnt that its flattr arrived: the popup shows it, not a second one.
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert len(clicks(daemon, token)) == 3
+        person.leave(popup)
+    finally:
+        daemon.stop()
+
+
+def test_the_popup_says_when_a_creator_has_joined(
+    person: Browser, server: PageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another person at the same hub gets a Flattr ID (a proved key); their
+    page is flattred, and the popup says they are on Mécène, from the hub's
+    whole list that the daemon downloads (every second here)."""
+    monkeypatch.setenv("MECENE_JOINED_REFRESH_SECONDS", "1")
+    daemon, _data, _token = fresh_daemon(person, tmp_path)
+    try:
+        hub_url = daemon.admin("GET", "/hub")[1]["hub"]["url"]
+        creator = Person.new()
+        headers = {
+            "Content-Type": "application/json",
+            **signing.sign_request(
+                creator.account, creator.sign, "POST", "/v1/flattr-ids", b"{}", time.time()
+            ),
+        }
+        request = urllib.request.Request(
+            f"{hub_url}/v1/flattr-ids", data=b"{}", headers=headers, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            key = json.loads(resp.read())["key"]
+        fid = key.split(":", 1)[1]
+        server.pages[("joined.example.org", "/")] = (
+            f'<!doctype html><html><head><title>Joined</title><meta name="flattr:id" '
+            f'content="{fid}"></head><body><p>A creator on Mécène.</p></body></html>'
+        )
+        time.sleep(2)  # the daemon's copy of the list catches up
+        visit(person, server, "joined.example.org", "/")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        popup.wait("document.getElementById('joined').dataset.joined === 'true'")
+        assert popup.text("#joined") == "On Mécène: paid at the end of the month."
+        save_shot(popup, tmp_path, "popup-joined.png")
+        person.leave(popup)
     finally:
         daemon.stop()

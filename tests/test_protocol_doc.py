@@ -37,3 +37,18 @@ def test_every_hub_route_and_error_is_documented() -> None:
     hub_part = text[text.index("## The hub's API") :]
     assert [f"{m} {p}" for m, p, _h in HUB_ROUTES if f"`{m} {p}`" not in hub_part] == []
     assert [code for code in STATUS if f"`{code}`" not in hub_part] == []
+
+
+def test_every_extension_message_is_documented() -> None:
+    """Each handler in background.js's two tables has a row in PROTOCOL.md."""
+    from .browser import EXTENSION
+
+    source = (EXTENSION / "background.js").read_text()
+    doc = (Path(__file__).resolve().parent.parent / "PROTOCOL.md").read_text()
+    section = doc[doc.index("## The extension's messages") :]
+    names: list[str] = []
+    for table in ("const popupHandlers = {", "const handlers = {"):
+        body = source[source.index(table) : source.index("\n};", source.index(table))]
+        names += re.findall(r"^  async (\w+)\(", body, flags=re.M)
+    assert len(names) >= 10
+    assert [n for n in names if f"| `{n}` |" not in section] == []
