@@ -384,6 +384,10 @@ def test_flattr_undo_weight_and_subscribe_in_the_real_popup(
         assert popup.text("#headline") == "Undone: not flattred"
         assert popup.eval("document.getElementById('weight').disabled") is True
         assert popup.eval("document.getElementById('undo').hidden") is True
+        # Nothing to subscribe from an undone flattr: the row is gone from view.
+        assert popup.eval("getComputedStyle(document.getElementById('subscribe-row')).display") == (
+            "none"
+        )
         assert clicks(daemon, token) == []
         assert worker(person.ctx).evaluate(badge) == "2"
         save_shot(popup, tmp_path, "popup-undone.png")
