@@ -6,8 +6,10 @@ browser's pairing code, pausing subscriptions. Plus the pure model."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -102,6 +104,22 @@ def _wait_for(daemon: Daemon, predicate: Any, what: str, timeout: float = 20.0) 
     raise AssertionError(f"the tray never showed {what}: {_tray_lines(daemon)}")
 
 
+def _end(pid: int) -> None:
+    """SIGTERM `pid` and wait (up to 30 s) until it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def desktop(tmp_path: Path) -> Iterator[tuple[Xvfb, Daemon]]:
     with Xvfb() as x:
@@ -126,10 +144,14 @@ def desktop(tmp_path: Path) -> Iterator[tuple[Xvfb, Daemon]]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+        # dbus-run-session does not pass its SIGTERM on: end the daemon itself
+        # too, by the pid it wrote (it outlived the test before).
+        real_pid = int(json.loads((data / "daemon.json").read_text())["pid"])
         try:
             yield x, daemon
         finally:
             daemon.stop()
+            _end(real_pid)
             trayer.terminate()
             trayer.wait(10)
 
