@@ -7,9 +7,13 @@ so everything here is treated as hostile: bad values raise ValueError.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 import re
-from urllib.parse import urlsplit, urlunsplit
+from importlib import resources
+
+import ada_url
 
 MAX_KEY_LENGTH = 512
 MAX_URL_LENGTH = 2048
@@ -26,6 +30,44 @@ _HOST_RE = re.compile(
     r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)*$"
 )
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f<>\"'`]")
+# A WHATWG parser silently drops these (tabs, newlines, leading C0 and spaces);
+# in what a program sends they are a mistake, so they are refused instead.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]|^\s|\s$")
+
+
+def check_text(raw: object, what: str) -> str:
+    """`raw` as a string of real Unicode text: a lone surrogate (which JSON's
+    `\\ud800` can carry) cannot be stored, compared or sent on."""
+    if not isinstance(raw, str) or not raw:
+        raise ValueError(f"{what} must be a non-empty string")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} holds an unpaired surrogate, which is not text") from None
+    return raw
+
+
+def is_text(value: object) -> bool:
+    """Whether every string in a decoded JSON value (keys too) is real text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(is_text(v) for v in value)
+    if isinstance(value, dict):
+        return all(is_text(k) and is_text(v) for k, v in value.items())
+    return True
+
+
+@functools.cache
+def tracking_params() -> frozenset[str]:
+    """The query parameters that only track a visit, generated from a
+    maintained list by scripts/make-webdata (the extension uses the same)."""
+    data = json.loads((resources.files("daemon") / "data" / "tracking-params.json").read_text())
+    return frozenset(data["params"])
 
 
 def canonical_url(
@@ -33,51 +75,70 @@ def canonical_url(
     *,
     schemes: frozenset[str] = frozenset({"http", "https"}),
     keep_fragment: bool = False,
+    drop_tracking: bool = False,
 ) -> str:
-    """The canonical form of a web address: lower-case scheme and host, no
-    default port, no credentials, and no fragment unless `keep_fragment`.
+    """A web address as a WHATWG URL parser serialises it (the browser's own
+    rules: percent-encoding, dot segments, IDN to punycode, no default port),
+    without credentials, and without fragment unless `keep_fragment`.
 
-    >>> canonical_url("HTTPS://Example.ORG:443/a?b=1#top")
-    'https://example.org/a?b=1'
+    >>> canonical_url("HTTPS://Example.ORG:443/a/./b/../caf\u00e9?b=1#top")
+    'https://example.org/a/caf%C3%A9?b=1'
+    >>> canonical_url("https://caf\u00e9.example/")
+    'https://xn--caf-dma.example/'
     """
-    if not isinstance(raw, str) or not raw:
-        raise ValueError("a URL must be a non-empty string")
-    if len(raw) > MAX_URL_LENGTH:
+    text = check_text(raw, "a URL")
+    if len(text) > MAX_URL_LENGTH:
         raise ValueError(f"a URL must be at most {MAX_URL_LENGTH} characters")
-    if _BAD_CHARS.search(raw):
-        raise ValueError("a URL must not contain spaces, quotes or control characters")
+    if _CONTROL_CHARS.search(text):
+        raise ValueError("a URL must not contain control characters or surrounding spaces")
     try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError("not a valid URL") from exc
-    scheme = parts.scheme.lower()
+        url = ada_url.URL(text)
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    scheme = url.protocol.rstrip(":")
     if scheme not in schemes:
         raise ValueError(f"only {', '.join(sorted(schemes))} URLs are accepted")
-    host = parts.hostname or ""
-    if not host or not (_HOST_RE.match(host) or _is_ip_literal(host)):
+    host = url.hostname
+    if not (_HOST_RE.match(host) or _is_ip_literal(host.strip("[]"))):
         raise ValueError("the URL has no valid host")
-    if ":" in host:
-        host = f"[{host}]"
-    default_port = {"http": 80, "https": 443}.get(scheme)
-    netloc = host if port in (None, default_port) else f"{host}:{port}"
-    path = parts.path or "/"
-    fragment = parts.fragment if keep_fragment else ""
-    return urlunsplit((scheme, netloc, path, parts.query, fragment))
+    url.username = ""
+    url.password = ""
+    if not keep_fragment or url.hash == "":
+        url.hash = ""  # also drops an empty fragment ("…/post#")
+    if drop_tracking and url.search:
+        _drop_tracking(url)
+    href = url.href
+    if len(href) > MAX_URL_LENGTH:
+        raise ValueError(f"a URL must be at most {MAX_URL_LENGTH} characters")
+    return href
+
+
+def _drop_tracking(url: ada_url.URL) -> None:
+    """Drop tracking parameters; the query is re-serialised (as the browser's
+    URLSearchParams does) only when there was one, as the extension does."""
+    params = ada_url.URLSearchParams(url.search[1:])
+    tracking = tracking_params()
+    names = list(params.keys())
+    if not any(name in tracking for name in names):
+        return
+    for name in set(names) & tracking:
+        params.delete(name)
+    url.search = str(params)
 
 
 def thing_url(raw: object) -> str:
-    """The canonical URL of a thing. A page is its URL without fragment (the
-    extension sends it so); a fragment, when sent, names a part of a page with
-    a creator of its own — a comment's anchor — and is kept, so that flattring
-    a commenter is not flattring the page twice.
+    """The canonical URL of a thing (DESIGN.md, "A thing's URL"): WHATWG
+    serialised, without tracking parameters. A page is its URL without
+    fragment (the extension sends it so); a fragment, when sent, names a part
+    of a page with a creator of its own — a comment's anchor — and is kept, so
+    that flattring a commenter is not flattring the page twice.
 
-    >>> thing_url("https://Example.org/post#comment-7")
-    'https://example.org/post#comment-7'
+    >>> thing_url("https://Example.org/post?utm_source=feed&p=2#comment-7")
+    'https://example.org/post?p=2#comment-7'
     >>> thing_url("https://example.org/post#")
     'https://example.org/post'
     """
-    return canonical_url(raw, keep_fragment=True)
+    return canonical_url(raw, keep_fragment=True, drop_tracking=True)
 
 
 def creator_key(raw: object) -> str:
@@ -86,8 +147,7 @@ def creator_key(raw: object) -> str:
     >>> creator_key("fediverse:@Alice@Example.Social")
     'fediverse:@Alice@example.social'
     """
-    if not isinstance(raw, str) or not raw:
-        raise ValueError("a creator key must be a non-empty string")
+    raw = check_text(raw, "a creator key")
     if len(raw) > MAX_KEY_LENGTH:
         raise ValueError(f"a creator key must be at most {MAX_KEY_LENGTH} characters")
     scheme, sep, value = raw.partition(":")
@@ -104,7 +164,7 @@ def creator_key(raw: object) -> str:
             raise ValueError("a fediverse key is @user@host")
         return f"fediverse:@{m.group(1)}@{m.group(2).lower()}"
     if scheme == "domain":
-        host = value.lower()
+        host = _domain_host(value)
         if not _HOST_RE.match(host) or "." not in host:
             raise ValueError("a domain key is a site's registrable domain")
         return f"domain:{host}"
@@ -119,3 +179,14 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _domain_host(value: str) -> str:
+    """A site's name as the browser writes it: lower case, punycode for an
+    internationalised name (`café.fr` is `xn--caf-dma.fr`)."""
+    if value.isascii():
+        return value.lower()
+    try:
+        return ada_url.URL(f"https://{value}/").hostname
+    except ValueError:
+        return ""

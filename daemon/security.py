@@ -21,6 +21,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from .errors import BadJson, DomainError
+from .keys import is_text
 
 log = logging.getLogger("mecene.http")
 
@@ -240,10 +241,19 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise BadJson("the body is empty; send a JSON object")
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        value = _DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         # ValueError covers JSONDecodeError and integers too long to convert.
         raise BadJson("the body is not valid JSON") from None
+    # JSON can escape half of a surrogate pair ("\\ud800"), which is no text:
+    # it could be neither stored nor sent on. Only such an escape can bring one.
+    if _SURROGATE_ESCAPE.search(text) and not is_text(value):
+        raise BadJson("the body holds an unpaired surrogate (\\ud800-\\udfff), which is not text")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _no_constants(name: str) -> Any:

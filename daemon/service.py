@@ -129,7 +129,7 @@ def _refused_click(db: Database, req: ClickRequest, month: str) -> tuple[Any, bo
     ).fetchone()
     if same is None:  # no other unique index can refuse a new click
         raise RuntimeError(f"click {req.id} refused by an unexpected constraint")
-    raise FlattrOnce("you already flattred this this month", click=click_json(same))
+    raise FlattrOnce("you already flattred this page this month", click=click_json(same))
 
 
 @dataclass(frozen=True)

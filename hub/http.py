@@ -46,6 +46,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise HubError("bad_json", "the body is not JSON") from None
     if not isinstance(body, dict):
         raise HubError("invalid", "the body is a JSON object")
+    if not key_rules.is_text(body):
+        raise HubError("bad_json", "the body holds an unpaired surrogate, which is not text")
     return body
 
 

@@ -94,6 +94,8 @@ def parse_settlement(text: str) -> dict[str, Any]:
         doc = json.loads(text)
     except ValueError:
         raise bad("not JSON") from None
+    if not creator_keys_rules.is_text(doc):
+        raise bad("it holds an unpaired surrogate, which is not text")
     if not isinstance(doc, dict) or canonical(doc) != text.encode():
         raise bad("not canonical JSON (sorted keys, no spaces, UTF-8)")
     if set(doc) != {"v", "account", "month", "currency", "spend_cents", "private", "allocations"}:

@@ -6,13 +6,16 @@ import datetime as dt
 import json
 import uuid
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from daemon.clock import FrozenClock
 from daemon.files import DataDir
+from daemon.keys import thing_url
 from daemon.wallet import Wallet, unb64u
 
 from .conftest import PASSPHRASE, Api, MakeApi
+from .test_keys import DIFFERENT_THINGS, SAME_THING
 
 # -- pairing ---------------------------------------------------------------------
 
@@ -120,6 +123,25 @@ async def test_one_flattr_per_thing_per_month(api: Api, clock: FrozenClock) -> N
     assert refused["click"]["id"] == first["click"]["id"]
     clock.set(dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC))
     await api.click("https://example.org/a")  # a new month: allowed again
+
+
+@pytest.mark.parametrize(("first", "same"), SAME_THING)
+async def test_addresses_of_one_article_are_one_thing_through_the_api(
+    api: Api, first: str, same: str
+) -> None:
+    """A raw API client and the extension agree (DESIGN.md, "A thing's URL")."""
+    made = await api.click(first)
+    refused = await api.click(same, expect=409)
+    assert refused["error"] == "flattr_once"
+    assert refused["click"]["url"] == made["click"]["url"] == thing_url(same)
+
+
+@pytest.mark.parametrize(("first", "other"), DIFFERENT_THINGS)
+async def test_different_things_stay_different_through_the_api(
+    api: Api, first: str, other: str
+) -> None:
+    await api.click(first)
+    await api.click(other, expect=201)
 
 
 async def test_a_part_of_a_page_is_a_thing_of_its_own(api: Api) -> None:
