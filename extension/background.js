@@ -14,7 +14,7 @@ const MAX_CREATORS = 64;
 const KEY_RE = /^[a-z]+:\S{1,510}$/;
 const SCOPES = new Set(["page", "element"]);
 // content.js's `source` words; "site" is the domain entry.
-const SOURCES = new Set(["meta", "link", "anchor", "button", "data", "page-url", "site"]);
+const SOURCES = new Set(["meta", "link", "anchor", "button", "data", "embed", "page-url", "site"]);
 // Sources that name the page's own creator in other words (the head's
 // metadata, the page's address, the site): never listed as "also on this page".
 const OWN_SOURCES = new Set(["meta", "link", "page-url", "site"]);
@@ -68,6 +68,27 @@ function pageUrl(sender, reported) {
   }
   url.hash = "";
   return url.href;
+}
+
+/** The thing a flattr of the page is for (content.js's thingUrl: the page's
+ * same-site canonical URL, without tracking parameters); the page's own URL
+ * when the report has none that is a web address. The same-site rule is the
+ * content script's, which reads the page's head in its own isolated world. */
+function checkThing(reported, page) {
+  if (typeof reported !== "string" || reported.length > 2048) return page;
+  try {
+    const url = new URL(reported);
+    if (url.protocol !== "http:" && url.protocol !== "https:") return page;
+    url.hash = "";
+    return url.href;
+  } catch (e) {
+    return page;
+  }
+}
+
+/** The thing a tab's state is about. */
+function thingOf(tab) {
+  return tab.thing || tab.url;
 }
 
 /** The address without its fragment: what the worker compares documents by. */
@@ -265,17 +286,18 @@ chrome.alarms.onAlarm.addListener((alarm) => {
  * fragment naming them. A flattr of a commenter is thus never a second flattr
  * of the page (one flattr per thing per month), and each part is flattred once. */
 function othersOf(tab) {
-  const page = new URL(tab.url);
-  const used = new Set([tab.url]);
+  const thing = thingOf(tab);
+  const origins = new Set([new URL(tab.url).origin, new URL(thing).origin]);
+  const used = new Set([thing]);
   const out = [];
   for (const c of tab.creators.slice(1)) {
     if (c.key.startsWith("domain:") || (c.scope === "page" && OWN_SOURCES.has(c.source))) continue;
     let url = null;
     try {
       const part = c.url ? new URL(c.url) : null;
-      if (part && part.origin === page.origin && /^https?:$/.test(part.protocol)) url = part.href;
+      if (part && origins.has(part.origin) && /^https?:$/.test(part.protocol)) url = part.href;
     } catch (e) { /* a bad address: use the fallback */ }
-    if (!url || used.has(url)) url = `${tab.url}#creator=${encodeURIComponent(c.key)}`;
+    if (!url || used.has(url)) url = `${thing}#creator=${encodeURIComponent(c.key)}`;
     used.add(url);
     out.push({ key: c.key, label: c.label, scope: c.scope, url });
   }
@@ -345,13 +367,13 @@ function flattrTab(tabId, { weight = 1, expectUrl = null } = {}) {
     }
     const token = await MeceneStorage.getToken();
     if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
-    const known = tab.flattr && tab.flattr.url === tab.url && !tab.flattr.undone ? tab.flattr : null;
+    const known = tab.flattr && tab.flattr.url === thingOf(tab) && !tab.flattr.undone ? tab.flattr : null;
     if (known && !known.queued) {
       return { click: known, status: await freshStatus(token), creators: tab.creators, url: tab.url };
     }
     // A flattr still in the outbox is sent again with its own id (never a second one).
     const body = known ? known.body : {
-      id: crypto.randomUUID(), url: tab.url, creator: tab.creators[0].key,
+      id: crypto.randomUUID(), url: thingOf(tab), creator: tab.creators[0].key,
       creators: tab.creators.slice(1).map((c) => c.key).slice(0, 32), weight,
     };
     if (!known && tab.title) body.title = tab.title;
@@ -476,7 +498,7 @@ const popupHandlers = {
     if (!tab || !tab.creators.length) return { error: { kind: "nothing", message: "nothing" } };
     const token = await MeceneStorage.getToken();
     const { data } = await MeceneDaemon.call("POST", "/subscriptions", {
-      id: crypto.randomUUID(), creator: tab.creators[0].key, url: tab.url, months,
+      id: crypto.randomUUID(), creator: tab.creators[0].key, url: thingOf(tab), months,
     }, token);
     return data;
   },
@@ -539,7 +561,7 @@ const handlers = {
     const creators = checkCreators(args);
     if (!url || !creators) return null;
     const title = typeof args.title === "string" ? args.title.slice(0, 200) : "";
-    const state = { url, creators, at: Date.now() };
+    const state = { url, thing: checkThing(args.thing, url), creators, at: Date.now() };
     if (title) state.title = title;
     // The same page again (its head changed): what was flattred on it stays.
     const before = await MeceneStorage.getTab(sender.tab.id);
@@ -573,7 +595,8 @@ chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
  * script: a declared one is injected before the load event and, even as a
  * single line, made pages load about 25 % slower here (bench/extension.py).
  * After "complete", it is off the page's critical path. */
-const DETECTOR_FILES = ["psl.js", "content.js"];
+// The generated lists first (scripts/make-psl, scripts/make-webdata), then the detector.
+const DETECTOR_FILES = ["psl.js", "github-reserved.js", "tracking-params.js", "content.js"];
 
 /** The last injection attempts, for diagnosis (tests print it when detection fails). */
 const injections = [];

@@ -7,6 +7,11 @@
  * fediverse > platform keys, ties in document order), then the one `domain:`
  * entry, then element-scope entries (commenters, authors of sibling
  * articles) in document order. result[0] is the page's primary creator.
+ * `globalThis.thingUrl(document)` is the URL a flattr of the page is for
+ * (DESIGN.md, "A thing's URL").
+ *
+ * It reads three generated lists, loaded before it: psl.js (the Public Suffix
+ * List), github-reserved.js and tracking-params.js (scripts/make-webdata).
  *
  * Everything here reads hostile pages: bad metadata is dropped, never reported.
  * The file also runs as a plain script in a test page: every extension API
@@ -16,6 +21,9 @@
   "use strict";
 
   const MAX_VALUE = 512;
+  // A flattr link carries the thing's title and description: its length limit
+  // is on the id (MAX_VALUE), not on the whole address.
+  const MAX_URL = 4096;
   const ID_RE = /^[A-Za-z0-9._~-]{1,200}$/;
   const FEDI_RE = /^@?([A-Za-z0-9_.-]{1,100})@([A-Za-z0-9.-]{1,253})$/;
   const BAD_SCHEMES = /^\s*(javascript|data|vbscript|file):/i;
@@ -24,18 +32,62 @@
     flattr: 0, wm: 1, payment: 2, liberapay: 2, opencollective: 2, kofi: 2, patreon: 2,
     fediverse: 3, youtube: 4, github: 4,
   };
-  const FUNDING_HOSTS = {
-    "liberapay.com": "liberapay", "opencollective.com": "opencollective",
-    "ko-fi.com": "kofi", "patreon.com": "patreon", "github.com": "github",
+  // GitHub's own rule for a login: letters, digits, single inner hyphens, 39 at most.
+  const GITHUB_LOGIN_RE = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
+  /* The funding platforms' profile URLs: /NAME, /NAME/<one of `sub`>, and
+   * Patreon's /c/NAME. Other paths (a shop item, a post, `user?u=`, `bePatron`)
+   * name no profile, so they give no key. `routes` are first path segments that
+   * are the platform's own pages, never a profile; no maintained list of them
+   * exists, so they are the ones the platforms' own links and buttons use. */
+  const PROFILES = {
+    "liberapay.com": {
+      scheme: "liberapay", sub: ["donate"],
+      routes: ["about", "admin", "assets", "explore", "for", "migrate", "on", "search", "sign-in", "sign-up"],
+    },
+    "opencollective.com": {
+      scheme: "opencollective", sub: ["donate", "contribute"],
+      routes: ["about", "api", "become-a-host", "become-a-sponsor", "create", "create-account", "discover",
+        "help", "home", "how-it-works", "pricing", "search", "signin", "static"],
+    },
+    "ko-fi.com": {
+      scheme: "kofi", sub: [],
+      routes: ["about", "account", "album", "blog", "checkout", "commissions", "explore", "feed", "gold",
+        "home", "i", "login", "manage", "pay", "post", "register", "s", "search", "settings", "shop",
+        "streamalerts", "summary"],
+    },
+    "patreon.com": {
+      scheme: "patreon", sub: ["about", "membership", "posts"], prefix: "c",
+      routes: ["about", "api", "apps", "bepatron", "c", "checkout", "collection", "create", "dashboard",
+        "explore", "file", "home", "join", "library", "login", "m", "membership", "memberships",
+        "messages", "notifications", "oauth2", "policy", "portal", "posts", "pricing", "product",
+        "search", "settings", "signup", "user"],
+    },
   };
-  // github.com/<first segment> that are not users or organisations.
-  const GITHUB_RESERVED = new Set([
-    "about", "account", "apps", "blog", "codespaces", "collections", "contact", "customer-stories",
-    "dashboard", "enterprise", "events", "explore", "features", "github", "issues", "join",
-    "login", "logout", "marketplace", "new", "notifications", "organizations", "orgs", "pricing",
-    "pulls", "readme", "search", "security", "sessions", "settings", "site", "sponsors", "stars",
-    "team", "topics", "trending", "watching", "password_reset", "nonprofit", "education",
-  ]);
+  /* Hosts whose /@NAME pages are not fediverse accounts (video, blogging and
+   * short-video platforms that borrowed the shape). */
+  const NOT_FEDIVERSE = new Set(["youtube.com", "medium.com", "tiktok.com", "substack.com", "vimeo.com"]);
+  /* The platforms' official embed buttons and widgets, as their own embed code
+   * writes them (sources in tests/fixtures/real/):
+   *   Liberapay      <script src="https://liberapay.com/NAME/widgets/button.js">, and the
+   *                  <a href="https://liberapay.com/NAME/donate"><img src=".../assets/widgets/donate.svg">
+   *   Open Collective <script src="https://opencollective.com/SLUG/donate/button.js">, and
+   *                  <a href=".../SLUG/donate"><img src=".../SLUG/donate/button@2x.png">
+   *   Ko-fi          Widget_2.js with an inline kofiwidget2.init(text, colour, NAME), the
+   *                  overlay's kofiWidgetOverlay.draw(NAME, …), and the image button
+   *                  <a href="https://ko-fi.com/NAME"><img src=".../cdn/kofi2.png">
+   *   Patreon        <a href="https://www.patreon.com/NAME"><img src=".../become_a_patron_button.png">;
+   *                  its script button links to bePatron?u=NUMBER, which names no profile
+   *   GitHub Sponsors <iframe src="https://github.com/sponsors/LOGIN/button"> (or /card) */
+  const BUTTON_IMAGES = [
+    /^https:\/\/liberapay\.com\/assets\/widgets\/donate\.svg$/,
+    /^https:\/\/(?:storage\.|cdn\.)?ko-fi\.com\/(?:cdn\/kofi\d*\.png|img\/githubbutton_sm\.svg)$/,
+    /^https:\/\/c5\.patreon\.com\/external\/logo\/become_a_patron_button(?:@2x)?\.png$/,
+    /^https:\/\/opencollective\.com\/[^/]+\/(?:donate|contribute)\/button(?:@2x)?\.png$/,
+  ];
+  const EMBED_HOSTS = /liberapay\.com|opencollective\.com|ko-fi\.com|patreon\.com|github\.com\/sponsors\//i;
+  const KOFI_WIDGET_SCRIPT = /^https:\/\/(?:storage\.ko-fi\.com\/cdn\/widget\/Widget_2\.js|ko-fi\.com\/widgets\/widget_2\.js|storage\.ko-fi\.com\/cdn\/scripts\/overlay-widget\.js)$/i;
+  const KOFI_INIT = /kofiwidget2\.init\(\s*(['"])[^'"]{0,200}\1\s*,\s*(['"])[^'"]{0,60}\2\s*,\s*(['"])([A-Za-z0-9_]{1,64})\3\s*\)/;
+  const KOFI_OVERLAY = /kofiWidgetOverlay\.draw\(\s*(['"])([A-Za-z0-9_]{1,64})\1/;
   // User content: comments, replies, responses, forum posts (WordPress's
   // comment list, schema.org Comment, ARIA's comment role, Discourse's
   // .topic-post, phpBB's .postbody, Disqus-style .reply and .response).
@@ -47,7 +99,19 @@
   ].join(",");
   const MAX_ENTRIES = 64;
   const MAX_LABEL = 80;
-  const YOUTUBE_HOSTS = new Set(["youtube.com", "www.youtube.com", "m.youtube.com"]);
+  const YOUTUBE_HOSTS = new Set(["youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"]);
+
+  /** A generated list (github-reserved.js, tracking-params.js) as a Set, read once. */
+  const lists = new Map();
+  function listOf(name) {
+    let set = lists.get(name);
+    if (!set) {
+      const raw = globalThis[name];
+      set = new Set(Array.isArray(raw) ? raw.filter((v) => typeof v === "string") : []);
+      if (set.size) lists.set(name, set);
+    }
+    return set;
+  }
 
   // -- values -------------------------------------------------------------------
 
@@ -58,10 +122,10 @@
   }
 
   /** An absolute http(s) URL without fragment or credentials, or null. */
-  function cleanUrl(raw, base, httpsOnly) {
+  function cleanUrl(raw, base, httpsOnly, maxLength = MAX_VALUE) {
     if (typeof raw !== "string") return null;
     const v = raw.trim();
-    if (!v || v.length > MAX_VALUE || BAD_SCHEMES.test(v) || /[\s<>"'`]/.test(v)) return null;
+    if (!v || v.length > maxLength || BAD_SCHEMES.test(v) || /[\s<>"'`]/.test(v)) return null;
     let url;
     try {
       url = new URL(v, base);
@@ -79,31 +143,131 @@
     return url;
   }
 
+  /** A link's address: flattr.com links may be long (their id is checked alone). */
+  function linkUrl(raw, base) {
+    const long = typeof raw === "string" && /^\s*https?:\/\/(?:www\.|api\.)?flattr\.com\//i.test(raw);
+    return cleanUrl(raw, base, false, long ? MAX_URL : MAX_VALUE);
+  }
+
   function fediverseKey(value) {
     if (typeof value !== "string" || value.length > MAX_VALUE) return null;
     const m = FEDI_RE.exec(value.trim());
     return m ? `fediverse:@${m[1]}@${m[2].toLowerCase()}` : null;
   }
 
-  /** The creator key a funding or platform URL names, or null. */
-  function platformKey(url) {
+  /** A fediverse profile's address, https://HOST/@USER, as a key; else null. */
+  function fediverseProfile(url) {
+    if (url.protocol !== "https:" || url.search || url.port) return null;
+    const m = /^\/@([A-Za-z0-9_.-]{1,100})\/?$/.exec(url.pathname);
+    if (!m || NOT_FEDIVERSE.has(registrableDomain(url.hostname))) return null;
+    return fediverseKey(`@${m[1]}@${url.hostname}`);
+  }
+
+  function githubLogin(name) {
+    return typeof name === "string" && GITHUB_LOGIN_RE.test(name)
+      && !listOf("MECENE_GITHUB_RESERVED").has(name.toLowerCase()) ? name : null;
+  }
+
+  /** What a link to a known platform gives: undefined when the URL is not a
+   * platform's (it may then be a `payment:` link); else {key, funding}, where
+   * `key` is null for a platform page that is not a creator's profile (such a
+   * link gives nothing, never a `payment:` key), and `funding` says the link is
+   * a funding page, which counts in the head whatever its rel. */
+  function platformLink(url) {
     const host = url.hostname.toLowerCase().replace(/^www\./, "");
     const parts = url.pathname.split("/").filter(Boolean);
-    if (host === "flattr.com") {
-      const id = url.pathname.startsWith("/submit/auto") ? url.searchParams.get("user_id") : null;
+    if (host === "flattr.com" || host === "api.flattr.com") {
+      const id = url.pathname.replace(/\/+$/, "") === "/submit/auto" ? url.searchParams.get("user_id") : null;
       const clean = cleanId(id);
-      return clean ? `flattr:${clean}` : null;
+      return { key: clean ? `flattr:${clean}` : null, funding: true };
     }
-    const scheme = FUNDING_HOSTS[host];
-    if (!scheme || parts.length === 0) return null;
-    let name = parts[0];
-    if (scheme === "github") {
-      if (name === "sponsors") name = parts[1];
-      else if (GITHUB_RESERVED.has(name.toLowerCase())) return null;
+    if (host === "github.com") {
+      if (parts[0] === "sponsors") {
+        const login = parts.length === 2 ? githubLogin(parts[1]) : null;
+        return { key: login ? `github:${login}` : null, funding: true };
+      }
+      const login = parts.length ? githubLogin(parts[0]) : null;
+      return { key: login ? `github:${login}` : null, funding: false };
     }
-    if (scheme === "patreon" && name === "c") name = parts[1];
-    const clean = cleanId(name);
-    return clean ? `${scheme}:${clean}` : null;
+    if (host === "gist.github.com") {
+      const login = parts.length ? githubLogin(parts[0]) : null;
+      return { key: login ? `github:${login}` : null, funding: false };
+    }
+    const profile = PROFILES[host];
+    if (!profile) return undefined;
+    return { key: profileKey(profile, parts), funding: true };
+  }
+
+  function profileKey(profile, parts) {
+    let rest = parts;
+    if (profile.prefix && rest[0] === profile.prefix) rest = rest.slice(1);
+    else if (rest.length && profile.routes.includes(rest[0].toLowerCase())) return null;
+    if (rest.length === 0 || rest.length > 2) return null;
+    if (rest.length === 2 && !profile.sub.includes(rest[1].toLowerCase())) return null;
+    const id = cleanId(rest[0]);
+    return id ? `${profile.scheme}:${id}` : null;
+  }
+
+  /** The creator an official embed names: a widget's script, a button image's
+   * link, GitHub Sponsors' button frame; null otherwise. */
+  function embedKey(el, base) {
+    const tag = el.tagName;
+    if (tag === "SCRIPT") {
+      const url = cleanUrl(el.getAttribute("src"), base, true);
+      if (!url) return null;
+      const host = url.hostname.toLowerCase().replace(/^www\./, "");
+      const parts = url.pathname.split("/").filter(Boolean);
+      if (host === "liberapay.com" && parts.length === 3 && parts[1] === "widgets"
+          && /^(?:button|receiving)\.js$/.test(parts[2])) {
+        return profileKey(PROFILES[host], [parts[0]]);
+      }
+      if (host === "opencollective.com" && parts.length === 3 && /^(?:donate|contribute)$/.test(parts[1])
+          && parts[2] === "button.js") {
+        return profileKey(PROFILES[host], [parts[0]]);
+      }
+      return null;
+    }
+    if (tag === "IFRAME") {
+      const url = cleanUrl(el.getAttribute("src"), base, true);
+      const m = url && url.hostname === "github.com"
+        && /^\/sponsors\/([^/]+)\/(?:button|card)\/?$/.exec(url.pathname);
+      const login = m ? githubLogin(m[1]) : null;
+      return login ? `github:${login}` : null;
+    }
+    if (tag === "IMG") {
+      const src = cleanUrl(el.getAttribute("src"), base, true);
+      if (!src || !BUTTON_IMAGES.some((re) => re.test(`${src.origin}${src.pathname}`))) return null;
+      const a = el.closest("a[href]");
+      return a ? embedLink(a, base, src.hostname) : null;
+    }
+    return null;
+  }
+
+  /** The profile key of a button's link, when it goes to the button's own platform. */
+  function embedLink(a, base, imageHost) {
+    const url = linkUrl(a.getAttribute("href"), base);
+    const link = url ? platformLink(url) : undefined;
+    if (!link || !link.key) return null;
+    const platform = (h) => h.toLowerCase().split(".").slice(-2).join(".");
+    return platform(url.hostname) === platform(imageHost) ? link.key : null;
+  }
+
+  /** The Ko-fi names in a page's inline widget code, when it loads Ko-fi's widget. */
+  function kofiWidgets(doc) {
+    const out = [];
+    const loads = Array.from(doc.scripts)
+      .some((el) => KOFI_WIDGET_SCRIPT.test((el.getAttribute("src") || "").trim()));
+    if (!loads) return out;
+    for (const el of doc.scripts) {
+      if (el.hasAttribute("src")) continue;
+      const text = (el.textContent || "").slice(0, 20000);
+      if (!text.includes("kofiwidget2") && !text.includes("kofiWidgetOverlay")) continue;
+      const m = KOFI_INIT.exec(text) || KOFI_OVERLAY.exec(text);
+      const name = m ? m[m.length - 1] : null;
+      const key = name ? profileKey(PROFILES["ko-fi.com"], [name]) : null;
+      if (key) out.push([key, el]);
+    }
+    return out;
   }
 
   // -- the registrable domain (Public Suffix List, psl.js) -------------------------
@@ -166,29 +330,61 @@
   }
 
   /** The address of an element-scope creator's own part of the page: the
-   * nearest anchor (an id) from the marker up to its comment or article, else
-   * the article's own link (rel=bookmark, or its headline's); same origin only,
-   * so a page cannot point a flattr at another site's thing. */
-  function partUrl(el, doc) {
+   * nearest anchor (an id) from the marker up to its comment or article, on the
+   * page's thing URL, else the article's own link (rel=bookmark, or its
+   * headline's); same site only, so a page cannot point a flattr at another
+   * site's thing. */
+  function partUrl(el, doc, thing) {
     const part = partOf(el);
-    if (!part) return undefined;
-    let page;
-    try {
-      page = new URL(doc.URL);
-    } catch (e) {
-      return undefined;
-    }
-    page.hash = "";
+    if (!part || !thing) return undefined;
     for (let node = el; node; node = node.parentElement) {
       const id = node.getAttribute("id");
-      if (id && id.length <= 200 && /^[A-Za-z0-9_:.-]+$/.test(id)) return `${page.href}#${id}`;
+      if (id && id.length <= 200 && /^[A-Za-z0-9_:.-]+$/.test(id)) return `${thing}#${id}`;
       if (node === part) break;
     }
     const link = part.tagName === "ARTICLE"
       ? part.querySelector("a[rel~='bookmark'][href], h1 a[href], h2 a[href], h3 a[href]") : null;
-    const url = link ? cleanUrl(link.getAttribute("href"), doc.baseURI, false) : null;
-    if (url && url.origin === page.origin && url.href !== page.href) return url.href;
-    return undefined;
+    const url = link ? cleanUrl(link.getAttribute("href"), doc.baseURI, false, 2048) : null;
+    if (!url || url.href === thing) return undefined;
+    const page = new URL(thing);
+    if (url.origin !== page.origin) return undefined;
+    dropTracking(url);
+    return url.href;
+  }
+
+  // -- a thing's URL (DESIGN.md, "A thing's URL") --------------------------------------
+
+  /** Drop the query parameters that only track a visit (tracking-params.js).
+   * The query is rewritten only when one is there, as the daemon does. */
+  function dropTracking(url) {
+    const tracking = listOf("MECENE_TRACKING_PARAMS");
+    const keys = Array.from(url.searchParams.keys());
+    if (!keys.some((k) => tracking.has(k))) return;
+    for (const k of new Set(keys)) if (tracking.has(k)) url.searchParams.delete(k);
+  }
+
+  /** The URL a flattr of this page is for: the page's own <link rel="canonical">
+   * when it is on the same registrable domain (AMP pages, `www.` and tracking
+   * variants point there), else the address; without tracking parameters,
+   * fragment or credentials. null for a page that is not http(s). */
+  function thingUrl(doc) {
+    let url;
+    try {
+      url = new URL(doc.URL);
+    } catch (e) {
+      return null;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    const link = doc.head && doc.head.querySelector("link[rel~='canonical' i][href]");
+    const canonical = link ? cleanUrl(link.getAttribute("href"), doc.baseURI, false, 2048) : null;
+    if (canonical && registrableDomain(canonical.hostname) === registrableDomain(url.hostname)) {
+      url = canonical;
+    }
+    url.hash = "";
+    url.username = "";
+    url.password = "";
+    dropTracking(url);
+    return url.href;
   }
 
   function labelOf(el) {
@@ -207,9 +403,10 @@
   /* `source` is one of these short words, never the page's own text:
    *   meta, link         a <meta> or <link> (in the head, or in the body outside user content)
    *   anchor             an <a rel="payment|me|author">
-   *   button             an <a class="FlattrButton">
+   *   button             an <a class="FlattrButton"> (rel= or rev= "flattr;uid:…")
    *   data               an element with data-flattr-uid
-   *   page-url           the page's own address (github.com/LOGIN)
+   *   embed              a platform's official button or widget (its script, image, frame)
+   *   page-url           the page's own address (github.com/LOGIN, a YouTube channel)
    *   site               the registrable domain, always last of the page's entries */
 
   function detectCreators(doc) {
@@ -217,24 +414,27 @@
     let order = 0;
     const base = doc.baseURI;
     const head = doc.head;
+    const thing = thingUrl(doc);
     // tier 0: the head (what the site declares); 1: page-scope markers in the body.
     const add = (key, scope, source, label, el) => {
       if (!key || key.length > MAX_VALUE) return;
       const inHead = !el || (head !== null && head.contains(el));
-      const url = scope === "element" && el ? partUrl(el, doc) : undefined;
+      const url = scope === "element" && el ? partUrl(el, doc, thing) : undefined;
       found.push({ key, scope, source, label, url, tier: inHead ? 0 : 1, order: order++ });
     };
-    let pageHost = "";
+    // Metadata in the head is the page's; the same tags in the body are
+    // the page's only outside user content (a comment cannot declare them).
+    const scopeHere = (el) => (head !== null && head.contains(el) ? "page" : scopeOf(el));
+    let pageUrl = null;
     try {
-      pageHost = new URL(doc.URL).hostname.toLowerCase();
+      pageUrl = new URL(doc.URL);
     } catch (e) { /* about:blank and the like: no domain entry */ }
+    const pageHost = pageUrl ? pageUrl.hostname.toLowerCase() : "";
 
     for (const el of doc.querySelectorAll(
       "meta[name], meta[itemprop], link[rel], a[rel], a.FlattrButton, [data-flattr-uid]")) {
       const tag = el.tagName;
-      // Metadata in the head is the page's; the same tags in the body are
-      // the page's only outside user content (a comment cannot declare them).
-      const scope = head !== null && head.contains(el) ? "page" : scopeOf(el);
+      const scope = scopeHere(el);
       if (tag === "META") {
         const name = (el.getAttribute("name") || "").toLowerCase();
         const content = el.getAttribute("content");
@@ -255,6 +455,7 @@
         continue;
       }
       const rels = relTokens(el);
+      const named = rels.some((r) => r === "payment" || r === "me" || r === "author");
       if (tag === "LINK") {
         const href = el.getAttribute("href");
         if (rels.includes("monetization")) {
@@ -268,12 +469,21 @@
           if (m) add(`youtube:${m[1]}`, scope, "link", undefined, el);
           continue;
         }
-        const url = cleanUrl(href, base, false);
+        const url = linkUrl(href, base);
         if (!url) continue;
-        const platform = platformKey(url);
-        // A <link> in the head to a funding platform counts whatever its rel.
-        if (platform) add(platform, scope, "link", undefined, el);
-        else if (rels.includes("payment")) add(`payment:${url.href}`, scope, "link", undefined, el);
+        const link = platformLink(url);
+        if (link) {
+          // A <link> to a funding page counts whatever its rel; to a profile
+          // (github.com/LOGIN), only as rel me, author or payment: GitHub's
+          // own head links (/opensearch.xml, /manifest.json, icons) name nobody.
+          if (link.key && (link.funding || named)) add(link.key, scope, "link", undefined, el);
+          continue;
+        }
+        const fedi = rels.includes("me") ? fediverseProfile(url) : null;
+        if (fedi) add(fedi, scope, "link", undefined, el);
+        else if (rels.includes("payment") && url.href.length <= MAX_VALUE) {
+          add(`payment:${url.href}`, scope, "link", undefined, el);
+        }
         continue;
       }
       if (el.hasAttribute("data-flattr-uid")) {
@@ -281,28 +491,58 @@
         if (id) add(`flattr:${id}`, scope, "data", labelOf(el), el);
       }
       if (tag !== "A") continue;
-      if (el.classList.contains("FlattrButton")) {
-        const m = /(?:^|;)\s*uid:([^;]*)/.exec((el.getAttribute("rel") || "").slice(0, MAX_VALUE));
+      // The Flattr button, as the official WordPress plugins write it: its
+      // parameters in rel= or (older plugins) rev=, "flattr;uid:ID;…".
+      const flattrParams = [el.getAttribute("rel"), el.getAttribute("rev")]
+        .map((v) => (v || "").slice(0, MAX_VALUE)).find((v) => /^\s*flattr\s*;/i.test(v));
+      if (el.classList.contains("FlattrButton") || flattrParams) {
+        const m = /(?:^|;)\s*uid:([^;]*)/.exec(flattrParams || "");
         const id = m ? cleanId(m[1]) : null;
         if (id) add(`flattr:${id}`, scope, "button", labelOf(el), el);
         continue;
       }
       // A plain link to a profile is not a creator: only rel payment, me or author counts.
-      if (!rels.some((r) => r === "payment" || r === "me" || r === "author")) continue;
-      const url = cleanUrl(el.getAttribute("href"), base, false);
+      if (!named) continue;
+      const url = linkUrl(el.getAttribute("href"), base);
       if (!url) continue;
-      const platform = platformKey(url);
-      if (platform) add(platform, scope, "anchor", labelOf(el), el);
-      else if (rels.includes("payment")) add(`payment:${url.href}`, scope, "anchor", labelOf(el), el);
+      const link = platformLink(url);
+      if (link) {
+        if (link.key) add(link.key, scope, "anchor", labelOf(el), el);
+        continue;
+      }
+      const fedi = rels.includes("me") ? fediverseProfile(url) : null;
+      if (fedi) add(fedi, scope, "anchor", labelOf(el), el);
+      else if (rels.includes("payment") && url.href.length <= MAX_VALUE) {
+        add(`payment:${url.href}`, scope, "anchor", labelOf(el), el);
+      }
     }
 
-    // The page itself: github.com/LOGIN and its repositories name their owner.
-    if (pageHost === "github.com" || pageHost === "www.github.com") {
-      const url = new URL(doc.URL);
-      const key = platformKey(url);
-      if (key && key.startsWith("github:") && !url.pathname.startsWith("/sponsors/")) {
-        add(key, "page", "page-url");
+    // The platforms' official buttons and widgets: the creator's own, whatever their rel.
+    // (The browser's own lists of scripts, images and frames, filtered by
+    // address: much cheaper on a large page than attribute selectors.)
+    const embeds = [];
+    for (const list of [doc.scripts, doc.images, doc.getElementsByTagName("iframe")]) {
+      for (const el of list) {
+        const src = el.getAttribute("src");
+        if (src && EMBED_HOSTS.test(src)) embeds.push(el);
       }
+    }
+    embeds.sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+    for (const el of embeds) {
+      const key = embedKey(el, base);
+      if (key) add(key, scopeHere(el), "embed", undefined, el);
+    }
+    for (const [key, el] of kofiWidgets(doc)) add(key, scopeHere(el), "embed", undefined, el);
+
+    // The page itself: github.com/LOGIN (a profile, a repository, a Sponsors
+    // page), gist.github.com/LOGIN, a YouTube channel's page.
+    if (pageUrl && (pageHost === "github.com" || pageHost === "www.github.com"
+        || pageHost === "gist.github.com")) {
+      const link = platformLink(pageUrl);
+      if (link && link.key) add(link.key, "page", "page-url");
+    } else if (pageUrl && YOUTUBE_HOSTS.has(pageHost)) {
+      const m = /^\/channel\/(UC[A-Za-z0-9_-]{1,60})(?:\/|$)/.exec(pageUrl.pathname);
+      if (m) add(`youtube:${m[1]}`, "page", "page-url");
     }
 
     const rank = (e) => PRIORITY[e.key.slice(0, e.key.indexOf(":"))] ?? 9;
@@ -334,6 +574,7 @@
   const injectedBefore = typeof globalThis.meceneReport === "function";
   globalThis.detectCreators = detectCreators;
   globalThis.registrableDomain = registrableDomain;
+  globalThis.thingUrl = thingUrl;
   if (!runtime || !runtime.id) return; // a plain script in a test page
   if (injectedBefore) { // the service worker injects again after each load, or asks now
     globalThis.meceneReport(true);
@@ -346,13 +587,14 @@
    * (the worker asked, or forgot this page when the tab moved on). */
   const report = (force) => {
     const creators = detectCreators(document);
-    const keys = `${document.title}\n${creators.map((c) => c.key).join("\n")}`;
+    const thing = thingUrl(document);
+    const keys = `${document.title}\n${thing}\n${creators.map((c) => c.key).join("\n")}`;
     if (!force && keys === lastKeys && location.href === lastUrl) return;
     lastKeys = keys;
     lastUrl = location.href;
     try {
       const title = String(document.title || "").replace(/\s+/g, " ").trim().slice(0, 200);
-      runtime.sendMessage({ action: "creators", args: { creators, url: location.href, title } })
+      runtime.sendMessage({ action: "creators", args: { creators, url: location.href, thing, title } })
         .catch(() => {});
     } catch (e) { /* the extension was reloaded: this script is orphaned */ }
   };

@@ -25,6 +25,16 @@ from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "extension"
+# What the worker injects into a page, in its order (background.js, DETECTOR_FILES):
+# the generated lists, then the detector.
+DETECTOR_FILES = ("psl.js", "github-reserved.js", "tracking-params.js", "content.js")
+
+
+def add_detector(page: Any) -> None:
+    """Load the detector into a Playwright page as the worker injects it."""
+    for name in DETECTOR_FILES:
+        page.add_script_tag(path=str(EXTENSION / name))
+
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -83,8 +93,9 @@ HANG = object()  # a resource that never answers: the page's load never complete
 
 
 class PageServer:
-    """Serves `pages[(host, path)]` over https on 127.0.0.1, from a thread: HTML,
-    a `Redirect(path)`, or `HANG` (answers nothing until the server stops)."""
+    """Serves `pages[(host, path)]` over https on 127.0.0.1, from a thread: HTML
+    ("{port}" in it is the server's port), a `Redirect(path)`, or `HANG`
+    (answers nothing until the server stops)."""
 
     def __init__(self, pages: dict[tuple[str, str], Any], tls_dir: Path) -> None:
         self.pages = pages
@@ -106,7 +117,8 @@ class PageServer:
             raise web.HTTPServiceUnavailable()
         if isinstance(html, Redirect):
             raise web.HTTPFound(str(html))
-        return web.Response(text=html, content_type="text/html")
+        # "{port}" in a page is the server's port: pages can name their own absolute URLs.
+        return web.Response(text=html.replace("{port}", str(self.port)), content_type="text/html")
 
     async def _start(self) -> None:
         self._stopping = asyncio.Event()

@@ -21,7 +21,7 @@ from daemon.clock import FrozenClock
 from daemon.http import ROUTES
 from daemon.keys import creator_key
 
-from .browser import CHROMIUM_ARGS, EXTENSION, chromium_path
+from .browser import CHROMIUM_ARGS, add_detector, chromium_path
 from .conftest import battery_size
 from .inproc import App
 from .test_detect import CASES
@@ -177,8 +177,7 @@ def detector_page() -> Iterator[Any]:
         )
         page = browser.new_page()
         page.goto("about:blank")
-        page.add_script_tag(path=str(EXTENSION / "psl.js"))
-        page.add_script_tag(path=str(EXTENSION / "content.js"))
+        add_detector(page)
         yield page
         browser.close()
 

@@ -8,13 +8,14 @@ extension API), after psl.js, as the extension loads them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from daemon.keys import creator_key
+from daemon.keys import creator_key, thing_url, tracking_params
 
-from .browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path
+from .browser import CHROMIUM_ARGS, PageServer, add_detector, chromium_path
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -279,10 +280,185 @@ HOSTILE: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
 }
 CASES.update(HOSTILE)
 
+# Pages written from what real plugins and platforms emit; each fixture file
+# says where its markup comes from. (host, path, file, expected)
+REAL_DIR = Path(__file__).parent / "fixtures" / "real"
+GITHUB_ROUTES = [
+    "/topics/rust",
+    "/copilot",
+    "/signup",
+    "/marketplace",
+    "/orgs/acme/people",
+    "/features/actions",
+    "/settings/profile",
+    "/sessions/sudo_modal",
+    "/explore",
+]
+REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
+    "github_repository": (
+        "github.com",
+        "/alice/project",
+        "github-repository.html",
+        [("github:alice", P), ("domain:github.com", P)],
+    ),
+    **{
+        f"github_route{path.replace('/', '_')}": (
+            "github.com",
+            path,
+            "github-route.html",
+            [("domain:github.com", P)],
+        )
+        for path in GITHUB_ROUTES
+    },
+    "github_profile": (
+        "github.com",
+        "/alice",
+        "github-profile.html",
+        [("github:alice", P), ("fediverse:@alice@mastodon.social", P), ("domain:github.com", P)],
+    ),
+    "github_sponsors_page": (
+        "github.com",
+        "/sponsors/alice",
+        "github-profile.html",
+        [("github:alice", P), ("fediverse:@alice@mastodon.social", P), ("domain:github.com", P)],
+    ),
+    "gist": (
+        "gist.github.com",
+        "/alice/0123456789abcdef0123",
+        "gist.html",
+        [("github:alice", P), ("domain:github.com", P)],
+    ),
+    "youtube_music_channel": (
+        "music.youtube.com",
+        "/channel/UC_x5XG1OV2P6uZZ5FSM9Ttw",
+        "youtube-music-channel.html",
+        [("youtube:UC_x5XG1OV2P6uZZ5FSM9Ttw", P), ("domain:youtube.com", P)],
+    ),
+    "wordpress_flattr_plugin_long_head_link": (
+        "blog.example.org",
+        "/2026/04/12/the-spring-flood-and-what-the-neighbours-said-about-our-bees/",
+        "wordpress-flattr-plugin.html",
+        [("flattr:alice", P), ("domain:example.org", P)],
+    ),
+    "wordpress_flattr_plugin_rev_button": (
+        "bob.example.net",
+        "/2011/02/ein-beitrag/",
+        "wordpress-flattr-rev.html",
+        [("flattr:bob_blog", P), ("domain:example.net", P)],
+    ),
+    "flattr_link_with_a_bad_id_gives_nothing": (
+        "bad.example.org",
+        "/post",
+        "flattr-bad-id.html",
+        [("domain:example.org", P)],
+    ),
+    "platform_links_that_name_no_profile": (
+        "podcast.example.com",
+        "/support",
+        "platform-non-profile.html",
+        [("domain:example.com", P)],
+    ),
+    "liberapay_widget": (
+        "translations.example.org",
+        "/support",
+        "liberapay-widget.html",
+        [("liberapay:carol", P), ("domain:example.org", P)],
+    ),
+    "image_buttons": (
+        "tinytool.example.dev",
+        "/",
+        "image-buttons.html",
+        [
+            ("liberapay:dave", P),
+            ("kofi:D1D76X1T1", P),
+            ("patreon:davetools", P),
+            ("opencollective:tinytool", P),
+            ("domain:example.dev", P),
+        ],
+    ),
+    "kofi_widget": (
+        "erin.example.art",
+        "/",
+        "kofi-widget.html",
+        [("kofi:E1E1OQ2R", P), ("domain:example.art", P)],
+    ),
+    "opencollective_button_and_github_sponsors_frame": (
+        "webframe.example.io",
+        "/docs",
+        "opencollective-and-sponsors.html",
+        [("opencollective:webframe", P), ("github:frank", P), ("domain:example.io", P)],
+    ),
+    "embeds_in_comments_are_the_commenters": (
+        "blog.example.com",
+        "/post",
+        "embeds-in-comments.html",
+        [("flattr:owner", P), ("domain:example.com", P), ("kofi:gina", E), ("liberapay:hank", E)],
+    ),
+    "rel_me_to_a_fediverse_profile": (
+        "ivy.example.net",
+        "/",
+        "rel-me.html",
+        [("fediverse:@ivy@hachyderm.io", P), ("github:ivy", P), ("domain:example.net", P)],
+    ),
+}
+CASES.update(
+    {
+        name: (host, path, (REAL_DIR / file).read_text(), expected)
+        for name, (host, path, file, expected) in REAL.items()
+    }
+)
+
+
+# -- a thing's URL (DESIGN.md, "A thing's URL") ---------------------------------------
+
+STORY = "https://news.example.org:{port}/2026/11/story/"
+
+
+def story(head: str = "") -> str:
+    # A news site's article head: its canonical link, as WordPress, Ghost and
+    # AMP pages write it (<link rel="canonical" href="…">).
+    return page(
+        head=f'<link rel="canonical" href="{STORY}">{head}', body="<article>Story</article>"
+    )
+
+
+THING_PAGES = {
+    ("news.example.org", "/2026/11/story/"): story(),
+    ("www.news.example.org", "/2026/11/story/"): story(),
+    ("news.example.org", "/2026/11/story"): story(),
+    ("news.example.org", "/amp/2026/11/story/"): story('<script async src="/v0.js"></script>'),
+    # Another site's canonical is not this page's (a copy, a scraper): ignored.
+    ("copycat.example.com", "/story"): story(),
+    ("plain.example.org", "/a"): page(body="<p>No canonical link.</p>"),
+}
+# (address visited, thing URL): addresses a person calls the same article.
+SAME_ARTICLE = [
+    ("https://news.example.org:{port}/2026/11/story/", STORY),
+    (
+        "https://www.news.example.org:{port}/2026/11/story/?utm_source=newsletter&utm_medium=email",
+        STORY,
+    ),
+    ("https://news.example.org:{port}/2026/11/story?fbclid=IwAR0xyz", STORY),
+    ("https://news.example.org:{port}/amp/2026/11/story/#top", STORY),
+    (
+        "https://copycat.example.com:{port}/story?gclid=abc",
+        "https://copycat.example.com:{port}/story",
+    ),
+    (
+        "https://plain.example.org:{port}/a?utm_campaign=x&id=3&mc_eid=9#comments",
+        "https://plain.example.org:{port}/a?id=3",
+    ),
+    (
+        "https://plain.example.org:{port}/a?id=3&ref=home",
+        "https://plain.example.org:{port}/a?id=3&ref=home",
+    ),
+]
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
     pages = {(host, path): html for host, path, html, _exp in CASES.values()}
+    pages.update(THING_PAGES)
     s = PageServer(pages, tmp_path_factory.mktemp("tls")).start()
     yield s
     s.stop()
@@ -300,8 +476,7 @@ def browser(server: PageServer) -> Iterator[Any]:
 def detect(browser: Any, server: PageServer, host: str, path: str) -> tuple[list[dict], Any]:
     page_ = browser.new_page()
     page_.goto(server.url(host, path))
-    page_.add_script_tag(path=str(EXTENSION / "psl.js"))
-    page_.add_script_tag(path=str(EXTENSION / "content.js"))
+    add_detector(page_)
     result = page_.evaluate("detectCreators(document)")
     return result, page_
 
@@ -360,7 +535,7 @@ def test_labels_and_sources(browser: Any, server: PageServer) -> None:
     assert result[0]["source"] == "meta"
 
 
-SOURCES = {"meta", "link", "anchor", "button", "data", "page-url", "site"}
+SOURCES = {"meta", "link", "anchor", "button", "data", "embed", "page-url", "site"}
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
@@ -373,3 +548,35 @@ def test_every_entry_stays_within_its_bounds(browser: Any, server: PageServer, c
         assert c["source"] in SOURCES
         assert len(c.get("label", "")) <= 80
         assert len(c["key"]) <= 512
+
+
+@pytest.mark.parametrize(("visited", "thing"), SAME_ARTICLE)
+def test_one_url_per_article(browser: Any, server: PageServer, visited: str, thing: str) -> None:
+    """The page's same-site canonical URL, else its address; no tracking
+    parameters, no fragment; the daemon keeps what the extension sends."""
+    port = str(server.port)
+    page_ = browser.new_page()
+    page_.goto(visited.replace("{port}", port))
+    add_detector(page_)
+    got = page_.evaluate("thingUrl(document)")
+    page_.close()
+    assert got == thing.replace("{port}", port)
+    assert thing_url(got) == got
+
+
+def test_the_extension_and_the_daemon_drop_the_same_parameters(browser: Any) -> None:
+    """Both read one generated list; the browser's URLSearchParams and the
+    daemon's WHATWG parser re-serialise a query the same way."""
+    page_ = browser.new_page()
+    add_detector(page_)
+    params = page_.evaluate("MECENE_TRACKING_PARAMS")
+    query = "&".join(f"{p}=1" for p in params)
+    raw = f"https://x.example/p?keep=a%20b~&{query}&also=%E2%9C%93"
+    got = page_.evaluate(
+        "(raw) => { const u = new URL(raw); for (const p of MECENE_TRACKING_PARAMS) "
+        "u.searchParams.delete(p); return u.href; }",
+        raw,
+    )
+    page_.close()
+    assert sorted(params) == sorted(tracking_params())
+    assert thing_url(raw) == got == "https://x.example/p?keep=a+b%7E&also=%E2%9C%93"

@@ -6,6 +6,7 @@ import json
 import os
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,27 @@ PAGES = {
         + '<a class="FlattrButton" rel="flattr;uid:mallory;" href="/">Flattr</a>'
         "</li></ol></body></html>"
     ),
+    # One article, several addresses (DESIGN.md, "A thing's URL"): a newsletter
+    # links the www. address with tracking parameters; the AMP page and the
+    # article name their canonical URL, as news sites' heads do.
+    ("mail.example.com", "/inbox"): (
+        "<!doctype html><html><head><title>Inbox</title></head><body>"
+        '<a id="story" href="https://www.news.example.org:{port}/2026/11/story/'
+        '?utm_source=newsletter&amp;utm_medium=email&amp;fbclid=IwAR0abc">Read the story</a>'
+        "</body></html>"
+    ),
+    **{
+        (host, path): (
+            "<!doctype html><html><head><title>The story</title>"
+            '<link rel="canonical" href="https://news.example.org:{port}/2026/11/story/">'
+            '<meta name="flattr:id" content="reporter"></head>'
+            "<body><article>The story.</article></body></html>"
+        )
+        for host, path in [
+            ("www.news.example.org", "/2026/11/story/"),
+            ("news.example.org", "/amp/2026/11/story/"),
+        ]
+    },
 }
 
 
@@ -743,5 +765,47 @@ def test_the_popup_says_when_a_creator_has_joined(
         assert popup.text("#joined") == "On Mécène: paid at the end of the month."
         save_shot(popup, tmp_path, "popup-joined.png")
         person.leave(popup)
+    finally:
+        daemon.stop()
+
+
+def test_one_article_is_one_thing_whatever_its_address(
+    person: Browser, server: PageServer, tmp_path: Path
+) -> None:
+    """A link from a newsletter (www., utm_*, fbclid) and later the AMP page of
+    the same article: one flattr, for the article's canonical URL."""
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    story = server.url("news.example.org", "/2026/11/story/")
+    try:
+        visit(person, server, "mail.example.com", "/inbox")
+        tab = person.tab()
+        tab.click("#story")
+        tab_state(
+            person.ctx, lambda s: s["url"].startswith(server.url("www.news.example.org", "/"))
+        )
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert [c["url"] for c in clicks(daemon, token)] == [story]
+        person.leave(popup)
+        # The AMP page of the same article, typed in the address bar: the same thing.
+        visit(person, server, "news.example.org", "/amp/2026/11/story/")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "Flattr ID reporter"
+        person.leave(popup)
+        assert [c["url"] for c in clicks(daemon, token)] == [story]
+        # The raw API agrees: the address with its tracking parameters is that thing.
+        status, body = daemon.request(
+            "POST",
+            "/clicks",
+            {
+                "id": str(uuid.uuid4()),
+                "url": server.url("news.example.org", "/2026/11/./story/?gclid=1#"),
+                "creator": "flattr:reporter",
+                "weight": 1,
+            },
+            token=token,
+        )
+        assert status == 409 and body["error"] == "flattr_once", body
     finally:
         daemon.stop()
