@@ -2,7 +2,7 @@
 
 Chromium with a window on Xvfb and the extension loaded, a real daemon. For
 each of N distinct pages: the page is loaded and its creators known, then
-xdotool presses the real shortcut (Alt+Shift+F); the popup flattrs the page
+xdotool presses the real shortcut (Alt+Shift+M); the popup flattrs the page
 and marks when the daemon's answer is on screen (`data-ack-at`, epoch ms).
 The figure is key press → flattr confirmed. The baseline, from the same
 presses, is key press → the popup's document starting (what the browser
@@ -91,7 +91,7 @@ def main() -> int:
                     ).split():
                         x.xdotool("windowfocus", "--sync", window)
                     pressed = time.time() * 1000
-                    x.xdotool("key", "--clearmodifiers", "alt+shift+f")
+                    x.xdotool("key", "--clearmodifiers", "alt+shift+m")
                     popup = RealPopup.wait_open(cdp)
                     popup.wait("document.getElementById('app').dataset.ackAt")
                     ack_at = float(popup.eval("document.getElementById('app').dataset.ackAt"))

@@ -65,7 +65,7 @@ def test_the_keyboard_shortcut_flattrs_the_page(
         (command,) = [
             c for c in sw.evaluate("chrome.commands.getAll()") if c["name"] == "_execute_action"
         ]
-        assert command["shortcut"] == "Alt+Shift+F"
+        assert command["shortcut"] == "Alt+Shift+M"
         page = ctx.pages[0] if ctx.pages else ctx.new_page()
         url = server.url("blog.example.org", "/post")
         page.goto(url)
@@ -75,7 +75,7 @@ def test_the_keyboard_shortcut_flattrs_the_page(
         # Give the browser window the input focus, then press the shortcut.
         for window in x.xdotool("search", "--onlyvisible", "--class", "chromium").split():
             x.xdotool("windowfocus", "--sync", window)
-        x.xdotool("key", "--clearmodifiers", "alt+shift+f")
+        x.xdotool("key", "--clearmodifiers", "alt+shift+m")
         clicks: list[dict[str, Any]] = []
         deadline = time.monotonic() + 15
         while not clicks and time.monotonic() < deadline:
