@@ -273,9 +273,11 @@ $("dashboard").addEventListener("click", async (event) => {
   window.close();
 });
 
-$("options").addEventListener("click", (event) => {
+$("options").addEventListener("click", async (event) => {
   event.preventDefault();
-  chrome.runtime.openOptionsPage();
+  // In a tab (options_ui.open_in_tab), the same in both browsers; an open one
+  // is brought forward. The popup closes once the call has gone out.
+  await chrome.runtime.openOptionsPage();
   window.close();
 });
 
