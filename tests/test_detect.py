@@ -15,7 +15,15 @@ import pytest
 
 from daemon.keys import creator_key, thing_url, tracking_params
 
-from .browser import CHROMIUM_ARGS, PageServer, add_detector, chromium_path
+from .browser import (
+    CHROMIUM_ARGS,
+    DETECTOR_FILES,
+    EXTENSION,
+    PageServer,
+    add_detector,
+    chromium_path,
+)
+from .firefox import Firefox, headed_firefox
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -479,6 +487,42 @@ def detect(browser: Any, server: PageServer, host: str, path: str) -> tuple[list
     add_detector(page_)
     result = page_.evaluate("detectCreators(document)")
     return result, page_
+
+
+@pytest.fixture(scope="module")
+def firefox(server: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firefox]:
+    """Debian's Firefox ESR with a window, over WebDriver BiDi (tests/firefox.py)."""
+    hosts = [host for host, _path, _html, _exp in CASES.values()]
+    hosts += [host for host, _path in THING_PAGES]
+    with headed_firefox(tmp_path_factory.mktemp("firefox"), hosts) as ff:
+        yield ff
+
+
+def detect_in_firefox(ff: Firefox, url: str) -> tuple[list[dict], str]:
+    ff.driver.call("goto", url=url, wait="load")
+    for name in DETECTOR_FILES:
+        ff.driver.call("addScript", path=str(EXTENSION / name))
+    return ff.driver.call("page", expression="detectCreators(document)"), ff.driver.call(
+        "page", expression="thingUrl(document)"
+    )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_detect_creators_in_firefox(firefox: Firefox, server: PageServer, case: str) -> None:
+    """The same pages, the same answers, in Firefox's DOM and URL parser."""
+    host, path, _html, expected = CASES[case]
+    result, _thing = detect_in_firefox(firefox, server.url(host, path))
+    want = [(key.replace("{port}", str(server.port)), scope) for key, scope in expected]
+    assert [(c["key"], c["scope"]) for c in result] == want
+
+
+@pytest.mark.parametrize(("visited", "thing"), SAME_ARTICLE)
+def test_one_url_per_article_in_firefox(
+    firefox: Firefox, server: PageServer, visited: str, thing: str
+) -> None:
+    port = str(server.port)
+    _result, got = detect_in_firefox(firefox, visited.replace("{port}", port))
+    assert got == thing.replace("{port}", port)
 
 
 @pytest.mark.parametrize("case", list(CASES))
