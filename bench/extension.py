@@ -1,7 +1,7 @@
-"""The extension's cost on page loads, in Debian's Chromium.
+"""The extension's cost on page loads, in Debian's Chromium and Firefox ESR.
 
 Page load with the extension against without it: the same pages loaded in
-two Chromium profiles, alternately; the median load time of each, with the
+two profiles of each browser, alternately; the median load time of each, with the
 browser against itself as the noise floor. Target: under 2 % slower.
 (Toolbar shortcut to confirmed flattr, in the real popup: bench/popup.py.)
 
@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path  # noqa: E402
+from tests.firefox import headed_firefox  # noqa: E402
 from tests.procs import mecene, start  # noqa: E402
 
 LOAD = "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
@@ -42,6 +43,7 @@ def article(i: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=60)
+    parser.add_argument("--browsers", default="chromium,firefox")
     args = parser.parse_args()
     pages = {("blog.example.org", f"/post/{i}"): article(i) for i in range(args.pages)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,19 +99,47 @@ def main() -> int:
                 without.close()
         finally:
             daemon.stop()
+        try:
+            report("chromium", loads_with, loads_without)
+            if "firefox" in args.browsers.split(","):
+                report("firefox", *firefox_loads(work, server, args.pages))
+        finally:
             server.stop()
+    return 0
+
+
+def firefox_loads(work: Path, server: PageServer, n: int) -> tuple[list[float], list[float]]:
+    """The same pages in two Firefox ESR profiles, one with the extension
+    (installed, not paired: detection runs, no flattr), taking turns."""
+    loads_with: list[float] = []
+    loads_without: list[float] = []
+    hosts = ["blog.example.org"]
+    with (
+        headed_firefox(work / "ff-with", hosts) as with_ext,
+        headed_firefox(work / "ff-without", hosts, extension=False) as without,
+    ):
+        for rnd in range(2):
+            for i in range(n):
+                url = server.url("blog.example.org", f"/post/{i}")
+                pair = [(without, loads_without), (with_ext, loads_with)]
+                for ff, out in pair if (i + rnd) % 2 else pair[::-1]:
+                    ff.driver.call("goto", url=url, wait="load")
+                    out.append(float(ff.driver.call("page", expression=f"({LOAD})()")))
+    return loads_with, loads_without
+
+
+def report(browser: str, loads_with: list[float], loads_without: list[float]) -> None:
     med_with, med_without = statistics.median(loads_with), statistics.median(loads_without)
     # The noise floor: the same browser against itself (even against odd loads).
     aa = statistics.median(loads_without[0::2]) / statistics.median(loads_without[1::2]) - 1
     print(
-        f"page load without the extension        median {med_without:6.1f} ms   "
+        f"{browser}: page load without the extension   median {med_without:6.1f} ms   "
         f"({len(loads_without)} loads; without against itself: {aa:+.1%})"
     )
     print(
-        f"page load with the extension           median {med_with:6.1f} ms   "
+        f"{browser}: page load with the extension      median {med_with:6.1f} ms   "
         f"({(med_with / med_without - 1):+.1%}, target < +2 %)"
     )
-    return 0
 
 
 if __name__ == "__main__":

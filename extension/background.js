@@ -397,7 +397,43 @@ function tabIdOf(args) {
 }
 
 /** Actions the extension's own pages ask for; each returns a plain object (or {error}). */
+/* Reading pages needs the host permissions. Chromium grants them at install;
+ * Firefox lets the person withhold them (about:addons, Permissions). Without
+ * them no page can be read, so the popup asks for them, saying why. */
+const SITE_ORIGINS = ["http://*/*", "https://*/*"];
+
+async function siteAccess() {
+  try {
+    return await chrome.permissions.contains({ origins: SITE_ORIGINS });
+  } catch (e) {
+    return true; // a browser without the API decides by itself
+  }
+}
+
+/** Access just granted: read the open pages, and flattr the page whose popup
+ * asked for it, if its tab still shows it (as a pairing does). */
+chrome.permissions.onAdded.addListener(async () => {
+  if (!(await siteAccess())) return;
+  await scanTabs().catch(() => {});
+  const wanted = await MeceneStorage.takeAccessWanted();
+  if (!wanted || (await tabUrlNow(wanted.tabId)) !== wanted.url) return;
+  if (await MeceneStorage.getToken()) await flattrTab(wanted.tabId, { expectUrl: wanted.url });
+});
+
 const popupHandlers = {
+  /** Whether the extension may read web pages. */
+  async access() {
+    return { granted: await siteAccess() };
+  },
+
+  /** The popup is about to ask for access: remember which page asked. */
+  async accessWanted(args) {
+    const tabId = tabIdOf(args);
+    const url = tabId === null ? null : await tabUrlNow(tabId);
+    if (url) await MeceneStorage.setAccessWanted({ tabId, url });
+    return null;
+  },
+
   /** Start pairing, or show the pairing already waiting (the same code). The
    * worker keeps asking the daemon after the popup closes. */
   async pair(args) {

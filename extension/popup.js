@@ -281,4 +281,32 @@ $("options").addEventListener("click", async (event) => {
   window.close();
 });
 
-currentTab().then((tabId) => (tabId === null ? show("error", "No page.") : flattr(tabId)));
+let popupTab = null;
+
+/** Without site access no page can be read: ask for it, saying why. */
+async function start(tabId) {
+  popupTab = tabId;
+  if (tabId === null) return show("error", "No page.");
+  const { granted } = await send("access");
+  if (!granted) {
+    $("access").hidden = false;
+    return show("access", "");
+  }
+  return flattr(tabId);
+}
+
+$("grant").addEventListener("click", async () => {
+  const tabId = popupTab;
+  // The request must be made while the click is being handled (no await
+  // before it: the browser would no longer count it as the person's). Firefox shows
+  // its prompt over this panel, which closes: the worker flattrs the page
+  // once access is granted (permissions.onAdded), as it does after a pairing.
+  send("accessWanted", { tabId });
+  const granted = await chrome.permissions.request({ origins: ["http://*/*", "https://*/*"] });
+  if (granted) {
+    $("access").hidden = true;
+    await flattr(tabId);
+  }
+});
+
+currentTab().then(start);

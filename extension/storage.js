@@ -70,5 +70,14 @@
       if (end) await chrome.storage.session.set({ pairingEnd: end });
       else await chrome.storage.session.remove("pairingEnd");
     },
+    /** The page whose popup asked for site access ({tabId, url}), taken once. */
+    async setAccessWanted(wanted) {
+      await chrome.storage.session.set({ accessWanted: wanted });
+    },
+    async takeAccessWanted() {
+      const { accessWanted } = await chrome.storage.session.get("accessWanted");
+      await chrome.storage.session.remove("accessWanted");
+      return accessWanted || null;
+    },
   };
 })();

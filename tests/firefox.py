@@ -216,9 +216,10 @@ class Firefox:
 
 
 @contextlib.contextmanager
-def headed_firefox(profile: Path, hosts: list[str]) -> Iterator[Firefox]:
+def headed_firefox(profile: Path, hosts: list[str], *, extension: bool = True) -> Iterator[Firefox]:
     """Firefox ESR on a fresh X display with the extension installed
-    (temporarily, as web-ext and about:debugging install an unsigned one)."""
+    (temporarily, as web-ext and about:debugging install an unsigned one);
+    `extension=False`: the same browser without it (bench/extension.py)."""
     with Xvfb() as x:
         driver = Driver(x.env())
         try:
@@ -227,7 +228,7 @@ def headed_firefox(profile: Path, hosts: list[str]) -> Iterator[Firefox]:
                 timeout=120,
                 executablePath=firefox_path(),
                 userDataDir=str(profile),
-                extension=str(EXTENSION),
+                extension=str(EXTENSION) if extension else None,
                 uuid=EXT_UUID,
                 hosts=sorted(set(hosts)),
                 display=x.display,

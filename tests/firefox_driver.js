@@ -91,8 +91,9 @@ const commands = {
         "browser.startup.homepage_override.mstone": "ignore",
       },
     });
-    const id = await browser.installExtension(extension);
     page = (await browser.pages())[0];
+    if (!extension) return { id: null, version: await browser.version() }; // a bare browser (bench)
+    const id = await browser.installExtension(extension);
     const chromeTree = await bidi("browsingContext.getTree", { "moz:scope": "chrome" });
     chromeContext = chromeTree.contexts[0].context;
     // An extension page in a background tab, for the extension's APIs. Its
@@ -172,6 +173,23 @@ const commands = {
       const r = document.querySelector(${JSON.stringify(selector)}).getBoundingClientRect();
       return [Math.round(window.mozInnerScreenX + r.left + r.width / 2),
               Math.round(window.mozInnerScreenY + r.top + r.height / 2)];
+    })()`);
+  },
+
+  /** Firefox's own prompt (a doorhanger) when one is open: its text, and the
+   * screen point of its main button, for a real click. */
+  async prompt() {
+    return evaluate(chromeContext, `(() => {
+      const panel = PopupNotifications.panel;
+      if (!panel || panel.state !== "open") return null;
+      const note = panel.querySelector("popupnotification:not([hidden])");
+      if (!note) return null;
+      const button = note.querySelector(".popup-notification-primary-button");
+      const r = button.getBoundingClientRect();
+      return { id: note.id, text: note.textContent.replace(/\\s+/g, " ").trim(),
+        button: button.label || button.textContent,
+        point: [Math.round(window.mozInnerScreenX + r.left + r.width / 2),
+                Math.round(window.mozInnerScreenY + r.top + r.height / 2)] };
     })()`);
   },
 

@@ -796,3 +796,53 @@ def test_the_options_page_sets_the_daemon_s_port(
         ]
     finally:
         daemon.stop()
+
+
+def test_a_person_who_withheld_site_access_is_asked_and_the_page_is_flattred(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """Firefox lets a person withhold an extension's host permissions (about:addons,
+    Permissions). The popup says why Mécène reads pages and asks; the person
+    allows it in Firefox's own prompt; the page is flattred with no other step."""
+    if person.name == "chromium":
+        pytest.skip(
+            "Chromium grants an MV3 extension's host permissions at install and no "
+            "extension API can withhold them (permissions.remove refuses required ones); "
+            "a person's site-access setting lives in chrome://extensions, out of reach here"
+        )
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        assert person.worker(
+            "chrome.permissions.remove({origins: ['http://*/*', 'https://*/*']})"
+        ), "Firefox lets the host permissions go"
+        url = server.url("blog.example.org", "/post")
+        person.goto(url)
+        popup = person.popup()
+        popup.wait_state("access")
+        assert popup.text("#access h1") == "Let Mécène read pages"
+        save_shot(person, popup, tmp_path, "popup-access.png")
+        popup.click("#grant")
+        ff = person.ff  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 15
+        prompt = None
+        while prompt is None:
+            assert time.monotonic() < deadline, "Firefox asked nothing"
+            prompt = ff.driver.call("prompt")
+            time.sleep(0.1)
+        assert "Mécène" in prompt["text"], prompt
+        x, y = prompt["point"]
+        ff.x.xdotool("mousemove", str(x), str(y), "click", "1")  # the person allows it
+        deadline = time.monotonic() + 20
+        while not clicks(daemon, token):
+            assert time.monotonic() < deadline, "the page was not flattred after access"
+            time.sleep(0.2)
+        assert [(c["url"], c["creator"]) for c in clicks(daemon, token)] == [(url, "flattr:alice")]
+        assert person.worker("chrome.permissions.contains({origins: ['https://*/*']})") is True
+        # Back to reading: a click into the page, then the toolbar again.
+        ff.focus()
+        ff.x.xdotool("mousemove", "400", "500", "click", "1")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        person.leave(popup)
+    finally:
+        daemon.stop()
