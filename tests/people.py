@@ -44,6 +44,7 @@ class Person(Protocol):
     def worker(self, expression: str) -> Any: ...
     def popup(self) -> Popup: ...
     def leave(self, popup: Any) -> None: ...
+    def press_shortcut(self) -> None: ...
     def extension_tab(self, suffix: str) -> Any: ...
 
     def wait_page(self, predicate: str, timeout: float = 15.0) -> None: ...
@@ -102,6 +103,13 @@ class ChromiumPerson:
     def worker(self, expression: str) -> Any:
         """An expression in the extension's service worker (its globals in scope)."""
         return self._worker().evaluate(expression)
+
+    def press_shortcut(self) -> None:
+        """The real key press (XTEST), with the browser window focused."""
+        self.tab().bring_to_front()
+        for window in self.x.xdotool("search", "--onlyvisible", "--class", "chromium").split():
+            self.x.xdotool("windowfocus", "--sync", window)
+        self.x.xdotool("key", "--clearmodifiers", "alt+shift+m")
 
     def popup(self) -> RealPopup:
         """The toolbar popup of the active tab (`chrome.action.openPopup()`)."""
@@ -190,6 +198,9 @@ class FirefoxPerson:
 
     def leave(self, popup: Any) -> None:
         self.ff.leave(popup)
+
+    def press_shortcut(self) -> None:
+        self.ff.press_shortcut()
 
     def extension_tab(self, suffix: str) -> FirefoxTab:
         return FirefoxTab(self, str(self.driver.call("extensionTab", suffix=suffix)))

@@ -6,6 +6,7 @@ check the daemon's state changed each time. Then what must stay closed."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,21 @@ import pytest
 
 from .browser import CHROMIUM_ARGS, EXTENSION, chromium_path
 from .procs import Daemon, mecene, start
-from .test_extension import wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def wait_until(page: Any, predicate: str, timeout: float = 15.0) -> None:
+    """Poll `predicate` (a JS function) in `page`. Extension pages forbid eval, and
+    Playwright's wait_for_function evaluates its predicate with it."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out waiting for {predicate}: "
+                f"{page.evaluate('() => document.body.innerText')!r}"
+            )
+        time.sleep(0.1)
 
 
 @pytest.fixture

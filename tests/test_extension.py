@@ -846,3 +846,34 @@ def test_a_person_who_withheld_site_access_is_asked_and_the_page_is_flattred(
         person.leave(popup)
     finally:
         daemon.stop()
+
+
+def test_the_keyboard_shortcut_flattrs_the_page(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """Alt+Shift+M, pressed as a person presses it (a real key press with the
+    browser window focused), flattrs like the toolbar click. (Every popup in
+    the Firefox journeys is opened this way; Chromium's others with openPopup.)"""
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        (command,) = [
+            c for c in person.worker("chrome.commands.getAll()") if c["name"] == "_execute_action"
+        ]
+        assert command["shortcut"] == "Alt+Shift+M"
+        url = visit(person, server, "blog.example.org", "/post")
+        assert clicks(daemon, token) == []
+        person.press_shortcut()
+        deadline = time.monotonic() + 15
+        while not clicks(daemon, token):
+            assert time.monotonic() < deadline, "the shortcut flattred nothing"
+            time.sleep(0.2)
+        assert [(c["url"], c["creator"], c["title"]) for c in clicks(daemon, token)] == [
+            (url, "flattr:alice", "Post")
+        ]
+        # The popup it opened is the toolbar's: it told the worker, which shows ✓.
+        tab = tab_state(person, lambda s: bool(s.get("flattr")))["tab"]
+        assert badge(person, tab) == "✓"
+        person.worker("true")  # the popup stays open until the person clicks away
+        person.goto(server.url("plain.example.com", "/"))
+    finally:
+        daemon.stop()
