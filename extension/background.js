@@ -653,7 +653,7 @@ async function injectDetector(tabId, attempt = 0) {
   injections.splice(0, Math.max(0, injections.length - 50));
 }
 
-chrome.tabs.onUpdated.addListener(async (tabId, change, tab) => {
+async function onTabUpdated(tabId, change, tab) {
   const url = tab && tab.url;
   if (change.status === "loading") {
     // The tab starts showing another document (a link, a redirect, Back or
@@ -671,7 +671,15 @@ chrome.tabs.onUpdated.addListener(async (tabId, change, tab) => {
   // The URL can be missing (permissions still settling right after install):
   // try anyway, scripting refuses pages it may not touch.
   if (typeof url !== "string" || /^https?:/.test(url)) injectDetector(tabId);
-});
+}
+// Only status changes matter. Firefox can say so (its extra filter argument),
+// and then does not wake the background for every title and favicon change
+// of every page; Chromium has no such argument and would refuse it.
+if (globalThis.browser && browser.runtime && browser.runtime.getBrowserInfo) {
+  chrome.tabs.onUpdated.addListener(onTabUpdated, { properties: ["status"] });
+} else {
+  chrome.tabs.onUpdated.addListener(onTabUpdated);
+}
 
 /* Pages that finished loading before this worker was listening (at install,
  * or while it was starting): inject into them now. The detector is safe to

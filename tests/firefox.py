@@ -198,6 +198,26 @@ class Firefox:
         self.focus()
         self.x.xdotool("key", "--clearmodifiers", "alt+shift+m")
 
+    def click_toolbar_button(self) -> None:
+        """A real mouse click on the extension's button in Firefox's toolbar."""
+        x, y = self.driver.call(
+            "chrome",
+            expression="(() => { const b = document.getElementById("
+            "'extension_mecene_example-BAP'); const r = b.getBoundingClientRect(); "
+            "return [Math.round(window.mozInnerScreenX + r.left + r.width / 2), "
+            "Math.round(window.mozInnerScreenY + r.top + r.height / 2)]; })()",
+        )
+        self.focus()
+        self.x.xdotool("mousemove", str(x), str(y), "click", "1")
+
+    def wait_popup(self) -> FirefoxPopup:
+        deadline = time.monotonic() + 15
+        while not self.driver.call("popupOpen"):
+            if time.monotonic() > deadline:
+                raise AssertionError("the toolbar popup did not open")
+            time.sleep(0.05)
+        return FirefoxPopup(self)
+
     def popup(self) -> FirefoxPopup:
         """The real shortcut: the popup of the active tab."""
         self.press_shortcut()

@@ -877,3 +877,26 @@ def test_the_keyboard_shortcut_flattrs_the_page(
         person.goto(server.url("plain.example.com", "/"))
     finally:
         daemon.stop()
+
+
+def test_a_click_on_the_toolbar_button_flattrs_the_page(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """The toolbar button itself, clicked with the mouse."""
+    if person.name == "chromium":
+        pytest.skip(
+            "Chromium puts an extension's button in its extensions menu until the person "
+            "pins it, and its toolbar is not a web page a test can locate; the Chromium "
+            "journeys open the same popup with chrome.action.openPopup()"
+        )
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        url = visit(person, server, "blog.example.org", "/post")
+        ff = person.ff  # type: ignore[attr-defined]
+        ff.click_toolbar_button()
+        popup = ff.wait_popup()
+        popup.wait_state("flattred")
+        assert [(c["url"], c["creator"]) for c in clicks(daemon, token)] == [(url, "flattr:alice")]
+        person.leave(popup)
+    finally:
+        daemon.stop()
