@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .browser import EXTENSION, ROOT
+from .popup import RealPopup
 from .xvfb import Xvfb
 
 DRIVER = Path(__file__).with_name("firefox_driver.js")
@@ -101,13 +102,12 @@ class FirefoxPopup:
     def eval(self, expression: str) -> Any:
         return self.firefox.driver.call("popup", expression=expression)
 
-    def text(self, selector: str) -> str:
-        return str(self.eval(f"document.querySelector({json.dumps(selector)}).textContent"))
-
-    def state(self) -> str:
-        return str(self.eval("document.getElementById('app').dataset.state"))
+    text = RealPopup.text
+    state = RealPopup.state
+    wait_state = RealPopup.wait_state
 
     def wait(self, predicate: str, timeout: float = 15.0) -> None:
+        """As RealPopup.wait; an answer lost while the popup loads is a 'not yet'."""
         deadline = time.monotonic() + timeout
         check = (
             f"(() => {{ try {{ return Boolean({predicate}); }} catch (e) {{ return false; }} }})()"
@@ -120,9 +120,6 @@ class FirefoxPopup:
                 body = self.eval("document.body && document.body.innerText")
                 raise AssertionError(f"timed out waiting for {predicate}: {body!r}")
             time.sleep(0.05)
-
-    def wait_state(self, state: str, timeout: float = 15.0) -> None:
-        self.wait(f"document.getElementById('app').dataset.state === {json.dumps(state)}", timeout)
 
     def click(self, selector: str) -> None:
         """A real mouse click (XTEST) at the element's centre on the screen,
@@ -221,12 +218,7 @@ class Firefox:
     def popup(self) -> FirefoxPopup:
         """The real shortcut: the popup of the active tab."""
         self.press_shortcut()
-        deadline = time.monotonic() + 15
-        while not self.driver.call("popupOpen"):
-            if time.monotonic() > deadline:
-                raise AssertionError("the toolbar popup did not open")
-            time.sleep(0.05)
-        return FirefoxPopup(self)
+        return self.wait_popup()
 
     def leave(self, popup: FirefoxPopup) -> None:
         """The person clicks into the page: the popup closes."""
