@@ -10,9 +10,11 @@
   the token anywhere in the public profile page (a bio, a description);
 - `flattr:ID`: not claimed: the hub issues flattr ids, owned from the start.
 
-Fetching is hostile territory (server-side request forgery): https only, no
-redirects, 5 s and 256 KiB per response, and host names that resolve to a
-loopback, private or link-local address are refused — unless `via` is set,
+Fetching is hostile territory (server-side request forgery): https on port
+443 only, no redirects, 5 s and 256 KiB per response, and an address (a
+literal, or what a name resolves to, once) that is not public is refused:
+not `is_global`, or in DENIED_NETWORKS (IPv6 forms embedding IPv4, NAT64,
+site-local, multicast) — unless `via` is set,
 which sends every request to one local server instead (tests, and a hub run
 for development), with the real host in the Host header.
 """
@@ -48,8 +50,42 @@ class ProofError(Exception):
     """Why a key could not be proved, in one sentence for the person."""
 
 
+# Ranges that `is_global` lets through but that reach somewhere else than the
+# public internet: IPv6 forms that embed an IPv4 address (IPv4-compatible,
+# NAT64 — which reaches cloud metadata addresses on NAT64 networks — 6to4,
+# Teredo), the deprecated site-local range, and multicast.
+DENIED_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "::/96",  # IPv4-compatible, ::a.b.c.d (RFC 4291, deprecated)
+        "::ffff:0:0/96",  # IPv4-mapped
+        "64:ff9b::/96",  # NAT64, well-known prefix (RFC 6052)
+        "64:ff9b:1::/48",  # NAT64, local-use prefix (RFC 8215)
+        "2002::/16",  # 6to4 (RFC 3056)
+        "2001::/32",  # Teredo (RFC 4380)
+        "fec0::/10",  # site-local (RFC 3879, deprecated)
+        "ff00::/8",  # IPv6 multicast
+        "224.0.0.0/4",  # IPv4 multicast
+    )
+)
+
+
+def public_address(address: str) -> bool:
+    """Whether the hub may connect to `address`: global, and in none of the
+    ranges above."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip.is_global and not any(
+        ip in net for net in DENIED_NETWORKS if net.version == ip.version
+    )
+
+
 class PublicOnlyResolver(AbstractResolver):
-    """Resolves like the system, but refuses addresses that are not public."""
+    """Resolves like the system, but refuses addresses that are not public.
+    aiohttp connects to the addresses returned here, so a name is resolved
+    once and checked where it is used (no second lookup to rebind)."""
 
     def __init__(self) -> None:
         self._inner = DefaultResolver()
@@ -58,9 +94,8 @@ class PublicOnlyResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        for r in results:
-            if not ipaddress.ip_address(r["host"]).is_global:
-                raise OSError(f"{host} resolves to a non-public address")
+        if not results or not all(public_address(r["host"]) for r in results):
+            raise OSError(f"{host} resolves to a non-public address")
         return results
 
     async def close(self) -> None:
@@ -110,6 +145,12 @@ class ProofFetcher:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise ProofError(f"only https addresses are fetched: {url}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port not in (None, 443):
+            raise ProofError(f"proofs are fetched from port 443 only, not {url}")
         if not self.via and not _public_host(parts.hostname):
             # An IP literal never reaches the resolver: check it here.
             raise ProofError(f"{parts.hostname} is not a public address")
@@ -193,12 +234,13 @@ class ProofFetcher:
 
 
 def _public_host(host: str) -> bool:
-    """False for an IP literal that is loopback, private, link-local…; names
-    are checked when resolved (PublicOnlyResolver)."""
+    """False for an IP literal that is not public (public_address); names are
+    checked when resolved (PublicOnlyResolver)."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_global
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return host.lower() not in ("localhost",) and not host.lower().endswith(".localhost")
+    return public_address(host)
 
 
 def _token_line(text: str, token: str) -> bool:

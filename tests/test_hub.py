@@ -548,7 +548,22 @@ async def test_two_hub_processes_serve_one_database(
 
 
 @pytest.mark.parametrize(
-    "key", ["domain:127.0.0.1", "domain:10.1.2.3", "payment:https://[::1]/pay", "domain:localhost"]
+    "key",
+    [
+        "domain:127.0.0.1",
+        "domain:10.1.2.3",
+        "payment:https://[::1]/pay",
+        "domain:localhost",
+        # Forms that is_global lets through (issue 13, point 5):
+        "payment:https://[::127.0.0.1]/pay",  # IPv4-compatible IPv6
+        "payment:https://[::ffff:169.254.169.254]/pay",  # IPv4-mapped metadata address
+        "payment:https://[64:ff9b::a9fe:a9fe]/pay",  # NAT64 of 169.254.169.254
+        "payment:https://[64:ff9b:1::a00:1]/pay",  # NAT64 local-use prefix
+        "payment:https://[fec0::1]/pay",  # site-local
+        "payment:https://[2002:7f00:1::]/pay",  # 6to4 of 127.0.0.1
+        "payment:https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/pay",  # Teredo
+        "payment:https://[ff02::1]/pay",  # multicast
+    ],
 )
 async def test_the_hub_never_fetches_a_proof_from_a_private_address(key: str) -> None:
     """A claim must not turn the hub into a client of its own network (SSRF)."""
@@ -560,6 +575,50 @@ async def test_the_hub_never_fetches_a_proof_from_a_private_address(key: str) ->
             await fetcher.prove(key, "mecene-claim-x")
     finally:
         await fetcher.close()
+
+
+@pytest.mark.parametrize(
+    "key", ["payment:https://pay.example:8443/x", "payment:https://pay.example:80/x"]
+)
+async def test_the_hub_fetches_proofs_from_port_443_only(key: str) -> None:
+    from hub.proofs import ProofError
+
+    fetcher = ProofFetcher()
+    try:
+        with pytest.raises(ProofError, match="port 443 only"):
+            await fetcher.fetch(key.split(":", 1)[1])
+    finally:
+        await fetcher.close()
+
+
+async def test_a_name_that_resolves_to_a_hidden_private_address_is_refused() -> None:
+    """Resolved once: every address the name gives is checked, and aiohttp
+    connects to what was checked."""
+    from aiohttp.abc import ResolveResult
+
+    from hub.proofs import PublicOnlyResolver
+
+    class Answers:
+        def __init__(self, addresses: list[str]) -> None:
+            self.addresses = addresses
+
+        async def resolve(self, host: str, port: int, family: Any) -> list[ResolveResult]:
+            return [
+                ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
+                for a in self.addresses
+            ]
+
+        async def close(self) -> None:
+            return None
+
+    resolver = PublicOnlyResolver()
+    for hidden in ["64:ff9b::a9fe:a9fe", "::127.0.0.1", "fec0::5", "10.0.0.1"]:
+        resolver._inner = Answers(["93.184.215.14", hidden])  # type: ignore[assignment]
+        with pytest.raises(OSError, match="non-public"):
+            await resolver.resolve("pay.example", 443)
+    resolver._inner = Answers(["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"])  # type: ignore[assignment]
+    assert len(await resolver.resolve("pay.example", 443)) == 2
+    await resolver.close()
 
 
 async def test_the_list_of_joined_creators_is_published_whole(connect: Any) -> None:
