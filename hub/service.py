@@ -481,7 +481,12 @@ class Hub:
                 )
         if rows_out:
             await conn.execute(insert(allocations), rows_out)
-        await self._count(conn, account, by_key, doc["allocations"])
+        if spend >= money.MIN_GIVING_CENTS:
+            # Only people who paid that month count (at least the minimum a
+            # month gives, as for "to receive, you must give"), and only for
+            # what they gave money to: free settlements cannot inflate counters.
+            paid = [r for r in doc["allocations"] if r["cents"] > 0]
+            await self._count(conn, account, {r["creator"]: True for r in paid}, paid)
         try:
             await ledger.post(conn, "settlement", f"{account}:{month}", legs, now)
         except ledger.InsufficientFunds:

@@ -165,5 +165,32 @@ async def test_one_account_cannot_inflate_a_counter(connect: Any, hub: Hub) -> N
     # Another account is another person: two.
     other = HubClient(mallory.client, Person.new(), mallory.clock)
     await other.deposit(1000)
-    await other.settle(OCT, [{"creator": "flattr:m", "url": thing, "cents": 10}])
+    await other.settle(OCT, [{"creator": "flattr:m", "url": thing, "cents": 200}])
     assert await hub.count("thing", thing) == 2
+
+
+async def test_people_who_paid_nothing_cannot_inflate_counters(connect: Any, hub: Hub) -> None:  # noqa: F811
+    """25 new keys, no deposit, each signing a 0-cent settlement with one 0-cent
+    allocation (issue 13, point 2); 25 more paying 1 € (under the 2 € a month
+    gives); and a paying person's 0-cent row: none of them counts."""
+    thing, key = "https://inflated.example/", "flattr:inflated"
+    for _ in range(25):
+        free = connect()
+        await free.settle(OCT, [{"creator": key, "url": thing, "cents": 0}])
+    for _ in range(25):
+        cheap = connect()
+        await cheap.deposit(200)
+        await cheap.settle(OCT, [{"creator": key, "url": thing, "cents": 100}])
+    payer = connect()
+    await payer.deposit(1000)
+    await payer.settle(
+        OCT,
+        [
+            {"creator": key, "url": thing, "cents": 0},
+            {"creator": "flattr:real", "url": "https://real.example/", "cents": 300},
+        ],
+    )
+    assert await hub.count("thing", thing) == 0
+    assert await hub.count("creator", key) == 0
+    assert await hub.count("creator", "flattr:real") == 1
+    assert await hub.count("thing", "https://real.example/") == 1

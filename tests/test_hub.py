@@ -458,9 +458,10 @@ async def test_counters_count_people_once_and_are_cacheable(connect: Any) -> Non
     await alice.deposit(2000)
     await bob.deposit(2000)
     thing = "https://example.org/post"
-    await alice.settle(OCT, [{"creator": "flattr:zed", "url": thing, "cents": 100}])
-    await alice.settle(NOV, [{"creator": "flattr:zed", "url": thing, "cents": 100}])
-    await bob.settle(OCT, [{"creator": "flattr:zed", "cents": 100}], private=True)
+    # Each pays at least the 2 € a month gives: only people who paid count.
+    await alice.settle(OCT, [{"creator": "flattr:zed", "url": thing, "cents": 200}])
+    await alice.settle(NOV, [{"creator": "flattr:zed", "url": thing, "cents": 200}])
+    await bob.settle(OCT, [{"creator": "flattr:zed", "cents": 200}], private=True)
     client = alice.client
     resp = await client.get("/v1/counters/thing", params={"url": thing})
     assert await resp.json() == {"url": thing, "flattrs": 1}  # alice, once
