@@ -11,7 +11,6 @@ shortcut for the popup (tests/firefox.py).
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,7 +235,3 @@ def person_in(browser: str, sync_api: Any, profile: Path, hosts: list[str]) -> I
     else:
         with headed_firefox(profile, hosts) as ff:
             yield FirefoxPerson(ff)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value)
