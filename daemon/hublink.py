@@ -224,6 +224,12 @@ class HubLink:
                 receipt = await self._check_receipt(row, data)
             except (ValueError, KeyError, TypeError, signing.SignatureError) as exc:
                 return await self._failed(row, "bad_receipt", str(exc), state="submitted")
+            # The balance after this month's debit first, so that a month that
+            # reads "settled" never shows the balance from before it.
+            try:
+                await self.refresh_balance()
+            except DomainError as exc:
+                log.info("balance not refreshed: %s", exc)
             await self.service.mark_month(
                 month,
                 state="settled",
