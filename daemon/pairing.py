@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
+import unicodedata
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -49,12 +51,32 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+# Characters that change how the text around them is shown, or show nothing:
+# controls, bidi overrides and isolates, zero-width characters (Unicode
+# "format"), line and paragraph separators, private-use, surrogates, unassigned.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+# A pairing code is 6 digits: a name must not carry one to pass for it.
+_CODE_LIKE = re.compile(r"\d{5,}")
+
+
 def client_name(raw: object) -> str:
+    """The name a browser gives itself, as the tray, the dashboard and `mecene
+    pair list` show it beside its code: printable, at most 80 characters, and
+    unable to disguise itself (no bidi or zero-width characters, no run of
+    digits that could pass for a code)."""
     if not isinstance(raw, str) or not raw.strip():
         raise Invalid("client must be a non-empty name, such as 'Chromium on laptop'")
-    name = " ".join(raw.split())
-    if len(name) > MAX_CLIENT_NAME or any(ord(c) < 32 for c in name):
-        raise Invalid(f"client must be at most {MAX_CLIENT_NAME} printable characters")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("client must be text") from None
+    name = unicodedata.normalize("NFC", " ".join(raw.split()))
+    if len(name) > MAX_CLIENT_NAME:
+        raise Invalid(f"client must be at most {MAX_CLIENT_NAME} characters")
+    if any(unicodedata.category(c) in _HIDDEN_CATEGORIES for c in name):
+        raise Invalid("client must be printable text: no control, bidi or zero-width characters")
+    if _CODE_LIKE.search(name):
+        raise Invalid("client must not hold a run of 5 or more digits, which could pass for a code")
     return name
 
 

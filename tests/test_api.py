@@ -49,6 +49,38 @@ async def test_denied_and_expired_pairings(make_api: MakeApi, clock: FrozenClock
     await api.call("POST", "/pairings/approve", {"code": b["code"]}, token="admin", expect=404)
 
 
+@pytest.mark.parametrize(
+    "client",
+    [
+        "Chromium\u202e xunil no",  # a right-to-left override
+        "Firefox\u2066 on Linux\u2069",  # a bidi isolate
+        "Fire\u200bfox",  # a zero-width space
+        "Chromium\ufeff",  # a zero-width no-break space
+        "Chromium (code 123456)",  # passes for the code shown beside it
+        "\ue000 private use",
+        "x" * 81,
+    ],
+)
+async def test_a_browser_cannot_disguise_its_name(api: Api, client: str) -> None:
+    """Names are shown next to the code in the tray and on the dashboard: one
+    that reorders itself, hides characters or carries a code is refused
+    (issue 13, point 6)."""
+    refused = await api.call("POST", "/pairing", {"client": client}, token=None, expect=400)
+    assert refused["error"] == "invalid"
+    assert await api.call("GET", "/pairings", token="admin", expect=200) == {"pending": []}
+
+
+async def test_ordinary_browser_names_are_kept(api: Api) -> None:
+    sent = ["Firefox on Linux", "Chromium 156 on Linux", "Firefox für Lé", "火狐\u2028on  Linux"]
+    for client in sent:
+        await api.call("POST", "/pairing", {"client": client}, token=None, expect=201)
+    pending = await api.call("GET", "/pairings", token="admin", expect=200)
+    # Runs of white space, line separators included, are one space.
+    assert sorted(p["client"] for p in pending["pending"]) == sorted(
+        ["Firefox on Linux", "Chromium 156 on Linux", "Firefox für Lé", "火狐 on Linux"]
+    )
+
+
 async def test_pairing_requests_are_rate_limited(make_api: MakeApi) -> None:
     api = await make_api(pair=False)
     for i in range(5):
