@@ -167,15 +167,6 @@ const commands = {
     return JSON.parse(out.v);
   },
 
-  /** The chrome window's focus, for xdotool. */
-  async screenPoint({ selector }) {
-    return evaluate(page.mainFrame()._id, `(() => {
-      const r = document.querySelector(${JSON.stringify(selector)}).getBoundingClientRect();
-      return [Math.round(window.mozInnerScreenX + r.left + r.width / 2),
-              Math.round(window.mozInnerScreenY + r.top + r.height / 2)];
-    })()`);
-  },
-
   /** Firefox's own prompt (a doorhanger) when one is open: its text, and the
    * screen point of its main button, for a real click. */
   async prompt() {
