@@ -108,6 +108,13 @@ const commands = {
       else await sleep(100);
     }
     if (!extContext) throw new Error("the extension's page did not open");
+    // Its URL shows before its document has the extension's APIs: wait for them.
+    for (let i = 0; i < 100; i++) {
+      const ready = await evaluate(extContext,
+        "typeof browser !== 'undefined' && document.readyState === 'complete'").catch(() => false);
+      if (ready) break;
+      await sleep(100);
+    }
     const version = await browser.version();
     return { id, version, pid: browser.process().pid };
   },
