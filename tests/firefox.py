@@ -168,12 +168,7 @@ class FirefoxPopup:
     def is_open(self) -> bool:
         return bool(self.firefox.driver.call("popupOpen"))
 
-    def wait_closed(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.is_open():
-            if time.monotonic() > deadline:
-                raise AssertionError("the popup is still open")
-            time.sleep(0.05)
+    wait_closed = RealPopup.wait_closed
 
 
 class Firefox:
