@@ -66,7 +66,13 @@ def create_app(
     setup_host_check(app, hosts)
     setup_origin_check(app, [f"http://{h}" for h in hosts])
     setup_json_only(app)
-    setup_auth(app, service.authenticate, service.dashboard_session, dashboard.COOKIE)
+    setup_auth(
+        app,
+        service.authenticate,
+        service.dashboard_session,
+        dashboard.COOKIE,
+        dashboard.SESSION_HEADER,
+    )
     app.cleanup_ctx.append(_store_lifetime)
     if config.hub_url:
         link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
@@ -393,10 +399,14 @@ async def dashboard_link(request: web.Request) -> web.Response:
 @access(PUBLIC)
 async def dashboard_session(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"code"})
-    token = _service(request).sessions.open_session(body.get("code"), _service(request).clock.now())
-    if token is None:
+    service = _service(request)
+    opened = service.sessions.open_session(body.get("code"), service.clock.now())
+    if opened is None:
         raise Unauthorized("this login link is not valid (any more): run `mecene open` again")
-    response = web.json_response({"ok": True})
+    token, secret = opened
+    # The secret goes in the body, for the page to send back in a header;
+    # the cookie alone authorises nothing (see dashboard.py).
+    response = web.json_response({"ok": True, "secret": secret, "header": dashboard.SESSION_HEADER})
     response.set_cookie(
         dashboard.COOKIE,
         token,

@@ -199,11 +199,12 @@ def setup_json_only(app: web.Application) -> None:
 def setup_auth(
     app: web.Application,
     authenticate: Authenticator,
-    session: Callable[[str], Any] | None = None,
+    session: Callable[[str, str], Any] | None = None,
     cookie: str = "",
+    session_header: str = "",
 ) -> None:
-    """Check the bearer token (or the dashboard's session cookie, through
-    `session`) against the handler's access level."""
+    """Check the bearer token (or the dashboard's session cookie with its
+    secret header, through `session`) against the handler's access level."""
 
     def auth(request: web.Request) -> web.Response | None:
         level = _access_level(request)
@@ -215,9 +216,12 @@ def setup_auth(
         if scheme.lower() == "bearer" and 20 <= len(token.strip()) <= 200:
             principal = authenticate(token.strip())
         elif not header and session is not None:
+            # The cookie reaches every server on 127.0.0.1 (cookies ignore the
+            # port), so it counts only with the secret the page alone holds.
             value = request.cookies.get(cookie, "")
-            if 20 <= len(value) <= 200:
-                principal = session(value)
+            secret = request.headers.get(session_header, "")
+            if 20 <= len(value) <= 200 and 20 <= len(secret) <= 200:
+                principal = session(value, secret)
         if principal is None:
             return error_response(
                 "unauthorized", "a valid token is needed: pair this browser first", 401

@@ -668,9 +668,10 @@ class Service:
 
     # -- pairing and tokens ------------------------------------------------------
 
-    def dashboard_session(self, token: str) -> Principal | None:
-        """The person, when `token` is a live dashboard session."""
-        if self.sessions.valid(token, self.clock.now()):
+    def dashboard_session(self, token: str, secret: str) -> Principal | None:
+        """The person, when the cookie's `token` and the header's `secret` are
+        one live dashboard session (the cookie alone is not: see dashboard.py)."""
+        if self.sessions.valid(token, secret, self.clock.now()):
             return Principal("admin", None, "dashboard")
         return None
 

@@ -7,7 +7,9 @@
 - `fediverse:@USER@HOST`: the token in the profile (summary or a profile
   field) of the actor that WebFinger on HOST names;
 - `github:`, `liberapay:`, `opencollective:`, `kofi:`, `patreon:`, `youtube:`:
-  the token anywhere in the public profile page (a bio, a description);
+  the token in a field of the profile that only its owner writes (OWNER_FIELDS),
+  never anywhere in the page: profile pages also show what others write
+  (supporters' messages, comments, sponsors' names);
 - `flattr:ID`: not claimed: the hub issues flattr ids, owned from the start.
 
 Fetching is hostile territory (server-side request forgery): https on port
@@ -37,13 +39,30 @@ MAX_BYTES = 256 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 WELL_KNOWN = "/.well-known/mecene-claim.txt"
 PROFILE_PAGES = {
-    "github": "https://github.com/{}",
-    "liberapay": "https://liberapay.com/{}",
+    "github": "https://api.github.com/users/{}",
+    "liberapay": "https://liberapay.com/{}/",
     "opencollective": "https://opencollective.com/{}",
     "kofi": "https://ko-fi.com/{}",
     "patreon": "https://www.patreon.com/{}",
     "youtube": "https://www.youtube.com/channel/{}/about",
 }
+# Where, in what PROFILE_PAGES answers, the owner alone writes (PROTOCOL.md
+# lists the same). A page's head description is rendered by each platform from
+# the profile's own description (bio, summary, "about"), never from visitors;
+# only the head counts, so markup a visitor manages to put in the body does not.
+HEAD_DESCRIPTIONS = ("description", "og:description", "twitter:description")
+OWNER_FIELDS = {
+    # GitHub's REST API, GET /users/LOGIN: `bio` is set by the account alone.
+    "github": "the profile's bio (`bio` in GitHub's API)",
+    # Liberapay's profile statement (<section class="profile-statement">) and
+    # the head description made from it or from the summary.
+    "liberapay": "the profile statement or summary",
+    "opencollective": "the collective's description (the page head's description)",
+    "kofi": "the page's description, from the profile's About text (head only)",
+    "patreon": "the page's description, from the creator's summary (head only)",
+    "youtube": "the channel's description (the About page head's description)",
+}
+OWNER_BLOCKS = {"liberapay": "profile-statement"}
 
 
 class ProofError(Exception):
@@ -120,6 +139,59 @@ def meta_tokens(html: str) -> list[str]:
     return parser.tokens
 
 
+class _OwnerText(HTMLParser):
+    """The head's description metas, and the text of elements with class `block`."""
+
+    def __init__(self, block: str | None) -> None:
+        super().__init__()
+        self.block = block
+        self.texts: list[str] = []
+        self._in_head = True
+        self._depth = 0  # > 0 inside a block: how many elements are open in it
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "body":
+            self._in_head = False
+        elif tag == "meta" and self._in_head:
+            name = (a.get("name") or a.get("property") or "").lower()
+            if name in HEAD_DESCRIPTIONS and a.get("content"):
+                self.texts.append(str(a["content"]))
+        if self._depth:
+            self._depth += tag not in _VOID
+        elif self.block and self.block in (a.get("class") or "").split():
+            self._depth = 1
+            self.texts.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self._in_head = False
+        if self._depth and tag not in _VOID:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.texts[-1] += data
+
+
+_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+
+
+def owner_texts(scheme: str, body: str) -> list[str]:
+    """What the owner of a `scheme:` profile alone wrote, in what its page answered."""
+    if scheme == "github":
+        try:
+            profile = json.loads(body)
+        except ValueError:
+            return []
+        bio = profile.get("bio") if isinstance(profile, dict) else None
+        return [bio] if isinstance(bio, str) else []
+    parser = _OwnerText(OWNER_BLOCKS.get(scheme))
+    parser.feed(body)
+    parser.close()
+    return parser.texts
+
+
 Fetch = Callable[[str, str], Awaitable[str]]
 
 
@@ -174,9 +246,10 @@ class ProofFetcher:
         """The address where `token` was found for `key`; ProofError if nowhere."""
         scheme, _, value = key.partition(":")
         tried: list[str] = []
+        accept = "application/vnd.github+json" if scheme == "github" else "text/html, text/plain"
         for url, check in self._attempts(scheme, value):
             try:
-                text = await self.fetch(url)
+                text = await self.fetch(url, accept)
             except ProofError as exc:
                 tried.append(str(exc))
                 continue
@@ -192,7 +265,10 @@ class ProofFetcher:
     def _attempts(self, scheme: str, value: str) -> list[tuple[str, Callable[[str, str], bool]]]:
         in_file = _token_line
         in_meta = _token_meta
-        anywhere = _token_anywhere
+
+        def in_owner_fields(text: str, token: str) -> bool:
+            return any(token in field for field in owner_texts(scheme, text))
+
         if scheme == "domain":
             return [(f"https://{value}{WELL_KNOWN}", in_file), (f"https://{value}/", in_meta)]
         if scheme in ("payment", "wm"):
@@ -203,7 +279,7 @@ class ProofFetcher:
                 out.append((value, in_meta))
             return out
         if scheme in PROFILE_PAGES:
-            return [(PROFILE_PAGES[scheme].format(quote(value, safe="")), anywhere)]
+            return [(PROFILE_PAGES[scheme].format(quote(value, safe="")), in_owner_fields)]
         return []
 
     async def _prove_fediverse(self, value: str, token: str) -> str:
@@ -249,7 +325,3 @@ def _token_line(text: str, token: str) -> bool:
 
 def _token_meta(text: str, token: str) -> bool:
     return token in meta_tokens(text)
-
-
-def _token_anywhere(text: str, token: str) -> bool:
-    return token in text

@@ -169,7 +169,19 @@ def test_the_dashboard_is_closed_to_everyone_else(daemon: Daemon, browser: Any) 
         headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": base},
     )
     assert form.status == 415
-    assert context.request.get(f"{base}/api/v1/settings").status == 200  # the session works
+    # The cookie alone opens nothing: every server on 127.0.0.1 receives it.
+    assert context.request.get(f"{base}/api/v1/settings").status == 401
+    secret = page.evaluate("() => sessionStorage.getItem('mecene-session')")
+    with_secret = context.request.get(
+        f"{base}/api/v1/settings", headers={"X-Mecene-Session": secret}
+    )
+    assert with_secret.status == 200  # the session works, cookie and secret together
+    assert (
+        browser.new_context()
+        .request.get(f"{base}/api/v1/settings", headers={"X-Mecene-Session": secret})
+        .status
+        == 401
+    )  # and the secret alone is not enough either
     # The cookie is out of reach of scripts and of other sites.
     (cookie,) = [c for c in context.cookies() if c["name"] == "mecene_dashboard"]
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
@@ -177,10 +189,16 @@ def test_the_dashboard_is_closed_to_everyone_else(daemon: Daemon, browser: Any) 
     headers = page.request.get(f"{base}/dashboard/").headers
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert "script-src 'self'" in headers["content-security-policy"]
-    # Signing out ends the session.
+    # Signing out ends the session, and leaves nothing to press but the way back in.
     page.click("#logout")
     page.wait_for_selector("body[data-state='signed-out']")
-    assert context.request.get(f"{base}/api/v1/settings").status == 401
+    assert (
+        context.request.get(f"{base}/api/v1/settings", headers={"X-Mecene-Session": secret}).status
+        == 401
+    )
+    assert not page.is_visible("#logout") and not page.is_visible("#lock")
+    assert page.text_content("#summary") == "Signed out: run mecene open for a new login link."
+    assert page.evaluate("() => sessionStorage.getItem('mecene-session')") is None
     # A wrong code, or a guessed one, opens nothing.
     wrong = context.request.post(
         f"{base}/api/v1/dashboard/session",
@@ -228,3 +246,65 @@ def test_the_dashboard_lists_pairing_codes_to_approve_or_deny(
     assert daemon.request("GET", f"/pairing/{firefox['pairing_id']}", None, None)[1] == {
         "status": "denied"
     }
+
+
+def test_another_local_server_gets_the_cookie_and_can_do_nothing_with_it(
+    daemon: Daemon, browser: Any
+) -> None:
+    """The attack: the person signs into the dashboard, then opens any other
+    server on 127.0.0.1 (a dev server). Cookies ignore the port, so that server
+    receives `mecene_dashboard=…`; it replays it from a plain program, as the
+    browser would send it, with the dashboard's Origin. Nothing opens."""
+    import http.server
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+
+    seen: list[str] = []
+
+    class DevServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie", ""))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<title>dev server</title><p>hello")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    dev = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DevServer)
+    threading.Thread(target=dev.serve_forever, daemon=True).start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(login_link(daemon))
+        page.wait_for_url("**/dashboard/")
+        wait_ready(page)
+        page.goto(f"http://127.0.0.1:{dev.server_address[1]}/")
+        page.wait_for_selector("p")
+        cookie = seen[0]  # the page (the browser may ask for /favicon.ico next)
+        assert "mecene_dashboard=" in cookie  # the browser did hand it over
+        base = f"http://127.0.0.1:{daemon.port}"
+        for method, path, body in [
+            ("GET", "/settings", None),
+            ("PATCH", "/settings", {"budget_cents": 20000}),
+            ("GET", "/hub/account", None),
+            ("POST", "/wallet/lock", {}),
+        ]:
+            request = urllib.request.Request(
+                f"{base}/api/v1{path}",
+                method=method,
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Cookie": cookie, "Origin": base, "Content-Type": "application/json"},
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401, (method, path)
+        assert daemon.admin("GET", "/settings")[1]["settings"]["budget_cents"] == 600  # nothing moved
+        assert daemon.admin("GET", "/status")[1]["locked"] is False
+        context.close()
+    finally:
+        dev.shutdown()
+        dev.server_close()

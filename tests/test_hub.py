@@ -362,8 +362,6 @@ async def test_escrow_is_released_to_whoever_proves_the_key(
     [
         ("domain:meta.example", "meta.example", "/", '<meta name="mecene:claim" content="{t}">'),
         ("payment:https://pay.example/me", "pay.example", "/.well-known/mecene-claim.txt", "{t}"),
-        ("github:octo", "github.com", "/octo", "<p>Bio: {t}</p>"),
-        ("liberapay:lia", "liberapay.com", "/lia", "<div>{t}</div>"),
     ],
 )
 async def test_each_key_kind_is_proved_where_only_its_owner_writes(
@@ -372,6 +370,52 @@ async def test_each_key_kind_is_proved_where_only_its_owner_writes(
     owner = connect()
     claim = await owner.call("POST", "/v1/claims", {"key": key}, 201)
     proof_site.put(host, path, page.format(t=claim["token"]), "text/html")
+    done = await owner.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["claim"]["state"] == "verified"
+    assert (await owner.call("GET", "/v1/account", expect=200))["keys"] == [key]
+
+
+PROFILES = Path(__file__).parent / "fixtures" / "profiles"
+# key, then what the hub fetches (host, path, fixture), then what else a
+# visitor may write on (the human profile page, when the proof reads an API).
+PROFILE_PROOFS = [
+    ("github:octo", [("api.github.com", "/users/octo", "github-user.json")],
+     [("github.com", "/octo", "github-profile.html")]),
+    ("liberapay:lia", [("liberapay.com", "/lia/", "liberapay-profile.html")], []),
+    ("kofi:kim", [("ko-fi.com", "/kim", "kofi-profile.html")], []),
+    ("patreon:patrowe", [("www.patreon.com", "/patrowe", "patreon-profile.html")], []),
+    ("opencollective:webpack",
+     [("opencollective.com", "/webpack", "opencollective-profile.html")], []),
+    ("youtube:UCabcdefghijklmnopqrstuv",
+     [("www.youtube.com", "/channel/UCabcdefghijklmnopqrstuv/about", "youtube-about.html")], []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "proof_pages", "other_pages"), PROFILE_PROOFS)
+async def test_a_profile_proves_a_key_only_in_what_its_owner_writes(
+    connect: Any,
+    proof_site: ProofSite,
+    key: str,
+    proof_pages: list[tuple[str, str, str]],
+    other_pages: list[tuple[str, str, str]],
+) -> None:
+    """The token where supporters, patrons and commenters write (and in a
+    `<meta>` an attacker slipped into the body) proves nothing; in the
+    owner's bio or description it does."""
+    mallory, owner = connect(), connect()
+    stolen = await mallory.call("POST", "/v1/claims", {"key": key}, 201)
+    for host, path, name in proof_pages + other_pages:
+        text = (PROFILES / name).read_text()
+        assert "VISITOR-TEXT" in text or name.endswith(".json")
+        proof_site.put(host, path, text.replace("VISITOR-TEXT", stolen["token"]), "text/html")
+    refused = await mallory.call("POST", f"/v1/claims/{stolen['id']}/verify", {}, 422)
+    assert refused["error"] == "not_proven"
+    claim = await owner.call("POST", "/v1/claims", {"key": key}, 201)
+    for host, path, name in proof_pages:
+        text = (PROFILES / name).read_text().replace("OWNER-TEXT", claim["token"])
+        proof_site.put(
+            host, path, text, "application/json" if name.endswith(".json") else "text/html"
+        )
     done = await owner.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
     assert done["claim"]["state"] == "verified"
     assert (await owner.call("GET", "/v1/account", expect=200))["keys"] == [key]

@@ -1,5 +1,6 @@
 /* Mécène dashboard: the month at a glance and every setting, over the local
- * API with the session cookie. No framework, no external file: the page's
+ * API with the session cookie and the session's secret (a header: the cookie
+ * alone authorises nothing, since every server on 127.0.0.1 receives it). No framework, no external file: the page's
  * Content-Security-Policy allows only this origin. Everything shown is set
  * with textContent (creator keys and titles come from web pages). */
 "use strict";
@@ -17,7 +18,8 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: {} };
+  const secret = sessionStorage.getItem("mecene-session") || "";
+  const init = { method, credentials: "same-origin", headers: { "X-Mecene-Session": secret } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -242,8 +244,12 @@ async function refresh() {
   } catch (e) {
     if (e.status === 401) {
       document.body.dataset.state = "signed-out";
-      $("summary").textContent = "Signed out: run `mecene open` for a login link.";
-      $("unlocked").hidden = true;
+      const command = document.createElement("code");
+      command.textContent = "mecene open";
+      $("summary").replaceChildren("Signed out: run ", command, " for a new login link.");
+      for (const id of ["unlocked", "unlock-panel", "pairing-panel", "lock", "logout"]) {
+        $(id).hidden = true;
+      }
       return;
     }
     throw e;
@@ -251,6 +257,7 @@ async function refresh() {
   $("unlock-panel").hidden = !status.locked;
   $("unlocked").hidden = status.locked;
   $("lock").hidden = status.locked;
+  $("logout").hidden = false;
   if (status.locked) {
     document.body.dataset.state = "locked";
     $("summary").textContent = "The wallet is locked.";
@@ -337,6 +344,7 @@ $("lock").addEventListener("click", async () => {
 
 $("logout").addEventListener("click", async () => {
   await api("POST", "/dashboard/logout", {}).catch(() => {});
+  sessionStorage.removeItem("mecene-session");
   await refresh();
 });
 

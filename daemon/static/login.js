@@ -1,5 +1,8 @@
 /* The one-time link's code is in the fragment (never sent in a request line
- * or a Referer): post it once, get the session cookie, go to the dashboard. */
+ * or a Referer): post it once, get the session cookie and the session's
+ * secret, go to the dashboard. The secret stays in this tab's sessionStorage,
+ * which no other origin (no other port of 127.0.0.1) can read: the cookie
+ * reaches every local server, so it authorises nothing without it. */
 "use strict";
 (async () => {
   const code = location.hash.slice(1);
@@ -16,6 +19,8 @@
     credentials: "same-origin",
   });
   if (resp.ok) {
+    const { secret } = await resp.json();
+    sessionStorage.setItem("mecene-session", secret);
     location.replace("/dashboard/");
   } else {
     state.textContent = "This login link is not valid any more: run `mecene open` for a new one.";
