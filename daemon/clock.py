@@ -92,6 +92,17 @@ def month_start(month: str, tz: str) -> dt.datetime:
     return dt.datetime(year, mon, 1, tzinfo=zone(tz)).astimezone(dt.UTC)
 
 
+# The last time zone to leave a month behind: UTC−12 (Baker Island). A month
+# has ended everywhere once the next one has begun there.
+LAST_TIME_ZONE = "Etc/GMT+12"
+
+
+def month_ended_everywhere(month: str) -> dt.datetime:
+    """The instant `month` has ended in every time zone: the next month's
+    first midnight in UTC−12, i.e. its first day at 12:00 UTC."""
+    return month_start(add_months(month, 1), LAST_TIME_ZONE)
+
+
 def seconds_to_next_month(at: dt.datetime, tz: str) -> float:
     nxt = month_start(add_months(month_of(at, tz), 1), tz)
     return max(0.0, (nxt - at).total_seconds())

@@ -40,6 +40,11 @@ MAX_JOINED_KEYS = 5_000_000
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
+# Refusals that sending again cannot change: the month stays closed, shown
+# with its reason, until a person acts.
+NEEDS_A_PERSON = frozenset({"settlement_conflict", "month_before_account"})
+
+
 class HubUnreachable(DomainError):
     code = "hub_unreachable"
 
@@ -190,8 +195,8 @@ class HubLink:
             now = self.service.clock.now()
             waits: list[float] = []
             for row in rows:
-                if row["sync_error"] == "settlement_conflict":
-                    continue  # needs a person: shown in the month and the status
+                if row["sync_error"] in NEEDS_A_PERSON:
+                    continue  # shown in the month and the status
                 if row["next_sync_at"] and row["next_sync_at"] > timestamp(now):
                     due = _parse(row["next_sync_at"]) - now.timestamp()
                     waits.append(max(0.0, due))
@@ -243,15 +248,34 @@ class HubLink:
             return None
         code = data.get("error", str(status)) if isinstance(data, dict) else str(status)
         message = data.get("message", "") if isinstance(data, dict) else ""
-        if code == "settlement_conflict":
+        if code in NEEDS_A_PERSON:
             await self.service.mark_month(month, state="closed", sync_error=code, next_sync_at=None)
-            log.error("%s: the hub holds a different settlement: %s", month, message)
+            log.error("%s: the hub refused it for good: %s", month, message)
             return None
+        if code == "month_not_ended" and isinstance(data.get("retry_after"), int):
+            # Not an error: the month has not ended in every time zone yet.
+            # Come back then, spread over a few minutes as every daemon will.
+            wait = max(1, data["retry_after"]) + random.uniform(0, min(300.0, self.retry_base * 60))
+            return await self._failed(row, code, message, state="closed", delay=wait)
+        if code == "own_key" and isinstance(data.get("keys"), list):
+            # A key of the person's own (claimed elsewhere since the month
+            # closed): never sent anywhere yet, so the month is split again
+            # without it and signed anew.
+            for key in data["keys"]:
+                if isinstance(key, str):
+                    await self.service.add_own_creator(key)
+            if await self.service.close_month(month, again=True) is not None:
+                log.info("%s split again without the person's own keys", month)
+                fresh = [r for r in await self.service.unsent_months() if r["month"] == month]
+                return await self._send(fresh[0]) if fresh else None
         return await self._failed(row, code, message, state="closed")
 
-    async def _failed(self, row: dict[str, Any], code: str, message: str, state: str) -> float:
+    async def _failed(
+        self, row: dict[str, Any], code: str, message: str, state: str, delay: float | None = None
+    ) -> float:
         attempts = int(row["sync_attempts"] or 0) + 1
-        delay = retry_delay(attempts, self.retry_base)
+        if delay is None:
+            delay = retry_delay(attempts, self.retry_base)
         at = self.service.clock.now().timestamp() + delay
         await self.service.mark_month(
             row["month"],

@@ -285,30 +285,37 @@ class Service:
         ).fetchall()
         return [r[0] for r in rows]
 
-    async def close_month(self, month: str) -> dict[str, Any] | None:
+    async def close_month(self, month: str, *, again: bool = False) -> dict[str, Any] | None:
         """Close one past month: place its due subscription clicks, split, freeze, sign.
 
         All in one transaction: a crash leaves the month open or closed, never
         half-closed. Returns the signed document, or None if it was not open.
+        Clicks on the person's own keys are left out (the hub refuses to pay
+        them). `again`: sign a new split of a month the hub refused and never
+        accepted (it learned of an own key since), as if it were still open.
         """
         wallet = self.require_wallet()
         settings = wallet.settings
         balance = self.balance_cents
         at = timestamp(self.clock.now())
+        own = set(settings.own_creators)
 
         def close(db: Database) -> dict[str, Any] | None:
-            if _month_state(db, month) != "open":
+            state = _month_state(db, month)
+            if state != "open" and not (again and state in ("closed", "submitted")):
                 return None
             if not settings.subscriptions_paused:
                 _place_subscription_clicks(db, month, at)
-            split = budget.split_budget(settings.rules, _click_weights(db, month), balance)
+            clicks = [c for c in _click_weights(db, month) if c.creator not in own]
+            split = budget.split_budget(settings.rules, clicks, balance)
             doc = settlement_document(
                 wallet.account, month, split.spend_cents, split.allocations, settings.private
             )
             text, signature = sign_document(doc, wallet.sign)
             db.execute(
                 "UPDATE months SET state = 'closed', spend_cents = ?, document = ?, "
-                "signature = ?, closed_at = ? WHERE month = ?",
+                "signature = ?, closed_at = ?, sync_error = NULL, next_sync_at = NULL "
+                "WHERE month = ?",
                 [split.spend_cents, text, signature, at, month],
             )
             return doc

@@ -67,7 +67,10 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
         return await handler(request)
     except HubError as exc:
-        return _json({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
+        response = _json({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
+        if "retry_after" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
     except web.HTTPRequestEntityTooLarge:
         return _json({"error": "too_large", "message": "the body is too large"}, 413)
     except web.HTTPException as exc:

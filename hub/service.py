@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from daemon import keys as creator_keys_rules
 from daemon.budget import largest_remainder
-from daemon.clock import MONTH_RE, Clock, add_months
+from daemon.clock import MONTH_RE, Clock, add_months, month_ended_everywhere, timestamp
 
 from . import ledger, money, signing
 from .db import transaction
@@ -383,8 +383,17 @@ class Hub:
             signing.verify(account, text.encode(), signature)
         except signing.SignatureError as exc:
             raise HubError("bad_signature", f"settlement: {exc}") from None
-        if doc["month"] > self.month():
-            raise HubError("invalid", "a settlement is for a month that has ended")
+        ended = month_ended_everywhere(doc["month"])
+        now = self.clock.now()
+        if now < ended:
+            wait = int((ended - now).total_seconds()) + 1
+            raise HubError(
+                "month_not_ended",
+                f"{doc['month']} has not ended in every time zone yet; it is settled from "
+                f"{timestamp(ended)}",
+                settle_from=timestamp(ended),
+                retry_after=wait,
+            )
         sha = hashlib.sha256(text.encode()).hexdigest()
 
         async def run(conn: AsyncConnection) -> tuple[bool, dict[str, Any]]:
@@ -402,6 +411,14 @@ class Hub:
                         f"{doc['month']} is already settled with a different document",
                     )
                 return False, {"receipt": known.receipt, "signature": known.receipt_signature}
+            created = (
+                await conn.execute(select(accounts.c.created_at).where(accounts.c.id == account))
+            ).scalar_one()
+            if created >= ended.timestamp():
+                raise HubError(
+                    "month_before_account",
+                    f"{doc['month']} had ended before this account existed",
+                )
             return True, await self._settle(conn, account, doc, text, signature, sha)
 
         return await self._retrying(run)
@@ -430,6 +447,13 @@ class Hub:
         for row in doc["allocations"]:
             by_key[row["creator"]].append(row)
         owners = await self._lock_keys(conn, sorted(by_key))
+        own = sorted(k for k, o in owners.items() if o == account)
+        if own:
+            raise HubError(
+                "own_key",
+                "a settlement cannot pay the settler's own creator keys: " + ", ".join(own),
+                keys=own,
+            )
         people = sorted({account} | {o for o in owners.values() if o is not None})
         gave = await self._lock_giving(conn, people, month, own=account)
         if spend >= money.MIN_GIVING_CENTS and not gave[account]:

@@ -6,6 +6,7 @@ auth); each test gets a fresh database on it, dropped afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -75,10 +76,16 @@ class Person:
 class HubClient:
     """Calls the hub as `person`, every request signed."""
 
-    def __init__(self, client: Any, person: Person, clock: FrozenClock) -> None:
+    def __init__(
+        self, client: Any, person: Person, clock: FrozenClock, joined: dt.datetime | None = None
+    ) -> None:
+        """`joined`: when the account first spoke to the hub (its first signed
+        request is then made at that time), so that it may settle the months
+        since; None: at its first call."""
         self.client = client
         self.person = person
         self.clock = clock
+        self.joined = joined
 
     def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         return signing.sign_request(
@@ -100,6 +107,14 @@ class HubClient:
         headers: dict[str, str] | None = None,
         sign: bool = True,
     ) -> Any:
+        if sign and self.joined is not None:
+            joined, self.joined = self.joined, None
+            now = self.clock.now()
+            self.clock.set(joined)
+            try:
+                await self.call("GET", "/v1/account", expect=200)
+            finally:
+                self.clock.set(now)
         raw = b"" if body is None else json.dumps(body).encode()
         hdrs = {"Content-Type": "application/json"} if body is not None else {}
         if sign:

@@ -24,7 +24,7 @@ from typing import Any
 
 from .conftest import battery_size
 from .procs import Daemon, mecene, start
-from .test_e2e import _faketime, _offset_to_month_end
+from .test_e2e import TIME_ZONE, _faketime, _offset_to_month_end
 
 CLIENTS = 4
 
@@ -130,7 +130,7 @@ def test_a_month_is_closed_and_paid_once_whatever_the_kill(tmp_path: Path) -> No
     rng = random.Random(11)
     for round_ in range(rounds):
         data = tmp_path / f"m{round_}"
-        assert mecene(data, "init", "--budget", "5", "--time-zone", "UTC").returncode == 0
+        assert mecene(data, "init", "--budget", "5", "--time-zone", TIME_ZONE).returncode == 0
         offset, month = _offset_to_month_end(6)
         boundary = time.monotonic() + 6
         prefix = _faketime(offset)

@@ -19,7 +19,7 @@ from hub import signing
 from hub.service import Hub
 
 from .hubkit import HubClient, Person
-from .test_hub import OCT, clock, connect, db_url, hub, proof_site  # noqa: F401 - fixtures
+from .test_hub import JOINED, OCT, clock, connect, db_url, hub, proof_site  # noqa: F401 - fixtures
 
 Setup = dict[str, Any]
 
@@ -98,7 +98,23 @@ async def deposit_of_negative_money(w: Setup) -> Any:
 
 
 async def settlement_for_a_month_not_ended(w: Setup) -> Any:
-    return await w["alice"].settle("2027-06", [{"creator": "flattr:m", "cents": 10}], expect=400)
+    out = await w["alice"].settle("2026-12", [{"creator": "flattr:m", "cents": 10}], expect=409)
+    assert out["error"] == "month_not_ended"
+    return out
+
+
+async def settlement_for_a_month_before_the_account(w: Setup) -> Any:
+    out = await w["alice"].settle("1999-01", [{"creator": "flattr:m", "cents": 10}], expect=409)
+    assert out["error"] == "month_before_account"
+    return out
+
+
+async def settlement_paying_ones_own_flattr_id(w: Setup) -> Any:
+    mine = (await w["mallory"].call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    rows = [{"creator": mine, "cents": 300}]
+    out = await w["mallory"].settle(OCT, rows, expect=409)
+    assert out["error"] == "own_key"
+    return out
 
 
 async def unsigned_settlement(w: Setup) -> Any:
@@ -135,6 +151,8 @@ ATTACKS: dict[str, Callable[[Setup], Awaitable[Any]]] = {
         deposit_with_a_smaller_fee,
         deposit_of_negative_money,
         settlement_for_a_month_not_ended,
+        settlement_for_a_month_before_the_account,
+        settlement_paying_ones_own_flattr_id,
         unsigned_settlement,
         stale_request,
     )
@@ -163,7 +181,7 @@ async def test_one_account_cannot_inflate_a_counter(connect: Any, hub: Hub) -> N
     assert await hub.count("thing", thing) == 1
     assert await hub.count("creator", "flattr:m") == 1
     # Another account is another person: two.
-    other = HubClient(mallory.client, Person.new(), mallory.clock)
+    other = HubClient(mallory.client, Person.new(), mallory.clock, JOINED)
     await other.deposit(1000)
     await other.settle(OCT, [{"creator": "flattr:m", "url": thing, "cents": 200}])
     assert await hub.count("thing", thing) == 2

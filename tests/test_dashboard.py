@@ -302,7 +302,8 @@ def test_another_local_server_gets_the_cookie_and_can_do_nothing_with_it(
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=10)
             assert refused.value.code == 401, (method, path)
-        assert daemon.admin("GET", "/settings")[1]["settings"]["budget_cents"] == 600  # nothing moved
+        settings = daemon.admin("GET", "/settings")[1]["settings"]
+        assert settings["budget_cents"] == 600  # nothing moved
         assert daemon.admin("GET", "/status")[1]["locked"] is False
         context.close()
     finally:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from daemon import clock
 from hub import money, signing
 
 from .hubkit import Person
@@ -102,16 +103,21 @@ class HubProcess:
             return exc.code, json.loads(exc.read())
 
 
+# The daemons of these tests live in the last time zone to leave a month,
+# UTC−12: their month ends when the hub starts to accept its settlements (a
+# month is settled once it has ended in every time zone).
+TIME_ZONE = clock.LAST_TIME_ZONE
+
+
 def _offset_to_month_end(after: int) -> tuple[int, str]:
-    """(seconds to add to the real clock so that this month ends `after`
-    seconds from now, this month). The faked time is always ahead of the real one."""
+    """(seconds to add to the real clock so that this month, in TIME_ZONE, ends
+    `after` seconds from now; this month). The faked time is always ahead of
+    the real one."""
     now = dt.datetime.now(dt.UTC)
-    if (now.day, now.hour) == (28, 23) or now.day > 28:
-        now += dt.timedelta(days=5)  # too close to the real end: use the next month
-    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
-    boundary = dt.datetime(year, month, 1, tzinfo=dt.UTC)
+    month = clock.month_of(now + dt.timedelta(days=1), TIME_ZONE)  # never a day from its end
+    boundary = clock.month_ended_everywhere(month)
     offset = int((boundary - dt.datetime.now(dt.UTC)).total_seconds()) - after
-    return offset, f"{now.year:04d}-{now.month:02d}"
+    return offset, month
 
 
 def _wait(predicate: Any, what: str, timeout: float = 60.0) -> Any:
@@ -134,7 +140,7 @@ def cycle(tmp_path: Path) -> Iterator[dict[str, Any]]:
     try:
         for name, budget, private in (("ann", "6", False), ("ben", "4", True)):
             data = tmp_path / name
-            init = mecene(data, "init", "--budget", budget, "--time-zone", "UTC")
+            init = mecene(data, "init", "--budget", budget, "--time-zone", TIME_ZONE)
             assert init.returncode == 0, init.stderr
             d = start(data, args=["--hub", hub.url], prefix=prefix)
             daemons.append(d)
@@ -169,7 +175,8 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
     body = {"id": uuid.uuid4().hex, "method": "bank", "amount_cents": 1000, "fee_cents": fee}
     assert hub.call(cleo, "POST", "/v1/deposits", body, offset)[0] == 201
     giving = cleo.settlement(month, [{"creator": "domain:example.org", "cents": 200}])
-    assert hub.call(cleo, "POST", "/v1/settlements", giving, offset)[0] == 201
+    early = hub.call(cleo, "POST", "/v1/settlements", giving, offset)
+    assert early[0] == 409 and early[1]["error"] == "month_not_ended"  # until it ends in UTC−12
 
     # Money on both accounts, through the daemons (the fee shown first).
     assert ann.deposit(2000, "bank") == 2000
@@ -211,6 +218,7 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
         assert waiting["sync"]["attempts"] >= 1
     # Back: ann is told to send now, ben retries on his own (back-off from 5 s).
     hub.start()
+    assert hub.call(cleo, "POST", "/v1/settlements", giving, offset)[0] == 201
     status, synced = ann.admin("POST", "/hub/sync", {})
     assert status == 200, synced
     settled = {

@@ -29,6 +29,8 @@ from .hubkit import HubClient, Person, ProofSite, fresh_pg_database
 
 NOV = "2026-11"
 OCT = "2026-10"
+# When the people of these tests opened their accounts: before the months they settle.
+JOINED = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -74,8 +76,8 @@ async def hub(db_url: str, clock: FrozenClock, proof_site: ProofSite) -> AsyncIt
 async def connect(hub: Hub, clock: FrozenClock, aiohttp_client: Any) -> Any:
     client = await aiohttp_client(create_app(hub))
 
-    def make(person: Person | None = None) -> HubClient:
-        return HubClient(client, person or Person.new(), clock)
+    def make(person: Person | None = None, joined: dt.datetime | None = JOINED) -> HubClient:
+        return HubClient(client, person or Person.new(), clock, joined)
 
     return make
 
@@ -238,7 +240,6 @@ async def test_bad_settlements_are_refused_and_spend_nothing(connect: Any, hub: 
     assert (await mallory.call("POST", "/v1/settlements", doc, 403))["error"] == "forbidden"
     cases: list[dict[str, Any]] = [
         {**json.loads(doc["document"]), "spend_cents": 700},  # does not add up
-        {**json.loads(doc["document"]), "month": "2027-01"},  # not ended
         {**json.loads(doc["document"]), "allocations": [{"creator": "nope:x", "cents": 600}]},
         {
             **json.loads(doc["document"]),
@@ -389,6 +390,55 @@ PROFILE_PROOFS = [
     ("youtube:UCabcdefghijklmnopqrstuv",
      [("www.youtube.com", "/channel/UCabcdefghijklmnopqrstuv/about", "youtube-about.html")], []),
 ]  # fmt: skip
+
+
+async def test_the_hub_settles_only_months_that_have_ended_everywhere(
+    connect: Any, clock: FrozenClock
+) -> None:
+    """Issue 13, point 4: a month is settled once it has ended in every time
+    zone (its next month's first day, 12:00 UTC, when UTC−12 leaves it), and
+    never one that had ended before the account existed."""
+    alice = connect()
+    await alice.deposit(2000)
+    row = [{"creator": "domain:example.org", "cents": 300}]
+    clock.set(dt.datetime(2026, 12, 1, 11, 59, 59, tzinfo=dt.UTC))  # Kiritimati: Dec 2
+    early = await alice.settle(NOV, row, expect=409)
+    assert early["error"] == "month_not_ended"
+    assert (early["settle_from"], early["retry_after"]) == ("2026-12-01T12:00:00.000000Z", 2)
+    december = await alice.settle("2026-12", row, expect=409)  # still December everywhere
+    assert december["error"] == "month_not_ended" and december["retry_after"] > 30 * 86400
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 2000
+    clock.set(dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC))
+    await alice.settle(NOV, row, expect=201)
+    # Before the account: 1999, and for a new account, any month gone by.
+    old = await alice.settle("1999-01", row, expect=409)
+    assert old["error"] == "month_before_account"
+    newcomer = connect(joined=None)
+    await newcomer.call("GET", "/v1/account", expect=200)  # the account is opened now
+    late = await newcomer.settle(NOV, [{"creator": "domain:example.org", "cents": 0}], expect=409)
+    assert late["error"] == "month_before_account"
+
+
+async def test_a_settlement_never_pays_the_settlers_own_keys(
+    connect: Any, hub: Hub, proof_site: ProofSite
+) -> None:
+    """Issue 13, point 4: paying one's own flattr id (or a key one proved)
+    would come back as creator money, 90 %, and count as giving."""
+    alice = connect()
+    await alice.deposit(2000)
+    mine = (await alice.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    claim = await alice.call("POST", "/v1/claims", {"key": "domain:alice.example"}, 201)
+    proof_site.put("alice.example", "/.well-known/mecene-claim.txt", claim["token"])
+    await alice.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    for key in (mine, "domain:alice.example"):
+        rows = [{"creator": key, "cents": 300}, {"creator": "domain:other.example", "cents": 200}]
+        refused = await alice.settle(OCT, rows, expect=409)
+        assert (refused["error"], refused["keys"]) == ("own_key", [key])
+    me = await alice.call("GET", "/v1/account", expect=200)
+    assert (me["balance_cents"], me["creator_balance_cents"], me["withheld_cents"]) == (2000, 0, 0)
+    assert await hub.count("creator", mine) == 0
+    # Without them, the month goes through.
+    await alice.settle(OCT, [{"creator": "domain:other.example", "cents": 500}], expect=201)
 
 
 @pytest.mark.parametrize(("key", "proof_pages", "other_pages"), PROFILE_PROOFS)
@@ -576,7 +626,7 @@ async def test_two_hub_processes_serve_one_database(
     engine = open_database(db_url)
     other = Hub(engine, hub.key, clock, SimulatedProvider(), ProofFetcher(via=proof_site.url))
     try:
-        first = HubClient(await aiohttp_client(create_app(hub)), Person.new(), clock)
+        first = HubClient(await aiohttp_client(create_app(hub)), Person.new(), clock, JOINED)
         second = HubClient(await aiohttp_client(create_app(other)), first.person, clock)
         await first.deposit(1000)
         headers = first.headers("GET", "/v1/account", b"")

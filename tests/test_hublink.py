@@ -1,0 +1,160 @@
+"""The daemon's sending of months against a real hub application, both on
+one frozen clock: what the hub's rules on months and keys (issue 13, point 4)
+mean for a person's daemon. A month is settled once it has ended in every
+time zone; a person in UTC+14 closes theirs 26 hours before that, and their
+daemon waits and comes back by itself. A key of their own, proved after
+their month closed, is left out of a new split instead of blocking it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from daemon.clock import FrozenClock
+from daemon.files import DataDir
+from daemon.http import HUB_LINK, Config, create_app
+from daemon.pairing import hash_token, new_token
+from daemon.store import Store
+from daemon.wallet import TEST_KDF, Settings, Wallet
+from hub import money
+from hub.db import migrate, open_database
+from hub.http import create_app as create_hub_app
+from hub.proofs import ProofFetcher
+from hub.provider import SimulatedProvider
+from hub.service import Hub
+
+from .conftest import PASSPHRASE, PORT
+from .hubkit import ProofSite
+
+KIRITIMATI = "Pacific/Kiritimati"  # UTC+14: the first to leave a month
+
+
+class Person:
+    """A daemon (its aiohttp app in-process, talking to the hub over HTTP)."""
+
+    def __init__(self, client: TestClient[Any, Any], admin: str) -> None:
+        self.client, self.admin = client, admin
+
+    async def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        headers = {"Host": f"127.0.0.1:{PORT}", "Authorization": f"Bearer {self.admin}"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body)
+        resp = await self.client.request(method, "/api/v1" + path, data=data, headers=headers)
+        out = await resp.json()
+        assert resp.status == expect, (method, path, resp.status, out)
+        return out
+
+    @property
+    def link(self) -> Any:
+        return self.client.server.app[HUB_LINK]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    clock = FrozenClock(dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC))
+    site = await ProofSite().start()
+    engine = open_database(f"sqlite:///{tmp_path / 'hub.db'}")
+    await migrate(engine)
+    fetcher = ProofFetcher(via=site.url)
+    hub = Hub(engine, Ed25519PrivateKey.generate(), clock, SimulatedProvider(), fetcher)
+    hub_server = TestServer(create_hub_app(hub), host="127.0.0.1")
+    await hub_server.start_server()
+    data = DataDir(tmp_path / "daemon")
+    data.create()
+    Wallet.create(data.wallet, PASSPHRASE, Settings(time_zone=KIRITIMATI), kdf=TEST_KDF)
+    admin = new_token()
+    config = Config(
+        port=PORT,
+        wallet_path=data.wallet,
+        admin_token_hash=hash_token(admin),
+        hub_url=str(hub_server.make_url("")).rstrip("/"),
+        hub_retry_seconds=0.05,
+    )
+    app = create_app(config, Store(data.database), Wallet.open(data.wallet, PASSPHRASE), clock)
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield {"clock": clock, "hub": hub, "site": site, "person": Person(client, admin)}
+    finally:
+        await client.close()
+        await hub_server.close()
+        books = await hub.books()
+        await fetcher.close()
+        await engine.dispose()
+        await site.stop()
+        assert books["sum_cents"] == 0 and books["negative_balances"] == 0, books
+
+
+async def funded_with_clicks(person: Person, creators: list[str]) -> None:
+    fee = money.deposit_fee_cents("bank", 2000)
+    deposit = {"id": str(uuid.uuid4()), "method": "bank", "amount_cents": 2000, "fee_cents": fee}
+    await person.call("POST", "/deposits", deposit, 201)
+    for n, creator in enumerate(creators):
+        url = f"https://{creator.split(':', 1)[1]}/post-{n}"
+        await person.call(
+            "POST", "/clicks", {"id": str(uuid.uuid4()), "url": url, "creator": creator}, 201
+        )
+
+
+async def test_a_month_closed_in_utc_plus_14_waits_for_the_hub_then_settles_by_itself(
+    world: dict[str, Any],
+) -> None:
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    await funded_with_clicks(person, ["domain:example.org"])
+    # Dec 1, 00:00:05 in Kiritimati: November is over there, not in UTC−12.
+    clock.set(dt.datetime(2026, 11, 30, 10, 0, 5, tzinfo=dt.UTC))
+    assert (await person.call("GET", "/status"))["month"] == "2026-12"
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert (month["state"], month["sync"]["error"]) == ("closed", "month_not_ended")
+    # It comes back when the hub said, not before and not after an hour of back-off.
+    assert "2026-12-01T12:00" <= month["sync"]["next_attempt_at"] <= "2026-12-01T12:06"
+    assert month["sync"]["attempts"] == 1
+    clock.set(dt.datetime(2026, 12, 1, 11, 59, tzinfo=dt.UTC))
+    await person.link.sync_once()  # not due yet: nothing is sent
+    assert (await person.call("GET", "/months/2026-11"))["sync"]["attempts"] == 1
+    clock.set(dt.datetime(2026, 12, 1, 12, 7, tzinfo=dt.UTC))
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert month["state"] == "settled" and month["receipt"]["spend_cents"] == 500
+    assert (await person.call("GET", "/status"))["balance_cents"] == 1500
+
+
+async def test_a_key_proved_after_the_month_closed_is_left_out_of_a_new_split(
+    world: dict[str, Any],
+) -> None:
+    """The person flattred their own site before claiming it; the month closed
+    (signed with it), then they proved the key. The hub refuses to pay it
+    (`own_key`); the daemon splits the month again without it and sends that."""
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    hub: Hub = world["hub"]
+    await funded_with_clicks(person, ["domain:mine.example", "domain:other.example"])
+    clock.set(dt.datetime(2026, 11, 30, 10, 0, 5, tzinfo=dt.UTC))
+    await person.link.sync_once()  # closed, signed with both; the hub says wait
+    first = json.loads((await person.call("GET", "/months/2026-11"))["settlement"]["document"])
+    assert len(first["allocations"]) == 2
+    claim = await person.call("POST", "/hub/claims", {"key": "domain:mine.example"}, 201)
+    world["site"].put("mine.example", "/.well-known/mecene-claim.txt", claim["token"])
+    await person.call("POST", f"/hub/claims/{claim['id']}/verify", {})
+    clock.set(dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC))
+    await person.call("POST", "/hub/sync", {})
+    month = await person.call("GET", "/months/2026-11")
+    assert month["state"] == "settled", month
+    doc = json.loads(month["settlement"]["document"])
+    assert doc["allocations"] == [
+        {"creator": "domain:other.example", "cents": 500, "url": "https://other.example/post-1"}
+    ]
+    assert await hub.balance_of("escrow:domain:other.example") == 500
+    assert (await person.call("GET", "/hub/account"))["creator_balance_cents"] == 0
