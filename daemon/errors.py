@@ -30,6 +30,5 @@ IdConflict = _kind("id_conflict", "A client id was reused for a different click.
 MonthClosed = _kind("month_closed", "The click's month is no longer open.")
 Locked = _kind("locked", "The wallet is locked: unlock it first.")
 WrongPassphrase = _kind("wrong_passphrase", "The passphrase did not open the wallet.")
-RateLimited = _kind("rate_limited", "Too many attempts: wait a little.")
 BadJson = _kind("bad_json", "The body is not JSON.")
 Unauthorized = _kind("unauthorized", "No valid token, session or login link.")

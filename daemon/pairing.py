@@ -13,15 +13,14 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Invalid, NotFound, RateLimited
+from .errors import Invalid, NotFound
 
 CODE_TTL = dt.timedelta(minutes=5)
 MAX_PENDING = 5
-MAX_REQUESTS_PER_MINUTE = 10
+MAX_KEPT = 1000  # pairings remembered (pending, or answered and not yet polled)
 MAX_CLIENT_NAME = 80
 
 
@@ -83,26 +82,31 @@ def client_name(raw: object) -> str:
 class Pairings:
     def __init__(self) -> None:
         self._by_id: dict[str, Pairing] = {}
-        self._recent: deque[dt.datetime] = deque()
 
     def _sweep(self, now: dt.datetime) -> None:
         for pid in [p.id for p in self._by_id.values() if p.expired(now)]:
             del self._by_id[pid]
-        while self._recent and now - self._recent[0] > dt.timedelta(minutes=1):
-            self._recent.popleft()
 
     def request(self, client: str, now: dt.datetime) -> Pairing:
+        """A new pending pairing. It always gets a place: when MAX_PENDING wait,
+        the oldest unapproved one yields (its browser sees it expire), so no
+        local process can hold every place and keep the person's browser out."""
         self._sweep(now)
-        pending = [p for p in self._by_id.values() if p.status == "pending"]
-        if len(pending) >= MAX_PENDING or len(self._recent) >= MAX_REQUESTS_PER_MINUTE:
-            raise RateLimited("too many pairing requests; approve or wait for the pending ones")
+        pending = sorted(
+            (p for p in self._by_id.values() if p.status == "pending"), key=lambda p: p.created
+        )
+        for old in pending[: max(0, len(pending) - MAX_PENDING + 1)]:
+            old.status = "expired"
+            pending.remove(old)
+        if len(self._by_id) > MAX_KEPT:  # answers kept for polling browsers
+            for stale in [p.id for p in self._by_id.values() if p.status != "pending"]:
+                del self._by_id[stale]
         used = {p.code for p in pending}
         code = f"{secrets.randbelow(1_000_000):06d}"
         while code in used:
             code = f"{secrets.randbelow(1_000_000):06d}"
         pairing = Pairing(secrets.token_urlsafe(18), code, client, now)
         self._by_id[pairing.id] = pairing
-        self._recent.append(now)
         return pairing
 
     def poll(self, pairing_id: str, now: dt.datetime) -> dict[str, Any]:

@@ -55,7 +55,6 @@ STATUS_BY_CODE = {
     "locked": 423,
     "hub_refused": 502,  # the hub answered no; its code is in `hub_error`
     "hub_unreachable": 503,
-    "rate_limited": 429,
 }
 
 # An attribute set on handlers: who may call them. Default: a paired browser.
