@@ -25,6 +25,7 @@ def _kind(code: str, doc: str) -> type[DomainError]:
 Invalid = _kind("invalid", "The request's content breaks a rule (bad URL, weight, month…).")
 NotFound = _kind("not_found", "No such click, month, subscription, pairing or browser.")
 FlattrOnce = _kind("flattr_once", "This thing was already flattred this month.")
+SlowBody = _kind("slow_body", "The request's body did not arrive in time.")
 FlattrOwner = _kind("flattr_owner", "The creator is one of the person's own keys.")
 IdConflict = _kind("id_conflict", "A client id was reused for a different click.")
 MonthClosed = _kind("month_closed", "The click's month is no longer open.")

@@ -26,7 +26,7 @@ from .clock import Clock, SystemClock, seconds_to_next_month
 from .files import DaemonLock, DataDir, write_atomic
 from .http import SERVICE, Config, create_app
 from .pairing import hash_token, new_token
-from .security import AccessLogger
+from .security import HEADER_SECONDS, LINGER_SECONDS, AccessLogger
 from .service import Service
 from .store import Store
 from .wallet import Wallet
@@ -163,7 +163,13 @@ async def _serve_locked(
         hub_url=hub_url,
     )
     app = create_app(config, Store(data_dir.database), wallet, clock)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        handle_signals=False,
+        keepalive_timeout=HEADER_SECONDS,
+        lingering_time=LINGER_SECONDS,
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     try:

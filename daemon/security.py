@@ -10,6 +10,7 @@ run as plain functions inside one guard middleware, in the order added.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -20,7 +21,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
-from .errors import BadJson, DomainError
+from .errors import BadJson, DomainError, SlowBody
 from .keys import is_text
 
 log = logging.getLogger("mecene.http")
@@ -48,6 +49,7 @@ STATUS_BY_CODE = {
     "method_not_allowed": 405,
     "flattr_once": 409,
     "flattr_owner": 409,
+    "slow_body": 408,
     "id_conflict": 409,
     "month_closed": 409,
     "too_large": 413,
@@ -238,9 +240,32 @@ def _access_level(request: web.Request) -> str:
     return str(getattr(request.match_info.route.handler, AUTH_ATTR, BROWSER))
 
 
+# A client that holds a connection without finishing its request: headers
+# must arrive within HEADER_SECONDS of connecting (aiohttp's keep-alive timer,
+# which runs from the connection's start and closes it while no complete
+# request has come; it also closes idle keep-alive connections), and a body
+# within BODY_SECONDS of its headers.
+HEADER_SECONDS = 10.0
+# After an answer to a request whose body was not read whole (408, 413), how
+# long aiohttp keeps reading it so the client sees the answer (default 10 s).
+LINGER_SECONDS = 2.0
+BODY_SECONDS = 10.0
+
+
+async def read_body(request: web.Request, seconds: float = BODY_SECONDS) -> bytes:
+    """The request's body, or 408 `slow_body` (and the connection closed) if it
+    has not all arrived within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        request.protocol.close()  # once the 408 is written
+        raise SlowBody(f"the body did not arrive within {seconds:.0f} s") from None
+
+
 async def read_json(request: web.Request) -> Any:
     """The request's JSON body; a clear 400 for anything that is not JSON."""
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         raise BadJson("the body is empty; send a JSON object")
     try:

@@ -26,6 +26,7 @@ STATUS = {
     "key_taken": 409,
     "not_proven": 422,
     "not_claimable": 422,
+    "slow_body": 408,
     "too_large": 413,
     "unsupported_media_type": 415,
 }

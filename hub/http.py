@@ -6,6 +6,7 @@ Every route under /v1 that concerns an account needs a signed request
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -34,10 +35,32 @@ def _json(data: Any, status: int = 200, **headers: str) -> web.Response:
     return web.json_response(data, status=status, headers=headers or None)
 
 
+# Slow clients: headers within HEADER_SECONDS of connecting (aiohttp's
+# keep-alive timer runs from the connection's start and closes it while no
+# complete request has come), the body within BODY_SECONDS of the headers.
+# Settlements come over the internet and may be 2 MiB: the body gets longer.
+HEADER_SECONDS = 10.0
+# After an answer to a request whose body was not read whole (408, 413), how
+# long aiohttp keeps reading it so the client sees the answer (default 10 s).
+LINGER_SECONDS = 2.0
+BODY_SECONDS = 30.0
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            return await request.read()
+    except TimeoutError:
+        request.protocol.close()  # once the 408 is written
+        raise HubError(
+            "slow_body", f"the body did not arrive within {BODY_SECONDS:.0f} s"
+        ) from None
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     raw = request.get(RAW_BODY)
     if raw is None:
-        raw = await request.read()
+        raw = await read_body(request)
     if not raw:
         return {}
     try:
@@ -60,7 +83,7 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
                 raise HubError("unsupported_media_type", "send JSON (application/json)")
         route = request.match_info.route
         if getattr(route.handler, SIGNED, False):
-            raw = await request.read()
+            raw = await read_body(request)
             request[RAW_BODY] = raw
             request[ACCOUNT] = await request.app[HUB].authenticate(
                 request.headers, request.method, request.raw_path, raw

@@ -23,7 +23,7 @@ from daemon.files import write_atomic
 
 from . import signing
 from .db import migrate, open_database
-from .http import create_app
+from .http import HEADER_SECONDS, LINGER_SECONDS, create_app
 from .proofs import ProofFetcher
 from .provider import SimulatedProvider
 from .service import Hub, HubConfig
@@ -112,7 +112,13 @@ class RunningHub:
 
 async def start_hub(settings: HubSettings, clock: Clock | None = None) -> RunningHub:
     hub = await open_hub(settings, clock)
-    runner = web.AppRunner(create_app(hub), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        create_app(hub),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=HEADER_SECONDS,
+        lingering_time=LINGER_SECONDS,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:
