@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .amounts import euros
+
 MIN_BUDGET_CENTS = 200
 MAX_WEIGHT = 5
 
@@ -35,11 +37,11 @@ class BudgetRules:
 def check_rules(rules: BudgetRules) -> None:
     """Raise ValueError unless the rules are ones DESIGN.md allows."""
     if not _is_int(rules.budget_cents) or rules.budget_cents < MIN_BUDGET_CENTS:
-        raise ValueError(f"the budget must be at least {MIN_BUDGET_CENTS} cents a month")
+        raise ValueError(f"the budget must be at least {euros(MIN_BUDGET_CENTS)} a month")
     if rules.min_click_cents is not None and (
         not _is_int(rules.min_click_cents) or rules.min_click_cents < 1
     ):
-        raise ValueError("the minimum per click must be a positive number of cents")
+        raise ValueError("the minimum per flattr must be more than 0.00 €")
     if rules.cap_cents is not None and (
         not _is_int(rules.cap_cents) or rules.cap_cents < rules.budget_cents
     ):

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .amounts import euros, parse_euros
 from .files import DEFAULT_PORT, DataDir, default_data_dir
 from .wallet import Settings, Wallet, WalletError
 
@@ -32,17 +33,14 @@ class CliError(Exception):
 
 def euros_to_cents(text: str) -> int:
     """'4.50' → 450, without ever going through a float."""
-    m = re.fullmatch(r"\s*(\d{1,7})(?:[.,](\d{1,2}))?\s*(?:€|EUR)?\s*", text)
-    if not m:
+    cents = parse_euros(text)
+    if cents is None:
         raise CliError(f"not an amount in euros: {text!r} (write 5 or 4.50)")
-    return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
+    return cents
 
 
 def money(cents: int | None) -> str:
-    if cents is None:
-        return "unknown"
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} €"
+    return "unknown" if cents is None else euros(cents)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -434,6 +434,8 @@ DASHBOARD_FILES = {
     "": ("index.html", "text/html"),
     "login": ("login.html", "text/html"),
     "app.js": ("app.js", "text/javascript"),
+    "amounts.js": ("amounts.js", "text/javascript"),
+    "keys.js": ("keys.js", "text/javascript"),
     "login.js": ("login.js", "text/javascript"),
     "app.css": ("app.css", "text/css"),
 }

@@ -22,6 +22,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import budget
+from .amounts import euros
 from .clock import Clock, add_months, month_of, month_start, months_between, timestamp
 from .dashboard import Sessions
 from .errors import (
@@ -323,9 +324,9 @@ class Service:
         doc = await self.store.write(close)
         if doc is not None:
             log.info(
-                "month %s closed: %d cents to %d allocations",
+                "month %s closed: %s split between %d creators' things",
                 month,
-                doc["spend_cents"],
+                euros(doc["spend_cents"]),
                 len(doc["allocations"]),
             )
         return doc

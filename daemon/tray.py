@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import amounts
+
 log = logging.getLogger("mecene.tray")
 REFRESH_SECONDS = float(os.environ.get("MECENE_TRAY_REFRESH_SECONDS", "10"))
 COLOURS = {
@@ -43,9 +45,7 @@ COLOURS = {
 
 
 def euros(cents: int | None) -> str:
-    if cents is None:
-        return "?"
-    return f"{cents // 100}.{cents % 100:02d} €"
+    return "?" if cents is None else amounts.euros(cents)
 
 
 @dataclass

@@ -14,9 +14,7 @@ async function currentTab() {
   return tab ? tab.id : null;
 }
 
-function euros(cents) {
-  return cents === null || cents === undefined ? "?" : `${(cents / 100).toFixed(2)}\u00a0€`;
-}
+const { euros } = globalThis.MeceneAmounts; // extension/amounts.js
 
 /** Text with commands set as code: sentence("Start it with ", {code: "mecene run"}, "."). */
 function sentence(...parts) {

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from daemon.amounts import euros
 from daemon.clock import MONTH_RE
 
 from .db import DatabaseUrlError, migrate, open_database, revision
@@ -67,7 +68,7 @@ async def _operate(args: argparse.Namespace) -> int:
             await hub.set_nonprofit(args.account, not args.off)
             print(f"{args.account}: {'not ' if args.off else ''}a non-profit (no fee)")
         elif args.command == "expire-escrow":
-            print(f"returned {await hub.expire_escrow()} cents to givers")
+            print(f"returned {euros(await hub.expire_escrow())} to givers")
         elif args.command == "payouts":
             if not MONTH_RE.match(args.month):
                 raise SystemExit("mecene-hub: a month is YYYY-MM")
@@ -75,14 +76,14 @@ async def _operate(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(report, indent=2))
             else:
-                print(f"{'account':<44} {'allocations':>11} {'gross':>10} {'fee':>8} {'net':>10}")
+                print(f"{'account':<44} {'allocations':>11} {'gross':>12} {'fee':>10} {'net':>12}")
                 for c in report["creators"]:
                     print(
-                        f"{c['account']:<44} {c['allocations']:>11} {c['gross_cents'] / 100:>10.2f}"
-                        f" {c['fee_cents'] / 100:>8.2f} {c['net_cents'] / 100:>10.2f}"
+                        f"{c['account']:<44} {c['allocations']:>11} {euros(c['gross_cents']):>12}"
+                        f" {euros(c['fee_cents']):>10} {euros(c['net_cents']):>12}"
                     )
                 for state, cents in sorted(report["totals_cents"].items()):
-                    print(f"{state}: {cents / 100:.2f} €")
+                    print(f"{state}: {euros(cents)}")
         elif args.command == "check":
             books = await hub.books()
             print(json.dumps(books))

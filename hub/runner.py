@@ -18,6 +18,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from daemon.amounts import euros
 from daemon.clock import Clock, SystemClock
 from daemon.files import write_atomic
 
@@ -83,7 +84,7 @@ async def upkeep(hub: Hub) -> None:
             await hub.forget_nonces()
             returned = await hub.expire_escrow()
             if returned:
-                log.info("returned %d cents of expired escrow to givers", returned)
+                log.info("returned %s of expired escrow to givers", euros(returned))
         except Exception:
             log.exception("hub upkeep failed; will try again")
         await asyncio.sleep(UPKEEP_SECONDS)

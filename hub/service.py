@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from daemon import keys as creator_keys_rules
+from daemon.amounts import euros
 from daemon.budget import largest_remainder
 from daemon.clock import MONTH_RE, Clock, add_months, month_ended_everywhere, timestamp
 
@@ -286,7 +287,8 @@ class Hub:
         if not money.MIN_DEPOSIT_CENTS <= amount_cents <= money.MAX_DEPOSIT_CENTS:
             raise HubError(
                 "invalid",
-                f"a deposit is {money.MIN_DEPOSIT_CENTS} to {money.MAX_DEPOSIT_CENTS} cents",
+                f"a deposit is {euros(money.MIN_DEPOSIT_CENTS)} to "
+                f"{euros(money.MAX_DEPOSIT_CENTS)}",
             )
         fee = money.deposit_fee_cents(method, amount_cents)
         return {
@@ -437,7 +439,7 @@ class Hub:
         if have < spend:
             raise HubError(
                 "insufficient_funds",
-                f"the balance is {have} cents, the settlement spends {spend}: deposit, "
+                f"the balance is {euros(have)}, the settlement spends {euros(spend)}: deposit, "
                 "and the daemon will send it again",
                 balance_cents=have,
             )
@@ -869,7 +871,7 @@ class Hub:
             raise HubError("invalid", "amount_cents is a whole number of cents")
         if amount < money.MIN_WITHDRAWAL_CENTS:
             raise HubError(
-                "invalid", f"the smallest withdrawal is {money.MIN_WITHDRAWAL_CENTS} cents"
+                "invalid", f"the smallest withdrawal is {euros(money.MIN_WITHDRAWAL_CENTS)}"
             )
         async with self.engine.connect() as conn:
             known = (

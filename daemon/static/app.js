@@ -30,19 +30,16 @@ async function api(method, path, body) {
   return data;
 }
 
+// amounts.js and keys.js: the extension's own, copied by scripts/make-webdata.
+const { amount, parseEuros } = globalThis.MeceneAmounts;
+const { displayName, readableKey } = globalThis.MeceneKeys;
+
 function euros(cents) {
-  if (cents === null || cents === undefined) return "—";
-  return `${(cents / 100).toFixed(2)}\u00a0€`;
+  return cents === null || cents === undefined ? "—" : globalThis.MeceneAmounts.euros(cents);
 }
 
-/** "4.50" or "4,50" → 450; "" → null; anything else throws. */
-function cents(text, optional) {
-  const t = text.trim();
-  if (!t && optional) return null;
-  const m = /^(\d{1,7})(?:[.,](\d{1,2}))?$/.exec(t);
-  if (!m) throw new Error(`not an amount in euros: ${t || "(empty)"}`);
-  return Number(m[1]) * 100 + Number((m[2] || "0").padEnd(2, "0"));
-}
+/** "4.50" or "4,50" → 450; "" → null when optional; anything else throws. */
+const cents = parseEuros;
 
 function notify(message) {
   $("notice").textContent = message;
@@ -189,7 +186,7 @@ async function showSubscriptions() {
 async function showSettings() {
   if (document.activeElement && $("settings-form").contains(document.activeElement)) return;
   const { settings } = await api("GET", "/settings");
-  const asEuros = (c) => (c === null ? "" : (c / 100).toFixed(2));
+  const asEuros = (c) => (c === null ? "" : amount(c));
   $("budget").value = asEuros(settings.budget_cents);
   $("min-click").value = asEuros(settings.min_click_cents);
   $("cap").value = asEuros(settings.cap_cents);

@@ -1,0 +1,41 @@
+// Copied by scripts/make-webdata from extension/keys.js. Do not edit: edit that file.
+/* Mécène creator keys as a person reads them (DESIGN.md, "Labels are the
+ * page's words"): wherever a page's label is shown, the key's readable form
+ * stands beside it, so a page cannot pass for someone else. */
+(() => {
+  "use strict";
+  const PROFILE = {
+    github: "github.com/", liberapay: "liberapay.com/", opencollective: "opencollective.com/",
+    kofi: "ko-fi.com/", patreon: "patreon.com/", youtube: "youtube.com/channel/",
+  };
+
+  /** "@alice@example.social", "liberapay.com/bob", "example.org", "wallet.example/alice". */
+  function readableKey(key) {
+    const colon = key.indexOf(":");
+    const scheme = key.slice(0, colon);
+    const value = key.slice(colon + 1);
+    if (scheme === "fediverse" || scheme === "domain") return value;
+    if (scheme === "flattr") return `Flattr ID ${value}`;
+    if (PROFILE[scheme]) return PROFILE[scheme] + value;
+    if (scheme === "wm" || scheme === "payment") {
+      try {
+        const url = new URL(value);
+        return (url.host + url.pathname + url.search).replace(/\/$/, "");
+      } catch (e) {
+        return value;
+      }
+    }
+    return key;
+  }
+
+  /** {name, key}: the page's label when it gave one, else the readable key;
+   * `key` is the readable key, shown beside a label (null when the name is it). */
+  function displayName(key, label) {
+    const readable = readableKey(key);
+    const words = typeof label === "string" ? label.trim() : "";
+    if (!words || words.toLowerCase() === readable.toLowerCase()) return { name: readable, key: null };
+    return { name: words, key: readable };
+  }
+
+  globalThis.MeceneKeys = { readableKey, displayName };
+})();
