@@ -368,7 +368,8 @@ def cmd_creator(args: argparse.Namespace) -> int:
         return 0
     if args.action == "flattr-id":
         out = daemon.call("POST", "/hub/flattr-ids", {})
-        print(f"Your flattr id: {out['key']}. Put this in the <head> of your pages:")
+        issued = "just issued" if out.get("new") else "issued before: it stays the same"
+        print(f"Your flattr id: {out['key']} ({issued}). Put this in the <head> of your pages:")
         print(f"  {out['meta']}")
         return 0
     if not args.value:

@@ -365,7 +365,7 @@ async def hub_flattr_id(request: web.Request) -> web.Response:
     validate.obj(await read_json(request), set())
     out = await _link(request).creator_call("POST", "/v1/flattr-ids", {})
     await _service(request).add_own_creator(out["key"])
-    return web.json_response(out, status=201)
+    return web.json_response(out, status=201 if out.get("new") else 200)
 
 
 @routes.post(f"{API}/hub/withdrawals")

@@ -165,7 +165,8 @@ async def verify_claim(request: web.Request) -> web.Response:
 
 @signed
 async def flattr_id(request: web.Request) -> web.Response:
-    return _json(await request.app[HUB].issue_flattr_id(request[ACCOUNT]), 201)
+    out = await request.app[HUB].issue_flattr_id(request[ACCOUNT])
+    return _json(out, 201 if out["new"] else 200)
 
 
 @signed

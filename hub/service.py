@@ -752,11 +752,28 @@ class Hub:
         return {"claim": view, "released_cents": released}
 
     async def issue_flattr_id(self, account: str) -> dict[str, Any]:
-        """A new `flattr:` id, owned by `account` from the start: put it in
-        `<meta name="flattr:id" content="…">` on the creator's pages."""
-        key = "flattr:m" + secrets.token_hex(6)
-        await self._retrying(lambda conn: self._own_key(conn, account, key, "issued", None, None))
-        return {"key": key, "meta": f'<meta name="flattr:id" content="{key[7:]}">'}
+        """The account's `flattr:` id, owned by it from the start: put it in
+        `<meta name="flattr:id" content="…">` on the creator's pages. One per
+        account: issued on the first call (`new`), the same one afterwards."""
+
+        async def run(conn: AsyncConnection) -> dict[str, Any]:
+            # The account's row, locked: two calls at once issue one id.
+            await conn.execute(
+                select(accounts.c.id).where(accounts.c.id == account).with_for_update()
+            )
+            issued = await conn.scalar(
+                select(creator_keys.c.key)
+                .where(creator_keys.c.owner == account, creator_keys.c.method == "issued")
+                .order_by(creator_keys.c.verified_at, creator_keys.c.key)
+                .limit(1)
+            )
+            new = issued is None
+            key = "flattr:m" + secrets.token_hex(6) if new else str(issued)
+            if new:
+                await self._own_key(conn, account, key, "issued", None, None)
+            return {"key": key, "meta": f'<meta name="flattr:id" content="{key[7:]}">', "new": new}
+
+        return await self._retrying(run)
 
     async def _own_key(
         self,
@@ -884,7 +901,9 @@ class Hub:
             return False, self._withdrawal_view(known._asdict())
         if have < amount:
             raise HubError(
-                "insufficient_funds", f"the creator balance is {have} cents", balance_cents=have
+                "insufficient_funds",
+                f"the creator balance is {euros(have)}, less than {euros(amount)}",
+                balance_cents=have,
             )
 
         async def run(conn: AsyncConnection) -> dict[str, Any]:

@@ -267,6 +267,7 @@ async def test_to_receive_you_must_give(connect: Any, hub: Hub) -> None:
     """A creator's money for a month waits until it gives at least 2 € that month."""
     alice, bob = connect(), connect()
     issued = await bob.call("POST", "/v1/flattr-ids", {}, 201)
+    assert await bob.call("POST", "/v1/flattr-ids", {}, 200) == {**issued, "new": False}
     key = issued["key"]
     assert issued["meta"] == f'<meta name="flattr:id" content="{key[7:]}">'
     await alice.deposit(2000)

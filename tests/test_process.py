@@ -152,8 +152,10 @@ def test_a_person_is_also_a_creator_through_the_cli(daemon: Daemon) -> None:
     its token and where to put it, earnings; every refusal in one line."""
     issued = mecene(daemon.data, "creator", "flattr-id")
     assert issued.returncode == 0, issued.stderr
-    key = issued.stdout.split("Your flattr id: ")[1].split(".")[0]
+    key = issued.stdout.split("Your flattr id: ")[1].split(" ")[0]
     assert f'<meta name="flattr:id" content="{key[7:]}">' in issued.stdout
+    again = mecene(daemon.data, "creator", "flattr-id")  # the same id, not a new one
+    assert f"Your flattr id: {key} (issued before: it stays the same)" in again.stdout
     token = daemon.pair()
     body = {"id": str(uuid.uuid4()), "url": "https://me.example/", "creator": key}
     status, out = daemon.request("POST", "/clicks", body, token)
@@ -168,7 +170,7 @@ def test_a_person_is_also_a_creator_through_the_cli(daemon: Daemon) -> None:
     shown = mecene(daemon.data, "creator", "status", "--json")
     assert json.loads(shown.stdout)["keys"] == [key]
     poor = mecene(daemon.data, "creator", "withdraw", "10")
-    assert poor.returncode == 1 and "creator balance is 0 cents" in poor.stderr
+    assert poor.returncode == 1 and "creator balance is 0.00 €, less than 10.00 €" in poor.stderr
 
 
 def test_the_cli_prints_tables_and_json(daemon: Daemon) -> None:
