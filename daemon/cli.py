@@ -342,14 +342,34 @@ def cmd_deposit(args: argparse.Namespace) -> int:
     return 0
 
 
-PROOF_HINTS = {
-    "domain": "a line of https://SITE/.well-known/mecene-claim.txt, or "
-    '<meta name="mecene:claim" content="TOKEN"> on https://SITE/',
-    "payment": "a line of /.well-known/mecene-claim.txt at the link's site, "
-    'or <meta name="mecene:claim" content="TOKEN"> on the linked page',
-    "wm": "a line of /.well-known/mecene-claim.txt at the wallet address's site",
-    "fediverse": "your profile's bio or one of its profile fields",
-}
+def creator_status(me: dict[str, Any]) -> str:
+    """What a creator has at the hub, each amount with why it is where it is."""
+    got = me["received"]
+    fee = "no fee: a non-profit" if me["nonprofit"] else f"fee {money(got['fee_cents'])} (10 %)"
+    balance, least = me["creator_balance_cents"], me["min_withdrawal_cents"]
+    if me["withdrawable_cents"]:
+        can = f"withdrawable: mecene creator withdraw EUROS, from {money(least)}"
+    elif balance:
+        can = f"not withdrawable yet: the smallest withdrawal is {money(least)}"
+    else:
+        can = "nothing to withdraw"
+    lines = [
+        f"received   {money(got['gross_cents'])} from givers, {fee}, "
+        f"{money(got['net_cents'])} to you",
+        f"balance    {money(balance)} ({can})",
+    ]
+    for w in me["withheld"]:
+        lines.append(
+            f"withheld   {money(w['cents'])} for {w['month']}: paid to you once you give at "
+            f"least {money(me['min_giving_cents'])} in {w['month']} (to receive, you must give)"
+        )
+    for e in me["escrow"]:
+        lines.append(
+            f"in escrow  {money(e['cents'])} under {e['key']}: yours once you prove the key "
+            "(mecene creator verify ID)"
+        )
+    lines.append(f"keys       {', '.join(me['keys']) or 'none proved yet'}")
+    return "\n".join(lines)
 
 
 def cmd_creator(args: argparse.Namespace) -> int:
@@ -362,9 +382,7 @@ def cmd_creator(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(me, indent=2))
             return 0
-        print(f"received   {money(me['creator_balance_cents'])} (withdrawable)")
-        print(f"withheld   {money(me['withheld_cents'])} (paid once you give 2 € in that month)")
-        print(f"keys       {', '.join(me['keys']) or 'none proved yet'}")
+        print(creator_status(me))
         return 0
     if args.action == "flattr-id":
         out = daemon.call("POST", "/hub/flattr-ids", {})
@@ -376,8 +394,7 @@ def cmd_creator(args: argparse.Namespace) -> int:
         raise CliError(f"creator {args.action} needs a value")
     if args.action == "claim":
         claim = daemon.call("POST", "/hub/claims", {"key": args.value})
-        scheme = claim["key"].split(":", 1)[0]
-        where = PROOF_HINTS.get(scheme, "your public profile page (bio or description)")
+        where = claim.get("where") or "the place the hub names for this key"
         print(f"Claim {claim['id']} for {claim['key']}. Put this token in {where}:")
         print(f"  {claim['token']}")
         print(f"then run: mecene creator verify {claim['id']}")

@@ -63,6 +63,20 @@ OWNER_FIELDS = {
     "youtube": "the channel's description (the About page head's description)",
 }
 OWNER_BLOCKS = {"liberapay": "profile-statement"}
+WHERE = {
+    "domain": "a line of https://SITE/.well-known/mecene-claim.txt, or "
+    '<meta name="mecene:claim" content="TOKEN"> on https://SITE/',
+    "payment": "a line of /.well-known/mecene-claim.txt at the link's site, "
+    'or <meta name="mecene:claim" content="TOKEN"> on the linked page',
+    "wm": "a line of /.well-known/mecene-claim.txt at the wallet address's site",
+    "fediverse": "your profile's bio or one of its profile fields",
+    **OWNER_FIELDS,
+}
+
+
+def where_to_prove(key: str) -> str:
+    """Where the owner of `key` puts a claim's token, in a sentence."""
+    return WHERE.get(key.partition(":")[0], "nowhere: this kind of key is not claimed")
 
 
 class ProofError(Exception):

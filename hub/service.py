@@ -34,7 +34,7 @@ from daemon.clock import MONTH_RE, Clock, add_months, month_ended_everywhere, ti
 from . import ledger, money, signing
 from .db import transaction
 from .errors import HubError
-from .proofs import ProofError, ProofFetcher
+from .proofs import ProofError, ProofFetcher, where_to_prove
 from .provider import PaymentProvider
 from .schema import (
     accounts,
@@ -270,11 +270,50 @@ class Hub:
                 select(accounts.c.nonprofit).where(accounts.c.id == account)
             )
             keys = list(owned)
+            gross, fee = (
+                await conn.execute(
+                    select(
+                        func.coalesce(func.sum(allocations.c.cents), 0),
+                        func.coalesce(func.sum(allocations.c.fee_cents), 0),
+                    ).where(allocations.c.recipient == account, allocations.c.state == "credited")
+                )
+            ).one()
+            claimed = (
+                await conn.execute(
+                    select(claims.c.key)
+                    .where(claims.c.account == account, claims.c.state == "pending")
+                    .distinct()
+                )
+            ).scalars()
+            escrow = {}
+            for key in sorted(set(claimed) - set(keys)):
+                held = await ledger.balance_cents(conn, f"escrow:{key}")
+                if held:
+                    escrow[key] = held
         return {
             "account": account,
             "balance_cents": user,
             "creator_balance_cents": creator,
+            # What a creator can take out now: the balance, once it reaches the
+            # smallest withdrawal.
+            "withdrawable_cents": creator if creator >= money.MIN_WITHDRAWAL_CENTS else 0,
+            "min_withdrawal_cents": money.MIN_WITHDRAWAL_CENTS,
+            # Everything credited so far: what givers gave, the hub's fee, the rest.
+            "received": {
+                "gross_cents": int(gross),
+                "fee_cents": int(fee),
+                "net_cents": int(gross) - int(fee),
+            },
             "withheld_cents": sum(withheld.values()),
+            # Per month: paid once the account gives at least MIN_GIVING_CENTS in it.
+            "withheld": [
+                {"month": name.rsplit(":", 1)[1], "cents": cents}
+                for name, cents in sorted(withheld.items())
+                if cents
+            ],
+            "min_giving_cents": money.MIN_GIVING_CENTS,
+            # Held under keys this account has claimed and not proved yet.
+            "escrow": [{"key": k, "cents": c} for k, c in escrow.items()],
             "keys": keys,
             "nonprofit": bool(nonprofit),
         }
@@ -726,6 +765,7 @@ class Hub:
     @staticmethod
     def _claim_view(claim: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: claim.get(k) for k in ("id", "key", "token", "state", "created_at")}
+        out["where"] = where_to_prove(str(claim["key"]))
         out["verified_at"] = claim.get("verified_at")
         out["proof"] = claim.get("proof")
         return out

@@ -107,7 +107,13 @@ async def test_account_routes_need_a_valid_fresh_signature(
         "account": alice.person.account,
         "balance_cents": 0,
         "creator_balance_cents": 0,
+        "withdrawable_cents": 0,
+        "min_withdrawal_cents": 1000,
+        "received": {"gross_cents": 0, "fee_cents": 0, "net_cents": 0},
         "withheld_cents": 0,
+        "withheld": [],
+        "min_giving_cents": 200,
+        "escrow": [],
         "keys": [],
         "nonprofit": False,
     }
@@ -284,6 +290,19 @@ async def test_to_receive_you_must_give(connect: Any, hub: Hub) -> None:
     me = await bob.call("GET", "/v1/account", expect=200)
     assert (me["creator_balance_cents"], me["withheld_cents"]) == (450, 1000)  # 10 % fee
     assert await hub.fees_cents() == 50
+    # What a creator is shown: gross, fee and net, why the rest waits, and
+    # that 4.50 € is not withdrawable yet (the smallest withdrawal is 10 €).
+    assert me["received"] == {"gross_cents": 500, "fee_cents": 50, "net_cents": 450}
+    assert me["withheld"] == [{"month": OCT, "cents": 1000}]
+    assert (me["withdrawable_cents"], me["min_withdrawal_cents"]) == (0, 1000)
+    # A key bob claims, not proved yet: what waits for him under it.
+    carol = connect()
+    await carol.deposit(1000)
+    await carol.settle(OCT, [{"creator": "domain:bob.example", "cents": 300}])
+    claim = await bob.call("POST", "/v1/claims", {"key": "domain:bob.example"}, 201)
+    assert claim["where"].startswith("a line of https://SITE/.well-known/mecene-claim.txt")
+    me = await bob.call("GET", "/v1/account", expect=200)
+    assert me["escrow"] == [{"key": "domain:bob.example", "cents": 300}]
     report = await hub.payouts(NOV)
     assert report["creators"] == [
         {

@@ -169,6 +169,9 @@ def test_a_person_is_also_a_creator_through_the_cli(daemon: Daemon) -> None:
     assert unproved.stderr.strip().count("\n") == 0
     shown = mecene(daemon.data, "creator", "status", "--json")
     assert json.loads(shown.stdout)["keys"] == [key]
+    said = mecene(daemon.data, "creator", "status").stdout
+    assert "received   0.00 € from givers, fee 0.00 € (10 %), 0.00 € to you" in said
+    assert "balance    0.00 € (nothing to withdraw)" in said
     poor = mecene(daemon.data, "creator", "withdraw", "10")
     assert poor.returncode == 1 and "creator balance is 0.00 €, less than 10.00 €" in poor.stderr
 
@@ -339,3 +342,35 @@ def test_ctrl_c_stops_the_daemon_cleanly(daemon: Daemon) -> None:
     assert daemon.stop(signal.SIGINT) == 0
     assert not (daemon.data / "daemon.json").exists()
     assert "Traceback" not in daemon.log
+
+
+def test_creator_status_says_why_money_is_where_it_is() -> None:
+    """Below the smallest withdrawal it is not "withdrawable"; the fee, what
+    waits for the creator to give, and what waits in escrow are each said."""
+    from daemon.cli import creator_status
+
+    me = {
+        "received": {"gross_cents": 500, "fee_cents": 50, "net_cents": 450},
+        "creator_balance_cents": 450,
+        "withdrawable_cents": 0,
+        "min_withdrawal_cents": 1000,
+        "withheld": [{"month": "2026-10", "cents": 1000}],
+        "min_giving_cents": 200,
+        "escrow": [{"key": "domain:bob.example", "cents": 300}],
+        "keys": ["flattr:m1"],
+        "nonprofit": False,
+    }
+    assert creator_status(me).splitlines() == [
+        "received   5.00 € from givers, fee 0.50 € (10 %), 4.50 € to you",
+        "balance    4.50 € (not withdrawable yet: the smallest withdrawal is 10.00 €)",
+        "withheld   10.00 € for 2026-10: paid to you once you give at least 2.00 € in 2026-10"
+        " (to receive, you must give)",
+        "in escrow  3.00 € under domain:bob.example: yours once you prove the key"
+        " (mecene creator verify ID)",
+        "keys       flattr:m1",
+    ]
+    rich = {**me, "creator_balance_cents": 1200, "withdrawable_cents": 1200, "nonprofit": True}
+    assert creator_status(rich).splitlines()[:2] == [
+        "received   5.00 € from givers, no fee: a non-profit, 4.50 € to you",
+        "balance    12.00 € (withdrawable: mecene creator withdraw EUROS, from 10.00 €)",
+    ]
