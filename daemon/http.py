@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from . import dashboard, validate
 from .clock import Clock
-from .errors import Invalid, Unauthorized
+from .errors import DomainError, Invalid, Unauthorized
 from .hublink import HubLink
 from .security import (
     ADMIN,
@@ -113,6 +114,7 @@ def _service(request: web.Request) -> Service:
     return request.app[SERVICE]
 
 
+log = logging.getLogger("mecene")
 routes = web.RouteTableDef()
 
 
@@ -292,9 +294,15 @@ async def hub_sync(request: web.Request) -> web.Response:
     """Send every closed month now (not waiting for the back-off), then show them."""
     validate.obj(await read_json(request), set())
     link = _link(request)
+    if not _service(request).locked:
+        await _service(request).roll_months()  # a month that has just ended goes too
     for month in await _service(request).unsent_months():
         await _service(request).mark_month(month["month"], next_sync_at=None)
     await link.sync_once()
+    try:
+        await link.refresh_outcomes(every=0)
+    except DomainError as exc:
+        log.info("outcomes not refreshed: %s", exc)
     return web.json_response(
         {"hub": await link.state(), "months": await _service(request).months()}
     )

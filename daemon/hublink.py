@@ -45,6 +45,12 @@ TIMEOUT = aiohttp.ClientTimeout(total=20)
 NEEDS_A_PERSON = frozenset({"settlement_conflict", "month_before_account"})
 
 
+# What a settlement's money can have become at the hub, and how often a
+# settled month whose money may still move is asked about again.
+OUTCOME_STATES = ("credited", "withheld", "escrow", "returned")
+OUTCOME_EVERY_SECONDS = 3600.0
+
+
 class HubUnreachable(DomainError):
     code = "hub_unreachable"
 
@@ -209,9 +215,30 @@ class HubLink:
             if self.reachable is not False:
                 try:
                     await self.refresh_balance()
+                    await self.refresh_outcomes()
                 except DomainError as exc:
-                    log.info("balance not refreshed: %s", exc)
+                    log.info("balance or outcomes not refreshed: %s", exc)
             return min(waits) if waits else None
+
+    async def refresh_outcomes(self, *, every: float = OUTCOME_EVERY_SECONDS) -> None:
+        """Ask the hub what became of settled months whose money may still move
+        (withheld until a creator gives, in escrow until a key is proved), at
+        most every `every` seconds per month: a receipt says "held" for money
+        that may be credited a moment later."""
+        now = self.service.clock.now()
+        before = timestamp(_from_ts(now.timestamp() - every))
+        for month in await self.service.months_awaiting_outcome(before):
+            data = await self._ok("GET", f"/v1/settlements/{month}")
+            outcome = data.get("outcome") if isinstance(data, dict) else None
+            if not isinstance(outcome, dict) or not all(
+                isinstance(outcome.get(f"{s}_cents"), int) for s in OUTCOME_STATES
+            ):
+                raise HubRefused(f"the hub's outcome for {month} is malformed")
+            await self.service.mark_month(
+                month,
+                outcome=json.dumps({f"{s}_cents": outcome[f"{s}_cents"] for s in OUTCOME_STATES}),
+                outcome_at=timestamp(now),
+            )
 
     async def _send(self, row: dict[str, Any]) -> float | None:
         month = row["month"]

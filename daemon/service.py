@@ -406,6 +406,8 @@ class Service:
                 "receipt": json.loads(row["receipt"]) if row["receipt"] else None,
                 "receipt_signature": row["receipt_signature"],
                 "settled_at": row["settled_at"],
+                "outcome": json.loads(row["outcome"]) if row["outcome"] else None,
+                "outcome_at": row["outcome_at"],
                 "sync": {
                     "attempts": row["sync_attempts"],
                     "error": row["sync_error"],
@@ -414,6 +416,25 @@ class Service:
             }
 
         return await self.store.read(view)
+
+    async def months_awaiting_outcome(self, before: str) -> list[str]:
+        """Settled months whose money may still move (some withheld or in
+        escrow, or no outcome known yet) and last asked about before `before`."""
+
+        def find(db: Database) -> list[str]:
+            rows = db.execute(
+                "SELECT month, outcome FROM months WHERE state = 'settled' "
+                "AND (outcome_at IS NULL OR outcome_at < ?) ORDER BY month",
+                [before],
+            ).fetchall()
+            out = []
+            for month, outcome in rows:
+                known = json.loads(outcome) if outcome else None
+                if known is None or known.get("withheld_cents") or known.get("escrow_cents"):
+                    out.append(str(month))
+            return out
+
+        return await self.store.read(find)
 
     async def unsent_months(self) -> list[dict[str, Any]]:
         """Closed months the hub has not acknowledged yet, oldest first."""
@@ -434,6 +455,8 @@ class Service:
             "receipt",
             "receipt_signature",
             "settled_at",
+            "outcome",
+            "outcome_at",
         }
     )
 

@@ -164,6 +164,15 @@ def m003_month_sync(db: Database) -> None:
     months.add_column("settled_at", str)
 
 
+@migrations()
+def m004_month_outcome(db: Database) -> None:
+    """What happened to a settled month's money since its receipt (credited,
+    withheld, escrow, returned), as the hub last said, and when it said so."""
+    months = db.table("months")
+    months.add_column("outcome", str)
+    months.add_column("outcome_at", str)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection with the pragmas every connection must have."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)

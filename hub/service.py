@@ -54,6 +54,9 @@ MAX_ALLOCATIONS = 10_000
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
+OUTCOME_STATES = ("credited", "withheld", "escrow", "returned")
+
+
 @dataclass(frozen=True)
 class HubConfig:
     escrow_months: int = 12
@@ -729,9 +732,20 @@ class Hub:
                     )
                 )
             ).first()
-        if row is None:
-            raise HubError("not_found", f"no settlement for {month}")
-        return {"receipt": row.receipt, "signature": row.receipt_signature}
+            if row is None:
+                raise HubError("not_found", f"no settlement for {month}")
+            states = await conn.execute(
+                select(allocations.c.state, func.sum(allocations.c.cents))
+                .where(allocations.c.account == account, allocations.c.month == month)
+                .group_by(allocations.c.state)
+            )
+            now = {str(state): int(cents) for state, cents in states}
+        # The receipt says what happened when the settlement was accepted; the
+        # outcome, what has happened to its money since (withheld money is
+        # credited once its creator gives, escrow once a key is proved or
+        # returned after the escrow period).
+        outcome = {f"{s}_cents": now.get(s, 0) for s in OUTCOME_STATES}
+        return {"receipt": row.receipt, "signature": row.receipt_signature, "outcome": outcome}
 
     # -- creators ----------------------------------------------------------------------
 

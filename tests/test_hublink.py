@@ -32,7 +32,8 @@ from hub.provider import SimulatedProvider
 from hub.service import Hub
 
 from .conftest import PASSPHRASE, PORT
-from .hubkit import ProofSite
+from .hubkit import HubClient, ProofSite
+from .hubkit import Person as HubPerson
 
 KIRITIMATI = "Pacific/Kiritimati"  # UTC+14: the first to leave a month
 
@@ -68,7 +69,8 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     fetcher = ProofFetcher(via=site.url)
     hub = Hub(engine, Ed25519PrivateKey.generate(), clock, SimulatedProvider(), fetcher)
     hub_server = TestServer(create_hub_app(hub), host="127.0.0.1")
-    await hub_server.start_server()
+    hub_client: TestClient[Any, Any] = TestClient(hub_server)  # a creator's, and the server
+    await hub_client.start_server()
     data = DataDir(tmp_path / "daemon")
     data.create()
     Wallet.create(data.wallet, PASSPHRASE, Settings(time_zone=KIRITIMATI), kdf=TEST_KDF)
@@ -84,10 +86,16 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
-        yield {"clock": clock, "hub": hub, "site": site, "person": Person(client, admin)}
+        yield {
+            "clock": clock,
+            "hub": hub,
+            "site": site,
+            "person": Person(client, admin),
+            "creator": HubClient(hub_client, HubPerson.new(), clock),
+        }
     finally:
         await client.close()
-        await hub_server.close()
+        await hub_client.close()
         books = await hub.books()
         await fetcher.close()
         await engine.dispose()
@@ -158,3 +166,36 @@ async def test_a_key_proved_after_the_month_closed_is_left_out_of_a_new_split(
     ]
     assert await hub.balance_of("escrow:domain:other.example") == 500
     assert (await person.call("GET", "/hub/account"))["creator_balance_cents"] == 0
+
+
+async def test_a_settled_month_says_what_became_of_money_held_for_a_creator(
+    world: dict[str, Any],
+) -> None:
+    """The receipt said "held" for money credited a moment later: the month
+    now says what happened in the end, as the hub tells it."""
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    cleo: HubClient = world["creator"]
+    key = (await cleo.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    await cleo.deposit(1000)
+    await funded_with_clicks(person, [key])
+    clock.set(dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC))
+    await person.call("POST", "/hub/sync", {})
+    month = await person.call("GET", "/months/2026-11")
+    # Cleo has not given in November yet: her money waits.
+    assert (month["receipt"]["credited_cents"], month["receipt"]["held_cents"]) == (0, 500)
+    assert month["outcome"] == {
+        "credited_cents": 0, "withheld_cents": 500, "escrow_cents": 0, "returned_cents": 0,
+    }  # fmt: skip
+    await cleo.settle("2026-11", [{"creator": "domain:example.org", "cents": 200}])
+    clock.set(dt.datetime(2026, 12, 1, 13, 0, tzinfo=dt.UTC))
+    await person.link.sync_once()  # asked again only after an hour
+    assert (await person.call("GET", "/months/2026-11"))["outcome"]["withheld_cents"] == 500
+    clock.set(dt.datetime(2026, 12, 1, 13, 31, tzinfo=dt.UTC))
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert month["outcome"] == {
+        "credited_cents": 500, "withheld_cents": 0, "escrow_cents": 0, "returned_cents": 0,
+    }  # fmt: skip
+    assert month["outcome_at"].startswith("2026-12-01T13:31")
+    assert month["receipt"]["held_cents"] == 500  # the signed receipt stays what it was

@@ -145,6 +145,25 @@ async function showMonth(status) {
   emptyNote(tbody, "No flattrs yet this month.");
 }
 
+/** What became of a settled month's money, as the hub last said; the signed
+ * receipt (what happened the moment it was accepted) until the hub has said. */
+function outcomeText(detail) {
+  const o = detail.outcome;
+  if (!o) {
+    const r = detail.receipt || {};
+    return `accepted on ${(detail.settled_at || "").slice(0, 10)}: `
+      + `${euros(r.credited_cents)} paid to creators at once, ${euros(r.held_cents)} held for now`;
+  }
+  const parts = [
+    [o.credited_cents, "paid to creators"],
+    [o.withheld_cents, "waiting for creators to give 2 € in that month"],
+    [o.escrow_cents, "held for creators not on Mécène yet (back to you after 12 months)"],
+    [o.returned_cents, "returned to you: nobody claimed it"],
+  ].filter(([cents]) => cents > 0).map(([cents, what]) => `${euros(cents)} ${what}`);
+  const when = (detail.outcome_at || "").slice(0, 10);
+  return `${parts.join("; ") || "nothing to pay"} (as of ${when})`;
+}
+
 async function showMonths(current) {
   const { months } = await api("GET", "/months");
   const tbody = $("months").tBodies[0];
@@ -152,14 +171,10 @@ async function showMonths(current) {
   for (const m of months.filter((x) => x.month !== current)) {
     let receipt = m.sync_error ? `waiting: ${m.sync_error.replace(/_/g, " ")}` : "";
     if (m.state === "settled") {
-      // The hub's signed receipt: what reached creators, what waits for them.
       try {
-        const detail = await api("GET", `/months/${m.month}`);
-        const r = detail.receipt || {};
-        receipt = `signed by the hub on ${(detail.settled_at || "").slice(0, 10)}: `
-          + `${euros(r.credited_cents)} to creators, ${euros(r.held_cents)} held for them`;
+        receipt = outcomeText(await api("GET", `/months/${m.month}`));
       } catch (e) {
-        receipt = "signed by the hub";
+        receipt = "settled: the hub's receipt is kept";
       }
     }
     row(tbody, [cell(m.month), cell(m.state), cell(euros(m.spend_cents), "num"), cell(receipt)]);
