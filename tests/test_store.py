@@ -92,6 +92,7 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         "m001_initial",
         "m002_month_totals",
         "m003_month_sync",
+        "m004_month_outcome",
     ]
     db.close()
 
