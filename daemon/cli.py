@@ -91,9 +91,13 @@ def read_passphrase(twice: bool) -> str:
         return env
     if not sys.stdin.isatty():
         raise CliError(f"no passphrase: set {PASSPHRASE_ENV} or run from a terminal")
-    first = getpass.getpass("Wallet passphrase: ")
-    if twice and getpass.getpass("Same passphrase again: ") != first:
-        raise CliError("the two passphrases differ")
+    try:
+        first = getpass.getpass("Wallet passphrase: ")
+        if twice and getpass.getpass("Same passphrase again: ") != first:
+            raise CliError("the two passphrases differ")
+    except EOFError:  # Ctrl-D: the person gave up
+        print(file=sys.stderr)
+        raise CliError("no passphrase given") from None
     return first
 
 
@@ -325,7 +329,12 @@ def cmd_deposit(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError("confirm the fee with --yes (no terminal to ask at)")
-        if input("Confirm? [y/N] ").strip().lower() not in ("y", "yes"):
+        try:
+            answer = input("Confirm? [y/N] ")
+        except EOFError:  # Ctrl-D: no
+            answer = ""
+            print()
+        if answer.strip().lower() not in ("y", "yes"):
             print("Nothing deposited.")
             return 1
     out = daemon.call(

@@ -274,7 +274,15 @@ class Tray:
             icon.visible = True
             threading.Thread(target=self._poll, name="mecene-tray-poll", daemon=True).start()
 
-        self.icon.run(setup)
+        try:
+            self.icon.run(setup)
+        except Exception as exc:
+            # pystray's GTK clean-up asks the session's notification service to
+            # hide a notification (we never show one); where no such service
+            # runs, that raises GLib.Error after the icon has gone.
+            if "org.freedesktop.Notifications" not in str(exc):
+                raise
+            log.info("tray closed (no notification service on this session)")
 
     def stop(self) -> None:
         self._stop.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -116,11 +117,43 @@ class Daemon:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+        code = self.proc.wait(timeout=30)
+        end_group(self.proc.pid)
+        return code
 
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=30)
+        end_group(self.proc.pid)
+
+
+def group_members(pgid: int) -> list[tuple[int, str]]:
+    """The live processes (not zombies) of process group `pgid`: (pid, name)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append((int(stat.parent.name), name))
+    return found
+
+
+def end_group(pgid: int) -> None:
+    """End what a daemon started and left behind (dbus-run-session's bus, the
+    accessibility bus GTK starts): each daemon runs in a process group of its
+    own, and the tests end every process they start."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not group_members(pgid):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + 5
+        while group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def start(
@@ -150,6 +183,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a process group to end whole (end_group)
         )
     daemon = Daemon(data, port, proc, log_path)
     deadline = time.monotonic() + 30

@@ -291,16 +291,18 @@ def _other_local_addresses() -> list[str]:
     return sorted(a for a in addrs if not a.startswith("127."))
 
 
-def _init_at_a_terminal(data: Path, answers: list[str]) -> tuple[int, str]:
-    """Run `mecene init` on a pseudo-terminal and type `answers` at its prompts."""
+def _init_at_a_terminal(
+    data: Path, answers: list[str | None], *args: str, command: str = "init"
+) -> tuple[int, str]:
+    """Run `mecene init` (or `command`) on a pseudo-terminal and type `answers`
+    at its prompts; None is Ctrl-D."""
     import pty
 
     env = {k: v for k, v in os.environ.items() if k != "MECENE_PASSPHRASE"}
     pid, fd = pty.fork()
     if pid == 0:  # the child: becomes mecene, with the pty as its terminal
-        os.execve(
-            sys.executable, [sys.executable, "-m", "daemon", "init", "--data-dir", str(data)], env
-        )
+        argv = [sys.executable, "-m", "daemon", command, "--data-dir", str(data), *args]
+        os.execve(sys.executable, argv, env)
 
     def read() -> bytes:
         import select
@@ -315,12 +317,12 @@ def _init_at_a_terminal(data: Path, answers: list[str]) -> tuple[int, str]:
 
     out = b""
     for answer in answers:
-        while b": " not in out.rsplit(b"\n", 1)[-1]:
+        while not out.rsplit(b"\n", 1)[-1].endswith((b": ", b"] ")):  # a prompt
             chunk = read()
             if not chunk:
                 raise AssertionError(f"no prompt: {out!r}")
             out += chunk
-        os.write(fd, answer.encode() + b"\n")
+        os.write(fd, b"\x04" if answer is None else answer.encode() + b"\n")
         out += b"\n"
     while chunk := read():
         out += chunk
@@ -336,6 +338,31 @@ def test_init_at_a_terminal_asks_twice(tmp_path: Path) -> None:
     code, out = _init_at_a_terminal(tmp_path / "b", [PASS, PASS + "x"])
     assert code == 1 and "differ" in out
     assert not (tmp_path / "b" / "wallet.mecene").exists()
+
+
+def test_init_refuses_bad_settings_before_asking_for_a_passphrase(tmp_path: Path) -> None:
+    for args, said in [
+        (("--budget", "1"), "the budget must be at least 2.00 € a month"),
+        (("--time-zone", "Mars/Olympus_Mons"), "Mars/Olympus_Mons"),
+    ]:
+        code, out = _init_at_a_terminal(tmp_path / "x", [], *args)
+        assert code == 1 and said in out, out
+        assert "passphrase" not in out.lower()  # refused before the prompt
+        assert not (tmp_path / "x" / "wallet.mecene").exists()
+
+
+def test_ctrl_d_at_a_passphrase_prompt_is_one_line(daemon: Daemon, tmp_path: Path) -> None:
+    """Ctrl-D (end of input) at any prompt: a sentence, exit 1, no traceback."""
+    for answers in ([None], [PASS, None]):
+        code, out = _init_at_a_terminal(tmp_path / "y", answers)
+        assert code == 1, out
+        assert "Traceback" not in out and "EOFError" not in out
+        assert "mecene: no passphrase given" in out
+        assert not (tmp_path / "y" / "wallet.mecene").exists()
+    code, out = _init_at_a_terminal(daemon.data, [None], command="unlock")
+    assert code == 1 and "Traceback" not in out and "mecene: no passphrase given" in out, out
+    code, out = _init_at_a_terminal(daemon.data, [None], "5", command="deposit")
+    assert code == 1 and "Traceback" not in out and "Nothing deposited." in out, out
 
 
 def test_ctrl_c_stops_the_daemon_cleanly(daemon: Daemon) -> None:

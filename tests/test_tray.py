@@ -22,7 +22,7 @@ import pytest
 from daemon.tray import TrayModel
 
 from .browser import EXTENSION
-from .procs import Daemon, mecene, start
+from .procs import Daemon, group_members, mecene, start
 from .xvfb import Xvfb
 
 # -- the model: what the tray shows for what the daemon says ------------------------
@@ -218,6 +218,28 @@ def _month_name(daemon: Daemon) -> str:
     month = daemon.admin("GET", "/status")[1]["month"]
     year, number = month.split("-")
     return f"{calendar.month_name[int(number)]} {year}"
+
+
+def test_quit_from_the_tray_ends_everything_without_a_traceback(
+    desktop: tuple[Xvfb, Daemon],
+) -> None:
+    """Quit in the menu stops the daemon and the tray; with no notification
+    service on the session bus (as here) pystray's clean-up used to print a
+    GLib traceback. And nothing the session started outlives it: the D-Bus
+    daemon and GTK's accessibility bus were left running after the suite."""
+    x, daemon = desktop
+    _wait_for(daemon, lambda line: "Balance" in line[1], "the month")
+    started = group_members(daemon.proc.pid)
+    names = {name for _, name in started}
+    assert "dbus-daemon" in names, started
+    _open_menu(x)
+    x.xdotool("key", "Up", "Return")  # the menu's last item: Quit Mécène
+    assert daemon.proc.wait(timeout=30) == 0
+    daemon.stop()  # as the fixture does: ends the process group
+    assert group_members(daemon.proc.pid) == []
+    log = daemon.log
+    assert "Traceback" not in log and "GLib.Error" not in log, log[-3000:]
+    assert "mecene: stopping" in log
 
 
 def test_without_a_display_the_daemon_runs_without_a_tray_and_says_so_once(
