@@ -142,7 +142,7 @@ def test_deposit_shows_the_fee_before_paying(daemon: Daemon) -> None:
     assert paid.returncode == 0, paid.stderr
     assert "Balance: 40.00 €." in paid.stdout  # 20 € from the fixture, 20 € now
     refused = mecene(daemon.data, "deposit", "1", "--yes")
-    assert refused.returncode == 1 and "200 to 100000 cents" in refused.stderr
+    assert refused.returncode == 1 and "a deposit is 2.00 € to 1000.00 €" in refused.stderr
     status, state = daemon.admin("GET", "/hub")
     assert status == 200 and state["hub"]["reachable"] is True
 
