@@ -52,6 +52,7 @@ STATUS_BY_CODE = {
     "slow_body": 408,
     "id_conflict": 409,
     "month_closed": 409,
+    "clock_behind": 409,
     "too_large": 413,
     "unsupported_media_type": 415,
     "locked": 423,

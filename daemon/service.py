@@ -23,9 +23,19 @@ from sqlite_utils import Database
 
 from . import budget
 from .amounts import euros
-from .clock import Clock, add_months, month_of, month_start, months_between, timestamp
+from .clock import (
+    Clock,
+    add_months,
+    month_of,
+    month_start,
+    months_between,
+    timestamp,
+    zone,
+)
 from .dashboard import Sessions
 from .errors import (
+    ClockBehind,
+    DomainError,
     FlattrOnce,
     FlattrOwner,
     IdConflict,
@@ -78,6 +88,23 @@ def _click_weights(db: Database, month: str) -> list[budget.ClickWeight]:
         [month],
     ).fetchall()
     return [budget.ClickWeight(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def _closed_month_error(db: Database, month: str, now: dt.datetime, tz: str) -> DomainError:
+    """Why a click for `month` found it closed. Either it closed a moment ago
+    (the click raced the month's end: send it again), or the clock says
+    `month` while the month was closed already, from a later clock: the clock
+    has moved back, and every flattr would fail until it is set right."""
+    row = db.execute("SELECT closed_at FROM months WHERE month = ?", [month]).fetchone()
+    if row is not None and month_of(now, tz) == month:
+        local = now.astimezone(zone(tz)).strftime("%d %B %Y, %H:%M")
+        closed = str(row[0] or "")[:16].replace("T", " ")
+        return ClockBehind(
+            f"this computer's clock reads {local} ({tz}), but {month} was already closed "
+            f"(at {closed} UTC): the clock has moved back. Set the clock right (automatic "
+            "date and time), then flattr again; nothing was recorded."
+        )
+    return MonthClosed("the month has just closed; send the click again")
 
 
 def _totals(db: Database, month: str) -> tuple[int, int]:
@@ -521,7 +548,7 @@ class Service:
             except sqlite3.IntegrityError:
                 return _refused_click(db, req, month)
             if inserted != 1:
-                raise MonthClosed("the month has just closed; send the click again")
+                raise _closed_month_error(db, month, now, wallet.settings.time_zone)
             row = {
                 "id": req.id,
                 "month": month,

@@ -19,10 +19,25 @@ from .runner import HubSettings, close_hub, default_data_dir, open_hub, start_hu
 from .service import HubConfig
 
 
-def settings(args: argparse.Namespace) -> HubSettings:
+class NoHub(Exception):
+    """An operator's command named a hub that does not exist."""
+
+
+def settings(args: argparse.Namespace, *, create: bool = True) -> HubSettings:
+    """The hub the command names. Only `serve` and `migrate` create one: the
+    operator's commands refuse a hub that is not there (with no --data-dir, a
+    typo or a missing variable would otherwise make an empty hub in the home
+    directory and report on it)."""
     data = Path(args.data_dir) if args.data_dir else default_data_dir()
     url = args.db or f"sqlite:///{data / 'hub.db'}"
-    if url.startswith("sqlite:///"):
+    if not create and url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise NoHub(
+                f"no hub at {path}: give the --data-dir (or --db) of an existing hub "
+                "(`mecene-hub serve` creates one)"
+            )
+    elif url.startswith("sqlite:///"):
         data.mkdir(parents=True, exist_ok=True, mode=0o700)
     return HubSettings(
         database_url=url,
@@ -62,7 +77,7 @@ async def _migrate(args: argparse.Namespace) -> int:
 
 
 async def _operate(args: argparse.Namespace) -> int:
-    hub = await open_hub(settings(args))
+    hub = await open_hub(settings(args, create=False), create=False)
     try:
         if args.command == "nonprofit":
             await hub.set_nonprofit(args.account, not args.off)
@@ -127,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(args))
         return asyncio.run(_operate(args))
-    except (DatabaseUrlError, ValueError, OSError) as exc:
+    except (DatabaseUrlError, NoHub, ValueError, OSError) as exc:
         print(f"mecene-hub: {exc}", file=sys.stderr)
         return 1
 

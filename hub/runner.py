@@ -58,10 +58,18 @@ class HubSettings:
     config: HubConfig = field(default_factory=HubConfig)
 
 
-async def open_hub(settings: HubSettings, clock: Clock | None = None) -> Hub:
+async def open_hub(
+    settings: HubSettings, clock: Clock | None = None, *, create: bool = True
+) -> Hub:
+    """The hub of `settings`. `create=False` (the operator's commands) writes
+    no key file: without one, the hub gets a key for this run only (those
+    commands sign nothing)."""
     engine = open_database(settings.database_url)
     await migrate(engine)
-    key = load_or_create_key(settings.key_file)
+    if create or settings.key_file.exists():
+        key = load_or_create_key(settings.key_file)
+    else:
+        key = Ed25519PrivateKey.generate()
     return Hub(
         engine,
         key,

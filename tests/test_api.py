@@ -235,6 +235,29 @@ async def test_undo_after_the_month_closed_is_refused(api: Api, clock: FrozenClo
     assert refused["error"] == "month_closed"
 
 
+async def test_a_clock_moved_back_after_a_month_closed_is_named(
+    api: Api, clock: FrozenClock, make_api: MakeApi
+) -> None:
+    """Issue 13: after October closed, the clock went back to October (and the
+    daemon started again, as after a reboot): every flattr failed with "the
+    month has just closed; send the click again", which no resend could fix.
+    Now it says what happened and what to do."""
+    await api.click("https://example.org/a")
+    clock.set(dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC))  # November in Paris: October closes
+    await api.call("GET", "/status")
+    clock.set(dt.datetime(2026, 10, 31, 20, 0, tzinfo=dt.UTC))  # the clock moves back
+    api = await make_api()
+    refused = await api.click("https://example.org/b", expect=409)
+    assert refused["error"] == "clock_behind"
+    assert refused["message"].startswith(
+        "this computer's clock reads 31 October 2026, 21:00 (Europe/Paris), "
+        "but 2026-10 was already closed (at 2026-11-01 00:30 UTC): the clock has moved back."
+    )
+    assert "Set the clock right" in refused["message"]
+    clock.set(dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC))  # set right: flattrs go on
+    assert (await api.click("https://example.org/b"))["click"]["month"] == "2026-11"
+
+
 async def test_weights_shape_the_split(api: Api) -> None:
     await api.click("https://a.example/1", creator="flattr:a", weight=1)
     await api.click("https://b.example/1", creator="flattr:b", weight=4)

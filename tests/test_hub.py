@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -752,3 +753,40 @@ async def test_the_list_of_joined_creators_is_published_whole(connect: Any) -> N
     assert "max-age" in resp.headers["Cache-Control"]
     again = await anon.client.get("/v1/creators/joined", headers={"If-None-Match": etag})
     assert again.status == 304
+
+
+@pytest.mark.parametrize("command", [["payouts", "2026-11"], ["check"], ["expire-escrow"]])
+def test_operator_commands_refuse_a_hub_that_is_not_there(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`mecene-hub payouts` without --data-dir made an empty hub in the home
+    directory and reported on it; the operator's commands now refuse."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "MECENE_HUB_DATA_DIR")}
+    out = subprocess.run(
+        [sys.executable, "-m", "hub", *command],
+        env={**env, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out
+    assert out.stderr.startswith(f"mecene-hub: no hub at {home}/.local/share/mecene-hub/hub.db")
+    assert list(home.iterdir()) == []  # nothing created
+    # On a hub that exists, the same command reads it and writes no key.
+    hub_dir = tmp_path / "hub"
+    migrated = subprocess.run(
+        [sys.executable, "-m", "hub", "migrate", "--data-dir", str(hub_dir)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "hub", *command, "--data-dir", str(hub_dir)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (hub_dir / "hub.key").exists()
