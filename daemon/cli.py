@@ -191,7 +191,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.getLogger().setLevel(logging.DEBUG)
     try:
-        run_event_loop(serve(data_dir, args.port, wallet, hub_url=args.hub, tray=not args.no_tray))
+        run_event_loop(
+            serve(
+                data_dir,
+                args.port,
+                wallet,
+                hub_url=args.hub,
+                hub_port=args.hub_port,
+                tray=not args.no_tray,
+            )
+        )
     except StartError as exc:
         raise CliError(str(exc)) from None
     return 0
@@ -479,16 +488,50 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--time-zone", help="IANA time zone for months (default: the system's)")
     init.set_defaults(func=cmd_init)
 
-    run = sub.add_parser("run", parents=[common], help="run the daemon")
-    run.add_argument("--port", type=int, default=DEFAULT_PORT)
-    run.add_argument("--no-tray", action="store_true", help="do not show a tray icon")
-    run.add_argument("--verbose", action="store_true", help="log every request (no secrets)")
-    run.add_argument("--budget", help="budget for a wallet created on first run")
-    run.add_argument("--time-zone", help="time zone for a wallet created on first run")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon",
+        description=(
+            "Run the daemon on 127.0.0.1: the local API the extension, the CLI and the "
+            "dashboard use, the tray icon, month closing and settling with the hub. The "
+            "wallet is unlocked with $MECENE_PASSPHRASE or a prompt; started with neither, "
+            "the daemon runs locked until `mecene unlock`. Created on the first run if "
+            "there is none yet (--budget, --time-zone)."
+        ),
+    )
+    run.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"the local API's port on 127.0.0.1 (default {DEFAULT_PORT}; the extension's "
+        "options page must name the same)",
+    )
+    run.add_argument(
+        "--no-tray", action="store_true", help="no tray icon (without a display there is none)"
+    )
+    run.add_argument(
+        "--verbose", action="store_true", help="log every request (never a token or passphrase)"
+    )
+    run.add_argument(
+        "--budget", help="monthly budget in euros, for a wallet created on this first run"
+    )
+    run.add_argument(
+        "--time-zone",
+        help="IANA time zone of the months, for a wallet created on this first run "
+        "(default: the system's)",
+    )
     run.add_argument(
         "--hub",
         default=os.environ.get("MECENE_HUB") or None,
-        help="the hub's URL (default: an embedded hub on loopback, data in DATA_DIR/hub)",
+        help="the hub's URL (default $MECENE_HUB; else a hub embedded in this process, "
+        "on loopback, its data in DATA_DIR/hub)",
+    )
+    run.add_argument(
+        "--hub-port",
+        type=int,
+        default=0,
+        help="the embedded hub's port on 127.0.0.1 (default: any free port)",
     )
     run.set_defaults(func=cmd_run)
 

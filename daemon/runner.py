@@ -83,11 +83,13 @@ async def serve(
     stop: asyncio.Event | None = None,
     hub_url: str | None = None,
     tray: bool = False,
+    hub_port: int = 0,
 ) -> None:
     """Serve the local API until SIGINT/SIGTERM (or `stop` is set).
 
     With no `hub_url`, an embedded hub runs in this process on a loopback port
-    with its own SQLite file (DATA_DIR/hub/), so one machine has the whole cycle."""
+    (`hub_port`, 0: any free one) with its own SQLite file (DATA_DIR/hub/), so
+    one machine has the whole cycle."""
     clock = clock or SystemClock()
     lock = DaemonLock(data_dir.lock)
     try:
@@ -97,7 +99,7 @@ async def serve(
     embedded = None
     try:
         if hub_url is None:
-            embedded = await _start_embedded_hub(data_dir, clock)
+            embedded = await _start_embedded_hub(data_dir, clock, hub_port)
             hub_url = embedded.url
         await _serve_locked(data_dir, port, wallet, clock, stop or asyncio.Event(), hub_url, tray)
     finally:
@@ -129,14 +131,14 @@ def stop_tray(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
-async def _start_embedded_hub(data_dir: DataDir, clock: Clock) -> RunningHub:
+async def _start_embedded_hub(data_dir: DataDir, clock: Clock, port: int = 0) -> RunningHub:
     hub_dir = data_dir.root / "hub"
     hub_dir.mkdir(mode=0o700, exist_ok=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = HubSettings(
         database_url=f"sqlite:///{hub_dir / 'hub.db'}",
         key_file=hub_dir / "hub.key",
-        port=0,
+        port=port,
     )
     try:
         running = await start_hub(settings, clock)

@@ -15,7 +15,8 @@ ensure_venv() {
             apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$VENV"
         fi
-        "$VENV/bin/python" -m pip install -q --upgrade pip
+        "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 \
+            | grep -v "^WARNING: Location" || true
     fi
 }
 

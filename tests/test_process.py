@@ -401,3 +401,49 @@ def test_creator_status_says_why_money_is_where_it_is() -> None:
         "received   5.00 € from givers, no fee: a non-profit, 4.50 € to you",
         "balance    12.00 € (withdrawable: mecene creator withdraw EUROS, from 10.00 €)",
     ]
+
+
+def test_mecene_run_help_explains_every_flag() -> None:
+    from daemon.cli import parser
+
+    run = parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    flags = {a.option_strings[-1]: a.help for a in run._actions if a.option_strings}
+    assert {"--port", "--hub", "--hub-port", "--no-tray", "--data-dir"} <= set(flags)
+    assert [f for f, text in flags.items() if not text] == []  # each says what it does
+    assert run.description and "MECENE_PASSPHRASE" in run.description
+
+
+def test_the_embedded_hub_can_have_a_fixed_port(tmp_path: Path) -> None:
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "5", "--time-zone", "UTC").returncode == 0
+    hub_port = free_port()
+    daemon = start(data, args=["--hub-port", str(hub_port)])
+    try:
+        assert daemon.admin("GET", "/hub")[1]["hub"]["url"] == f"http://127.0.0.1:{hub_port}"
+    finally:
+        daemon.stop()
+
+
+def test_scripts_run_installs_once_then_starts_at_once(tmp_path: Path) -> None:
+    """`scripts/run` ran pip on every start (16 s); now only when the sources
+    changed. A virtualenv of its own, so the suite's editable install stays."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "MECENE_VENV": str(tmp_path / "venv")}
+    env.pop("DISPLAY", None)
+    runs = [
+        subprocess.run(
+            ["bash", str(root / "scripts" / "run"), "--help"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    for out in runs:
+        assert out.returncode == 0, out.stderr
+        assert "--hub-port" in out.stdout
+    assert "Installing Mécène into" in runs[0].stderr
+    assert "is up to date" in runs[1].stderr and "Installing" not in runs[1].stderr
+    stamp = (tmp_path / "venv" / ".mecene-installed").read_text().strip()
+    assert len(stamp) == 64  # the sources' SHA-256
