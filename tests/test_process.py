@@ -430,15 +430,9 @@ def test_scripts_run_installs_once_then_starts_at_once(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "MECENE_VENV": str(tmp_path / "venv")}
     env.pop("DISPLAY", None)
+    argv = ["bash", str(root / "scripts" / "run"), "--help"]
     runs = [
-        subprocess.run(
-            ["bash", str(root / "scripts" / "run"), "--help"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )  # fmt: skip
-        for _ in range(2)
+        subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600) for _ in range(2)
     ]
     for out in runs:
         assert out.returncode == 0, out.stderr
