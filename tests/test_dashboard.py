@@ -90,6 +90,16 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
     ]
     assert page.text_content("#summary").startswith("Balance 20.00\u00a0€")
     assert len(page.query_selector_all("#clicks tbody tr[data-click]")) == 3
+    # Creators by the names a person reads, not raw keys; things by title or address.
+    labels = page.eval_on_selector_all("#chart text", "(ts) => ts.map((t) => t.firstChild.data)")
+    assert {"Flattr ID alice", "bob.example", "liberapay.com/carol"} <= set(labels)
+    creators = page.eval_on_selector_all(
+        "#clicks tbody tr[data-click] td:nth-child(2)", "(tds) => tds.map((td) => td.textContent)"
+    )
+    assert sorted(creators) == ["Flattr ID alice", "bob.example", "liberapay.com/carol"]
+    assert "alice.example/a" in page.text_content("#clicks")
+    # As a creator: nothing yet, and how to start.
+    assert page.text_content("#creator").startswith("Nothing received yet.")
     if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
         page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard.png"), full_page=True)
     shot = page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
@@ -107,6 +117,9 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
     page.click("#settings-form button[type=submit]")
     page.wait_for_selector("body[data-saved]")
     assert daemon.admin("GET", "/settings")[1]["settings"]["budget_cents"] == 750
+    saved = page.text_content("#settings-saved")  # Save says it saved
+    assert page.is_visible("#settings-saved") and saved.startswith("Saved at ")
+    assert saved.endswith("a budget of 7.50\u00a0€ a month.")
     wait_ready(page)
     assert "of 7.50\u00a0€" in page.text_content("#summary")
 
@@ -125,7 +138,7 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
     page.click("#deposit-form button[type=submit]")
     page.wait_for_selector("#deposit-confirm:not([hidden])")
     assert page.text_content("#deposit-quote") == (
-        "Deposit 10.00\u00a0€: fee 0.50\u00a0€, you pay 10.50\u00a0€."
+        "Deposit 10.00\u00a0€ by card: fee 0.50\u00a0€, you pay 10.50\u00a0€."
     )
     page.click("#deposit-confirm")
     wait_until(
@@ -309,3 +322,43 @@ def test_another_local_server_gets_the_cookie_and_can_do_nothing_with_it(
     finally:
         dev.shutdown()
         dev.server_close()
+
+
+def test_the_dashboard_reads_well_420_pixels_wide(
+    daemon: Daemon, browser: Any, tmp_path: Path
+) -> None:
+    """A phone-sized window: nothing spills sideways off the page (tables
+    scroll in their own box), and the chart's words stay 12 px, not a 720-px
+    drawing shrunk to 7."""
+    token = daemon.pair()
+    for n, creator in enumerate(
+        ["liberapay:a-rather-long-creator-name", "domain:example.org", "flattr:alice"]
+    ):
+        url = f"https://site{n}.example/a/long/path/to/an/article-{n}?page=2"
+        body = {"id": str(uuid.uuid4()), "url": url, "creator": creator, "weight": 1 + n}
+        assert daemon.request("POST", "/clicks", body, token)[0] == 201
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 420
+    overflowing = page.evaluate(
+        "() => [...document.querySelectorAll('section')]"
+        ".filter((s) => s.getBoundingClientRect().right > 420).map((s) => s.id)"
+    )
+    assert overflowing == []
+    heights = page.eval_on_selector_all(
+        "#chart text", "(ts) => ts.map((t) => t.getBoundingClientRect().height)"
+    )
+    assert len(heights) == 6 and min(heights) >= 11, heights
+    inside = page.evaluate(
+        "() => { const svg = document.getElementById('chart').getBoundingClientRect();"
+        " return [...document.querySelectorAll('#chart text, #chart rect')]"
+        ".every((e) => e.getBoundingClientRect().right <= svg.right + 1); }"
+    )
+    assert inside  # every word and bar within the chart
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard-420.png"), full_page=True)
+    shot = page.screenshot(path=str(tmp_path / "dashboard-420.png"), full_page=True)
+    assert shot.startswith(b"\x89PNG")
+    page.close()

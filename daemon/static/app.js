@@ -32,7 +32,7 @@ async function api(method, path, body) {
 
 // amounts.js and keys.js: the extension's own, copied by scripts/make-webdata.
 const { amount, parseEuros } = globalThis.MeceneAmounts;
-const { displayName, readableKey } = globalThis.MeceneKeys;
+const { readableKey } = globalThis.MeceneKeys;
 
 function euros(cents) {
   return cents === null || cents === undefined ? "—" : globalThis.MeceneAmounts.euros(cents);
@@ -85,49 +85,80 @@ function emptyNote(tbody, text) {
   row(tbody, [td]);
 }
 
-function keyName(key) {
-  return key.slice(key.indexOf(":") + 1);
+/** A creator as a person reads it: "liberapay.com/carol", "Flattr ID alice", "bob.example". */
+function creatorName(key) {
+  return readableKey(key);
 }
 
-/** Horizontal bars: each creator's share of the month's spend. */
+/** A thing: its title when the page gave one, else its address without the scheme. */
+function thingName(title, url) {
+  if (title) return title;
+  if (!url) return "(a creator)";
+  return url.replace(/^https?:\/\//, "").replace(/\/$/, "");
+}
+
+let chartRows = [];
+
+/** Horizontal bars: each creator's share of the month's spend. Drawn at the
+ * chart's own width in pixels (text stays 12 px when the page is narrow);
+ * below 520 px the name goes above its bar. */
 function drawChart(allocations) {
+  if (allocations) {
+    const totals = new Map();
+    for (const a of allocations) totals.set(a.creator, (totals.get(a.creator) || 0) + a.cents);
+    chartRows = [...totals].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
+  }
   const svg = $("chart");
   svg.replaceChildren();
-  const totals = new Map();
-  for (const a of allocations) totals.set(a.creator, (totals.get(a.creator) || 0) + a.cents);
-  const rows = [...totals].sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? -1 : 1));
-  const max = Math.max(1, ...rows.map((r) => r[1]));
+  const width = Math.max(200, Math.min(720, svg.getBoundingClientRect().width || 720));
+  const stacked = width < 520;
+  const labelWidth = stacked ? 0 : Math.round(width * 0.34);
+  const amountWidth = 80;
+  const barRoom = width - labelWidth - amountWidth;
+  const height = stacked ? 40 : 24;
+  const max = Math.max(1, ...chartRows.map((r) => r[1]));
   const ns = "http://www.w3.org/2000/svg";
-  const height = 24;
-  svg.setAttribute("viewBox", `0 0 720 ${Math.max(1, rows.length) * height}`);
-  svg.setAttribute("height", String(Math.max(1, rows.length) * height));
-  rows.forEach(([creator, value], i) => {
+  svg.setAttribute("viewBox", `0 0 ${width} ${Math.max(1, chartRows.length) * height}`);
+  svg.setAttribute("height", String(Math.max(1, chartRows.length) * height));
+  const chars = Math.floor((stacked ? width : labelWidth - 8) / 7);
+  chartRows.forEach(([creator, value], i) => {
+    const top = i * height;
+    const barY = stacked ? top + 20 : top + 4;
     const label = document.createElementNS(ns, "text");
     label.setAttribute("x", "0");
-    label.setAttribute("y", String(i * height + 16));
-    label.textContent = keyName(creator).slice(0, 32);
+    label.setAttribute("y", String(top + 16));
+    const name = creatorName(creator);
+    label.textContent = name.length > chars ? `${name.slice(0, chars - 1)}…` : name;
+    const title = document.createElementNS(ns, "title");
+    title.textContent = name;
+    label.append(title);
     const bar = document.createElementNS(ns, "rect");
     bar.setAttribute("class", "bar");
-    bar.setAttribute("x", "240");
-    bar.setAttribute("y", String(i * height + 4));
-    bar.setAttribute("height", "16");
-    bar.setAttribute("width", String(Math.max(2, (value / max) * 400)));
+    bar.setAttribute("x", String(labelWidth));
+    bar.setAttribute("y", String(barY));
+    bar.setAttribute("height", "14");
+    const length = Math.max(2, Math.round((value * barRoom) / max));
+    bar.setAttribute("width", String(length));
     bar.dataset.creator = creator;
     bar.dataset.cents = String(value);
     const amount = document.createElementNS(ns, "text");
-    amount.setAttribute("x", String(248 + (value / max) * 400));
-    amount.setAttribute("y", String(i * height + 16));
+    amount.setAttribute("x", String(labelWidth + length + 6));
+    amount.setAttribute("y", String(barY + 12));
     amount.textContent = euros(value);
     svg.append(label, bar, amount);
   });
-  svg.dataset.bars = String(rows.length);
+  svg.dataset.bars = String(chartRows.length);
 }
 
+window.addEventListener("resize", () => drawChart(null));
+
 async function showMonth(status) {
-  $("month-name").textContent = status.month;
+  const [year, number] = status.month.split("-").map(Number);
+  $("month-name").textContent = new Date(Date.UTC(year, number - 1, 15))
+    .toLocaleString("en-GB", { month: "long", year: "numeric", timeZone: "UTC" });
   const flattrs = status.clicks === 1 ? "1 flattr" : `${status.clicks} flattrs`;
-  $("month-figures").textContent = `${flattrs}, ${euros(status.per_click_cents)} each; `
-    + `${euros(status.spend_cents)} of a ${euros(status.budget_cents)} budget.`;
+  $("month-figures").textContent = `${flattrs}, ${euros(status.per_click_cents)} for each `
+    + `flattr of weight 1; ${euros(status.spend_cents)} of a ${euros(status.budget_cents)} budget.`;
   const month = await api("GET", `/months/${status.month}`);
   drawChart(month.allocations);
   const clicks = await api("GET", `/clicks?month=${status.month}`);
@@ -135,8 +166,8 @@ async function showMonth(status) {
   tbody.replaceChildren();
   for (const c of clicks.clicks) {
     const tr = row(tbody, [
-      cell(c.title || c.url || "(a creator)"),
-      cell(keyName(c.creator)),
+      cell(thingName(c.title, c.url)),
+      cell(creatorName(c.creator)),
       cell(String(c.weight), "num"),
       button("Undo", () => api("DELETE", `/clicks/${c.id}`)),
     ]);
@@ -188,7 +219,7 @@ async function showSubscriptions() {
   tbody.replaceChildren();
   for (const s of subscriptions) {
     row(tbody, [
-      cell(s.title || s.url || keyName(s.creator)),
+      cell(s.url ? thingName(s.title, s.url) : creatorName(s.creator)),
       cell(s.last_month),
       cell(s.state),
       s.state === "active"
@@ -207,6 +238,54 @@ async function showSettings() {
   $("cap").value = asEuros(settings.cap_cents);
   $("private").checked = Boolean(settings.private);
   $("charity").value = settings.charity || "";
+}
+
+/** Line after line: what the person received as a creator, and why the rest waits. */
+async function showCreator() {
+  const box = $("creator");
+  const line = (...parts) => {
+    const p = document.createElement("p");
+    p.append(...parts);
+    box.append(p);
+  };
+  const code = (text) => {
+    const c = document.createElement("code");
+    c.textContent = text;
+    return c;
+  };
+  let me;
+  try {
+    me = await api("GET", "/hub/account");
+  } catch (e) {
+    box.replaceChildren();
+    line(`The hub cannot be reached just now (${e.message}).`);
+    return;
+  }
+  box.replaceChildren();
+  const got = me.received;
+  if (!me.keys.length && !got.gross_cents && !me.escrow.length) {
+    line("Nothing received yet. To receive flattrs, get a Flattr ID with ",
+      code("mecene creator flattr-id"), " or prove a key you own with ",
+      code("mecene creator claim KEY"), ".");
+    return;
+  }
+  const fee = me.nonprofit ? "no fee (a non-profit)" : `a fee of ${euros(got.fee_cents)} (10 %)`;
+  line(`Received ${euros(got.gross_cents)} from givers, ${fee}: ${euros(got.net_cents)} to you.`);
+  const balance = me.creator_balance_cents;
+  if (me.withdrawable_cents) {
+    line(`Balance ${euros(balance)}, withdrawable: `, code("mecene creator withdraw EUROS"), ".");
+  } else if (balance) {
+    line(`Balance ${euros(balance)}: not withdrawable yet, the smallest withdrawal is `
+      + `${euros(me.min_withdrawal_cents)}.`);
+  }
+  for (const w of me.withheld) {
+    line(`${euros(w.cents)} for ${w.month} waits until you give at least `
+      + `${euros(me.min_giving_cents)} in ${w.month} (to receive, you must give).`);
+  }
+  for (const e of me.escrow) {
+    line(`${euros(e.cents)} waits in escrow under ${creatorName(e.key)}: yours once you prove it.`);
+  }
+  if (me.keys.length) line(`Your keys: ${me.keys.map(creatorName).join(", ")}.`);
 }
 
 async function showBrowsers() {
@@ -279,10 +358,12 @@ async function refresh() {
     + `${status.month}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`;
   await Promise.all([
     showMonth(status), showMonths(status.month), showSubscriptions(), showSettings(),
-    showBrowsers(), showPending(),
+    showCreator(), showBrowsers(), showPending(),
   ]);
   document.body.dataset.state = "ready";
 }
+
+$("settings-form").addEventListener("input", () => { $("settings-saved").hidden = true; });
 
 $("settings-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -296,6 +377,11 @@ $("settings-form").addEventListener("submit", async (event) => {
     });
     notify("");
     document.activeElement.blur();
+    const saved = $("settings-saved");
+    saved.textContent = `Saved at ${new Date().toLocaleTimeString([], {
+      hour: "2-digit", minute: "2-digit" })}: a budget of ${euros(cents($("budget").value, false))}`
+      + " a month.";
+    saved.hidden = false;
     document.body.dataset.saved = String(Date.now());
   } catch (e) {
     notify(e.message);
@@ -310,7 +396,9 @@ $("deposit-form").addEventListener("submit", async (event) => {
     quote = await api("POST", "/deposits/quote", {
       method: $("deposit-method").value, amount_cents: cents($("deposit-amount").value, false),
     });
-    $("deposit-quote").textContent = `Deposit ${euros(quote.amount_cents)}: fee `
+    const method = $("deposit-method").selectedOptions[0].textContent;
+    $("deposit-quote").textContent = `Deposit ${euros(quote.amount_cents)} by `
+      + `${method === "PayPal" ? method : method.toLowerCase()}: fee `
       + `${euros(quote.fee_cents)}, you pay ${euros(quote.total_cents)}.`;
     $("deposit-quote").hidden = false;
     $("deposit-confirm").hidden = false;
