@@ -226,7 +226,11 @@ async def test_a_settlement_spends_the_balance_and_returns_a_signed_receipt(
     assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 500
     # The same document again: the same receipt, nothing spent twice.
     assert await alice.settle(OCT, allocations, expect=200) == out
-    assert await alice.call("GET", f"/v1/settlements/{OCT}", expect=200) == out
+    escrowed = {"credited_cents": 0, "withheld_cents": 0, "escrow_cents": 500, "returned_cents": 0}
+    assert await alice.call("GET", f"/v1/settlements/{OCT}", expect=200) == {
+        **out,
+        "outcome": escrowed,  # what became of the money: nobody has proved example.org
+    }
     # A different document for the same month: refused.
     other = await alice.settle(OCT, allocations[:1], expect=409)
     assert other["error"] == "settlement_conflict"
