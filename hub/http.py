@@ -170,6 +170,12 @@ async def flattr_id(request: web.Request) -> web.Response:
 
 
 @signed
+async def transfer(request: web.Request) -> web.Response:
+    created, out = await request.app[HUB].transfer(request[ACCOUNT], await _body(request))
+    return _json(out, 201 if created else 200)
+
+
+@signed
 async def withdraw(request: web.Request) -> web.Response:
     created, out = await request.app[HUB].withdraw(request[ACCOUNT], await _body(request))
     return _json({"withdrawal": out}, 201 if created else 200)
@@ -259,6 +265,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/claims/{id}/verify", verify_claim),
     ("POST", "/v1/flattr-ids", flattr_id),
     ("POST", "/v1/withdrawals", withdraw),
+    ("POST", "/v1/transfers", transfer),
     ("GET", "/v1/counters/{kind}", counter),
     ("GET", "/v1/creators/joined", joined),
     ("GET", "/v1/buttons/{kind}.svg", button),

@@ -18,6 +18,9 @@ MIN_DEPOSIT_CENTS = 200
 MAX_DEPOSIT_CENTS = 100_000
 MIN_WITHDRAWAL_CENTS = 1_000
 MIN_GIVING_CENTS = 200  # "to receive, you must give": at least 2 € given that month
+# A direct transfer: a one-off amount to one creator, outside the month's split.
+MIN_TRANSFER_CENTS = 100
+MAX_TRANSFER_CENTS = 100_000
 
 
 @dataclass(frozen=True)

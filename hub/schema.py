@@ -127,6 +127,24 @@ settlements = Table(
 )
 Index("ix_settlements_month", settlements.c.month)
 
+# Direct transfers: one per (account, client id), the request's hash (the
+# same id again with another body is refused) and the hub's signed receipt.
+# Their money is in `allocations` (transfer_id), routed as a flattr's.
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("creator", String(600), nullable=False),
+    Column("cents", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("receipt", Text, nullable=False),
+    Column("receipt_signature", String(128), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account", "id"),
+)
+
 # One row per (creator account, month): whether it gave that month ("to
 # receive, you must give"). Settlements crediting it and its own settlement
 # lock this row, so money is never withheld after the creator has given.
@@ -181,6 +199,8 @@ allocations = Table(
     # The month whose giving releases it, while withheld (the giver's month, or
     # the month an escrow was released in).
     Column("withheld_month", String(7), nullable=True),
+    # Set for a direct transfer's money (its client id); NULL for a settlement's.
+    Column("transfer_id", String(64), nullable=True),
 )
 Index("ix_allocations_creator_state", allocations.c.creator, allocations.c.state)
 Index("ix_allocations_month", allocations.c.month)

@@ -46,6 +46,7 @@ from .schema import (
     giving,
     nonces,
     settlements,
+    transfers,
     withdrawals,
 )
 
@@ -467,6 +468,76 @@ class Hub:
 
         return await self._retrying(run)
 
+    async def _route(
+        self,
+        conn: AsyncConnection,
+        account: str,
+        month: str,
+        by_key: Mapping[str, Sequence[Mapping[str, Any]]],
+        owners: Mapping[str, str | None],
+        given_cents: int,
+        legs: defaultdict[str, int],
+        now: int,
+        transfer_id: str | None = None,
+    ) -> tuple[int, int, list[dict[str, Any]]]:
+        """Where each creator key's money goes — the same for a settlement and
+        a direct transfer: to its owner less the fee (one fee per key, rounded
+        half up, spread over its rows), withheld for an owner who has not given
+        this month, or in escrow for a key nobody proved. Giving at least
+        MIN_GIVING_CENTS marks `account` as having given in `month` (and
+        releases what waited for that). Returns (credited, held, allocation rows)."""
+        people = sorted({account} | {o for o in owners.values() if o is not None})
+        gave = await self._lock_giving(conn, people, month, own=account)
+        if given_cents >= money.MIN_GIVING_CENTS and not gave[account]:
+            await conn.execute(
+                update(giving)
+                .where(giving.c.account == account, giving.c.month == month)
+                .values(gave=True)
+            )
+            gave[account] = True
+            await self._release_withheld(conn, account, month, legs, now)
+        nonprofit = await self._nonprofit(conn, people)
+        credited = held = 0
+        rows_out = []
+        for key in sorted(by_key):
+            rows = by_key[key]
+            owner = owners[key]
+            cents = [r["cents"] for r in rows]
+            total = sum(cents)
+            fees: list[int | None] = [None] * len(rows)
+            if owner is None:
+                state = "escrow"
+                legs[f"escrow:{key}"] += total
+                held += total
+            elif self.config.must_give and not gave[owner]:
+                state = "withheld"
+                legs[f"withheld:{owner}:{month}"] += total
+                held += total
+            else:
+                state = "credited"
+                fee = money.creator_fee_cents(total, nonprofit=nonprofit[owner])
+                fees = list(fee_shares(cents, fee))
+                legs[f"creator:{owner}"] += total - fee
+                legs[fees_account(account)] += fee
+                credited += total
+            for r, fee_cents in zip(rows, fees, strict=True):
+                rows_out.append(
+                    {
+                        "account": account,
+                        "month": month,
+                        "creator": key,
+                        "url": r.get("url"),
+                        "cents": r["cents"],
+                        "state": state,
+                        "recipient": owner,
+                        "fee_cents": fee_cents,
+                        "settled_at": now if state == "credited" else None,
+                        "withheld_month": month if state == "withheld" else None,
+                        "transfer_id": transfer_id,
+                    }
+                )
+        return credited, held, rows_out
+
     async def _settle(
         self,
         conn: AsyncConnection,
@@ -498,55 +569,9 @@ class Hub:
                 "a settlement cannot pay the settler's own creator keys: " + ", ".join(own),
                 keys=own,
             )
-        people = sorted({account} | {o for o in owners.values() if o is not None})
-        gave = await self._lock_giving(conn, people, month, own=account)
-        if spend >= money.MIN_GIVING_CENTS and not gave[account]:
-            await conn.execute(
-                update(giving)
-                .where(giving.c.account == account, giving.c.month == month)
-                .values(gave=True)
-            )
-            gave[account] = True
-            await self._release_withheld(conn, account, month, legs, now)
-        nonprofit = await self._nonprofit(conn, people)
-        credited = held = 0
-        rows_out = []
-        for key in sorted(by_key):
-            rows = by_key[key]
-            owner = owners[key]
-            cents = [r["cents"] for r in rows]
-            total = sum(cents)
-            fees = [None] * len(rows)
-            if owner is None:
-                state = "escrow"
-                legs[f"escrow:{key}"] += total
-                held += total
-            elif self.config.must_give and not gave[owner]:
-                state = "withheld"
-                legs[f"withheld:{owner}:{month}"] += total
-                held += total
-            else:
-                state = "credited"
-                fee = money.creator_fee_cents(total, nonprofit=nonprofit[owner])
-                fees = list(fee_shares(cents, fee))  # type: ignore[arg-type]
-                legs[f"creator:{owner}"] += total - fee
-                legs[fees_account(account)] += fee
-                credited += total
-            for r, fee_cents in zip(rows, fees, strict=True):
-                rows_out.append(
-                    {
-                        "account": account,
-                        "month": month,
-                        "creator": key,
-                        "url": r["url"],
-                        "cents": r["cents"],
-                        "state": state,
-                        "recipient": owner,
-                        "fee_cents": fee_cents,
-                        "settled_at": now if state == "credited" else None,
-                        "withheld_month": month if state == "withheld" else None,
-                    }
-                )
+        credited, held, rows_out = await self._route(
+            conn, account, month, by_key, owners, spend, legs, now
+        )
         if rows_out:
             await conn.execute(insert(allocations), rows_out)
         if spend >= money.MIN_GIVING_CENTS:
@@ -723,6 +748,110 @@ class Hub:
             )
         )
 
+    # -- direct transfers ---------------------------------------------------------------
+
+    async def transfer(self, account: str, body: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """A one-off amount to one creator, outside the month's split: (created,
+        {receipt, signature}). Its money goes as a flattr's does (fee, "to
+        receive, you must give", escrow) in the hub's current month. The same
+        client id again returns the same receipt; with another body, 409."""
+        if set(body) - {"id", "creator", "cents", "url"}:
+            raise HubError("invalid", "a transfer is {id, creator, cents, url?}")
+        transfer_id, cents = body.get("id"), body.get("cents")
+        if not isinstance(transfer_id, str) or not _ID_RE.match(transfer_id):
+            raise HubError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
+        if not isinstance(cents, int) or isinstance(cents, bool):
+            raise HubError("invalid", "cents is a whole number of cents")
+        if not money.MIN_TRANSFER_CENTS <= cents <= money.MAX_TRANSFER_CENTS:
+            raise HubError(
+                "invalid",
+                f"a transfer is {euros(money.MIN_TRANSFER_CENTS)} to "
+                f"{euros(money.MAX_TRANSFER_CENTS)}",
+            )
+        try:
+            key = creator_keys_rules.creator_key(body.get("creator"))
+            url = creator_keys_rules.thing_url(body["url"]) if body.get("url") else None
+        except ValueError as exc:
+            raise HubError("invalid", str(exc)) from None
+        request = {"id": transfer_id, "creator": key, "cents": cents, "url": url}
+        sha = hashlib.sha256(canonical(request)).hexdigest()
+
+        async def run(conn: AsyncConnection) -> tuple[bool, dict[str, Any]]:
+            known = (
+                await conn.execute(
+                    select(transfers)
+                    .where(transfers.c.account == account, transfers.c.id == transfer_id)
+                    .with_for_update()
+                )
+            ).first()
+            if known is not None:
+                if known.sha256 != sha:
+                    raise HubError("id_conflict", "this transfer id was used for another transfer")
+                return False, {"receipt": known.receipt, "signature": known.receipt_signature}
+            return True, await self._transfer(conn, account, request, sha)
+
+        return await self._retrying(run)
+
+    async def _transfer(
+        self, conn: AsyncConnection, account: str, request: Mapping[str, Any], sha: str
+    ) -> dict[str, Any]:
+        key, cents, now, month = request["creator"], request["cents"], self.now(), self.month()
+        have = await ledger.balance_cents(conn, f"user:{account}")
+        if have < cents:
+            raise HubError(
+                "insufficient_funds",
+                f"the balance is {euros(have)}, less than the {euros(cents)} to give",
+                balance_cents=have,
+            )
+        owners = await self._lock_keys(conn, [key])
+        if owners[key] == account:
+            raise HubError("own_key", f"{key} is one of your own creator keys", keys=[key])
+        legs: defaultdict[str, int] = defaultdict(int)
+        legs[f"user:{account}"] -= cents
+        row = {"cents": cents, "url": request["url"]}
+        credited, held, rows_out = await self._route(
+            conn, account, month, {key: [row]}, owners, cents, legs, now, request["id"]
+        )
+        await conn.execute(insert(allocations), rows_out)
+        # The giver counts once for the creator (and the thing): real money,
+        # at least MIN_TRANSFER_CENTS, so no free account inflates a counter.
+        await self._count(conn, account, {key: True}, [row])
+        try:
+            await ledger.post(conn, "transfer", f"{account}:{request['id']}", legs, now)
+        except ledger.InsufficientFunds:
+            raise HubError(
+                "insufficient_funds", "the balance does not cover the transfer"
+            ) from None
+        receipt = {
+            "v": 1,
+            "hub": self.public_key,
+            "account": account,
+            "transfer": request["id"],
+            "sha256": sha,
+            "month": month,
+            "creator": key,
+            "cents": cents,
+            "credited_cents": credited,
+            "held_cents": held,
+            "received_at": now,
+        }
+        receipt_text = canonical(receipt)
+        receipt_signature = signing.b64u(self.key.sign(receipt_text))
+        await conn.execute(
+            insert(transfers).values(
+                account=account,
+                id=request["id"],
+                month=month,
+                creator=key,
+                cents=cents,
+                sha256=sha,
+                receipt=receipt_text.decode(),
+                receipt_signature=receipt_signature,
+                received_at=now,
+            )
+        )
+        return {"receipt": receipt_text.decode(), "signature": receipt_signature}
+
     async def settlement(self, account: str, month: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             row = (
@@ -736,7 +865,11 @@ class Hub:
                 raise HubError("not_found", f"no settlement for {month}")
             states = await conn.execute(
                 select(allocations.c.state, func.sum(allocations.c.cents))
-                .where(allocations.c.account == account, allocations.c.month == month)
+                .where(
+                    allocations.c.account == account,
+                    allocations.c.month == month,
+                    allocations.c.transfer_id.is_(None),
+                )
                 .group_by(allocations.c.state)
             )
             now = {str(state): int(cents) for state, cents in states}

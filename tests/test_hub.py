@@ -794,3 +794,90 @@ def test_operator_commands_refuse_a_hub_that_is_not_there(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert not (hub_dir / "hub.key").exists()
+
+
+# -- direct transfers (issue 14) ----------------------------------------------------
+
+
+async def give(client: HubClient, creator: str, cents: int, expect: int = 201, **kw: Any) -> Any:
+    body = {"id": kw.pop("id", str(uuid.uuid4())), "creator": creator, "cents": cents, **kw}
+    return await client.call("POST", "/v1/transfers", body, expect)
+
+
+async def test_a_transfer_pays_one_creator_to_the_cent(connect: Any, hub: Hub) -> None:
+    """Outside the split, on top of the budget: the fee rounds half up as for
+    settlements (10 % of 10.05 € is 1.005 €: 1.01 €), the receipt is signed."""
+    alice, bob = connect(), connect()
+    await alice.deposit(5000)
+    await bob.deposit(1000)
+    key = (await bob.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    await bob.settle(NOV, [{"creator": "domain:example.org", "cents": 200}])
+    await bob.settle("2026-12", [], expect=409)  # December has not ended: bob gives by transfer
+    await give(bob, "domain:example.org", 200)  # 2 € given in December: bob receives
+    out = await give(alice, key, 1005, url="https://bob.example/work")
+    receipt = json.loads(out["receipt"])
+    signing.verify(hub.public_key, out["receipt"].encode(), out["signature"])
+    assert (receipt["account"], receipt["creator"], receipt["cents"]) == (
+        alice.person.account, key, 1005,
+    )  # fmt: skip
+    assert (receipt["month"], receipt["credited_cents"], receipt["held_cents"]) == (
+        "2026-12",
+        1005,
+        0,
+    )
+    me = await bob.call("GET", "/v1/account", expect=200)
+    assert me["creator_balance_cents"] == 1005 - 101
+    assert me["received"] == {"gross_cents": 1005, "fee_cents": 101, "net_cents": 904}
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 5000 - 1005
+    # The giver counts once for the creator, however many times they give.
+    await give(alice, key, 100)
+    assert await hub.count("creator", key) == 1
+    assert await hub.count("thing", "https://bob.example/work") == 1
+
+
+async def test_a_transfer_is_idempotent_and_refuses_bad_input(connect: Any, hub: Hub) -> None:
+    alice = connect()
+    await alice.deposit(2000)
+    transfer_id = str(uuid.uuid4())
+    first = await give(alice, "domain:example.org", 500, id=transfer_id)
+    again = await give(alice, "domain:example.org", 500, 200, id=transfer_id)
+    assert again == first  # the same receipt, nothing moved twice
+    other = await give(alice, "domain:example.org", 700, 409, id=transfer_id)
+    assert other["error"] == "id_conflict"
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 1500
+    assert (await give(alice, "domain:example.org", 99, 400))["message"] == (
+        "a transfer is 1.00 € to 1000.00 €"
+    )
+    broke = await give(alice, "domain:example.org", 1600, 402)
+    assert (broke["error"], broke["balance_cents"]) == ("insufficient_funds", 1500)
+    assert (await give(alice, "nope:x", 500, 400))["error"] == "invalid"
+    assert (await give(alice, "domain:example.org", 5.5, 400))["error"] == "invalid"  # type: ignore[arg-type]
+    mine = (await alice.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    assert (await give(alice, mine, 500, 409))["error"] == "own_key"
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 1500
+    assert await hub.balance_of("escrow:domain:example.org") == 500
+
+
+async def test_a_transfer_waits_in_escrow_then_goes_to_whoever_proves_the_key(
+    connect: Any, hub: Hub, proof_site: ProofSite, clock: FrozenClock
+) -> None:
+    alice, dana = connect(), connect()
+    await alice.deposit(3000)
+    await give(alice, "domain:dana.example", 1000)
+    assert await hub.balance_of("escrow:domain:dana.example") == 1000
+    claim = await dana.call("POST", "/v1/claims", {"key": "domain:dana.example"}, 201)
+    proof_site.put("dana.example", "/.well-known/mecene-claim.txt", claim["token"])
+    done = await dana.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["released_cents"] == 1000
+    # "To receive, you must give": dana has not given in December; she does now.
+    me = await dana.call("GET", "/v1/account", expect=200)
+    assert (me["creator_balance_cents"], me["withheld_cents"]) == (0, 1000)
+    await dana.deposit(500)
+    await give(dana, "domain:example.org", 200)
+    me = await dana.call("GET", "/v1/account", expect=200)
+    assert (me["creator_balance_cents"], me["withheld_cents"]) == (900, 0)
+    # Unclaimed escrow still goes back to the giver after the escrow period.
+    await give(alice, "domain:gone.example", 300)
+    clock.set(dt.datetime(2028, 1, 3, tzinfo=dt.UTC))  # 12 months after December 2026
+    assert await hub.expire_escrow() == 300 + 200  # alice's, and dana's 2 € to example.org
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 3000 - 1000
