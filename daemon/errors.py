@@ -31,6 +31,9 @@ IdConflict = _kind("id_conflict", "A client id was reused for a different click.
 ClockBehind = _kind("clock_behind", "The computer's clock reads a month that was already closed.")
 MonthClosed = _kind("month_closed", "The click's month is no longer open.")
 Locked = _kind("locked", "The wallet is locked: unlock it first.")
+InsufficientFunds = _kind(
+    "insufficient_funds", "The balance at the hub does not cover it (`balance_cents`)."
+)
 WrongPassphrase = _kind("wrong_passphrase", "The passphrase did not open the wallet.")
 BadJson = _kind("bad_json", "The body is not JSON.")
 Unauthorized = _kind("unauthorized", "No valid token, session or login link.")

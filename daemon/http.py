@@ -25,6 +25,7 @@ from .security import (
     ADMIN,
     PUBLIC,
     access,
+    error_response,
     read_json,
     setup_auth,
     setup_errors,
@@ -176,6 +177,47 @@ async def undo_click(request: web.Request) -> web.Response:
     return web.json_response({"click": click, "status": status})
 
 
+# -- direct transfers -------------------------------------------------------------
+
+
+@routes.post(f"{API}/transfers/quote")
+async def transfer_quote(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"creator", "cents"})
+    creator = validate.creator(body.get("creator"))
+    cents = validate.integer(body.get("cents"), "cents", 0, 10**9)
+    return web.json_response(_service(request).transfer_quote(creator, cents))
+
+
+@routes.post(f"{API}/transfers")
+async def give(request: web.Request) -> web.Response:
+    """Record a direct transfer (durably: a 2xx means it survives a crash),
+    then send it to the hub at once. 201 given, with the hub's receipt; 202
+    recorded and still on its way (the hub is unreachable: it is sent again
+    until the hub answers); 200 the same id again, as it stands; a refusal by
+    the hub with its reason."""
+    req = validate.transfer(await read_json(request))
+    row, created = await _service(request).record_transfer(req)
+    link = request.app.get(HUB_LINK)
+    if row["state"] == "sending" and link is not None:
+        row = await link.send_transfer(row)
+    if row["state"] == "refused":
+        code = row["error"] or "hub_refused"
+        status = {"insufficient_funds": 402, "own_key": 409, "invalid": 400}.get(code, 502)
+        extra: dict[str, Any] = {"transfer": row}
+        if code == "insufficient_funds":
+            extra["balance_cents"] = _service(request).balance_cents
+        return error_response(code, row["message"] or code, status, **extra)
+    status = (201 if row["state"] == "given" else 202) if created else 200
+    return web.json_response({"transfer": row}, status=status)
+
+
+@routes.get(f"{API}/transfers")
+async def list_transfers(request: web.Request) -> web.Response:
+    raw = request.query.get("month")
+    month = None if raw is None else validate.month(raw)
+    return web.json_response({"transfers": await _service(request).transfers(month)})
+
+
 @routes.get(f"{API}/months")
 async def list_months(request: web.Request) -> web.Response:
     return web.json_response({"months": await _service(request).months()})
@@ -299,6 +341,7 @@ async def hub_sync(request: web.Request) -> web.Response:
     for month in await _service(request).unsent_months():
         await _service(request).mark_month(month["month"], next_sync_at=None)
     await link.sync_once()
+    await link.send_due_transfers(now_too=True)
     try:
         await link.refresh_outcomes(every=0)
     except DomainError as exc:

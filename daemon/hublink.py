@@ -15,6 +15,7 @@ settlement is not retried and is shown to the person.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -151,14 +152,19 @@ class HubLink:
         data = await self._ok("GET", "/v1/creators/joined", signed=False)
         keys = data.get("keys") if isinstance(data, dict) else None
         months = data.get("escrow_months") if isinstance(data, dict) else None
+        nonprofit = data.get("nonprofit", []) if isinstance(data, dict) else None
         if (
             not isinstance(keys, list)
             or len(keys) > MAX_JOINED_KEYS
             or not all(isinstance(k, str) for k in keys)
             or not isinstance(months, int)
+            or not isinstance(nonprofit, list)
+            or not all(isinstance(k, str) for k in nonprofit)
         ):
             raise HubRefused("the hub's list of joined creators is malformed")
-        self.service.joined = Joined(frozenset(keys), months, self.service.clock.now())
+        self.service.joined = Joined(
+            frozenset(keys), months, self.service.clock.now(), frozenset(nonprofit) & set(keys)
+        )
         self._joined_due = asyncio.get_running_loop().time() + JOINED_REFRESH_SECONDS
 
     async def state(self) -> dict[str, Any]:
@@ -212,6 +218,10 @@ class HubLink:
                     waits.append(delay)
                     if self.reachable is False:
                         break  # the hub is down: the other months wait too
+            if self.reachable is not False:
+                transfers_due = await self.send_due_transfers()
+                if transfers_due is not None:
+                    waits.append(transfers_due)
             if self.reachable is not False:
                 try:
                     await self.refresh_balance()
@@ -330,6 +340,89 @@ class HubLink:
         ):
             raise ValueError("the receipt is for another document")
         return receipt
+
+    # -- direct transfers -----------------------------------------------------------
+
+    async def send_transfer(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Send a recorded transfer and record the hub's answer: `given` with its
+        signed receipt, `refused` with its reason (final), or still `sending`
+        with the next attempt's time (the hub is unreachable or failed). Sending
+        again is harmless: the hub keeps one transfer per id and answers a
+        repeat with the same receipt."""
+        body = {"id": row["id"], "creator": row["creator"], "cents": row["cents"]}
+        if row["url"]:
+            body["url"] = row["url"]
+        try:
+            status, data = await self.call("POST", "/v1/transfers", body)
+        except HubUnreachable as exc:
+            return await self._transfer_later(row, "hub_unreachable", str(exc))
+        if status in (200, 201):
+            try:
+                key = await self.hub_key()
+                signing.verify(key, data["receipt"].encode(), data["signature"])
+                receipt = json.loads(data["receipt"])
+                wallet = self.service.require_wallet()
+                if (receipt["account"], receipt["transfer"], receipt["creator"]) != (
+                    wallet.account,
+                    row["id"],
+                    row["creator"],
+                ) or receipt["cents"] != row["cents"]:
+                    raise ValueError("the receipt is for another transfer")
+            except (ValueError, KeyError, TypeError, AttributeError, signing.SignatureError) as exc:
+                return await self._transfer_later(row, "bad_receipt", str(exc))
+            with contextlib.suppress(DomainError):
+                await self.refresh_balance()
+            log.info("transfer %s given: %s cents to %s", row["id"], row["cents"], row["creator"])
+            return await self.service.mark_transfer(
+                row["id"],
+                state="given",
+                receipt=data["receipt"],
+                receipt_signature=data["signature"],
+                given_at=timestamp(self.service.clock.now()),
+                error=None,
+                message=None,
+                next_attempt_at=None,
+            )
+        code = data.get("error", str(status)) if isinstance(data, dict) else str(status)
+        message = data.get("message", "") if isinstance(data, dict) else ""
+        if status >= 500:
+            return await self._transfer_later(row, code, message)
+        log.info("transfer %s refused by the hub: %s (%s)", row["id"], code, message)
+        if code == "insufficient_funds":
+            with contextlib.suppress(DomainError):
+                await self.refresh_balance()
+        return await self.service.mark_transfer(
+            row["id"], state="refused", error=code, message=message, next_attempt_at=None
+        )
+
+    async def _transfer_later(self, row: dict[str, Any], code: str, message: str) -> dict[str, Any]:
+        attempts = int(row["attempts"] or 0) + 1
+        at = self.service.clock.now().timestamp() + retry_delay(attempts, self.retry_base)
+        log.info("transfer %s not sent yet (%s: %s)", row["id"], code, message)
+        return await self.service.mark_transfer(
+            row["id"],
+            attempts=attempts,
+            error=code,
+            message=message,
+            next_attempt_at=timestamp(_from_ts(at)),
+        )
+
+    async def send_due_transfers(self, *, now_too: bool = False) -> float | None:
+        """Send every transfer still `sending` whose time has come (all of them
+        with `now_too`); seconds until the next one is due, or None."""
+        now = self.service.clock.now()
+        waits: list[float] = []
+        for row in await self.service.sending_transfers():
+            due = row["next_attempt_at"]
+            if due and due > timestamp(now) and not now_too:
+                waits.append(max(0.0, _parse(due) - now.timestamp()))
+                continue
+            after = await self.send_transfer(row)
+            if after["state"] == "sending":
+                waits.append(max(0.0, _parse(after["next_attempt_at"]) - now.timestamp()))
+                if self.reachable is False:
+                    break
+        return min(waits) if waits else None
 
     async def run(self) -> None:
         """Forever: send what is due, then sleep until the next is due or

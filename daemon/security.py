@@ -42,6 +42,7 @@ STATUS_BY_CODE = {
     "bad_json": 400,
     "unauthorized": 401,
     "wrong_passphrase": 401,
+    "insufficient_funds": 402,
     "forbidden": 403,
     "bad_host": 403,
     "bad_origin": 403,

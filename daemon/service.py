@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from hub import money as hub_money
+
 from . import budget
 from .amounts import euros
 from .clock import (
@@ -39,6 +41,7 @@ from .errors import (
     FlattrOnce,
     FlattrOwner,
     IdConflict,
+    InsufficientFunds,
     Invalid,
     Locked,
     MonthClosed,
@@ -48,7 +51,7 @@ from .errors import (
 from .pairing import Pairing, Pairings, hash_token, new_token
 from .settlement import CURRENCY, settlement_document, sign_document
 from .store import Store
-from .validate import ClickRequest, SubscriptionRequest
+from .validate import ClickRequest, SubscriptionRequest, TransferRequest
 from .wallet import Settings, Wallet, WalletError
 from .wallet import WrongPassphrase as WalletWrongPassphrase
 
@@ -81,6 +84,27 @@ def click_json(row: Any) -> dict[str, Any]:
     }
 
 
+def transfer_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "month": row["month"],
+        "creator": row["creator"],
+        "url": row["url"],
+        "title": row["title"],
+        "note": row["note"],
+        "cents": row["cents"],
+        "state": row["state"],
+        "error": row["error"],
+        "message": row["message"],
+        "attempts": row["attempts"],
+        "next_attempt_at": row["next_attempt_at"],
+        "receipt": json.loads(row["receipt"]) if row["receipt"] else None,
+        "receipt_signature": row["receipt_signature"],
+        "created_at": row["created_at"],
+        "given_at": row["given_at"],
+    }
+
+
 def _click_weights(db: Database, month: str) -> list[budget.ClickWeight]:
     rows = db.execute(
         "SELECT id, created_at, creator, url, weight FROM clicks "
@@ -107,12 +131,13 @@ def _closed_month_error(db: Database, month: str, now: dt.datetime, tz: str) -> 
     return MonthClosed("the month has just closed; send the click again")
 
 
-def _totals(db: Database, month: str) -> tuple[int, int]:
-    """The month's live click count and total weight (kept by triggers, see store.py)."""
+def _totals(db: Database, month: str) -> tuple[int, int, int]:
+    """The month's live click count, total weight and what its direct
+    transfers give (kept by triggers, see store.py)."""
     row = db.execute(
-        "SELECT live_clicks, live_weight FROM months WHERE month = ?", [month]
+        "SELECT live_clicks, live_weight, given_cents FROM months WHERE month = ?", [month]
     ).fetchone()
-    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+    return (0, 0, 0) if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
 def _month_state(db: Database, month: str) -> str | None:
@@ -144,7 +169,7 @@ def _place_subscription_clicks(db: Database, month: str, at: str) -> int:
     return placed
 
 
-def _refused_click(db: Database, req: ClickRequest, month: str) -> tuple[Any, bool, int, int]:
+def _refused_click(db: Database, req: ClickRequest, month: str) -> tuple[Any, bool, int, int, int]:
     """Why the insert of `req` broke a unique index: the same id again (return
     that click, unchanged) or the same thing this month (409)."""
     existing = db.execute("SELECT * FROM clicks WHERE id = ?", [req.id]).fetchone()
@@ -167,6 +192,7 @@ class Joined:
     keys: frozenset[str]
     escrow_months: int
     at: dt.datetime
+    nonprofit: frozenset[str] = frozenset()  # keys whose owner pays no fee
 
 
 class Service:
@@ -372,10 +398,10 @@ class Service:
             }
         await self.roll_months()
         month = self.current_month()
-        count, weight = await self.store.read(lambda db: _totals(db, month))
-        return await self._status(month, count, weight)
+        count, weight, given = await self.store.read(lambda db: _totals(db, month))
+        return await self._status(month, count, weight, given)
 
-    async def _status(self, month: str, count: int, weight: int) -> dict[str, Any]:
+    async def _status(self, month: str, count: int, weight: int, given: int) -> dict[str, Any]:
         settings = self.require_wallet().settings
         balance = self.balance_cents
         wanted = budget.wanted_spend(settings.rules, weight)
@@ -390,6 +416,7 @@ class Service:
             "clicks": count,
             "spend_cents": spend,
             "per_click_cents": budget.per_click_cents(spend, weight),
+            "given_cents": given,
         }
         if spend < wanted:
             # Told before it happens: the month will spend only what is left.
@@ -404,6 +431,16 @@ class Service:
         balance = self.balance_cents
 
         def view(db: Database) -> dict[str, Any]:
+            out = month_of_row(db)
+            # The month's direct transfers, outside its split.
+            given = db.execute(
+                "SELECT * FROM transfers WHERE month = ? ORDER BY created_at, id", [month]
+            ).fetchall()
+            out["transfers"] = [transfer_json(t) for t in given]
+            out["given_cents"] = sum(t["cents"] for t in given if t["state"] != "refused")
+            return out
+
+        def month_of_row(db: Database) -> dict[str, Any]:
             row = db.execute("SELECT * FROM months WHERE month = ?", [month]).fetchone()
             if row is None:
                 raise NotFound(f"no month {month} here")
@@ -504,8 +541,8 @@ class Service:
         await self.roll_months()
         rows = await self.store.read(
             lambda db: db.execute(
-                "SELECT month, state, spend_cents, closed_at, settled_at, sync_error "
-                "FROM months ORDER BY month DESC"
+                "SELECT month, state, spend_cents, given_cents, closed_at, settled_at, "
+                "sync_error FROM months ORDER BY month DESC"
             ).fetchall()
         )
         return [dict(r) for r in rows]
@@ -524,7 +561,7 @@ class Service:
         at = timestamp(now)
         creators = json.dumps(list(req.creators), separators=(",", ":")) if req.creators else "[]"
 
-        def record(db: Database) -> tuple[Any, bool, int, int]:
+        def record(db: Database) -> tuple[Any, bool, int, int, int]:
             # One writing statement on the common path: the unique indexes
             # answer "was this id seen?" and "was this thing flattred this
             # month?", and the lookup runs only when the insert is refused.
@@ -564,8 +601,8 @@ class Service:
             }
             return (row, True, *_totals(db, month))
 
-        row, created, count, weight = await self.store.write(record, savepoint=False)
-        status = await self._status(month, count, weight)
+        row, created, count, weight, given = await self.store.write(record, savepoint=False)
+        status = await self._status(month, count, weight, given)
         return click_json(row), created, status
 
     async def undo_click(self, click_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -573,7 +610,7 @@ class Service:
         await self.roll_months()
         at = timestamp(self.clock.now())
 
-        def undo(db: Database) -> tuple[Any, int, int]:
+        def undo(db: Database) -> tuple[Any, int, int, int]:
             row = db.execute("SELECT * FROM clicks WHERE id = ?", [click_id]).fetchone()
             if row is None:
                 raise NotFound("no such click")
@@ -584,8 +621,8 @@ class Service:
                 row = db.execute("SELECT * FROM clicks WHERE id = ?", [click_id]).fetchone()
             return (row, *_totals(db, row["month"]))
 
-        row, count, weight = await self.store.write(undo)
-        return click_json(row), await self._status(row["month"], count, weight)
+        row, count, weight, given = await self.store.write(undo)
+        return click_json(row), await self._status(row["month"], count, weight, given)
 
     async def clicks(self, month: str | None) -> dict[str, Any]:
         self.require_wallet()
@@ -687,6 +724,149 @@ class Service:
             return db.execute("SELECT * FROM subscriptions WHERE id = ?", [sub_id]).fetchone()
 
         return self._subscription_json(await self.store.write(cancel), month)
+
+    # -- direct transfers ---------------------------------------------------------
+
+    async def record_transfer(self, req: TransferRequest) -> tuple[dict[str, Any], bool]:
+        """Record a direct transfer durably, before it is sent (the hub link
+        sends it): (transfer, created). The same id again returns it as it is;
+        with another body, `id_conflict`. Refused before anything is recorded:
+        a locked wallet, an amount out of bounds, one's own key, more than the
+        balance."""
+        wallet = self.require_wallet()
+        if req.creator in wallet.settings.own_creators:
+            raise FlattrOwner("that is one of your own creator keys")
+        low, high = hub_money.MIN_TRANSFER_CENTS, hub_money.MAX_TRANSFER_CENTS
+        if not low <= req.cents <= high:
+            raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
+        await self.roll_months()
+        month = self._open_month or self.current_month()
+        at = timestamp(self.clock.now())
+        url = None if wallet.settings.private else req.url  # private: the creator only
+        balance = self.balance_cents
+
+        def record(db: Database) -> tuple[Any, bool]:
+            known = db.execute("SELECT * FROM transfers WHERE id = ?", [req.id]).fetchone()
+            if known is not None:
+                if (known["creator"], known["cents"], known["url"]) != (
+                    req.creator,
+                    req.cents,
+                    url,
+                ):
+                    raise IdConflict("that transfer id was already used for another transfer")
+                return known, False
+            if balance is not None:
+                # The balance the hub last gave, less what is still on its way there.
+                sending = db.execute(
+                    "SELECT coalesce(sum(cents), 0) FROM transfers WHERE state = 'sending'"
+                ).fetchone()[0]
+                if balance - sending < req.cents:
+                    left = balance - sending
+                    raise InsufficientFunds(
+                        f"the balance is {euros(left)}, less than the {euros(req.cents)} to give: "
+                        "deposit first",
+                        balance_cents=left,
+                    )
+            db.execute(
+                "INSERT INTO transfers (id, month, creator, url, title, note, cents, state, "
+                "attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'sending', 0, ?)",
+                [req.id, month, req.creator, url, req.title, req.note, req.cents, at],
+            )
+            return db.execute("SELECT * FROM transfers WHERE id = ?", [req.id]).fetchone(), True
+
+        row, created = await self.store.write(record)
+        if created:
+            log.info("transfer %s: %s to %s recorded", req.id, euros(req.cents), req.creator)
+        return transfer_json(row), created
+
+    def transfer_quote(self, creator: str, cents: int) -> dict[str, Any]:
+        """What `creator` would receive of `cents`, before the person confirms:
+        the hub's fee (10 %, none for a non-profit: the hub's published list
+        says which), whether they have joined (else it waits in escrow), and
+        what the balance would be after. Computed here: asking the hub would
+        tell it whom the person thinks of giving to."""
+        wallet = self.require_wallet()
+        if creator in wallet.settings.own_creators:
+            raise FlattrOwner("that is one of your own creator keys")
+        low, high = hub_money.MIN_TRANSFER_CENTS, hub_money.MAX_TRANSFER_CENTS
+        if not low <= cents <= high:
+            raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
+        j = self.joined
+        nonprofit = j is not None and creator in j.nonprofit
+        fee = hub_money.creator_fee_cents(cents, nonprofit=nonprofit)
+        balance = self.balance_cents
+        out: dict[str, Any] = {
+            "creator": creator,
+            "cents": cents,
+            "fee_cents": fee,
+            "net_cents": cents - fee,
+            "nonprofit": nonprofit,
+            "joined": None if j is None else creator in j.keys,
+            "escrow_months": None if j is None else j.escrow_months,
+            "balance_cents": balance,
+            "balance_after_cents": None if balance is None else balance - cents,
+        }
+        if balance is not None and balance < cents:
+            out["short_cents"] = cents - balance
+        return out
+
+    async def transfers(self, month: str | None = None) -> list[dict[str, Any]]:
+        self.require_wallet()
+
+        def rows(db: Database) -> list[Any]:
+            if month is None:
+                return db.execute("SELECT * FROM transfers ORDER BY created_at, id").fetchall()
+            return db.execute(
+                "SELECT * FROM transfers WHERE month = ? ORDER BY created_at, id", [month]
+            ).fetchall()
+
+        return [transfer_json(r) for r in await self.store.read(rows)]
+
+    async def transfer(self, transfer_id: str) -> dict[str, Any]:
+        row = await self.store.read(
+            lambda db: db.execute("SELECT * FROM transfers WHERE id = ?", [transfer_id]).fetchone()
+        )
+        if row is None:
+            raise NotFound("no such transfer")
+        return transfer_json(row)
+
+    async def sending_transfers(self) -> list[dict[str, Any]]:
+        """Transfers recorded and not yet answered by the hub, oldest first."""
+        rows = await self.store.read(
+            lambda db: db.execute(
+                "SELECT * FROM transfers WHERE state = 'sending' ORDER BY created_at, id"
+            ).fetchall()
+        )
+        return [transfer_json(r) for r in rows]
+
+    _TRANSFER_FIELDS = frozenset(
+        {
+            "state",
+            "error",
+            "message",
+            "attempts",
+            "next_attempt_at",
+            "receipt",
+            "receipt_signature",
+            "given_at",
+        }
+    )
+
+    async def mark_transfer(self, transfer_id: str, **fields: Any) -> dict[str, Any]:
+        """Record how sending a transfer went (hub link); a transfer given or
+        refused is final."""
+        if not fields or not set(fields) <= self._TRANSFER_FIELDS:
+            raise ValueError(f"not transfer fields: {sorted(fields)}")
+        sets = ", ".join(f"{name} = ?" for name in fields)
+
+        def mark(db: Database) -> Any:
+            db.execute(
+                f"UPDATE transfers SET {sets} WHERE id = ? AND state = 'sending'",  # noqa: S608
+                [*fields.values(), transfer_id],
+            )
+            return db.execute("SELECT * FROM transfers WHERE id = ?", [transfer_id]).fetchone()
+
+        return transfer_json(await self.store.write(mark))
 
     # -- settings -------------------------------------------------------------
 

@@ -173,6 +173,52 @@ def m004_month_outcome(db: Database) -> None:
     months.add_column("outcome_at", str)
 
 
+@migrations()
+def m005_transfers(db: Database) -> None:
+    """Direct transfers: a one-off amount to one creator, outside the month's
+    split. Recorded before they are sent (`sending`), then `given` with the
+    hub's signed receipt, or `refused` with the hub's reason."""
+    db.table("transfers").create(
+        {
+            "id": str,  # the client's UUID, also the hub's transfer id
+            "month": str,  # the person's month when it was asked for
+            "creator": str,
+            "url": str,  # NULL with private settlements
+            "title": str,
+            "note": str,  # a note to self, never sent
+            "cents": int,
+            "state": str,  # sending | given | refused
+            "error": str,
+            "message": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "receipt": str,
+            "receipt_signature": str,
+            "created_at": str,
+            "given_at": str,
+        },
+        pk="id",
+        not_null={"month", "creator", "cents", "state", "attempts", "created_at"},
+        defaults={"attempts": 0},
+    )
+    db.execute("CREATE INDEX transfers_month ON transfers(month)")
+    # What a month's transfers give, kept beside its live clicks (m002).
+    db.table("months").add_column("given_cents", int, not_null_default=0)
+    db.execute(
+        "CREATE TRIGGER transfers_given_insert AFTER INSERT ON transfers "
+        "WHEN NEW.state != 'refused' "
+        "BEGIN UPDATE months SET given_cents = given_cents + NEW.cents "
+        "WHERE month = NEW.month; END"
+    )
+    db.execute(
+        "CREATE TRIGGER transfers_given_refused AFTER UPDATE OF state ON transfers "
+        "WHEN NEW.state = 'refused' AND OLD.state != 'refused' "
+        "BEGIN UPDATE months SET given_cents = given_cents - NEW.cents "
+        "WHERE month = NEW.month; END"
+    )
+    db.execute("CREATE INDEX transfers_sending ON transfers(state) WHERE state = 'sending'")
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection with the pragmas every connection must have."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)

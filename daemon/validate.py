@@ -42,6 +42,38 @@ class SubscriptionRequest:
     months: int
 
 
+@dataclass(frozen=True)
+class TransferRequest:
+    id: str
+    creator: str
+    cents: int
+    url: str | None = None
+    title: str | None = None
+    note: str | None = None
+
+
+MAX_NOTE = 200
+
+
+def transfer(body: Any) -> TransferRequest:
+    """A direct transfer: {id, creator, cents, url?, title?, note?}. The amount's
+    bounds are the hub's (hub/money.py), checked here so a wrong amount is
+    refused before anything is recorded."""
+    b = obj(body, {"id", "creator", "cents", "url", "title", "note"})
+    thing = b.get("url")
+    note = b.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
+        raise Invalid(f"note is a text of at most {MAX_NOTE} characters")
+    return TransferRequest(
+        id=client_id(b.get("id")),
+        creator=creator(b.get("creator")),
+        cents=integer(b.get("cents"), "cents", 0, 10**9),
+        url=None if thing is None else url(thing),
+        title=title(b.get("title")),
+        note=(note or "").strip() or None,
+    )
+
+
 def obj(body: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Invalid("the body must be a JSON object")

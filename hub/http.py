@@ -217,14 +217,11 @@ async def counter(request: web.Request) -> web.Response:
 
 async def joined(request: web.Request) -> web.Response:
     """The set of proved creator keys, whole (DESIGN.md, "Who has joined")."""
-    keys = await request.app[HUB].joined_keys()
-    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+    keys, nonprofit = await request.app[HUB].joined_keys()
     escrow_months = request.app[HUB].config.escrow_months
-    return _cached(
-        request,
-        f'"joined-{digest}"',
-        lambda: _json({"keys": keys, "escrow_months": escrow_months}),
-    )
+    body = {"keys": keys, "nonprofit": nonprofit, "escrow_months": escrow_months}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+    return _cached(request, f'"joined-{digest}"', lambda: _json(body))
 
 
 def button_svg(count: int) -> str:

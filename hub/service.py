@@ -1145,16 +1145,18 @@ class Hub:
             )
         return int(value or 0)
 
-    async def joined_keys(self) -> list[str]:
-        """Every proved creator key, sorted: published whole, so that a daemon
-        never asks about one key (which would tell the hub what its person reads)."""
+    async def joined_keys(self) -> tuple[list[str], list[str]]:
+        """Every proved creator key, sorted, and those of non-profits (no fee):
+        published whole, so that a daemon never asks about one key (which
+        would tell the hub what its person reads)."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(creator_keys.c.key)
-                .where(creator_keys.c.owner.is_not(None))
+                select(creator_keys.c.key, accounts.c.nonprofit)
+                .join(accounts, accounts.c.id == creator_keys.c.owner)
                 .order_by(creator_keys.c.key)
             )
-            return [r[0] for r in rows]
+            found = [(str(key), bool(nonprofit)) for key, nonprofit in rows]
+        return [k for k, _ in found], [k for k, nonprofit in found if nonprofit]
 
     async def payouts(self, month: str) -> dict[str, Any]:
         """What each creator account received from `month`'s settlements, and

@@ -146,6 +146,7 @@ async def test_a_click_is_recorded_and_the_status_follows(api: Api) -> None:
         "clicks": 1,
         "spend_cents": 500,
         "per_click_cents": 500,
+        "given_cents": 0,
     }
     listed = await api.call("GET", "/clicks?month=2026-10", expect=200)
     assert [c["id"] for c in listed["clicks"]] == [click["id"]]

@@ -32,7 +32,7 @@ from hub.provider import SimulatedProvider
 from hub.service import Hub
 
 from .conftest import PASSPHRASE, PORT
-from .hubkit import HubClient, ProofSite
+from .hubkit import HubClient, ProofSite, fresh_pg_database
 from .hubkit import Person as HubPerson
 
 KIRITIMATI = "Pacific/Kiritimati"  # UTC+14: the first to leave a month
@@ -60,11 +60,20 @@ class Person:
         return self.client.server.app[HUB_LINK]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        async for url in fresh_pg_database():
+            yield url
+
+
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+async def world(tmp_path: Path, hub_db: str) -> AsyncIterator[dict[str, Any]]:
     clock = FrozenClock(dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC))
     site = await ProofSite().start()
-    engine = open_database(f"sqlite:///{tmp_path / 'hub.db'}")
+    engine = open_database(hub_db)
     await migrate(engine)
     fetcher = ProofFetcher(via=site.url)
     hub = Hub(engine, Ed25519PrivateKey.generate(), clock, SimulatedProvider(), fetcher)
@@ -83,12 +92,15 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         hub_retry_seconds=0.05,
     )
     app = create_app(config, Store(data.database), Wallet.open(data.wallet, PASSPHRASE), clock)
+    world_servers: list[TestServer] = []
     client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
         yield {
             "clock": clock,
             "hub": hub,
+            "hub_server": hub_server,
+            "late_servers": world_servers,
             "site": site,
             "person": Person(client, admin),
             "creator": HubClient(hub_client, HubPerson.new(), clock),
@@ -96,6 +108,8 @@ async def world(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     finally:
         await client.close()
         await hub_client.close()
+        for late in world_servers:
+            await late.close()
         books = await hub.books()
         await fetcher.close()
         await engine.dispose()
@@ -199,3 +213,100 @@ async def test_a_settled_month_says_what_became_of_money_held_for_a_creator(
     }  # fmt: skip
     assert month["outcome_at"].startswith("2026-12-01T13:31")
     assert month["receipt"]["held_cents"] == 500  # the signed receipt stays what it was
+
+
+# -- direct transfers (issue 14) ----------------------------------------------------
+
+
+async def joined_creator(world: dict[str, Any]) -> str:
+    """Cleo, a creator with a flattr id who gave this month: paid at once."""
+    cleo: HubClient = world["creator"]
+    key = str((await cleo.call("POST", "/v1/flattr-ids", {}, 201))["key"])
+    await cleo.deposit(1000)
+    body = {"id": str(uuid.uuid4()), "creator": "domain:example.org", "cents": 200}
+    await cleo.call("POST", "/v1/transfers", body, 201)
+    return key
+
+
+async def test_a_transfer_is_quoted_then_given_with_a_signed_receipt(
+    world: dict[str, Any],
+) -> None:
+    person: Person = world["person"]
+    key = await joined_creator(world)
+    await funded_with_clicks(person, [])
+    await person.link.refresh_joined()
+    quote = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 2005})
+    assert (quote["fee_cents"], quote["net_cents"], quote["joined"]) == (201, 1804, True)
+    assert quote["balance_after_cents"] == 2000 - 2005 + 0 or quote["short_cents"] == 5
+    quote = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 1500})
+    assert (quote["fee_cents"], quote["net_cents"], quote["balance_after_cents"]) == (
+        150,
+        1350,
+        500,
+    )
+    body = {"id": str(uuid.uuid4()), "creator": key, "cents": 1500,
+            "url": "https://cleo.example/film", "note": "for the film"}  # fmt: skip
+    out = (await person.call("POST", "/transfers", body, 201))["transfer"]
+    assert (out["state"], out["note"], out["receipt"]["credited_cents"]) == (
+        "given", "for the film", 1500,
+    )  # fmt: skip
+    status = await person.call("GET", "/status")
+    assert (status["given_cents"], status["balance_cents"]) == (1500, 500)
+    month = await person.call("GET", f"/months/{status['month']}")
+    assert month["given_cents"] == 1500 and [t["id"] for t in month["transfers"]] == [body["id"]]
+    # The same id again: the same transfer, nothing more given.
+    again = await person.call("POST", "/transfers", body, 200)
+    assert again["transfer"]["receipt"] == out["receipt"]
+    cleo_account = await world["creator"].call("GET", "/v1/account", expect=200)
+    assert cleo_account["creator_balance_cents"] == 1350
+    # Refused before anything is recorded: too little, one's own key, more
+    # than the balance (402 with it), a key of no known kind.
+    small = {**body, "id": str(uuid.uuid4()), "cents": 99}
+    assert (await person.call("POST", "/transfers", small, 400))["message"] == (
+        "a transfer is 1.00 € to 1000.00 €"
+    )
+    broke = await person.call("POST", "/transfers", {**body, "id": str(uuid.uuid4())}, 402)
+    assert (broke["error"], broke["balance_cents"]) == ("insufficient_funds", 500)
+    odd = {**body, "id": str(uuid.uuid4()), "creator": "nope:x", "cents": 100}
+    assert (await person.call("POST", "/transfers", odd, 400))["error"] == "invalid"
+    mine = (await person.call("POST", "/hub/flattr-ids", {}, 201))["key"]
+    own = {**body, "id": str(uuid.uuid4()), "creator": mine, "cents": 100}
+    assert (await person.call("POST", "/transfers", own, 409))["error"] == "flattr_owner"
+    assert len((await person.call("GET", "/transfers"))["transfers"]) == 1  # nothing recorded
+
+
+async def test_a_transfer_outlives_a_hub_outage_and_is_given_once(world: dict[str, Any]) -> None:
+    """Recorded while the hub is down (202), sent again when it is back; and
+    when the hub had it already (its answer lost), the same receipt, once."""
+    person: Person = world["person"]
+    hub: Hub = world["hub"]
+    key = await joined_creator(world)
+    await funded_with_clicks(person, [])
+    server: TestServer = world["hub_server"]
+    port = server.port
+    assert port is not None
+    await server.close()
+    body = {"id": str(uuid.uuid4()), "creator": key, "cents": 700}
+    waiting = (await person.call("POST", "/transfers", body, 202))["transfer"]
+    assert (waiting["state"], waiting["error"], waiting["attempts"]) == (
+        "sending", "hub_unreachable", 1,
+    )  # fmt: skip
+    assert (await person.call("GET", "/status"))["given_cents"] == 700
+    back = TestServer(create_hub_app(hub), host="127.0.0.1", port=port)
+    await back.start_server()
+    world["late_servers"].append(back)
+    await person.call("POST", "/hub/sync", {})
+    assert (await person.call("GET", "/transfers"))["transfers"][0]["state"] == "given"
+    # The hub applied a second transfer and its answer never reached the
+    # daemon (as if the connection broke): the daemon's send is a repeat.
+    account = (await person.call("GET", "/hub/account"))["account"]
+    second = {"id": str(uuid.uuid4()), "creator": key, "cents": 300}
+    applied, first_answer = await hub.transfer(account, second)
+    assert applied is True
+    sent = (await person.call("POST", "/transfers", second, 201))["transfer"]
+    assert sent["state"] == "given" and sent["receipt_signature"] == first_answer["signature"]
+    given = (await person.call("GET", "/transfers"))["transfers"]
+    assert [t["state"] for t in given] == ["given", "given"]
+    assert (await person.call("GET", "/status"))["balance_cents"] == 2000 - 1000
+    cleo = await hub.account_view(world["creator"].person.account)
+    assert cleo["received"]["gross_cents"] == 1000

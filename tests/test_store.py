@@ -93,6 +93,7 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         "m002_month_totals",
         "m003_month_sync",
         "m004_month_outcome",
+        "m005_transfers",
     ]
     db.close()
 
