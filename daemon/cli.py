@@ -247,11 +247,63 @@ def cmd_months(args: argparse.Namespace) -> int:
             m["month"],
             m["state"],
             money(m["spend_cents"]) if m["spend_cents"] is not None else "—",
+            money(m["given_cents"]) if m.get("given_cents") else "—",
             (m["settled_at"] or "")[:10] or (m["sync_error"] or "").replace("_", " "),
         )
         for m in months
     ]
-    print(table(["month", "state", "spent", "settled / waiting for"], rows))
+    print(table(["month", "state", "spent", "given", "settled / waiting for"], rows))
+    return 0
+
+
+def cmd_give(args: argparse.Namespace) -> int:
+    """A direct transfer: what the creator receives first, then, confirmed, send it."""
+    import uuid
+
+    daemon = Daemon(DataDir(args.data_dir))
+    cents = euros_to_cents(args.amount)
+    quote = daemon.call("POST", "/transfers/quote", {"creator": args.key, "cents": cents})
+    fee = (
+        "no fee: a non-profit"
+        if quote["nonprofit"]
+        else f"the hub's fee {money(quote['fee_cents'])} (10 %)"
+    )
+    print(
+        f"Give {money(cents)} to {quote['creator']}: they receive {money(quote['net_cents'])} "
+        f"({fee}), from your balance, on top of this month's budget."
+    )
+    if quote["joined"] is False:
+        print(
+            f"{quote['creator']} is not on Mécène yet: the money is held for them for "
+            f"{quote['escrow_months']} months, then comes back to you."
+        )
+    if quote.get("short_cents"):
+        raise CliError(
+            f"the balance is {money(quote['balance_cents'])}: deposit at least "
+            f"{money(quote['short_cents'])} more first"
+        )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("confirm with --yes (no terminal to ask at)")
+        try:
+            answer = input("Give it? [y/N] ")
+        except EOFError:
+            answer = ""
+            print()
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing given.")
+            return 1
+    body = {"id": str(uuid.uuid4()), "creator": quote["creator"], "cents": cents}
+    if args.note:
+        body["note"] = args.note
+    out = daemon.call("POST", "/transfers", body)["transfer"]
+    if out["state"] == "given":
+        print(f"Given: {money(cents)} to {out['creator']} (receipt signed by the hub).")
+    else:
+        print(
+            f"Recorded: {money(cents)} to {out['creator']}; the hub is not reachable now, "
+            "it is sent as soon as it is."
+        )
     return 0
 
 
@@ -534,6 +586,19 @@ def parser() -> argparse.ArgumentParser:
         help="the embedded hub's port on 127.0.0.1 (default: any free port)",
     )
     run.set_defaults(func=cmd_run)
+
+    give = sub.add_parser(
+        "give",
+        parents=[common],
+        help="give one creator an amount, outside the month's split",
+        description="A direct transfer from your balance at the hub, on top of the month's "
+        "budget: shows what the creator receives after the fee, then asks.",
+    )
+    give.add_argument("key", help="the creator key, e.g. liberapay:alice or domain:example.org")
+    give.add_argument("amount", help="in euros, at least 1 (e.g. 20 or 7.50)")
+    give.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    give.add_argument("--note", help="a note to yourself, kept by the daemon, never sent")
+    give.set_defaults(func=cmd_give)
 
     status = sub.add_parser("status", parents=[common], help="the month at a glance")
     status.add_argument("--json", action="store_true")

@@ -93,9 +93,10 @@ class TrayModel:
             return ["The wallet is locked."]
         flattrs = "1 flattr" if s["clicks"] == 1 else f"{s['clicks']} flattrs"
         year, month = s["month"].split("-")
+        given = f" + {euros(s['given_cents'])} given" if s.get("given_cents") else ""
         out = [
             f"{calendar.month_name[int(month)]} {year}: {euros(s['spend_cents'])} spent "
-            f"of {euros(s['budget_cents'])}",
+            f"of {euros(s['budget_cents'])}{given}",
             f"{flattrs}, {euros(s['per_click_cents'])} each",
             f"Balance {euros(s['balance_cents'])}",
         ]

@@ -441,3 +441,66 @@ def test_scripts_run_installs_once_then_starts_at_once(tmp_path: Path) -> None:
     assert "is up to date" in runs[1].stderr and "Installing" not in runs[1].stderr
     stamp = (tmp_path / "venv" / ".mecene-installed").read_text().strip()
     assert len(stamp) == 64  # the sources' SHA-256
+
+
+def test_mecene_give_shows_what_the_creator_receives_then_gives(daemon: Daemon) -> None:
+    given = mecene(daemon.data, "give", "domain:example.org", "5", "--yes", "--note", "thanks")
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.splitlines() == [
+        "Give 5.00 € to domain:example.org: they receive 4.50 € (the hub's fee 0.50 € (10 %)),"
+        " from your balance, on top of this month's budget.",
+        "domain:example.org is not on Mécène yet: the money is held for them for 12 months,"
+        " then comes back to you.",
+        "Given: 5.00 € to domain:example.org (receipt signed by the hub).",
+    ]
+    status = json.loads(mecene(daemon.data, "status", "--json").stdout)
+    assert (status["given_cents"], status["balance_cents"]) == (500, 1500)
+    months = mecene(daemon.data, "months").stdout
+    assert "given" in months.splitlines()[0] and "5.00 €" in months
+    too_little = mecene(daemon.data, "give", "domain:example.org", "0.50", "--yes")
+    assert too_little.returncode == 1
+    assert too_little.stderr.strip() == "mecene: a transfer is 1.00 € to 1000.00 €"
+    too_much = mecene(daemon.data, "give", "domain:example.org", "16", "--yes")
+    assert too_much.returncode == 1 and "deposit at least 1.00 € more first" in too_much.stderr
+    transfers = daemon.admin("GET", "/transfers")[1]["transfers"]
+    assert [(t["cents"], t["state"], t["note"]) for t in transfers] == [(500, "given", "thanks")]
+
+
+def test_a_transfer_survives_kill_9_before_it_was_sent(tmp_path: Path) -> None:
+    """Acknowledged (202: recorded, the hub down), then `kill -9`: the daemon
+    started again sends it by itself, and the hub has it once."""
+    from .test_e2e import HubProcess
+
+    hub = HubProcess(tmp_path / "hub", free_port(), []).start()
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "5", "--time-zone", "UTC").returncode == 0
+    daemon = start(data, args=["--hub", hub.url], deposit_cents=2000)
+    try:
+        hub.stop()
+        token = daemon.pair()
+        body = {"id": str(uuid.uuid4()), "creator": "domain:example.org", "cents": 700}
+        status, out = daemon.request("POST", "/transfers", body, token)
+        assert (status, out["transfer"]["state"]) == (202, "sending"), out
+        daemon.kill()
+        hub.start()
+        daemon = start(data, args=["--hub", hub.url])
+        deadline = time.monotonic() + 60
+        while True:
+            (got,) = daemon.admin("GET", "/transfers")[1]["transfers"]
+            if got["state"] == "given":
+                break
+            assert time.monotonic() < deadline, got
+            time.sleep(0.3)
+        assert got["id"] == body["id"] and got["receipt"]["cents"] == 700
+        assert daemon.admin("GET", "/status")[1]["balance_cents"] == 1300
+        conn = sqlite3.connect(tmp_path / "hub" / "hub.db")
+        try:
+            rows = conn.execute("SELECT id, cents FROM transfers").fetchall()
+        finally:
+            conn.close()
+        assert rows == [(body["id"], 700)]  # once
+        check = hub.cli("check")
+        assert check.returncode == 0 and json.loads(check.stdout)["sum_cents"] == 0
+    finally:
+        daemon.stop()
+        hub.stop()

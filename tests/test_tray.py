@@ -46,6 +46,12 @@ def test_the_menu_lines_are_the_month_s_figures() -> None:
         "3 flattrs, 1.66 € each",
         "Balance 20.00 €",
     ]
+    # A direct transfer this month: its own part of the month's line.
+    given = TrayModel(status={**STATUS, "given_cents": 2000}, settings={})
+    assert given.lines()[0] == "November 2026: 5.00 € spent of 5.00 € + 20.00 € given"
+    # Cents below zero are written as such (it read "-1.95 €" for -5 cents).
+    short = TrayModel(status={**STATUS, "balance_cents": -5}, settings={})
+    assert short.lines()[2] == "Balance -0.05 €"
 
 
 @pytest.mark.parametrize(
