@@ -304,6 +304,29 @@ function othersOf(tab) {
   return out.slice(0, 16);
 }
 
+/** A gift the popup asks for: one of the tab's creators (the primary one, for
+ * the thing itself, or another, for their part of the page), whole cents. */
+async function giftOf(args) {
+  const tabId = tabIdOf(args);
+  const key = args && args.key;
+  const cents = args && args.cents;
+  if (!Number.isSafeInteger(cents) || cents < 1) {
+    return { error: { kind: "invalid", message: "An amount is whole cents." } };
+  }
+  const tab = tabId === null ? null : await tabStateNow(tabId);
+  if (!tab || !tab.creators.length || typeof key !== "string") {
+    return { error: { kind: "invalid", message: "not a creator of this page" } };
+  }
+  const token = await MeceneStorage.getToken();
+  if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
+  if (tab.creators[0].key === key) {
+    return { key, cents, url: thingOf(tab), title: tab.title, token };
+  }
+  const other = othersOf(tab).find((o) => o.key === key);
+  if (!other) return { error: { kind: "invalid", message: "not a creator of this page" } };
+  return { key, cents, url: other.url, title: tab.title, token };
+}
+
 /** The tab's address now, without fragment; null when it is not a web page. */
 async function tabUrlNow(tabId) {
   let tab;
@@ -502,6 +525,28 @@ const popupHandlers = {
     const fresh = (await MeceneStorage.getTab(tabId)) || tab;
     await MeceneStorage.setTab(tabId, { ...fresh, others: { ...(fresh.others || {}), [key]: click } });
     return sent.queued ? { queued: true, click, reason: sent.reason } : { click, status: sent.status };
+  },
+
+  /** What one of the page's creators would receive of an amount (the daemon
+   * computes it from the hub's published list: the hub is not asked). */
+  async giftQuote(args) {
+    const gift = await giftOf(args);
+    if (gift.error) return gift;
+    const { data } = await MeceneDaemon.call(
+      "POST", "/transfers/quote", { creator: gift.key, cents: gift.cents }, gift.token);
+    return data;
+  },
+
+  /** Give one of the page's creators an amount, outside the month's split:
+   * the daemon records it, then sends it to the hub (`transfer.state` is
+   * "given", or "sending" while the hub is unreachable). */
+  async give(args) {
+    const gift = await giftOf(args);
+    if (gift.error) return gift;
+    const body = { id: crypto.randomUUID(), creator: gift.key, cents: gift.cents, url: gift.url };
+    if (gift.title) body.title = gift.title;
+    const { data } = await MeceneDaemon.call("POST", "/transfers", body, gift.token);
+    return { transfer: data.transfer, status: await freshStatus(gift.token) };
   },
 
   /** A weight chosen after the flattr: the API has no update, so undo and

@@ -76,7 +76,8 @@ function showFigures(s) {
     ? `${flattrs} this month, ${euros(s.per_click_cents)} for each flattr of weight 1, `
       + `of a ${euros(s.budget_cents)} budget.`
     : `No flattrs this month yet, of a ${euros(s.budget_cents)} budget.`;
-  $("balance").textContent = `Balance: ${euros(s.balance_cents)}.`;
+  $("balance").textContent = `Balance: ${euros(s.balance_cents)}.`
+    + (s.given_cents ? ` Given this month, outside the budget: ${euros(s.given_cents)}.` : "");
   // Told before the month ends: the balance will not cover the budget.
   const short = s.warning === "balance_short";
   $("warning").hidden = !short;
@@ -159,7 +160,16 @@ async function showOthers(tabId) {
       markOther(button, sent.click);
       if (sent.status) showFigures(sent.status);
     });
-    item.append(who, button);
+    const gift = document.createElement("button");
+    gift.type = "button";
+    gift.className = "give link";
+    gift.dataset.key = other.key;
+    gift.textContent = "Give…";
+    gift.title = `Give ${name} an amount`;
+    gift.addEventListener("click", () => openGift(other.key, name, key));
+    const actions = document.createElement("span");
+    actions.append(button, gift);
+    item.append(who, actions);
     list.append(item);
   }
   $("others").hidden = list.childElementCount === 0;
@@ -171,6 +181,89 @@ function markOther(button, click) {
   button.textContent = { none: "Flattr", queued: "Saved", flattred: "Flattred ✓" }[state];
   button.disabled = state !== "none";
 }
+
+// -- a direct transfer: an amount to one creator, outside the month's split ----------
+
+const { parseEuros } = globalThis.MeceneAmounts;
+let gift = null; // {key, cents} once quoted
+
+/** The form, for the page's creator or one of its others. */
+function openGift(key, name, readable) {
+  gift = { key, cents: null };
+  $("give-to").textContent = readable ? `To ${name} (${readable})` : `To ${name}`;
+  $("give").dataset.key = key;
+  $("give-said").hidden = true;
+  $("give-confirm").hidden = true;
+  $("give-amount").value = "";
+  $("give").hidden = false;
+  $("give-amount").focus();
+}
+
+function giftSaid(state, text) {
+  $("give-said").dataset.state = state;
+  $("give-said").replaceChildren(text);
+  $("give-said").hidden = false;
+}
+
+$("give-open").addEventListener("click", () => {
+  const key = $("creator").dataset.key;
+  openGift(key, $("creator").textContent, $("creator-key").hidden ? "" : $("creator-key").textContent);
+});
+
+$("give-cancel").addEventListener("click", () => {
+  gift = null;
+  $("give").hidden = true;
+});
+
+$("give-amount").addEventListener("input", () => {
+  $("give-confirm").hidden = true; // a new amount is quoted again
+});
+
+/** What the creator receives, before anything is given. */
+$("give").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!gift) return undefined;
+  let cents;
+  try {
+    cents = parseEuros($("give-amount").value, false);
+  } catch (e) {
+    return giftSaid("error", e.message);
+  }
+  const quote = await send("giftQuote", { tabId: popupTab, key: gift.key, cents });
+  if (quote.error) return giftSaid("error", quote.error.message);
+  gift.cents = cents;
+  const fee = quote.nonprofit ? "no fee: a non-profit" : `the hub's 10 % fee is ${euros(quote.fee_cents)}`;
+  let text = `They receive ${euros(quote.net_cents)} (${fee}), from your balance, `
+    + "on top of your monthly budget.";
+  if (quote.joined === false) {
+    text += ` Not on Mécène yet: held for them for ${quote.escrow_months} months, then back to you.`;
+  }
+  if (quote.short_cents) {
+    giftSaid("short", sentence(`Your balance is ${euros(quote.balance_cents)}: deposit at least `
+      + `${euros(quote.short_cents)} more first, with `, { code: "mecene deposit" }, "."));
+    return undefined;
+  }
+  giftSaid("quoted", text);
+  $("give-confirm").textContent = `Give ${euros(cents)}`;
+  $("give-confirm").hidden = false;
+  return undefined;
+});
+
+$("give-confirm").addEventListener("click", async () => {
+  if (!gift || !gift.cents) return undefined;
+  $("give-confirm").disabled = true;
+  const sent = await send("give", { tabId: popupTab, key: gift.key, cents: gift.cents });
+  $("give-confirm").disabled = false;
+  if (sent.error) return giftSaid("error", sent.error.message);
+  $("give-confirm").hidden = true;
+  const t = sent.transfer;
+  $("give").dataset.given = t.id;
+  if (t.state === "given") giftSaid("given", `Given: ${euros(t.cents)}. The hub signed its receipt.`);
+  else giftSaid("sending", `Recorded: ${euros(t.cents)}. The hub is not reachable now; `
+    + "it is sent as soon as it is.");
+  if (sent.status) showFigures(sent.status);
+  return undefined;
+});
 
 // -- pairing: the worker owns it; the popup only shows it --------------------------------
 

@@ -141,6 +141,12 @@ class FirefoxPopup:
         x, y = point
         self.firefox.x.xdotool("mousemove", str(x), str(y), "click", "1")
 
+    def type(self, selector: str, text: str) -> None:
+        """Click into a field, then type `text` on the X keyboard (xdotool)."""
+        self.click(selector)
+        self.wait(f"document.activeElement === document.querySelector({json.dumps(selector)})")
+        self.firefox.x.xdotool("type", "--delay", "40", text)
+
     def choose(self, selector: str, value: str) -> None:
         """Pick an option of a <select>, as its change event reports it."""
         self.eval(

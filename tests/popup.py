@@ -153,6 +153,12 @@ class RealPopup:
                 self.session,
             )
 
+    def type(self, selector: str, text: str) -> None:
+        """Click into a field, then type `text` as trusted key input."""
+        self.click(selector)
+        self.wait(f"document.activeElement === document.querySelector({json.dumps(selector)})")
+        self.cdp.send("Input.insertText", {"text": text}, self.session)
+
     def choose(self, selector: str, value: str) -> None:
         """Pick an option of a <select>, as its change event reports it."""
         self.eval(

@@ -362,3 +362,45 @@ def test_the_dashboard_reads_well_420_pixels_wide(
     shot = page.screenshot(path=str(tmp_path / "dashboard-420.png"), full_page=True)
     assert shot.startswith(b"\x89PNG")
     page.close()
+
+
+def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
+    daemon: Daemon, browser: Any
+) -> None:
+    """Any creator key, an amount and a note to self: what they receive first,
+    then the transfer, listed in the month and counted beside its budget."""
+    page = browser.new_page(viewport={"width": 1000, "height": 1400})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    assert page.text_content("#transfers").endswith("Nothing given this month outside the budget.")
+    page.fill("#give-key", "liberapay:carol")
+    page.fill("#give-amount", "12.34")
+    page.fill("#give-note", "for the podcast")
+    page.click("#give-form button[type=submit]")
+    page.wait_for_selector("#give-confirm:not([hidden])")
+    assert page.text_content("#give-quote") == (
+        "liberapay.com/carol receives 11.11\u00a0€ of 12.34\u00a0€ (the hub's 10 % fee is "
+        "1.23\u00a0€). Not on Mécène yet: held for them for 12 months, then back to you."
+    )
+    page.click("#give-confirm")
+    page.wait_for_selector("#transfers tr[data-state='given']")
+    row = page.eval_on_selector(
+        "#transfers tr[data-state='given']", "(tr) => [...tr.cells].map((c) => c.textContent)"
+    )
+    assert row == ["liberapay.com/carol", "12.34\u00a0€", "for the podcast", "given"]
+    wait_until(page, "() => document.getElementById('summary').textContent.includes('given')")
+    assert page.text_content("#summary").endswith("+ 12.34\u00a0€ given")
+    (given,) = daemon.admin("GET", "/transfers")[1]["transfers"]
+    assert (given["creator"], given["cents"], given["note"], given["state"]) == (
+        "liberapay:carol", 1234, "for the podcast", "given",
+    )  # fmt: skip
+    assert daemon.admin("GET", "/status")[1]["balance_cents"] == 2000 - 1234
+    # More than the balance: said before anything is given.
+    page.fill("#give-key", "domain:example.org")
+    page.fill("#give-amount", "20")
+    page.click("#give-form button[type=submit]")
+    wait_until(page, "() => document.getElementById('give-quote').textContent.includes('deposit')")
+    assert page.is_hidden("#give-confirm")
+    assert len(daemon.admin("GET", "/transfers")[1]["transfers"]) == 1
+    page.close()

@@ -568,6 +568,54 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
         daemon.stop()
 
 
+def test_a_gift_from_the_popup_shows_what_the_creator_receives_then_gives(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """ "Give an amount…" for the page's creator, then "Give…" for a commenter:
+    what each receives after the fee first, then the transfer, each once."""
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        page = visit(person, server, "forum.example.net", "/thread")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        popup.click("#give-open")
+        popup.wait("!document.getElementById('give').hidden")
+        assert popup.text("#give-to").startswith("To ")
+        popup.type("#give-amount", "5")
+        popup.click("#give-quote")
+        popup.wait("!document.getElementById('give-confirm').hidden")
+        assert popup.text("#give-said") == (
+            "They receive 4.50\u00a0€ (the hub's 10 % fee is 0.50\u00a0€), from your balance, "
+            "on top of your monthly budget. Not on Mécène yet: held for them for 12 months, "
+            "then back to you."
+        )
+        assert popup.text("#give-confirm") == "Give 5.00\u00a0€"
+        popup.click("#give-confirm")
+        popup.wait("document.getElementById('give-said').dataset.state === 'given'")
+        assert "Given this month, outside the budget: 5.00\u00a0€." in popup.text("#balance")
+        # One of the page's other creators, for their own part of it.
+        popup.wait("!document.getElementById('others').hidden")
+        popup.click("#others-list button.give[data-key='kofi:dan']")
+        popup.wait("document.getElementById('give').dataset.key === 'kofi:dan'")
+        popup.type("#give-amount", "2,50")
+        popup.click("#give-quote")
+        popup.wait("!document.getElementById('give-confirm').hidden")
+        assert popup.text("#give-said").startswith("They receive 2.25\u00a0€")
+        save_shot(person, popup, tmp_path, "popup-gift.png")
+        popup.click("#give-confirm")
+        popup.wait("document.getElementById('give-said').dataset.state === 'given'")
+        given = daemon.request("GET", "/transfers", token=token)[1]["transfers"]
+        assert [(t["creator"], t["cents"], t["url"], t["state"]) for t in given] == [
+            ("flattr:op", 500, page, "given"),
+            ("kofi:dan", 250, f"{page}#comment-1", "given"),
+        ]
+        status = daemon.request("GET", "/status", token=token)[1]
+        assert (status["given_cents"], status["balance_cents"]) == (750, 2000 - 750)
+        person.leave(popup)
+    finally:
+        daemon.stop()
+
+
 def test_the_popup_warns_when_the_balance_is_short(
     person: Person, server: PageServer, tmp_path: Path
 ) -> None:

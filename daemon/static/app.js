@@ -81,7 +81,7 @@ function row(tbody, cells) {
 function emptyNote(tbody, text) {
   if (tbody.rows.length) return;
   const td = cell(text, "empty");
-  td.colSpan = 4;
+  td.colSpan = tbody.parentElement.tHead.rows[0].cells.length;
   row(tbody, [td]);
 }
 
@@ -208,7 +208,10 @@ async function showMonths(current) {
         receipt = "settled: the hub's receipt is kept";
       }
     }
-    row(tbody, [cell(m.month), cell(m.state), cell(euros(m.spend_cents), "num"), cell(receipt)]);
+    row(tbody, [
+      cell(m.month), cell(m.state), cell(euros(m.spend_cents), "num"),
+      cell(m.given_cents ? euros(m.given_cents) : "—", "num"), cell(receipt),
+    ]);
   }
   emptyNote(tbody, "No past month yet.");
 }
@@ -239,6 +242,77 @@ async function showSettings() {
   $("private").checked = Boolean(settings.private);
   $("charity").value = settings.charity || "";
 }
+
+/** This month's direct transfers, each as it stands at the hub. */
+async function showTransfers(month) {
+  const { transfers } = await api("GET", `/transfers?month=${month}`);
+  const tbody = $("transfers").tBodies[0];
+  tbody.replaceChildren();
+  const said = { given: "given", sending: "on its way to the hub", refused: "refused" };
+  for (const t of transfers) {
+    const state = t.state === "refused" ? `refused: ${t.message || t.error}` : said[t.state];
+    const tr = row(tbody, [
+      cell(creatorName(t.creator)), cell(euros(t.cents), "num"), cell(t.note || ""), cell(state),
+    ]);
+    tr.dataset.transfer = t.id;
+    tr.dataset.state = t.state;
+  }
+  emptyNote(tbody, "Nothing given this month outside the budget.");
+}
+
+let giftQuote = null;
+$("give-form").addEventListener("input", () => {
+  $("give-confirm").hidden = true; // changed: quote again first
+});
+
+$("give-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const creator = $("give-key").value.trim();
+    const quote = await api("POST", "/transfers/quote", {
+      creator, cents: cents($("give-amount").value, false),
+    });
+    const fee = quote.nonprofit ? "no fee: a non-profit"
+      : `the hub's 10 % fee is ${euros(quote.fee_cents)}`;
+    let text = `${creatorName(quote.creator)} receives ${euros(quote.net_cents)} of `
+      + `${euros(quote.cents)} (${fee}).`;
+    if (quote.joined === false) {
+      text += ` Not on Mécène yet: held for them for ${quote.escrow_months} months, `
+        + "then back to you.";
+    }
+    if (quote.short_cents) {
+      text += ` Your balance is ${euros(quote.balance_cents)}: deposit at least `
+        + `${euros(quote.short_cents)} more first.`;
+    }
+    $("give-quote").textContent = text;
+    $("give-quote").hidden = false;
+    giftQuote = quote.short_cents ? null : { ...quote, note: $("give-note").value.trim() };
+    $("give-confirm").textContent = `Give ${euros(quote.cents)}`;
+    $("give-confirm").hidden = !giftQuote;
+    notify("");
+  } catch (e) {
+    notify(e.message);
+  }
+});
+
+$("give-confirm").addEventListener("click", async () => {
+  if (!giftQuote) return;
+  try {
+    const body = { id: crypto.randomUUID(), creator: giftQuote.creator, cents: giftQuote.cents };
+    if (giftQuote.note) body.note = giftQuote.note;
+    const { transfer } = await api("POST", "/transfers", body);
+    $("give-quote").textContent = transfer.state === "given"
+      ? `Given: ${euros(transfer.cents)} to ${creatorName(transfer.creator)}.`
+      : `Recorded: ${euros(transfer.cents)}; sent to the hub as soon as it answers.`;
+    $("give-confirm").hidden = true;
+    giftQuote = null;
+    $("give-form").reset();
+    notify("");
+  } catch (e) {
+    notify(e.message);
+  }
+  await refresh();
+});
 
 /** Line after line: what the person received as a creator, and why the rest waits. */
 async function showCreator() {
@@ -355,10 +429,11 @@ async function refresh() {
     return;
   }
   $("summary").textContent = `Balance ${euros(status.balance_cents)} · `
-    + `${status.month}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`;
+    + `${status.month}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`
+    + (status.given_cents ? ` + ${euros(status.given_cents)} given` : "");
   await Promise.all([
     showMonth(status), showMonths(status.month), showSubscriptions(), showSettings(),
-    showCreator(), showBrowsers(), showPending(),
+    showTransfers(status.month), showCreator(), showBrowsers(), showPending(),
   ]);
   document.body.dataset.state = "ready";
 }
