@@ -117,6 +117,24 @@ async def settlement_paying_ones_own_flattr_id(w: Setup) -> Any:
     return out
 
 
+async def transfer_of_negative_money(w: Setup) -> Any:
+    body = {"id": str(uuid.uuid4()), "creator": "flattr:m", "cents": -5000}
+    return await w["mallory"].call("POST", "/v1/transfers", body, 400)
+
+
+async def transfer_over_the_balance(w: Setup) -> Any:
+    body = {"id": str(uuid.uuid4()), "creator": "flattr:m", "cents": 100_000}
+    out = await w["mallory"].call("POST", "/v1/transfers", body, 402)
+    assert out["error"] == "insufficient_funds"
+    return out
+
+
+async def transfer_id_reused_for_more_money(w: Setup) -> Any:
+    body = {"id": str(uuid.uuid4()), "creator": "domain:example.org", "cents": 100}
+    await w["alice"].call("POST", "/v1/transfers", body, 201)
+    return await w["alice"].call("POST", "/v1/transfers", {**body, "cents": 900}, 409)
+
+
 async def unsigned_settlement(w: Setup) -> Any:
     doc = w["alice"].person.settlement(OCT, [{"creator": "flattr:m", "cents": 10}])
     return await w["alice"].call("POST", "/v1/settlements", doc, sign=False, expect=401)
@@ -153,6 +171,9 @@ ATTACKS: dict[str, Callable[[Setup], Awaitable[Any]]] = {
         settlement_for_a_month_not_ended,
         settlement_for_a_month_before_the_account,
         settlement_paying_ones_own_flattr_id,
+        transfer_of_negative_money,
+        transfer_over_the_balance,
+        transfer_id_reused_for_more_money,
         unsigned_settlement,
         stale_request,
     )

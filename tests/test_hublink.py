@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 
 from daemon.clock import FrozenClock
 from daemon.files import DataDir
@@ -29,6 +30,7 @@ from hub.db import migrate, open_database
 from hub.http import create_app as create_hub_app
 from hub.proofs import ProofFetcher
 from hub.provider import SimulatedProvider
+from hub.schema import allocations
 from hub.service import Hub
 
 from .conftest import PASSPHRASE, PORT
@@ -273,6 +275,23 @@ async def test_a_transfer_is_quoted_then_given_with_a_signed_receipt(
     own = {**body, "id": str(uuid.uuid4()), "creator": mine, "cents": 100}
     assert (await person.call("POST", "/transfers", own, 409))["error"] == "flattr_owner"
     assert len((await person.call("GET", "/transfers"))["transfers"]) == 1  # nothing recorded
+    # With private settlements on, a transfer names the creator only.
+    await person.call("PATCH", "/settings", {"private": True})
+    private = {**body, "id": str(uuid.uuid4()), "cents": 100}
+    sent = (await person.call("POST", "/transfers", private, 201))["transfer"]
+    assert sent["url"] is None and sent["state"] == "given"
+    hub: Hub = world["hub"]
+    async with hub.engine.connect() as conn:
+        urls = (
+            await conn.execute(
+                select(allocations.c.url).where(allocations.c.transfer_id == private["id"])
+            )
+        ).scalars()
+        assert list(urls) == [None]
+    # A locked wallet gives nothing.
+    await person.call("POST", "/wallet/lock", {})
+    locked = {**body, "id": str(uuid.uuid4()), "cents": 100}
+    assert (await person.call("POST", "/transfers", locked, 423))["error"] == "locked"
 
 
 async def test_a_transfer_outlives_a_hub_outage_and_is_given_once(world: dict[str, Any]) -> None:
