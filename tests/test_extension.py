@@ -503,7 +503,8 @@ def test_a_visitor_s_comment_cannot_take_or_break_the_page(
         popup.wait("!document.getElementById('others').hidden")
         first = popup.eval(
             "[...document.querySelectorAll('#others-list li')].slice(0, 2)"
-            ".map((li) => li.innerText)"
+            ".map((li) => li.querySelector('.who').innerText + '\\n' +"
+            " li.querySelector('button:not(.give)').textContent)"
         )
         assert first == [
             "Alice (author)\nliberapay.com/alice\nFlattr",
@@ -527,8 +528,9 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
         popup.wait("!document.getElementById('others').hidden")
         rows = popup.eval(
             "[...document.querySelectorAll('#others-list li')].map((li) => ["
-            "li.querySelector('.name').textContent, li.querySelector('button').dataset.key,"
-            " li.querySelector('button').textContent])"
+            "li.querySelector('.name').textContent,"
+            " li.querySelector('button:not(.give)').dataset.key,"
+            " li.querySelector('button:not(.give)').textContent])"
         )
         assert rows == [
             ["Co-author", "liberapay:coauthor", "Flattr"],
@@ -536,9 +538,9 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
             ["Erin", "payment:https://pay.example/erin", "Flattr"],
         ]
         for key in ("liberapay:coauthor", "kofi:dan", "payment:https://pay.example/erin"):
-            popup.click(f"#others-list button[data-key='{key}']")
+            popup.click(f"#others-list button:not(.give)[data-key='{key}']")
             popup.wait(
-                f"document.querySelector(\"#others-list button[data-key='{key}']\")"
+                f"document.querySelector(\"#others-list button:not(.give)[data-key='{key}']\")"
                 ".dataset.state === 'flattred'"
             )
         assert popup.text("#figures").startswith("4 flattrs this month, 1.25\u00a0€ for each")
@@ -559,7 +561,8 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
         popup = person.popup()
         popup.wait("!document.getElementById('others').hidden")
         states = popup.eval(
-            "[...document.querySelectorAll('#others-list button')].map((b) => b.dataset.state)"
+            "[...document.querySelectorAll('#others-list button:not(.give)')]"
+            ".map((b) => b.dataset.state)"
         )
         assert states == ["flattred"] * 3
         assert len(clicks(daemon, token)) == 4

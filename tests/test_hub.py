@@ -741,12 +741,12 @@ async def test_a_name_that_resolves_to_a_hidden_private_address_is_refused() -> 
     await resolver.close()
 
 
-async def test_the_list_of_joined_creators_is_published_whole(connect: Any) -> None:
+async def test_the_list_of_joined_creators_is_published_whole(connect: Any, hub: Hub) -> None:
     """Proved keys only, sorted, cacheable: daemons download it whole and never
     ask about one key (DESIGN.md, "Who has joined")."""
     anon = connect()
     empty = await anon.call("GET", "/v1/creators/joined", expect=200, sign=False)
-    assert empty == {"keys": [], "escrow_months": 12}
+    assert empty == {"keys": [], "nonprofit": [], "escrow_months": 12}
     bob, carol = connect(), connect()
     keys = [(await c.call("POST", "/v1/flattr-ids", {}, 201))["key"] for c in (bob, carol)]
     await bob.call("POST", "/v1/claims", {"key": "domain:unproved.example"}, 201)
@@ -757,6 +757,12 @@ async def test_the_list_of_joined_creators_is_published_whole(connect: Any) -> N
     assert "max-age" in resp.headers["Cache-Control"]
     again = await anon.client.get("/v1/creators/joined", headers={"If-None-Match": etag})
     assert again.status == 304
+    # A non-profit's keys are named (no fee: the daemon's transfer quote says so).
+    await hub.set_nonprofit(carol.person.account, True)
+    listed = await anon.call("GET", "/v1/creators/joined", expect=200, sign=False)
+    assert listed["nonprofit"] == [keys[1]]
+    changed = await anon.client.get("/v1/creators/joined", headers={"If-None-Match": etag})
+    assert changed.status == 200  # a new list, a new ETag
 
 
 @pytest.mark.parametrize("command", [["payouts", "2026-11"], ["check"], ["expire-escrow"]])

@@ -239,15 +239,25 @@ async def test_a_transfer_is_quoted_then_given_with_a_signed_receipt(
     await person.link.refresh_joined()
     quote = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 2005})
     assert (quote["fee_cents"], quote["net_cents"], quote["joined"]) == (201, 1804, True)
-    assert quote["balance_after_cents"] == 2000 - 2005 + 0 or quote["short_cents"] == 5
+    assert (quote["balance_after_cents"], quote["short_cents"]) == (-5, 5)  # told before
     quote = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 1500})
-    assert (quote["fee_cents"], quote["net_cents"], quote["balance_after_cents"]) == (
-        150,
-        1350,
-        500,
-    )
-    body = {"id": str(uuid.uuid4()), "creator": key, "cents": 1500,
-            "url": "https://cleo.example/film", "note": "for the film"}  # fmt: skip
+    assert (quote["fee_cents"], quote["net_cents"]) == (150, 1350)
+    assert quote["balance_after_cents"] == 500 and "short_cents" not in quote
+    # A non-profit (the hub's published list says so): no fee.
+    hub: Hub = world["hub"]
+    await hub.set_nonprofit(world["creator"].person.account, True)
+    await person.link.refresh_joined()
+    free = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 1500})
+    assert (free["fee_cents"], free["net_cents"], free["nonprofit"]) == (0, 1500, True)
+    await hub.set_nonprofit(world["creator"].person.account, False)
+    await person.link.refresh_joined()
+    body = {
+        "id": str(uuid.uuid4()),
+        "creator": key,
+        "cents": 1500,
+        "url": "https://cleo.example/film",
+        "note": "for the film",
+    }
     out = (await person.call("POST", "/transfers", body, 201))["transfer"]
     assert (out["state"], out["note"], out["receipt"]["credited_cents"]) == (
         "given", "for the film", 1500,
@@ -280,7 +290,6 @@ async def test_a_transfer_is_quoted_then_given_with_a_signed_receipt(
     private = {**body, "id": str(uuid.uuid4()), "cents": 100}
     sent = (await person.call("POST", "/transfers", private, 201))["transfer"]
     assert sent["url"] is None and sent["state"] == "given"
-    hub: Hub = world["hub"]
     async with hub.engine.connect() as conn:
         urls = (
             await conn.execute(

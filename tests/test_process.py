@@ -182,7 +182,16 @@ def test_the_cli_prints_tables_and_json(daemon: Daemon) -> None:
     assert re.search(r"^hub +http://127\.0\.0\.1:\d+ \(reachable\)$", status.stdout, re.M)
     months = mecene(daemon.data, "months")
     lines = months.stdout.splitlines()
-    assert lines[0].split() == ["month", "state", "spent", "settled", "/", "waiting", "for"]
+    assert lines[0].split() == [
+        "month",
+        "state",
+        "spent",
+        "given",
+        "settled",
+        "/",
+        "waiting",
+        "for",
+    ]
     assert set(lines[1]) == {"─", " "} and " open " in lines[2]
     as_json = json.loads(mecene(daemon.data, "months", "--json").stdout)
     assert [m["state"] for m in as_json] == ["open"]
