@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from daemon.clock import FrozenClock  # noqa: E402
 from hub.db import migrate, open_database  # noqa: E402
 from hub.proofs import ProofFetcher  # noqa: E402
 from hub.provider import SimulatedProvider  # noqa: E402
 from hub.service import Hub  # noqa: E402
+from mecene.time import FrozenClock  # noqa: E402
 from tests.hubkit import PG_SERVER  # noqa: E402
 
 MONTH, BEFORE = "2026-10", "2026-09"

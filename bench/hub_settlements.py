@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from hub import money, signing  # noqa: E402
+from mecene import money, signing  # noqa: E402
 from tests.hubkit import PG_SERVER, Person  # noqa: E402
 from tests.procs import free_port  # noqa: E402
 

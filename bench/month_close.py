@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.clock import FrozenClock, timestamp  # noqa: E402
 from daemon.service import Service  # noqa: E402
 from daemon.store import Store  # noqa: E402
 from daemon.wallet import TEST_KDF, Settings, Wallet  # noqa: E402
+from mecene.time import FrozenClock, timestamp  # noqa: E402
 
 
 async def close_once(clicks: int) -> tuple[float, float]:

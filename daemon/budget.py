@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .amounts import euros
+from mecene.amounts import euros
+from mecene.money import MIN_BUDGET_CENTS, largest_remainder
 
-MIN_BUDGET_CENTS = 200
 MAX_WEIGHT = 5
 
 
@@ -108,29 +108,6 @@ def affordable(wanted_cents: int, balance_cents: int | None) -> int:
     if balance_cents is None:
         return wanted_cents
     return max(0, min(wanted_cents, balance_cents))
-
-
-def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
-    """Share `total` in proportion to `weights`, exactly, by largest remainder.
-
-    Ties between equal remainders go to the earlier entry: callers pass the
-    weights in click order (time, then id).
-
-    >>> largest_remainder(100, [1, 1, 1])
-    [34, 33, 33]
-    """
-    weight_sum = sum(weights)
-    if weight_sum <= 0:
-        raise ValueError("weights must add up to more than zero")
-    shares = [total * w // weight_sum for w in weights]
-    remainders = [total * w % weight_sum for w in weights]
-    leftover = total - sum(shares)
-    # Sort indices by remainder, largest first; Python's sort is stable, so
-    # equal remainders keep click order.
-    by_remainder = sorted(range(len(weights)), key=lambda i: -remainders[i])
-    for i in by_remainder[:leftover]:
-        shares[i] += 1
-    return shares
 
 
 def split_budget(

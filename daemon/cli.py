@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .amounts import euros, parse_euros
+from mecene.amounts import euros, parse_euros
+
 from .files import DEFAULT_PORT, DataDir, default_data_dir
 from .wallet import Settings, Wallet, WalletError
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
+from mecene.time import Clock
+
 from . import dashboard, validate
-from .clock import Clock
 from .errors import DomainError, Invalid, Unauthorized
 from .hublink import HubLink
 from .security import (

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from hub import signing
+from mecene import signing
+from mecene.time import timestamp
 
-from .clock import timestamp
 from .errors import DomainError
 from .service import Joined, Service
 

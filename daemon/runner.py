@@ -21,8 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from hub.runner import HubSettings, RunningHub, start_hub
+from mecene.time import Clock, SystemClock, seconds_to_next_month
 
-from .clock import Clock, SystemClock, seconds_to_next_month
 from .files import DaemonLock, DataDir, write_atomic
 from .http import SERVICE, Config, create_app
 from .pairing import hash_token, new_token

@@ -21,8 +21,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
+from mecene.keys import is_text
+
 from .errors import BadJson, DomainError, SlowBody
-from .keys import is_text
 
 log = logging.getLogger("mecene.http")
 

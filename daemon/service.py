@@ -21,11 +21,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from hub import money as hub_money
-
-from . import budget
-from .amounts import euros
-from .clock import (
+from mecene import money
+from mecene.amounts import euros
+from mecene.money import CURRENCY
+from mecene.time import (
     Clock,
     add_months,
     month_of,
@@ -34,6 +33,8 @@ from .clock import (
     timestamp,
     zone,
 )
+
+from . import budget
 from .dashboard import Sessions
 from .errors import (
     ClockBehind,
@@ -49,7 +50,7 @@ from .errors import (
     WrongPassphrase,
 )
 from .pairing import Pairing, Pairings, hash_token, new_token
-from .settlement import CURRENCY, settlement_document, sign_document
+from .settlement import settlement_document, sign_document
 from .store import Store
 from .validate import ClickRequest, SubscriptionRequest, TransferRequest
 from .wallet import Settings, Wallet, WalletError
@@ -736,7 +737,7 @@ class Service:
         wallet = self.require_wallet()
         if req.creator in wallet.settings.own_creators:
             raise FlattrOwner("that is one of your own creator keys")
-        low, high = hub_money.MIN_TRANSFER_CENTS, hub_money.MAX_TRANSFER_CENTS
+        low, high = money.MIN_TRANSFER_CENTS, money.MAX_TRANSFER_CENTS
         if not low <= req.cents <= high:
             raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
         await self.roll_months()
@@ -788,12 +789,12 @@ class Service:
         wallet = self.require_wallet()
         if creator in wallet.settings.own_creators:
             raise FlattrOwner("that is one of your own creator keys")
-        low, high = hub_money.MIN_TRANSFER_CENTS, hub_money.MAX_TRANSFER_CENTS
+        low, high = money.MIN_TRANSFER_CENTS, money.MAX_TRANSFER_CENTS
         if not low <= cents <= high:
             raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
         j = self.joined
         nonprofit = j is not None and creator in j.nonprofit
-        fee = hub_money.creator_fee_cents(cents, nonprofit=nonprofit)
+        fee = money.creator_fee_cents(cents, nonprofit=nonprofit)
         balance = self.balance_cents
         out: dict[str, Any] = {
             "creator": creator,

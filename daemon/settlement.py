@@ -6,18 +6,15 @@ and settlement"); the signature covers exactly those bytes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from mecene.encoding import canonical
+from mecene.money import CURRENCY
 
 from .budget import Allocation, by_creator
 
 VERSION = 1
-CURRENCY = "EUR"
-
-
-def canonical(doc: Any) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def settlement_document(

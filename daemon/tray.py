@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import amounts
+from mecene import amounts
 
 log = logging.getLogger("mecene.tray")
 REFRESH_SECONDS = float(os.environ.get("MECENE_TRAY_REFRESH_SECONDS", "10"))

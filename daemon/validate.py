@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import keys
+from mecene import keys
+from mecene.time import MONTH_RE
+
 from .budget import MAX_WEIGHT
-from .clock import MONTH_RE
 from .errors import Invalid
 
 MAX_TITLE = 300
@@ -57,7 +58,7 @@ MAX_NOTE = 200
 
 def transfer(body: Any) -> TransferRequest:
     """A direct transfer: {id, creator, cents, url?, title?, note?}. The amount's
-    bounds are the hub's (hub/money.py), checked here so a wrong amount is
+    bounds are the hub's (mecene/money.py), checked here so a wrong amount is
     refused before anything is recorded."""
     b = obj(body, {"id", "creator", "cents", "url", "title", "note"})
     thing = b.get("url")

@@ -22,10 +22,10 @@ unlocking take minutes or exhaust memory.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import json
+import os
 import secrets
 import struct
 from dataclasses import asdict, dataclass, field, replace
@@ -38,8 +38,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from . import budget, keys
-from .clock import system_time_zone, zone
+from mecene import keys
+from mecene.encoding import b64u, unb64u
+from mecene.time import zone
+
+from . import budget
 from .files import write_atomic
 
 MAGIC = b"MECENEW\x00"
@@ -316,11 +319,24 @@ def _write(path: Path, header: bytes, key: bytes, body: bytes) -> None:
     write_atomic(path, blob, mode=0o600)
 
 
-def b64u(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def unb64u(text: str) -> bytes:
-    if not isinstance(text, str):
-        raise ValueError("expected base64url text")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def system_time_zone() -> str:
+    """The machine's IANA zone name (TZ, /etc/timezone, /etc/localtime), else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                zone(name)
+                return name
+            except ValueError:
+                continue
+    return "UTC"

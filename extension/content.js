@@ -133,7 +133,7 @@
       return null;
     }
     if (url.protocol !== "https:" && (httpsOnly || url.protocol !== "http:")) return null;
-    // The host as the daemon takes it (daemon/keys.py): ASCII labels (an
+    // The host as the daemon takes it (mecene/keys.py): ASCII labels (an
     // internationalised name arrives as punycode) or an IP literal. A name
     // the URL parser kept percent-encoded would be refused there.
     if (!HOST_RE.test(url.hostname) && !/^\[[0-9a-f:.]+\]$/.test(url.hostname)) return null;

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon.amounts import euros
-from daemon.clock import MONTH_RE
+from mecene.amounts import euros
+from mecene.time import MONTH_RE
 
 from .db import DatabaseUrlError, migrate, open_database, revision
 from .runner import HubSettings, close_hub, default_data_dir, open_hub, start_hub

@@ -1,7 +1,7 @@
 """The hub's HTTP API: thin handlers over hub.service.Hub (PROTOCOL.md, "The hub").
 
 Every route under /v1 that concerns an account needs a signed request
-(hub/signing.py); counters and buttons are public and cacheable.
+(mecene/signing.py); counters and buttons are public and cacheable.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from daemon import keys as key_rules
-from daemon.clock import MONTH_RE
+from mecene import keys as key_rules
+from mecene.time import MONTH_RE
 
 from .errors import HubError
 from .service import Hub

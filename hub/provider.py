@@ -2,7 +2,7 @@
 
 The only provider shipped is `SimulatedProvider`, a documented simulation:
 card networks, banks and PayPal cannot be reached from here, so it charges
-and pays nothing, but it applies the real fee rules (hub/money.py), answers
+and pays nothing, but it applies the real fee rules (mecene/money.py), answers
 idempotently per request id like a real provider's API, and declines what a
 real one would refuse, so the hub's paths for refusals are exercised:
 
@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import money
+from mecene import money
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +19,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from daemon.amounts import euros
-from daemon.clock import Clock, SystemClock
-from daemon.files import write_atomic
+from mecene.amounts import euros
+from mecene.encoding import b64u, unb64u
+from mecene.time import Clock, SystemClock
 
-from . import signing
 from .db import migrate, open_database
 from .http import HEADER_SECONDS, LINGER_SECONDS, create_app
 from .proofs import ProofFetcher
@@ -34,18 +34,41 @@ UPKEEP_SECONDS = 3600.0
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    """The hub's signing key (receipts): 32 raw bytes, base64url, in a 0600 file."""
+    """The hub's signing key (receipts): 32 raw bytes, base64url, in a 0600 file.
+
+    Several hub processes may start at once on one key file: the first to
+    link its new file into place wins (a hard link fails if the name exists),
+    and the others read the winner's key."""
     try:
-        raw = signing.unb64u(path.read_text().strip())
+        raw = unb64u(path.read_text().strip())
         return Ed25519PrivateKey.from_private_bytes(raw)
     except FileNotFoundError:
-        key = Ed25519PrivateKey.generate()
-        raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(path, signing.b64u(raw).encode(), mode=0o600)
-        return key
+        pass
     except ValueError as exc:
         raise ValueError(f"{path} does not hold a hub key: {exc}") from None
+    key = Ed25519PrivateKey.generate()
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b64u(raw).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return load_or_create_key(path)  # another process made it first
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return key
 
 
 @dataclass

@@ -26,12 +26,14 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from daemon import keys as creator_keys_rules
-from daemon.amounts import euros
-from daemon.budget import largest_remainder
-from daemon.clock import MONTH_RE, Clock, add_months, month_ended_everywhere, timestamp
+from mecene import keys as creator_keys_rules
+from mecene import money, signing
+from mecene.amounts import euros
+from mecene.encoding import b64u, canonical
+from mecene.money import largest_remainder
+from mecene.time import MONTH_RE, Clock, add_months, month_ended_everywhere, timestamp
 
-from . import ledger, money, signing
+from . import ledger
 from .db import transaction
 from .errors import HubError
 from .proofs import ProofError, ProofFetcher, where_to_prove
@@ -74,10 +76,6 @@ def fees_account(giver: str) -> str:
     return f"fees:{int(hashlib.sha256(giver.encode()).hexdigest()[:8], 16) % FEE_SHARDS:02d}"
 
 
-def canonical(doc: Any) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def utc_month(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m")
 
@@ -105,7 +103,7 @@ def parse_settlement(text: str) -> dict[str, Any]:
         raise bad("not canonical JSON (sorted keys, no spaces, UTF-8)")
     if set(doc) != {"v", "account", "month", "currency", "spend_cents", "private", "allocations"}:
         raise bad("fields must be v, account, month, currency, spend_cents, private, allocations")
-    if doc["v"] != 1 or doc["currency"] != "EUR":
+    if doc["v"] != 1 or doc["currency"] != money.CURRENCY:
         raise bad("version 1 in EUR only")
     if not isinstance(doc["month"], str) or not MONTH_RE.match(doc["month"]):
         raise bad("month is YYYY-MM")
@@ -182,7 +180,7 @@ class Hub:
         self.fetcher = fetcher
         self.config = config or HubConfig()
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.public_key = signing.b64u(raw)
+        self.public_key = b64u(raw)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -208,7 +206,7 @@ class Hub:
         return {
             "name": self.config.name,
             "public_key": self.public_key,
-            "currency": "EUR",
+            "currency": money.CURRENCY,
             "creator_fee_percent": money.CREATOR_FEE_PERCENT,
             "deposit_methods": {
                 m.name: {
@@ -598,7 +596,7 @@ class Hub:
             "received_at": now,
         }
         receipt_text = canonical(receipt)
-        receipt_signature = signing.b64u(self.key.sign(receipt_text))
+        receipt_signature = b64u(self.key.sign(receipt_text))
         await conn.execute(
             insert(settlements).values(
                 account=account,
@@ -836,7 +834,7 @@ class Hub:
             "received_at": now,
         }
         receipt_text = canonical(receipt)
-        receipt_signature = signing.b64u(self.key.sign(receipt_text))
+        receipt_signature = b64u(self.key.sign(receipt_text))
         await conn.execute(
             insert(transfers).values(
                 account=account,
@@ -898,7 +896,7 @@ class Hub:
             "id": secrets.token_hex(12),
             "account": account,
             "key": key,
-            "token": "mecene-claim-" + signing.b64u(secrets.token_bytes(18)),
+            "token": "mecene-claim-" + b64u(secrets.token_bytes(18)),
             "state": "pending",
             "created_at": self.now(),
         }

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.clock import FrozenClock
 from daemon.files import DataDir
 from daemon.http import Config, create_app
 from daemon.pairing import hash_token, new_token
 from daemon.security import AccessLogger
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
+from mecene.time import FrozenClock
 
 PASSPHRASE = "correct horse battery"
 PORT = 8737

@@ -20,9 +20,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from daemon.clock import FrozenClock
-from hub import signing
-from hub.service import canonical
+from mecene import signing
+from mecene.encoding import b64u, canonical
+from mecene.time import FrozenClock
 
 PG_SERVER = os.environ.get("MECENE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 
@@ -52,10 +52,10 @@ class Person:
     @property
     def account(self) -> str:
         raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        return signing.b64u(raw)
+        return b64u(raw)
 
     def sign(self, message: bytes) -> str:
-        return signing.b64u(self.key.sign(message))
+        return b64u(self.key.sign(message))
 
     def settlement(
         self, month: str, allocations: list[dict[str, Any]], *, private: bool = False

@@ -1,5 +1,5 @@
 """Money as a person reads it (issue 13, "rough edges"): one formatter per
-language — `daemon/amounts.py` for Python, `extension/amounts.js` for
+language — `mecene/amounts.py` for Python, `extension/amounts.js` for
 JavaScript (the dashboard runs a generated copy) — that agree to the
 character, on integers only; and messages that speak euros, not cents."""
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon import amounts, budget
+from daemon import budget
 from daemon.budget import BudgetRules
+from mecene import amounts
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [0, 1, 5, -5, 99, 100, 195, -195, 200, 100000, -100000, 123456789, 9007199254740991]

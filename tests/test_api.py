@@ -9,10 +9,10 @@ import uuid
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from daemon.clock import FrozenClock
 from daemon.files import DataDir
-from daemon.keys import thing_url
 from daemon.wallet import Wallet, unb64u
+from mecene.keys import thing_url
+from mecene.time import FrozenClock
 
 from .conftest import PASSPHRASE, Api, MakeApi
 from .test_keys import DIFFERENT_THINGS, SAME_THING

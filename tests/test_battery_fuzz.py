@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.clock import FrozenClock
 from daemon.http import ROUTES
-from daemon.keys import creator_key
+from mecene.keys import creator_key
+from mecene.time import FrozenClock
 
 from .browser import CHROMIUM_ARGS, add_detector, chromium_path
 from .conftest import battery_size

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from hub import signing
 from hub.service import Hub
+from mecene import signing
 
 from .hubkit import HubClient, Person
 from .test_hub import JOINED, OCT, clock, connect, db_url, hub, proof_site  # noqa: F401 - fixtures

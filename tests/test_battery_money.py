@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from daemon.clock import FrozenClock, add_months
+from mecene.time import FrozenClock, add_months
 
 from .conftest import battery_size
 from .inproc import App

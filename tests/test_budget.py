@@ -13,11 +13,11 @@ from daemon.budget import (
     BudgetRules,
     ClickWeight,
     by_creator,
-    largest_remainder,
     per_click_cents,
     split_budget,
     wanted_spend,
 )
+from mecene.money import largest_remainder
 
 
 @st.composite

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from daemon.keys import creator_key, thing_url, tracking_params
+from mecene.keys import creator_key, thing_url, tracking_params
 
 from .browser import (
     CHROMIUM_ARGS,

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from daemon import clock
-from hub import money, signing
+from mecene import money, signing
+from mecene import time as clock
 
 from .hubkit import Person
 from .procs import Daemon, free_port, mecene, start

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hub import signing
+from mecene import signing
 
 from .browser import EXTENSION, HANG, PageServer, Redirect
 from .hubkit import Person as HubPerson

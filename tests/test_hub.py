@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daemon.clock import FrozenClock
-from hub import signing
 from hub.db import migrate, open_database
 from hub.http import button_svg, create_app
 from hub.proofs import ProofFetcher
 from hub.provider import SimulatedProvider
 from hub.service import Hub
+from mecene import signing
+from mecene.time import FrozenClock
 
 from .hubkit import HubClient, Person, ProofSite, fresh_pg_database
 
@@ -887,3 +887,21 @@ async def test_a_transfer_waits_in_escrow_then_goes_to_whoever_proves_the_key(
     clock.set(dt.datetime(2028, 1, 3, tzinfo=dt.UTC))  # 12 months after December 2026
     assert await hub.expire_escrow() == 300 + 200  # alice's, and dana's 2 € to example.org
     assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 3000 - 1000
+
+
+def test_hub_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
+    """Several `mecene-hub serve` share one key file: started at once, each
+    creates a key, and the first to link its file into place wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from hub.runner import load_or_create_key
+
+    path = tmp_path / "hub" / "hub.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: load_or_create_key(path), range(8)))
+    public = {k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) for k in keys}
+    assert len(public) == 1
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in path.parent.iterdir()] == ["hub.key"]  # no temporary file left

@@ -19,19 +19,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from daemon.clock import FrozenClock
 from daemon.files import DataDir
 from daemon.http import HUB_LINK, Config, create_app
 from daemon.pairing import hash_token, new_token
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
-from hub import money
 from hub.db import migrate, open_database
 from hub.http import create_app as create_hub_app
 from hub.proofs import ProofFetcher
 from hub.provider import SimulatedProvider
 from hub.schema import allocations
 from hub.service import Hub
+from mecene import money
+from mecene.time import FrozenClock
 
 from .conftest import PASSPHRASE, PORT
 from .hubkit import HubClient, ProofSite, fresh_pg_database

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.keys import canonical_url, creator_key, thing_url
+from mecene.keys import canonical_url, creator_key, thing_url
 
 
 @pytest.mark.parametrize(

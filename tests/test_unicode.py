@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.clock import FrozenClock
 from daemon.http import ROUTES
 from hub.db import migrate, open_database
 from hub.http import ROUTES as HUB_ROUTES
@@ -29,6 +28,7 @@ from hub.http import create_app as create_hub_app
 from hub.proofs import ProofFetcher
 from hub.provider import SimulatedProvider
 from hub.service import Hub
+from mecene.time import FrozenClock
 
 from .conftest import battery_size
 from .hubkit import HubClient, Person

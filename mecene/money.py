@@ -11,13 +11,17 @@ non-profits); deposit fees by method, shown before the person confirms.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+CURRENCY = "EUR"
 CREATOR_FEE_PERCENT = 10
 MIN_DEPOSIT_CENTS = 200
 MAX_DEPOSIT_CENTS = 100_000
 MIN_WITHDRAWAL_CENTS = 1_000
 MIN_GIVING_CENTS = 200  # "to receive, you must give": at least 2 € given that month
+# A budget is at least what a month must give for its person to receive.
+MIN_BUDGET_CENTS = MIN_GIVING_CENTS
 # A direct transfer: a one-off amount to one creator, outside the month's split.
 MIN_TRANSFER_CENTS = 100
 MAX_TRANSFER_CENTS = 100_000
@@ -67,3 +71,26 @@ def deposit_fee_cents(method: str, amount_cents: int) -> int:
     reaches the balance; the person pays the amount plus this fee)."""
     m = METHODS[method]
     return m.fixed_cents + round_half_up(amount_cents * m.parts, m.per)
+
+
+def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+    """Share `total` in proportion to `weights`, exactly, by largest remainder.
+
+    Ties between equal remainders go to the earlier entry: callers pass the
+    weights in click order (time, then id).
+
+    >>> largest_remainder(100, [1, 1, 1])
+    [34, 33, 33]
+    """
+    weight_sum = sum(weights)
+    if weight_sum <= 0:
+        raise ValueError("weights must add up to more than zero")
+    shares = [total * w // weight_sum for w in weights]
+    remainders = [total * w % weight_sum for w in weights]
+    leftover = total - sum(shares)
+    # Sort indices by remainder, largest first; Python's sort is stable, so
+    # equal remainders keep click order.
+    by_remainder = sorted(range(len(weights)), key=lambda i: -remainders[i])
+    for i in by_remainder[:leftover]:
+        shares[i] += 1
+    return shares

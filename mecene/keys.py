@@ -66,7 +66,7 @@ def is_text(value: object) -> bool:
 def tracking_params() -> frozenset[str]:
     """The query parameters that only track a visit, generated from a
     maintained list by scripts/make-webdata (the extension uses the same)."""
-    data = json.loads((resources.files("daemon") / "data" / "tracking-params.json").read_text())
+    data = json.loads((resources.files("mecene") / "data" / "tracking-params.json").read_text())
     return frozenset(data["params"])
 
 

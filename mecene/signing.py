@@ -15,7 +15,6 @@ accepted clock skew). The daemon and the hub both use this module.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import re
@@ -24,6 +23,8 @@ from collections.abc import Callable, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .encoding import b64u, unb64u
 
 SCHEME = b"mecene-hub-v1"
 MAX_SKEW_SECONDS = 300
@@ -39,14 +40,6 @@ class SignatureError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-def b64u(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unb64u(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def public_key(account: str) -> Ed25519PublicKey:

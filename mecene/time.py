@@ -6,9 +6,7 @@ Months are strings "YYYY-MM"; they sort in time order.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -106,26 +104,3 @@ def month_ended_everywhere(month: str) -> dt.datetime:
 def seconds_to_next_month(at: dt.datetime, tz: str) -> float:
     nxt = month_start(add_months(month_of(at, tz), 1), tz)
     return max(0.0, (nxt - at).total_seconds())
-
-
-def system_time_zone() -> str:
-    """The machine's IANA zone name (TZ, /etc/timezone, /etc/localtime), else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
-        candidates.append(Path("/etc/timezone").read_text().strip())
-    except OSError:
-        pass
-    try:
-        target = os.readlink("/etc/localtime")
-        if "zoneinfo/" in target:
-            candidates.append(target.split("zoneinfo/", 1)[1])
-    except OSError:
-        pass
-    for name in candidates:
-        if name:
-            try:
-                zone(name)
-                return name
-            except ValueError:
-                continue
-    return "UTC"
