@@ -157,7 +157,14 @@ def _lost_a_race(exc: DBAPIError) -> bool:
 def _allocation_rows(*where: Any) -> Any:
     """The allocation rows a release moves, oldest first."""
     return (
-        select(allocations.c.id, allocations.c.account, allocations.c.month, allocations.c.cents)
+        select(
+            allocations.c.id,
+            allocations.c.account,
+            allocations.c.month,
+            allocations.c.creator,
+            allocations.c.transfer_id,
+            allocations.c.cents,
+        )
         .where(*where)
         .order_by(allocations.c.id)
     )
@@ -673,11 +680,15 @@ class Hub:
         legs: defaultdict[str, int],
         now: int,
     ) -> int:
-        """Credit allocation rows to `owner`, the fee taken per (giver, month)
-        group; returns the gross. The caller debits where the money was."""
-        groups: defaultdict[tuple[str, str], list[Any]] = defaultdict(list)
+        """Credit allocation rows to `owner`; returns the gross. The caller
+        debits where the money was. The fee is taken per unit of payment, the
+        same unit as when a settlement is credited at once (`_route`): one
+        settlement's rows for one key — (giver, month, key) — or one transfer.
+        So the same flattrs cost the same fee whether they were credited at
+        once, withheld and then released, or held in escrow and then claimed."""
+        groups: defaultdict[tuple[str, str, str, str | None], list[Any]] = defaultdict(list)
         for r in rows:
-            groups[(r.account, r.month)].append(r)
+            groups[(r.account, r.month, r.creator, r.transfer_id)].append(r)
         gross = 0
         for group in groups.values():
             cents = [int(r.cents) for r in group]

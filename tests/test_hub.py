@@ -23,7 +23,7 @@ from hub.http import button_svg, create_app
 from hub.proofs import ProofFetcher
 from hub.provider import SimulatedProvider
 from hub.service import Hub
-from mecene import signing
+from mecene import money, signing
 from mecene.time import FrozenClock
 
 from .hubkit import HubClient, Person, ProofSite, fresh_pg_database
@@ -905,3 +905,56 @@ def test_hub_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None
     assert len(public) == 1
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert [p.name for p in path.parent.iterdir()] == ["hub.key"]  # no temporary file left
+
+
+async def test_the_same_flattrs_cost_the_same_fee_on_every_path(
+    connect: Any, hub: Hub, proof_site: ProofSite
+) -> None:
+    """One owner of two keys, 5 ct to each from one settlement: 10 % of 5 ct
+    rounds up to 1 ct per key, 2 ct in all — whether credited at once, or
+    withheld until the owner gives and then released (which rounded across
+    the keys: 1 ct), or held in escrow and then claimed."""
+    bob = connect()
+    await bob.deposit(2000)
+    k1 = (await bob.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    claim = await bob.call("POST", "/v1/claims", {"key": "domain:bob.example"}, 201)
+    proof_site.put("bob.example", "/.well-known/mecene-claim.txt", claim["token"])
+    await bob.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    k2 = "domain:bob.example"
+    rows = [{"creator": k1, "cents": 5}, {"creator": k2, "cents": 5}]
+
+    async def net_of(pay: Any) -> int:
+        before = (await bob.call("GET", "/v1/account", expect=200))["creator_balance_cents"]
+        await pay()
+        after = (await bob.call("GET", "/v1/account", expect=200))["creator_balance_cents"]
+        return int(after - before)
+
+    # Credited at once: bob gave in October first.
+    await bob.settle(OCT, [{"creator": "domain:example.org", "cents": 200}])
+    alice = connect()
+    await alice.deposit(1000)
+    at_once = await net_of(lambda: alice.settle(OCT, rows))
+    # Withheld (bob has not given in November yet), then released when he does.
+    carol = connect()
+    await carol.deposit(1000)
+    await carol.settle(NOV, rows)
+
+    async def bob_gives() -> None:
+        await bob.settle(NOV, [{"creator": "domain:example.org", "cents": 200}])
+
+    released = await net_of(bob_gives)
+    # Held in escrow under a key nobody proved, then claimed.
+    dave = connect()
+    await dave.deposit(1000)
+    k3 = "domain:bob3.example"
+    two = [
+        {"creator": k3, "cents": 5, "url": "https://bob3.example/a"},
+        {"creator": k3, "cents": 5, "url": "https://bob3.example/b"},
+    ]
+    await dave.settle(OCT, two)
+    await give(bob, "domain:example.org", 200)  # bob gives in December, when the claim is
+    claim3 = await bob.call("POST", "/v1/claims", {"key": k3}, 201)
+    proof_site.put("bob3.example", "/.well-known/mecene-claim.txt", claim3["token"])
+    claimed = await net_of(lambda: bob.call("POST", f"/v1/claims/{claim3['id']}/verify", {}, 200))
+    assert (at_once, released) == (8, 8)  # 2 ct of fees on each path
+    assert claimed == 10 - money.creator_fee_cents(10, nonprofit=False)  # one key: as at once
