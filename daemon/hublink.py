@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from mecene import signing
+from mecene.settlement import Receipt
 from mecene.time import timestamp
 
 from .errors import DomainError
@@ -329,17 +330,18 @@ class HubLink:
     async def _check_receipt(self, row: dict[str, Any], data: Any) -> dict[str, Any]:
         key = await self.hub_key()
         text, signature = data["receipt"], data["signature"]
-        signing.verify(key, text.encode(), signature)
-        receipt: dict[str, Any] = json.loads(text)
+        Receipt.verify(key, text, signature)
+        receipt = Receipt.parse(text)  # a DocumentError is a ValueError
         sha = hashlib.sha256(row["document"].encode()).hexdigest()
         wallet = self.service.require_wallet()
-        if (receipt["account"], receipt["month"], receipt["sha256"]) != (
+        if (receipt.hub, receipt.account, receipt.month, receipt.sha256) != (
+            key,
             wallet.account,
             row["month"],
             sha,
         ):
             raise ValueError("the receipt is for another document")
-        return receipt
+        return dict(json.loads(text))
 
     # -- direct transfers -----------------------------------------------------------
 

@@ -50,7 +50,7 @@ from .errors import (
     WrongPassphrase,
 )
 from .pairing import Pairing, Pairings, hash_token, new_token
-from .settlement import settlement_document, sign_document
+from .settlement import settlement_document
 from .store import Store
 from .validate import ClickRequest, SubscriptionRequest, TransferRequest
 from .wallet import Settings, Wallet, WalletError
@@ -366,14 +366,14 @@ class Service:
             doc = settlement_document(
                 wallet.account, month, split.spend_cents, split.allocations, settings.private
             )
-            text, signature = sign_document(doc, wallet.sign)
+            text, signature = doc.sign(wallet.sign)
             db.execute(
                 "UPDATE months SET state = 'closed', spend_cents = ?, document = ?, "
                 "signature = ?, closed_at = ?, sync_error = NULL, next_sync_at = NULL "
                 "WHERE month = ?",
                 [split.spend_cents, text, signature, at, month],
             )
-            return doc
+            return doc.as_json()
 
         doc = await self.store.write(close)
         if doc is not None:

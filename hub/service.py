@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 import secrets
 from collections import defaultdict
@@ -31,7 +30,8 @@ from mecene import money, signing
 from mecene.amounts import euros
 from mecene.encoding import b64u, canonical
 from mecene.money import largest_remainder
-from mecene.time import MONTH_RE, Clock, add_months, month_ended_everywhere, timestamp
+from mecene.settlement import DocumentError, Receipt, Settlement
+from mecene.time import Clock, add_months, month_ended_everywhere, timestamp
 
 from . import ledger
 from .db import transaction
@@ -53,7 +53,6 @@ from .schema import (
 )
 
 T = TypeVar("T")
-MAX_ALLOCATIONS = 10_000
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -88,56 +87,21 @@ def fee_shares(cents: Sequence[int], fee_cents: int) -> list[int]:
 
 
 def parse_settlement(text: str) -> dict[str, Any]:
-    """The settlement document, checked field by field; HubError("invalid") if not."""
-
-    def bad(why: str) -> HubError:
-        return HubError("invalid", f"settlement: {why}")
-
+    """The settlement document, checked field by field (mecene.settlement);
+    HubError("invalid") if not. Allocations as rows {creator, url, cents}."""
     try:
-        doc = json.loads(text)
-    except ValueError:
-        raise bad("not JSON") from None
-    if not creator_keys_rules.is_text(doc):
-        raise bad("it holds an unpaired surrogate, which is not text")
-    if not isinstance(doc, dict) or canonical(doc) != text.encode():
-        raise bad("not canonical JSON (sorted keys, no spaces, UTF-8)")
-    if set(doc) != {"v", "account", "month", "currency", "spend_cents", "private", "allocations"}:
-        raise bad("fields must be v, account, month, currency, spend_cents, private, allocations")
-    if doc["v"] != 1 or doc["currency"] != money.CURRENCY:
-        raise bad("version 1 in EUR only")
-    if not isinstance(doc["month"], str) or not MONTH_RE.match(doc["month"]):
-        raise bad("month is YYYY-MM")
-    spend = doc["spend_cents"]
-    if not isinstance(spend, int) or isinstance(spend, bool) or not 0 <= spend <= 10**9:
-        raise bad("spend_cents is a whole number of cents")
-    if not isinstance(doc["private"], bool):
-        raise bad("private is true or false")
-    rows = doc["allocations"]
-    if not isinstance(rows, list) or len(rows) > MAX_ALLOCATIONS:
-        raise bad(f"allocations is a list of at most {MAX_ALLOCATIONS}")
-    clean: list[dict[str, Any]] = []
-    for row in rows:
-        if not isinstance(row, dict) or not {"creator", "cents"} <= set(row) <= {
-            "creator",
-            "cents",
-            "url",
-        }:
-            raise bad("an allocation is {creator, cents, url?}")
-        cents = row["cents"]
-        if not isinstance(cents, int) or isinstance(cents, bool) or cents < 0:
-            raise bad("an allocation's cents is a whole number ≥ 0")
-        try:
-            key = creator_keys_rules.creator_key(row["creator"])
-            url = creator_keys_rules.thing_url(row["url"]) if "url" in row else None
-        except ValueError as exc:
-            raise bad(str(exc)) from None
-        if url is not None and doc["private"]:
-            raise bad("a private settlement names no URLs")
-        clean.append({"creator": key, "url": url, "cents": cents})
-    if sum(r["cents"] for r in clean) != spend:
-        raise bad("the allocations do not add up to spend_cents")
-    doc["allocations"] = clean
-    return doc
+        doc = Settlement.parse(text)
+    except DocumentError as exc:
+        raise HubError("invalid", str(exc)) from None
+    return {
+        "account": doc.account,
+        "month": doc.month,
+        "spend_cents": doc.spend_cents,
+        "private": doc.private,
+        "allocations": [
+            {"creator": a.creator, "url": a.url, "cents": a.cents} for a in doc.allocations
+        ],
+    }
 
 
 def _lost_a_race(exc: DBAPIError) -> bool:
@@ -591,19 +555,16 @@ class Hub:
             raise HubError(
                 "insufficient_funds", "the balance does not cover the settlement"
             ) from None
-        receipt = {
-            "v": 1,
-            "hub": self.public_key,
-            "account": account,
-            "month": month,
-            "sha256": sha,
-            "spend_cents": spend,
-            "credited_cents": credited,
-            "held_cents": held,
-            "received_at": now,
-        }
-        receipt_text = canonical(receipt)
-        receipt_signature = b64u(self.key.sign(receipt_text))
+        receipt_text, receipt_signature = Receipt(
+            hub=self.public_key,
+            account=account,
+            month=month,
+            sha256=sha,
+            spend_cents=spend,
+            credited_cents=credited,
+            held_cents=held,
+            received_at=now,
+        ).sign(self.key.sign)
         await conn.execute(
             insert(settlements).values(
                 account=account,
@@ -612,12 +573,12 @@ class Hub:
                 signature=signature,
                 sha256=sha,
                 spend_cents=spend,
-                receipt=receipt_text.decode(),
+                receipt=receipt_text,
                 receipt_signature=receipt_signature,
                 received_at=now,
             )
         )
-        return {"receipt": receipt_text.decode(), "signature": receipt_signature}
+        return {"receipt": receipt_text, "signature": receipt_signature}
 
     async def _lock_keys(
         self, conn: AsyncConnection, keys: list[str], *, exclusive: bool = False
