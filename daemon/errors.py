@@ -1,6 +1,6 @@
 """Domain errors: what went wrong, as a stable code and a sentence for a person.
 
-The HTTP layer maps each code to a status (daemon/http.py, `STATUS_BY_CODE`);
+The HTTP layer maps each code to a status (daemon/security.py, `STATUS_BY_CODE`);
 nothing in the core knows about HTTP.
 """
 

@@ -24,9 +24,9 @@ from hub.runner import HubSettings, RunningHub, start_hub
 from mecene.time import Clock, SystemClock, seconds_to_next_month
 
 from .files import DaemonLock, DataDir, write_atomic
-from .http import SERVICE, Config, create_app
 from .pairing import hash_token, new_token
 from .security import HEADER_SECONDS, LINGER_SECONDS, AccessLogger
+from .server import SERVICE, Config, create_app
 from .service import Service
 from .store import Store
 from .wallet import Wallet

@@ -1,6 +1,6 @@
 """The daemon's logic: flattrs, months, subscriptions, pairing, the wallet.
 
-This module knows nothing of HTTP. Handlers in `daemon/http.py` parse a
+This module knows nothing of HTTP. Handlers in `daemon/server.py` parse a
 request with `daemon/validate.py`, call one method here and turn a
 `DomainError` into a status code.
 """

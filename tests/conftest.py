@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.files import DataDir
-from daemon.http import Config, create_app
 from daemon.pairing import hash_token, new_token
 from daemon.security import AccessLogger
+from daemon.server import Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
 from mecene.time import FrozenClock

@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.files import DataDir
-from daemon.http import SERVICE, Config, create_app
 from daemon.pairing import hash_token, new_token
+from daemon.server import SERVICE, Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
 from mecene.time import FrozenClock

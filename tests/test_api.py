@@ -549,7 +549,7 @@ async def test_pairing_says_how_long_its_code_stays_valid(api: Api) -> None:
 
 
 async def test_whether_creators_have_joined_comes_from_the_hub_s_whole_list(api: Api) -> None:
-    from daemon.http import SERVICE
+    from daemon.server import SERVICE
     from daemon.service import Joined
 
     unknown = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.http import ROUTES
+from daemon.server import ROUTES
 from mecene.keys import creator_key
 from mecene.time import FrozenClock
 

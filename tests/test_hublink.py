@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from daemon.files import DataDir
-from daemon.http import HUB_LINK, Config, create_app
 from daemon.pairing import hash_token, new_token
+from daemon.server import HUB_LINK, Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
 from hub.db import migrate, open_database

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from daemon.http import ROUTES
+from daemon.server import ROUTES
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "PROTOCOL.md"
 

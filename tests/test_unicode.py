@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.http import ROUTES
+from daemon.server import ROUTES
 from hub.db import migrate, open_database
 from hub.http import ROUTES as HUB_ROUTES
 from hub.http import create_app as create_hub_app
