@@ -14,14 +14,17 @@ import logging
 import os
 import re
 import sys
-import urllib.error
-import urllib.request
+import time
+import uuid
+import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mecene.amounts import euros, parse_euros
 
+from . import autostart
+from .client import ApiError, LocalApi
 from .files import DEFAULT_PORT, DataDir, default_data_dir
 from .wallet import Settings, Wallet, WalletError
 
@@ -29,7 +32,7 @@ PASSPHRASE_ENV = "MECENE_PASSPHRASE"  # noqa: S105 - the variable's name, not a 
 
 
 class CliError(Exception):
-    pass
+    """A command cannot do what was asked: one line for the person."""
 
 
 def euros_to_cents(text: str) -> int:
@@ -71,16 +74,12 @@ class Progress:
         self.show = sys.stderr.isatty()
 
     def __enter__(self) -> Progress:
-        import time
-
         self.start = time.monotonic()
         if self.show:
             print(f"{self.what}…", end="", file=sys.stderr, flush=True)
         return self
 
     def __exit__(self, exc_type: object, *_rest: object) -> None:
-        import time
-
         if self.show:
             outcome = "failed" if exc_type else f"done in {time.monotonic() - self.start:.1f} s"
             print(f" {outcome}", file=sys.stderr, flush=True)
@@ -105,36 +104,7 @@ def read_passphrase(twice: bool) -> str:
 # -- talking to the running daemon ------------------------------------------
 
 
-class Daemon:
-    def __init__(self, data_dir: DataDir) -> None:
-        try:
-            runtime = json.loads(data_dir.runtime.read_text())
-            self.port = int(runtime["port"])
-            self.token = data_dir.admin_token.read_text().strip()
-        except (OSError, ValueError, KeyError):
-            raise CliError(
-                f"the daemon is not running on {data_dir.root} (start it with `mecene run`)"
-            ) from None
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method
-        )
-        req.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("message", exc.reason)
-            except ValueError:
-                message = exc.reason
-            raise CliError(str(message)) from None
-        except OSError as exc:
-            raise CliError(f"cannot reach the daemon on port {self.port}: {exc}") from None
+Daemon = LocalApi  # the CLI's name for the one client (daemon/client.py)
 
 
 # -- commands ------------------------------------------------------------------
@@ -174,7 +144,9 @@ def create_wallet(data_dir: DataDir, args: argparse.Namespace) -> Wallet:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import StartError, run_event_loop, serve
+    # Late: the daemon's process (aiohttp, the hub) is not loaded for the
+    # other commands, which start in a moment.
+    from .runner import StartError, run_event_loop, serve  # noqa: PLC0415
 
     data_dir = DataDir(args.data_dir)
     wallet: Wallet | None
@@ -259,8 +231,6 @@ def cmd_months(args: argparse.Namespace) -> int:
 
 def cmd_give(args: argparse.Namespace) -> int:
     """A direct transfer: what the creator receives first, then, confirmed, send it."""
-    import uuid
-
     daemon = Daemon(DataDir(args.data_dir))
     cents = euros_to_cents(args.amount)
     quote = daemon.call("POST", "/transfers/quote", {"creator": args.key, "cents": cents})
@@ -379,8 +349,6 @@ METHOD_NAMES = {"bank": "bank transfer", "card": "card", "paypal": "PayPal"}
 
 def cmd_deposit(args: argparse.Namespace) -> int:
     """Put money on the hub account: the fee is shown, and asked about, first."""
-    import uuid
-
     daemon = Daemon(DataDir(args.data_dir))
     amount = euros_to_cents(args.amount)
     quote = daemon.call("POST", "/deposits/quote", {"method": args.method, "amount_cents": amount})
@@ -445,8 +413,6 @@ def creator_status(me: dict[str, Any]) -> str:
 
 def cmd_creator(args: argparse.Namespace) -> int:
     """The person as a creator: prove keys, get a flattr id, see and withdraw earnings."""
-    import uuid
-
     daemon = Daemon(DataDir(args.data_dir))
     if args.action == "status":
         me = daemon.call("GET", "/hub/account")
@@ -483,8 +449,6 @@ def cmd_creator(args: argparse.Namespace) -> int:
 
 
 def cmd_autostart(args: argparse.Namespace) -> int:
-    from . import autostart
-
     if args.action == "enable":
         path = autostart.enable(Path(args.data_dir), args.systemd)
         print(f"Mécène will start when you log in ({path}).")
@@ -500,8 +464,6 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 
 def cmd_open(args: argparse.Namespace) -> int:
     """Print a one-time login link to the dashboard, and open it in the browser."""
-    import webbrowser
-
     out = Daemon(DataDir(args.data_dir)).call("POST", "/dashboard/links", {})
     print(out["url"])
     print(f"(valid once, for {out['expires_in'] // 60} minutes)")
@@ -665,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except CliError as exc:
+    except (CliError, ApiError) as exc:
         print(f"mecene: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

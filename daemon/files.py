@@ -107,3 +107,8 @@ class DaemonLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def has_display() -> bool:
+    """Whether a graphical session is there for a tray icon (X11 or Wayland)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

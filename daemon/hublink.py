@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -456,12 +457,8 @@ class HubLink:
 
 
 def _parse(stamp: str) -> float:
-    import datetime as dt
-
     return dt.datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=dt.UTC).timestamp()
 
 
 def _from_ts(seconds: float) -> Any:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(seconds, dt.UTC)

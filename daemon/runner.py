@@ -23,7 +23,7 @@ from aiohttp import web
 from hub.runner import HubSettings, RunningHub, start_hub
 from mecene.time import Clock, SystemClock, seconds_to_next_month
 
-from .files import DaemonLock, DataDir, write_atomic
+from .files import DaemonLock, DataDir, has_display, write_atomic
 from .pairing import hash_token, new_token
 from .security import HEADER_SECONDS, LINGER_SECONDS, AccessLogger
 from .server import SERVICE, Config, create_app
@@ -49,7 +49,7 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     """
     sys.setswitchinterval(0.0005)
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional: not on every platform
     except ImportError:
         asyncio.run(main)
         return
@@ -110,8 +110,6 @@ async def serve(
 
 def start_tray(data_dir: DataDir) -> subprocess.Popen[bytes] | None:
     """The tray icon, as its own process (daemon/tray.py); None, said once, without a display."""
-    from .tray import has_display
-
     if not has_display():
         log.info("no display: running without a tray icon (the dashboard: `mecene open`)")
         return None

@@ -22,6 +22,7 @@ from mecene.time import Clock
 from . import dashboard, validate
 from .errors import DomainError, Invalid, Unauthorized
 from .hublink import HubLink
+from .pairing import client_name
 from .security import (
     ADMIN,
     PUBLIC,
@@ -123,8 +124,6 @@ routes = web.RouteTableDef()
 @routes.post(f"{API}/pairing")
 @access(PUBLIC)
 async def request_pairing(request: web.Request) -> web.Response:
-    from .pairing import client_name
-
     body = validate.obj(await read_json(request), {"client"})
     service = _service(request)
     pairing = service.request_pairing(client_name(body.get("client")))

@@ -27,12 +27,18 @@ import os
 import signal
 import sys
 import threading
+import webbrowser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw
+
 from mecene import amounts
+
+from .client import ApiError, LocalApi
+from .files import DataDir, has_display
 
 log = logging.getLogger("mecene.tray")
 REFRESH_SECONDS = float(os.environ.get("MECENE_TRAY_REFRESH_SECONDS", "10"))
@@ -113,31 +119,24 @@ class TrayModel:
 
 
 class DaemonClient:
-    """The local API with the admin token the daemon leaves in its data directory."""
+    """The local API (daemon/client.py), found afresh for each call: the
+    daemon may have been started again on another port."""
 
     def __init__(self, data_dir: Path) -> None:
-        from .cli import Daemon
-        from .files import DataDir
-
         self._data_dir = DataDir(data_dir)
-        self._daemon_cls = Daemon
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        return self._daemon_cls(self._data_dir).call(method, path, body)
+        return LocalApi(self._data_dir).call(method, path, body)
 
     def daemon_pid(self) -> int | None:
-        import json
-
         try:
-            return int(json.loads(self._data_dir.runtime.read_text())["pid"])
-        except (OSError, ValueError, KeyError):
+            return LocalApi(self._data_dir).pid
+        except ApiError:
             return None
 
 
 def fetch(client: DaemonClient) -> TrayModel:
     """Ask the daemon for everything the tray shows; a model with `error` if it cannot."""
-    from .cli import CliError
-
     model = TrayModel()
     try:
         model.status = client.call("GET", "/status")
@@ -147,9 +146,9 @@ def fetch(client: DaemonClient) -> TrayModel:
             model.months = client.call("GET", "/months")["months"]
         try:
             model.hub = client.call("GET", "/hub")["hub"]
-        except CliError:
+        except ApiError:
             model.hub = None
-    except CliError as exc:
+    except ApiError as exc:
         model.status = None
         model.error = str(exc)
     return model
@@ -157,8 +156,6 @@ def fetch(client: DaemonClient) -> TrayModel:
 
 def icon_image(state: str) -> Any:
     """A 64×64 icon: a disc in the state's colour with a white "M"."""
-    from PIL import Image, ImageDraw
-
     image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
     draw.ellipse((2, 2, 62, 62), fill=(*COLOURS[state], 255))
@@ -168,7 +165,9 @@ def icon_image(state: str) -> Any:
 
 class Tray:
     def __init__(self, client: DaemonClient) -> None:
-        import pystray
+        # Late: pystray picks its backend when imported (PYSTRAY_BACKEND, set
+        # by main() once it knows whether GTK is there).
+        import pystray  # noqa: PLC0415
 
         self.pystray = pystray
         self.client = client
@@ -223,24 +222,18 @@ class Tray:
         self, method: str, path: str, body: dict[str, Any] | Callable[[], dict[str, Any]]
     ) -> Callable[..., None]:
         def run(*_args: Any) -> None:
-            from .cli import CliError
-
             try:
                 self.client.call(method, path, body() if callable(body) else body)
-            except CliError as exc:
+            except ApiError as exc:
                 log.warning("%s %s: %s", method, path, exc)
             self.refresh()
 
         return run
 
     def _open_dashboard(self, *_args: Any) -> None:
-        import webbrowser
-
-        from .cli import CliError
-
         try:
             url = self.client.call("POST", "/dashboard/links", {})["url"]
-        except CliError as exc:
+        except ApiError as exc:
             log.warning("no dashboard link: %s", exc)
             return
         webbrowser.open(url)
@@ -290,10 +283,6 @@ class Tray:
         self.icon.stop()
 
 
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mecene-tray")
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -303,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mecene-tray: no display", file=sys.stderr)
         return 2
     try:
-        import gi  # noqa: F401 - GTK through PyGObject: the backend with real menus
+        # Probed: GTK through PyGObject (an optional extra) gives real menus.
+        import gi  # noqa: F401, PLC0415
 
         os.environ.setdefault("PYSTRAY_BACKEND", "gtk")
     except ImportError:

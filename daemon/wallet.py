@@ -36,7 +36,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from mecene import keys
 from mecene.encoding import b64u, unb64u
@@ -180,8 +185,6 @@ class WalletData:
         return b64u(self.signing_key.sign(message))
 
     def body(self) -> bytes:
-        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
-
         raw_key = self.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         doc = {
             "v": 1,

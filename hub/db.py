@@ -92,7 +92,8 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 def _alembic_config(conn: Connection) -> Any:
-    from alembic.config import Config  # imported late: Alembic logs as it loads
+    # Late, as the two below: Alembic logs as it loads, and only migrations need it.
+    from alembic.config import Config  # noqa: PLC0415
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -104,13 +105,13 @@ def _upgrade(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         # Several hub processes may start together: one migrates, the others wait.
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
-    from alembic import command
+    from alembic import command  # noqa: PLC0415
 
     command.upgrade(_alembic_config(conn), "head")
 
 
 def _current(conn: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
 
     return MigrationContext.configure(conn).get_current_revision()
 
