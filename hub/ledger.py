@@ -10,6 +10,21 @@ Ledger account names say whose money it is:
     provider:METHOD          the outside world paying in (may go negative)
     provider-fees:METHOD     what the payment provider kept
     payouts                  paid out to creators' banks
+
+(`fees:NN` are the hub's fees, in 16 shards; a direct transfer moves money as
+a settlement does.)
+
+Its guarantees, and what keeps each:
+- Every entry sums to zero: `post` refuses an unbalanced one, and on
+  PostgreSQL a deferred constraint trigger refuses, at commit, any entry
+  whose postings do not (migration 0003); `mecene-hub check` sums them all.
+- No balance goes negative but an outside world's (`provider:`): the UPDATE
+  that moves balances refuses it, and a CHECK constraint backs it
+  (`may_go_negative` is set when the account is first used, from its kind).
+- An entry is never changed: corrections are new entries (`reverses`).
+- One entry per (kind, ref): the idempotency of deposits, settlements,
+  transfers and withdrawals (DuplicateEntry).
+- A balance is the sum of its postings (`mecene-hub check`: no drift).
 """
 
 from __future__ import annotations

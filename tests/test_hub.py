@@ -958,3 +958,56 @@ async def test_the_same_flattrs_cost_the_same_fee_on_every_path(
     claimed = await net_of(lambda: bob.call("POST", f"/v1/claims/{claim3['id']}/verify", {}, 200))
     assert (at_once, released) == (8, 8)  # 2 ct of fees on each path
     assert claimed == 10 - money.creator_fee_cents(10, nonprofit=False)  # one key: as at once
+
+
+async def test_postgresql_itself_refuses_an_entry_that_does_not_sum_to_zero() -> None:
+    """The ledger's zero sum, enforced by the database too where the engine
+    allows (a deferred constraint trigger, migration 0003): an unbalanced
+    posting written behind the ledger's back fails at commit."""
+    import contextlib
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import DBAPIError
+
+    from hub.schema import entries, ledger_accounts, postings
+
+    async with contextlib.aclosing(fresh_pg_database()) as databases:
+        url = await anext(databases)
+        engine = open_database(url)
+        await migrate(engine)
+        try:
+            async with engine.begin() as conn:  # balanced: fine
+                await conn.execute(
+                    sa.insert(ledger_accounts),
+                    [
+                        {"name": "a", "may_go_negative": True},
+                        {"name": "b", "may_go_negative": False},
+                    ],
+                )
+                entry = await conn.scalar(
+                    sa.insert(entries)
+                    .values(kind="t", ref="ok", created_at=0)
+                    .returning(entries.c.id)
+                )
+                await conn.execute(
+                    sa.insert(postings),
+                    [
+                        {"entry_id": entry, "ledger_account": "a", "amount_cents": -5},
+                        {"entry_id": entry, "ledger_account": "b", "amount_cents": 5},
+                    ],
+                )
+            with pytest.raises(DBAPIError, match="does not sum to zero"):
+                async with engine.begin() as conn:
+                    bad = await conn.scalar(
+                        sa.insert(entries)
+                        .values(kind="t", ref="bad", created_at=0)
+                        .returning(entries.c.id)
+                    )
+                    await conn.execute(
+                        sa.insert(postings).values(entry_id=bad, ledger_account="b", amount_cents=7)
+                    )
+            async with engine.connect() as conn:
+                refs = (await conn.execute(sa.select(entries.c.ref))).scalars().all()
+                assert refs == ["ok"]  # the unbalanced entry was rolled back whole
+        finally:
+            await engine.dispose()
