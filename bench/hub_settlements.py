@@ -14,24 +14,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from mecene import money, signing  # noqa: E402
+from mecene import time as clock  # noqa: E402
 from tests.hubkit import PG_SERVER, Person  # noqa: E402
 from tests.procs import free_port  # noqa: E402
+from tests.test_e2e import _faketime  # noqa: E402
 
 CONCURRENCY = 16
 ALLOCATIONS = 20
@@ -50,15 +56,13 @@ def verify_rate(seconds: float = 2.0) -> float:
     return count / (time.perf_counter() - start)
 
 
-def start_hub(db: str, data: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_hub(db: str, data: Path, offset: int) -> tuple[subprocess.Popen[bytes], str]:
+    """A `mecene-hub serve` whose clock is `offset` seconds from the real one."""
     port = free_port()
-    argv = [sys.executable, "-m", "hub", "serve", "--db", db, "--data-dir", str(data)]
-    proc = subprocess.Popen(
-        [*argv, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    argv = [*_faketime(offset), sys.executable, "-m", "hub", "serve"]
+    argv += ["--db", db, "--data-dir", str(data), "--port", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
     for _ in range(300):
         try:
             urllib.request.urlopen(url + "/v1", timeout=1).close()  # noqa: S310
@@ -69,70 +73,95 @@ def start_hub(db: str, data: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the hub did not start")
 
 
-async def run_load(url: str, count: int) -> tuple[float, int]:
-    import aiohttp
+def offsets() -> tuple[str, int, int]:
+    """(the month settled, the clock offset while it runs, the offset once it
+    has ended everywhere), from the real clock."""
+    now = dt.datetime.now(dt.UTC)
+    month = clock.month_of(now - dt.timedelta(days=40), "UTC")
+    during = clock.month_start(month, "UTC") + dt.timedelta(days=10)
+    after = clock.month_ended_everywhere(month) + dt.timedelta(hours=1)
+    return month, int((during - now).total_seconds()), int((after - now).total_seconds())
 
-    people = [Person(Ed25519PrivateKey.generate()) for _ in range(count)]
-    owners = [Person(Ed25519PrivateKey.generate()) for _ in range(50)]
+
+class Load:
+    """The people, the creators, and signed calls on the hub's clock."""
+
+    def __init__(self, count: int) -> None:
+        self.people = [Person(Ed25519PrivateKey.generate()) for _ in range(count)]
+        self.owners = [Person(Ed25519PrivateKey.generate()) for _ in range(50)]
+        self.creators = [f"flattr:nobody{i:03d}" for i in range(50)]
+
+    async def post(
+        self, session: Any, url: str, offset: int, person: Person, path: str, body: Any
+    ) -> tuple[int, Any]:
+        raw = json.dumps(body).encode()
+        headers = signing.sign_request(
+            person.account, person.sign, "POST", path, raw, time.time() + offset
+        )
+        headers["Content-Type"] = "application/json"
+        async with session.post(url + path, data=raw, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+
+async def open_accounts(load: Load, url: str, offset: int) -> None:
+    """While the month runs: fund every account, issue the creators' ids (not timed)."""
     async with aiohttp.ClientSession() as session:
-
-        async def post(person: Person, path: str, body: dict[str, object]) -> int:
-            raw = json.dumps(body).encode()
-            headers = signing.sign_request(
-                person.account, person.sign, "POST", path, raw, time.time()
-            )
-            headers["Content-Type"] = "application/json"
-            async with session.post(url + path, data=raw, headers=headers) as resp:
-                await resp.read()
-                return resp.status
-
-        # Fund every account first (not timed).
         fee = money.deposit_fee_cents("bank", 1000)
         sem = asyncio.Semaphore(CONCURRENCY)
 
         async def fund(p: Person) -> None:
             async with sem:
                 body = {"id": uuid.uuid4().hex, "method": "bank", "amount_cents": 1000}
-                status = await post(p, "/v1/deposits", {**body, "fee_cents": fee})
+                status, _ = await load.post(
+                    session, url, offset, p, "/v1/deposits", {**body, "fee_cents": fee}
+                )
                 assert status == 201, status
 
-        await asyncio.gather(*(fund(p) for p in [*people, *owners]))
-        # Half the keys belong to creators who gave this month (credited, with
-        # the fee and the locks that decide it), half to nobody yet (escrow).
-        creators = [f"flattr:nobody{i:03d}" for i in range(50)]
-        for o in owners:
-            raw = b"{}"
-            headers = signing.sign_request(
-                o.account, o.sign, "POST", "/v1/flattr-ids", raw, time.time()
-            )
-            headers["Content-Type"] = "application/json"
-            async with session.post(url + "/v1/flattr-ids", data=raw, headers=headers) as resp:
-                creators.append((await resp.json())["key"])
-            giving = o.settlement("2026-10", [{"creator": "domain:example.org", "cents": 200}])
-            assert await post(o, "/v1/settlements", giving) == 201
-        # Pre-sign every settlement: the timed part is the hub's work.
+        await asyncio.gather(*(fund(p) for p in [*load.people, *load.owners]))
+        for o in load.owners:
+            status, out = await load.post(session, url, offset, o, "/v1/flattr-ids", {})
+            assert status == 201, out
+            load.creators.append(out["key"])
+
+
+async def run_load(load: Load, url: str, offset: int, month: str) -> tuple[float, int]:
+    """Once the month has ended: half the keys' owners give in it (credited,
+    with the fee and the locks that decide it), half are nobody's (escrow);
+    then every person's settlement, pre-signed: the timed part is the hub's."""
+    async with aiohttp.ClientSession() as session:
+        for o in load.owners:
+            giving = o.settlement(month, [{"creator": "domain:example.org", "cents": 200}])
+            status, out = await load.post(session, url, offset, o, "/v1/settlements", giving)
+            assert status == 201, out
         bodies = []
-        for i, p in enumerate(people):
+        for i, p in enumerate(load.people):
             rows = [
                 {
-                    "creator": creators[(i + j) % len(creators)],
+                    "creator": load.creators[(i + j) % len(load.creators)],
                     "url": f"https://site{j}.example/{i}",
                     "cents": 25,
                 }
                 for j in range(ALLOCATIONS)
             ]
-            bodies.append((p, p.settlement("2026-10", rows)))
+            raw = json.dumps(p.settlement(month, rows)).encode()
+            headers = signing.sign_request(
+                p.account, p.sign, "POST", "/v1/settlements", raw, time.time() + offset
+            )
+            headers["Content-Type"] = "application/json"
+            bodies.append((raw, headers))
+        sem = asyncio.Semaphore(CONCURRENCY)
         statuses: list[int] = []
         start = time.perf_counter()
 
-        async def settle(p: Person, body: dict[str, str]) -> None:
-            async with sem:
-                statuses.append(await post(p, "/v1/settlements", body))
+        async def settle(raw: bytes, headers: dict[str, str]) -> None:
+            async with sem, session.post(url + "/v1/settlements", data=raw, headers=headers) as r:
+                await r.read()
+                statuses.append(r.status)
 
-        await asyncio.gather(*(settle(p, b) for p, b in bodies))
+        await asyncio.gather(*(settle(raw, headers) for raw, headers in bodies))
         elapsed = time.perf_counter() - start
     bad = sum(1 for s in statuses if s != 201)
-    return count / elapsed, bad
+    return len(bodies) / elapsed, bad
 
 
 async def fresh_pg() -> str:
@@ -163,12 +192,22 @@ def main() -> int:
             data.mkdir()
             pg_name = asyncio.run(fresh_pg()) if engine == "postgresql" else None
             db = f"{PG_SERVER}/{pg_name}" if pg_name else f"sqlite:///{data / 'hub.db'}"
-            proc, url = start_hub(db, data)
+            month, during, after = offsets()
+            load = Load(args.settlements)
             try:
-                per_second, bad = asyncio.run(run_load(url, args.settlements))
+                proc, url = start_hub(db, data, during)
+                try:
+                    asyncio.run(open_accounts(load, url, during))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+                proc, url = start_hub(db, data, after)
+                try:
+                    per_second, bad = asyncio.run(run_load(load, url, after, month))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
             finally:
-                proc.terminate()
-                proc.wait(30)
                 if pg_name:
                     asyncio.run(drop_pg(pg_name))
             results[engine] = per_second
