@@ -101,6 +101,19 @@ def read_passphrase(twice: bool) -> str:
     return first
 
 
+def confirm(question: str, instead: str) -> bool:
+    """Ask `question [y/N]` at the terminal; Ctrl-D is no. Without a terminal,
+    CliError saying what to pass `instead`."""
+    if not sys.stdin.isatty():
+        raise CliError(f"{instead} (no terminal to ask at)")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:  # Ctrl-D: no
+        answer = ""
+        print()
+    return answer.strip().lower() in ("y", "yes")
+
+
 # -- talking to the running daemon ------------------------------------------
 
 
@@ -253,17 +266,9 @@ def cmd_give(args: argparse.Namespace) -> int:
             f"the balance is {money(quote['balance_cents'])}: deposit at least "
             f"{money(quote['short_cents'])} more first"
         )
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise CliError("confirm with --yes (no terminal to ask at)")
-        try:
-            answer = input("Give it? [y/N] ")
-        except EOFError:
-            answer = ""
-            print()
-        if answer.strip().lower() not in ("y", "yes"):
-            print("Nothing given.")
-            return 1
+    if not args.yes and not confirm("Give it?", "confirm with --yes"):
+        print("Nothing given.")
+        return 1
     body = {"id": str(uuid.uuid4()), "creator": quote["creator"], "cents": cents}
     if args.note:
         body["note"] = args.note
@@ -356,17 +361,9 @@ def cmd_deposit(args: argparse.Namespace) -> int:
         f"Deposit {money(quote['amount_cents'])} by {METHOD_NAMES[args.method]}: "
         f"fee {money(quote['fee_cents'])}, you pay {money(quote['total_cents'])}."
     )
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise CliError("confirm the fee with --yes (no terminal to ask at)")
-        try:
-            answer = input("Confirm? [y/N] ")
-        except EOFError:  # Ctrl-D: no
-            answer = ""
-            print()
-        if answer.strip().lower() not in ("y", "yes"):
-            print("Nothing deposited.")
-            return 1
+    if not args.yes and not confirm("Confirm?", "confirm the fee with --yes"):
+        print("Nothing deposited.")
+        return 1
     out = daemon.call(
         "POST",
         "/deposits",

@@ -34,8 +34,9 @@ from mecene import money
 from mecene.time import FrozenClock
 
 from .conftest import PASSPHRASE, PORT
-from .hubkit import HubClient, ProofSite, fresh_pg_database
+from .hubkit import HubClient, ProofSite
 from .hubkit import Person as HubPerson
+from .test_hub import db_url  # noqa: F401 - the engine fixture, both engines
 
 KIRITIMATI = "Pacific/Kiritimati"  # UTC+14: the first to leave a month
 
@@ -62,20 +63,11 @@ class Person:
         return self.client.server.app[HUB_LINK]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        async for url in fresh_pg_database():
-            yield url
-
-
 @pytest.fixture
-async def world(tmp_path: Path, hub_db: str) -> AsyncIterator[dict[str, Any]]:
+async def world(tmp_path: Path, db_url: str) -> AsyncIterator[dict[str, Any]]:  # noqa: F811
     clock = FrozenClock(dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC))
     site = await ProofSite().start()
-    engine = open_database(hub_db)
+    engine = open_database(db_url)
     await migrate(engine)
     fetcher = ProofFetcher(via=site.url)
     hub = Hub(engine, Ed25519PrivateKey.generate(), clock, SimulatedProvider(), fetcher)
