@@ -1,26 +1,15 @@
 """Domain errors: what went wrong, as a stable code and a sentence for a person.
 
-The HTTP layer maps each code to a status (daemon/security.py, `STATUS_BY_CODE`);
-nothing in the core knows about HTTP.
+They follow the one convention both services share (mecene/errors.py): the
+code maps to an HTTP status there; nothing in the core knows about HTTP.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from mecene.errors import Refused
+from mecene.errors import kind as _kind
 
-
-class DomainError(Exception):
-    code = "error"
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
-
-
-def _kind(code: str, doc: str) -> type[DomainError]:
-    return type(code.title().replace("_", ""), (DomainError,), {"code": code, "__doc__": doc})
-
+DomainError = Refused
 
 Invalid = _kind("invalid", "The request's content breaks a rule (bad URL, weight, month…).")
 NotFound = _kind("not_found", "No such click, month, subscription, pairing or browser.")

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from mecene import signing
-from mecene.settlement import Receipt
+from mecene.settlement import Receipt, TransferReceipt
 from mecene.time import timestamp
 
 from .errors import DomainError
@@ -362,14 +362,15 @@ class HubLink:
         if status in (200, 201):
             try:
                 key = await self.hub_key()
-                signing.verify(key, data["receipt"].encode(), data["signature"])
-                receipt = json.loads(data["receipt"])
+                TransferReceipt.verify(key, data["receipt"], data["signature"])
+                receipt = TransferReceipt.parse(data["receipt"])  # a DocumentError is a ValueError
                 wallet = self.service.require_wallet()
-                if (receipt["account"], receipt["transfer"], receipt["creator"]) != (
+                if (receipt.hub, receipt.account, receipt.transfer, receipt.creator) != (
+                    key,
                     wallet.account,
                     row["id"],
                     row["creator"],
-                ) or receipt["cents"] != row["cents"]:
+                ) or receipt.cents != row["cents"]:
                     raise ValueError("the receipt is for another transfer")
             except (ValueError, KeyError, TypeError, AttributeError, signing.SignatureError) as exc:
                 return await self._transfer_later(row, "bad_receipt", str(exc))

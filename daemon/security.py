@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
+from mecene.errors import STATUS, envelope
 from mecene.keys import is_text
 
 from .errors import BadJson, DomainError, SlowBody
@@ -38,29 +39,6 @@ EXTENSION_ORIGIN = re.compile(
     r"^(chrome-extension|moz-extension|safari-web-extension)://[A-Za-z0-9\-]{1,64}$"
 )
 
-STATUS_BY_CODE = {
-    "invalid": 400,
-    "bad_json": 400,
-    "unauthorized": 401,
-    "wrong_passphrase": 401,
-    "insufficient_funds": 402,
-    "forbidden": 403,
-    "bad_host": 403,
-    "bad_origin": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "flattr_once": 409,
-    "flattr_owner": 409,
-    "slow_body": 408,
-    "id_conflict": 409,
-    "month_closed": 409,
-    "clock_behind": 409,
-    "too_large": 413,
-    "unsupported_media_type": 415,
-    "locked": 423,
-    "hub_refused": 502,  # the hub answered no; its code is in `hub_error`
-    "hub_unreachable": 503,
-}
 
 # An attribute set on handlers: who may call them. Default: a paired browser.
 AUTH_ATTR = "mecene_auth"
@@ -70,8 +48,8 @@ PUBLIC, BROWSER, ADMIN = "public", "browser", "admin"
 def error_response(
     code: str, message: str, status: int | None = None, **extra: Any
 ) -> web.Response:
-    body = {"error": code, "message": message, **extra}
-    return web.json_response(body, status=status or STATUS_BY_CODE.get(code, 400))
+    body = envelope(code, message, **extra)
+    return web.json_response(body, status=status or STATUS.get(code, 400))
 
 
 def access(level: str) -> Callable[[Handler], Handler]:
@@ -114,7 +92,7 @@ def _front(app: web.Application) -> list[Check]:
                     return refused
             return await handler(request)
         except DomainError as exc:
-            return error_response(exc.code, exc.message, **exc.extra)
+            return web.json_response(exc.body(), status=exc.status)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mecene import keys
+from mecene import keys, money
 from mecene.time import MONTH_RE
 
 from .budget import MAX_WEIGHT
@@ -222,7 +222,7 @@ def settings_patch(body: Any) -> dict[str, Any]:
     return out
 
 
-DEPOSIT_METHODS = ("bank", "card", "paypal")
+DEPOSIT_METHODS = money.METHODS
 
 
 def deposit(body: dict[str, Any]) -> tuple[str, int]:

@@ -1,46 +1,49 @@
-"""The hub's errors: a stable code, a sentence, and the HTTP status it maps to."""
+"""The hub's refusals: `HubError(code, message, **extra)`, in the one
+convention both services share (mecene/errors.py: the codes, their statuses
+and the `{"error", "message", …}` envelope)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-STATUS = {
-    "invalid": 400,
-    "bad_json": 400,
-    "unsigned": 401,
-    "bad_account": 401,
-    "bad_signature": 401,
-    "bad_timestamp": 401,
-    "bad_nonce": 401,
-    "stale": 401,
-    "replayed": 401,
-    "insufficient_funds": 402,
-    "declined": 402,
-    "forbidden": 403,
-    "not_found": 404,
-    "settlement_conflict": 409,
-    "month_not_ended": 409,
-    "month_before_account": 409,
-    "own_key": 409,
-    "id_conflict": 409,
-    "key_taken": 409,
-    "not_proven": 422,
-    "not_claimable": 422,
-    "slow_body": 408,
-    "too_large": 413,
-    "unsupported_media_type": 415,
-}
+from mecene.errors import STATUS, Refused
+
+# The codes the hub sends (PROTOCOL.md, "The hub's API").
+HUB_CODES = frozenset(
+    {
+        "invalid",
+        "bad_json",
+        "unsigned",
+        "bad_account",
+        "bad_signature",
+        "bad_timestamp",
+        "bad_nonce",
+        "stale",
+        "replayed",
+        "insufficient_funds",
+        "declined",
+        "forbidden",
+        "not_found",
+        "method_not_allowed",
+        "settlement_conflict",
+        "month_not_ended",
+        "month_before_account",
+        "own_key",
+        "id_conflict",
+        "key_taken",
+        "not_proven",
+        "not_claimable",
+        "slow_body",
+        "too_large",
+        "unsupported_media_type",
+    }
+)
+assert HUB_CODES <= STATUS.keys()
 
 
-class HubError(Exception):
+class HubError(Refused):
     def __init__(self, code: str, message: str, **extra: Any) -> None:
-        if code not in STATUS:
+        if code not in HUB_CODES:
             raise ValueError(f"unknown hub error code {code!r}")
-        super().__init__(message)
         self.code = code
-        self.message = message
-        self.extra = extra
-
-    @property
-    def status(self) -> int:
-        return STATUS[self.code]
+        super().__init__(message, **extra)

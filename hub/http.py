@@ -17,8 +17,9 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from mecene import keys as key_rules
-from mecene.time import MONTH_RE
+from mecene.errors import envelope
 
+from . import requests
 from .errors import HubError
 from .service import Hub
 
@@ -90,29 +91,22 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
         return await handler(request)
     except HubError as exc:
-        response = _json({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
+        response = _json(exc.body(), exc.status)
         if "retry_after" in exc.extra:
             response.headers["Retry-After"] = str(exc.extra["retry_after"])
         return response
     except web.HTTPRequestEntityTooLarge:
-        return _json({"error": "too_large", "message": "the body is too large"}, 413)
+        return _json(envelope("too_large", "the body is too large"), 413)
     except web.HTTPException as exc:
         if exc.status >= 400:
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "error")
-            return _json({"error": code, "message": exc.reason}, exc.status)
+            return _json(envelope(code, exc.reason), exc.status)
         raise
 
 
 def signed(handler: Handler) -> Handler:
     setattr(handler, SIGNED, True)
     return handler
-
-
-def _month(request: web.Request) -> str:
-    month = request.match_info["month"]
-    if not MONTH_RE.match(month):
-        raise HubError("invalid", "a month is YYYY-MM")
-    return month
 
 
 async def info(request: web.Request) -> web.Response:
@@ -125,36 +119,34 @@ async def account(request: web.Request) -> web.Response:
 
 
 async def quote(request: web.Request) -> web.Response:
-    body = await _body(request)
-    return _json(request.app[HUB].quote(body.get("method"), body.get("amount_cents")))
+    return _json(requests.quote(await _body(request)).view())
 
 
 @signed
 async def deposit(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    created, out = await hub.deposit(request[ACCOUNT], await _body(request))
+    created, out = await hub.deposit(request[ACCOUNT], requests.deposit(await _body(request)))
     view = await hub.account_view(request[ACCOUNT])
     return _json({"deposit": out, "balance_cents": view["balance_cents"]}, 201 if created else 200)
 
 
 @signed
 async def settle(request: web.Request) -> web.Response:
-    body = await _body(request)
-    created, receipt = await request.app[HUB].settle(
-        request[ACCOUNT], body.get("document"), body.get("signature")
-    )
+    req = requests.settlement(await _body(request))
+    created, receipt = await request.app[HUB].settle(request[ACCOUNT], req)
     return _json(receipt, 201 if created else 200)
 
 
 @signed
 async def settlement(request: web.Request) -> web.Response:
-    return _json(await request.app[HUB].settlement(request[ACCOUNT], _month(request)))
+    month = requests.month(request.match_info["month"])
+    return _json(await request.app[HUB].settlement(request[ACCOUNT], month))
 
 
 @signed
 async def claim(request: web.Request) -> web.Response:
-    body = await _body(request)
-    return _json(await request.app[HUB].claim(request[ACCOUNT], body.get("key")), 201)
+    key = requests.claim(await _body(request))
+    return _json(await request.app[HUB].claim(request[ACCOUNT], key), 201)
 
 
 @signed
@@ -171,13 +163,15 @@ async def flattr_id(request: web.Request) -> web.Response:
 
 @signed
 async def transfer(request: web.Request) -> web.Response:
-    created, out = await request.app[HUB].transfer(request[ACCOUNT], await _body(request))
+    req = requests.transfer(await _body(request))
+    created, out = await request.app[HUB].transfer(request[ACCOUNT], req)
     return _json(out, 201 if created else 200)
 
 
 @signed
 async def withdraw(request: web.Request) -> web.Response:
-    created, out = await request.app[HUB].withdraw(request[ACCOUNT], await _body(request))
+    req = requests.withdrawal(await _body(request))
+    created, out = await request.app[HUB].withdraw(request[ACCOUNT], req)
     return _json({"withdrawal": out}, 201 if created else 200)
 
 

@@ -1,26 +1,27 @@
 """The double-entry ledger: balanced entries, never changed, balances never negative.
 
-Ledger account names say whose money it is:
+A ledger account is a typed value (below), one class per kind; its name in
+the database says whose money it is:
 
-    user:ACCOUNT             a person's balance, spent by their settlements
-    creator:ACCOUNT          what a creator has received, withdrawable
-    withheld:ACCOUNT:MONTH   received in a month the creator gave nothing in
-    escrow:KEY               given to a creator key nobody has proved yet
-    fees                     the hub's 10 %
-    provider:METHOD          the outside world paying in (may go negative)
-    provider-fees:METHOD     what the payment provider kept
-    payouts                  paid out to creators' banks
+    user:ACCOUNT             User          a person's balance, spent by their settlements
+    creator:ACCOUNT          Creator       what a creator has received, withdrawable
+    withheld:ACCOUNT:MONTH   Withheld      received in a month the creator gave nothing in
+    escrow:KEY               Escrow        given to a creator key nobody has proved yet
+    fees:NN                  Fees          the hub's 10 %, in 16 shards chosen by the giver
+    provider:METHOD          Provider      the outside world paying in (may go negative)
+    provider-fees:METHOD     ProviderFees  what the payment provider kept
+    payouts                  Payouts       paid out to creators' banks
 
-(`fees:NN` are the hub's fees, in 16 shards; a direct transfer moves money as
-a settlement does.)
+Each kind declares its overdraft rule (`may_go_negative`): only `Provider`,
+the outside world, may go below zero.
 
 Its guarantees, and what keeps each:
 - Every entry sums to zero: `post` refuses an unbalanced one, and on
   PostgreSQL a deferred constraint trigger refuses, at commit, any entry
   whose postings do not (migration 0003); `mecene-hub check` sums them all.
-- No balance goes negative but an outside world's (`provider:`): the UPDATE
-  that moves balances refuses it, and a CHECK constraint backs it
-  (`may_go_negative` is set when the account is first used, from its kind).
+- No balance goes below zero unless its kind says it may: the UPDATE that
+  moves balances refuses it, and a CHECK constraint backs it
+  (`may_go_negative` is stored when the account is first used, from its kind).
 - An entry is never changed: corrections are new entries (`reverses`).
 - One entry per (kind, ref): the idempotency of deposits, settlements,
   transfers and withdrawals (DuplicateEntry).
@@ -29,8 +30,10 @@ Its guarantees, and what keeps each:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, String, column, func, insert, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,7 +41,103 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .schema import entries, ledger_accounts, postings
 
-OUTSIDE_PREFIXES = ("provider:",)
+
+@dataclass(frozen=True)
+class LedgerAccount:
+    """One ledger account; subclasses declare their kind and overdraft rule."""
+
+    prefix: ClassVar[str]
+    may_go_negative: ClassVar[bool] = False
+
+    @property
+    def name(self) -> str:
+        parts = [str(v) for v in vars(self).values()]
+        return ":".join([self.prefix, *parts])
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class User(LedgerAccount):
+    account: str
+    prefix = "user"
+
+
+@dataclass(frozen=True)
+class Creator(LedgerAccount):
+    account: str
+    prefix = "creator"
+
+
+@dataclass(frozen=True)
+class Withheld(LedgerAccount):
+    account: str
+    month: str
+    prefix = "withheld"
+
+
+@dataclass(frozen=True)
+class Escrow(LedgerAccount):
+    key: str
+    prefix = "escrow"
+
+
+FEE_SHARDS = 16
+
+
+@dataclass(frozen=True)
+class Fees(LedgerAccount):
+    shard: str
+    prefix = "fees"
+
+    @classmethod
+    def of(cls, giver: str) -> Fees:
+        """The shard a giver's fees go to, so that concurrent settlements do
+        not all queue on one balance row."""
+        n = int(hashlib.sha256(giver.encode()).hexdigest()[:8], 16) % FEE_SHARDS
+        return cls(f"{n:02d}")
+
+
+@dataclass(frozen=True)
+class Provider(LedgerAccount):
+    method: str
+    prefix = "provider"
+    may_go_negative = True
+
+
+@dataclass(frozen=True)
+class ProviderFees(LedgerAccount):
+    method: str
+    prefix = "provider-fees"
+
+
+@dataclass(frozen=True)
+class Payouts(LedgerAccount):
+    prefix = "payouts"
+
+
+KINDS: dict[str, type[LedgerAccount]] = {
+    k.prefix: k for k in (User, Creator, Withheld, Escrow, Fees, Provider, ProviderFees, Payouts)
+}
+
+
+def parse_account(name: str) -> LedgerAccount:
+    """The typed account of a stored name (ValueError if it is none)."""
+    prefix, _, rest = name.partition(":")
+    kind = KINDS.get(prefix)
+    if kind is None:
+        raise ValueError(f"no ledger account kind {prefix!r}")
+    if kind is Payouts:
+        if rest:
+            raise ValueError("payouts has no parts")
+        return Payouts()
+    if kind is Withheld:
+        account, _, month = rest.rpartition(":")
+        return Withheld(account, month)
+    if not rest:
+        raise ValueError(f"{prefix} needs a part")
+    return kind(rest)  # type: ignore[call-arg]
 
 
 class InsufficientFunds(Exception):
@@ -67,7 +166,7 @@ async def post(
     conn: AsyncConnection,
     kind: str,
     ref: str,
-    legs: Mapping[str, int],
+    legs: Mapping[LedgerAccount, int],
     now: int,
     *,
     reverses: int | None = None,
@@ -76,9 +175,12 @@ async def post(
 
     Raises InsufficientFunds (and the caller's transaction must roll back) if a
     balance would go below zero, DuplicateEntry if (kind, ref) was posted."""
-    moves = {name: cents for name, cents in legs.items() if cents != 0}
+    moves = {account.name: cents for account, cents in legs.items() if cents != 0}
+    if len(moves) != len({a for a, c in legs.items() if c != 0}):
+        raise ValueError(f"entry {kind}:{ref} names one account twice")
     if sum(moves.values()) != 0:
         raise ValueError(f"unbalanced entry {kind}:{ref}: {dict(moves)}")
+    overdraft = {a.name: a.may_go_negative for a in legs}
     entry_id = await conn.scalar(
         insert_ignore(conn, entries)
         .values(kind=kind, ref=ref, created_at=now, reverses=reverses)
@@ -91,7 +193,7 @@ async def post(
     names = sorted(moves)
     await conn.execute(
         insert_ignore(conn, ledger_accounts),
-        [{"name": n, "may_go_negative": n.startswith(OUTSIDE_PREFIXES)} for n in names],
+        [{"name": n, "may_go_negative": overdraft[n]} for n in names],
     )
     # Lock the rows in one order everywhere (name order), so that concurrent
     # entries touching the same accounts queue instead of deadlocking; then
@@ -120,8 +222,8 @@ async def post(
     moved = len(done.all())
     if moved != len(names):
         for name in names:
-            balance = await balance_cents(conn, name)
-            if balance + moves[name] < 0 and not name.startswith(OUTSIDE_PREFIXES):
+            balance = await _balance(conn, name)
+            if balance + moves[name] < 0 and not overdraft[name]:
                 raise InsufficientFunds(name, -(balance + moves[name]))
         raise AssertionError(f"entry {kind}:{ref} moved {moved} of {len(names)} balances")
     await conn.execute(
@@ -131,20 +233,29 @@ async def post(
     return int(entry_id)
 
 
-async def balance_cents(conn: AsyncConnection, name: str) -> int:
+async def _balance(conn: AsyncConnection, name: str) -> int:
     value = await conn.scalar(
         select(ledger_accounts.c.balance_cents).where(ledger_accounts.c.name == name)
     )
     return int(value or 0)
 
 
-async def balances(conn: AsyncConnection, prefix: str) -> dict[str, int]:
+async def balance_cents(conn: AsyncConnection, account: LedgerAccount) -> int:
+    return await _balance(conn, account.name)
+
+
+async def balances(
+    conn: AsyncConnection, kind: type[LedgerAccount], *first: str
+) -> dict[LedgerAccount, int]:
+    """The balances of every account of `kind` whose first parts are `first`
+    (e.g. `balances(conn, Withheld, account)`: one creator's withheld months)."""
+    prefix = ":".join([kind.prefix, *first, ""])
     rows = await conn.execute(
         select(ledger_accounts.c.name, ledger_accounts.c.balance_cents).where(
             ledger_accounts.c.name.startswith(prefix, autoescape=True)
         )
     )
-    return {name: int(cents) for name, cents in rows}
+    return {parse_account(name): int(cents) for name, cents in rows}
 
 
 async def check_books(conn: AsyncConnection) -> dict[str, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,23 +20,34 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mecene import keys as creator_keys_rules
 from mecene import money, signing
 from mecene.amounts import euros
-from mecene.encoding import b64u, canonical
-from mecene.money import largest_remainder
-from mecene.settlement import DocumentError, Receipt, Settlement
+from mecene.encoding import b64u
+from mecene.settlement import Receipt, TransferReceipt
 from mecene.time import Clock, add_months, month_ended_everywhere, timestamp
 
-from . import ledger
+from . import ledger, routing
 from .db import transaction
 from .errors import HubError
+from .ledger import (
+    Creator,
+    Escrow,
+    Fees,
+    LedgerAccount,
+    Payouts,
+    Provider,
+    ProviderFees,
+    User,
+    Withheld,
+)
 from .proofs import ProofError, ProofFetcher, where_to_prove
 from .provider import PaymentProvider
+from .requests import DepositRequest, Quote, SettlementRequest, TransferRequest, WithdrawalRequest
+from .routing import Piece, Routed
 from .schema import (
     accounts,
     allocations,
@@ -53,7 +63,6 @@ from .schema import (
 )
 
 T = TypeVar("T")
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 OUTCOME_STATES = ("credited", "withheld", "escrow", "returned")
@@ -66,42 +75,8 @@ class HubConfig:
     name: str = "Mécène hub"
 
 
-FEE_SHARDS = 16
-
-
-def fees_account(giver: str) -> str:
-    """The hub's fees are kept in 16 ledger accounts, chosen by the giver, so
-    that concurrent settlements do not all queue on one balance row."""
-    return f"fees:{int(hashlib.sha256(giver.encode()).hexdigest()[:8], 16) % FEE_SHARDS:02d}"
-
-
 def utc_month(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m")
-
-
-def fee_shares(cents: Sequence[int], fee_cents: int) -> list[int]:
-    """A group's fee spread over its rows in proportion to their cents, exactly."""
-    if fee_cents == 0 or sum(cents) == 0:
-        return [0] * len(cents)
-    return largest_remainder(fee_cents, list(cents))
-
-
-def parse_settlement(text: str) -> dict[str, Any]:
-    """The settlement document, checked field by field (mecene.settlement);
-    HubError("invalid") if not. Allocations as rows {creator, url, cents}."""
-    try:
-        doc = Settlement.parse(text)
-    except DocumentError as exc:
-        raise HubError("invalid", str(exc)) from None
-    return {
-        "account": doc.account,
-        "month": doc.month,
-        "spend_cents": doc.spend_cents,
-        "private": doc.private,
-        "allocations": [
-            {"creator": a.creator, "url": a.url, "cents": a.cents} for a in doc.allocations
-        ],
-    }
 
 
 def _lost_a_race(exc: DBAPIError) -> bool:
@@ -118,12 +93,12 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(orig)
 
 
-def _allocation_rows(*where: Any) -> Any:
+def _stored_pieces(*where: Any) -> Any:
     """The allocation rows a release moves, oldest first."""
     return (
         select(
             allocations.c.id,
-            allocations.c.account,
+            allocations.c.account.label("giver"),
             allocations.c.month,
             allocations.c.creator,
             allocations.c.transfer_id,
@@ -132,6 +107,39 @@ def _allocation_rows(*where: Any) -> Any:
         .where(*where)
         .order_by(allocations.c.id)
     )
+
+
+async def _pieces(conn: AsyncConnection, *where: Any) -> list[Piece]:
+    rows = await conn.execute(_stored_pieces(*where))
+    return [
+        Piece(
+            giver=r.giver,
+            month=r.month,
+            creator=r.creator,
+            cents=int(r.cents),
+            transfer_id=r.transfer_id,
+            id=int(r.id),
+        )
+        for r in rows
+    ]
+
+
+async def _apply(conn: AsyncConnection, routed: Routed) -> None:
+    """Write a routing's allocation rows: new ones inserted, stored ones updated."""
+    if routed.rows:
+        await conn.execute(insert(allocations), routed.rows)
+    by_shape: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row_id, values in routed.updates:
+        by_shape[tuple(sorted(values))].append(
+            {"row_id": row_id, **{f"new_{k}": v for k, v in values.items()}}
+        )
+    for shape, params in by_shape.items():
+        await conn.execute(
+            update(allocations)
+            .where(allocations.c.id == bindparam("row_id"))
+            .values({name: bindparam(f"new_{name}") for name in shape}),
+            params,
+        )
 
 
 class Hub:
@@ -229,9 +237,13 @@ class Hub:
 
     async def account_view(self, account: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
-            user = await ledger.balance_cents(conn, f"user:{account}")
-            creator = await ledger.balance_cents(conn, f"creator:{account}")
-            withheld = await ledger.balances(conn, f"withheld:{account}:")
+            user = await ledger.balance_cents(conn, User(account))
+            creator = await ledger.balance_cents(conn, Creator(account))
+            withheld = {
+                a.month: cents
+                for a, cents in (await ledger.balances(conn, Withheld, account)).items()
+                if isinstance(a, Withheld)
+            }
             owned = (
                 await conn.execute(
                     select(creator_keys.c.key)
@@ -260,7 +272,7 @@ class Hub:
             ).scalars()
             escrow = {}
             for key in sorted(set(claimed) - set(keys)):
-                held = await ledger.balance_cents(conn, f"escrow:{key}")
+                held = await ledger.balance_cents(conn, Escrow(key))
                 if held:
                     escrow[key] = held
         return {
@@ -280,8 +292,8 @@ class Hub:
             "withheld_cents": sum(withheld.values()),
             # Per month: paid once the account gives at least MIN_GIVING_CENTS in it.
             "withheld": [
-                {"month": name.rsplit(":", 1)[1], "cents": cents}
-                for name, cents in sorted(withheld.items())
+                {"month": month, "cents": cents}
+                for month, cents in sorted(withheld.items())
                 if cents
             ],
             "min_giving_cents": money.MIN_GIVING_CENTS,
@@ -291,37 +303,9 @@ class Hub:
             "nonprofit": bool(nonprofit),
         }
 
-    def quote(self, method: Any, amount_cents: Any) -> dict[str, Any]:
-        if method not in money.METHODS:
-            raise HubError("invalid", f"method is one of {', '.join(money.METHODS)}")
-        if not isinstance(amount_cents, int) or isinstance(amount_cents, bool):
-            raise HubError("invalid", "amount_cents is a whole number of cents")
-        if not money.MIN_DEPOSIT_CENTS <= amount_cents <= money.MAX_DEPOSIT_CENTS:
-            raise HubError(
-                "invalid",
-                f"a deposit is {euros(money.MIN_DEPOSIT_CENTS)} to "
-                f"{euros(money.MAX_DEPOSIT_CENTS)}",
-            )
-        fee = money.deposit_fee_cents(method, amount_cents)
-        return {
-            "method": method,
-            "amount_cents": amount_cents,
-            "fee_cents": fee,
-            "total_cents": amount_cents + fee,
-        }
-
-    async def deposit(self, account: str, body: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """(created, deposit). The fee the person confirmed must be today's fee."""
-        deposit_id = body.get("id")
-        if not isinstance(deposit_id, str) or not _ID_RE.match(deposit_id):
-            raise HubError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
-        quote = self.quote(body.get("method"), body.get("amount_cents"))
-        if body.get("fee_cents") != quote["fee_cents"]:
-            raise HubError(
-                "invalid",
-                f"the fee is {quote['fee_cents']} cents: show it and confirm again",
-                quote=quote,
-            )
+    async def deposit(self, account: str, req: DepositRequest) -> tuple[bool, dict[str, Any]]:
+        """(created, deposit), once per id; the fee was checked at the edge."""
+        deposit_id, quote = req.id, req.quote
         async with self.engine.connect() as conn:
             known = (
                 await conn.execute(select(deposits).where(deposits.c.id == deposit_id))
@@ -329,7 +313,7 @@ class Hub:
         if known is not None:
             return False, self._same_deposit(known._asdict(), account, quote)
         result = await self.provider.charge(
-            deposit_id, quote["method"], quote["amount_cents"], quote["fee_cents"]
+            deposit_id, quote.method, quote.amount_cents, quote.fee_cents
         )
         if not result.ok:
             raise HubError("declined", f"the payment was declined ({result.reason})")
@@ -338,16 +322,12 @@ class Hub:
             row = (await conn.execute(select(deposits).where(deposits.c.id == deposit_id))).first()
             if row is not None:  # a concurrent retry recorded it first
                 return False, self._same_deposit(row._asdict(), account, quote)
-            m, amount, fee = quote["method"], quote["amount_cents"], quote["fee_cents"]
+            m, amount, fee = quote.method, quote.amount_cents, quote.fee_cents
             entry = await ledger.post(
                 conn,
                 "deposit",
                 deposit_id,
-                {
-                    f"provider:{m}": -(amount + fee),
-                    f"user:{account}": amount,
-                    f"provider-fees:{m}": fee,
-                },
+                {Provider(m): -(amount + fee), User(account): amount, ProviderFees(m): fee},
                 self.now(),
             )
             values = {
@@ -365,13 +345,11 @@ class Hub:
 
         return await self._retrying(record)
 
-    def _same_deposit(
-        self, row: dict[str, Any], account: str, quote: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _same_deposit(self, row: dict[str, Any], account: str, quote: Quote) -> dict[str, Any]:
         if (row["account"], row["method"], row["amount_cents"]) != (
             account,
-            quote["method"],
-            quote["amount_cents"],
+            quote.method,
+            quote.amount_cents,
         ):
             raise HubError("id_conflict", "this deposit id was used for another deposit")
         return self._deposit_view(row)
@@ -385,44 +363,41 @@ class Hub:
 
     # -- settlements ----------------------------------------------------------------------
 
-    async def settle(self, account: str, text: Any, signature: Any) -> tuple[bool, dict[str, Any]]:
+    async def settle(self, account: str, req: SettlementRequest) -> tuple[bool, dict[str, Any]]:
         """(created, {receipt, signature}). The same document again gives the same
         receipt; a different one for a settled month is refused."""
-        if not isinstance(text, str) or not isinstance(signature, str):
-            raise HubError("invalid", "send {document: the canonical text, signature}")
-        doc = parse_settlement(text)
-        if doc["account"] != account:
+        doc = req.document
+        if doc.account != account:
             raise HubError("forbidden", "the settlement names another account than the signer")
         try:
-            signing.verify(account, text.encode(), signature)
+            signing.verify(account, req.text.encode(), req.signature)
         except signing.SignatureError as exc:
             raise HubError("bad_signature", f"settlement: {exc}") from None
-        ended = month_ended_everywhere(doc["month"])
+        ended = month_ended_everywhere(doc.month)
         now = self.clock.now()
         if now < ended:
             wait = int((ended - now).total_seconds()) + 1
             raise HubError(
                 "month_not_ended",
-                f"{doc['month']} has not ended in every time zone yet; it is settled from "
+                f"{doc.month} has not ended in every time zone yet; it is settled from "
                 f"{timestamp(ended)}",
                 settle_from=timestamp(ended),
                 retry_after=wait,
             )
-        sha = hashlib.sha256(text.encode()).hexdigest()
 
         async def run(conn: AsyncConnection) -> tuple[bool, dict[str, Any]]:
             known = (
                 await conn.execute(
                     select(settlements)
-                    .where(settlements.c.account == account, settlements.c.month == doc["month"])
+                    .where(settlements.c.account == account, settlements.c.month == doc.month)
                     .with_for_update()
                 )
             ).first()
             if known is not None:
-                if known.sha256 != sha:
+                if known.sha256 != req.sha256:
                     raise HubError(
                         "settlement_conflict",
-                        f"{doc['month']} is already settled with a different document",
+                        f"{doc.month} is already settled with a different document",
                     )
                 return False, {"receipt": known.receipt, "signature": known.receipt_signature}
             created = (
@@ -431,93 +406,83 @@ class Hub:
             if created >= ended.timestamp():
                 raise HubError(
                     "month_before_account",
-                    f"{doc['month']} had ended before this account existed",
+                    f"{doc.month} had ended before this account existed",
                 )
-            return True, await self._settle(conn, account, doc, text, signature, sha)
+            return True, await self._settle(conn, req)
 
         return await self._retrying(run)
 
-    async def _route(
+    async def _accept(
         self,
         conn: AsyncConnection,
-        account: str,
+        giver: str,
         month: str,
-        by_key: Mapping[str, Sequence[Mapping[str, Any]]],
-        owners: Mapping[str, str | None],
+        pieces: Sequence[Piece],
         given_cents: int,
-        legs: defaultdict[str, int],
         now: int,
-        transfer_id: str | None = None,
-    ) -> tuple[int, int, list[dict[str, Any]]]:
-        """Where each creator key's money goes — the same for a settlement and
-        a direct transfer: to its owner less the fee (one fee per key, rounded
-        half up, spread over its rows), withheld for an owner who has not given
-        this month, or in escrow for a key nobody proved. Giving at least
-        MIN_GIVING_CENTS marks `account` as having given in `month` (and
-        releases what waited for that). Returns (credited, held, allocation rows)."""
-        people = sorted({account} | {o for o in owners.values() if o is not None})
-        gave = await self._lock_giving(conn, people, month, own=account)
-        if given_cents >= money.MIN_GIVING_CENTS and not gave[account]:
+    ) -> Routed:
+        """What the database says about the pieces' keys and people, read under
+        lock, then `routing.route`; the same for a settlement and a direct
+        transfer. Giving at least MIN_GIVING_CENTS marks `giver` as having given
+        in `month` and releases what was withheld for that (`routing.release`)."""
+        owners = await self._lock_keys(conn, sorted({p.creator for p in pieces}))
+        own = sorted(k for k, o in owners.items() if o == giver)
+        if own:
+            raise HubError(
+                "own_key",
+                "a payment cannot go to the giver's own creator keys: " + ", ".join(own),
+                keys=own,
+            )
+        people = sorted({giver} | {o for o in owners.values() if o is not None})
+        gave = await self._lock_giving(conn, people, month, own=giver)
+        nonprofit = await self._nonprofit(conn, people)
+        legs: defaultdict[LedgerAccount, int] = defaultdict(int)
+        if given_cents >= money.MIN_GIVING_CENTS and not gave[giver]:
             await conn.execute(
                 update(giving)
-                .where(giving.c.account == account, giving.c.month == month)
+                .where(giving.c.account == giver, giving.c.month == month)
                 .values(gave=True)
             )
-            gave[account] = True
-            await self._release_withheld(conn, account, month, legs, now)
-        nonprofit = await self._nonprofit(conn, people)
-        credited = held = 0
-        rows_out = []
-        for key in sorted(by_key):
-            rows = by_key[key]
-            owner = owners[key]
-            cents = [r["cents"] for r in rows]
-            total = sum(cents)
-            fees: list[int | None] = [None] * len(rows)
-            if owner is None:
-                state = "escrow"
-                legs[f"escrow:{key}"] += total
-                held += total
-            elif self.config.must_give and not gave[owner]:
-                state = "withheld"
-                legs[f"withheld:{owner}:{month}"] += total
-                held += total
-            else:
-                state = "credited"
-                fee = money.creator_fee_cents(total, nonprofit=nonprofit[owner])
-                fees = list(fee_shares(cents, fee))
-                legs[f"creator:{owner}"] += total - fee
-                legs[fees_account(account)] += fee
-                credited += total
-            for r, fee_cents in zip(rows, fees, strict=True):
-                rows_out.append(
-                    {
-                        "account": account,
-                        "month": month,
-                        "creator": key,
-                        "url": r.get("url"),
-                        "cents": r["cents"],
-                        "state": state,
-                        "recipient": owner,
-                        "fee_cents": fee_cents,
-                        "settled_at": now if state == "credited" else None,
-                        "withheld_month": month if state == "withheld" else None,
-                        "transfer_id": transfer_id,
-                    }
+            gave[giver] = True
+            withheld = await _pieces(
+                conn,
+                allocations.c.recipient == giver,
+                allocations.c.state == "withheld",
+                allocations.c.withheld_month == month,
+            )
+            if withheld:
+                released = routing.release(
+                    withheld,
+                    source=Withheld(giver, month),
+                    owner=giver,
+                    gave=True,
+                    nonprofit=nonprofit[giver],
+                    must_give=self.config.must_give,
+                    month=month,
+                    now=now,
                 )
-        return credited, held, rows_out
+                await _apply(conn, released)
+                for name, cents in released.legs.items():
+                    legs[name] += cents
+        routed = routing.route(
+            pieces,
+            owners=owners,
+            gave=gave,
+            nonprofit=nonprofit,
+            must_give=self.config.must_give,
+            now=now,
+        )
+        await _apply(conn, routed)
+        for name, cents in routed.legs.items():
+            legs[name] += cents
+        legs[User(giver)] -= given_cents
+        routed.legs = legs
+        return routed
 
-    async def _settle(
-        self,
-        conn: AsyncConnection,
-        account: str,
-        doc: dict[str, Any],
-        text: str,
-        signature: str,
-        sha: str,
-    ) -> dict[str, Any]:
-        month, spend, now = doc["month"], doc["spend_cents"], self.now()
-        have = await ledger.balance_cents(conn, f"user:{account}")
+    async def _settle(self, conn: AsyncConnection, req: SettlementRequest) -> dict[str, Any]:
+        doc, now = req.document, self.now()
+        account, month, spend = doc.account, doc.month, doc.spend_cents
+        have = await ledger.balance_cents(conn, User(account))
         if have < spend:
             raise HubError(
                 "insufficient_funds",
@@ -525,32 +490,18 @@ class Hub:
                 "and the daemon will send it again",
                 balance_cents=have,
             )
-        legs: defaultdict[str, int] = defaultdict(int)
-        legs[f"user:{account}"] -= spend
-        by_key: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in doc["allocations"]:
-            by_key[row["creator"]].append(row)
-        owners = await self._lock_keys(conn, sorted(by_key))
-        own = sorted(k for k, o in owners.items() if o == account)
-        if own:
-            raise HubError(
-                "own_key",
-                "a settlement cannot pay the settler's own creator keys: " + ", ".join(own),
-                keys=own,
-            )
-        credited, held, rows_out = await self._route(
-            conn, account, month, by_key, owners, spend, legs, now
-        )
-        if rows_out:
-            await conn.execute(insert(allocations), rows_out)
+        pieces = [
+            Piece(giver=account, month=month, creator=a.creator, cents=a.cents, url=a.url)
+            for a in doc.allocations
+        ]
+        routed = await self._accept(conn, account, month, pieces, spend, now)
         if spend >= money.MIN_GIVING_CENTS:
             # Only people who paid that month count (at least the minimum a
             # month gives, as for "to receive, you must give"), and only for
             # what they gave money to: free settlements cannot inflate counters.
-            paid = [r for r in doc["allocations"] if r["cents"] > 0]
-            await self._count(conn, account, {r["creator"]: True for r in paid}, paid)
+            await self._count(conn, account, [p for p in pieces if p.cents > 0])
         try:
-            await ledger.post(conn, "settlement", f"{account}:{month}", legs, now)
+            await ledger.post(conn, "settlement", f"{account}:{month}", routed.legs, now)
         except ledger.InsufficientFunds:
             raise HubError(
                 "insufficient_funds", "the balance does not cover the settlement"
@@ -559,19 +510,19 @@ class Hub:
             hub=self.public_key,
             account=account,
             month=month,
-            sha256=sha,
+            sha256=req.sha256,
             spend_cents=spend,
-            credited_cents=credited,
-            held_cents=held,
+            credited_cents=routed.credited_cents,
+            held_cents=routed.held_cents,
             received_at=now,
         ).sign(self.key.sign)
         await conn.execute(
             insert(settlements).values(
                 account=account,
                 month=month,
-                document=text,
-                signature=signature,
-                sha256=sha,
+                document=req.text,
+                signature=req.signature,
+                sha256=req.sha256,
                 spend_cents=spend,
                 receipt=receipt_text,
                 receipt_signature=receipt_signature,
@@ -632,76 +583,17 @@ class Hub:
         found = {a: bool(n) for a, n in rows}
         return {p: found.get(p, False) for p in people}
 
-    async def _credit_rows(
-        self,
-        conn: AsyncConnection,
-        rows: Sequence[Any],
-        owner: str,
-        nonprofit: bool,
-        legs: defaultdict[str, int],
-        now: int,
-    ) -> int:
-        """Credit allocation rows to `owner`; returns the gross. The caller
-        debits where the money was. The fee is taken per unit of payment, the
-        same unit as when a settlement is credited at once (`_route`): one
-        settlement's rows for one key — (giver, month, key) — or one transfer.
-        So the same flattrs cost the same fee whether they were credited at
-        once, withheld and then released, or held in escrow and then claimed."""
-        groups: defaultdict[tuple[str, str, str, str | None], list[Any]] = defaultdict(list)
-        for r in rows:
-            groups[(r.account, r.month, r.creator, r.transfer_id)].append(r)
-        gross = 0
-        for group in groups.values():
-            cents = [int(r.cents) for r in group]
-            total = sum(cents)
-            fee = money.creator_fee_cents(total, nonprofit=nonprofit)
-            for r, fee_cents in zip(group, fee_shares(cents, fee), strict=True):
-                await conn.execute(
-                    update(allocations)
-                    .where(allocations.c.id == r.id)
-                    .values(state="credited", recipient=owner, fee_cents=fee_cents, settled_at=now)
-                )
-            legs[f"creator:{owner}"] += total - fee
-            legs[fees_account(group[0].account)] += fee
-            gross += total
-        return gross
-
-    async def _release_withheld(
-        self,
-        conn: AsyncConnection,
-        owner: str,
-        month: str,
-        legs: defaultdict[str, int],
-        now: int,
-    ) -> None:
-        """The creator gave in `month`: what was withheld for it is theirs."""
-        rows = (
-            await conn.execute(
-                _allocation_rows(
-                    allocations.c.recipient == owner,
-                    allocations.c.state == "withheld",
-                    allocations.c.withheld_month == month,
-                )
-            )
-        ).all()
-        if not rows:
-            return
-        nonprofit = (await self._nonprofit(conn, [owner]))[owner]
-        gross = await self._credit_rows(conn, rows, owner, nonprofit, legs, now)
-        legs[f"withheld:{owner}:{month}"] -= gross
-
     async def _count(
         self,
         conn: AsyncConnection,
         account: str,
-        by_key: Mapping[str, Any],
-        rows: Sequence[Mapping[str, Any]],
+        pieces: Sequence[Piece],
     ) -> None:
-        """Count `account` once per creator and thing it flattred. Counters are
+        """Count `account` once per creator and thing it paid. Counters are
         counted when read (an index range of `counter_people`), so no
         popular thing's counter row is a lock every settlement queues on."""
-        subjects = {("creator", k) for k in by_key} | {
-            ("thing", r["url"]) for r in rows if r["url"] is not None
+        subjects = {("creator", p.creator) for p in pieces} | {
+            ("thing", p.url) for p in pieces if p.url is not None
         }
         if not subjects:
             return
@@ -720,107 +612,83 @@ class Hub:
 
     # -- direct transfers ---------------------------------------------------------------
 
-    async def transfer(self, account: str, body: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    async def transfer(self, account: str, req: TransferRequest) -> tuple[bool, dict[str, Any]]:
         """A one-off amount to one creator, outside the month's split: (created,
         {receipt, signature}). Its money goes as a flattr's does (fee, "to
         receive, you must give", escrow) in the hub's current month. The same
         client id again returns the same receipt; with another body, 409."""
-        if set(body) - {"id", "creator", "cents", "url"}:
-            raise HubError("invalid", "a transfer is {id, creator, cents, url?}")
-        transfer_id, cents = body.get("id"), body.get("cents")
-        if not isinstance(transfer_id, str) or not _ID_RE.match(transfer_id):
-            raise HubError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
-        if not isinstance(cents, int) or isinstance(cents, bool):
-            raise HubError("invalid", "cents is a whole number of cents")
-        if not money.MIN_TRANSFER_CENTS <= cents <= money.MAX_TRANSFER_CENTS:
-            raise HubError(
-                "invalid",
-                f"a transfer is {euros(money.MIN_TRANSFER_CENTS)} to "
-                f"{euros(money.MAX_TRANSFER_CENTS)}",
-            )
-        try:
-            key = creator_keys_rules.creator_key(body.get("creator"))
-            url = creator_keys_rules.thing_url(body["url"]) if body.get("url") else None
-        except ValueError as exc:
-            raise HubError("invalid", str(exc)) from None
-        request = {"id": transfer_id, "creator": key, "cents": cents, "url": url}
-        sha = hashlib.sha256(canonical(request)).hexdigest()
 
         async def run(conn: AsyncConnection) -> tuple[bool, dict[str, Any]]:
             known = (
                 await conn.execute(
                     select(transfers)
-                    .where(transfers.c.account == account, transfers.c.id == transfer_id)
+                    .where(transfers.c.account == account, transfers.c.id == req.id)
                     .with_for_update()
                 )
             ).first()
             if known is not None:
-                if known.sha256 != sha:
+                if known.sha256 != req.sha256:
                     raise HubError("id_conflict", "this transfer id was used for another transfer")
                 return False, {"receipt": known.receipt, "signature": known.receipt_signature}
-            return True, await self._transfer(conn, account, request, sha)
+            return True, await self._transfer(conn, account, req)
 
         return await self._retrying(run)
 
     async def _transfer(
-        self, conn: AsyncConnection, account: str, request: Mapping[str, Any], sha: str
+        self, conn: AsyncConnection, account: str, req: TransferRequest
     ) -> dict[str, Any]:
-        key, cents, now, month = request["creator"], request["cents"], self.now(), self.month()
-        have = await ledger.balance_cents(conn, f"user:{account}")
-        if have < cents:
+        now, month = self.now(), self.month()
+        have = await ledger.balance_cents(conn, User(account))
+        if have < req.cents:
             raise HubError(
                 "insufficient_funds",
-                f"the balance is {euros(have)}, less than the {euros(cents)} to give",
+                f"the balance is {euros(have)}, less than the {euros(req.cents)} to give",
                 balance_cents=have,
             )
-        owners = await self._lock_keys(conn, [key])
-        if owners[key] == account:
-            raise HubError("own_key", f"{key} is one of your own creator keys", keys=[key])
-        legs: defaultdict[str, int] = defaultdict(int)
-        legs[f"user:{account}"] -= cents
-        row = {"cents": cents, "url": request["url"]}
-        credited, held, rows_out = await self._route(
-            conn, account, month, {key: [row]}, owners, cents, legs, now, request["id"]
+        piece = Piece(
+            giver=account,
+            month=month,
+            creator=req.creator,
+            cents=req.cents,
+            url=req.url,
+            transfer_id=req.id,
         )
-        await conn.execute(insert(allocations), rows_out)
+        routed = await self._accept(conn, account, month, [piece], req.cents, now)
         # The giver counts once for the creator (and the thing): real money,
         # at least MIN_TRANSFER_CENTS, so no free account inflates a counter.
-        await self._count(conn, account, {key: True}, [row])
+        await self._count(conn, account, [piece])
         try:
-            await ledger.post(conn, "transfer", f"{account}:{request['id']}", legs, now)
+            await ledger.post(conn, "transfer", f"{account}:{req.id}", routed.legs, now)
         except ledger.InsufficientFunds:
             raise HubError(
                 "insufficient_funds", "the balance does not cover the transfer"
             ) from None
-        receipt = {
-            "v": 1,
-            "hub": self.public_key,
-            "account": account,
-            "transfer": request["id"],
-            "sha256": sha,
-            "month": month,
-            "creator": key,
-            "cents": cents,
-            "credited_cents": credited,
-            "held_cents": held,
-            "received_at": now,
-        }
-        receipt_text = canonical(receipt)
-        receipt_signature = b64u(self.key.sign(receipt_text))
+        receipt_text, receipt_signature = TransferReceipt(
+            hub=self.public_key,
+            account=account,
+            transfer=req.id,
+            sha256=req.sha256,
+            month=month,
+            creator=req.creator,
+            cents=req.cents,
+            credited_cents=routed.credited_cents,
+            held_cents=routed.held_cents,
+            received_at=now,
+        ).sign(self.key.sign)
         await conn.execute(
             insert(transfers).values(
                 account=account,
-                id=request["id"],
+                id=req.id,
                 month=month,
-                creator=key,
-                cents=cents,
-                sha256=sha,
-                receipt=receipt_text.decode(),
+                creator=req.creator,
+                cents=req.cents,
+                sha256=req.sha256,
+                receipt=receipt_text,
                 receipt_signature=receipt_signature,
                 received_at=now,
             )
         )
-        return {"receipt": receipt_text.decode(), "signature": receipt_signature}
+        return {"receipt": receipt_text, "signature": receipt_signature}
 
     async def settlement(self, account: str, month: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
@@ -852,16 +720,8 @@ class Hub:
 
     # -- creators ----------------------------------------------------------------------
 
-    async def claim(self, account: str, key: Any) -> dict[str, Any]:
-        try:
-            key = creator_keys_rules.creator_key(key)
-        except ValueError as exc:
-            raise HubError("invalid", f"key: {exc}") from None
-        if key.startswith("flattr:"):
-            raise HubError(
-                "not_claimable",
-                "flattr ids are issued by the hub (POST /v1/flattr-ids), not claimed",
-            )
+    async def claim(self, account: str, key: str) -> dict[str, Any]:
+        """Start proving `key` (checked by hub.requests.claim)."""
         # Hex ids: a base64url one may start with "-", which `mecene creator
         # verify ID` would take for an option.
         claim = {
@@ -957,33 +817,27 @@ class Hub:
                 .where(claims.c.id == claim_id)
                 .values(state="verified", verified_at=now, proof=proof)
             )
-        rows = (
-            await conn.execute(
-                _allocation_rows(allocations.c.creator == key, allocations.c.state == "escrow")
-            )
-        ).all()
-        if not rows:
+        pieces = await _pieces(conn, allocations.c.creator == key, allocations.c.state == "escrow")
+        if not pieces:
             return 0
         # Released now: it counts as received this month, so "to receive, you
-        # must give" looks at this month's giving (withheld until it happens).
+        # must give" looks at this month's giving (withheld until it happens,
+        # under the month of release, whatever month it was given in).
         month = self.month()
         gave = (await self._lock_giving(conn, [account], month))[account]
-        legs: defaultdict[str, int] = defaultdict(int)
-        gross = sum(int(r.cents) for r in rows)
-        legs[f"escrow:{key}"] -= gross
-        if self.config.must_give and not gave:
-            # Withheld under the month of release, whatever month it was given in.
-            await conn.execute(
-                update(allocations)
-                .where(allocations.c.id.in_([r.id for r in rows]))
-                .values(state="withheld", recipient=account, withheld_month=month)
-            )
-            legs[f"withheld:{account}:{month}"] += gross
-        else:
-            nonprofit = (await self._nonprofit(conn, [account]))[account]
-            await self._credit_rows(conn, rows, account, nonprofit, legs, now)
-        await ledger.post(conn, "escrow-release", f"{key}:{account}:{now}", legs, now)
-        return gross
+        released = routing.release(
+            pieces,
+            source=Escrow(key),
+            owner=account,
+            gave=gave,
+            nonprofit=(await self._nonprofit(conn, [account]))[account],
+            must_give=self.config.must_give,
+            month=month,
+            now=now,
+        )
+        await _apply(conn, released)
+        await ledger.post(conn, "escrow-release", f"{key}:{account}:{now}", released.legs, now)
+        return released.gross_cents
 
     async def expire_escrow(self) -> int:
         """Give back to the givers what waited in escrow longer than the escrow
@@ -1020,10 +874,10 @@ class Hub:
                 ).all()
                 if not rows:
                     return 0  # another hub process returned them first
-                legs: defaultdict[str, int] = defaultdict(int)
+                legs: defaultdict[LedgerAccount, int] = defaultdict(int)
                 for r in rows:
-                    legs[f"user:{r.account}"] += int(r.cents)
-                    legs[f"escrow:{key}"] -= int(r.cents)
+                    legs[User(r.account)] += int(r.cents)
+                    legs[Escrow(key)] -= int(r.cents)
                 ids = [r.id for r in rows]
                 await conn.execute(
                     update(allocations)
@@ -1036,22 +890,13 @@ class Hub:
             returned += await self._retrying(run)
         return returned
 
-    async def withdraw(self, account: str, body: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
-        withdrawal_id = body.get("id")
-        amount = body.get("amount_cents")
-        if not isinstance(withdrawal_id, str) or not _ID_RE.match(withdrawal_id):
-            raise HubError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
-        if not isinstance(amount, int) or isinstance(amount, bool):
-            raise HubError("invalid", "amount_cents is a whole number of cents")
-        if amount < money.MIN_WITHDRAWAL_CENTS:
-            raise HubError(
-                "invalid", f"the smallest withdrawal is {euros(money.MIN_WITHDRAWAL_CENTS)}"
-            )
+    async def withdraw(self, account: str, req: WithdrawalRequest) -> tuple[bool, dict[str, Any]]:
+        withdrawal_id, amount = req.id, req.amount_cents
         async with self.engine.connect() as conn:
             known = (
                 await conn.execute(select(withdrawals).where(withdrawals.c.id == withdrawal_id))
             ).first()
-            have = await ledger.balance_cents(conn, f"creator:{account}")
+            have = await ledger.balance_cents(conn, Creator(account))
         if known is not None:
             if (known.account, known.amount_cents) != (account, amount):
                 raise HubError("id_conflict", "this withdrawal id was used for another")
@@ -1069,7 +914,7 @@ class Hub:
                     conn,
                     "withdrawal",
                     withdrawal_id,
-                    {f"creator:{account}": -amount, "payouts": amount},
+                    {Creator(account): -amount, Payouts(): amount},
                     self.now(),
                 )
             except ledger.InsufficientFunds:
@@ -1167,8 +1012,11 @@ class Hub:
 
     async def fees_cents(self) -> int:
         async with self.engine.connect() as conn:
-            return sum((await ledger.balances(conn, "fees:")).values())
+            return sum((await ledger.balances(conn, Fees)).values())
 
-    async def balance_of(self, name: str) -> int:
+    async def balance_of(self, account: LedgerAccount | str) -> int:
+        """A ledger account's balance, typed or by its stored name."""
+        if isinstance(account, str):
+            account = ledger.parse_account(account)
         async with self.engine.connect() as conn:
-            return await ledger.balance_cents(conn, name)
+            return await ledger.balance_cents(conn, account)

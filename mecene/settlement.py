@@ -171,6 +171,63 @@ class Receipt:
         signing.verify(hub, text.encode(), signature)
 
 
+@dataclass(frozen=True)
+class TransferReceipt:
+    """What the hub accepted for one direct transfer: its id and the hash of
+    its request, the creator key and amount, what was credited at once and
+    what was held, in the hub's month when it arrived."""
+
+    hub: str
+    account: str
+    transfer: str
+    sha256: str
+    month: str
+    creator: str
+    cents: int
+    credited_cents: int
+    held_cents: int
+    received_at: int
+
+    FIELDS = (
+        "hub",
+        "account",
+        "transfer",
+        "sha256",
+        "month",
+        "creator",
+        "cents",
+        "credited_cents",
+        "held_cents",
+        "received_at",
+    )
+
+    def serialise(self) -> bytes:
+        return canonical({"v": VERSION, **{name: getattr(self, name) for name in self.FIELDS}})
+
+    def sign(self, sign: Callable[[bytes], bytes]) -> tuple[str, str]:
+        """The canonical text and the hub's signature of it (base64url)."""
+        text = self.serialise()
+        return text.decode(), b64u(sign(text))
+
+    @classmethod
+    def parse(cls, text: str) -> TransferReceipt:
+        doc = _load(text, "transfer receipt")
+        if set(doc) != {"v", *cls.FIELDS} or doc["v"] != VERSION:
+            raise DocumentError(f"transfer receipt: fields must be v, {', '.join(cls.FIELDS)}")
+        strings = ("hub", "account", "transfer", "sha256", "month", "creator")
+        if not all(isinstance(doc[name], str) for name in strings):
+            raise DocumentError(f"transfer receipt: {', '.join(strings)} are text")
+        numbers = ("cents", "credited_cents", "held_cents", "received_at")
+        if not all(_cents(doc[name]) for name in numbers):
+            raise DocumentError("transfer receipt: amounts and the time are whole numbers ≥ 0")
+        return cls(**{name: doc[name] for name in cls.FIELDS})
+
+    @staticmethod
+    def verify(hub: str, text: str, signature: str) -> None:
+        """signing.SignatureError unless the hub's key `hub` signed `text`."""
+        signing.verify(hub, text.encode(), signature)
+
+
 def _load(text: str, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)

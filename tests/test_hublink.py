@@ -24,6 +24,7 @@ from daemon.pairing import hash_token, new_token
 from daemon.server import HUB_LINK, Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
+from hub import requests as hub_requests
 from hub.db import migrate, open_database
 from hub.http import create_app as create_hub_app
 from hub.proofs import ProofFetcher
@@ -321,7 +322,7 @@ async def test_a_transfer_outlives_a_hub_outage_and_is_given_once(world: dict[st
     # daemon (as if the connection broke): the daemon's send is a repeat.
     account = (await person.call("GET", "/hub/account"))["account"]
     second = {"id": str(uuid.uuid4()), "creator": key, "cents": 300}
-    applied, first_answer = await hub.transfer(account, second)
+    applied, first_answer = await hub.transfer(account, hub_requests.transfer(second))
     assert applied is True
     sent = (await person.call("POST", "/transfers", second, 201))["transfer"]
     assert sent["state"] == "given" and sent["receipt_signature"] == first_answer["signature"]
