@@ -1,15 +1,7 @@
-"""The daemon's side of the hub: signed calls, the balance, deposits, and
-sending every closed month until the hub has it.
-
-A month goes `closed → submitted → settled`: `submitted` is written before
-the settlement leaves, so after a crash or a lost answer the daemon knows it
-may have arrived and sends it again (the hub answers a repeat with the same
-receipt). `settled` means the hub's receipt is stored, its signature checked
-against the hub's key (pinned at first contact) and its content against the
-document sent. While the hub is unreachable the daemon retries with
-exponential back-off (5 s doubling to an hour); a refusal (not enough money)
-is retried the same way, since a deposit can fix it; a conflicting
-settlement is not retried and is shown to the person.
+"""The daemon's side of the hub, the thin part: signed calls, the balance,
+deposits, and sending every closed month and every transfer until the hub
+has it. When to send and what an answer means is decided in
+daemon/sendpolicy.py, without sockets; this module calls and records.
 """
 
 from __future__ import annotations
@@ -21,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,21 +22,15 @@ from mecene import signing
 from mecene.settlement import Receipt, TransferReceipt
 from mecene.time import timestamp
 
+from . import sendpolicy as policy
 from .errors import DomainError
 from .service import Joined, Service
 
 log = logging.getLogger("mecene.hub")
-RETRY_BASE_SECONDS = 5.0
-RETRY_MAX_SECONDS = 3600.0
 # How often the list of joined creators is downloaded again (tests shorten it).
 JOINED_REFRESH_SECONDS = float(os.environ.get("MECENE_JOINED_REFRESH_SECONDS", "3600"))
 MAX_JOINED_KEYS = 5_000_000
 TIMEOUT = aiohttp.ClientTimeout(total=20)
-
-
-# Refusals that sending again cannot change: the month stays closed, shown
-# with its reason, until a person acts.
-NEEDS_A_PERSON = frozenset({"settlement_conflict", "month_before_account"})
 
 
 # What a settlement's money can have become at the hub, and how often a
@@ -62,15 +47,10 @@ class HubRefused(DomainError):
     code = "hub_refused"
 
 
-def retry_delay(attempts: int, base: float = RETRY_BASE_SECONDS) -> float:
-    """Seconds before the next attempt after `attempts` failures: `base`
-    doubling to an hour, less up to 20 % of jitter so daemons do not march in step."""
-    delay: float = min(RETRY_MAX_SECONDS, base * 2.0 ** max(0, attempts - 1))
-    return delay * random.uniform(0.8, 1.0)
-
-
 class HubLink:
-    def __init__(self, service: Service, base_url: str, retry_base: float = RETRY_BASE_SECONDS):
+    def __init__(
+        self, service: Service, base_url: str, retry_base: float = policy.RETRY_BASE_SECONDS
+    ):
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.prefix = urlsplit(self.base_url).path
@@ -209,11 +189,12 @@ class HubLink:
             now = self.service.clock.now()
             waits: list[float] = []
             for row in rows:
-                if row["sync_error"] in NEEDS_A_PERSON:
+                due = _parse(row["next_sync_at"]) if row["next_sync_at"] else None
+                step = policy.next_step(row["sync_error"], due, now.timestamp())
+                if isinstance(step, policy.Hold):
                     continue  # shown in the month and the status
-                if row["next_sync_at"] and row["next_sync_at"] > timestamp(now):
-                    due = _parse(row["next_sync_at"]) - now.timestamp()
-                    waits.append(max(0.0, due))
+                if isinstance(step, policy.Wait):
+                    waits.append(step.seconds)
                     continue
                 delay = await self._send(row)
                 if delay is not None:
@@ -253,82 +234,80 @@ class HubLink:
             )
 
     async def _send(self, row: dict[str, Any]) -> float | None:
+        """Send one month and record what the answer means; seconds until it
+        is due again, or None when it is done (settled, or waiting for a person)."""
         month = row["month"]
+        attempts = int(row["sync_attempts"] or 0) + 1
         await self.service.mark_month(month, state="submitted")
+        body = {"document": row["document"], "signature": row["signature"]}
         try:
-            status, data = await self.call(
-                "POST",
-                "/v1/settlements",
-                {"document": row["document"], "signature": row["signature"]},
-            )
+            status, data = await self.call("POST", "/v1/settlements", body)
         except HubUnreachable as exc:
-            return await self._failed(row, "hub_unreachable", str(exc), state="submitted")
-        if status in (200, 201):
+            status, data = None, str(exc)
+        meaning = policy.month_answer(status, data, attempts=attempts, retry_base=self.retry_base)
+        if isinstance(meaning, policy.Accepted):
             try:
                 receipt = await self._check_receipt(row, data)
             except (ValueError, KeyError, TypeError, signing.SignatureError) as exc:
-                return await self._failed(row, "bad_receipt", str(exc), state="submitted")
-            # The balance after this month's debit first, so that a month that
-            # reads "settled" never shows the balance from before it.
-            try:
-                await self.refresh_balance()
-            except DomainError as exc:
-                log.info("balance not refreshed: %s", exc)
+                meaning = policy.failed(
+                    "bad_receipt", str(exc), attempts, "submitted", self.retry_base
+                )
+            else:
+                # The balance after this month's debit first, so that a month that
+                # reads "settled" never shows the balance from before it.
+                try:
+                    await self.refresh_balance()
+                except DomainError as exc:
+                    log.info("balance not refreshed: %s", exc)
+                await self.service.mark_month(
+                    month,
+                    state="settled",
+                    receipt=data["receipt"],
+                    receipt_signature=data["signature"],
+                    settled_at=timestamp(self.service.clock.now()),
+                    sync_error=None,
+                    next_sync_at=None,
+                )
+                log.info("%s settled with the hub: %s", month, receipt.spend_cents)
+                return None
+        if isinstance(meaning, policy.NeedsPerson):
             await self.service.mark_month(
-                month,
-                state="settled",
-                receipt=data["receipt"],
-                receipt_signature=data["signature"],
-                settled_at=timestamp(self.service.clock.now()),
-                sync_error=None,
-                next_sync_at=None,
+                month, state="closed", sync_error=meaning.code, next_sync_at=None
             )
-            log.info("%s settled with the hub: %s", month, receipt["spend_cents"])
+            log.error("%s: the hub refused it for good: %s", month, meaning.message)
             return None
-        code = data.get("error", str(status)) if isinstance(data, dict) else str(status)
-        message = data.get("message", "") if isinstance(data, dict) else ""
-        if code in NEEDS_A_PERSON:
-            await self.service.mark_month(month, state="closed", sync_error=code, next_sync_at=None)
-            log.error("%s: the hub refused it for good: %s", month, message)
-            return None
-        if code == "month_not_ended" and isinstance(data.get("retry_after"), int):
-            # Not an error: the month has not ended in every time zone yet.
-            # Come back then, spread over a few minutes as every daemon will.
-            wait = max(1, data["retry_after"]) + random.uniform(0, min(300.0, self.retry_base * 60))
-            return await self._failed(row, code, message, state="closed", delay=wait)
-        if code == "own_key" and isinstance(data.get("keys"), list):
-            # A key of the person's own (claimed elsewhere since the month
+        if isinstance(meaning, policy.SplitAgain):
+            # Keys of the person's own (claimed elsewhere since the month
             # closed): never sent anywhere yet, so the month is split again
-            # without it and signed anew.
-            for key in data["keys"]:
-                if isinstance(key, str):
-                    await self.service.add_own_creator(key)
+            # without them and signed anew.
+            for key in meaning.keys:
+                await self.service.add_own_creator(key)
             if await self.service.close_month(month, again=True) is not None:
                 log.info("%s split again without the person's own keys", month)
                 fresh = [r for r in await self.service.unsent_months() if r["month"] == month]
                 return await self._send(fresh[0]) if fresh else None
-        return await self._failed(row, code, message, state="closed")
+            meaning = policy.failed("own_key", "", attempts, "closed", self.retry_base)
+        return await self._retry(row, meaning)
 
-    async def _failed(
-        self, row: dict[str, Any], code: str, message: str, state: str, delay: float | None = None
-    ) -> float:
-        attempts = int(row["sync_attempts"] or 0) + 1
-        if delay is None:
-            delay = retry_delay(attempts, self.retry_base)
-        at = self.service.clock.now().timestamp() + delay
+    async def _retry(self, row: dict[str, Any], retry: policy.Retry) -> float:
+        at = self.service.clock.now().timestamp() + retry.seconds
         await self.service.mark_month(
             row["month"],
-            state=state,
-            sync_attempts=attempts,
-            sync_error=code,
+            state=retry.state,
+            sync_attempts=int(row["sync_attempts"] or 0) + 1,
+            sync_error=retry.code,
             next_sync_at=timestamp(_from_ts(at)),
         )
         log.info(
-            "%s not settled (%s: %s); next attempt in %.0f s", row["month"], code, message, delay
+            "%s not settled (%s: %s); next attempt in %.0f s",
+            row["month"],
+            retry.code,
+            retry.message,
+            retry.seconds,
         )
-        return delay
+        return retry.seconds
 
-    async def _check_receipt(self, row: dict[str, Any], data: Any) -> dict[str, Any]:
+    async def _check_receipt(self, row: dict[str, Any], data: Any) -> Receipt:
         key = await self.hub_key()
         text, signature = data["receipt"], data["signature"]
         Receipt.verify(key, text, signature)
@@ -342,7 +321,7 @@ class HubLink:
             sha,
         ):
             raise ValueError("the receipt is for another document")
-        return dict(json.loads(text))
+        return receipt
 
     # -- direct transfers -----------------------------------------------------------
 
@@ -355,61 +334,75 @@ class HubLink:
         body = {"id": row["id"], "creator": row["creator"], "cents": row["cents"]}
         if row["url"]:
             body["url"] = row["url"]
+        attempts = int(row["attempts"] or 0) + 1
         try:
             status, data = await self.call("POST", "/v1/transfers", body)
         except HubUnreachable as exc:
-            return await self._transfer_later(row, "hub_unreachable", str(exc))
-        if status in (200, 201):
+            status, data = None, str(exc)
+        meaning = policy.transfer_answer(
+            status, data, attempts=attempts, retry_base=self.retry_base
+        )
+        if isinstance(meaning, policy.Given):
             try:
-                key = await self.hub_key()
-                TransferReceipt.verify(key, data["receipt"], data["signature"])
-                receipt = TransferReceipt.parse(data["receipt"])  # a DocumentError is a ValueError
-                wallet = self.service.require_wallet()
-                if (receipt.hub, receipt.account, receipt.transfer, receipt.creator) != (
-                    key,
-                    wallet.account,
+                await self._check_transfer_receipt(row, data)
+            except (ValueError, KeyError, TypeError, signing.SignatureError) as exc:
+                meaning = policy.failed(
+                    "bad_receipt", str(exc), attempts, "sending", self.retry_base
+                )
+            else:
+                with contextlib.suppress(DomainError):
+                    await self.refresh_balance()
+                log.info("transfer %s given: %s to %s", row["id"], row["cents"], row["creator"])
+                return await self.service.mark_transfer(
                     row["id"],
-                    row["creator"],
-                ) or receipt.cents != row["cents"]:
-                    raise ValueError("the receipt is for another transfer")
-            except (ValueError, KeyError, TypeError, AttributeError, signing.SignatureError) as exc:
-                return await self._transfer_later(row, "bad_receipt", str(exc))
-            with contextlib.suppress(DomainError):
-                await self.refresh_balance()
-            log.info("transfer %s given: %s cents to %s", row["id"], row["cents"], row["creator"])
+                    state="given",
+                    receipt=data["receipt"],
+                    receipt_signature=data["signature"],
+                    given_at=timestamp(self.service.clock.now()),
+                    error=None,
+                    message=None,
+                    next_attempt_at=None,
+                )
+        if isinstance(meaning, policy.Refused):
+            log.info(
+                "transfer %s refused by the hub: %s (%s)", row["id"], meaning.code, meaning.message
+            )
+            if meaning.code == "insufficient_funds":
+                with contextlib.suppress(DomainError):
+                    await self.refresh_balance()
             return await self.service.mark_transfer(
                 row["id"],
-                state="given",
-                receipt=data["receipt"],
-                receipt_signature=data["signature"],
-                given_at=timestamp(self.service.clock.now()),
-                error=None,
-                message=None,
+                state="refused",
+                error=meaning.code,
+                message=meaning.message,
                 next_attempt_at=None,
             )
-        code = data.get("error", str(status)) if isinstance(data, dict) else str(status)
-        message = data.get("message", "") if isinstance(data, dict) else ""
-        if status >= 500:
-            return await self._transfer_later(row, code, message)
-        log.info("transfer %s refused by the hub: %s (%s)", row["id"], code, message)
-        if code == "insufficient_funds":
-            with contextlib.suppress(DomainError):
-                await self.refresh_balance()
-        return await self.service.mark_transfer(
-            row["id"], state="refused", error=code, message=message, next_attempt_at=None
-        )
-
-    async def _transfer_later(self, row: dict[str, Any], code: str, message: str) -> dict[str, Any]:
-        attempts = int(row["attempts"] or 0) + 1
-        at = self.service.clock.now().timestamp() + retry_delay(attempts, self.retry_base)
-        log.info("transfer %s not sent yet (%s: %s)", row["id"], code, message)
+        at = self.service.clock.now().timestamp() + meaning.seconds
+        log.info("transfer %s not sent yet (%s: %s)", row["id"], meaning.code, meaning.message)
         return await self.service.mark_transfer(
             row["id"],
             attempts=attempts,
-            error=code,
-            message=message,
+            error=meaning.code,
+            message=meaning.message,
             next_attempt_at=timestamp(_from_ts(at)),
         )
+
+    async def _check_transfer_receipt(self, row: dict[str, Any], data: Any) -> TransferReceipt:
+        key = await self.hub_key()
+        if not isinstance(data, dict):
+            raise TypeError("the hub's answer is not an object")
+        TransferReceipt.verify(key, data["receipt"], data["signature"])
+        receipt = TransferReceipt.parse(data["receipt"])  # a DocumentError is a ValueError
+        wallet = self.service.require_wallet()
+        if (receipt.hub, receipt.account, receipt.transfer, receipt.creator, receipt.cents) != (
+            key,
+            wallet.account,
+            row["id"],
+            row["creator"],
+            row["cents"],
+        ):
+            raise ValueError("the receipt is for another transfer")
+        return receipt
 
     async def send_due_transfers(self, *, now_too: bool = False) -> float | None:
         """Send every transfer still `sending` whose time has come (all of them
@@ -441,14 +434,14 @@ class HubLink:
                 delay = await self.sync_once()
             except Exception:
                 log.exception("sending months to the hub failed; will try again")
-                delay = RETRY_MAX_SECONDS / 60
+                delay = policy.RETRY_MAX_SECONDS / 60
             loop = asyncio.get_running_loop()
             if loop.time() >= self._joined_due:
                 try:
                     await self.refresh_joined()
                 except DomainError as exc:
                     log.info("the list of joined creators was not downloaded: %s", exc)
-                    self._joined_due = loop.time() + RETRY_MAX_SECONDS / 60
+                    self._joined_due = loop.time() + policy.RETRY_MAX_SECONDS / 60
             until_joined = max(1.0, self._joined_due - loop.time())
             delay = until_joined if delay is None else min(delay, until_joined)
             try:
