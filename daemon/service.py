@@ -196,6 +196,12 @@ class Joined:
     nonprofit: frozenset[str] = frozenset()  # keys whose owner pays no fee
 
 
+def _not_own(wallet: Wallet, creator: str) -> None:
+    """A flattr, subscription or gift to one of the person's own keys is refused."""
+    if creator in wallet.settings.own_creators:
+        raise FlattrOwner("that is one of your own creator keys")
+
+
 class Service:
     def __init__(self, store: Store, clock: Clock, wallet_path: Path, wallet: Wallet | None = None):
         self.store = store
@@ -233,6 +239,13 @@ class Service:
         self._balance_cents = None if balance is None else int(balance[0])
         if self.wallet is not None:
             await self.roll_months()
+
+    async def open_wallet(self) -> Wallet:
+        """The unlocked wallet (else `Locked`), with the current month open and
+        every past month closed: where each request about the month starts."""
+        wallet = self.require_wallet()
+        await self.roll_months()
+        return wallet
 
     def require_wallet(self) -> Wallet:
         if self.wallet is None:
@@ -426,8 +439,7 @@ class Service:
         return out
 
     async def month_view(self, month: str) -> dict[str, Any]:
-        wallet = self.require_wallet()
-        await self.roll_months()
+        wallet = await self.open_wallet()
         settings = wallet.settings
         balance = self.balance_cents
 
@@ -538,8 +550,7 @@ class Service:
         )
 
     async def months(self) -> list[dict[str, Any]]:
-        self.require_wallet()
-        await self.roll_months()
+        await self.open_wallet()
         rows = await self.store.read(
             lambda db: db.execute(
                 "SELECT month, state, spend_cents, given_cents, closed_at, settled_at, "
@@ -553,10 +564,8 @@ class Service:
     async def record_click(self, req: ClickRequest) -> tuple[dict[str, Any], bool, dict[str, Any]]:
         """Record a flattr. Returns (click, created, status); the same client id
         again returns the same click with created=False."""
-        wallet = self.require_wallet()
-        if req.creator in wallet.settings.own_creators:
-            raise FlattrOwner("that is one of your own creator keys")
-        await self.roll_months()
+        wallet = await self.open_wallet()
+        _not_own(wallet, req.creator)
         now = self.clock.now()
         month = self._open_month or self.current_month()
         at = timestamp(now)
@@ -607,8 +616,7 @@ class Service:
         return click_json(row), created, status
 
     async def undo_click(self, click_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        self.require_wallet()
-        await self.roll_months()
+        await self.open_wallet()
         at = timestamp(self.clock.now())
 
         def undo(db: Database) -> tuple[Any, int, int, int]:
@@ -626,8 +634,7 @@ class Service:
         return click_json(row), await self._status(row["month"], count, weight, given)
 
     async def clicks(self, month: str | None) -> dict[str, Any]:
-        self.require_wallet()
-        await self.roll_months()
+        await self.open_wallet()
         month = month or self.current_month()
         rows = await self.store.read(
             lambda db: db.execute(
@@ -641,10 +648,8 @@ class Service:
     # -- subscriptions -------------------------------------------------------
 
     async def subscribe(self, req: SubscriptionRequest) -> tuple[dict[str, Any], bool]:
-        wallet = self.require_wallet()
-        if req.creator in wallet.settings.own_creators:
-            raise FlattrOwner("that is one of your own creator keys")
-        await self.roll_months()
+        wallet = await self.open_wallet()
+        _not_own(wallet, req.creator)
         month = self.current_month()
         at = timestamp(self.clock.now())
         sub_id = req.id or str(uuid.uuid4())
@@ -708,8 +713,7 @@ class Service:
 
     async def cancel_subscription(self, sub_id: str) -> dict[str, Any]:
         """Stop future automatic clicks; this month's click stays (undo it separately)."""
-        self.require_wallet()
-        await self.roll_months()
+        await self.open_wallet()
         month = self.current_month()
 
         def cancel(db: Database) -> Any:
@@ -734,13 +738,11 @@ class Service:
         with another body, `id_conflict`. Refused before anything is recorded:
         a locked wallet, an amount out of bounds, one's own key, more than the
         balance."""
-        wallet = self.require_wallet()
-        if req.creator in wallet.settings.own_creators:
-            raise FlattrOwner("that is one of your own creator keys")
+        wallet = await self.open_wallet()
+        _not_own(wallet, req.creator)
         low, high = money.MIN_TRANSFER_CENTS, money.MAX_TRANSFER_CENTS
         if not low <= req.cents <= high:
             raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
-        await self.roll_months()
         month = self._open_month or self.current_month()
         at = timestamp(self.clock.now())
         url = None if wallet.settings.private else req.url  # private: the creator only
@@ -787,8 +789,7 @@ class Service:
         what the balance would be after. Computed here: asking the hub would
         tell it whom the person thinks of giving to."""
         wallet = self.require_wallet()
-        if creator in wallet.settings.own_creators:
-            raise FlattrOwner("that is one of your own creator keys")
+        _not_own(wallet, creator)
         low, high = money.MIN_TRANSFER_CENTS, money.MAX_TRANSFER_CENTS
         if not low <= cents <= high:
             raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")

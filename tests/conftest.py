@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from daemon.client import prepare
 from daemon.files import DataDir
 from daemon.pairing import hash_token, new_token
 from daemon.security import AccessLogger
@@ -73,10 +75,12 @@ class Api:
         headers: dict[str, str] | None = None,
     ) -> Any:
         tok = {"browser": self.token, "admin": self.admin_token}.get(token or "", token)
+        # Made as the one client makes it (daemon/client.py), over the test client.
+        p = prepare(path, body, token=tok, origin=EXTENSION_ORIGIN, host=HOST)
         resp = await self.client.request(
-            method, f"/api/v1{path}", json=body, headers=self.headers(tok, headers)
+            method, p.path, data=p.data, headers={**p.headers, **(headers or {})}
         )
-        data = await resp.json()
+        data = json.loads(await resp.read())
         if expect is not None:
             assert resp.status == expect, (resp.status, data)
         return data

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from daemon.client import prepare
 from daemon.files import DataDir
 from daemon.pairing import hash_token, new_token
 from daemon.server import SERVICE, Config, create_app
@@ -53,13 +54,10 @@ class App:
         client = self.client
 
         async def go() -> tuple[int, Any]:
-            headers = {"Host": f"127.0.0.1:{PORT}", "Authorization": f"Bearer {self.admin}"}
-            data = None
-            if body is not None:
-                headers["Content-Type"] = "application/json"
-                data = json.dumps(body)
-            resp = await client.request(method, "/api/v1" + path, data=data, headers=headers)
-            return resp.status, await resp.json()
+            # Made as the one client makes it (daemon/client.py), over the test client.
+            p = prepare(path, body, token=self.admin, host=f"127.0.0.1:{PORT}")
+            resp = await client.request(method, p.path, data=p.data, headers=p.headers)
+            return resp.status, json.loads(await resp.read())
 
         return self.loop.run_until_complete(go())
 

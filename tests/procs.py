@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from daemon.client import LocalApi
+from daemon.files import DataDir
 
 PASS = "a long enough passphrase"
 EXT = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
@@ -58,6 +58,11 @@ class Daemon:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def api(self) -> LocalApi:
+        """The one client of the local API (daemon/client.py), as the person."""
+        return LocalApi(DataDir(self.data))
+
     def request(
         self,
         method: str,
@@ -65,35 +70,12 @@ class Daemon:
         body: Any = None,
         token: str | None = None,
     ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method
-        )
-        req.add_header("Origin", EXT)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        """A call as the extension makes it: its Origin, a browser's token or none."""
+        return self.api.answer(method, path, body, token=token, origin=EXT)
 
     def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """A call with the admin token, as the CLI and the dashboard make them."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/api/v1{path}", data=data, method=method
-        )
-        req.add_header("Authorization", f"Bearer {(self.data / 'admin.token').read_text()}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return self.api.answer(method, path, body)
 
     def deposit(self, cents: int, method: str = "bank") -> int:
         """Put money on the hub account (the embedded hub's simulated provider);

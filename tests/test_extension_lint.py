@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -31,12 +32,18 @@ def test_web_ext_lint_finds_nothing() -> None:
 def test_manifest_is_mv3_and_names_only_files_that_exist() -> None:
     manifest = json.loads((EXTENSION / "manifest.json").read_text())
     assert manifest["manifest_version"] == 3
-    for name in [manifest["background"]["service_worker"], *manifest["background"]["scripts"]]:
+    scripts = manifest["background"]["scripts"]
+    for name in [manifest["background"]["service_worker"], *scripts]:
         assert (EXTENSION / name).is_file(), name
-    # The detector is injected after load (background.js), never declared: a
+    # Firefox loads the worker's parts from the manifest, Chromium from
+    # importScripts in background.js: the same files, in the same order.
+    router = (EXTENSION / "background.js").read_text()
+    imported = re.findall(r'"([\w-]+\.js)"', router[router.index("importScripts(") :])
+    assert [*imported[: len(scripts) - 1], "background.js"] == scripts
+    # The detector is injected after load (injection.js), never declared: a
     # declared content script runs before the load event and slows every page.
     assert "content_scripts" not in manifest
-    background = (EXTENSION / "background.js").read_text()
+    background = (EXTENSION / "injection.js").read_text()
     # The generated lists first, then the detector; the tests load the same files.
     listed = json.dumps(list(DETECTOR_FILES), separators=(", ", ": "))
     assert f"DETECTOR_FILES = {listed};" in background
