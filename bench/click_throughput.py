@@ -48,7 +48,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.procs import EXT, free_port, mecene, start  # noqa: E402
+from tests.support.constants import EXTENSION_ORIGIN  # noqa: E402
+from tests.support.procs import free_port, mecene, start  # noqa: E402
 
 CLIENTS = 16
 
@@ -144,7 +145,7 @@ def wrk_window(port: int, token: str, seconds: float, tag: str, workdir: Path) -
         "SEED": str(abs(hash(tag)) % 100_000),
         "TAG": tag,
         "HOST": f"127.0.0.1:{port}",
-        "ORIGIN": EXT,
+        "ORIGIN": EXTENSION_ORIGIN,
         "TOKEN": token,
     }.items():
         text = text.replace(key, value)
@@ -179,7 +180,11 @@ def wrk_window(port: int, token: str, seconds: float, tag: str, workdir: Path) -
 async def durable_clicks(port: int, token: str, seconds: float) -> tuple[list[str], int]:
     """16 Python clients for `seconds`; the ids that got a 2xx, and refusals."""
     url = f"http://127.0.0.1:{port}/api/v1/clicks"
-    headers = {"Host": f"127.0.0.1:{port}", "Origin": EXT, "Authorization": f"Bearer {token}"}
+    headers = {
+        "Host": f"127.0.0.1:{port}",
+        "Origin": EXTENSION_ORIGIN,
+        "Authorization": f"Bearer {token}",
+    }
     acked: list[str] = []
     refused = 0
     deadline = time.perf_counter() + seconds

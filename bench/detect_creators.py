@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.browser import CHROMIUM_ARGS, PageServer, add_detector, chromium_path  # noqa: E402
+from tests.support.browser import CHROMIUM_ARGS, PageServer, add_detector, chromium_path  # noqa: E402
 
 HEAD = (
     '<meta name="flattr:id" content="alice"><link rel="monetization" '

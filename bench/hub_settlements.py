@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from mecene import money, signing  # noqa: E402
 from mecene import time as clock  # noqa: E402
-from tests.hubkit import PG_SERVER, Person  # noqa: E402
-from tests.procs import free_port  # noqa: E402
-from tests.test_e2e import _faketime  # noqa: E402
+from tests.support.hubkit import PG_SERVER, Person  # noqa: E402
+from tests.support.hubproc import faketime  # noqa: E402
+from tests.support.procs import free_port  # noqa: E402
 
 CONCURRENCY = 16
 ALLOCATIONS = 20
@@ -59,7 +59,7 @@ def verify_rate(seconds: float = 2.0) -> float:
 def start_hub(db: str, data: Path, offset: int) -> tuple[subprocess.Popen[bytes], str]:
     """A `mecene-hub serve` whose clock is `offset` seconds from the real one."""
     port = free_port()
-    argv = [*_faketime(offset), sys.executable, "-m", "hub", "serve"]
+    argv = [*faketime(offset), sys.executable, "-m", "hub", "serve"]
     argv += ["--db", db, "--data-dir", str(data), "--port", str(port)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

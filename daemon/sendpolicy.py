@@ -1,5 +1,5 @@
 """When the daemon sends a month or a transfer to the hub, and what each answer
-means: pure, no sockets, no database (tests/test_sendpolicy.py is a table).
+means: pure, no sockets, no database (tests/daemon/test_sendpolicy.py is a table).
 
 daemon/hublink.py is the thin part around it: it asks `next_step` whether a
 closed month goes now, sends it, asks `month_answer` (or `transfer_answer`)

@@ -9,7 +9,7 @@
  *   connection.js      the daemon's port and the connection check
  *
  * Every message is documented in PROTOCOL.md ("The extension's messages"),
- * which tests/test_protocol_doc.py checks against these tables. State lives in
+ * which tests/mecene/test_protocol_doc.py checks against these tables. State lives in
  * chrome.storage.session (storage.js).
  */
 "use strict";

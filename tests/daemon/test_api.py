@@ -1,0 +1,572 @@
+"""The local API as the extension uses it: pairing, flattrs, months, subscriptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from daemon.files import DataDir
+from daemon.wallet import Wallet, unb64u
+from mecene.keys import thing_url
+from mecene.time import FrozenClock
+from tests.mecene.test_keys import DIFFERENT_THINGS, SAME_THING
+from tests.support.api import Api, MakeApi
+from tests.support.constants import PASSPHRASE
+
+# -- pairing ---------------------------------------------------------------------
+
+
+async def test_pairing_hands_the_token_out_once(make_api: MakeApi) -> None:
+    api = await make_api(pair=False)
+    started = await api.call("POST", "/pairing", {"client": "Firefox"}, token=None, expect=201)
+    assert len(started["code"]) == 6 and started["code"].isdigit()
+    pid = started["pairing_id"]
+    assert (await api.call("GET", f"/pairing/{pid}", token=None))["status"] == "pending"
+    pending = await api.call("GET", "/pairings", token="admin", expect=200)
+    assert [p["code"] for p in pending["pending"]] == [started["code"]]
+    await api.call(
+        "POST", "/pairings/approve", {"code": started["code"]}, token="admin", expect=200
+    )
+    got = await api.call("GET", f"/pairing/{pid}", token=None, expect=200)
+    assert got["status"] == "approved" and len(got["token"]) >= 40
+    await api.call("GET", f"/pairing/{pid}", token=None, expect=404)
+    status = await api.call("GET", "/status", token=got["token"], expect=200)
+    assert status["locked"] is False
+
+
+async def test_denied_and_expired_pairings(make_api: MakeApi, clock: FrozenClock) -> None:
+    api = await make_api(pair=False)
+    a = await api.call("POST", "/pairing", {"client": "A"}, token=None, expect=201)
+    await api.call("POST", "/pairings/deny", {"code": a["code"]}, token="admin", expect=200)
+    assert (await api.call("GET", f"/pairing/{a['pairing_id']}", token=None))["status"] == "denied"
+    b = await api.call("POST", "/pairing", {"client": "B"}, token=None, expect=201)
+    clock.advance(minutes=6)
+    assert (await api.call("GET", f"/pairing/{b['pairing_id']}", token=None))["status"] == "expired"
+    await api.call("POST", "/pairings/approve", {"code": b["code"]}, token="admin", expect=404)
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        "Chromium\u202e xunil no",  # a right-to-left override
+        "Firefox\u2066 on Linux\u2069",  # a bidi isolate
+        "Fire\u200bfox",  # a zero-width space
+        "Chromium\ufeff",  # a zero-width no-break space
+        "Chromium (code 123456)",  # passes for the code shown beside it
+        "\ue000 private use",
+        "x" * 81,
+    ],
+)
+async def test_a_browser_cannot_disguise_its_name(api: Api, client: str) -> None:
+    """Names are shown next to the code in the tray and on the dashboard: one
+    that reorders itself, hides characters or carries a code is refused
+    (issue 13, point 6)."""
+    refused = await api.call("POST", "/pairing", {"client": client}, token=None, expect=400)
+    assert refused["error"] == "invalid"
+    assert await api.call("GET", "/pairings", token="admin", expect=200) == {"pending": []}
+
+
+async def test_ordinary_browser_names_are_kept(api: Api) -> None:
+    sent = ["Firefox on Linux", "Chromium 156 on Linux", "Firefox für Lé", "火狐\u2028on  Linux"]
+    for client in sent:
+        await api.call("POST", "/pairing", {"client": client}, token=None, expect=201)
+    pending = await api.call("GET", "/pairings", token="admin", expect=200)
+    # Runs of white space, line separators included, are one space.
+    assert sorted(p["client"] for p in pending["pending"]) == sorted(
+        ["Firefox on Linux", "Chromium 156 on Linux", "Firefox für Lé", "火狐 on Linux"]
+    )
+
+
+async def test_a_flood_of_pairing_requests_cannot_keep_the_browser_out(make_api: MakeApi) -> None:
+    """Issue 13, point 6: a local process held the 5 places (and the rate limit)
+    so that the person's browser got 429. Now the oldest unapproved request
+    yields: 200 requests from a flooder, then the browser's, which is approved."""
+    api = await make_api(pair=False)
+    flood = [
+        await api.call("POST", "/pairing", {"client": f"Firefox {i % 7}"}, token=None, expect=201)
+        for i in range(200)
+    ]
+    mine = await api.call(
+        "POST", "/pairing", {"client": "Chromium on laptop"}, token=None, expect=201
+    )
+    pending = (await api.call("GET", "/pairings", token="admin"))["pending"]
+    assert len(pending) == 5 and pending[-1]["client"] == "Chromium on laptop"
+    # The flooder's first requests have yielded; their browsers see them expire.
+    gone = await api.call("GET", f"/pairing/{flood[0]['pairing_id']}", token=None)
+    assert gone == {"status": "expired"}
+    await api.call("POST", "/pairings/approve", {"code": mine["code"]}, token="admin", expect=200)
+    done = await api.call("GET", f"/pairing/{mine['pairing_id']}", token=None)
+    assert done["status"] == "approved"
+    await api.call("GET", "/status", token=done["token"], expect=200)
+
+
+async def test_a_browser_token_cannot_approve_or_manage(api: Api) -> None:
+    started = await api.call("POST", "/pairing", {"client": "evil"}, token=None, expect=201)
+    await api.call("POST", "/pairings/approve", {"code": started["code"]}, expect=403)
+    await api.call("GET", "/browsers", expect=403)
+    await api.call("PATCH", "/settings", {"budget_cents": 10000}, expect=403)
+
+
+async def test_revoked_token_is_refused_at_once(api: Api) -> None:
+    await api.call("GET", "/status", expect=200)  # the token is known (and remembered) first
+    browsers = (await api.call("GET", "/browsers", token="admin", expect=200))["browsers"]
+    await api.call("DELETE", f"/browsers/{browsers[0]['id']}", token="admin", expect=200)
+    refused = await api.call("GET", "/status", expect=401)
+    assert refused["error"] == "unauthorized"
+
+
+async def test_revocation_survives_a_restart(api: Api, make_api: MakeApi) -> None:
+    token = api.token
+    browsers = (await api.call("GET", "/browsers", token="admin"))["browsers"]
+    await api.call("DELETE", f"/browsers/{browsers[0]['id']}", token="admin", expect=200)
+    again = await make_api(pair=False)
+    await again.call("GET", "/status", token=token, expect=401)
+
+
+# -- clicks ------------------------------------------------------------------------
+
+
+async def test_a_click_is_recorded_and_the_status_follows(api: Api) -> None:
+    out = await api.click("https://EXAMPLE.org/post", title="  A  post ")
+    click = out["click"]
+    assert click["url"] == "https://example.org/post"
+    assert click["title"] == "A post"
+    assert click["month"] == "2026-10"
+    assert out["status"] == {
+        "locked": False,
+        "month": "2026-10",
+        "state": "open",
+        "currency": "EUR",
+        "budget_cents": 500,
+        "balance_cents": None,
+        "clicks": 1,
+        "spend_cents": 500,
+        "per_click_cents": 500,
+        "given_cents": 0,
+    }
+    listed = await api.call("GET", "/clicks?month=2026-10", expect=200)
+    assert [c["id"] for c in listed["clicks"]] == [click["id"]]
+
+
+async def test_same_client_id_returns_the_same_click(api: Api) -> None:
+    body = {"id": str(uuid.uuid4()), "url": "https://example.org/a", "creator": "flattr:a"}
+    first = await api.call("POST", "/clicks", body, expect=201)
+    second = await api.call("POST", "/clicks", body, expect=200)
+    assert first["click"] == second["click"]
+    assert second["status"]["clicks"] == 1
+    conflict = await api.call(
+        "POST", "/clicks", {**body, "url": "https://example.org/b"}, expect=409
+    )
+    assert conflict["error"] == "id_conflict"
+
+
+async def test_one_flattr_per_thing_per_month(api: Api, clock: FrozenClock) -> None:
+    first = await api.click("https://example.org/a")
+    refused = await api.click("https://EXAMPLE.org:443/a", expect=409)
+    assert refused["error"] == "flattr_once"
+    assert refused["click"]["id"] == first["click"]["id"]
+    clock.set(dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC))
+    await api.click("https://example.org/a")  # a new month: allowed again
+
+
+@pytest.mark.parametrize(("first", "same"), SAME_THING)
+async def test_addresses_of_one_article_are_one_thing_through_the_api(
+    api: Api, first: str, same: str
+) -> None:
+    """A raw API client and the extension agree (DESIGN.md, "A thing's URL")."""
+    made = await api.click(first)
+    refused = await api.click(same, expect=409)
+    assert refused["error"] == "flattr_once"
+    assert refused["click"]["url"] == made["click"]["url"] == thing_url(same)
+
+
+@pytest.mark.parametrize(("first", "other"), DIFFERENT_THINGS)
+async def test_different_things_stay_different_through_the_api(
+    api: Api, first: str, other: str
+) -> None:
+    await api.click(first)
+    await api.click(other, expect=201)
+
+
+async def test_a_part_of_a_page_is_a_thing_of_its_own(api: Api) -> None:
+    """A commenter is flattred for their comment (the page's URL with its
+    anchor): not a second flattr of the page, and once like any thing."""
+    await api.click("https://example.org/post", creator="flattr:author")
+    comment = await api.click("https://example.org/post#comment-7", creator="kofi:dan")
+    assert comment["click"]["url"] == "https://example.org/post#comment-7"
+    assert comment["status"]["clicks"] == 2
+    again = await api.click("https://example.org/post#comment-7", creator="kofi:dan", expect=409)
+    assert again["error"] == "flattr_once"
+    # An empty fragment is no fragment: that is the page.
+    page = await api.click("https://example.org/post#", expect=409)
+    assert page["click"]["creator"] == "flattr:author"
+
+
+async def test_own_creator_keys_cannot_be_flattred(api: Api) -> None:
+    await api.call("PATCH", "/settings", {"own_creators": ["github:me"]}, token="admin", expect=200)
+    refused = await api.click("https://github.com/me", creator="github:me", expect=409)
+    assert refused["error"] == "flattr_owner"
+
+
+async def test_undo_while_open_then_reflattr(api: Api) -> None:
+    out = await api.click("https://example.org/a", weight=3)
+    undone = await api.call("DELETE", f"/clicks/{out['click']['id']}", expect=200)
+    assert undone["click"]["undone"] is True
+    assert undone["status"]["clicks"] == 0
+    # The same id again (a late retry of the undone flattr) does not bring it back.
+    retry = await api.call(
+        "POST",
+        "/clicks",
+        {"id": out["click"]["id"], "url": "https://example.org/a", "creator": "flattr:alice"},
+        expect=200,
+    )
+    assert retry["click"]["undone"] is True and retry["status"]["clicks"] == 0
+    await api.click("https://example.org/a")  # a fresh flattr is allowed
+    await api.call("DELETE", f"/clicks/{uuid.uuid4()}", expect=404)
+
+
+async def test_undo_after_the_month_closed_is_refused(api: Api, clock: FrozenClock) -> None:
+    out = await api.click("https://example.org/a")
+    clock.set(dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC))  # 01:30 in Paris: November
+    refused = await api.call("DELETE", f"/clicks/{out['click']['id']}", expect=409)
+    assert refused["error"] == "month_closed"
+
+
+async def test_a_clock_moved_back_after_a_month_closed_is_named(
+    api: Api, clock: FrozenClock, make_api: MakeApi
+) -> None:
+    """Issue 13: after October closed, the clock went back to October (and the
+    daemon started again, as after a reboot): every flattr failed with "the
+    month has just closed; send the click again", which no resend could fix.
+    Now it says what happened and what to do."""
+    await api.click("https://example.org/a")
+    clock.set(dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC))  # November in Paris: October closes
+    await api.call("GET", "/status")
+    clock.set(dt.datetime(2026, 10, 31, 20, 0, tzinfo=dt.UTC))  # the clock moves back
+    api = await make_api()
+    refused = await api.click("https://example.org/b", expect=409)
+    assert refused["error"] == "clock_behind"
+    assert refused["message"].startswith(
+        "this computer's clock reads 31 October 2026, 21:00 (Europe/Paris), "
+        "but 2026-10 was already closed (at 2026-11-01 00:30 UTC): the clock has moved back."
+    )
+    assert "Set the clock right" in refused["message"]
+    clock.set(dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC))  # set right: flattrs go on
+    assert (await api.click("https://example.org/b"))["click"]["month"] == "2026-11"
+
+
+async def test_weights_shape_the_split(api: Api) -> None:
+    await api.click("https://a.example/1", creator="flattr:a", weight=1)
+    await api.click("https://b.example/1", creator="flattr:b", weight=4)
+    month = await api.call("GET", "/months/2026-10", expect=200)
+    assert month["state"] == "open"
+    assert [(a["creator"], a["cents"]) for a in month["allocations"]] == [
+        ("flattr:a", 100),
+        ("flattr:b", 400),
+    ]
+    for bad in (0, 6, 2.0, "3", True):
+        r = await api.click("https://c.example/1", weight=bad, expect=400)
+        assert r["error"] == "invalid"
+
+
+async def test_invalid_click_bodies_get_clear_errors(api: Api) -> None:
+    good = {"id": str(uuid.uuid4()), "url": "https://example.org/", "creator": "flattr:a"}
+    cases = [
+        {**good, "id": "not-a-uuid"},
+        {**good, "url": "javascript:alert(1)"},
+        {**good, "creator": "bitcoin:abc"},
+        {**good, "creators": ["flattr:ok", "bad key"]},
+        {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "url"},
+        [good],
+    ]
+    for body in cases:
+        r = await api.call("POST", "/clicks", body, expect=400)
+        assert r["error"] == "invalid" and r["message"]
+    assert (await api.call("GET", "/status"))["clicks"] == 0
+
+
+# -- months ---------------------------------------------------------------------------
+
+
+def _verify(document: str, signature: str, account: str) -> dict:
+    Ed25519PublicKey.from_public_bytes(unb64u(account)).verify(unb64u(signature), document.encode())
+    return json.loads(document)
+
+
+async def test_month_closes_with_a_signed_settlement(
+    api: Api, clock: FrozenClock, wallet: Wallet
+) -> None:
+    await api.click("https://a.example/1", creator="flattr:a")
+    await api.click("https://b.example/1", creator="wm:https://wallet.example/b")
+    await api.click("https://c.example/1", creator="flattr:a", weight=2)
+    clock.set(dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.UTC))
+    status = await api.call("GET", "/status", expect=200)
+    assert status["month"] == "2026-11" and status["clicks"] == 0
+    month = await api.call("GET", "/months/2026-10", expect=200)
+    assert month["state"] == "closed" and month["spend_cents"] == 500
+    assert [a["cents"] for a in month["allocations"]] == [125, 125, 250]
+    doc = _verify(month["settlement"]["document"], month["settlement"]["signature"], wallet.account)
+    assert doc == {
+        "v": 1,
+        "account": wallet.account,
+        "month": "2026-10",
+        "currency": "EUR",
+        "spend_cents": 500,
+        "private": False,
+        "allocations": [
+            {"creator": "flattr:a", "url": "https://a.example/1", "cents": 125},
+            {"creator": "wm:https://wallet.example/b", "url": "https://b.example/1", "cents": 125},
+            {"creator": "flattr:a", "url": "https://c.example/1", "cents": 250},
+        ],
+    }
+    # Canonical JSON: sorted keys, no spaces.
+    assert month["settlement"]["document"] == json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+async def test_months_are_closed_in_order_even_months_later(
+    api: Api, clock: FrozenClock, make_api: MakeApi
+) -> None:
+    await api.click("https://a.example/1")
+    sub = {"creator": "flattr:sub", "url": "https://sub.example/", "months": 3}
+    await api.call("POST", "/subscriptions", sub, expect=201)
+    # The daemon is off until February: a restart then closes Oct, Nov, Dec, Jan in order.
+    clock.set(dt.datetime(2027, 2, 10, 8, 0, tzinfo=dt.UTC))
+    later = await make_api()
+    months = (await later.call("GET", "/months", expect=200))["months"]
+    assert [(m["month"], m["state"]) for m in months] == [
+        ("2027-02", "open"),
+        ("2027-01", "closed"),
+        ("2026-12", "closed"),
+        ("2026-11", "closed"),
+        ("2026-10", "closed"),
+    ]
+    closed_at = [m["closed_at"] for m in reversed(months[1:])]
+    assert closed_at == sorted(closed_at)
+    spends = {m["month"]: m["spend_cents"] for m in months}
+    # Oct: the click and the subscription; Nov and Dec: the subscription alone; Jan: nothing.
+    assert spends == {"2026-10": 500, "2026-11": 500, "2026-12": 500, "2027-01": 0, "2027-02": None}
+    dec = await later.call("GET", "/months/2026-12", expect=200)
+    assert dec["allocations"] == [
+        {"creator": "flattr:sub", "url": "https://sub.example/", "cents": 500}
+    ]
+
+
+async def test_month_boundary_follows_the_persons_time_zone(api: Api, clock: FrozenClock) -> None:
+    clock.set(dt.datetime(2026, 10, 31, 22, 30, tzinfo=dt.UTC))  # 23:30 in Paris (CET)
+    assert (await api.click("https://a.example/1"))["click"]["month"] == "2026-10"
+    clock.set(dt.datetime(2026, 10, 31, 23, 30, tzinfo=dt.UTC))  # 00:30 on 1 November in Paris
+    assert (await api.click("https://a.example/2"))["click"]["month"] == "2026-11"
+    assert (await api.call("GET", "/months/2026-10"))["state"] == "closed"
+
+
+async def test_private_settlement_names_creators_only(
+    api: Api, clock: FrozenClock, wallet: Wallet
+) -> None:
+    await api.call("PATCH", "/settings", {"private": True}, token="admin", expect=200)
+    await api.click("https://a.example/1", creator="flattr:a")
+    await api.click("https://a.example/2", creator="flattr:a")
+    await api.click("https://b.example/1", creator="flattr:b")
+    clock.set(dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    month = await api.call("GET", "/months/2026-10", expect=200)
+    doc = _verify(month["settlement"]["document"], month["settlement"]["signature"], wallet.account)
+    assert doc["private"] is True
+    # 500 / 3 = 166 r 2: the two extra cents go to the two earliest clicks, both flattr:a's.
+    assert doc["allocations"] == [
+        {"creator": "flattr:a", "cents": 334},
+        {"creator": "flattr:b", "cents": 166},
+    ]
+    assert "example" not in month["settlement"]["document"]
+
+
+async def test_empty_month_spends_nothing_or_goes_to_charity(api: Api, clock: FrozenClock) -> None:
+    clock.set(dt.datetime(2026, 11, 5, tzinfo=dt.UTC))
+    await api.call("GET", "/status", expect=200)
+    assert (await api.call("GET", "/months/2026-10"))["spend_cents"] == 0
+    await api.call("PATCH", "/settings", {"charity": "liberapay:good"}, token="admin", expect=200)
+    clock.set(dt.datetime(2026, 12, 5, tzinfo=dt.UTC))
+    nov = await api.call("GET", "/months/2026-11", expect=200)
+    assert nov["allocations"] == [{"creator": "liberapay:good", "url": None, "cents": 500}]
+
+
+async def test_minimum_per_click_and_cap_through_the_api(api: Api) -> None:
+    await api.call(
+        "PATCH", "/settings", {"min_click_cents": 100, "cap_cents": 800}, token="admin", expect=200
+    )
+    for i in range(7):
+        await api.click(f"https://a.example/{i}")
+    status = await api.call("GET", "/status")
+    assert status["spend_cents"] == 700 and status["per_click_cents"] == 100
+    for i in range(7, 10):
+        status = (await api.click(f"https://a.example/{i}"))["status"]
+    assert status["spend_cents"] == 800 and status["per_click_cents"] == 80
+
+
+async def test_unknown_month_and_bad_month_syntax(api: Api) -> None:
+    assert (await api.call("GET", "/months/2020-01", expect=404))["error"] == "not_found"
+    await api.call("GET", "/months/2026-13", expect=400)
+    await api.call("GET", "/clicks?month=last", expect=400)
+
+
+# -- subscriptions ----------------------------------------------------------------------
+
+
+async def test_subscription_places_a_click_each_month_until_cancelled(
+    api: Api, clock: FrozenClock
+) -> None:
+    out = await api.call(
+        "POST",
+        "/subscriptions",
+        {"creator": "fediverse:@alice@example.social", "months": 6},
+        expect=201,
+    )
+    sub = out["subscription"]
+    assert (sub["first_month"], sub["last_month"], sub["state"]) == ("2026-10", "2027-03", "active")
+    clicks = (await api.call("GET", "/clicks"))["clicks"]
+    assert [(c["creator"], c["auto"]) for c in clicks] == [
+        ("fediverse:@alice@example.social", True)
+    ]
+    clock.set(dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    assert len((await api.call("GET", "/clicks"))["clicks"]) == 1
+    await api.call("DELETE", f"/subscriptions/{sub['id']}", expect=200)
+    clock.set(dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
+    assert (await api.call("GET", "/clicks"))["clicks"] == []
+    subs = (await api.call("GET", "/subscriptions"))["subscriptions"]
+    assert subs[0]["state"] == "cancelled"
+
+
+async def test_paused_subscriptions_place_no_clicks_until_resumed(
+    api: Api, clock: FrozenClock
+) -> None:
+    """Pause (the tray's and the dashboard's): no automatic click while it
+    lasts, the month's click placed on resume."""
+    await api.call("PATCH", "/settings", {"subscriptions_paused": True}, token="admin", expect=200)
+    await api.call("POST", "/subscriptions", {"creator": "flattr:a", "months": 3}, expect=201)
+    assert (await api.call("GET", "/clicks"))["clicks"] == []
+    clock.set(dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    assert (await api.call("GET", "/clicks"))["clicks"] == []
+    october = await api.call("GET", "/months/2026-10")
+    assert october["allocations"] == []  # closed while paused: no automatic click
+    await api.call("PATCH", "/settings", {"subscriptions_paused": False}, token="admin", expect=200)
+    clicks = (await api.call("GET", "/clicks"))["clicks"]
+    assert [(c["creator"], c["auto"], c["month"]) for c in clicks] == [
+        ("flattr:a", True, "2026-11")
+    ]
+    bad = await api.call("PATCH", "/settings", {"subscriptions_paused": "yes"}, token="admin")
+    assert bad["error"] == "invalid"
+
+
+async def test_subscription_does_not_double_a_manual_flattr(api: Api) -> None:
+    await api.click("https://blog.example/", creator="domain:blog.example")
+    await api.call(
+        "POST",
+        "/subscriptions",
+        {"creator": "domain:blog.example", "url": "https://blog.example/", "months": 3},
+        expect=201,
+    )
+    assert len((await api.call("GET", "/clicks"))["clicks"]) == 1
+
+
+async def test_subscription_months_must_be_3_6_or_12(api: Api) -> None:
+    for months in (1, 4, 24, "3", 3.0):
+        await api.call(
+            "POST", "/subscriptions", {"creator": "flattr:a", "months": months}, expect=400
+        )
+
+
+async def test_an_undone_automatic_click_is_not_placed_again(api: Api, make_api: MakeApi) -> None:
+    await api.call("POST", "/subscriptions", {"creator": "flattr:a", "months": 3}, expect=201)
+    click = (await api.call("GET", "/clicks"))["clicks"][0]
+    await api.call("DELETE", f"/clicks/{click['id']}", expect=200)
+    again = await make_api()
+    assert (await again.call("GET", "/clicks"))["clicks"] == []
+
+
+# -- locked wallet ---------------------------------------------------------------------
+
+
+async def test_locked_daemon_refuses_flattrs_until_unlocked(
+    make_api: MakeApi, data_dir: DataDir
+) -> None:
+    api = await make_api(locked=True)
+    status = await api.call("GET", "/status", expect=200)
+    assert status["locked"] is True
+    assert (await api.click("https://a.example/", expect=423))["error"] == "locked"
+    wrong = await api.call(
+        "POST", "/wallet/unlock", {"passphrase": "nope nope"}, token="admin", expect=401
+    )
+    assert wrong["error"] == "wrong_passphrase"
+    await api.call("POST", "/wallet/unlock", {"passphrase": PASSPHRASE}, token="admin", expect=200)
+    await api.click("https://a.example/")
+    await api.call("POST", "/wallet/lock", {}, token="admin", expect=200)
+    assert (await api.call("GET", "/status"))["locked"] is True
+
+
+async def test_settings_round_trip_and_validation(api: Api, data_dir: DataDir) -> None:
+    got = await api.call("GET", "/settings", token="admin", expect=200)
+    assert got["settings"]["budget_cents"] == 500
+    await api.call("PATCH", "/settings", {"budget_cents": 1200}, token="admin", expect=200)
+    assert Wallet.open(data_dir.wallet, PASSPHRASE).settings.budget_cents == 1200
+    for bad in (
+        {"budget_cents": 150},
+        {"budget_cents": 2.5},
+        {"budget_cents": -5},
+        {"budget_cents": "500"},
+        {"cap_cents": 100},
+        {"time_zone": "Nowhere/City"},
+        {},
+        {"budget_cents": 10**12},
+    ):
+        await api.call("PATCH", "/settings", bad, token="admin", expect=400)
+    assert (await api.call("GET", "/status"))["budget_cents"] == 1200
+
+
+async def test_subscription_can_be_cancelled_with_the_id_in_the_body(api: Api) -> None:
+    sub = (
+        await api.call("POST", "/subscriptions", {"creator": "flattr:a", "months": 3}, expect=201)
+    )["subscription"]
+    out = await api.call("DELETE", "/subscriptions", {"id": sub["id"]}, expect=200)
+    assert out["subscription"]["state"] == "cancelled"
+    await api.call("DELETE", "/subscriptions", {"id": "nope"}, expect=400)
+
+
+async def test_pairing_says_how_long_its_code_stays_valid(api: Api) -> None:
+    started = await api.call(
+        "POST", "/pairing", {"client": "Firefox on Linux"}, token=None, expect=201
+    )
+    assert started["expires_in"] == 300
+    api.clock.advance(seconds=100)
+    polled = await api.call("GET", f"/pairing/{started['pairing_id']}", token=None, expect=200)
+    assert polled == {"status": "pending", "expires_in": 200}
+    pending = await api.call("GET", "/pairings", token="admin", expect=200)
+    assert [(p["client"], p["expires_in"]) for p in pending["pending"]] == [
+        ("Firefox on Linux", 200)
+    ]
+
+
+async def test_whether_creators_have_joined_comes_from_the_hub_s_whole_list(api: Api) -> None:
+    from daemon.server import SERVICE
+    from daemon.service import Joined
+
+    unknown = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)
+    assert unknown == {
+        "creators": [
+            {"key": "flattr:alice", "joined": None},
+            {"key": "domain:example.org", "joined": None},
+        ],
+        "escrow_months": None,
+        "list_at": None,
+    }
+    service = api.client.server.app[SERVICE]
+    service.joined = Joined(frozenset({"flattr:alice"}), 12, api.clock.now())
+    known = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)
+    assert [c["joined"] for c in known["creators"]] == [True, False]
+    assert known["escrow_months"] == 12
+    for bad in ("", "?key=nonsense", "?" + "&".join(["key=flattr:a"] * 65)):
+        out = await api.call("GET", f"/creators{bad}", expect=400)
+        assert out["error"] == "invalid"
+    await api.call("GET", "/creators?key=flattr:alice", token=None, expect=401)

@@ -1,0 +1,332 @@
+"""The daemon's sending of months against a real hub application, both on
+one frozen clock: what the hub's rules on months and keys (issue 13, point 4)
+mean for a person's daemon. A month is settled once it has ended in every
+time zone; a person in UTC+14 closes theirs 26 hours before that, and their
+daemon waits and comes back by itself. A key of their own, proved after
+their month closed, is left out of a new split instead of blocking it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from daemon.files import DataDir
+from daemon.pairing import hash_token, new_token
+from daemon.server import HUB_LINK, Config, create_app
+from daemon.store import Store
+from daemon.wallet import TEST_KDF, Settings, Wallet
+from hub import requests as hub_requests
+from hub.db import migrate, open_database
+from hub.http import create_app as create_hub_app
+from hub.proofs import ProofFetcher
+from hub.provider import SimulatedProvider
+from hub.schema import allocations
+from hub.service import Hub
+from mecene import money
+from mecene.time import FrozenClock
+from tests.hub.test_hub import db_url  # noqa: F401 - the engine fixture, both engines
+from tests.support.constants import PASSPHRASE, PORT
+from tests.support.hubkit import HubClient, ProofSite
+from tests.support.hubkit import Person as HubPerson
+
+KIRITIMATI = "Pacific/Kiritimati"  # UTC+14: the first to leave a month
+
+
+class Person:
+    """A daemon (its aiohttp app in-process, talking to the hub over HTTP)."""
+
+    def __init__(self, client: TestClient[Any, Any], admin: str) -> None:
+        self.client, self.admin = client, admin
+
+    async def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        headers = {"Host": f"127.0.0.1:{PORT}", "Authorization": f"Bearer {self.admin}"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body)
+        resp = await self.client.request(method, "/api/v1" + path, data=data, headers=headers)
+        out = await resp.json()
+        assert resp.status == expect, (method, path, resp.status, out)
+        return out
+
+    @property
+    def link(self) -> Any:
+        return self.client.server.app[HUB_LINK]
+
+
+@pytest.fixture
+async def world(tmp_path: Path, db_url: str) -> AsyncIterator[dict[str, Any]]:  # noqa: F811
+    clock = FrozenClock(dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC))
+    site = await ProofSite().start()
+    engine = open_database(db_url)
+    await migrate(engine)
+    fetcher = ProofFetcher(via=site.url)
+    hub = Hub(engine, Ed25519PrivateKey.generate(), clock, SimulatedProvider(), fetcher)
+    hub_server = TestServer(create_hub_app(hub), host="127.0.0.1")
+    hub_client: TestClient[Any, Any] = TestClient(hub_server)  # a creator's, and the server
+    await hub_client.start_server()
+    data = DataDir(tmp_path / "daemon")
+    data.create()
+    Wallet.create(data.wallet, PASSPHRASE, Settings(time_zone=KIRITIMATI), kdf=TEST_KDF)
+    admin = new_token()
+    config = Config(
+        port=PORT,
+        wallet_path=data.wallet,
+        admin_token_hash=hash_token(admin),
+        hub_url=str(hub_server.make_url("")).rstrip("/"),
+        hub_retry_seconds=0.05,
+    )
+    app = create_app(config, Store(data.database), Wallet.open(data.wallet, PASSPHRASE), clock)
+    world_servers: list[TestServer] = []
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield {
+            "clock": clock,
+            "hub": hub,
+            "hub_server": hub_server,
+            "late_servers": world_servers,
+            "site": site,
+            "person": Person(client, admin),
+            "creator": HubClient(hub_client, HubPerson.new(), clock),
+        }
+    finally:
+        await client.close()
+        await hub_client.close()
+        for late in world_servers:
+            await late.close()
+        books = await hub.books()
+        await fetcher.close()
+        await engine.dispose()
+        await site.stop()
+        assert books["sum_cents"] == 0 and books["negative_balances"] == 0, books
+
+
+async def funded_with_clicks(person: Person, creators: list[str]) -> None:
+    fee = money.deposit_fee_cents("bank", 2000)
+    deposit = {"id": str(uuid.uuid4()), "method": "bank", "amount_cents": 2000, "fee_cents": fee}
+    await person.call("POST", "/deposits", deposit, 201)
+    for n, creator in enumerate(creators):
+        url = f"https://{creator.split(':', 1)[1]}/post-{n}"
+        await person.call(
+            "POST", "/clicks", {"id": str(uuid.uuid4()), "url": url, "creator": creator}, 201
+        )
+
+
+async def test_a_month_closed_in_utc_plus_14_waits_for_the_hub_then_settles_by_itself(
+    world: dict[str, Any],
+) -> None:
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    await funded_with_clicks(person, ["domain:example.org"])
+    # Dec 1, 00:00:05 in Kiritimati: November is over there, not in UTC−12.
+    clock.set(dt.datetime(2026, 11, 30, 10, 0, 5, tzinfo=dt.UTC))
+    assert (await person.call("GET", "/status"))["month"] == "2026-12"
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert (month["state"], month["sync"]["error"]) == ("closed", "month_not_ended")
+    # It comes back when the hub said, not before and not after an hour of back-off.
+    assert "2026-12-01T12:00" <= month["sync"]["next_attempt_at"] <= "2026-12-01T12:06"
+    assert month["sync"]["attempts"] == 1
+    clock.set(dt.datetime(2026, 12, 1, 11, 59, tzinfo=dt.UTC))
+    await person.link.sync_once()  # not due yet: nothing is sent
+    assert (await person.call("GET", "/months/2026-11"))["sync"]["attempts"] == 1
+    clock.set(dt.datetime(2026, 12, 1, 12, 7, tzinfo=dt.UTC))
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert month["state"] == "settled" and month["receipt"]["spend_cents"] == 500
+    assert (await person.call("GET", "/status"))["balance_cents"] == 1500
+
+
+async def test_a_key_proved_after_the_month_closed_is_left_out_of_a_new_split(
+    world: dict[str, Any],
+) -> None:
+    """The person flattred their own site before claiming it; the month closed
+    (signed with it), then they proved the key. The hub refuses to pay it
+    (`own_key`); the daemon splits the month again without it and sends that."""
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    hub: Hub = world["hub"]
+    await funded_with_clicks(person, ["domain:mine.example", "domain:other.example"])
+    clock.set(dt.datetime(2026, 11, 30, 10, 0, 5, tzinfo=dt.UTC))
+    await person.link.sync_once()  # closed, signed with both; the hub says wait
+    first = json.loads((await person.call("GET", "/months/2026-11"))["settlement"]["document"])
+    assert len(first["allocations"]) == 2
+    claim = await person.call("POST", "/hub/claims", {"key": "domain:mine.example"}, 201)
+    world["site"].put("mine.example", "/.well-known/mecene-claim.txt", claim["token"])
+    await person.call("POST", f"/hub/claims/{claim['id']}/verify", {})
+    clock.set(dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC))
+    await person.call("POST", "/hub/sync", {})
+    month = await person.call("GET", "/months/2026-11")
+    assert month["state"] == "settled", month
+    doc = json.loads(month["settlement"]["document"])
+    assert doc["allocations"] == [
+        {"creator": "domain:other.example", "cents": 500, "url": "https://other.example/post-1"}
+    ]
+    assert await hub.balance_of("escrow:domain:other.example") == 500
+    assert (await person.call("GET", "/hub/account"))["creator_balance_cents"] == 0
+
+
+async def test_a_settled_month_says_what_became_of_money_held_for_a_creator(
+    world: dict[str, Any],
+) -> None:
+    """The receipt said "held" for money credited a moment later: the month
+    now says what happened in the end, as the hub tells it."""
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    cleo: HubClient = world["creator"]
+    key = (await cleo.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    await cleo.deposit(1000)
+    await funded_with_clicks(person, [key])
+    clock.set(dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC))
+    await person.call("POST", "/hub/sync", {})
+    month = await person.call("GET", "/months/2026-11")
+    # Cleo has not given in November yet: her money waits.
+    assert (month["receipt"]["credited_cents"], month["receipt"]["held_cents"]) == (0, 500)
+    assert month["outcome"] == {
+        "credited_cents": 0, "withheld_cents": 500, "escrow_cents": 0, "returned_cents": 0,
+    }  # fmt: skip
+    await cleo.settle("2026-11", [{"creator": "domain:example.org", "cents": 200}])
+    clock.set(dt.datetime(2026, 12, 1, 13, 0, tzinfo=dt.UTC))
+    await person.link.sync_once()  # asked again only after an hour
+    assert (await person.call("GET", "/months/2026-11"))["outcome"]["withheld_cents"] == 500
+    clock.set(dt.datetime(2026, 12, 1, 13, 31, tzinfo=dt.UTC))
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert month["outcome"] == {
+        "credited_cents": 500, "withheld_cents": 0, "escrow_cents": 0, "returned_cents": 0,
+    }  # fmt: skip
+    assert month["outcome_at"].startswith("2026-12-01T13:31")
+    assert month["receipt"]["held_cents"] == 500  # the signed receipt stays what it was
+
+
+# -- direct transfers (issue 14) ----------------------------------------------------
+
+
+async def joined_creator(world: dict[str, Any]) -> str:
+    """Cleo, a creator with a flattr id who gave this month: paid at once."""
+    cleo: HubClient = world["creator"]
+    key = str((await cleo.call("POST", "/v1/flattr-ids", {}, 201))["key"])
+    await cleo.deposit(1000)
+    body = {"id": str(uuid.uuid4()), "creator": "domain:example.org", "cents": 200}
+    await cleo.call("POST", "/v1/transfers", body, 201)
+    return key
+
+
+async def test_a_transfer_is_quoted_then_given_with_a_signed_receipt(
+    world: dict[str, Any],
+) -> None:
+    person: Person = world["person"]
+    key = await joined_creator(world)
+    await funded_with_clicks(person, [])
+    await person.link.refresh_joined()
+    quote = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 2005})
+    assert (quote["fee_cents"], quote["net_cents"], quote["joined"]) == (201, 1804, True)
+    assert (quote["balance_after_cents"], quote["short_cents"]) == (-5, 5)  # told before
+    quote = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 1500})
+    assert (quote["fee_cents"], quote["net_cents"]) == (150, 1350)
+    assert quote["balance_after_cents"] == 500 and "short_cents" not in quote
+    # A non-profit (the hub's published list says so): no fee.
+    hub: Hub = world["hub"]
+    await hub.set_nonprofit(world["creator"].person.account, True)
+    await person.link.refresh_joined()
+    free = await person.call("POST", "/transfers/quote", {"creator": key, "cents": 1500})
+    assert (free["fee_cents"], free["net_cents"], free["nonprofit"]) == (0, 1500, True)
+    await hub.set_nonprofit(world["creator"].person.account, False)
+    await person.link.refresh_joined()
+    body = {
+        "id": str(uuid.uuid4()),
+        "creator": key,
+        "cents": 1500,
+        "url": "https://cleo.example/film",
+        "note": "for the film",
+    }
+    out = (await person.call("POST", "/transfers", body, 201))["transfer"]
+    assert (out["state"], out["note"], out["receipt"]["credited_cents"]) == (
+        "given", "for the film", 1500,
+    )  # fmt: skip
+    status = await person.call("GET", "/status")
+    assert (status["given_cents"], status["balance_cents"]) == (1500, 500)
+    month = await person.call("GET", f"/months/{status['month']}")
+    assert month["given_cents"] == 1500 and [t["id"] for t in month["transfers"]] == [body["id"]]
+    # The same id again: the same transfer, nothing more given.
+    again = await person.call("POST", "/transfers", body, 200)
+    assert again["transfer"]["receipt"] == out["receipt"]
+    cleo_account = await world["creator"].call("GET", "/v1/account", expect=200)
+    assert cleo_account["creator_balance_cents"] == 1350
+    # Refused before anything is recorded: too little, one's own key, more
+    # than the balance (402 with it), a key of no known kind.
+    small = {**body, "id": str(uuid.uuid4()), "cents": 99}
+    assert (await person.call("POST", "/transfers", small, 400))["message"] == (
+        "a transfer is 1.00 € to 1000.00 €"
+    )
+    broke = await person.call("POST", "/transfers", {**body, "id": str(uuid.uuid4())}, 402)
+    assert (broke["error"], broke["balance_cents"]) == ("insufficient_funds", 500)
+    odd = {**body, "id": str(uuid.uuid4()), "creator": "nope:x", "cents": 100}
+    assert (await person.call("POST", "/transfers", odd, 400))["error"] == "invalid"
+    mine = (await person.call("POST", "/hub/flattr-ids", {}, 201))["key"]
+    own = {**body, "id": str(uuid.uuid4()), "creator": mine, "cents": 100}
+    assert (await person.call("POST", "/transfers", own, 409))["error"] == "flattr_owner"
+    assert len((await person.call("GET", "/transfers"))["transfers"]) == 1  # nothing recorded
+    # With private settlements on, a transfer names the creator only.
+    await person.call("PATCH", "/settings", {"private": True})
+    private = {**body, "id": str(uuid.uuid4()), "cents": 100}
+    sent = (await person.call("POST", "/transfers", private, 201))["transfer"]
+    assert sent["url"] is None and sent["state"] == "given"
+    async with hub.engine.connect() as conn:
+        urls = (
+            await conn.execute(
+                select(allocations.c.url).where(allocations.c.transfer_id == private["id"])
+            )
+        ).scalars()
+        assert list(urls) == [None]
+    # A locked wallet gives nothing.
+    await person.call("POST", "/wallet/lock", {})
+    locked = {**body, "id": str(uuid.uuid4()), "cents": 100}
+    assert (await person.call("POST", "/transfers", locked, 423))["error"] == "locked"
+
+
+async def test_a_transfer_outlives_a_hub_outage_and_is_given_once(world: dict[str, Any]) -> None:
+    """Recorded while the hub is down (202), sent again when it is back; and
+    when the hub had it already (its answer lost), the same receipt, once."""
+    person: Person = world["person"]
+    hub: Hub = world["hub"]
+    key = await joined_creator(world)
+    await funded_with_clicks(person, [])
+    server: TestServer = world["hub_server"]
+    port = server.port
+    assert port is not None
+    await server.close()
+    body = {"id": str(uuid.uuid4()), "creator": key, "cents": 700}
+    waiting = (await person.call("POST", "/transfers", body, 202))["transfer"]
+    assert (waiting["state"], waiting["error"], waiting["attempts"]) == (
+        "sending", "hub_unreachable", 1,
+    )  # fmt: skip
+    assert (await person.call("GET", "/status"))["given_cents"] == 700
+    back = TestServer(create_hub_app(hub), host="127.0.0.1", port=port)
+    await back.start_server()
+    world["late_servers"].append(back)
+    await person.call("POST", "/hub/sync", {})
+    assert (await person.call("GET", "/transfers"))["transfers"][0]["state"] == "given"
+    # The hub applied a second transfer and its answer never reached the
+    # daemon (as if the connection broke): the daemon's send is a repeat.
+    account = (await person.call("GET", "/hub/account"))["account"]
+    second = {"id": str(uuid.uuid4()), "creator": key, "cents": 300}
+    applied, first_answer = await hub.transfer(account, hub_requests.transfer(second))
+    assert applied is True
+    sent = (await person.call("POST", "/transfers", second, 201))["transfer"]
+    assert sent["state"] == "given" and sent["receipt_signature"] == first_answer["signature"]
+    given = (await person.call("GET", "/transfers"))["transfers"]
+    assert [t["state"] for t in given] == ["given", "given"]
+    assert (await person.call("GET", "/status"))["balance_cents"] == 2000 - 1000
+    cleo = await hub.account_view(world["creator"].person.account)
+    assert cleo["received"]["gross_cents"] == 1000

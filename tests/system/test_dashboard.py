@@ -1,0 +1,407 @@
+"""The dashboard in Debian's Chromium, against a real daemon: log in through the
+one-time link `mecene open` prints, see the month drawn, undo a flattr,
+change the budget, revoke a browser, deposit with the fee shown first — and
+check the daemon's state changed each time. Then what must stay closed."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
+from tests.support.constants import PASSPHRASE
+from tests.support.procs import Daemon, mecene, start
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def wait_until(page: Any, predicate: str, timeout: float = 15.0) -> None:
+    """Poll `predicate` (a JS function) in `page`. Extension pages forbid eval, and
+    Playwright's wait_for_function evaluates its predicate with it."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out waiting for {predicate}: "
+                f"{page.evaluate('() => document.body.innerText')!r}"
+            )
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "6", "--time-zone", "UTC").returncode == 0
+    d = start(data, deposit_cents=2000)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def login_link(daemon: Daemon) -> str:
+    out = mecene(daemon.data, "open", "--print")
+    assert out.returncode == 0, out.stderr
+    url = out.stdout.splitlines()[0]
+    assert url.startswith(f"http://127.0.0.1:{daemon.port}/dashboard/login#")
+    return url
+
+
+def wait_ready(page: Any) -> None:
+    page.wait_for_selector("body[data-state='ready']", timeout=15_000)
+
+
+def test_the_dashboard_shows_the_month_and_changes_the_daemon(
+    daemon: Daemon, browser: Any, tmp_path: Path
+) -> None:
+    token = daemon.pair()
+    flattrs = [
+        ("https://alice.example/a", "flattr:alice", 2),
+        ("https://bob.example/b", "domain:bob.example", 1),
+        ("https://carol.example/c", "liberapay:carol", 1),
+    ]
+    for url, creator, weight in flattrs:
+        body = {"id": str(uuid.uuid4()), "url": url, "creator": creator, "weight": weight}
+        assert daemon.request("POST", "/clicks", body, token)[0] == 201
+
+    page = browser.new_page(viewport={"width": 1000, "height": 1400})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    # The chart: one bar per creator, the whole spend (6 € over weights 2+1+1).
+    bars = page.eval_on_selector_all(
+        "#chart rect.bar", "(bs) => bs.map((b) => [b.dataset.creator, Number(b.dataset.cents)])"
+    )
+    assert sorted(bars) == [
+        ["domain:bob.example", 150],
+        ["flattr:alice", 300],
+        ["liberapay:carol", 150],
+    ]
+    assert page.text_content("#summary").startswith("Balance 20.00\u00a0€")
+    assert len(page.query_selector_all("#clicks tbody tr[data-click]")) == 3
+    # Creators by the names a person reads, not raw keys; things by title or address.
+    labels = page.eval_on_selector_all("#chart text", "(ts) => ts.map((t) => t.firstChild.data)")
+    assert {"Flattr ID alice", "bob.example", "liberapay.com/carol"} <= set(labels)
+    creators = page.eval_on_selector_all(
+        "#clicks tbody tr[data-click] td:nth-child(2)", "(tds) => tds.map((td) => td.textContent)"
+    )
+    assert sorted(creators) == ["Flattr ID alice", "bob.example", "liberapay.com/carol"]
+    assert "alice.example/a" in page.text_content("#clicks")
+    # As a creator: nothing yet, and how to start.
+    assert page.text_content("#creator").startswith("Nothing received yet.")
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard.png"), full_page=True)
+    shot = page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    assert shot.startswith(b"\x89PNG")
+
+    # Undo a flattr.
+    first = page.get_attribute("#clicks tbody tr[data-click]", "data-click")
+    page.click(f"#clicks tr[data-click='{first}'] button")
+    wait_until(page, "() => document.querySelectorAll('#clicks tbody tr[data-click]').length === 2")
+    live = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
+    assert first not in [c["id"] for c in live] and len(live) == 2
+
+    # Change the budget.
+    page.fill("#budget", "7.50")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("body[data-saved]")
+    assert daemon.admin("GET", "/settings")[1]["settings"]["budget_cents"] == 750
+    saved = page.text_content("#settings-saved")  # Save says it saved
+    assert page.is_visible("#settings-saved") and saved.startswith("Saved at ")
+    assert saved.endswith("a budget of 7.50\u00a0€ a month.")
+    wait_ready(page)
+    assert "of 7.50\u00a0€" in page.text_content("#summary")
+
+    # Revoke the browser: its token stops working.
+    page.click("#browsers tbody tr[data-browser] button")
+    wait_until(
+        page,
+        "() => [...document.querySelectorAll('#browsers tbody td')].some((td) => "
+        "td.textContent === 'revoked')",
+    )
+    assert daemon.request("GET", "/status", token=token)[0] == 401
+
+    # Deposit: the fee first, then the money.
+    page.fill("#deposit-amount", "10")
+    page.select_option("#deposit-method", "card")
+    page.click("#deposit-form button[type=submit]")
+    page.wait_for_selector("#deposit-confirm:not([hidden])")
+    assert page.text_content("#deposit-quote") == (
+        "Deposit 10.00\u00a0€ by card: fee 0.50\u00a0€, you pay 10.50\u00a0€."
+    )
+    page.click("#deposit-confirm")
+    wait_until(
+        page, "() => document.getElementById('deposit-quote').textContent.startsWith('Deposited')"
+    )
+    assert daemon.admin("GET", "/status")[1]["balance_cents"] == 3000
+
+    # Lock from the dashboard, unlock with the passphrase.
+    page.click("#lock")
+    page.wait_for_selector("body[data-state='locked']")
+    assert daemon.admin("GET", "/status")[1]["locked"] is True
+    page.fill("#passphrase", PASSPHRASE)
+    page.click("#unlock-form button")
+    wait_ready(page)
+    assert daemon.admin("GET", "/status")[1]["locked"] is False
+    page.close()
+
+
+def test_the_dashboard_is_closed_to_everyone_else(daemon: Daemon, browser: Any) -> None:
+    link = login_link(daemon)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    base = f"http://127.0.0.1:{daemon.port}"
+    # The link works once.
+    again = browser.new_context().new_page()
+    again.goto(link)
+    again.wait_for_selector("body[data-state='refused']")
+    assert "not valid any more" in again.text_content("#login-state")
+    # Without the session: nothing. With it, but from a web page's origin: nothing.
+    assert again.request.get(f"{base}/api/v1/status").status == 401
+    foreign = context.request.get(
+        f"{base}/api/v1/settings", headers={"Origin": "https://evil.example"}
+    )
+    assert foreign.status == 403 and foreign.json()["error"] == "bad_origin"
+    form = context.request.patch(
+        f"{base}/api/v1/settings",
+        data="budget_cents=20000",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": base},
+    )
+    assert form.status == 415
+    # The cookie alone opens nothing: every server on 127.0.0.1 receives it.
+    assert context.request.get(f"{base}/api/v1/settings").status == 401
+    secret = page.evaluate("() => sessionStorage.getItem('mecene-session')")
+    with_secret = context.request.get(
+        f"{base}/api/v1/settings", headers={"X-Mecene-Session": secret}
+    )
+    assert with_secret.status == 200  # the session works, cookie and secret together
+    assert (
+        browser.new_context()
+        .request.get(f"{base}/api/v1/settings", headers={"X-Mecene-Session": secret})
+        .status
+        == 401
+    )  # and the secret alone is not enough either
+    # The cookie is out of reach of scripts and of other sites.
+    (cookie,) = [c for c in context.cookies() if c["name"] == "mecene_dashboard"]
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    # The page itself cannot be framed, and runs only its own scripts.
+    headers = page.request.get(f"{base}/dashboard/").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src 'self'" in headers["content-security-policy"]
+    # Signing out ends the session, and leaves nothing to press but the way back in.
+    page.click("#logout")
+    page.wait_for_selector("body[data-state='signed-out']")
+    assert (
+        context.request.get(f"{base}/api/v1/settings", headers={"X-Mecene-Session": secret}).status
+        == 401
+    )
+    assert not page.is_visible("#logout") and not page.is_visible("#lock")
+    assert page.text_content("#summary") == "Signed out: run mecene open for a new login link."
+    assert page.evaluate("() => sessionStorage.getItem('mecene-session')") is None
+    # A wrong code, or a guessed one, opens nothing.
+    wrong = context.request.post(
+        f"{base}/api/v1/dashboard/session",
+        data='{"code": "' + "x" * 43 + '"}',
+        headers={"Content-Type": "application/json", "Origin": base},
+    )
+    assert wrong.status == 401
+    context.close()
+
+
+def test_the_dashboard_lists_pairing_codes_to_approve_or_deny(
+    daemon: Daemon, browser: Any, tmp_path: Path
+) -> None:
+    """A browser's panel shows a code; the person approves it here (the panel
+    names this place), or denies one they do not recognise."""
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    assert page.is_hidden("#pairing-panel")
+    asked = []
+    for client in ("Chromium on Linux", "Firefox on Linux"):
+        status, body = daemon.request("POST", "/pairing", {"client": client}, None)
+        assert status == 201
+        asked.append(body)
+    page.wait_for_selector("#pairing-panel:not([hidden])", timeout=10_000)
+    rows = page.eval_on_selector_all(
+        "#pending tbody tr[data-code]",
+        "(rs) => rs.map((r) => [r.dataset.code, r.children[1].textContent])",
+    )
+    assert sorted(rows) == sorted(
+        [
+            [a["code"], c]
+            for a, c in zip(asked, ("Chromium on Linux", "Firefox on Linux"), strict=True)
+        ]
+    )
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):
+        page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard-pairing.png"))
+    chromium, firefox = asked
+    page.click(f"#pending tr[data-code='{chromium['code']}'] button:text('Approve')")
+    page.click(f"#pending tr[data-code='{firefox['code']}'] button:text('Deny')")
+    wait_until(page, "() => document.getElementById('pairing-panel').hidden")
+    got = daemon.request("GET", f"/pairing/{chromium['pairing_id']}", None, None)[1]
+    assert got["status"] == "approved" and got["token"]
+    assert daemon.request("GET", f"/pairing/{firefox['pairing_id']}", None, None)[1] == {
+        "status": "denied"
+    }
+
+
+def test_another_local_server_gets_the_cookie_and_can_do_nothing_with_it(
+    daemon: Daemon, browser: Any
+) -> None:
+    """The attack: the person signs into the dashboard, then opens any other
+    server on 127.0.0.1 (a dev server). Cookies ignore the port, so that server
+    receives `mecene_dashboard=…`; it replays it from a plain program, as the
+    browser would send it, with the dashboard's Origin. Nothing opens."""
+    import http.server
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+
+    seen: list[str] = []
+
+    class DevServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie", ""))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<title>dev server</title><p>hello")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    dev = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DevServer)
+    threading.Thread(target=dev.serve_forever, daemon=True).start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(login_link(daemon))
+        page.wait_for_url("**/dashboard/")
+        wait_ready(page)
+        page.goto(f"http://127.0.0.1:{dev.server_address[1]}/")
+        page.wait_for_selector("p")
+        cookie = seen[0]  # the page (the browser may ask for /favicon.ico next)
+        assert "mecene_dashboard=" in cookie  # the browser did hand it over
+        base = f"http://127.0.0.1:{daemon.port}"
+        for method, path, body in [
+            ("GET", "/settings", None),
+            ("PATCH", "/settings", {"budget_cents": 20000}),
+            ("GET", "/hub/account", None),
+            ("POST", "/wallet/lock", {}),
+        ]:
+            request = urllib.request.Request(
+                f"{base}/api/v1{path}",
+                method=method,
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Cookie": cookie, "Origin": base, "Content-Type": "application/json"},
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401, (method, path)
+        settings = daemon.admin("GET", "/settings")[1]["settings"]
+        assert settings["budget_cents"] == 600  # nothing moved
+        assert daemon.admin("GET", "/status")[1]["locked"] is False
+        context.close()
+    finally:
+        dev.shutdown()
+        dev.server_close()
+
+
+def test_the_dashboard_reads_well_420_pixels_wide(
+    daemon: Daemon, browser: Any, tmp_path: Path
+) -> None:
+    """A phone-sized window: nothing spills sideways off the page (tables
+    scroll in their own box), and the chart's words stay 12 px, not a 720-px
+    drawing shrunk to 7."""
+    token = daemon.pair()
+    for n, creator in enumerate(
+        ["liberapay:a-rather-long-creator-name", "domain:example.org", "flattr:alice"]
+    ):
+        url = f"https://site{n}.example/a/long/path/to/an/article-{n}?page=2"
+        body = {"id": str(uuid.uuid4()), "url": url, "creator": creator, "weight": 1 + n}
+        assert daemon.request("POST", "/clicks", body, token)[0] == 201
+    page = browser.new_page(viewport={"width": 420, "height": 900})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 420
+    overflowing = page.evaluate(
+        "() => [...document.querySelectorAll('section')]"
+        ".filter((s) => s.getBoundingClientRect().right > 420).map((s) => s.id)"
+    )
+    assert overflowing == []
+    heights = page.eval_on_selector_all(
+        "#chart text", "(ts) => ts.map((t) => t.getBoundingClientRect().height)"
+    )
+    assert len(heights) == 6 and min(heights) >= 11, heights
+    inside = page.evaluate(
+        "() => { const svg = document.getElementById('chart').getBoundingClientRect();"
+        " return [...document.querySelectorAll('#chart text, #chart rect')]"
+        ".every((e) => e.getBoundingClientRect().right <= svg.right + 1); }"
+    )
+    assert inside  # every word and bar within the chart
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard-420.png"), full_page=True)
+    shot = page.screenshot(path=str(tmp_path / "dashboard-420.png"), full_page=True)
+    assert shot.startswith(b"\x89PNG")
+    page.close()
+
+
+def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
+    daemon: Daemon, browser: Any
+) -> None:
+    """Any creator key, an amount and a note to self: what they receive first,
+    then the transfer, listed in the month and counted beside its budget."""
+    page = browser.new_page(viewport={"width": 1000, "height": 1400})
+    page.goto(login_link(daemon))
+    page.wait_for_url("**/dashboard/")
+    wait_ready(page)
+    assert page.text_content("#transfers").endswith("Nothing given this month outside the budget.")
+    page.fill("#give-key", "liberapay:carol")
+    page.fill("#give-amount", "12.34")
+    page.fill("#give-note", "for the podcast")
+    page.click("#give-form button[type=submit]")
+    page.wait_for_selector("#give-confirm:not([hidden])")
+    assert page.text_content("#give-quote") == (
+        "liberapay.com/carol receives 11.11\u00a0€ of 12.34\u00a0€ (the hub's 10 % fee is "
+        "1.23\u00a0€). Not on Mécène yet: held for them for 12 months, then back to you."
+    )
+    page.click("#give-confirm")
+    page.wait_for_selector("#transfers tr[data-state='given']")
+    row = page.eval_on_selector(
+        "#transfers tr[data-state='given']", "(tr) => [...tr.cells].map((c) => c.textContent)"
+    )
+    assert row == ["liberapay.com/carol", "12.34\u00a0€", "for the podcast", "given"]
+    wait_until(page, "() => document.getElementById('summary').textContent.includes('given')")
+    assert page.text_content("#summary").endswith("+ 12.34\u00a0€ given")
+    (given,) = daemon.admin("GET", "/transfers")[1]["transfers"]
+    assert (given["creator"], given["cents"], given["note"], given["state"]) == (
+        "liberapay:carol", 1234, "for the podcast", "given",
+    )  # fmt: skip
+    assert daemon.admin("GET", "/status")[1]["balance_cents"] == 2000 - 1234
+    # More than the balance: said before anything is given.
+    page.fill("#give-key", "domain:example.org")
+    page.fill("#give-amount", "20")
+    page.click("#give-form button[type=submit]")
+    wait_until(page, "() => document.getElementById('give-quote').textContent.includes('deposit')")
+    assert page.is_hidden("#give-confirm")
+    assert len(daemon.admin("GET", "/transfers")[1]["transfers"]) == 1
+    page.close()
