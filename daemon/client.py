@@ -77,11 +77,15 @@ class LocalApi:
     """The running daemon of a data directory, as the person (the admin token
     it leaves there) unless another `token` is given."""
 
-    def __init__(self, data_dir: DataDir, *, token: str | None = None) -> None:
+    def __init__(
+        self, data_dir: DataDir, *, token: str | None = None, port: int | None = None
+    ) -> None:
         self.data_dir = data_dir
         try:
             runtime = json.loads(data_dir.runtime.read_text())
-            self.port = int(runtime["port"])
+            # The caller may know the port better: a daemon it has just
+            # started, before it has replaced a runtime file left by a crash.
+            self.port = port or int(runtime["port"])
             self.pid = int(runtime["pid"]) if "pid" in runtime else None
             self.token = token or data_dir.admin_token.read_text().strip()
         except (OSError, ValueError, KeyError):

@@ -7,7 +7,7 @@
  * then stores the token and makes the flattr that started it.
  *
  * `MecenePairing.next(state, event, now)` → {state, actions}. No I/O, no
- * clock: background.js performs the actions. Tested as a table
+ * clock: pairing-worker.js performs the actions. Tested as a table
  * (tests/extension/test_pairing_policy.py).
  *
  *   state   null | {id, code, expiresAt, tabId?, url?}

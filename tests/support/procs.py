@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -60,7 +61,7 @@ class Daemon:
     @property
     def api(self) -> LocalApi:
         """The one client of the local API (daemon/client.py), as the person."""
-        return LocalApi(DataDir(self.data))
+        return LocalApi(DataDir(self.data), port=self.port)
 
     def request(
         self,
@@ -106,6 +107,15 @@ class Daemon:
         self.proc.kill()
         self.proc.wait(timeout=30)
         end_group(self.proc.pid)
+
+
+def _runtime_port(data: Path) -> int | None:
+    """The port in the data directory's runtime file: a crashed daemon's
+    stays there until the next one has started listening and replaced it."""
+    try:
+        return int(json.loads((data / "daemon.json").read_text())["port"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def group_members(pgid: int) -> list[tuple[int, str]]:
@@ -171,7 +181,7 @@ def start(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"daemon exited: {daemon.log}")
-        if (data / "daemon.json").exists():
+        if _runtime_port(data) == port:  # written once it listens, after its token
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 if deposit_cents:
