@@ -35,7 +35,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 # What a settlement's money can have become at the hub, and how often a
 # settled month whose money may still move is asked about again.
-OUTCOME_STATES = ("credited", "withheld", "escrow", "returned")
+OUTCOME_STATES = ("pending", "credited", "withheld", "escrow", "returned")
 OUTCOME_EVERY_SECONDS = 3600.0
 
 

@@ -507,7 +507,9 @@ class Service:
             out = []
             for month, outcome in rows:
                 known = json.loads(outcome) if outcome else None
-                if known is None or known.get("withheld_cents") or known.get("escrow_cents"):
+                if known is None or any(
+                    known.get(f"{state}_cents") for state in ("pending", "withheld", "escrow")
+                ):
                     out.append(str(month))
             return out
 

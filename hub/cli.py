@@ -99,6 +99,13 @@ async def _operate(args: argparse.Namespace) -> int:
                     )
                 for state, cents in sorted(report["totals_cents"].items()):
                     print(f"{state}: {euros(cents)}")
+        elif args.command == "run-payouts":
+            done = await hub.run_payouts()
+            print(
+                f"{done.routed_allocations} allocations routed ({euros(done.routed_cents)}), "
+                f"{euros(done.released_cents)} of withheld money released, "
+                f"in {done.chunks} chunks"
+            )
         elif args.command == "check":
             books = await hub.books()
             print(json.dumps(books))
@@ -129,6 +136,11 @@ def parser() -> argparse.ArgumentParser:
     pay = sub.add_parser("payouts", parents=[common], help="what each creator got for a month")
     pay.add_argument("month")
     pay.add_argument("--json", action="store_true")
+    sub.add_parser(
+        "run-payouts",
+        parents=[common],
+        help="route accepted settlements' money now (serve does it by itself)",
+    )
     sub.add_parser("check", parents=[common], help="check the books (sums to zero)")
     return p
 

@@ -20,6 +20,7 @@ from mecene import keys as key_rules
 from mecene.errors import envelope
 
 from . import requests
+from .accept import Auth
 from .errors import HubError
 from .service import Hub
 
@@ -30,6 +31,8 @@ ACCOUNT = web.RequestKey("account", str)
 MAX_BODY = 2 * 1024 * 1024  # a settlement of 10,000 allocations fits
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIGNED = "signed"
+BEFORE, WITH_WRITES = "before", "with_writes"
+AUTH = web.RequestKey("auth", Auth)
 
 
 def _json(data: Any, status: int = 200, **headers: str) -> web.Response:
@@ -83,12 +86,16 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.content_type != "application/json":
                 raise HubError("unsupported_media_type", "send JSON (application/json)")
         route = request.match_info.route
-        if getattr(route.handler, SIGNED, False):
+        signed_as = getattr(route.handler, SIGNED, None)
+        if signed_as:
             raw = await read_body(request)
             request[RAW_BODY] = raw
-            request[ACCOUNT] = await request.app[HUB].authenticate(
-                request.headers, request.method, request.raw_path, raw
-            )
+            hub = request.app[HUB]
+            auth = hub.check_signature(request.headers, request.method, request.raw_path, raw)
+            if signed_as != WITH_WRITES:
+                await hub.spend_nonce(auth)
+            request[AUTH] = auth
+            request[ACCOUNT] = auth.account
         return await handler(request)
     except HubError as exc:
         response = _json(exc.body(), exc.status)
@@ -105,7 +112,14 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def signed(handler: Handler) -> Handler:
-    setattr(handler, SIGNED, True)
+    """A route that needs a signed request; its nonce is spent before it runs."""
+    setattr(handler, SIGNED, BEFORE)
+    return handler
+
+
+def signed_with_writes(handler: Handler) -> Handler:
+    """A signed route whose handler spends the nonce in its own commit."""
+    setattr(handler, SIGNED, WITH_WRITES)
     return handler
 
 
@@ -130,10 +144,10 @@ async def deposit(request: web.Request) -> web.Response:
     return _json({"deposit": out, "balance_cents": view["balance_cents"]}, 201 if created else 200)
 
 
-@signed
+@signed_with_writes
 async def settle(request: web.Request) -> web.Response:
     req = requests.settlement(await _body(request))
-    created, receipt = await request.app[HUB].settle(request[ACCOUNT], req)
+    created, receipt = await request.app[HUB].settle(request[AUTH], req)
     return _json(receipt, 201 if created else 200)
 
 

@@ -7,6 +7,8 @@ the database says whose money it is:
     creator:ACCOUNT          Creator       what a creator has received, withdrawable
     withheld:ACCOUNT:MONTH   Withheld      received in a month the creator gave nothing in
     escrow:KEY               Escrow        given to a creator key nobody has proved yet
+    unrouted:MONTH:NN        Unrouted      accepted settlements' money, until a payout run
+                                           routes it (32 shards, one pool)
     fees:NN                  Fees          the hub's 10 %, in 16 shards chosen by the giver
     provider:METHOD          Provider      the outside world paying in (may go negative)
     provider-fees:METHOD     ProviderFees  what the payment provider kept
@@ -31,7 +33,7 @@ Its guarantees, and what keeps each:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -83,6 +85,13 @@ class Escrow(LedgerAccount):
     prefix = "escrow"
 
 
+@dataclass(frozen=True)
+class Unrouted(LedgerAccount):
+    month: str
+    shard: str
+    prefix = "unrouted"
+
+
 FEE_SHARDS = 16
 
 
@@ -118,7 +127,8 @@ class Payouts(LedgerAccount):
 
 
 KINDS: dict[str, type[LedgerAccount]] = {
-    k.prefix: k for k in (User, Creator, Withheld, Escrow, Fees, Provider, ProviderFees, Payouts)
+    k.prefix: k
+    for k in (User, Creator, Withheld, Escrow, Unrouted, Fees, Provider, ProviderFees, Payouts)
 }
 
 
@@ -135,6 +145,9 @@ def parse_account(name: str) -> LedgerAccount:
     if kind is Withheld:
         account, _, month = rest.rpartition(":")
         return Withheld(account, month)
+    if kind is Unrouted:
+        month, _, shard = rest.partition(":")
+        return Unrouted(month, shard)
     if not rest:
         raise ValueError(f"{prefix} needs a part")
     return kind(rest)  # type: ignore[call-arg]
@@ -195,9 +208,22 @@ async def post(
         insert_ignore(conn, ledger_accounts),
         [{"name": n, "may_go_negative": overdraft[n]} for n in names],
     )
-    # Lock the rows in one order everywhere (name order), so that concurrent
-    # entries touching the same accounts queue instead of deadlocking; then
-    # move every balance in one statement, refusing any that would go negative.
+    await _move(conn, moves, overdraft, f"entry {kind}:{ref}")
+    await conn.execute(
+        insert(postings),
+        [{"entry_id": entry_id, "ledger_account": n, "amount_cents": moves[n]} for n in names],
+    )
+    return int(entry_id)
+
+
+async def _move(
+    conn: AsyncConnection, moves: Mapping[str, int], overdraft: Mapping[str, bool], what: str
+) -> None:
+    """Move balances by `moves`, refusing any that would go negative where its
+    kind forbids it. The rows are locked in one order everywhere (name order),
+    so that concurrent entries touching the same accounts queue instead of
+    deadlocking; then every balance moves in one statement."""
+    names = sorted(moves)
     await conn.execute(
         select(ledger_accounts.c.name)
         .where(ledger_accounts.c.name.in_(names))
@@ -225,12 +251,80 @@ async def post(
             balance = await _balance(conn, name)
             if balance + moves[name] < 0 and not overdraft[name]:
                 raise InsufficientFunds(name, -(balance + moves[name]))
-        raise AssertionError(f"entry {kind}:{ref} moved {moved} of {len(names)} balances")
+        raise AssertionError(f"{what} moved {moved} of {len(names)} balances")
+
+
+async def lock(conn: AsyncConnection, wanted: Sequence[LedgerAccount]) -> dict[LedgerAccount, int]:
+    """Lock the rows of `wanted` (created if new) in name order, the order every
+    path takes them, and return their balances."""
+    by_name = {a.name: a for a in wanted}
+    names = sorted(by_name)
+    if not names:
+        return {}
     await conn.execute(
-        insert(postings),
-        [{"entry_id": entry_id, "ledger_account": n, "amount_cents": moves[n]} for n in names],
+        insert_ignore(conn, ledger_accounts),
+        [{"name": n, "may_go_negative": by_name[n].may_go_negative} for n in names],
     )
-    return int(entry_id)
+    rows = await conn.execute(
+        select(ledger_accounts.c.name, ledger_accounts.c.balance_cents)
+        .where(ledger_accounts.c.name.in_(names))
+        .order_by(ledger_accounts.c.name)
+        .with_for_update()
+    )
+    return {by_name[n]: int(b) for n, b in rows}
+
+
+async def post_many(
+    conn: AsyncConnection,
+    many: Sequence[tuple[str, str, Mapping[LedgerAccount, int]]],
+    now: int,
+) -> list[int]:
+    """Record many balanced movements (kind, ref, legs) at once: one statement
+    for the entries, one for every balance they move, one for the postings.
+    The same guarantees as `post`, for a batch (group commit)."""
+    if not many:
+        return []
+    moves: list[dict[str, int]] = []
+    overdraft: dict[str, bool] = {}
+    for kind, ref, legs in many:
+        entry = {a.name: c for a, c in legs.items() if c != 0}
+        if sum(entry.values()) != 0:
+            raise ValueError(f"unbalanced entry {kind}:{ref}: {entry}")
+        moves.append(entry)
+        overdraft.update({a.name: a.may_go_negative for a in legs})
+    if len({(k, r) for k, r, _l in many}) != len(many):
+        raise DuplicateEntry("the same entry twice in one batch")
+    ids = {
+        (k, r): int(i)
+        for k, r, i in await conn.execute(
+            insert_ignore(conn, entries)
+            .values([{"kind": k, "ref": r, "created_at": now} for k, r, _l in many])
+            .returning(entries.c.kind, entries.c.ref, entries.c.id)
+        )
+    }
+    if len(ids) != len(many):
+        missing = [f"{k}:{r}" for k, r, _l in many if (k, r) not in ids]
+        raise DuplicateEntry(", ".join(missing[:3]))
+    total: dict[str, int] = {}
+    for entry in moves:
+        for name, cents in entry.items():
+            total[name] = total.get(name, 0) + cents
+    names = sorted(total)
+    if names:  # entries of no money (a free settlement) move nothing
+        await conn.execute(
+            insert_ignore(conn, ledger_accounts),
+            [{"name": n, "may_go_negative": overdraft[n]} for n in names],
+        )
+        await _move(conn, total, overdraft, "a batch")
+        await conn.execute(
+            insert(postings),
+            [
+                {"entry_id": ids[(k, r)], "ledger_account": n, "amount_cents": c}
+                for (k, r, _l), entry in zip(many, moves, strict=True)
+                for n, c in sorted(entry.items())
+            ],
+        )
+    return [ids[(k, r)] for k, r, _l in many]
 
 
 async def _balance(conn: AsyncConnection, name: str) -> int:

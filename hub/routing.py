@@ -4,8 +4,9 @@ Every path that moves an allocation asks here, with what the database says
 (who owns each key, who gave in the month, who is a non-profit), and gets
 back the ledger legs and the allocation rows to write:
 
-- `route`: a settlement's or a direct transfer's allocations, when the hub
-  accepts them: to the key's owner less the fee (credited), withheld for an
+- `route`: a direct transfer's allocation when the hub accepts it, or
+  accepted settlements' pending allocations in a payout run (hub/payout.py):
+  to the key's owner less the fee (credited), withheld for an
   owner who has not given this month ("to receive, you must give"), or in
   escrow for a key nobody has proved yet;
 - `release`: allocations already stored, withheld or in escrow, now going to
@@ -92,7 +93,8 @@ def route(
     must_give: bool,
     now: int,
 ) -> Routed:
-    """New allocations (all of one giver and month) accepted now."""
+    """Allocations of one month routed now: new ones (a transfer) as rows to
+    insert, stored ones (pending, from accepted settlements) as updates."""
     out = Routed()
     for unit, group in fee_units(sorted(pieces, key=lambda p: p.creator)).items():
         giver, month, key, _ = unit
@@ -116,6 +118,16 @@ def route(
             out.legs[Fees.of(giver)] += sum(shares)
             out.credited_cents += total
         for p, fee_cents in zip(group, fees, strict=True):
+            routed = {
+                "state": state,
+                "recipient": owner,
+                "fee_cents": fee_cents,
+                "settled_at": now if state == "credited" else None,
+                "withheld_month": month if state == "withheld" else None,
+            }
+            if p.id is not None:  # stored, pending: updated where it is
+                out.updates.append((p.id, routed))
+                continue
             out.rows.append(
                 {
                     "account": giver,
@@ -123,12 +135,8 @@ def route(
                     "creator": key,
                     "url": p.url,
                     "cents": p.cents,
-                    "state": state,
-                    "recipient": owner,
-                    "fee_cents": fee_cents,
-                    "settled_at": now if state == "credited" else None,
-                    "withheld_month": month if state == "withheld" else None,
                     "transfer_id": p.transfer_id,
+                    **routed,
                 }
             )
     return out

@@ -31,6 +31,11 @@ from .service import Hub, HubConfig
 
 log = logging.getLogger("mecene.hub")
 UPKEEP_SECONDS = 3600.0
+# The payout run: soon after settlements are accepted here (gathering those
+# of the next second into the same run), and at least every minute, for the
+# ones other hub processes accepted.
+PAYOUT_SECONDS = 60.0
+PAYOUT_GATHER_SECONDS = 1.0
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
@@ -121,23 +126,44 @@ async def upkeep(hub: Hub) -> None:
         await asyncio.sleep(UPKEEP_SECONDS)
 
 
+async def pay_out(hub: Hub) -> None:
+    """Forever: run the payouts when settlements were accepted, or every minute."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.payouts_wanted.wait(), timeout=PAYOUT_SECONDS)
+        await asyncio.sleep(PAYOUT_GATHER_SECONDS)
+        hub.payouts_wanted.clear()
+        try:
+            report = await hub.run_payouts()
+            if report.chunks:
+                log.info(
+                    "payout run: %d allocations routed (%s), %s of withheld money released",
+                    report.routed_allocations,
+                    euros(report.routed_cents),
+                    euros(report.released_cents),
+                )
+        except Exception:
+            log.exception("the payout run failed; will try again")
+
+
 class RunningHub:
     """A hub listening on a socket, with its upkeep task; `await stop()`."""
 
-    def __init__(self, hub: Hub, runner: web.AppRunner, port: int, task: asyncio.Task[None]):
+    def __init__(self, hub: Hub, runner: web.AppRunner, port: int, tasks: list[asyncio.Task[None]]):
         self.hub = hub
         self.runner = runner
         self.port = port
-        self.task = task
+        self.tasks = tasks
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.runner.cleanup()
         await close_hub(self.hub)
 
@@ -160,8 +186,8 @@ async def start_hub(settings: HubSettings, clock: Clock | None = None) -> Runnin
         await close_hub(hub)
         raise
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    task = asyncio.create_task(upkeep(hub))
-    return RunningHub(hub, runner, int(port), task)
+    tasks = [asyncio.create_task(upkeep(hub)), asyncio.create_task(pay_out(hub))]
+    return RunningHub(hub, runner, int(port), tasks)
 
 
 def default_data_dir() -> Path:

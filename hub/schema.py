@@ -191,7 +191,8 @@ allocations = Table(
     Column("creator", String(600), nullable=False),
     Column("url", String(2048), nullable=True),  # NULL in private settlements
     Column("cents", BigInteger, nullable=False),
-    # credited | withheld | escrow | returned
+    # pending (accepted, not yet routed by a payout run) | credited | withheld
+    # | escrow | returned
     Column("state", String(16), nullable=False),
     Column("recipient", String(64), nullable=True),  # the creator account, once known
     Column("fee_cents", BigInteger, nullable=True),
@@ -205,6 +206,21 @@ allocations = Table(
 Index("ix_allocations_creator_state", allocations.c.creator, allocations.c.state)
 Index("ix_allocations_month", allocations.c.month)
 Index("ix_allocations_recipient_month", allocations.c.recipient, allocations.c.month)
+# What a payout run looks for (migration 0004): pending rows in order, and
+# withheld rows by the (owner, month) whose giving releases them.
+Index(
+    "ix_allocations_pending",
+    allocations.c.id,
+    postgresql_where=text("state = 'pending'"),
+    sqlite_where=text("state = 'pending'"),
+)
+Index(
+    "ix_allocations_withheld",
+    allocations.c.recipient,
+    allocations.c.withheld_month,
+    postgresql_where=text("state = 'withheld'"),
+    sqlite_where=text("state = 'withheld'"),
+)
 
 withdrawals = Table(
     "withdrawals",

@@ -2,14 +2,20 @@
 escrow, withdrawals and counters. Every money movement is one ledger entry in
 the same database transaction as the rows that explain it.
 
-Locks (PostgreSQL; SQLite runs one writer at a time): a settlement, a claim's
-verification and the escrow expiry lock `creator_keys` rows first, in key
-order, then `giving` rows, in account order, so no two of them can deadlock;
-"to receive, you must give" and escrow release read those rows under the lock.
+A settlement is accepted as an append, many in one commit (hub/accept.py);
+the payout run routes its money afterwards, in batches (hub/payout.py). A
+direct transfer, a claim's verification and the escrow's return move their
+money at once.
+
+Locks (PostgreSQL; SQLite runs one writer at a time): a transfer, a payout
+chunk, a claim's verification and the escrow expiry lock `creator_keys` rows
+first, in key order, then `giving` rows, in account order, then ledger rows
+in name order, so no two of them can deadlock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -20,17 +26,18 @@ from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene import money, signing
 from mecene.amounts import euros
 from mecene.encoding import b64u
-from mecene.settlement import Receipt, TransferReceipt
+from mecene.settlement import TransferReceipt
 from mecene.time import Clock, add_months, month_ended_everywhere, timestamp
 
-from . import ledger, routing
+from . import ledger, payout, routing
+from .accept import Acceptor, Auth
 from .db import transaction
 from .errors import HubError
 from .ledger import (
@@ -41,9 +48,11 @@ from .ledger import (
     Payouts,
     Provider,
     ProviderFees,
+    Unrouted,
     User,
     Withheld,
 )
+from .payout import PayoutReport
 from .proofs import ProofError, ProofFetcher, where_to_prove
 from .provider import PaymentProvider
 from .requests import DepositRequest, Quote, SettlementRequest, TransferRequest, WithdrawalRequest
@@ -65,7 +74,7 @@ from .schema import (
 T = TypeVar("T")
 
 
-OUTCOME_STATES = ("credited", "withheld", "escrow", "returned")
+OUTCOME_STATES = ("pending", "credited", "withheld", "escrow", "returned")
 
 
 @dataclass(frozen=True)
@@ -93,12 +102,12 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(orig)
 
 
-def _stored_pieces(*where: Any) -> Any:
-    """The allocation rows a release moves, oldest first."""
-    return (
+async def _pieces(conn: AsyncConnection, *where: Any) -> list[Piece]:
+    """Stored allocation rows, oldest first, as pieces to release."""
+    rows = await conn.execute(
         select(
             allocations.c.id,
-            allocations.c.account.label("giver"),
+            allocations.c.account,
             allocations.c.month,
             allocations.c.creator,
             allocations.c.transfer_id,
@@ -107,13 +116,9 @@ def _stored_pieces(*where: Any) -> Any:
         .where(*where)
         .order_by(allocations.c.id)
     )
-
-
-async def _pieces(conn: AsyncConnection, *where: Any) -> list[Piece]:
-    rows = await conn.execute(_stored_pieces(*where))
     return [
         Piece(
-            giver=r.giver,
+            giver=r.account,
             month=r.month,
             creator=r.creator,
             cents=int(r.cents),
@@ -122,24 +127,6 @@ async def _pieces(conn: AsyncConnection, *where: Any) -> list[Piece]:
         )
         for r in rows
     ]
-
-
-async def _apply(conn: AsyncConnection, routed: Routed) -> None:
-    """Write a routing's allocation rows: new ones inserted, stored ones updated."""
-    if routed.rows:
-        await conn.execute(insert(allocations), routed.rows)
-    by_shape: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row_id, values in routed.updates:
-        by_shape[tuple(sorted(values))].append(
-            {"row_id": row_id, **{f"new_{k}": v for k, v in values.items()}}
-        )
-    for shape, params in by_shape.items():
-        await conn.execute(
-            update(allocations)
-            .where(allocations.c.id == bindparam("row_id"))
-            .values({name: bindparam(f"new_{name}") for name in shape}),
-            params,
-        )
 
 
 class Hub:
@@ -160,6 +147,11 @@ class Hub:
         self.config = config or HubConfig()
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.public_key = b64u(raw)
+        # Set when settlements were accepted: the runner's payout task wakes.
+        self.payouts_wanted = asyncio.Event()
+        self.acceptor = Acceptor(
+            engine, key.sign, self.public_key, self.now, on_accepted=self.payouts_wanted.set
+        )
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -206,24 +198,39 @@ class Hub:
 
     # -- authentication -------------------------------------------------------------
 
-    async def authenticate(
+    def check_signature(
         self, headers: Mapping[str, str], method: str, path_qs: str, body: bytes
-    ) -> str:
-        """The account that signed this request; the nonce is spent here."""
+    ) -> Auth:
+        """Who signed this request (its signature and freshness checked); its
+        nonce is spent by `spend_nonce`, or with the request's own writes."""
         try:
             account, nonce, ts = signing.check_request(headers, method, path_qs, body, self.now())
         except signing.SignatureError as exc:
             raise HubError(exc.code, str(exc)) from None
+        return Auth(account, nonce, ts)
+
+    async def spend_nonce(self, auth: Auth) -> None:
+        """Record the request's nonce (a replay is refused) and open the
+        account on its first signed request."""
         async with transaction(self.engine) as conn:
             done = await conn.execute(
-                ledger.insert_ignore(conn, nonces).values(account=account, nonce=nonce, ts=ts)
+                ledger.insert_ignore(conn, nonces).values(
+                    account=auth.account, nonce=auth.nonce, ts=auth.ts
+                )
             )
             if done.rowcount != 1:
                 raise HubError("replayed", "this request was already received (its nonce is spent)")
             await conn.execute(
-                ledger.insert_ignore(conn, accounts).values(id=account, created_at=self.now())
+                ledger.insert_ignore(conn, accounts).values(id=auth.account, created_at=self.now())
             )
-        return account
+
+    async def authenticate(
+        self, headers: Mapping[str, str], method: str, path_qs: str, body: bytes
+    ) -> str:
+        """The account that signed this request; the nonce is spent here."""
+        auth = self.check_signature(headers, method, path_qs, body)
+        await self.spend_nonce(auth)
+        return auth.account
 
     async def forget_nonces(self) -> int:
         """Drop nonces too old to be replayed anyway (their timestamp is refused)."""
@@ -363,14 +370,16 @@ class Hub:
 
     # -- settlements ----------------------------------------------------------------------
 
-    async def settle(self, account: str, req: SettlementRequest) -> tuple[bool, dict[str, Any]]:
-        """(created, {receipt, signature}). The same document again gives the same
-        receipt; a different one for a settled month is refused."""
+    async def settle(self, auth: Auth, req: SettlementRequest) -> tuple[bool, dict[str, Any]]:
+        """(created, {receipt, signature}), accepted with the settlements
+        arriving at the same moment in one commit (hub/accept.py). The same
+        document again gives the same receipt; a different one for a settled
+        month is refused. The request's nonce is spent in the same commit."""
         doc = req.document
-        if doc.account != account:
+        if doc.account != auth.account:
             raise HubError("forbidden", "the settlement names another account than the signer")
         try:
-            signing.verify(account, req.text.encode(), req.signature)
+            signing.verify(doc.account, req.text.encode(), req.signature)
         except signing.SignatureError as exc:
             raise HubError("bad_signature", f"settlement: {exc}") from None
         ended = month_ended_everywhere(doc.month)
@@ -384,33 +393,26 @@ class Hub:
                 settle_from=timestamp(ended),
                 retry_after=wait,
             )
+        return await self.acceptor.accept(auth, req)
 
-        async def run(conn: AsyncConnection) -> tuple[bool, dict[str, Any]]:
-            known = (
-                await conn.execute(
-                    select(settlements)
-                    .where(settlements.c.account == account, settlements.c.month == doc.month)
-                    .with_for_update()
-                )
-            ).first()
-            if known is not None:
-                if known.sha256 != req.sha256:
-                    raise HubError(
-                        "settlement_conflict",
-                        f"{doc.month} is already settled with a different document",
-                    )
-                return False, {"receipt": known.receipt, "signature": known.receipt_signature}
-            created = (
-                await conn.execute(select(accounts.c.created_at).where(accounts.c.id == account))
-            ).scalar_one()
-            if created >= ended.timestamp():
-                raise HubError(
-                    "month_before_account",
-                    f"{doc.month} had ended before this account existed",
-                )
-            return True, await self._settle(conn, req)
-
-        return await self._retrying(run)
+    async def run_payouts(self) -> PayoutReport:
+        """Route every pending allocation, then release what was withheld for
+        owners who have given since: chunk after chunk, each one transaction
+        (hub/payout.py). Several processes may run it at once."""
+        report = PayoutReport()
+        steps: list[Callable[[AsyncConnection], Awaitable[PayoutReport]]] = [
+            lambda conn: payout.route_pending_chunk(
+                conn, must_give=self.config.must_give, now=self.now()
+            ),
+            lambda conn: payout.release_withheld_chunk(conn, now=self.now()),
+        ]
+        for step in steps:
+            while True:
+                done = await self._retrying(step)
+                if not done.chunks:
+                    break
+                report.add(done)
+        return report
 
     async def _accept(
         self,
@@ -425,7 +427,7 @@ class Hub:
         lock, then `routing.route`; the same for a settlement and a direct
         transfer. Giving at least MIN_GIVING_CENTS marks `giver` as having given
         in `month` and releases what was withheld for that (`routing.release`)."""
-        owners = await self._lock_keys(conn, sorted({p.creator for p in pieces}))
+        owners = await payout.lock_keys(conn, sorted({p.creator for p in pieces}))
         own = sorted(k for k, o in owners.items() if o == giver)
         if own:
             raise HubError(
@@ -435,7 +437,7 @@ class Hub:
             )
         people = sorted({giver} | {o for o in owners.values() if o is not None})
         gave = await self._lock_giving(conn, people, month, own=giver)
-        nonprofit = await self._nonprofit(conn, people)
+        nonprofit = await payout.nonprofits(conn, people)
         legs: defaultdict[LedgerAccount, int] = defaultdict(int)
         if given_cents >= money.MIN_GIVING_CENTS and not gave[giver]:
             await conn.execute(
@@ -461,7 +463,7 @@ class Hub:
                     month=month,
                     now=now,
                 )
-                await _apply(conn, released)
+                await payout.apply(conn, released)
                 for name, cents in released.legs.items():
                     legs[name] += cents
         routed = routing.route(
@@ -472,81 +474,12 @@ class Hub:
             must_give=self.config.must_give,
             now=now,
         )
-        await _apply(conn, routed)
+        await payout.apply(conn, routed)
         for name, cents in routed.legs.items():
             legs[name] += cents
         legs[User(giver)] -= given_cents
         routed.legs = legs
         return routed
-
-    async def _settle(self, conn: AsyncConnection, req: SettlementRequest) -> dict[str, Any]:
-        doc, now = req.document, self.now()
-        account, month, spend = doc.account, doc.month, doc.spend_cents
-        have = await ledger.balance_cents(conn, User(account))
-        if have < spend:
-            raise HubError(
-                "insufficient_funds",
-                f"the balance is {euros(have)}, the settlement spends {euros(spend)}: deposit, "
-                "and the daemon will send it again",
-                balance_cents=have,
-            )
-        pieces = [
-            Piece(giver=account, month=month, creator=a.creator, cents=a.cents, url=a.url)
-            for a in doc.allocations
-        ]
-        routed = await self._accept(conn, account, month, pieces, spend, now)
-        if spend >= money.MIN_GIVING_CENTS:
-            # Only people who paid that month count (at least the minimum a
-            # month gives, as for "to receive, you must give"), and only for
-            # what they gave money to: free settlements cannot inflate counters.
-            await self._count(conn, account, [p for p in pieces if p.cents > 0])
-        try:
-            await ledger.post(conn, "settlement", f"{account}:{month}", routed.legs, now)
-        except ledger.InsufficientFunds:
-            raise HubError(
-                "insufficient_funds", "the balance does not cover the settlement"
-            ) from None
-        receipt_text, receipt_signature = Receipt(
-            hub=self.public_key,
-            account=account,
-            month=month,
-            sha256=req.sha256,
-            spend_cents=spend,
-            credited_cents=routed.credited_cents,
-            held_cents=routed.held_cents,
-            received_at=now,
-        ).sign(self.key.sign)
-        await conn.execute(
-            insert(settlements).values(
-                account=account,
-                month=month,
-                document=req.text,
-                signature=req.signature,
-                sha256=req.sha256,
-                spend_cents=spend,
-                receipt=receipt_text,
-                receipt_signature=receipt_signature,
-                received_at=now,
-            )
-        )
-        return {"receipt": receipt_text, "signature": receipt_signature}
-
-    async def _lock_keys(
-        self, conn: AsyncConnection, keys: list[str], *, exclusive: bool = False
-    ) -> dict[str, str | None]:
-        """Each key's owner, the rows locked in key order: shared for a
-        settlement (many may credit one key at once), exclusive to change the
-        owner or its escrow (a verification, the escrow's return)."""
-        if not keys:
-            return {}
-        await conn.execute(ledger.insert_ignore(conn, creator_keys), [{"key": k} for k in keys])
-        rows = await conn.execute(
-            select(creator_keys.c.key, creator_keys.c.owner)
-            .where(creator_keys.c.key.in_(keys))
-            .order_by(creator_keys.c.key)
-            .with_for_update(read=not exclusive)
-        )
-        return {k: o for k, o in rows}
 
     async def _lock_giving(
         self, conn: AsyncConnection, people: list[str], month: str, *, own: str | None = None
@@ -575,13 +508,6 @@ class Hub:
             )
             gave.update({a: bool(g) for a, g in rows})
         return gave
-
-    async def _nonprofit(self, conn: AsyncConnection, people: list[str]) -> dict[str, bool]:
-        rows = await conn.execute(
-            select(accounts.c.id, accounts.c.nonprofit).where(accounts.c.id.in_(people))
-        )
-        found = {a: bool(n) for a, n in rows}
-        return {p: found.get(p, False) for p in people}
 
     async def _count(
         self,
@@ -802,7 +728,7 @@ class Hub:
         proof: str | None,
     ) -> int:
         """Make `account` the owner of `key` and release its escrow; the gross released."""
-        owners = await self._lock_keys(conn, [key], exclusive=True)
+        owners = await payout.lock_keys(conn, [key], exclusive=True)
         if owners[key] not in (None, account):
             raise HubError("key_taken", f"{key} is already proved by another account")
         now = self.now()
@@ -830,12 +756,12 @@ class Hub:
             source=Escrow(key),
             owner=account,
             gave=gave,
-            nonprofit=(await self._nonprofit(conn, [account]))[account],
+            nonprofit=(await payout.nonprofits(conn, [account]))[account],
             must_give=self.config.must_give,
             month=month,
             now=now,
         )
-        await _apply(conn, released)
+        await payout.apply(conn, released)
         await ledger.post(conn, "escrow-release", f"{key}:{account}:{now}", released.legs, now)
         return released.gross_cents
 
@@ -860,7 +786,7 @@ class Hub:
         for key in keys:
 
             async def run(conn: AsyncConnection, key: str = key) -> int:
-                owners = await self._lock_keys(conn, [key], exclusive=True)
+                owners = await payout.lock_keys(conn, [key], exclusive=True)
                 if owners[key] is not None:
                     return 0  # proved meanwhile: released, not returned
                 rows = (
@@ -1007,8 +933,17 @@ class Hub:
         return {"month": month, "creators": creators, "totals_cents": totals}
 
     async def books(self) -> dict[str, int]:
+        """The ledger's invariants (hub/ledger.py, `check_books`), and one of
+        the hub's: the unrouted money is exactly the pending allocations'."""
         async with self.engine.connect() as conn:
-            return await ledger.check_books(conn)
+            books = await ledger.check_books(conn)
+            unrouted = sum((await ledger.balances(conn, Unrouted)).values())
+            pending = await conn.scalar(
+                select(func.coalesce(func.sum(allocations.c.cents), 0)).where(
+                    allocations.c.state == "pending"
+                )
+            )
+        return {**books, "unrouted_not_pending_cents": unrouted - int(pending or 0)}
 
     async def fees_cents(self) -> int:
         async with self.engine.connect() as conn:

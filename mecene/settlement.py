@@ -121,17 +121,20 @@ class Settlement:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What the hub accepted for a month: the settlement's hash, what was
-    credited at once and what was held (withheld or in escrow)."""
+    """What the hub accepted for a month: the settlement's hash and its spend,
+    debited from the giver when it was received. Where the money went is
+    decided afterwards by the hub's payout runs (credited, withheld, in
+    escrow); the hub tells it as the settlement's outcome, not in the receipt.
+    Version 2: version 1 also said what was credited and held at once."""
 
     hub: str
     account: str
     month: str
     sha256: str
     spend_cents: int
-    credited_cents: int
-    held_cents: int
     received_at: int
+
+    VERSION = 2
 
     FIELDS = (
         "hub",
@@ -139,13 +142,11 @@ class Receipt:
         "month",
         "sha256",
         "spend_cents",
-        "credited_cents",
-        "held_cents",
         "received_at",
     )
 
     def serialise(self) -> bytes:
-        return canonical({"v": VERSION, **{name: getattr(self, name) for name in self.FIELDS}})
+        return canonical({"v": self.VERSION, **{n: getattr(self, n) for n in self.FIELDS}})
 
     def sign(self, sign: Callable[[bytes], bytes]) -> tuple[str, str]:
         """The canonical text and the hub's signature of it (base64url)."""
@@ -155,12 +156,14 @@ class Receipt:
     @classmethod
     def parse(cls, text: str) -> Receipt:
         doc = _load(text, "receipt")
-        if set(doc) != {"v", *cls.FIELDS} or doc["v"] != VERSION:
-            raise DocumentError(f"receipt: fields must be v, {', '.join(cls.FIELDS)}")
+        if set(doc) != {"v", *cls.FIELDS} or doc["v"] != cls.VERSION:
+            raise DocumentError(
+                f"receipt: version {cls.VERSION}, fields v, {', '.join(cls.FIELDS)}"
+            )
         strings = ("hub", "account", "month", "sha256")
         if not all(isinstance(doc[name], str) for name in strings):
             raise DocumentError("receipt: hub, account, month and sha256 are text")
-        numbers = ("spend_cents", "credited_cents", "held_cents", "received_at")
+        numbers = ("spend_cents", "received_at")
         if not all(_cents(doc[name]) for name in numbers):
             raise DocumentError("receipt: amounts and the time are whole numbers ≥ 0")
         return cls(**{name: doc[name] for name in cls.FIELDS})

@@ -176,16 +176,17 @@ async function showMonth(status) {
   emptyNote(tbody, "No flattrs yet this month.");
 }
 
-/** What became of a settled month's money, as the hub last said; the signed
- * receipt (what happened the moment it was accepted) until the hub has said. */
+/** What became of a settled month's money, as the hub last said; what the
+ * signed receipt says was accepted until the hub has said more. */
 function outcomeText(detail) {
   const o = detail.outcome;
   if (!o) {
     const r = detail.receipt || {};
-    return `accepted on ${(detail.settled_at || "").slice(0, 10)}: `
-      + `${euros(r.credited_cents)} paid to creators at once, ${euros(r.held_cents)} held for now`;
+    return `${euros(r.spend_cents)} accepted on ${(detail.settled_at || "").slice(0, 10)}; `
+      + "the hub pays it out to creators shortly";
   }
   const parts = [
+    [o.pending_cents, "accepted, being paid out by the hub"],
     [o.credited_cents, "paid to creators"],
     [o.withheld_cents, "waiting for creators to give 2 € in that month"],
     [o.escrow_cents, "held for creators not on Mécène yet (back to you after 12 months)"],

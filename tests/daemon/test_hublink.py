@@ -109,6 +109,7 @@ async def world(tmp_path: Path, db_url: str) -> AsyncIterator[dict[str, Any]]:  
         await engine.dispose()
         await site.stop()
         assert books["sum_cents"] == 0 and books["negative_balances"] == 0, books
+        assert books["unrouted_not_pending_cents"] == 0, books
 
 
 async def funded_with_clicks(person: Person, creators: list[str]) -> None:
@@ -172,6 +173,7 @@ async def test_a_key_proved_after_the_month_closed_is_left_out_of_a_new_split(
     assert doc["allocations"] == [
         {"creator": "domain:other.example", "cents": 500, "url": "https://other.example/post-1"}
     ]
+    await hub.run_payouts()  # as the hub's payout task does soon after
     assert await hub.balance_of("escrow:domain:other.example") == 500
     assert (await person.call("GET", "/hub/account"))["creator_balance_cents"] == 0
 
@@ -190,23 +192,35 @@ async def test_a_settled_month_says_what_became_of_money_held_for_a_creator(
     clock.set(dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC))
     await person.call("POST", "/hub/sync", {})
     month = await person.call("GET", "/months/2026-11")
-    # Cleo has not given in November yet: her money waits.
-    assert (month["receipt"]["credited_cents"], month["receipt"]["held_cents"]) == (0, 500)
+    # Accepted: the receipt says what was accepted; the hub's payout run
+    # routes the money afterwards.
+    assert (month["receipt"]["v"], month["receipt"]["spend_cents"]) == (2, 500)
     assert month["outcome"] == {
-        "credited_cents": 0, "withheld_cents": 500, "escrow_cents": 0, "returned_cents": 0,
+        "pending_cents": 500, "credited_cents": 0, "withheld_cents": 0, "escrow_cents": 0,
+        "returned_cents": 0,
     }  # fmt: skip
-    await cleo.settle("2026-11", [{"creator": "domain:example.org", "cents": 200}])
+    await world["hub"].run_payouts()  # as the hub's payout task does soon after
     clock.set(dt.datetime(2026, 12, 1, 13, 0, tzinfo=dt.UTC))
     await person.link.sync_once()  # asked again only after an hour
-    assert (await person.call("GET", "/months/2026-11"))["outcome"]["withheld_cents"] == 500
+    assert (await person.call("GET", "/months/2026-11"))["outcome"]["pending_cents"] == 500
     clock.set(dt.datetime(2026, 12, 1, 13, 31, tzinfo=dt.UTC))
     await person.link.sync_once()
     month = await person.call("GET", "/months/2026-11")
+    # Cleo has not given in November yet: her money waits.
     assert month["outcome"] == {
-        "credited_cents": 500, "withheld_cents": 0, "escrow_cents": 0, "returned_cents": 0,
+        "pending_cents": 0, "credited_cents": 0, "withheld_cents": 500, "escrow_cents": 0,
+        "returned_cents": 0,
     }  # fmt: skip
-    assert month["outcome_at"].startswith("2026-12-01T13:31")
-    assert month["receipt"]["held_cents"] == 500  # the signed receipt stays what it was
+    await cleo.settle("2026-11", [{"creator": "domain:example.org", "cents": 200}])
+    clock.set(dt.datetime(2026, 12, 1, 14, 32, tzinfo=dt.UTC))
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert month["outcome"] == {
+        "pending_cents": 0, "credited_cents": 500, "withheld_cents": 0, "escrow_cents": 0,
+        "returned_cents": 0,
+    }  # fmt: skip
+    assert month["outcome_at"].startswith("2026-12-01T14:32")
+    assert month["receipt"]["spend_cents"] == 500  # the signed receipt stays what it was
 
 
 # -- direct transfers (issue 14) ----------------------------------------------------

@@ -68,6 +68,7 @@ async def hub(db_url: str, clock: FrozenClock, proof_site: ProofSite) -> AsyncIt
         "sum_cents": 0,
         "unbalanced_entries": 0,
         "drifted_balances": 0,
+        "unrouted_not_pending_cents": 0,
         "negative_balances": 0,
     }
 
@@ -221,11 +222,15 @@ async def test_a_settlement_spends_the_balance_and_returns_a_signed_receipt(
     receipt = json.loads(out["receipt"])
     signing.verify(hub.public_key, out["receipt"].encode(), out["signature"])
     assert receipt["account"] == alice.person.account
-    assert receipt["spend_cents"] == 500 and receipt["held_cents"] == 500
+    # The receipt says what was accepted (version 2); the payout run routed it.
+    assert (receipt["v"], receipt["spend_cents"]) == (2, 500) and "held_cents" not in receipt
     assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 500
     # The same document again: the same receipt, nothing spent twice.
     assert await alice.settle(OCT, allocations, expect=200) == out
-    escrowed = {"credited_cents": 0, "withheld_cents": 0, "escrow_cents": 500, "returned_cents": 0}
+    escrowed = {
+        "pending_cents": 0, "credited_cents": 0, "withheld_cents": 0, "escrow_cents": 500,
+        "returned_cents": 0,
+    }  # fmt: skip
     assert await alice.call("GET", f"/v1/settlements/{OCT}", expect=200) == {
         **out,
         "outcome": escrowed,  # what became of the money: nobody has proved example.org

@@ -20,6 +20,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from hub.http import HUB
 from mecene import signing
 from mecene.encoding import b64u, canonical
 from mecene.time import FrozenClock
@@ -144,11 +145,22 @@ class HubClient:
         )
 
     async def settle(
-        self, month: str, allocations: list[dict[str, Any]], expect: int = 201, **kw: Any
+        self,
+        month: str,
+        allocations: list[dict[str, Any]],
+        expect: int = 201,
+        *,
+        pay_out: bool = True,
+        **kw: Any,
     ) -> Any:
-        return await self.call(
+        """Send a settlement; then, as a running hub's payout task does soon
+        after, route its money (`pay_out=False` leaves it pending)."""
+        out = await self.call(
             "POST", "/v1/settlements", self.person.settlement(month, allocations, **kw), expect
         )
+        if pay_out:
+            await self.client.server.app[HUB].run_payouts()
+        return out
 
 
 class ProofSite:

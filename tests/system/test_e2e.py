@@ -146,6 +146,13 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
             else:
                 escrow += cents
     assert spent == {"ann": 600, "ben": 400}  # the budgets, covered by the balances
+    # Accepted at once; the hub's payout run routes the money within seconds.
+    wait_for(
+        lambda: (
+            "pending" not in json.loads(hub.cli("payouts", month, "--json").stdout)["totals_cents"]
+        ),
+        "the month's money routed by the hub's payout run",
+    )
     status, account = hub.call(cleo, "GET", "/v1/account", None, offset)
     assert status == 200, account
     assert account["creator_balance_cents"] == expected_net[cleo_key]

@@ -1,0 +1,395 @@
+"""Settlements accepted as appends, the ones waiting at one moment in one
+commit (DESIGN.md, "The hub at scale").
+
+Accepting a settlement writes only what is the giver's: the checked document
+and its receipt, its allocations (`pending`), the giver's debit (to the
+month's `Unrouted` money), the request's nonce, "gave this month" and the
+counters. Nothing of a creator is touched: the payout run (hub/payout.py)
+routes the money afterwards, in batches.
+
+Each hub process has one `Acceptor`. Requests hand it their checked
+settlement and wait; its worker takes every settlement waiting, accepts them
+together with one statement per kind of row (not one per settlement), and
+commits once, as the daemon's store does for clicks. A refusal of one
+settlement (a replayed nonce, not enough money, its own key) refuses that
+one alone. If the commit itself fails (another process accepted the same
+settlement at the same moment, a deadlock), each settlement of the batch is
+tried again on its own. A settlement is acknowledged only after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mecene import money
+from mecene.amounts import euros
+from mecene.settlement import Receipt
+from mecene.time import month_ended_everywhere
+
+from . import ledger
+from .errors import HubError
+from .ledger import LedgerAccount, Unrouted, User
+from .requests import SettlementRequest
+from .schema import accounts, allocations, counter_people, creator_keys, giving, nonces, settlements
+
+log = logging.getLogger("mecene.hub")
+
+MAX_BATCH = 256
+UNROUTED_SHARDS = 32
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who signed a request, and the nonce it spends: recorded with the
+    request's own writes, in the same commit."""
+
+    account: str
+    nonce: str
+    ts: int
+
+
+@dataclass
+class Waiting:
+    auth: Auth
+    req: SettlementRequest
+    future: asyncio.Future[tuple[bool, dict[str, Any]]]
+
+
+Outcome = tuple[bool, dict[str, Any]] | HubError
+
+
+class Acceptor:
+    """One process's group commit of settlements."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sign: Callable[[bytes], bytes],
+        hub_key: str,
+        now: Callable[[], int],
+        *,
+        on_accepted: Callable[[], None] | None = None,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.engine = engine
+        self.sign = sign
+        self.hub_key = hub_key
+        self.now = now
+        self.on_accepted = on_accepted
+        self.max_batch = max_batch
+        self._waiting: list[Waiting] = []
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0  # for the benchmark's report
+        self.accepted = 0
+
+    async def accept(self, auth: Auth, req: SettlementRequest) -> tuple[bool, dict[str, Any]]:
+        """(created, {receipt, signature}), once committed."""
+        future: asyncio.Future[tuple[bool, dict[str, Any]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.append(Waiting(auth, req, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        # A client that goes away does not take its settlement out of the
+        # batch: it is accepted (or refused) all the same, and sent again
+        # it gets the same receipt.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = (
+                self._waiting[: self.max_batch],
+                self._waiting[self.max_batch :],
+            )
+            try:
+                await self._commit(batch)
+            except Exception as exc:  # a bug: every waiting request hears of it
+                log.exception("accepting a batch of settlements failed")
+                for w in batch:
+                    if not w.future.done():
+                        w.future.set_exception(exc)
+
+    async def _commit(self, batch: list[Waiting]) -> None:
+        # One (account, month) once per batch: a second copy (the same
+        # settlement sent twice at once) waits for the next batch, where
+        # it meets the first as already accepted.
+        seen: set[tuple[str, str]] = set()
+        now_batch: list[Waiting] = []
+        later: list[Waiting] = []
+        for w in batch:
+            key = (w.req.document.account, w.req.document.month)
+            (later if key in seen else now_batch).append(w)
+            seen.add(key)
+        self._waiting[:0] = later
+        try:
+            outcomes = await self._run(lambda conn: accept_batch(conn, self, now_batch))
+        except DBAPIError as exc:
+            if len(now_batch) == 1:
+                outcomes = [await self._alone(now_batch[0], exc)]
+            else:
+                log.info("a batch of %d settlements is tried one by one: %s", len(now_batch), exc)
+                outcomes = [await self._alone(w, exc) for w in now_batch]
+        self.batches += 1
+        accepted = 0
+        for w, outcome in zip(now_batch, outcomes, strict=True):
+            if w.future.done():
+                continue
+            if isinstance(outcome, HubError):
+                w.future.set_exception(outcome)
+            else:
+                accepted += outcome[0]
+                w.future.set_result(outcome)
+        self.accepted += accepted
+        if accepted and self.on_accepted is not None:
+            self.on_accepted()
+
+    async def _alone(self, w: Waiting, first: DBAPIError) -> Outcome:
+        """One settlement in its own transaction, a few times: the race that
+        failed a batch (a concurrent copy of it) is then seen as a repeat."""
+        error: DBAPIError = first
+        for attempt in range(5):
+            try:
+                (outcome,) = await self._run(lambda conn: accept_batch(conn, self, [w]))
+                return outcome
+            except DBAPIError as exc:
+                error = exc
+                await asyncio.sleep(0.01 * (attempt + 1) * random.random())
+        raise error
+
+    async def _run(
+        self, fn: Callable[[AsyncConnection], Awaitable[list[Outcome]]]
+    ) -> list[Outcome]:
+        async with self.engine.begin() as conn:
+            return await fn(conn)
+
+
+async def accept_batch(
+    conn: AsyncConnection, acceptor: Acceptor, batch: Sequence[Waiting]
+) -> list[Outcome]:
+    """Accept `batch` in the transaction `conn`: one statement per kind of row."""
+    now = acceptor.now()
+    outcomes: list[Outcome | None] = [None] * len(batch)
+
+    # The nonces, spent with the request's writes: one already spent is a replay.
+    spent = await conn.execute(
+        ledger.insert_ignore(conn, nonces)
+        .values([{"account": a, "nonce": n, "ts": w_ts} for a, n, w_ts in _nonce_rows(batch)])
+        .returning(nonces.c.account, nonces.c.nonce)
+    )
+    recorded = {(a, n) for a, n in spent}
+    claimed: set[tuple[str, str]] = set()
+    for i, w in enumerate(batch):
+        key = (w.auth.account, w.auth.nonce)
+        if key not in recorded or key in claimed:
+            outcomes[i] = HubError(
+                "replayed", "this request was already received (its nonce is spent)"
+            )
+        claimed.add(key)
+
+    people = sorted({w.auth.account for w in batch})
+    await conn.execute(
+        ledger.insert_ignore(conn, accounts), [{"id": a, "created_at": now} for a in people]
+    )
+    created = {
+        a: int(c)
+        for a, c in await conn.execute(
+            select(accounts.c.id, accounts.c.created_at).where(accounts.c.id.in_(people))
+        )
+    }
+    pairs = [(w.req.document.account, w.req.document.month) for w in batch]
+    known = {
+        (r.account, r.month): r
+        for r in await conn.execute(
+            select(
+                settlements.c.account,
+                settlements.c.month,
+                settlements.c.sha256,
+                settlements.c.receipt,
+                settlements.c.receipt_signature,
+            ).where(tuple_(settlements.c.account, settlements.c.month).in_(pairs))
+        )
+    }
+    keys = sorted({a.creator for w in batch for a in w.req.document.allocations})
+    own: dict[str, set[str]] = {}
+    if keys:
+        for key, owner in await conn.execute(
+            select(creator_keys.c.key, creator_keys.c.owner).where(
+                creator_keys.c.owner.in_(people), creator_keys.c.key.in_(keys)
+            )
+        ):
+            own.setdefault(owner, set()).add(key)
+
+    # The month's unrouted money goes to one of its shards, chosen per batch:
+    # two processes' batches then seldom queue on one balance row.
+    shard = f"{random.randrange(UNROUTED_SHARDS):02d}"
+    months = sorted({w.req.document.month for w in batch})
+    wanted: list[LedgerAccount] = [User(a) for a in people]
+    wanted += [Unrouted(m, shard) for m in months]
+    balances = await ledger.lock(conn, wanted)
+
+    accepted: list[tuple[int, Waiting, str, str]] = []
+    for i, w in enumerate(batch):
+        if outcomes[i] is not None:
+            continue
+        doc = w.req.document
+        row = known.get((doc.account, doc.month))
+        if row is not None:
+            if row.sha256 != w.req.sha256:
+                outcomes[i] = HubError(
+                    "settlement_conflict",
+                    f"{doc.month} is already settled with a different document",
+                )
+            else:
+                outcomes[i] = (False, {"receipt": row.receipt, "signature": row.receipt_signature})
+            continue
+        if created[doc.account] >= month_ended_everywhere(doc.month).timestamp():
+            outcomes[i] = HubError(
+                "month_before_account", f"{doc.month} had ended before this account existed"
+            )
+            continue
+        mine = sorted(own.get(doc.account, set()) & {a.creator for a in doc.allocations})
+        if mine:
+            outcomes[i] = HubError(
+                "own_key",
+                "a payment cannot go to the giver's own creator keys: " + ", ".join(mine),
+                keys=mine,
+            )
+            continue
+        have = balances[User(doc.account)]
+        if have < doc.spend_cents:
+            outcomes[i] = HubError(
+                "insufficient_funds",
+                f"the balance is {euros(have)}, the settlement spends "
+                f"{euros(doc.spend_cents)}: deposit, and the daemon will send it again",
+                balance_cents=have,
+            )
+            continue
+        balances[User(doc.account)] = have - doc.spend_cents
+        text, signature = Receipt(
+            hub=acceptor.hub_key,
+            account=doc.account,
+            month=doc.month,
+            sha256=w.req.sha256,
+            spend_cents=doc.spend_cents,
+            received_at=now,
+        ).sign(acceptor.sign)
+        accepted.append((i, w, text, signature))
+        outcomes[i] = (True, {"receipt": text, "signature": signature})
+
+    if accepted:
+        await _write(conn, accepted, shard, now)
+    return [o for o in outcomes if o is not None]
+
+
+def _nonce_rows(batch: Sequence[Waiting]) -> list[tuple[str, str, int]]:
+    rows: dict[tuple[str, str], int] = {}
+    for w in batch:
+        rows.setdefault((w.auth.account, w.auth.nonce), w.auth.ts)
+    return [(a, n, ts) for (a, n), ts in rows.items()]
+
+
+async def _write(
+    conn: AsyncConnection,
+    accepted: Sequence[tuple[int, Waiting, str, str]],
+    shard: str,
+    now: int,
+) -> None:
+    await conn.execute(
+        insert(settlements),
+        [
+            {
+                "account": w.req.document.account,
+                "month": w.req.document.month,
+                "document": w.req.text,
+                "signature": w.req.signature,
+                "sha256": w.req.sha256,
+                "spend_cents": w.req.document.spend_cents,
+                "receipt": text,
+                "receipt_signature": signature,
+                "received_at": now,
+            }
+            for _i, w, text, signature in accepted
+        ],
+    )
+    rows = [
+        {
+            "account": w.req.document.account,
+            "month": w.req.document.month,
+            "creator": a.creator,
+            "url": a.url,
+            "cents": a.cents,
+            "state": "pending",
+            "recipient": None,
+            "fee_cents": None,
+            "settled_at": None,
+            "withheld_month": None,
+            "transfer_id": None,
+        }
+        for _i, w, _t, _s in accepted
+        for a in w.req.document.allocations
+    ]
+    if rows:
+        await conn.execute(insert(allocations), rows)
+    gave = [
+        {"account": w.req.document.account, "month": w.req.document.month, "gave": True}
+        for _i, w, _t, _s in accepted
+        if w.req.document.spend_cents >= money.MIN_GIVING_CENTS
+    ]
+    if gave:
+        stmt = ledger.upsert(conn, giving)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[giving.c.account, giving.c.month], set_={"gave": True}
+            ),
+            gave,
+        )
+    # Only people who paid that month count (at least the minimum a month
+    # gives, as for "to receive, you must give"), and only for what they gave
+    # money to: free settlements cannot inflate counters. Counted when read,
+    # so no popular thing's counter row is a lock every settlement queues on.
+    counted = {
+        (kind, subject, w.req.document.account)
+        for _i, w, _t, _s in accepted
+        if w.req.document.spend_cents >= money.MIN_GIVING_CENTS
+        for a in w.req.document.allocations
+        if a.cents > 0
+        for kind, subject in (("creator", a.creator), ("thing", a.url))
+        if subject is not None
+    }
+    if counted:
+        await conn.execute(
+            ledger.insert_ignore(conn, counter_people),
+            [
+                {
+                    "kind": kind,
+                    "subject_hash": hashlib.sha256(subject.encode()).hexdigest(),
+                    "account": account,
+                }
+                for kind, subject, account in sorted(counted)
+            ],
+        )
+    await ledger.post_many(
+        conn,
+        [
+            (
+                "settlement",
+                f"{w.req.document.account}:{w.req.document.month}",
+                {
+                    User(w.req.document.account): -w.req.document.spend_cents,
+                    Unrouted(w.req.document.month, shard): w.req.document.spend_cents,
+                },
+            )
+            for _i, w, _t, _s in accepted
+        ],
+        now,
+    )

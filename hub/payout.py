@@ -1,0 +1,278 @@
+"""The payout run: where accepted settlements' money goes, in batches.
+
+A settlement is accepted as an append (hub/accept.py): its allocations wait
+in state `pending` and its money in the month's `Unrouted` ledger accounts.
+A payout run takes the pending allocations in chunks, oldest first, and
+routes each chunk with the one routing function (hub/routing.py): to the
+key's owner less the fee, withheld for an owner who has not given in that
+month, or in escrow for a key nobody has proved. Then it releases what was
+withheld for owners who have given since.
+
+Each chunk is one transaction and one balanced ledger entry, so the books
+sum to zero after every chunk, and a run stopped at any point (a process
+killed) leaves the rest pending for the next run. Chunks are claimed with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so runs in several hub processes
+share the work instead of queueing; SQLite has one writer at a time anyway.
+Creators' balance rows are touched once per chunk, not once per settlement:
+no popular creator's row is a lock every settlement queues on.
+
+Locks, in the order every path takes them: allocation rows, then
+`creator_keys` rows (shared, in key order; a proof takes its key's row
+exclusively, so it waits for a chunk routing that key and then sees its
+escrow), then ledger rows in name order (hub/ledger.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import ledger, routing
+from .ledger import LedgerAccount, Unrouted, Withheld
+from .routing import Piece, Routed
+from .schema import accounts, allocations, creator_keys, giving
+
+CHUNK = 2000
+
+
+@dataclass
+class PayoutReport:
+    routed_allocations: int = 0
+    routed_cents: int = 0
+    released_cents: int = 0
+    chunks: int = 0
+
+    def add(self, other: PayoutReport) -> None:
+        self.routed_allocations += other.routed_allocations
+        self.routed_cents += other.routed_cents
+        self.released_cents += other.released_cents
+        self.chunks += other.chunks
+
+
+async def route_pending_chunk(
+    conn: AsyncConnection, *, must_give: bool, now: int, limit: int = CHUNK
+) -> PayoutReport:
+    """Route up to `limit` pending allocations, oldest first; an empty report
+    when none is left (or every one is being routed by another process)."""
+    rows = (
+        await conn.execute(
+            select(
+                allocations.c.id,
+                allocations.c.account,
+                allocations.c.month,
+                allocations.c.creator,
+                allocations.c.url,
+                allocations.c.cents,
+                allocations.c.transfer_id,
+            )
+            .where(allocations.c.state == "pending")
+            .order_by(allocations.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return PayoutReport()
+    pieces = [
+        Piece(
+            giver=r.account,
+            month=r.month,
+            creator=r.creator,
+            cents=int(r.cents),
+            url=r.url,
+            transfer_id=r.transfer_id,
+            id=int(r.id),
+        )
+        for r in rows
+    ]
+    owners = await lock_keys(conn, sorted({p.creator for p in pieces}))
+    months = sorted({p.month for p in pieces})
+    people = sorted({o for o in owners.values() if o is not None})
+    gave = await gave_in(conn, people, months)
+    nonprofit = await nonprofits(conn, people)
+    legs: defaultdict[LedgerAccount, int] = defaultdict(int)
+    updates: list[tuple[int, dict[str, Any]]] = []
+    for month in months:
+        routed = routing.route(
+            [p for p in pieces if p.month == month],
+            owners=owners,
+            gave={o: gave.get((o, month), False) for o in people},
+            nonprofit=nonprofit,
+            must_give=must_give,
+            now=now,
+        )
+        for account, cents in routed.legs.items():
+            legs[account] += cents
+        await take_unrouted(conn, month, routed.gross_cents, legs)
+        updates += routed.updates
+    await apply_updates(conn, updates)
+    first, last = pieces[0].id, pieces[-1].id
+    await ledger.post(conn, "payout", f"{first}-{last}:{secrets.token_hex(4)}", legs, now)
+    return PayoutReport(
+        routed_allocations=len(pieces), routed_cents=sum(p.cents for p in pieces), chunks=1
+    )
+
+
+async def release_withheld_chunk(
+    conn: AsyncConnection, *, now: int, limit: int = CHUNK
+) -> PayoutReport:
+    """Release up to `limit` withheld allocations whose owner has given in
+    the month they wait for (their money goes to the owner less the fee)."""
+    gave = exists().where(
+        and_(
+            giving.c.account == allocations.c.recipient,
+            giving.c.month == allocations.c.withheld_month,
+            giving.c.gave.is_(True),
+        )
+    )
+    rows = (
+        await conn.execute(
+            select(
+                allocations.c.id,
+                allocations.c.account,
+                allocations.c.month,
+                allocations.c.creator,
+                allocations.c.cents,
+                allocations.c.transfer_id,
+                allocations.c.recipient,
+                allocations.c.withheld_month,
+            )
+            .where(allocations.c.state == "withheld", gave)
+            .order_by(allocations.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return PayoutReport()
+    by_owner: defaultdict[tuple[str, str], list[Piece]] = defaultdict(list)
+    for r in rows:
+        by_owner[(r.recipient, r.withheld_month)].append(
+            Piece(
+                giver=r.account,
+                month=r.month,
+                creator=r.creator,
+                cents=int(r.cents),
+                transfer_id=r.transfer_id,
+                id=int(r.id),
+            )
+        )
+    nonprofit = await nonprofits(conn, sorted({owner for owner, _m in by_owner}))
+    legs: defaultdict[LedgerAccount, int] = defaultdict(int)
+    updates: list[tuple[int, dict[str, Any]]] = []
+    released = 0
+    for (owner, month), group in sorted(by_owner.items()):
+        routed = routing.release(
+            group,
+            source=Withheld(owner, month),
+            owner=owner,
+            gave=True,
+            nonprofit=nonprofit[owner],
+            must_give=True,
+            month=month,
+            now=now,
+        )
+        for account, cents in routed.legs.items():
+            legs[account] += cents
+        updates += routed.updates
+        released += routed.gross_cents
+    await apply_updates(conn, updates)
+    first, last = rows[0].id, rows[-1].id
+    await ledger.post(conn, "release", f"{first}-{last}:{secrets.token_hex(4)}", legs, now)
+    return PayoutReport(released_cents=released, chunks=1)
+
+
+async def lock_keys(
+    conn: AsyncConnection, keys: Sequence[str], *, exclusive: bool = False
+) -> dict[str, str | None]:
+    """Each key's owner, the rows locked in key order: shared to route money
+    to a key (many may at once), exclusive to change its owner or its escrow."""
+    if not keys:
+        return {}
+    await conn.execute(ledger.insert_ignore(conn, creator_keys), [{"key": k} for k in keys])
+    rows = await conn.execute(
+        select(creator_keys.c.key, creator_keys.c.owner)
+        .where(creator_keys.c.key.in_(list(keys)))
+        .order_by(creator_keys.c.key)
+        .with_for_update(read=not exclusive)
+    )
+    return {k: o for k, o in rows}
+
+
+async def gave_in(
+    conn: AsyncConnection, people: Sequence[str], months: Sequence[str]
+) -> dict[tuple[str, str], bool]:
+    """Whether each of `people` gave in each of `months` (read, not locked:
+    an owner who gives meanwhile has their withheld money released by the
+    next run's release step)."""
+    if not people:
+        return {}
+    rows = await conn.execute(
+        select(giving.c.account, giving.c.month, giving.c.gave).where(
+            giving.c.account.in_(list(people)), giving.c.month.in_(list(months))
+        )
+    )
+    return {(a, m): bool(g) for a, m, g in rows}
+
+
+async def nonprofits(conn: AsyncConnection, people: Sequence[str]) -> dict[str, bool]:
+    if not people:
+        return {}
+    rows = await conn.execute(
+        select(accounts.c.id, accounts.c.nonprofit).where(accounts.c.id.in_(list(people)))
+    )
+    found = {a: bool(n) for a, n in rows}
+    return {p: found.get(p, False) for p in people}
+
+
+async def take_unrouted(
+    conn: AsyncConnection, month: str, cents: int, legs: defaultdict[LedgerAccount, int]
+) -> None:
+    """Debit `cents` of `month`'s unrouted money, from its shards with money
+    in them (the shards are one pool; acceptance spreads over them so that
+    concurrent commits do not queue on one row)."""
+    if cents == 0:
+        return
+    shards = await ledger.balances(conn, Unrouted, month)
+    left = cents
+    for account, balance in sorted(shards.items(), key=lambda kv: kv[0].name):
+        take = min(left, balance + legs[account])
+        if take <= 0:
+            continue
+        legs[account] -= take
+        left -= take
+        if left == 0:
+            return
+    raise ledger.InsufficientFunds(f"unrouted:{month}", left)
+
+
+async def apply(conn: AsyncConnection, routed: Routed) -> None:
+    """Write a routing's allocation rows: new ones inserted, stored ones updated."""
+    if routed.rows:
+        await conn.execute(insert(allocations), routed.rows)
+    await apply_updates(conn, routed.updates)
+
+
+async def apply_updates(
+    conn: AsyncConnection, updates: Sequence[tuple[int, dict[str, Any]]]
+) -> None:
+    """Write routed values onto stored allocation rows: one executemany per
+    shape of values (credited rows differ from withheld ones)."""
+    by_shape: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row_id, values in updates:
+        by_shape[tuple(sorted(values))].append(
+            {"row_id": row_id, **{f"new_{k}": v for k, v in values.items()}}
+        )
+    for shape, params in by_shape.items():
+        await conn.execute(
+            update(allocations)
+            .where(allocations.c.id == bindparam("row_id"))
+            .values({name: bindparam(f"new_{name}") for name in shape}),
+            params,
+        )
