@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import ledger, routing
 from .ledger import LedgerAccount, Unrouted, Withheld
 from .routing import Piece, Routed
-from .schema import accounts, allocations, creator_keys, giving
+from .schema import accounts, allocations, creator_keys, giving, ledger_accounts
 
 CHUNK = 2000
 
@@ -234,22 +234,38 @@ async def nonprofits(conn: AsyncConnection, people: Sequence[str]) -> dict[str, 
 async def take_unrouted(
     conn: AsyncConnection, month: str, cents: int, legs: defaultdict[LedgerAccount, int]
 ) -> None:
-    """Debit `cents` of `month`'s unrouted money, from its shards with money
-    in them (the shards are one pool; acceptance spreads over them so that
-    concurrent commits do not queue on one row)."""
-    if cents == 0:
-        return
-    shards = await ledger.balances(conn, Unrouted, month)
+    """Debit `cents` of `month`'s unrouted money from its shards (one pool;
+    acceptance spreads over them so that concurrent commits do not queue on
+    one row). Each shard is read under its row lock, one at a time, skipping
+    those another transaction holds while unlocked ones have money: two
+    payout chunks never plan on the same cents."""
     left = cents
-    for account, balance in sorted(shards.items(), key=lambda kv: kv[0].name):
-        take = min(left, balance + legs[account])
-        if take <= 0:
-            continue
-        legs[account] -= take
-        left -= take
-        if left == 0:
-            return
-    raise ledger.InsufficientFunds(f"unrouted:{month}", left)
+    taken: list[str] = []
+    prefix = f"{Unrouted.prefix}:{month}:"
+    for skip_locked in (True, False):
+        while left > 0:
+            row = (
+                await conn.execute(
+                    select(ledger_accounts.c.name, ledger_accounts.c.balance_cents)
+                    .where(
+                        ledger_accounts.c.name.startswith(prefix, autoescape=True),
+                        ledger_accounts.c.balance_cents > 0,
+                        ledger_accounts.c.name.not_in(taken),
+                    )
+                    .order_by(ledger_accounts.c.name)
+                    .limit(1)
+                    .with_for_update(skip_locked=skip_locked)
+                )
+            ).first()
+            if row is None:
+                break
+            taken.append(row.name)
+            shard = ledger.parse_account(row.name)
+            take = min(left, int(row.balance_cents) + legs[shard])
+            legs[shard] -= take
+            left -= take
+    if left > 0:
+        raise ledger.InsufficientFunds(f"unrouted:{month}", left)
 
 
 async def apply(conn: AsyncConnection, routed: Routed) -> None:
