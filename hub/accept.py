@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,7 +36,7 @@ from mecene.amounts import euros
 from mecene.settlement import Receipt
 from mecene.time import month_ended_everywhere
 
-from . import ledger
+from . import bulk, ledger
 from .errors import HubError
 from .ledger import LedgerAccount, Unrouted, User
 from .requests import SettlementRequest
@@ -197,8 +197,8 @@ async def accept_batch(
         claimed.add(key)
 
     people = sorted({w.auth.account for w in batch})
-    await conn.execute(
-        ledger.insert_ignore(conn, accounts), [{"id": a, "created_at": now} for a in people]
+    await bulk.insert_many(
+        conn, accounts, [{"id": a, "created_at": now} for a in people], ignore=True
     )
     created = {
         a: int(c)
@@ -304,8 +304,9 @@ async def _write(
     shard: str,
     now: int,
 ) -> None:
-    await conn.execute(
-        insert(settlements),
+    await bulk.insert_many(
+        conn,
+        settlements,
         [
             {
                 "account": w.req.document.account,
@@ -338,8 +339,7 @@ async def _write(
         for _i, w, _t, _s in accepted
         for a in w.req.document.allocations
     ]
-    if rows:
-        await conn.execute(insert(allocations), rows)
+    await bulk.insert_many(conn, allocations, rows)
     gave = [
         {"account": w.req.document.account, "month": w.req.document.month, "gave": True}
         for _i, w, _t, _s in accepted
@@ -367,8 +367,9 @@ async def _write(
         if subject is not None
     }
     if counted:
-        await conn.execute(
-            ledger.insert_ignore(conn, counter_people),
+        await bulk.insert_many(
+            conn,
+            counter_people,
             [
                 {
                     "kind": kind,
@@ -377,6 +378,7 @@ async def _write(
                 }
                 for kind, subject, account in sorted(counted)
             ],
+            ignore=True,
         )
     await ledger.post_many(
         conn,

@@ -41,6 +41,7 @@ from sqlalchemy import BigInteger, String, column, func, insert, select, update,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import bulk
 from .schema import entries, ledger_accounts, postings
 
 
@@ -261,9 +262,11 @@ async def lock(conn: AsyncConnection, wanted: Sequence[LedgerAccount]) -> dict[L
     names = sorted(by_name)
     if not names:
         return {}
-    await conn.execute(
-        insert_ignore(conn, ledger_accounts),
+    await bulk.insert_many(
+        conn,
+        ledger_accounts,
         [{"name": n, "may_go_negative": by_name[n].may_go_negative} for n in names],
+        ignore=True,
     )
     rows = await conn.execute(
         select(ledger_accounts.c.name, ledger_accounts.c.balance_cents)
@@ -311,13 +314,16 @@ async def post_many(
             total[name] = total.get(name, 0) + cents
     names = sorted(total)
     if names:  # entries of no money (a free settlement) move nothing
-        await conn.execute(
-            insert_ignore(conn, ledger_accounts),
+        await bulk.insert_many(
+            conn,
+            ledger_accounts,
             [{"name": n, "may_go_negative": overdraft[n]} for n in names],
+            ignore=True,
         )
         await _move(conn, total, overdraft, "a batch")
-        await conn.execute(
-            insert(postings),
+        await bulk.insert_many(
+            conn,
+            postings,
             [
                 {"entry_id": ids[(k, r)], "ledger_account": n, "amount_cents": c}
                 for (k, r, _l), entry in zip(many, moves, strict=True)

@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import ledger, routing
+from . import bulk, ledger, routing
 from .ledger import LedgerAccount, Unrouted, Withheld
 from .routing import Piece, Routed
 from .schema import accounts, allocations, creator_keys, giving, ledger_accounts
@@ -270,25 +270,13 @@ async def take_unrouted(
 
 async def apply(conn: AsyncConnection, routed: Routed) -> None:
     """Write a routing's allocation rows: new ones inserted, stored ones updated."""
-    if routed.rows:
-        await conn.execute(insert(allocations), routed.rows)
+    await bulk.insert_many(conn, allocations, routed.rows)
     await apply_updates(conn, routed.updates)
 
 
 async def apply_updates(
     conn: AsyncConnection, updates: Sequence[tuple[int, dict[str, Any]]]
 ) -> None:
-    """Write routed values onto stored allocation rows: one executemany per
-    shape of values (credited rows differ from withheld ones)."""
-    by_shape: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row_id, values in updates:
-        by_shape[tuple(sorted(values))].append(
-            {"row_id": row_id, **{f"new_{k}": v for k, v in values.items()}}
-        )
-    for shape, params in by_shape.items():
-        await conn.execute(
-            update(allocations)
-            .where(allocations.c.id == bindparam("row_id"))
-            .values({name: bindparam(f"new_{name}") for name in shape}),
-            params,
-        )
+    """Write routed values onto stored allocation rows (one statement per
+    shape of values: credited rows differ from withheld ones)."""
+    await bulk.update_many(conn, allocations, "id", updates)
