@@ -19,8 +19,9 @@ the outside world, may go below zero.
 
 Its guarantees, and what keeps each:
 - Every entry sums to zero: `post` refuses an unbalanced one, and on
-  PostgreSQL a deferred constraint trigger refuses, at commit, any entry
-  whose postings do not (migration 0003); `mecene-hub check` sums them all.
+  PostgreSQL a statement-level trigger refuses any entry whose postings do
+  not (migration 0005; an entry's postings are written by one statement);
+  `mecene-hub check` sums them all.
 - No balance goes below zero unless its kind says it may: the UPDATE that
   moves balances refuses it, and a CHECK constraint backs it
   (`may_go_negative` is stored when the account is first used, from its kind).
@@ -37,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, String, column, func, insert, select, update, values
+from sqlalchemy import BigInteger, String, column, func, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -205,13 +206,18 @@ async def post(
     if not moves:
         return int(entry_id)
     names = sorted(moves)
-    await conn.execute(
-        insert_ignore(conn, ledger_accounts),
+    await bulk.insert_many(
+        conn,
+        ledger_accounts,
         [{"name": n, "may_go_negative": overdraft[n]} for n in names],
+        ignore=True,
     )
     await _move(conn, moves, overdraft, f"entry {kind}:{ref}")
-    await conn.execute(
-        insert(postings),
+    # All the legs in one statement: PostgreSQL checks each entry's sum when
+    # the statement that wrote it ends (migration 0005).
+    await bulk.insert_many(
+        conn,
+        postings,
         [{"entry_id": entry_id, "ledger_account": n, "amount_cents": moves[n]} for n in names],
     )
     return int(entry_id)

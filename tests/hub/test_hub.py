@@ -966,8 +966,9 @@ async def test_the_same_flattrs_cost_the_same_fee_on_every_path(
 
 async def test_postgresql_itself_refuses_an_entry_that_does_not_sum_to_zero() -> None:
     """The ledger's zero sum, enforced by the database too where the engine
-    allows (a deferred constraint trigger, migration 0003): an unbalanced
-    posting written behind the ledger's back fails at commit."""
+    allows (a statement-level trigger, migration 0005): an entry's postings
+    are written by one statement, and one that does not sum to zero, written
+    behind the ledger's back, fails; so does an entry written leg by leg."""
     import contextlib
 
     import sqlalchemy as sa
@@ -994,11 +995,12 @@ async def test_postgresql_itself_refuses_an_entry_that_does_not_sum_to_zero() ->
                     .returning(entries.c.id)
                 )
                 await conn.execute(
-                    sa.insert(postings),
-                    [
-                        {"entry_id": entry, "ledger_account": "a", "amount_cents": -5},
-                        {"entry_id": entry, "ledger_account": "b", "amount_cents": 5},
-                    ],
+                    sa.insert(postings).values(
+                        [
+                            {"entry_id": entry, "ledger_account": "a", "amount_cents": -5},
+                            {"entry_id": entry, "ledger_account": "b", "amount_cents": 5},
+                        ]
+                    )
                 )
             with pytest.raises(DBAPIError, match="does not sum to zero"):
                 async with engine.begin() as conn:
@@ -1010,8 +1012,21 @@ async def test_postgresql_itself_refuses_an_entry_that_does_not_sum_to_zero() ->
                     await conn.execute(
                         sa.insert(postings).values(entry_id=bad, ledger_account="b", amount_cents=7)
                     )
+            with pytest.raises(DBAPIError, match="does not sum to zero"):
+                async with engine.begin() as conn:  # balanced in the end, leg by leg
+                    split = await conn.scalar(
+                        sa.insert(entries)
+                        .values(kind="t", ref="split", created_at=0)
+                        .returning(entries.c.id)
+                    )
+                    for account, cents in (("a", -3), ("b", 3)):
+                        await conn.execute(
+                            sa.insert(postings).values(
+                                entry_id=split, ledger_account=account, amount_cents=cents
+                            )
+                        )
             async with engine.connect() as conn:
                 refs = (await conn.execute(sa.select(entries.c.ref))).scalars().all()
-                assert refs == ["ok"]  # the unbalanced entry was rolled back whole
+                assert refs == ["ok"]  # the refused entries were rolled back whole
         finally:
             await engine.dispose()
