@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from mecene import signing  # noqa: E402
 from tests.support.hubcluster import (  # noqa: E402
     BurstStats,
     HubCluster,
@@ -48,20 +47,7 @@ from tests.support.hubcluster import (  # noqa: E402
     seed,
     settlement_of,
 )
-from tests.support.hubkit import PG_SERVER, Person  # noqa: E402
-
-
-def verify_rate(seconds: float = 2.0) -> float:
-    """Ed25519 verifications per second, one core, the hub's own code path."""
-    person = Person.new()
-    message = b"x" * 600
-    signature = person.sign(message)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(200):
-            signing.verify(person.account, message, signature)
-        count += 200
-    return count / (time.perf_counter() - start)
+from tests.support.hubkit import PG_SERVER, verify_rate  # noqa: E402
 
 
 async def admin(sql: str) -> None:

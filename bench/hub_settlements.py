@@ -35,25 +35,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from mecene import money, signing  # noqa: E402
 from mecene import time as clock  # noqa: E402
-from tests.support.hubkit import PG_SERVER, Person  # noqa: E402
+from tests.support.hubkit import PG_SERVER, Person, verify_rate  # noqa: E402
 from tests.support.hubproc import faketime  # noqa: E402
 from tests.support.procs import free_port  # noqa: E402
 
 CONCURRENCY = 16
 ALLOCATIONS = 20
-
-
-def verify_rate(seconds: float = 2.0) -> float:
-    """Ed25519 verifications per second, one core, the hub's own code path."""
-    person = Person.new()
-    message = b"x" * 600
-    signature = person.sign(message)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(200):
-            signing.verify(person.account, message, signature)
-        count += 200
-    return count / (time.perf_counter() - start)
 
 
 def start_hub(db: str, data: Path, offset: int) -> tuple[subprocess.Popen[bytes], str]:

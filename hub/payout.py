@@ -55,6 +55,32 @@ class PayoutReport:
         self.chunks += other.chunks
 
 
+def select_pieces(*extra: Any) -> Any:
+    """The stored allocation rows to make pieces of (`piece_of`), oldest first."""
+    return select(
+        allocations.c.id,
+        allocations.c.account,
+        allocations.c.month,
+        allocations.c.creator,
+        allocations.c.url,
+        allocations.c.cents,
+        allocations.c.transfer_id,
+        *extra,
+    ).order_by(allocations.c.id)
+
+
+def piece_of(row: Any) -> Piece:
+    return Piece(
+        giver=row.account,
+        month=row.month,
+        creator=row.creator,
+        cents=int(row.cents),
+        url=row.url,
+        transfer_id=row.transfer_id,
+        id=int(row.id),
+    )
+
+
 async def route_pending_chunk(
     conn: AsyncConnection, *, must_give: bool, now: int, limit: int = CHUNK
 ) -> PayoutReport:
@@ -62,35 +88,15 @@ async def route_pending_chunk(
     when none is left (or every one is being routed by another process)."""
     rows = (
         await conn.execute(
-            select(
-                allocations.c.id,
-                allocations.c.account,
-                allocations.c.month,
-                allocations.c.creator,
-                allocations.c.url,
-                allocations.c.cents,
-                allocations.c.transfer_id,
-            )
+            select_pieces()
             .where(allocations.c.state == "pending")
-            .order_by(allocations.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     ).all()
     if not rows:
         return PayoutReport()
-    pieces = [
-        Piece(
-            giver=r.account,
-            month=r.month,
-            creator=r.creator,
-            cents=int(r.cents),
-            url=r.url,
-            transfer_id=r.transfer_id,
-            id=int(r.id),
-        )
-        for r in rows
-    ]
+    pieces = [piece_of(r) for r in rows]
     owners = await lock_keys(conn, sorted({p.creator for p in pieces}))
     months = sorted({p.month for p in pieces})
     people = sorted({o for o in owners.values() if o is not None})
@@ -133,18 +139,8 @@ async def release_withheld_chunk(
     )
     rows = (
         await conn.execute(
-            select(
-                allocations.c.id,
-                allocations.c.account,
-                allocations.c.month,
-                allocations.c.creator,
-                allocations.c.cents,
-                allocations.c.transfer_id,
-                allocations.c.recipient,
-                allocations.c.withheld_month,
-            )
+            select_pieces(allocations.c.recipient, allocations.c.withheld_month)
             .where(allocations.c.state == "withheld", gave)
-            .order_by(allocations.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -153,16 +149,7 @@ async def release_withheld_chunk(
         return PayoutReport()
     by_owner: defaultdict[tuple[str, str], list[Piece]] = defaultdict(list)
     for r in rows:
-        by_owner[(r.recipient, r.withheld_month)].append(
-            Piece(
-                giver=r.account,
-                month=r.month,
-                creator=r.creator,
-                cents=int(r.cents),
-                transfer_id=r.transfer_id,
-                id=int(r.id),
-            )
-        )
+        by_owner[(r.recipient, r.withheld_month)].append(piece_of(r))
     nonprofit = await nonprofits(conn, sorted({owner for owner, _m in by_owner}))
     legs: defaultdict[LedgerAccount, int] = defaultdict(int)
     updates: list[tuple[int, dict[str, Any]]] = []

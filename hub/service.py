@@ -104,29 +104,7 @@ def _lost_a_race(exc: DBAPIError) -> bool:
 
 async def _pieces(conn: AsyncConnection, *where: Any) -> list[Piece]:
     """Stored allocation rows, oldest first, as pieces to release."""
-    rows = await conn.execute(
-        select(
-            allocations.c.id,
-            allocations.c.account,
-            allocations.c.month,
-            allocations.c.creator,
-            allocations.c.transfer_id,
-            allocations.c.cents,
-        )
-        .where(*where)
-        .order_by(allocations.c.id)
-    )
-    return [
-        Piece(
-            giver=r.account,
-            month=r.month,
-            creator=r.creator,
-            cents=int(r.cents),
-            transfer_id=r.transfer_id,
-            id=int(r.id),
-        )
-        for r in rows
-    ]
+    return [payout.piece_of(r) for r in await conn.execute(payout.select_pieces().where(*where))]
 
 
 class Hub:

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -72,6 +73,20 @@ class Person:
         }
         text = canonical(doc)
         return {"document": text.decode(), "signature": self.sign(text)}
+
+
+def verify_rate(seconds: float = 2.0) -> float:
+    """Ed25519 verifications per second, one core, the hub's own code path:
+    the baseline the hub's benchmarks compare with."""
+    person = Person.new()
+    message = b"x" * 600
+    signature = person.sign(message)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            signing.verify(person.account, message, signature)
+        count += 200
+    return count / (time.perf_counter() - start)
 
 
 class HubClient:
