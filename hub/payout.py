@@ -182,7 +182,7 @@ async def lock_keys(
     to a key (many may at once), exclusive to change its owner or its escrow."""
     if not keys:
         return {}
-    await conn.execute(ledger.insert_ignore(conn, creator_keys), [{"key": k} for k in keys])
+    await bulk.insert_many(conn, creator_keys, [{"key": k} for k in keys], ignore=True)
     rows = await conn.execute(
         select(creator_keys.c.key, creator_keys.c.owner)
         .where(creator_keys.c.key.in_(list(keys)))
