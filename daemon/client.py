@@ -113,7 +113,8 @@ class LocalApi:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
                 return resp.status, resp.read(), resp.reason
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(), str(exc.reason)
+            with exc:  # its response holds the connection: closed here, not by the GC
+                return exc.code, exc.read(), str(exc.reason)
         except OSError as exc:
             raise ApiError(f"cannot reach the daemon on port {self.port}: {exc}") from None
 

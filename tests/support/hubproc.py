@@ -83,7 +83,8 @@ class HubProcess:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+            with exc:  # its response holds the connection: closed here, not by the GC
+                return exc.code, json.loads(exc.read())
 
 
 # The daemons of these tests live in the last time zone to leave a month,

@@ -315,6 +315,7 @@ def test_another_local_server_gets_the_cookie_and_can_do_nothing_with_it(
             )
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=10)
+            refused.value.close()  # its response holds the connection
             assert refused.value.code == 401, (method, path)
         settings = daemon.admin("GET", "/settings")[1]["settings"]
         assert settings["budget_cents"] == 600  # nothing moved
