@@ -22,7 +22,6 @@ import asyncio
 import collections
 import json
 import os
-import queue
 import random
 import re
 import shutil
@@ -30,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -40,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 import asyncpg  # noqa: E402
 
 from tests.support.hubcluster import (  # noqa: E402
-    BurstStats,
     HubCluster,
+    Killer,
     books,
     burst,
     seed,
@@ -142,22 +140,7 @@ def main() -> int:
             f"in {time.perf_counter() - began:.1f} s"
         )
         cluster.start()
-        orders: queue.Queue[int | None] = queue.Queue()
-        marks = [int(len(bodies) * s) for s in (0.1, 0.35, 0.6, 0.85)] if args.kill else []
-
-        def tick(stats: BurstStats) -> None:
-            while marks and stats.acknowledged >= marks[0]:
-                marks.pop(0)
-                orders.put(cluster.kills_ordered % 2)
-                cluster.kills_ordered += 1
-
-        def killer() -> None:
-            while (i := orders.get()) is not None:
-                cluster.kill(i)
-                cluster.start_hub(i)
-
-        thread = threading.Thread(target=killer)
-        thread.start()
+        killer = Killer(cluster, len(bodies)) if args.kill else Killer(cluster, 0, ())
         spy = None
         out = tmp / "profile.txt"
         if args.profile and cluster.procs[0] is not None:
@@ -169,13 +152,12 @@ def main() -> int:
         }
         before = {k: cpu_seconds(v) for k, v in groups.items()}
         before["load"] = time.process_time()
-        try:
-            stats = asyncio.run(burst(cluster.url, bodies, concurrency=args.clients, on_tick=tick))
+        with killer:
+            stats = asyncio.run(
+                burst(cluster.url, bodies, concurrency=args.clients, on_tick=killer.tick)
+            )
             spent = {k: cpu_seconds(v) for k, v in groups.items()}
             spent["load"] = time.process_time()
-        finally:
-            orders.put(None)
-            thread.join()
         # Drained: every settlement acknowledged; then the payout runs.
         routed_at = time.perf_counter()
         deadline = routed_at + 600

@@ -89,8 +89,6 @@ class Acceptor:
         self.max_batch = max_batch
         self._waiting: list[Waiting] = []
         self._worker: asyncio.Task[None] | None = None
-        self.batches = 0  # for the benchmark's report
-        self.accepted = 0
 
     async def accept(self, auth: Auth, req: SettlementRequest) -> tuple[bool, dict[str, Any]]:
         """(created, {receipt, signature}), once committed."""
@@ -139,7 +137,6 @@ class Acceptor:
             else:
                 log.info("a batch of %d settlements is tried one by one: %s", len(now_batch), exc)
                 outcomes = [await self._alone(w, exc) for w in now_batch]
-        self.batches += 1
         accepted = 0
         for w, outcome in zip(now_batch, outcomes, strict=True):
             if w.future.done():
@@ -149,7 +146,6 @@ class Acceptor:
             else:
                 accepted += outcome[0]
                 w.future.set_result(outcome)
-        self.accepted += accepted
         if accepted and self.on_accepted is not None:
             self.on_accepted()
 

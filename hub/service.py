@@ -202,14 +202,6 @@ class Hub:
                 ledger.insert_ignore(conn, accounts).values(id=auth.account, created_at=self.now())
             )
 
-    async def authenticate(
-        self, headers: Mapping[str, str], method: str, path_qs: str, body: bytes
-    ) -> str:
-        """The account that signed this request; the nonce is spent here."""
-        auth = self.check_signature(headers, method, path_qs, body)
-        await self.spend_nonce(auth)
-        return auth.account
-
     async def forget_nonces(self) -> int:
         """Drop nonces too old to be replayed anyway (their timestamp is refused)."""
         async with transaction(self.engine) as conn:

@@ -10,11 +10,13 @@ import asyncio
 import datetime as dt
 import json
 import os
+import queue
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -280,6 +282,39 @@ async def burst(
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     stats.elapsed = time.perf_counter() - start
     return stats
+
+
+class Killer:
+    """SIGKILLs hub processes at set points of the burst (a share of the
+    settlements acknowledged), alternating between the two, and starts each
+    again at once; the other one serves meanwhile."""
+
+    def __init__(
+        self, cluster: HubCluster, total: int, at: tuple[float, ...] = (0.1, 0.35, 0.6, 0.85)
+    ) -> None:
+        self.cluster = cluster
+        self.marks = [int(total * share) for share in at]
+        self.orders: queue.Queue[int | None] = queue.Queue()
+        self.thread = threading.Thread(target=self.run)
+
+    def tick(self, stats: BurstStats) -> None:  # on the burst's event loop: never blocks
+        while self.marks and stats.acknowledged >= self.marks[0]:
+            self.marks.pop(0)
+            self.orders.put(self.cluster.kills_ordered % 2)
+            self.cluster.kills_ordered += 1
+
+    def run(self) -> None:
+        while (i := self.orders.get()) is not None:
+            self.cluster.kill(i)
+            self.cluster.start_hub(i)
+
+    def __enter__(self) -> Killer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.orders.put(None)
+        self.thread.join()
 
 
 async def books(db: str) -> dict[str, Any]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import random
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,8 @@ import pytest
 
 from tests.support.constants import battery_size
 from tests.support.hubcluster import (
-    BurstStats,
     HubCluster,
+    Killer,
     World,
     books,
     burst,
@@ -51,37 +49,6 @@ def pg_db() -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-class Killer:
-    """SIGKILLs hub processes at set points of the burst (a share of the
-    settlements acknowledged), alternating between the two, and starts each
-    again at once; the other one serves meanwhile."""
-
-    def __init__(self, cluster: HubCluster, total: int, at: tuple[float, ...]) -> None:
-        self.cluster = cluster
-        self.marks = [int(total * share) for share in at]
-        self.orders: queue.Queue[int | None] = queue.Queue()
-        self.thread = threading.Thread(target=self.run)
-
-    def tick(self, stats: BurstStats) -> None:  # on the burst's event loop: never blocks
-        while self.marks and stats.acknowledged >= self.marks[0]:
-            self.marks.pop(0)
-            self.orders.put(self.cluster.kills_ordered % 2)
-            self.cluster.kills_ordered += 1
-
-    def run(self) -> None:
-        while (i := self.orders.get()) is not None:
-            self.cluster.kill(i)
-            self.cluster.start_hub(i)
-
-    def __enter__(self) -> Killer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.orders.put(None)
-        self.thread.join()
-
-
 def test_a_burst_through_the_load_balancer_survives_killed_processes(
     tmp_path: Path, pg_db: str
 ) -> None:
@@ -94,7 +61,7 @@ def test_a_burst_through_the_load_balancer_survives_killed_processes(
     spends = {p.account: json.loads(json.loads(b)["document"])["spend_cents"] for p, b in bodies}
     cluster.start()
     try:
-        with Killer(cluster, len(bodies), (0.1, 0.35, 0.6, 0.85)) as killer:
+        with Killer(cluster, len(bodies)) as killer:
             stats = asyncio.run(burst(cluster.url, bodies, concurrency=16, on_tick=killer.tick))
         assert cluster.kills == 4
         # Every settlement acknowledged once; some were sent again after a
