@@ -17,13 +17,16 @@ import asyncio
 import random
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from hub.db import migrate, open_database  # noqa: E402
 from hub.proofs import ProofFetcher  # noqa: E402
@@ -111,7 +114,25 @@ async def bare_scan(db: str) -> float:
         await conn.close()
 
 
-async def main_async(accounts: int) -> None:
+def statement_timings(engine: Any) -> dict[str, list[float]]:
+    """Wall time spent in each statement (its first 90 characters)."""
+    timings: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        conn.info.setdefault("started", []).append(time.perf_counter())
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        spent = time.perf_counter() - conn.info["started"].pop()
+        entry = timings[" ".join(statement.split())[:90]]
+        entry[0] += 1
+        entry[1] += spent
+
+    return timings
+
+
+async def main_async(accounts: int, profile: bool) -> None:
     name = f"mecene_payout_{random.getrandbits(40):010x}"
     admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -127,6 +148,7 @@ async def main_async(accounts: int) -> None:
         )
         scan = await bare_scan(db)
         print(f"bare scan of the month's rows (baseline)   {scan:8.2f} s")
+        timings = statement_timings(engine) if profile else None
         hub = Hub(
             engine, Ed25519PrivateKey.generate(), SystemClock(), SimulatedProvider(), ProofFetcher()
         )
@@ -141,6 +163,10 @@ async def main_async(accounts: int) -> None:
             f"({report.routed_allocations / took:,.0f}/s, {report.chunks} chunks), "
             f"= {took / scan:.0f}x the bare scan; books clean"
         )
+        if timings is not None:
+            print("where the payout run's time goes in PostgreSQL's answers (wall time):")
+            for sql, (count, spent) in sorted(timings.items(), key=lambda kv: -kv[1][1])[:12]:
+                print(f"  {spent:7.1f} s  {count:6d}x  {sql}")
         await hub.fetcher.close()
     finally:
         await engine.dispose()
@@ -151,8 +177,11 @@ async def main_async(accounts: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument(
+        "--profile", action="store_true", help="print the time spent in each statement"
+    )
     args = parser.parse_args()
-    asyncio.run(main_async(args.accounts))
+    asyncio.run(main_async(args.accounts, args.profile))
     return 0
 
 

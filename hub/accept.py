@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -199,10 +199,12 @@ async def accept_batch(
     created = {
         a: int(c)
         for a, c in await conn.execute(
-            select(accounts.c.id, accounts.c.created_at).where(accounts.c.id.in_(people))
+            select(accounts.c.id, accounts.c.created_at).where(
+                bulk.one_of(conn, accounts.c.id, people)
+            )
         )
     }
-    pairs = [(w.req.document.account, w.req.document.month) for w in batch]
+    pairs = {(w.req.document.account, w.req.document.month) for w in batch}
     known = {
         (r.account, r.month): r
         for r in await conn.execute(
@@ -212,15 +214,20 @@ async def accept_batch(
                 settlements.c.sha256,
                 settlements.c.receipt,
                 settlements.c.receipt_signature,
-            ).where(tuple_(settlements.c.account, settlements.c.month).in_(pairs))
+            ).where(
+                bulk.one_of(conn, settlements.c.account, {a for a, _m in pairs}),
+                bulk.one_of(conn, settlements.c.month, {m for _a, m in pairs}),
+            )
         )
+        if (r.account, r.month) in pairs
     }
     keys = sorted({a.creator for w in batch for a in w.req.document.allocations})
     own: dict[str, set[str]] = {}
     if keys:
         for key, owner in await conn.execute(
             select(creator_keys.c.key, creator_keys.c.owner).where(
-                creator_keys.c.owner.in_(people), creator_keys.c.key.in_(keys)
+                bulk.one_of(conn, creator_keys.c.owner, people),
+                bulk.one_of(conn, creator_keys.c.key, keys),
             )
         ):
             own.setdefault(owner, set()).add(key)

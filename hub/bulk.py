@@ -13,10 +13,10 @@ plain executemany.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Integer, Table, bindparam, text, update
+from sqlalchemy import ARRAY, BigInteger, Boolean, Integer, Table, any_, bindparam, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,3 +80,14 @@ async def update_many(
         params = {f"a_{key}": [k for k, _n in group]}
         params.update({f"a_{c}": [new[c] for _k, new in group] for c in shape})
         await conn.execute(text(sql), params)
+
+
+def one_of(conn: AsyncConnection, column: Any, values: Iterable[Any]) -> Any:
+    """`column IN values`. On PostgreSQL `column = ANY(array)`: one bound
+    array, so the statement's text is the same whatever the number of values
+    (an IN list of a payout chunk's thousands of keys cost more to build,
+    bind by bind, than to run, and was parsed anew for every length)."""
+    values = list(values)
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=ARRAY(column.type)))

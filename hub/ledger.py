@@ -233,7 +233,7 @@ async def _move(
     names = sorted(moves)
     await conn.execute(
         select(ledger_accounts.c.name)
-        .where(ledger_accounts.c.name.in_(names))
+        .where(bulk.one_of(conn, ledger_accounts.c.name, names))
         .order_by(ledger_accounts.c.name)
         .with_for_update()
     )
@@ -291,7 +291,7 @@ async def lock(conn: AsyncConnection, wanted: Sequence[LedgerAccount]) -> dict[L
     )
     rows = await conn.execute(
         select(ledger_accounts.c.name, ledger_accounts.c.balance_cents)
-        .where(ledger_accounts.c.name.in_(names))
+        .where(bulk.one_of(conn, ledger_accounts.c.name, names))
         .order_by(ledger_accounts.c.name)
         .with_for_update()
     )

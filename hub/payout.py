@@ -185,7 +185,7 @@ async def lock_keys(
     await bulk.insert_many(conn, creator_keys, [{"key": k} for k in keys], ignore=True)
     rows = await conn.execute(
         select(creator_keys.c.key, creator_keys.c.owner)
-        .where(creator_keys.c.key.in_(list(keys)))
+        .where(bulk.one_of(conn, creator_keys.c.key, keys))
         .order_by(creator_keys.c.key)
         .with_for_update(read=not exclusive)
     )
@@ -202,7 +202,8 @@ async def gave_in(
         return {}
     rows = await conn.execute(
         select(giving.c.account, giving.c.month, giving.c.gave).where(
-            giving.c.account.in_(list(people)), giving.c.month.in_(list(months))
+            bulk.one_of(conn, giving.c.account, people),
+            bulk.one_of(conn, giving.c.month, months),
         )
     )
     return {(a, m): bool(g) for a, m, g in rows}
@@ -212,7 +213,7 @@ async def nonprofits(conn: AsyncConnection, people: Sequence[str]) -> dict[str, 
     if not people:
         return {}
     rows = await conn.execute(
-        select(accounts.c.id, accounts.c.nonprofit).where(accounts.c.id.in_(list(people)))
+        select(accounts.c.id, accounts.c.nonprofit).where(bulk.one_of(conn, accounts.c.id, people))
     )
     found = {a: bool(n) for a, n in rows}
     return {p: found.get(p, False) for p in people}

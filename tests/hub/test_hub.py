@@ -966,7 +966,7 @@ async def test_the_same_flattrs_cost_the_same_fee_on_every_path(
 
 async def test_postgresql_itself_refuses_an_entry_that_does_not_sum_to_zero() -> None:
     """The ledger's zero sum, enforced by the database too where the engine
-    allows (a statement-level trigger, migration 0005): an entry's postings
+    allows (a statement-level trigger, migrations 0005 and 0006): an entry's postings
     are written by one statement, and one that does not sum to zero, written
     behind the ledger's back, fails; so does an entry written leg by leg."""
     import contextlib
@@ -1025,8 +1025,52 @@ async def test_postgresql_itself_refuses_an_entry_that_does_not_sum_to_zero() ->
                                 entry_id=split, ledger_account=account, amount_cents=cents
                             )
                         )
+            # The references the foreign keys checked row by row (migration
+            # 0006): checked once per statement, and what they refer to stays.
+            with pytest.raises(DBAPIError, match="ledger account nowhere that does not exist"):
+                async with engine.begin() as conn:
+                    orphan = await conn.scalar(
+                        sa.insert(entries)
+                        .values(kind="t", ref="orphan", created_at=0)
+                        .returning(entries.c.id)
+                    )
+                    await conn.execute(
+                        sa.insert(postings).values(
+                            [
+                                {"entry_id": orphan, "ledger_account": "a", "amount_cents": -1},
+                                {
+                                    "entry_id": orphan,
+                                    "ledger_account": "nowhere",
+                                    "amount_cents": 1,
+                                },
+                            ]
+                        )
+                    )
+            with pytest.raises(DBAPIError, match="ledger entry 999999 that does not exist"):
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        sa.insert(postings).values(
+                            [
+                                {"entry_id": 999999, "ledger_account": "a", "amount_cents": -1},
+                                {"entry_id": 999999, "ledger_account": "b", "amount_cents": 1},
+                            ]
+                        )
+                    )
+            for statement in (
+                sa.delete(entries),
+                sa.update(entries).values(id=entries.c.id + 1000),
+                sa.delete(ledger_accounts).where(ledger_accounts.c.name == "b"),
+                sa.update(ledger_accounts)
+                .values(name="renamed")
+                .where(ledger_accounts.c.name == "b"),
+            ):
+                with pytest.raises(DBAPIError, match="never deleted"):
+                    async with engine.begin() as conn:
+                        await conn.execute(statement)
             async with engine.connect() as conn:
                 refs = (await conn.execute(sa.select(entries.c.ref))).scalars().all()
                 assert refs == ["ok"]  # the refused entries were rolled back whole
+                names = (await conn.execute(sa.select(ledger_accounts.c.name))).scalars().all()
+                assert sorted(names) == ["a", "b"]
         finally:
             await engine.dispose()
