@@ -33,12 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene import money
 from mecene.amounts import euros
-from mecene.settlement import Receipt
+from mecene.settlement import Receipt, Settlement
 from mecene.time import month_ended_everywhere
 
 from . import bulk, ledger
 from .errors import HubError
-from .ledger import LedgerAccount, Unrouted, User
+from .ledger import LedgerAccount, Tokens, Unrouted, User
 from .requests import SettlementRequest
 from .schema import accounts, allocations, counter_people, creator_keys, giving, nonces, settlements
 
@@ -238,6 +238,9 @@ async def accept_batch(
     months = sorted({w.req.document.month for w in batch})
     wanted: list[LedgerAccount] = [User(a) for a in people]
     wanted += [Unrouted(m, shard) for m in months]
+    wanted += sorted(
+        {Tokens(w.req.document.month) for w in batch if w.req.document.unlinkable}, key=str
+    )
     balances = await ledger.lock(conn, wanted)
 
     accepted: list[tuple[int, Waiting, str, str]] = []
@@ -292,6 +295,12 @@ async def accept_batch(
     if accepted:
         await _write(conn, accepted, shard, now)
     return [o for o in outcomes if o is not None]
+
+
+def _destination(doc: Settlement, shard: str) -> LedgerAccount:
+    """Where a settlement's spend waits: for the payout run to route its
+    allocations, or, for an unlinkable month, for its tokens' redemptions."""
+    return Tokens(doc.month) if doc.unlinkable else Unrouted(doc.month, shard)
 
 
 def _nonce_rows(batch: Sequence[Waiting]) -> list[tuple[str, str, int]]:
@@ -391,7 +400,7 @@ async def _write(
                 f"{w.req.document.account}:{w.req.document.month}",
                 {
                     User(w.req.document.account): -w.req.document.spend_cents,
-                    Unrouted(w.req.document.month, shard): w.req.document.spend_cents,
+                    _destination(w.req.document, shard): w.req.document.spend_cents,
                 },
             )
             for _i, w, _t, _s in accepted

@@ -36,6 +36,11 @@ HUB_CODES = frozenset(
         "slow_body",
         "too_large",
         "unsupported_media_type",
+        "bad_token",
+        "token_spent",
+        "tokens_issued",
+        "not_unlinkable",
+        "token_expired",
     }
 )
 assert HUB_CODES <= STATUS.keys()

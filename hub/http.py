@@ -19,7 +19,7 @@ from aiohttp import web
 from mecene import keys as key_rules
 from mecene.errors import envelope
 
-from . import requests
+from . import requests, tokens
 from .accept import Auth
 from .errors import HubError
 from .service import Hub
@@ -183,6 +183,30 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 @signed
+async def issue_tokens(request: web.Request) -> web.Response:
+    req = tokens.issue_request(await _body(request))
+    created, out = await request.app[HUB].tokens.issue(request[ACCOUNT], req)
+    return _json(out, 201 if created else 200)
+
+
+async def redeem_token(request: web.Request) -> web.Response:
+    """No account and no signature: whoever holds a token may spend it."""
+    req = tokens.redeem_request(await _body(request))
+    created, out = await request.app[HUB].tokens.redeem(req)
+    return _json(out, 201 if created else 200)
+
+
+async def token_keys(request: web.Request) -> web.Response:
+    month = requests.month(request.match_info["month"])
+    body = await request.app[HUB].tokens.published(month)
+    etag = (
+        '"keys-' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
+    )
+    # A month's keys never change: a day in every cache.
+    return _cached(request, etag, lambda: _json(body), cache="public, max-age=86400")
+
+
+@signed
 async def withdraw(request: web.Request) -> web.Response:
     req = requests.withdrawal(await _body(request))
     created, out = await request.app[HUB].withdraw(request[ACCOUNT], req)
@@ -208,8 +232,10 @@ async def _counter(request: web.Request) -> tuple[str, str, int]:
     return kind, subject, await request.app[HUB].count(kind, subject)
 
 
-def _cached(request: web.Request, etag: str, make: Callable[[], web.Response]) -> web.Response:
-    headers = {"Cache-Control": CACHE, "ETag": etag, "Access-Control-Allow-Origin": "*"}
+def _cached(
+    request: web.Request, etag: str, make: Callable[[], web.Response], cache: str = CACHE
+) -> web.Response:
+    headers = {"Cache-Control": cache, "ETag": etag, "Access-Control-Allow-Origin": "*"}
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=headers)
     response = make()
@@ -219,8 +245,18 @@ def _cached(request: web.Request, etag: str, make: Callable[[], web.Response]) -
 
 async def counter(request: web.Request) -> web.Response:
     kind, subject, count = await _counter(request)
-    field, label = ("url", "flattrs") if kind == "thing" else ("creator", "flattrers")
-    return _cached(request, f'"{kind}-{count}"', lambda: _json({field: subject, label: count}))
+    if kind == "thing":
+        body: dict[str, Any] = {"url": subject, "flattrs": count}
+        return _cached(request, f'"{kind}-{count}"', lambda: _json(body))
+    tokens_ = await request.app[HUB].redemptions(subject)
+    body = {
+        "creator": subject,
+        "flattrers": count,
+        "redemptions": tokens_,
+        "redemptions_are": "unlinkable tokens redeemed to this creator: a count of tokens, "
+        "not of people (the hub cannot tell whose they were)",
+    }
+    return _cached(request, f'"{kind}-{count}-{tokens_}"', lambda: _json(body))
 
 
 async def joined(request: web.Request) -> web.Response:
@@ -251,7 +287,11 @@ def button_svg(count: int) -> str:
 
 
 async def button(request: web.Request) -> web.Response:
-    kind, _subject, count = await _counter(request)
+    kind, subject, count = await _counter(request)
+    if kind == "creator":
+        # What the creator was given, both ways: people who flattred them,
+        # and unlinkable tokens (which the hub cannot tell apart by person).
+        count += await request.app[HUB].redemptions(subject)
     return _cached(
         request,
         f'"{kind}-{count}-svg"',
@@ -271,6 +311,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/flattr-ids", flattr_id),
     ("POST", "/v1/withdrawals", withdraw),
     ("POST", "/v1/transfers", transfer),
+    ("GET", "/v1/token-keys/{month}", token_keys),
+    ("POST", "/v1/tokens", issue_tokens),
+    ("POST", "/v1/tokens/redeem", redeem_token),
     ("GET", "/v1/counters/{kind}", counter),
     ("GET", "/v1/creators/joined", joined),
     ("GET", "/v1/buttons/{kind}.svg", button),

@@ -9,6 +9,8 @@ the database says whose money it is:
     escrow:KEY               Escrow        given to a creator key nobody has proved yet
     unrouted:MONTH:NN        Unrouted      accepted settlements' money, until a payout run
                                            routes it (32 shards, one pool)
+    tokens:MONTH             Tokens        unlinkable months' money, issued as blind-signed
+                                           tokens and not redeemed yet (hub/tokens.py)
     fees:NN                  Fees          the hub's 10 %, in 16 shards chosen by the giver
     provider:METHOD          Provider      the outside world paying in (may go negative)
     provider-fees:METHOD     ProviderFees  what the payment provider kept
@@ -94,6 +96,12 @@ class Unrouted(LedgerAccount):
     prefix = "unrouted"
 
 
+@dataclass(frozen=True)
+class Tokens(LedgerAccount):
+    month: str
+    prefix = "tokens"
+
+
 FEE_SHARDS = 16
 
 
@@ -130,7 +138,18 @@ class Payouts(LedgerAccount):
 
 KINDS: dict[str, type[LedgerAccount]] = {
     k.prefix: k
-    for k in (User, Creator, Withheld, Escrow, Unrouted, Fees, Provider, ProviderFees, Payouts)
+    for k in (
+        User,
+        Creator,
+        Withheld,
+        Escrow,
+        Unrouted,
+        Tokens,
+        Fees,
+        Provider,
+        ProviderFees,
+        Payouts,
+    )
 }
 
 

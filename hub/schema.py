@@ -244,3 +244,49 @@ counter_people = Table(
     Column("account", String(64), nullable=False),
     PrimaryKeyConstraint("kind", "subject_hash", "account"),
 )
+
+# Unlinkable contributions (hub/tokens.py). One RSA-2048 key per month and
+# denomination, made when the month's keys are first asked for; every hub
+# process reads them from here.
+token_keys = Table(
+    "token_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),  # token_key_id, hex: SHA-256 of the SPKI
+    Column("month", String(7), nullable=False),
+    Column("denomination_cents", BigInteger, nullable=False),
+    Column("public_key", Text, nullable=False),  # SubjectPublicKeyInfo, DER, base64url
+    Column("private_key", Text, nullable=False),  # PKCS#8, PEM
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("month", "denomination_cents"),
+)
+
+# Who was issued tokens for what (a month's spend): the account, never the
+# creators. `sha256` is the issuance request's; the same one again is
+# answered again (RSA signing is deterministic), another is refused.
+token_issues = Table(
+    "token_issues",
+    metadata,
+    Column("account", String(64), nullable=False),
+    Column("ref", String(80), nullable=False),  # month:YYYY-MM
+    Column("month", String(7), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("cents", BigInteger, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account", "ref"),
+)
+
+# Spent tokens: what a token went to, never who had it. `id` is the SHA-256
+# of its key id and nonce, so a token is spent once across every process.
+spent_tokens = Table(
+    "spent_tokens",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("creator", String(600), nullable=False),
+    Column("creator_hash", String(64), nullable=False),  # sha256 hex, for the counters
+    Column("cents", BigInteger, nullable=False),
+    Column("redeemed_at", BigInteger, nullable=False),
+)
+Index("ix_spent_tokens_creator_hash", spent_tokens.c.creator_hash)

@@ -67,9 +67,11 @@ from .schema import (
     giving,
     nonces,
     settlements,
+    spent_tokens,
     transfers,
     withdrawals,
 )
+from .tokens import NO_GIVER, TokenDesk
 
 T = TypeVar("T")
 
@@ -130,6 +132,8 @@ class Hub:
         self.acceptor = Acceptor(
             engine, key.sign, self.public_key, self.now, on_accepted=self.payouts_wanted.set
         )
+        self.tokens = TokenDesk(engine, self.now, self.month, self.config.escrow_months)
+        self.tokens.on_redeemed = self.payouts_wanted.set
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -746,7 +750,13 @@ class Hub:
                 (
                     await conn.execute(
                         select(allocations.c.creator)
-                        .where(allocations.c.state == "escrow", allocations.c.month <= limit)
+                        .where(
+                            allocations.c.state == "escrow",
+                            allocations.c.month <= limit,
+                            # A redeemed token's money has no giver to go back to:
+                            # it waits in escrow for whoever proves the key.
+                            allocations.c.account != NO_GIVER,
+                        )
                         .distinct()
                         .order_by(allocations.c.creator)
                     )
@@ -765,6 +775,7 @@ class Hub:
                             allocations.c.creator == key,
                             allocations.c.state == "escrow",
                             allocations.c.month <= limit,
+                            allocations.c.account != NO_GIVER,
                         )
                     )
                 ).all()
@@ -853,6 +864,18 @@ class Hub:
                 select(func.count())
                 .select_from(counter_people)
                 .where(counter_people.c.kind == kind, counter_people.c.subject_hash == h)
+            )
+        return int(value or 0)
+
+    async def redemptions(self, creator: str) -> int:
+        """How many unlinkable tokens went to `creator` (a count of tokens,
+        not of people: the hub cannot tell whose they were)."""
+        h = hashlib.sha256(creator.encode()).hexdigest()
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.count())
+                .select_from(spent_tokens)
+                .where(spent_tokens.c.creator_hash == h)
             )
         return int(value or 0)
 

@@ -14,6 +14,7 @@ from typing import Any
 STATUS = {
     "invalid": 400,
     "bad_json": 400,
+    "bad_token": 400,
     # who is asking
     "unauthorized": 401,
     "wrong_passphrase": 401,
@@ -43,6 +44,10 @@ STATUS = {
     "month_before_account": 409,
     "own_key": 409,
     "key_taken": 409,
+    "token_spent": 409,
+    "tokens_issued": 409,
+    "not_unlinkable": 409,
+    "token_expired": 410,
     "too_large": 413,
     "unsupported_media_type": 415,
     "not_proven": 422,

@@ -23,6 +23,9 @@ VERSION = 1
 MAX_ALLOCATIONS = 10_000
 MAX_CENTS = 10**9
 SETTLEMENT_FIELDS = {"v", "account", "month", "currency", "spend_cents", "private", "allocations"}
+# An unlinkable month (DESIGN.md, "Unlinkable contributions") says so; the
+# field is absent otherwise, so a linkable document's bytes never changed.
+UNLINKABLE_FIELDS = SETTLEMENT_FIELDS | {"unlinkable"}
 
 
 class DocumentError(ValueError):
@@ -52,9 +55,12 @@ class Settlement:
     spend_cents: int
     private: bool
     allocations: tuple[Allocation, ...]
+    # The spend goes as blind-signed tokens redeemed to the creators without
+    # the account: the document carries the spend and no allocation.
+    unlinkable: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "v": VERSION,
             "account": self.account,
             "month": self.month,
@@ -63,9 +69,15 @@ class Settlement:
             "private": self.private,
             "allocations": [a.as_json() for a in self.allocations],
         }
+        if self.unlinkable:
+            doc["unlinkable"] = True
+        return doc
 
     def serialise(self) -> bytes:
-        if sum(a.cents for a in self.allocations) != self.spend_cents:
+        if self.unlinkable:
+            if self.allocations or not self.private:
+                raise DocumentError("an unlinkable settlement is private and has no allocations")
+        elif sum(a.cents for a in self.allocations) != self.spend_cents:
             raise DocumentError("the allocations do not add up to spend_cents")
         return canonical(self.as_json())
 
@@ -81,19 +93,14 @@ class Settlement:
         currency, the month, whole cents adding up, creator keys and things'
         URLs in their canonical forms, no URL in a private settlement."""
         doc = _load(text, "settlement")
-        if set(doc) != {
-            "v",
-            "account",
-            "month",
-            "currency",
-            "spend_cents",
-            "private",
-            "allocations",
-        }:
+        if set(doc) not in (SETTLEMENT_FIELDS, UNLINKABLE_FIELDS):
             raise DocumentError(
                 "settlement: fields must be v, account, month, currency, spend_cents, private, "
-                "allocations"
+                "allocations (and unlinkable: true for an unlinkable month)"
             )
+        unlinkable = "unlinkable" in doc
+        if unlinkable and doc["unlinkable"] is not True:
+            raise DocumentError("settlement: unlinkable is true, or absent")
         if doc["v"] != VERSION or doc["currency"] != CURRENCY:
             raise DocumentError("settlement: version 1 in EUR only")
         if not isinstance(doc["account"], str):
@@ -109,9 +116,14 @@ class Settlement:
         if not isinstance(rows, list) or len(rows) > MAX_ALLOCATIONS:
             raise DocumentError(f"settlement: allocations is a list of at most {MAX_ALLOCATIONS}")
         allocations = tuple(_allocation(row, doc["private"]) for row in rows)
-        if sum(a.cents for a in allocations) != spend:
+        if unlinkable:
+            if allocations or not doc["private"]:
+                raise DocumentError(
+                    "settlement: an unlinkable settlement is private and has no allocations"
+                )
+        elif sum(a.cents for a in allocations) != spend:
             raise DocumentError("settlement: the allocations do not add up to spend_cents")
-        return cls(doc["account"], doc["month"], spend, doc["private"], allocations)
+        return cls(doc["account"], doc["month"], spend, doc["private"], allocations, unlinkable)
 
     @staticmethod
     def verify(account: str, text: str, signature: str) -> None:

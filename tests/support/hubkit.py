@@ -41,6 +41,10 @@ async def fresh_pg_database() -> AsyncIterator[str]:
         await admin.close()
 
 
+# When the people of the hub's tests opened their accounts: before the months they settle.
+JOINED = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
+
+
 @dataclass
 class Person:
     """A wallet's key, as a daemon holds it."""
@@ -60,9 +64,16 @@ class Person:
         return b64u(self.key.sign(message))
 
     def settlement(
-        self, month: str, allocations: list[dict[str, Any]], *, private: bool = False
+        self,
+        month: str,
+        allocations: list[dict[str, Any]],
+        *,
+        private: bool = False,
+        unlinkable_spend: int | None = None,
     ) -> dict[str, str]:
-        doc = {
+        """A signed settlement; `unlinkable_spend`: an unlinkable month's,
+        which carries its spend and no allocation."""
+        doc: dict[str, Any] = {
             "v": 1,
             "account": self.account,
             "month": month,
@@ -71,6 +82,8 @@ class Person:
             "private": private,
             "allocations": allocations,
         }
+        if unlinkable_spend is not None:
+            doc.update(spend_cents=unlinkable_spend, private=True, unlinkable=True)
         text = canonical(doc)
         return {"document": text.decode(), "signature": self.sign(text)}
 

@@ -1,0 +1,392 @@
+"""Unlinkable contributions at the hub (DESIGN.md, "Unlinkable contributions").
+
+1. **Keys.** One RSA-2048 key per month and denomination (mecene/tokens.py),
+   made the first time the month's keys are asked for, shared by every hub
+   process through the database, published with their ids
+   (`GET /v1/token-keys/{month}`).
+2. **The spend.** An unlinkable month's settlement carries the spend and no
+   allocation; accepting it (hub/accept.py) debits the giver into the
+   month's `Tokens` money, once, as any settlement.
+3. **Issuance.** `POST /v1/tokens`, signed as the account: blinded token
+   requests whose denominations add up to that settlement's spend. The hub
+   signs them blindly. The same request again gets the same signatures (RSA
+   signing is deterministic); another request for the month is refused.
+4. **Redemption.** `POST /v1/tokens/redeem`, with no account and no
+   signature: a token, its prefix and a creator key. The hub checks the
+   signature, that the key's month is not expired and that the token was
+   never spent (a primary key, so across processes), and appends the token's
+   money as a pending allocation with no giver: the payout run routes it as
+   any other (fee, "to receive, you must give", escrow). The same token to
+   the same creator again is answered again; to another creator, refused.
+
+No row written here ties an account to a creator key: `token_issues` names
+the account and its month, `spent_tokens` and the allocations name the
+creator and no account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mecene import blindrsa, keys, tokens
+from mecene.encoding import b64u, canonical, unb64u
+from mecene.settlement import Settlement
+from mecene.time import MONTH_RE, add_months, month_start, timestamp
+
+from . import bulk, ledger
+from .accept import UNROUTED_SHARDS
+from .db import transaction
+from .errors import HubError
+from .ledger import Tokens, Unrouted
+from .schema import allocations, settlements, spent_tokens, token_issues, token_keys
+
+NO_GIVER = ""  # the allocation of a redeemed token has no account
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    id: str  # hex
+    month: str
+    denomination_cents: int
+    public: rsa.RSAPublicKey
+    private: rsa.RSAPrivateKey
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "denomination_cents": self.denomination_cents,
+            "public_key": b64u(tokens.spki(self.public)),
+        }
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    month: str
+    requests: tuple[tuple[str, bytes], ...]  # (key id hex, blinded message)
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RedeemRequest:
+    token: tokens.Token
+    prefix: bytes
+    creator: str
+
+
+def issue_request(body: Any) -> IssueRequest:
+    """{month, tokens: [{key, request}]}: the key's id (hex) and the
+    TokenRequest (base64url) of each token."""
+    shape = "{month, tokens: [{key, request}]}"
+    if not isinstance(body, dict) or set(body) != {"month", "tokens"}:
+        raise HubError("invalid", f"send {shape}")
+    month, rows = body["month"], body["tokens"]
+    if not isinstance(month, str) or not MONTH_RE.match(month):
+        raise HubError("invalid", "month is YYYY-MM")
+    if not isinstance(rows, list) or not 1 <= len(rows) <= tokens.MAX_TOKENS:
+        raise HubError("invalid", f"tokens is a list of 1 to {tokens.MAX_TOKENS} token requests")
+    out = []
+    for row in rows:
+        if not isinstance(row, dict) or set(row) != {"key", "request"}:
+            raise HubError("invalid", f"send {shape}")
+        kid, raw = row["key"], _bytes(row["request"], "request")
+        if not isinstance(kid, str) or len(kid) != 64 or not _is_hex(kid):
+            raise HubError("invalid", "key is a token key's id: 64 hex digits")
+        try:
+            truncated, blinded = tokens.parse_request(raw)
+        except tokens.TokenError as exc:
+            raise HubError("invalid", str(exc)) from None
+        if truncated != bytes.fromhex(kid)[-1]:
+            raise HubError("invalid", "a token request's truncated key id names another key")
+        out.append((kid, blinded))
+    return IssueRequest(month, tuple(out), hashlib.sha256(canonical(body)).hexdigest())
+
+
+def redeem_request(body: Any) -> RedeemRequest:
+    """{token, prefix, creator}: the token and its message prefix
+    (base64url), and the creator key it goes to."""
+    if not isinstance(body, dict) or set(body) != {"token", "prefix", "creator"}:
+        raise HubError("invalid", "send {token, prefix, creator}")
+    try:
+        token = tokens.Token.parse(_bytes(body["token"], "token"))
+    except tokens.TokenError as exc:
+        raise HubError("bad_token", str(exc)) from None
+    prefix = _bytes(body["prefix"], "prefix")
+    if len(prefix) != blindrsa.PREFIX_LEN:
+        raise HubError("bad_token", "the prefix is 32 bytes")
+    try:
+        creator = keys.creator_key(body["creator"])
+    except ValueError as exc:
+        raise HubError("invalid", str(exc)) from None
+    return RedeemRequest(token, prefix, creator)
+
+
+def _bytes(value: Any, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise HubError("invalid", f"{name} is base64url")
+    try:
+        return unb64u(value)
+    except ValueError:
+        raise HubError("invalid", f"{name} is base64url") from None
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+class TokenDesk:
+    """The hub's keys, issuance and redemption; one per hub process."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        now: Callable[[], int],
+        month: Callable[[], str],
+        escrow_months: int,
+    ) -> None:
+        self.engine = engine
+        self.now = now  # Unix seconds
+        self.month = month  # the hub's current month
+        self.escrow_months = escrow_months
+        self._keys: dict[str, TokenKey] = {}
+        self._months: dict[str, list[TokenKey]] = {}
+        self._making = asyncio.Lock()
+        self.on_redeemed: Callable[[], None] | None = None  # the payout run is wanted
+
+    def redeemable_until(self, month: str) -> int:
+        """A month's tokens are redeemable as long as its escrow would wait:
+        until the month `escrow_months + 1` after it begins (UTC)."""
+        return int(month_start(add_months(month, self.escrow_months + 1), "UTC").timestamp())
+
+    def expired(self, month: str) -> bool:
+        return self.now() >= self.redeemable_until(month)
+
+    async def keys_of(self, month: str) -> list[TokenKey]:
+        """The month's keys, one per denomination, made if they are not yet."""
+        if month in self._months:
+            return self._months[month]
+        if month > self.month():
+            raise HubError("not_found", f"{month} has not begun: its token keys do not exist yet")
+        if self.expired(month):
+            raise HubError("token_expired", f"{month}'s tokens are no longer issued or redeemed")
+        async with self._making:
+            found = await self._load(month)
+            missing = [
+                d for d in tokens.DENOMINATIONS if d not in {k.denomination_cents for k in found}
+            ]
+            if missing:
+                made = [await asyncio.to_thread(_make_key) for _ in missing]
+                async with transaction(self.engine) as conn:
+                    rows = [
+                        {
+                            "id": tokens.key_id(private.public_key()).hex(),
+                            "month": month,
+                            "denomination_cents": d,
+                            "public_key": b64u(tokens.spki(private.public_key())),
+                            "private_key": private.private_bytes(
+                                serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption(),
+                            ).decode(),
+                            "created_at": self.now(),
+                        }
+                        for d, private in zip(missing, made, strict=True)
+                    ]
+                    # Another process may have made them meanwhile: its keys win.
+                    await bulk.insert_many(conn, token_keys, rows, ignore=True)
+                found = await self._load(month)
+            found.sort(key=lambda k: -k.denomination_cents)
+            self._months[month] = found
+            return found
+
+    async def _load(self, month: str) -> list[TokenKey]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(token_keys).where(token_keys.c.month == month))).all()
+        out = []
+        for r in rows:
+            key = self._keys.get(r.id)
+            if key is None:
+                private = serialization.load_pem_private_key(r.private_key.encode(), None)
+                assert isinstance(private, rsa.RSAPrivateKey)
+                key = TokenKey(
+                    r.id, r.month, int(r.denomination_cents), private.public_key(), private
+                )
+                self._keys[r.id] = key
+            out.append(key)
+        return out
+
+    async def key(self, key_id: str) -> TokenKey | None:
+        known = self._keys.get(key_id)
+        if known is not None:
+            return known
+        async with self.engine.connect() as conn:
+            month = await conn.scalar(select(token_keys.c.month).where(token_keys.c.id == key_id))
+        if month is None:
+            return None
+        await self._load(month)
+        return self._keys.get(key_id)
+
+    async def published(self, month: str) -> dict[str, Any]:
+        keys_ = await self.keys_of(month)
+        return {
+            "month": month,
+            "token_type": tokens.TOKEN_TYPE,
+            "variant": tokens.VARIANT.name,
+            "challenge": b64u(tokens.challenge()),
+            "redeemable_until": timestamp_of(self.redeemable_until(month)),
+            "keys": [k.view() for k in keys_],
+        }
+
+    # -- issuance ------------------------------------------------------------------
+
+    async def issue(self, account: str, req: IssueRequest) -> tuple[bool, dict[str, Any]]:
+        """Blind signatures for the month's tokens, in the requests' order."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(settlements.c.document, settlements.c.spend_cents).where(
+                        settlements.c.account == account, settlements.c.month == req.month
+                    )
+                )
+            ).first()
+        if row is None:
+            raise HubError("not_found", f"no settlement for {req.month}: send it first")
+        if not Settlement.parse(row.document).unlinkable:
+            raise HubError(
+                "not_unlinkable", f"{req.month} was settled with allocations, not as tokens"
+            )
+        by_id = {k.id: k for k in await self.keys_of(req.month)}
+        wanted = []
+        for kid, blinded in req.requests:
+            key = by_id.get(kid)
+            if key is None:
+                raise HubError("invalid", f"{kid} is not one of {req.month}'s token keys")
+            wanted.append((key, blinded))
+        total = sum(k.denomination_cents for k, _b in wanted)
+        if total != int(row.spend_cents):
+            raise HubError(
+                "invalid",
+                f"the tokens are worth {total} cents; the month's spend is {row.spend_cents}",
+            )
+
+        ref = f"month:{req.month}"
+        async with transaction(self.engine) as conn:
+            known = (
+                await conn.execute(
+                    select(token_issues.c.sha256)
+                    .where(token_issues.c.account == account, token_issues.c.ref == ref)
+                    .with_for_update()
+                )
+            ).first()
+            if known is not None and known.sha256 != req.sha256:
+                raise HubError("tokens_issued", f"{req.month}'s tokens were issued already")
+            if known is None:
+                await conn.execute(
+                    insert(token_issues).values(
+                        account=account,
+                        ref=ref,
+                        month=req.month,
+                        sha256=req.sha256,
+                        cents=total,
+                        tokens=len(wanted),
+                        created_at=self.now(),
+                    )
+                )
+        try:
+            signatures = await asyncio.to_thread(
+                lambda: [blindrsa.blind_sign(k.private, b) for k, b in wanted]
+            )
+        except blindrsa.BlindSignatureError as exc:
+            raise HubError("invalid", f"a token request: {exc}") from None
+        return known is None, {
+            "month": req.month,
+            "blind_signatures": [b64u(s) for s in signatures],
+        }
+
+    # -- redemption ----------------------------------------------------------------
+
+    async def redeem(self, req: RedeemRequest) -> tuple[bool, dict[str, Any]]:
+        token = req.token
+        key = await self.key(token.key_id.hex())
+        if key is None:
+            raise HubError("bad_token", "the token names no key of this hub")
+        if self.expired(key.month):
+            raise HubError(
+                "token_expired",
+                f"{key.month}'s tokens were redeemable until "
+                f"{timestamp_of(self.redeemable_until(key.month))}",
+            )
+        try:
+            token.verify(key.public, req.prefix)
+        except tokens.TokenError as exc:
+            raise HubError("bad_token", str(exc)) from None
+        spent = token.spent_id()
+        answer = {"month": key.month, "cents": key.denomination_cents, "creator": req.creator}
+        async with transaction(self.engine) as conn:
+            done = await conn.execute(
+                ledger.insert_ignore(conn, spent_tokens).values(
+                    id=spent,
+                    key_id=key.id,
+                    month=key.month,
+                    creator=req.creator,
+                    creator_hash=hashlib.sha256(req.creator.encode()).hexdigest(),
+                    cents=key.denomination_cents,
+                    redeemed_at=self.now(),
+                )
+            )
+            if done.rowcount != 1:
+                went = await conn.scalar(
+                    select(spent_tokens.c.creator).where(spent_tokens.c.id == spent)
+                )
+                if went != req.creator:
+                    raise HubError("token_spent", "this token was spent already")
+                return False, answer
+            await _append(conn, spent, key, req.creator, self.now())
+        if self.on_redeemed is not None:
+            self.on_redeemed()
+        return True, answer
+
+
+async def _append(conn: AsyncConnection, spent: str, key: TokenKey, creator: str, now: int) -> None:
+    """The token's money as a pending allocation with no giver (its fee unit
+    is the token), moved from the month's tokens to its unrouted money."""
+    await conn.execute(
+        insert(allocations).values(
+            account=NO_GIVER,
+            month=key.month,
+            creator=creator,
+            url=None,
+            cents=key.denomination_cents,
+            state="pending",
+            transfer_id=spent,
+        )
+    )
+    shard = f"{random.randrange(UNROUTED_SHARDS):02d}"
+    await ledger.post(
+        conn,
+        "redeem",
+        spent,
+        {
+            Tokens(key.month): -key.denomination_cents,
+            Unrouted(key.month, shard): key.denomination_cents,
+        },
+        now,
+    )
+
+
+def _make_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=tokens.KEY_BITS)
+
+
+def timestamp_of(seconds: int) -> str:
+    return timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))

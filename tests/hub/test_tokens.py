@@ -1,0 +1,213 @@
+"""Unlinkable contributions at the hub (issue 17, hub/tokens.py), on both
+engines: a month settled as its spend alone, blind-signed tokens issued
+against it, redeemed to creators with no account, routed by the payout run
+with the usual rules; and a database that then ties no account to a creator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+import hub.tokens as hub_tokens
+from hub.ledger import Creator, Escrow, Tokens
+from hub.schema import metadata
+from hub.service import Hub
+from mecene import money, tokens
+from mecene.encoding import b64u, unb64u
+from mecene.time import FrozenClock
+from tests.support.hubkit import HubClient
+
+OCT = "2026-10"
+NOV = "2026-11"
+
+
+@pytest.fixture(scope="session")
+def key_pool() -> list[rsa.RSAPrivateKey]:
+    """RSA-2048 keys made once: a hub makes nine a month, and making them is
+    what would take the time of these tests."""
+    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(27)]
+
+
+@pytest.fixture(autouse=True)
+def pooled_keys(monkeypatch: pytest.MonkeyPatch, key_pool: list[rsa.RSAPrivateKey]) -> None:
+    pool: Iterator[rsa.RSAPrivateKey] = itertools.cycle(key_pool)
+    monkeypatch.setattr(hub_tokens, "_make_key", lambda: next(pool))
+
+
+class Wallet:
+    """What a daemon does with tokens: split, blind, finish, redeem."""
+
+    def __init__(self, client: HubClient) -> None:
+        self.client = client
+
+    async def keys(self, month: str) -> dict[int, rsa.RSAPublicKey]:
+        out = await self.client.call("GET", f"/v1/token-keys/{month}", expect=200, sign=False)
+        return {
+            k["denomination_cents"]: tokens.load_public(unb64u(k["public_key"]))
+            for k in out["keys"]
+        }
+
+    async def tokens_for(
+        self, month: str, allocations: list[tuple[str, int]]
+    ) -> list[tuple[str, tokens.Token, bytes]]:
+        """Tokens worth each allocation, issued: (creator, token, prefix)."""
+        keys = await self.keys(month)
+        wanted = [(c, d) for c, cents in allocations for d in tokens.split(cents)]
+        pending = [(c, d, tokens.begin(keys[d])) for c, d in wanted]
+        body = self.request(month, [p for _c, _d, p in pending])
+        out = await self.client.call("POST", "/v1/tokens", body, expect=201)
+        finished = []
+        for (creator, d, p), sig in zip(pending, out["blind_signatures"], strict=True):
+            finished.append((creator, p.finish(keys[d], unb64u(sig)), p.prefix))
+        return finished
+
+    @staticmethod
+    def request(month: str, pending: list[tokens.Pending]) -> dict[str, Any]:
+        return {
+            "month": month,
+            "tokens": [{"key": p.key_id.hex(), "request": b64u(p.request())} for p in pending],
+        }
+
+    async def redeem(
+        self, creator: str, token: tokens.Token, prefix: bytes, expect: int = 201
+    ) -> Any:
+        body = {"token": b64u(token.serialise()), "prefix": b64u(prefix), "creator": creator}
+        return await self.client.call("POST", "/v1/tokens/redeem", body, expect=expect, sign=False)
+
+
+async def settle_unlinkable(client: HubClient, month: str, spend: int, expect: int = 201) -> Any:
+    body = client.person.settlement(month, [], unlinkable_spend=spend)
+    return await client.call("POST", "/v1/settlements", body, expect)
+
+
+async def test_an_unlinkable_month_pays_creators_and_ties_no_account_to_them(
+    connect: Any, hub: Hub
+) -> None:
+    alice, bob = connect(), connect()
+    bob_key = (await bob.call("POST", "/v1/flattr-ids", {}, 201))["key"]
+    await bob.deposit(1000)
+    await bob.settle(OCT, [{"creator": "domain:bob-reads.example", "cents": 200}])  # bob gave
+    await alice.deposit(2000)
+    unproved = "domain:not-joined.example"
+    receipt = json.loads((await settle_unlinkable(alice, OCT, 735))["receipt"])
+    assert receipt["spend_cents"] == 735
+    assert await hub.balance_of(Tokens(OCT)) == 735  # debited once, waiting for tokens
+
+    wallet = Wallet(alice)
+    issued = await wallet.tokens_for(OCT, [(bob_key, 517), (unproved, 218)])
+    assert sorted(
+        hub.tokens._keys[t.key_id.hex()].denomination_cents for _c, t, _p in issued
+    ) == sorted(tokens.split(517) + tokens.split(218))
+    answers = [await wallet.redeem(c, t, p) for c, t, p in issued]
+    assert [(a["creator"], a["month"]) for a in answers] == [(c, OCT) for c, _t, _p in issued]
+    # Sent again (a daemon that crashed before it saw the answer): the same answer.
+    creator, token, prefix = issued[0]
+    assert await wallet.redeem(creator, token, prefix, expect=200) == answers[0]
+    # To another creator: a double spend, refused.
+    spent = await wallet.redeem(unproved, token, prefix, expect=409)
+    assert spent["error"] == "token_spent"
+
+    await hub.run_payouts()
+    assert await hub.balance_of(Tokens(OCT)) == 0
+    # Each token is its own unit of the fee rule: 10 % rounded half up per token.
+    fee = sum(money.creator_fee_cents(d, nonprofit=False) for d in tokens.split(517))
+    assert await hub.balance_of(Creator(bob.person.account)) == 517 - fee
+    assert await hub.balance_of(Escrow(unproved)) == 218
+
+    # The button's JSON counts redemptions, and says what they are.
+    counter = await alice.call("GET", f"/v1/counters/creator?key={bob_key}", expect=200, sign=False)
+    assert counter["redemptions"] == len(tokens.split(517))
+    assert "not of people" in counter["redemptions_are"]
+    assert counter["flattrers"] == 0
+    svg = await alice.call("GET", f"/v1/buttons/creator.svg?key={bob_key}", expect=200, sign=False)
+    assert f">{len(tokens.split(517))}</text>" in svg
+
+    # No row of any table holds alice's account with a key she paid.
+    paid = {bob_key, unproved}
+    async with hub.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in await conn.execute(sa.select(table)):
+                text = " ".join(str(v) for v in row)
+                if alice.person.account in text:
+                    assert not any(k in text for k in paid), (table.name, row)
+        document = await conn.scalar(
+            sa.text("SELECT document FROM settlements WHERE account = :a"),
+            {"a": alice.person.account},
+        )
+    doc = json.loads(document)
+    assert doc["allocations"] == [] and doc["spend_cents"] == 735 and doc["unlinkable"] is True
+
+
+async def test_issuance_is_checked_and_idempotent(connect: Any, hub: Hub) -> None:
+    alice = connect()
+    await alice.deposit(2000)
+    wallet = Wallet(alice)
+    keys = await wallet.keys(OCT)
+    pending = [tokens.begin(keys[500]), tokens.begin(keys[200])]
+    # No settlement for the month yet.
+    out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=404)
+    assert out["error"] == "not_found"
+    await settle_unlinkable(alice, OCT, 700)
+    # Worth more, or less, than the spend.
+    out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending[:1]), expect=400)
+    assert "worth 500 cents" in out["message"]
+    first = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=201)
+    again = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=200)
+    assert again == first  # the same request, the same signatures
+    other = [tokens.begin(keys[500]), tokens.begin(keys[200])]
+    out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, other), expect=409)
+    assert out["error"] == "tokens_issued"
+    # Another month's key, a malformed request, a month settled with allocations.
+    nov = await wallet.keys(NOV)
+    mixed = wallet.request(OCT, [tokens.begin(nov[500]), pending[1]])
+    out = await alice.call("POST", "/v1/tokens", mixed, expect=400)
+    assert "not one of 2026-10's token keys" in out["message"]
+    bad = wallet.request(OCT, pending)
+    bad["tokens"][0]["request"] = b64u(b"\x00\x02" + b"x" * 10)
+    assert (await alice.call("POST", "/v1/tokens", bad, expect=400))["error"] == "invalid"
+    bob = connect()
+    await bob.deposit(1000)
+    await bob.settle(OCT, [{"creator": "domain:example.org", "cents": 700}])
+    out = await bob.call("POST", "/v1/tokens", Wallet(bob).request(OCT, pending), expect=409)
+    assert out["error"] == "not_unlinkable"
+    # Future months have no keys yet.
+    out = await alice.call("GET", "/v1/token-keys/2027-01", expect=404, sign=False)
+    assert out["error"] == "not_found"
+
+
+async def test_forged_unknown_and_expired_tokens_are_refused(
+    connect: Any, hub: Hub, clock: FrozenClock
+) -> None:
+    alice = connect()
+    await alice.deposit(1000)
+    await settle_unlinkable(alice, OCT, 200)
+    wallet = Wallet(alice)
+    [(creator, token, prefix)] = await wallet.tokens_for(OCT, [("domain:example.org", 200)])
+    # A signature that is not the hub's; a prefix that is not the one signed.
+    forged = tokens.Token(token.nonce, token.key_id, bytes(len(token.authenticator)))
+    assert (await wallet.redeem(creator, forged, prefix, expect=400))["error"] == "bad_token"
+    assert (await wallet.redeem(creator, token, b"\x01" * 32, expect=400))["error"] == "bad_token"
+    # A key this hub never had.
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pending = tokens.begin(stranger)
+    unknown = tokens.Token(pending.nonce, pending.key_id, token.authenticator)
+    assert (await wallet.redeem(creator, unknown, prefix, expect=400))["error"] == "bad_token"
+    # Not JSON of the right shape, not a token at all.
+    body = {"token": b64u(b"short"), "prefix": b64u(prefix), "creator": creator}
+    out = await alice.call("POST", "/v1/tokens/redeem", body, expect=400, sign=False)
+    assert out["error"] == "bad_token"
+    out = await alice.call("POST", "/v1/tokens/redeem", {"token": 1}, expect=400, sign=False)
+    assert out["error"] == "invalid"
+    # Past the escrow period of its month: expired, and its money stays where it is.
+    limit = hub.tokens.redeemable_until(OCT)
+    clock.set(dt.datetime.fromtimestamp(limit, dt.UTC))
+    assert (await wallet.redeem(creator, token, prefix, expect=410))["error"] == "token_expired"
+    assert await hub.balance_of(Tokens(OCT)) == 200
