@@ -337,6 +337,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
         )
     if args.cap is not None:
         changes["cap_cents"] = None if args.cap == "none" else euros_to_cents(args.cap)
+    if args.unlinkable is not None:
+        changes["unlinkable"] = args.unlinkable == "on"
     if changes:
         settings = daemon.call("PATCH", "/settings", changes)["settings"]
     else:
@@ -346,6 +348,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
         print(f"min/click  {money(settings['min_click_cents'])}")
     if settings["cap_cents"] is not None:
         print(f"cap        {money(settings['cap_cents'])}")
+    if settings.get("unlinkable"):
+        print("unlinkable on: months are paid as tokens the hub cannot tie to you")
     return 0
 
 
@@ -574,6 +578,11 @@ def parser() -> argparse.ArgumentParser:
     bud.add_argument("amount", nargs="?", help="new monthly budget in euros")
     bud.add_argument("--min-click", help="minimum per click in euros, or 'none'")
     bud.add_argument("--cap", help="cap on the month's spend in euros, or 'none'")
+    bud.add_argument(
+        "--unlinkable",
+        choices=("on", "off"),
+        help="pay months as tokens the hub cannot tie to you (from the next month's close)",
+    )
     bud.set_defaults(func=cmd_budget)
 
     dep = sub.add_parser("deposit", parents=[common], help="put money on your hub account")

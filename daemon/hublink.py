@@ -23,6 +23,7 @@ from mecene.settlement import Receipt, TransferReceipt
 from mecene.time import timestamp
 
 from . import sendpolicy as policy
+from . import unlinkable
 from .errors import DomainError
 from .service import Joined, Service
 
@@ -61,6 +62,7 @@ class HubLink:
         self._session: aiohttp.ClientSession | None = None
         self._pass = asyncio.Lock()
         self._joined_due = 0.0  # loop time when the joined list is next downloaded
+        self.tokens = unlinkable.TokenLink(self)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -205,6 +207,15 @@ class HubLink:
                 transfers_due = await self.send_due_transfers()
                 if transfers_due is not None:
                     waits.append(transfers_due)
+            if self.reachable is not False:
+                try:
+                    tokens_due = await self.tokens.step()
+                except (DomainError, ValueError) as exc:
+                    # Kept as they are (planned, blinded or ready): tried again.
+                    log.warning("unlinkable tokens not issued or redeemed yet: %s", exc)
+                    tokens_due = policy.RETRY_MAX_SECONDS / 60
+                if tokens_due is not None:
+                    waits.append(tokens_due)
             if self.reachable is not False:
                 try:
                     await self.refresh_balance()

@@ -34,7 +34,7 @@ from mecene.time import (
     zone,
 )
 
-from . import budget
+from . import budget, unlinkable
 from .dashboard import Sessions
 from .errors import (
     ClockBehind,
@@ -377,9 +377,19 @@ class Service:
             clicks = [c for c in _click_weights(db, month) if c.creator not in own]
             split = budget.split_budget(settings.rules, clicks, balance)
             doc = settlement_document(
-                wallet.account, month, split.spend_cents, split.allocations, settings.private
+                wallet.account,
+                month,
+                split.spend_cents,
+                split.allocations,
+                settings.private,
+                unlinkable=settings.unlinkable,
             )
             text, signature = doc.sign(wallet.sign)
+            # The tokens the spend will go as, planned with the month, in the
+            # same transaction (none if it is not unlinkable).
+            unlinkable.plan(
+                db, month, budget.by_creator(split.allocations) if doc.unlinkable else []
+            )
             db.execute(
                 "UPDATE months SET state = 'closed', spend_cents = ?, document = ?, "
                 "signature = ?, closed_at = ?, sync_error = NULL, next_sync_at = NULL "
@@ -391,10 +401,11 @@ class Service:
         doc = await self.store.write(close)
         if doc is not None:
             log.info(
-                "month %s closed: %s split between %d creators' things",
+                "month %s closed: %s split between %d creators' things%s",
                 month,
                 euros(doc["spend_cents"]),
                 len(doc["allocations"]),
+                " (unlinkable: as tokens)" if doc.get("unlinkable") else "",
             )
         return doc
 
@@ -470,14 +481,27 @@ class Service:
                     "allocations": allocations,
                 }
             doc = json.loads(row["document"])
+            shares = doc["allocations"]
+            if doc.get("unlinkable"):
+                # The hub was sent none: the shares are the tokens', kept here.
+                shares = [
+                    {"creator": creator, "cents": cents}
+                    for creator, cents in db.execute(
+                        "SELECT creator, sum(cents) FROM unlinkable_tokens WHERE month = ? "
+                        "GROUP BY creator ORDER BY creator",
+                        [month],
+                    )
+                ]
             return {
                 "month": month,
                 "state": row["state"],
                 "spend_cents": row["spend_cents"],
                 "allocations": [
                     {"creator": a["creator"], "url": a.get("url"), "cents": a["cents"]}
-                    for a in doc["allocations"]
+                    for a in shares
                 ],
+                "unlinkable": bool(doc.get("unlinkable")),
+                "tokens": unlinkable.summary(db, month),
                 "closed_at": row["closed_at"],
                 "settlement": {"document": row["document"], "signature": row["signature"]},
                 "receipt": json.loads(row["receipt"]) if row["receipt"] else None,

@@ -16,9 +16,21 @@ def settlement_document(
     spend_cents: int,
     allocations: Sequence[budget.Allocation],
     private: bool,
+    *,
+    unlinkable: bool = False,
 ) -> Settlement:
     """The document for one month. Private settlements name creators only,
-    merged per creator, so the hub learns whom the person paid, not what they read."""
+    merged per creator, so the hub learns whom the person paid, not what they
+    read; an unlinkable one names none (its money goes as tokens)."""
+    if unlinkable:
+        return Settlement(
+            account=account,
+            month=month,
+            spend_cents=spend_cents,
+            private=True,
+            allocations=(),
+            unlinkable=True,
+        )
     rows = budget.by_creator(allocations) if private else allocations
     return Settlement(
         account=account,

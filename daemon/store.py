@@ -219,6 +219,40 @@ def m005_transfers(db: Database) -> None:
     db.execute("CREATE INDEX transfers_sending ON transfers(state) WHERE state = 'sending'")
 
 
+@migrations()
+def m006_tokens(db: Database) -> None:
+    """Unlinkable contributions (daemon/unlinkable.py): one row per token of a
+    month's spend, from its plan at the month's close to its redemption.
+    Everything needed to finish a token from the same blinded message is
+    written before the hub is asked, so a crash never loses one."""
+    db.table("unlinkable_tokens").create(
+        {
+            "id": str,  # a UUID: the order of the issuance request, and nothing else
+            "month": str,
+            "creator": str,  # where it will be redeemed; never changes
+            "cents": int,  # its denomination
+            "state": str,  # planned | blinded | ready | redeemed | failed
+            "key_id": str,  # hex, once blinded
+            "nonce": str,
+            "prefix": str,
+            "blinded": str,
+            "inv": str,
+            "authenticator": str,  # hex, once ready
+            "redeem_at": str,  # when it is redeemed (random in the window)
+            "attempts": int,
+            "error": str,
+            "redeemed_at": str,
+        },
+        pk="id",
+        not_null={"month", "creator", "cents", "state", "attempts"},
+        defaults={"attempts": 0},
+    )
+    db.execute("CREATE INDEX unlinkable_month_state ON unlinkable_tokens(month, state)")
+    db.execute(
+        "CREATE INDEX unlinkable_ready ON unlinkable_tokens(redeem_at) WHERE state = 'ready'"
+    )
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection with the pragmas every connection must have."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)

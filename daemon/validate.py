@@ -195,6 +195,7 @@ def settings_patch(body: Any) -> dict[str, Any]:
             "time_zone",
             "own_creators",
             "subscriptions_paused",
+            "unlinkable",
         },
     )
     out: dict[str, Any] = {}
@@ -205,7 +206,7 @@ def settings_patch(body: Any) -> dict[str, Any]:
             out[name] = cents(b[name], name, optional=True)
     if "charity" in b:
         out["charity"] = None if b["charity"] is None else creator(b["charity"], "charity")
-    for flag in ("private", "subscriptions_paused"):
+    for flag in ("private", "subscriptions_paused", "unlinkable"):
         if flag in b:
             if not isinstance(b[flag], bool):
                 raise Invalid(f"{flag} must be true or false")

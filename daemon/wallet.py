@@ -124,6 +124,9 @@ class Settings:
     time_zone: str = "UTC"
     own_creators: tuple[str, ...] = ()
     subscriptions_paused: bool = False  # no automatic clicks while set (tray, dashboard)
+    # The month's spend goes as blind-signed tokens, redeemed to each creator
+    # without the account: the hub cannot tell whom the person paid.
+    unlinkable: bool = False
 
     def check(self) -> None:
         """Raise ValueError unless every setting is allowed."""
@@ -134,6 +137,8 @@ class Settings:
             raise ValueError("private must be true or false")
         if not isinstance(self.subscriptions_paused, bool):
             raise ValueError("subscriptions_paused must be true or false")
+        if not isinstance(self.unlinkable, bool):
+            raise ValueError("unlinkable must be true or false")
         zone(self.time_zone)
         for key in self.own_creators:
             keys.creator_key(key)

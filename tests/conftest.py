@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from mecene.time import FrozenClock
 
 from .support.api import Api, MakeApi
 from .support.constants import PASSPHRASE, PORT
+from .support.hubkit import fresh_pg_database
 
 
 @pytest.fixture
@@ -65,3 +67,13 @@ def make_api(aiohttp_client: Any, data_dir: DataDir, clock: FrozenClock, wallet:
 @pytest.fixture
 async def api(make_api: MakeApi) -> Api:
     return await make_api()
+
+
+# The hub's engine: every hub test, and the daemon's tests against a hub, run on both.
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        async for url in fresh_pg_database():
+            yield url

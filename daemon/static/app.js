@@ -241,6 +241,7 @@ async function showSettings() {
   $("min-click").value = asEuros(settings.min_click_cents);
   $("cap").value = asEuros(settings.cap_cents);
   $("private").checked = Boolean(settings.private);
+  $("unlinkable").checked = Boolean(settings.unlinkable);
   $("charity").value = settings.charity || "";
 }
 
@@ -449,6 +450,7 @@ $("settings-form").addEventListener("submit", async (event) => {
       min_click_cents: cents($("min-click").value, true),
       cap_cents: cents($("cap").value, true),
       private: $("private").checked,
+      unlinkable: $("unlinkable").checked,
       charity: $("charity").value.trim() || null,
     });
     notify("");

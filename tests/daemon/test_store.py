@@ -94,6 +94,7 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         "m003_month_sync",
         "m004_month_outcome",
         "m005_transfers",
+        "m006_tokens",
     ]
     db.close()
 

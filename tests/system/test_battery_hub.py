@@ -17,8 +17,9 @@ import pytest
 
 from hub.service import Hub
 from mecene import signing
-from tests.hub.test_hub import JOINED, OCT, clock, connect, db_url, hub, proof_site  # noqa: F401 - fixtures
-from tests.support.hubkit import HubClient, Person
+from tests.hub.test_hub import OCT
+from tests.support.hubfixtures import clock, connect, hub, proof_site  # noqa: F401 - fixtures
+from tests.support.hubkit import JOINED, HubClient, Person
 
 Setup = dict[str, Any]
 

@@ -1,0 +1,168 @@
+"""Unlinkable contributions, the daemon against a real hub application
+(issue 17; daemon/unlinkable.py): a month closed with the setting on is
+settled as its spend alone, its tokens issued, written down and redeemed to
+each creator over the window; and the hub then holds no row that ties the
+person's account to a creator they paid."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+import hub.tokens as hub_tokens
+from daemon import unlinkable
+from hub.ledger import Escrow, Tokens
+from hub.schema import metadata
+from hub.service import Hub
+from mecene import tokens
+from mecene.time import FrozenClock
+from tests.support.hubworld import Person, funded_with_clicks
+
+NOV = "2026-11"
+AFTER_NOVEMBER = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+CREATORS = ["domain:example.org", "domain:other.example", "domain:third.example"]
+
+
+@pytest.fixture(scope="module")
+def key_pool() -> list[rsa.RSAPrivateKey]:
+    return [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(9)]
+
+
+@pytest.fixture(autouse=True)
+def pooled_keys(monkeypatch: pytest.MonkeyPatch, key_pool: list[rsa.RSAPrivateKey]) -> None:
+    """The hub's nine keys a month, made once for the module."""
+    pool = itertools.cycle(key_pool)
+    monkeypatch.setattr(hub_tokens, "_make_key", lambda: next(pool))
+
+
+async def unlinkable_month(world: dict[str, Any], window: float) -> tuple[Person, Hub, Any]:
+    person: Person = world["person"]
+    settings = await person.call("PATCH", "/settings", {"unlinkable": True})
+    assert settings["settings"]["unlinkable"] is True
+    await funded_with_clicks(person, CREATORS)
+    person.link.tokens.window = window
+    world["clock"].set(AFTER_NOVEMBER)
+    assert (await person.call("GET", "/status"))["month"] == "2026-12"  # November closes
+    return person, world["hub"], person.link
+
+
+async def test_an_unlinkable_month_reaches_its_creators_and_no_row_ties_them_to_the_person(
+    world: dict[str, Any],
+) -> None:
+    person, hub, link = await unlinkable_month(world, window=0.0)
+    await link.sync_once()
+    month = await person.call("GET", f"/months/{NOV}")
+    assert (month["state"], month["unlinkable"]) == ("settled", True), month
+    shares = {a["creator"]: a["cents"] for a in month["allocations"]}
+    assert sorted(shares) == sorted(CREATORS) and sum(shares.values()) == month["spend_cents"]
+    count = sum(len(tokens.split(c)) for c in shares.values())
+    assert month["tokens"] == {"redeemed": {"tokens": count, "cents": month["spend_cents"]}}
+    # What the hub was sent: the spend, and no allocation.
+    sent = month["settlement"]["document"]
+    assert '"allocations":[]' in sent and '"unlinkable":true' in sent
+    assert not any(c in sent for c in CREATORS)
+
+    await hub.run_payouts()
+    assert await hub.balance_of(Tokens(NOV)) == 0
+    for creator, cents in shares.items():
+        assert await hub.balance_of(Escrow(creator)) == cents  # nobody proved these keys
+
+    wallet_account = link.service.require_wallet().account
+    async with hub.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in await conn.execute(sa.select(table)):
+                text = " ".join(str(v) for v in row)
+                if wallet_account in text:
+                    assert not any(c in text for c in CREATORS), (table.name, row)
+
+
+async def test_tokens_are_redeemed_over_the_window_not_at_once(world: dict[str, Any]) -> None:
+    person, _hub, link = await unlinkable_month(world, window=600.0)
+    clock: FrozenClock = world["clock"]
+    await link.sync_once()
+    month = await person.call("GET", f"/months/{NOV}")
+    ready = month["tokens"].get("ready", {"tokens": 0})["tokens"]
+    total = sum(v["tokens"] for v in month["tokens"].values())
+    assert ready >= total - 1  # a token may draw a time of 0 s; not all of them
+    times = await link.service.store.read(
+        lambda db: [r[0] for r in db.execute("SELECT redeem_at FROM unlinkable_tokens")]
+    )
+    assert len(set(times)) == len(times)  # each its own moment
+    horizon = AFTER_NOVEMBER + dt.timedelta(seconds=600)
+    assert all(t <= horizon.isoformat().replace("+00:00", "") + "Z" for t in times)
+    clock.set(horizon + dt.timedelta(seconds=1))
+    await link.sync_once()
+    month = await person.call("GET", f"/months/{NOV}")
+    assert set(month["tokens"]) == {"redeemed"}
+
+
+async def test_an_answer_lost_after_issuance_or_redemption_loses_no_token_and_spends_none_twice(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon dies right after the hub signed (before it wrote the
+    signatures down), and every redemption's answer is lost once (the hub
+    took the token; the daemon never heard): asking again gets the same
+    signatures, and the same token to the same creator is answered again,
+    not counted twice."""
+    person: Person = world["person"]
+    hub: Hub = world["hub"]
+    link = person.link
+    store = link.service.store
+    original_write = store.write
+    crashes = {"ready": 1}
+
+    async def dying_write(fn: Any, **kw: Any) -> Any:
+        if crashes.get(getattr(fn, "__name__", ""), 0) > 0:
+            crashes[fn.__name__] -= 1
+            raise RuntimeError("the daemon died here")
+        return await original_write(fn, **kw)
+
+    issuances: list[int] = []
+    original_call = link.call
+
+    async def counted_call(method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        status, data = await original_call(method, path, body, **kw)
+        if path == "/v1/tokens":
+            issuances.append(status)
+        return status, data
+
+    real_post = unlinkable.anonymous_post
+    lost: set[str] = set()
+
+    async def answer_lost(url: str, body: Any) -> tuple[int, Any]:
+        out = await real_post(url, body)
+        if body["token"] not in lost:
+            lost.add(body["token"])
+            raise TimeoutError("the answer never came")
+        return out
+
+    monkeypatch.setattr(store, "write", dying_write)
+    monkeypatch.setattr(link, "call", counted_call)
+    monkeypatch.setattr(unlinkable, "anonymous_post", answer_lost)
+    # The hub link's own task may meet the crash first: either way it happens once.
+    await unlinkable_month(world, window=0.0)
+    for _ in range(3):
+        with contextlib.suppress(RuntimeError):
+            await link.sync_once()
+    assert crashes["ready"] == 0
+    assert issuances == [201, 200]  # asked again after the crash: the same answer
+    month = await person.call("GET", f"/months/{NOV}")
+    assert set(month["tokens"]) == {"ready"}  # every redemption's answer was lost once
+    world["clock"].set(AFTER_NOVEMBER + dt.timedelta(hours=2))
+    await link.sync_once()
+    month = await person.call("GET", f"/months/{NOV}")
+    assert set(month["tokens"]) == {"redeemed"}
+    count = month["tokens"]["redeemed"]["tokens"]
+    assert len(lost) == count
+    async with hub.engine.connect() as conn:
+        spent = await conn.scalar(sa.select(sa.func.count()).select_from(hub_tokens.spent_tokens))
+        issued = await conn.scalar(sa.select(hub_tokens.token_issues.c.tokens))
+    assert spent == issued == count  # each token once: none lost, none twice
+    await hub.run_payouts()
+    assert await hub.balance_of(Tokens(NOV)) == 0
