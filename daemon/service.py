@@ -103,6 +103,7 @@ def transfer_json(row: Any) -> dict[str, Any]:
         "receipt_signature": row["receipt_signature"],
         "created_at": row["created_at"],
         "given_at": row["given_at"],
+        "unlinkable": bool(row["unlinkable"]),
     }
 
 
@@ -771,7 +772,9 @@ class Service:
             raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
         month = self._open_month or self.current_month()
         at = timestamp(self.clock.now())
-        url = None if wallet.settings.private else req.url  # private: the creator only
+        unlinked = wallet.settings.unlinkable
+        # Private: the creator only. Unlinkable: the hub hears of no creator at all.
+        url = None if wallet.settings.private or unlinked else req.url
         balance = self.balance_cents
 
         def record(db: Database) -> tuple[Any, bool]:
@@ -798,8 +801,9 @@ class Service:
                     )
             db.execute(
                 "INSERT INTO transfers (id, month, creator, url, title, note, cents, state, "
-                "attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'sending', 0, ?)",
-                [req.id, month, req.creator, url, req.title, req.note, req.cents, at],
+                "attempts, created_at, unlinkable) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'sending', 0, ?, ?)",
+                [req.id, month, req.creator, url, req.title, req.note, req.cents, at, unlinked],
             )
             return db.execute("SELECT * FROM transfers WHERE id = ?", [req.id]).fetchone(), True
 

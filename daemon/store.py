@@ -242,11 +242,14 @@ def m006_tokens(db: Database) -> None:
             "attempts": int,
             "error": str,
             "redeemed_at": str,
+            "transfer_id": str,  # a direct transfer's tokens; NULL for a month's
         },
         pk="id",
         not_null={"month", "creator", "cents", "state", "attempts"},
         defaults={"attempts": 0},
     )
+    # A direct transfer made while the setting is on goes as tokens too.
+    db.table("transfers").add_column("unlinkable", int, not_null_default=0)
     db.execute("CREATE INDEX unlinkable_month_state ON unlinkable_tokens(month, state)")
     db.execute(
         "CREATE INDEX unlinkable_ready ON unlinkable_tokens(redeem_at) WHERE state = 'ready'"

@@ -154,7 +154,8 @@ class TokenLink:
 
         def blind_planned(db: Database) -> None:
             planned = db.execute(
-                "SELECT id, cents FROM unlinkable_tokens WHERE month = ? AND state = 'planned'",
+                "SELECT id, cents FROM unlinkable_tokens "
+                "WHERE month = ? AND state = 'planned' AND transfer_id IS NULL",
                 [month],
             ).fetchall()
             for token_id, cents in planned:
@@ -192,6 +193,90 @@ class TokenLink:
             "tokens": [{"key": p.key_id.hex(), "request": b64u(p.request())} for p in pending],
         }
         out = await self.link._ok("POST", "/v1/tokens", body)
+        count = await self._finish(rows, pending, keys, out)
+        log.info("%s: %d tokens issued, redeemed over the next %.0f s", month, count, self.window)
+        return count
+
+    async def send_transfer(self, row: dict[str, Any]) -> tuple[int | None, Any]:
+        """Have a direct transfer's tokens signed: the hub debits the amount
+        and signs them (its answer: status and body, or None and a reason when
+        it could not be reached). Its tokens are blinded with the keys of the
+        hub's month and written down the first time, then sent again as they
+        are until the hub answers."""
+        transfer_id = row["id"]
+
+        def mine(db: Database) -> list[dict[str, Any]]:
+            return list(
+                db.query(
+                    "SELECT * FROM unlinkable_tokens WHERE transfer_id = ? ORDER BY id",
+                    [transfer_id],
+                )
+            )
+
+        rows = await self.store.read(mine)
+        if not rows:
+            month = self.now().strftime("%Y-%m")  # the hub's month is UTC's
+            keys = await self.keys(month)
+            by_cents = {cents: (kid, public) for kid, (cents, public) in keys.items()}
+
+            def blind(db: Database) -> None:
+                if mine(db):
+                    return  # written meanwhile
+                for cents in tokens.split(int(row["cents"])):
+                    kid, public = by_cents[cents]
+                    pending = tokens.begin(public)
+                    db.table("unlinkable_tokens").insert(
+                        {
+                            "id": str(uuid.uuid4()),
+                            "month": month,
+                            "creator": row["creator"],
+                            "cents": cents,
+                            "state": "blinded",
+                            "key_id": kid,
+                            "nonce": pending.nonce.hex(),
+                            "prefix": pending.prefix.hex(),
+                            "blinded": pending.blinded.blinded_msg.hex(),
+                            "inv": pending.blinded.inv.hex(),
+                            "attempts": 0,
+                            "transfer_id": transfer_id,
+                        }
+                    )
+
+            await self.store.write(blind)
+            rows = await self.store.read(mine)
+        if rows[0]["state"] != "blinded":
+            return 200, {"issued": "already"}  # only their redemptions remain
+        month = rows[0]["month"]
+        keys = await self.keys(month)
+        pending = [_pending(r) for r in rows]
+        body = {
+            "month": month,
+            "tokens": [{"key": p.key_id.hex(), "request": b64u(p.request())} for p in pending],
+            "transfer": {"id": transfer_id, "cents": int(row["cents"])},
+        }
+        status, out = await self.link.call("POST", "/v1/tokens", body)
+        if status in (200, 201):
+            await self._finish(rows, pending, keys, out)
+        elif 400 <= status < 500 and status not in (408, 429):
+            code = out.get("error", "refused") if isinstance(out, dict) else "refused"
+            await self.store.write(
+                lambda db: db.execute(
+                    "UPDATE unlinkable_tokens SET state = 'failed', error = ? "
+                    "WHERE transfer_id = ?",
+                    [code, transfer_id],
+                )
+            )
+        return status, out
+
+    async def _finish(
+        self,
+        rows: list[dict[str, Any]],
+        pending: list[tokens.Pending],
+        keys: dict[str, tuple[int, rsa.RSAPublicKey]],
+        out: Any,
+    ) -> int:
+        """Unblind and check the hub's signatures; each token gets its time
+        to be redeemed, at random within the window."""
         sigs = out.get("blind_signatures") if isinstance(out, dict) else None
         if not isinstance(sigs, list) or len(sigs) != len(pending):
             raise KeysRefused("the hub's answer does not hold one signature per token")
@@ -211,9 +296,6 @@ class TokenLink:
             )
 
         await self.store.write(ready)
-        log.info(
-            "%s: %d tokens issued, redeemed over the next %.0f s", month, len(finished), self.window
-        )
         return len(finished)
 
     async def redeem_due(self) -> float | None:

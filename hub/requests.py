@@ -87,7 +87,7 @@ def _fields(body: Any, allowed: set[str], shape: str) -> dict[str, Any]:
     return body
 
 
-def _client_id(value: Any) -> str:
+def client_id(value: Any) -> str:
     if not isinstance(value, str) or not _ID_RE.match(value):
         raise HubError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
     return value
@@ -141,7 +141,7 @@ def deposit(body: Any) -> DepositRequest:
     b = _fields(
         body, {"id", "method", "amount_cents", "fee_cents"}, "{id, method, amount_cents, fee_cents}"
     )
-    deposit_id = _client_id(b.get("id"))
+    deposit_id = client_id(b.get("id"))
     q = quote({k: b.get(k) for k in ("method", "amount_cents")})
     if b.get("fee_cents") != q.fee_cents:
         raise HubError(
@@ -155,7 +155,7 @@ def deposit(body: Any) -> DepositRequest:
 def transfer(body: Any) -> TransferRequest:
     """{id, creator, cents, url?}: a one-off amount to one creator key."""
     b = _fields(body, {"id", "creator", "cents", "url"}, "a transfer is {id, creator, cents, url?}")
-    transfer_id = _client_id(b.get("id"))
+    transfer_id = client_id(b.get("id"))
     cents = _cents(b.get("cents"), "cents")
     if not money.MIN_TRANSFER_CENTS <= cents <= money.MAX_TRANSFER_CENTS:
         raise HubError(
@@ -173,7 +173,7 @@ def transfer(body: Any) -> TransferRequest:
 def withdrawal(body: Any) -> WithdrawalRequest:
     """{id, amount_cents}: at least the smallest withdrawal."""
     b = _fields(body, {"id", "amount_cents"}, "{id, amount_cents}")
-    withdrawal_id = _client_id(b.get("id"))
+    withdrawal_id = client_id(b.get("id"))
     amount = _cents(b.get("amount_cents"), "amount_cents")
     if amount < money.MIN_WITHDRAWAL_CENTS:
         raise HubError("invalid", f"the smallest withdrawal is {euros(money.MIN_WITHDRAWAL_CENTS)}")

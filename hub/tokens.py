@@ -39,17 +39,25 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mecene import blindrsa, keys, tokens
+from mecene import blindrsa, keys, money, tokens
+from mecene.amounts import euros
 from mecene.encoding import b64u, canonical, unb64u
 from mecene.settlement import Settlement
 from mecene.time import MONTH_RE, add_months, month_start, timestamp
 
-from . import bulk, ledger
+from . import bulk, ledger, requests
 from .accept import UNROUTED_SHARDS
 from .db import transaction
 from .errors import HubError
-from .ledger import Tokens, Unrouted
-from .schema import allocations, settlements, spent_tokens, token_issues, token_keys
+from .ledger import Tokens, Unrouted, User
+from .schema import (
+    allocations,
+    giving,
+    settlements,
+    spent_tokens,
+    token_issues,
+    token_keys,
+)
 
 NO_GIVER = ""  # the allocation of a redeemed token has no account
 
@@ -75,6 +83,12 @@ class IssueRequest:
     month: str
     requests: tuple[tuple[str, bytes], ...]  # (key id hex, blinded message)
     sha256: str
+    # A direct transfer's tokens: (its client id, its cents), debited now.
+    transfer: tuple[str, int] | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"transfer:{self.transfer[0]}" if self.transfer else f"month:{self.month}"
 
 
 @dataclass(frozen=True)
@@ -85,12 +99,31 @@ class RedeemRequest:
 
 
 def issue_request(body: Any) -> IssueRequest:
-    """{month, tokens: [{key, request}]}: the key's id (hex) and the
-    TokenRequest (base64url) of each token."""
-    shape = "{month, tokens: [{key, request}]}"
-    if not isinstance(body, dict) or set(body) != {"month", "tokens"}:
+    """{month, tokens: [{key, request}], transfer?: {id, cents}}: the key's id
+    (hex) and the TokenRequest (base64url) of each token; for a direct
+    transfer, its client id and amount."""
+    shape = "{month, tokens: [{key, request}], transfer?: {id, cents}}"
+    if not isinstance(body, dict) or set(body) not in (
+        {"month", "tokens"},
+        {"month", "tokens", "transfer"},
+    ):
         raise HubError("invalid", f"send {shape}")
     month, rows = body["month"], body["tokens"]
+    transfer = None
+    if "transfer" in body:
+        t = body["transfer"]
+        if not isinstance(t, dict) or set(t) != {"id", "cents"}:
+            raise HubError("invalid", "transfer is {id, cents}")
+        cents = t["cents"]
+        if not isinstance(cents, int) or isinstance(cents, bool):
+            raise HubError("invalid", "cents is a whole number of cents")
+        if not money.MIN_TRANSFER_CENTS <= cents <= money.MAX_TRANSFER_CENTS:
+            raise HubError(
+                "invalid",
+                f"a transfer is {euros(money.MIN_TRANSFER_CENTS)} to "
+                f"{euros(money.MAX_TRANSFER_CENTS)}",
+            )
+        transfer = (requests.client_id(t["id"]), cents)
     if not isinstance(month, str) or not MONTH_RE.match(month):
         raise HubError("invalid", "month is YYYY-MM")
     if not isinstance(rows, list) or not 1 <= len(rows) <= tokens.MAX_TOKENS:
@@ -109,7 +142,7 @@ def issue_request(body: Any) -> IssueRequest:
         if truncated != bytes.fromhex(kid)[-1]:
             raise HubError("invalid", "a token request's truncated key id names another key")
         out.append((kid, blinded))
-    return IssueRequest(month, tuple(out), hashlib.sha256(canonical(body)).hexdigest())
+    return IssueRequest(month, tuple(out), hashlib.sha256(canonical(body)).hexdigest(), transfer)
 
 
 def redeem_request(body: Any) -> RedeemRequest:
@@ -250,21 +283,14 @@ class TokenDesk:
     # -- issuance ------------------------------------------------------------------
 
     async def issue(self, account: str, req: IssueRequest) -> tuple[bool, dict[str, Any]]:
-        """Blind signatures for the month's tokens, in the requests' order."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(settlements.c.document, settlements.c.spend_cents).where(
-                        settlements.c.account == account, settlements.c.month == req.month
-                    )
-                )
-            ).first()
-        if row is None:
-            raise HubError("not_found", f"no settlement for {req.month}: send it first")
-        if not Settlement.parse(row.document).unlinkable:
-            raise HubError(
-                "not_unlinkable", f"{req.month} was settled with allocations, not as tokens"
-            )
+        """Blind signatures for a month's tokens, or a direct transfer's, in
+        the requests' order."""
+        if req.transfer is None:
+            spend = await self._unlinkable_spend(account, req.month)
+        else:
+            spend = req.transfer[1]
+            if req.month not in (self.month(), add_months(self.month(), -1)):
+                raise HubError("invalid", "a transfer's tokens are of this month's keys")
         by_id = {k.id: k for k in await self.keys_of(req.month)}
         wanted = []
         for kid, blinded in req.requests:
@@ -273,13 +299,11 @@ class TokenDesk:
                 raise HubError("invalid", f"{kid} is not one of {req.month}'s token keys")
             wanted.append((key, blinded))
         total = sum(k.denomination_cents for k, _b in wanted)
-        if total != int(row.spend_cents):
-            raise HubError(
-                "invalid",
-                f"the tokens are worth {total} cents; the month's spend is {row.spend_cents}",
-            )
+        if total != spend:
+            what = "the month's spend" if req.transfer is None else "the transfer"
+            raise HubError("invalid", f"the tokens are worth {total} cents; {what} is {spend}")
 
-        ref = f"month:{req.month}"
+        ref = req.ref
         async with transaction(self.engine) as conn:
             known = (
                 await conn.execute(
@@ -302,6 +326,8 @@ class TokenDesk:
                         created_at=self.now(),
                     )
                 )
+                if req.transfer is not None:
+                    await self._debit_transfer(conn, account, req.month, req.transfer)
         try:
             signatures = await asyncio.to_thread(
                 lambda: [blindrsa.blind_sign(k.private, b) for k, b in wanted]
@@ -312,6 +338,51 @@ class TokenDesk:
             "month": req.month,
             "blind_signatures": [b64u(s) for s in signatures],
         }
+
+    async def _unlinkable_spend(self, account: str, month: str) -> int:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(settlements.c.document, settlements.c.spend_cents).where(
+                        settlements.c.account == account, settlements.c.month == month
+                    )
+                )
+            ).first()
+        if row is None:
+            raise HubError("not_found", f"no settlement for {month}: send it first")
+        if not Settlement.parse(row.document).unlinkable:
+            raise HubError("not_unlinkable", f"{month} was settled with allocations, not as tokens")
+        return int(row.spend_cents)
+
+    async def _debit_transfer(
+        self, conn: AsyncConnection, account: str, month: str, transfer: tuple[str, int]
+    ) -> None:
+        """A direct transfer's money, from the giver into the month's tokens,
+        once (the issuance row above is the idempotency); giving at least the
+        least a month gives counts as giving that month."""
+        transfer_id, cents = transfer
+        try:
+            await ledger.post(
+                conn,
+                "transfer-tokens",
+                f"{account}:{transfer_id}",
+                {User(account): -cents, Tokens(month): cents},
+                self.now(),
+            )
+        except ledger.InsufficientFunds:
+            have = await ledger.balance_cents(conn, User(account))
+            raise HubError(
+                "insufficient_funds",
+                f"the balance is {euros(have)}, less than the {euros(cents)} to give",
+                balance_cents=have,
+            ) from None
+        if cents >= money.MIN_GIVING_CENTS:
+            stmt = ledger.upsert(conn, giving).values(account=account, month=month, gave=True)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[giving.c.account, giving.c.month], set_={"gave": True}
+                )
+            )
 
     # -- redemption ----------------------------------------------------------------
 

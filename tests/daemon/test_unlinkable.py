@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import uuid
 from typing import Any
 
 import pytest
@@ -166,3 +167,41 @@ async def test_an_answer_lost_after_issuance_or_redemption_loses_no_token_and_sp
     assert spent == issued == count  # each token once: none lost, none twice
     await hub.run_payouts()
     assert await hub.balance_of(Tokens(NOV)) == 0
+
+
+async def test_a_direct_transfer_goes_as_tokens_too(world: dict[str, Any]) -> None:
+    person: Person = world["person"]
+    hub: Hub = world["hub"]
+    await person.call("PATCH", "/settings", {"unlinkable": True})
+    await funded_with_clicks(person, [])
+    person.link.tokens.window = 0.0
+    body = {
+        "id": str(uuid.uuid4()),
+        "creator": "domain:gift.example",
+        "cents": 735,
+        "url": "https://gift.example/film",
+    }
+    out = (await person.call("POST", "/transfers", body, 201))["transfer"]
+    assert (out["state"], out["unlinkable"], out["url"]) == ("given", True, None)
+    await person.link.sync_once()  # its tokens, redeemed (a window of 0 s here)
+    month = hub.month()
+    async with hub.engine.connect() as conn:
+        spent = (
+            await conn.execute(
+                sa.select(hub_tokens.spent_tokens.c.creator, hub_tokens.spent_tokens.c.cents)
+            )
+        ).all()
+    assert sorted(c for _k, c in spent) == sorted(tokens.split(735))
+    assert {k for k, _c in spent} == {"domain:gift.example"}
+    await hub.run_payouts()
+    assert await hub.balance_of(Escrow("domain:gift.example")) == 735
+    assert await hub.balance_of(Tokens(month)) == 0
+    status = await person.call("GET", "/status")
+    assert status["balance_cents"] == 2000 - 735
+    wallet_account = person.link.service.require_wallet().account
+    async with hub.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in await conn.execute(sa.select(table)):
+                text = " ".join(str(v) for v in row)
+                if wallet_account in text:
+                    assert "gift.example" not in text, (table.name, row)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import hub.tokens as hub_tokens
-from hub.ledger import Creator, Escrow, Tokens
+from hub.ledger import Creator, Escrow, Tokens, User
 from hub.schema import metadata
 from hub.service import Hub
 from mecene import money, tokens
@@ -211,3 +211,46 @@ async def test_forged_unknown_and_expired_tokens_are_refused(
     clock.set(dt.datetime.fromtimestamp(limit, dt.UTC))
     assert (await wallet.redeem(creator, token, prefix, expect=410))["error"] == "token_expired"
     assert await hub.balance_of(Tokens(OCT)) == 200
+
+
+async def test_a_direct_transfer_as_tokens_debits_once_and_names_no_creator(
+    connect: Any, hub: Hub
+) -> None:
+    alice = connect()
+    await alice.deposit(1000)
+    wallet = Wallet(alice)
+    month = hub.month()
+    keys = await wallet.keys(month)
+    pending = [tokens.begin(keys[d]) for d in tokens.split(350)]
+    body = wallet.request(month, pending)
+    body["transfer"] = {"id": "gift-0001", "cents": 350}
+    first = await alice.call("POST", "/v1/tokens", body, expect=201)
+    again = await alice.call("POST", "/v1/tokens", body, expect=200)
+    assert again == first
+    assert await hub.balance_of(User(alice.person.account)) == 1000 - 350  # once
+    assert await hub.balance_of(Tokens(month)) == 350
+    # Another body for the same id; tokens worth another amount; too little money.
+    other = dict(
+        body,
+        tokens=wallet.request(month, [tokens.begin(keys[d]) for d in (200, 100, 50)])["tokens"],
+    )
+    out = await alice.call("POST", "/v1/tokens", other, expect=409)
+    assert out["error"] == "tokens_issued"
+    short = dict(body, transfer={"id": "gift-0002", "cents": 400})
+    assert (
+        "worth 350 cents" in (await alice.call("POST", "/v1/tokens", short, expect=400))["message"]
+    )
+    big = [tokens.begin(keys[500]) for _ in range(2)]
+    broke = dict(wallet.request(month, big), transfer={"id": "gift-0003", "cents": 1000})
+    out = await alice.call("POST", "/v1/tokens", broke, expect=402)
+    assert out["error"] == "insufficient_funds"
+    assert await hub.balance_of(User(alice.person.account)) == 650  # nothing taken
+    # Redeemed, its money reaches the creator's escrow; the hub never heard whose.
+    for p, sig in zip(pending, first["blind_signatures"], strict=True):
+        token = p.finish(
+            keys[next(d for d, k in keys.items() if tokens.key_id(k) == p.key_id)], unb64u(sig)
+        )
+        await wallet.redeem("domain:gift.example", token, p.prefix)
+    await hub.run_payouts()
+    assert await hub.balance_of(Escrow("domain:gift.example")) == 350
+    assert await hub.balance_of(Tokens(month)) == 0
