@@ -179,6 +179,7 @@ async function showMonth(status) {
 /** What became of a settled month's money, as the hub last said; what the
  * signed receipt says was accepted until the hub has said more. */
 function outcomeText(detail) {
+  if (detail.unlinkable) return tokensText(detail.tokens || {});
   const o = detail.outcome;
   if (!o) {
     const r = detail.receipt || {};
@@ -194,6 +195,22 @@ function outcomeText(detail) {
   ].filter(([cents]) => cents > 0).map(([cents, what]) => `${euros(cents)} ${what}`);
   const when = (detail.outcome_at || "").slice(0, 10);
   return `${parts.join("; ") || "nothing to pay"} (as of ${when})`;
+}
+
+/** An unlinkable month: its tokens, where they are. The hub cannot say
+ * what became of them for this person: it does not know whose they were. */
+function tokensText(t) {
+  const count = (state) => (t[state] ? t[state].tokens : 0);
+  const all = Object.values(t).reduce((n, v) => n + v.tokens, 0);
+  if (!all) return "paid as tokens the hub cannot tie to you";
+  const parts = [`paid as ${all} tokens the hub cannot tie to you`];
+  if (count("redeemed")) parts.push(`${count("redeemed")} delivered to creators`);
+  if (count("ready")) parts.push(`${count("ready")} on their way, each at its own moment`);
+  if (count("planned") + count("blinded")) {
+    parts.push(`${count("planned") + count("blinded")} waiting for the hub to sign`);
+  }
+  if (count("failed")) parts.push(`${count("failed")} refused by the hub`);
+  return parts.join("; ");
 }
 
 async function showMonths(current) {
@@ -458,7 +475,9 @@ $("settings-form").addEventListener("submit", async (event) => {
     const saved = $("settings-saved");
     saved.textContent = `Saved at ${new Date().toLocaleTimeString([], {
       hour: "2-digit", minute: "2-digit" })}: a budget of ${euros(cents($("budget").value, false))}`
-      + " a month.";
+      + " a month."
+      + ($("unlinkable").checked
+        ? " Months closing from now on are paid as tokens the hub cannot tie to you." : "");
     saved.hidden = false;
     document.body.dataset.saved = String(Date.now());
   } catch (e) {

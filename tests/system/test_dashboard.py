@@ -113,14 +113,22 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
     live = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
     assert first not in [c["id"] for c in live] and len(live) == 2
 
-    # Change the budget.
+    # Change the budget, and turn unlinkable contributions on.
     page.fill("#budget", "7.50")
+    assert not page.is_checked("#unlinkable")
+    page.check("#unlinkable")
     page.click("#settings-form button[type=submit]")
     page.wait_for_selector("body[data-saved]")
-    assert daemon.admin("GET", "/settings")[1]["settings"]["budget_cents"] == 750
+    settings = daemon.admin("GET", "/settings")[1]["settings"]
+    assert (settings["budget_cents"], settings["unlinkable"]) == (750, True)
     saved = page.text_content("#settings-saved")  # Save says it saved
     assert page.is_visible("#settings-saved") and saved.startswith("Saved at ")
-    assert saved.endswith("a budget of 7.50\u00a0€ a month.")
+    assert "a budget of 7.50\u00a0€ a month." in saved
+    assert saved.endswith("paid as tokens the hub cannot tie to you.")
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        page.locator("#settings-panel").screenshot(
+            path=str(EXTENSION.parent / "docs" / "dashboard-settings.png")
+        )
     wait_ready(page)
     assert "of 7.50\u00a0€" in page.text_content("#summary")
 
