@@ -6,6 +6,7 @@ with the usual rules; and a database that then ties no account to a creator.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import json
@@ -17,13 +18,17 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import hub.tokens as hub_tokens
+from hub.db import open_database
+from hub.http import create_app
 from hub.ledger import Creator, Escrow, Tokens, User
+from hub.proofs import ProofFetcher
+from hub.provider import SimulatedProvider
 from hub.schema import metadata
 from hub.service import Hub
 from mecene import money, tokens
 from mecene.encoding import b64u, unb64u
 from mecene.time import FrozenClock
-from tests.support.hubkit import HubClient
+from tests.support.hubkit import HubClient, Person
 
 OCT = "2026-10"
 NOV = "2026-11"
@@ -77,7 +82,7 @@ class Wallet:
         }
 
     async def redeem(
-        self, creator: str, token: tokens.Token, prefix: bytes, expect: int = 201
+        self, creator: str, token: tokens.Token, prefix: bytes, expect: int | None = 201
     ) -> Any:
         body = {"token": b64u(token.serialise()), "prefix": b64u(prefix), "creator": creator}
         return await self.client.call("POST", "/v1/tokens/redeem", body, expect=expect, sign=False)
@@ -254,3 +259,34 @@ async def test_a_direct_transfer_as_tokens_debits_once_and_names_no_creator(
     await hub.run_payouts()
     assert await hub.balance_of(Escrow("domain:gift.example")) == 350
     assert await hub.balance_of(Tokens(month)) == 0
+
+
+async def test_a_token_is_spent_once_across_hub_processes(
+    connect: Any, hub: Hub, db_url: str, clock: FrozenClock, aiohttp_client: Any
+) -> None:
+    """Two hubs on one database (as two processes behind the load balancer):
+    the same token sent to both at once, for two creators, is taken by one."""
+    alice = connect()
+    await alice.deposit(1000)
+    await settle_unlinkable(alice, OCT, 500)
+    [(creator, token, prefix)] = await Wallet(alice).tokens_for(OCT, [("domain:one.example", 500)])
+    engine = open_database(db_url)
+    other = Hub(engine, hub.key, clock, SimulatedProvider(), ProofFetcher())
+    try:
+        second = Wallet(HubClient(await aiohttp_client(create_app(other)), Person.new(), clock))
+        first = Wallet(alice)
+        results = await asyncio.gather(
+            first.redeem(creator, token, prefix, expect=None),
+            second.redeem("domain:two.example", token, prefix, expect=None),
+            return_exceptions=True,
+        )
+        errors = sorted(r.get("error", "taken") for r in results if isinstance(r, dict))
+        assert errors == ["taken", "token_spent"], results
+    finally:
+        await other.fetcher.close()
+        await engine.dispose()
+    async with hub.engine.connect() as conn:
+        spent = (await conn.execute(sa.select(hub_tokens.spent_tokens.c.creator))).scalars().all()
+    assert len(spent) == 1
+    await hub.run_payouts()
+    assert await hub.balance_of(Tokens(OCT)) == 0
