@@ -256,7 +256,12 @@ def cmd_give(args: argparse.Namespace) -> int:
         f"Give {money(cents)} to {quote['creator']}: they receive {money(quote['net_cents'])} "
         f"({fee}), from your balance, on top of this month's budget."
     )
-    if quote["joined"] is False:
+    if quote["joined"] is False and quote.get("unlinkable"):
+        print(
+            f"{quote['creator']} is not on Mécène yet: the money is held for them until "
+            "they join (as tokens, it cannot come back to you)."
+        )
+    elif quote["joined"] is False:
         print(
             f"{quote['creator']} is not on Mécène yet: the money is held for them for "
             f"{quote['escrow_months']} months, then comes back to you."

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from mecene import money
+from mecene import money, tokens
 from mecene.amounts import euros
 from mecene.money import CURRENCY
 from mecene.time import (
@@ -825,7 +825,12 @@ class Service:
             raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
         j = self.joined
         nonprofit = j is not None and creator in j.nonprofit
-        fee = money.creator_fee_cents(cents, nonprofit=nonprofit)
+        unlinked = wallet.settings.unlinkable
+        if unlinked:
+            # As tokens: the hub takes its fee on each token, rounded on each.
+            fee = sum(money.creator_fee_cents(d, nonprofit=nonprofit) for d in tokens.split(cents))
+        else:
+            fee = money.creator_fee_cents(cents, nonprofit=nonprofit)
         balance = self.balance_cents
         out: dict[str, Any] = {
             "creator": creator,
@@ -833,6 +838,9 @@ class Service:
             "fee_cents": fee,
             "net_cents": cents - fee,
             "nonprofit": nonprofit,
+            # As tokens, money held for a creator who has not joined waits
+            # for them: the hub cannot know whom to give it back to.
+            "unlinkable": unlinked,
             "joined": None if j is None else creator in j.keys,
             "escrow_months": None if j is None else j.escrow_months,
             "balance_cents": balance,
@@ -934,6 +942,8 @@ class Service:
             "creators": [{"key": k, "joined": None if j is None else k in j.keys} for k in keys],
             "escrow_months": None if j is None else j.escrow_months,
             "list_at": None if j is None else timestamp(j.at),
+            # As tokens, money held for a creator waits for them for good.
+            "unlinkable": self.wallet is not None and self.wallet.settings.unlinkable,
         }
 
     # -- pairing and tokens ------------------------------------------------------

@@ -99,7 +99,8 @@ async function showJoined(key) {
   line.dataset.joined = String(info.joined);
   line.textContent = info.joined
     ? "On Mécène: paid at the end of the month."
-    : `Not on Mécène yet: the money is held for them for ${answer.escrow_months} months.`;
+    : answer.unlinkable ? "Not on Mécène yet: the money is held for them until they join."
+      : `Not on Mécène yet: the money is held for them for ${answer.escrow_months} months.`;
   line.hidden = false;
 }
 
@@ -236,7 +237,9 @@ $("give").addEventListener("submit", async (event) => {
   let text = `They receive ${euros(quote.net_cents)} (${fee}), from your balance, `
     + "on top of your monthly budget.";
   if (quote.joined === false) {
-    text += ` Not on Mécène yet: held for them for ${quote.escrow_months} months, then back to you.`;
+    text += quote.unlinkable
+      ? " Not on Mécène yet: held for them until they join (as tokens, it cannot come back to you)."
+      : ` Not on Mécène yet: held for them for ${quote.escrow_months} months, then back to you.`;
   }
   if (quote.short_cents) {
     giftSaid("short", sentence(`Your balance is ${euros(quote.balance_cents)}: deposit at least `
@@ -258,7 +261,12 @@ $("give-confirm").addEventListener("click", async () => {
   $("give-confirm").hidden = true;
   const t = sent.transfer;
   $("give").dataset.given = t.id;
-  if (t.state === "given") giftSaid("given", `Given: ${euros(t.cents)}. The hub signed its receipt.`);
+  if (t.state === "given" && t.unlinkable) {
+    giftSaid("given", `Given: ${euros(t.cents)}, as tokens the hub cannot tie to you; `
+      + "they reach the creator within hours.");
+  } else if (t.state === "given") {
+    giftSaid("given", `Given: ${euros(t.cents)}. The hub signed its receipt.`);
+  }
   else giftSaid("sending", `Recorded: ${euros(t.cents)}. The hub is not reachable now; `
     + "it is sent as soon as it is.");
   if (sent.status) showFigures(sent.status);

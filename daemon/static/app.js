@@ -295,7 +295,10 @@ $("give-form").addEventListener("submit", async (event) => {
       : `the hub's 10 % fee is ${euros(quote.fee_cents)}`;
     let text = `${creatorName(quote.creator)} receives ${euros(quote.net_cents)} of `
       + `${euros(quote.cents)} (${fee}).`;
-    if (quote.joined === false) {
+    if (quote.joined === false && quote.unlinkable) {
+      text += " Not on Mécène yet: held for them until they join (as tokens, it cannot "
+        + "come back to you).";
+    } else if (quote.joined === false) {
       text += ` Not on Mécène yet: held for them for ${quote.escrow_months} months, `
         + "then back to you.";
     }

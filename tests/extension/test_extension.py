@@ -618,6 +618,54 @@ def test_a_gift_from_the_popup_shows_what_the_creator_receives_then_gives(
         daemon.stop()
 
 
+def test_a_gift_from_the_popup_goes_as_tokens_with_the_unlinkable_setting(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """With unlinkable contributions on, the popup's quote says that money for
+    a creator not on Mécène waits for them and cannot come back, its fee is
+    the hub's on each token, and once given it says the gift goes as tokens:
+    the daemon keeps no address and the transfer is `unlinkable`."""
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        status, out = daemon.admin("PATCH", "/settings", {"unlinkable": True})
+        assert status == 200 and out["settings"]["unlinkable"] is True, out
+        page = visit(person, server, "forum.example.net", "/thread")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        popup.wait("!document.getElementById('joined').hidden")
+        assert (
+            popup.text("#joined")
+            == "Not on Mécène yet: the money is held for them until they join."
+        )
+        popup.click("#give-open")
+        popup.wait("!document.getElementById('give').hidden")
+        popup.type("#give-amount", "7.35")
+        popup.click("#give-quote")
+        popup.wait("!document.getElementById('give-confirm').hidden")
+        # 7.35 € = tokens of 5, 2, 0.20, 0.10 and 0.05 €: fees 0.50, 0.20, 0.02,
+        # 0.01 and 0.01 € (10 % of each, rounded half up).
+        assert popup.text("#give-said") == (
+            "They receive 6.61\u00a0€ (the hub's 10 % fee is 0.74\u00a0€), from your balance, "
+            "on top of your monthly budget. Not on Mécène yet: held for them until they join "
+            "(as tokens, it cannot come back to you)."
+        )
+        popup.click("#give-confirm")
+        popup.wait("document.getElementById('give-said').dataset.state === 'given'")
+        assert popup.text("#give-said") == (
+            "Given: 7.35\u00a0€, as tokens the hub cannot tie to you; "
+            "they reach the creator within hours."
+        )
+        save_shot(person, popup, tmp_path, "popup-gift-unlinkable.png")
+        given = daemon.request("GET", "/transfers", token=token)[1]["transfers"]
+        assert [(t["creator"], t["cents"], t["url"], t["unlinkable"]) for t in given] == [
+            ("flattr:op", 735, None, True)
+        ]
+        assert page.startswith("http")
+        person.leave(popup)
+    finally:
+        daemon.stop()
+
+
 def test_the_popup_warns_when_the_balance_is_short(
     person: Person, server: PageServer, tmp_path: Path
 ) -> None:

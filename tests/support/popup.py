@@ -140,11 +140,21 @@ class RealPopup:
         self.wait(f"document.getElementById('app').dataset.state === {json.dumps(state)}", timeout)
 
     def click(self, selector: str) -> None:
-        """A trusted mouse click at the element's centre."""
-        box = self.eval(
+        """A trusted mouse click at the element's centre, once it has stopped
+        moving (a line the popup shows a moment after opening, such as
+        whether the creator has joined, moves what is below it)."""
+        where = (
             f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
             ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
+        box = self.eval(where)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = self.eval(where)
+            if again == box:
+                break
+            box = again
         x, y = box
         for kind in ("mousePressed", "mouseReleased"):
             self.cdp.send(
