@@ -206,12 +206,12 @@ class TokenDesk:
 
     async def keys_of(self, month: str) -> list[TokenKey]:
         """The month's keys, one per denomination, made if they are not yet."""
+        if self.expired(month):  # before the cache: a process runs for months
+            raise HubError("token_expired", f"{month}'s tokens are no longer issued or redeemed")
         if month in self._months:
             return self._months[month]
         if month > self.month():
             raise HubError("not_found", f"{month} has not begun: its token keys do not exist yet")
-        if self.expired(month):
-            raise HubError("token_expired", f"{month}'s tokens are no longer issued or redeemed")
         async with self._making:
             found = await self._load(month)
             missing = [

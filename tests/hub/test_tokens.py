@@ -216,6 +216,14 @@ async def test_forged_unknown_and_expired_tokens_are_refused(
     clock.set(dt.datetime.fromtimestamp(limit, dt.UTC))
     assert (await wallet.redeem(creator, token, prefix, expect=410))["error"] == "token_expired"
     assert await hub.balance_of(Tokens(OCT)) == 200
+    # Its keys are no longer published, nor signed with (a month as old as that).
+    out = await alice.call("GET", f"/v1/token-keys/{OCT}", expect=410, sign=False)
+    assert out["error"] == "token_expired"
+    late = Wallet(alice).request(OCT, [])
+    request = b"\x00\x02" + token.key_id[-1:] + b"x" * 256
+    late["tokens"] = [{"key": token.key_id.hex(), "request": b64u(request)}]
+    out = await alice.call("POST", "/v1/tokens", late, expect=410)
+    assert out["error"] == "token_expired"
 
 
 async def test_a_direct_transfer_as_tokens_debits_once_and_names_no_creator(
