@@ -122,6 +122,13 @@ def test_pair_flattr_status_and_clean_stop(daemon: Daemon) -> None:
     assert as_json["clicks"] == 1 and as_json["per_click_cents"] == 500
     budget = mecene(daemon.data, "budget", "7.50")
     assert budget.returncode == 0 and "7.50 €" in budget.stdout
+    assert "unlinkable" not in budget.stdout
+    unlinked = mecene(daemon.data, "budget", "--unlinkable", "on")
+    assert unlinked.returncode == 0, unlinked.stderr
+    assert "unlinkable on: months are paid as tokens the hub cannot tie to you" in unlinked.stdout
+    assert daemon.admin("GET", "/settings")[1]["settings"]["unlinkable"] is True
+    assert mecene(daemon.data, "budget", "--unlinkable", "off").returncode == 0
+    assert daemon.admin("GET", "/settings")[1]["settings"]["unlinkable"] is False
     revoke = mecene(daemon.data, "pair", "revoke", "test browser")
     assert revoke.returncode == 0, revoke.stderr
     assert daemon.request("GET", "/status", token=token)[0] == 401
