@@ -34,8 +34,8 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import bulk, ledger, routing
-from .ledger import LedgerAccount, Unrouted, Withheld
-from .routing import Piece, Routed
+from .ledger import LedgerAccount, Tokens, Unrouted, Withheld
+from .routing import NO_GIVER, Piece, Routed
 from .schema import accounts, allocations, creator_keys, giving, ledger_accounts
 
 CHUNK = 2000
@@ -115,7 +115,12 @@ async def route_pending_chunk(
         )
         for account, cents in routed.legs.items():
             legs[account] += cents
-        await take_unrouted(conn, month, routed.gross_cents, legs)
+        # A redeemed token's cents come from the month's tokens; the rest
+        # from the month's unrouted money, where acceptance put it.
+        tokens_cents = sum(p.cents for p in pieces if p.month == month and p.giver == NO_GIVER)
+        if tokens_cents:
+            legs[Tokens(month)] -= tokens_cents
+        await take_unrouted(conn, month, routed.gross_cents - tokens_cents, legs)
         updates += routed.updates
     await apply_updates(conn, updates)
     first, last = pieces[0].id, pieces[-1].id

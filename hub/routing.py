@@ -35,6 +35,11 @@ from .ledger import Creator, Escrow, Fees, LedgerAccount, Withheld
 FeeUnit = tuple[str, str, str, str | None]  # (giver, month, creator key, transfer id)
 
 
+# The giver of a redeemed token's allocation: nobody (hub/tokens.py). Its
+# fee unit is the token itself (`transfer_id` holds the token's spent id).
+NO_GIVER = ""
+
+
 @dataclass(frozen=True)
 class Piece:
     """One allocation: new (`id` None) or stored (its row id)."""

@@ -56,7 +56,7 @@ from .payout import PayoutReport
 from .proofs import ProofError, ProofFetcher, where_to_prove
 from .provider import PaymentProvider
 from .requests import DepositRequest, Quote, SettlementRequest, TransferRequest, WithdrawalRequest
-from .routing import Piece, Routed
+from .routing import NO_GIVER, Piece, Routed
 from .schema import (
     accounts,
     allocations,
@@ -71,7 +71,7 @@ from .schema import (
     transfers,
     withdrawals,
 )
-from .tokens import NO_GIVER, TokenDesk
+from .tokens import TokenDesk
 
 T = TypeVar("T")
 
@@ -927,13 +927,14 @@ class Hub:
 
     async def books(self) -> dict[str, int]:
         """The ledger's invariants (hub/ledger.py, `check_books`), and one of
-        the hub's: the unrouted money is exactly the pending allocations'."""
+        the hub's: the unrouted money is exactly the pending allocations' (a
+        redeemed token's waits in its month's tokens until it is routed)."""
         async with self.engine.connect() as conn:
             books = await ledger.check_books(conn)
             unrouted = sum((await ledger.balances(conn, Unrouted)).values())
             pending = await conn.scalar(
                 select(func.coalesce(func.sum(allocations.c.cents), 0)).where(
-                    allocations.c.state == "pending"
+                    allocations.c.state == "pending", allocations.c.account != NO_GIVER
                 )
             )
         return {**books, "unrouted_not_pending_cents": unrouted - int(pending or 0)}

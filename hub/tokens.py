@@ -16,7 +16,9 @@
    signature, that the key's month is not expired and that the token was
    never spent (a primary key, so across processes), and appends the token's
    money as a pending allocation with no giver: the payout run routes it as
-   any other (fee, "to receive, you must give", escrow). The same token to
+   any other (fee, "to receive, you must give", escrow), taking its cents
+   from the month's `Tokens` money then. A redemption writes two rows and
+   touches no balance. The same token to
    the same creator again is answered again; to another creator, refused.
 
 No row written here ties an account to a creator key: `token_issues` names
@@ -29,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +47,10 @@ from mecene.settlement import Settlement
 from mecene.time import MONTH_RE, add_months, month_start, timestamp
 
 from . import bulk, ledger, requests
-from .accept import UNROUTED_SHARDS
 from .db import transaction
 from .errors import HubError
-from .ledger import Tokens, Unrouted, User
+from .ledger import Tokens, User
+from .routing import NO_GIVER
 from .schema import (
     allocations,
     giving,
@@ -58,8 +59,6 @@ from .schema import (
     token_issues,
     token_keys,
 )
-
-NO_GIVER = ""  # the allocation of a redeemed token has no account
 
 
 @dataclass(frozen=True)
@@ -422,15 +421,17 @@ class TokenDesk:
                 if went != req.creator:
                     raise HubError("token_spent", "this token was spent already")
                 return False, answer
-            await _append(conn, spent, key, req.creator, self.now())
+            await _append(conn, spent, key, req.creator)
         if self.on_redeemed is not None:
             self.on_redeemed()
         return True, answer
 
 
-async def _append(conn: AsyncConnection, spent: str, key: TokenKey, creator: str, now: int) -> None:
+async def _append(conn: AsyncConnection, spent: str, key: TokenKey, creator: str) -> None:
     """The token's money as a pending allocation with no giver (its fee unit
-    is the token), moved from the month's tokens to its unrouted money."""
+    is the token). Its cents stay in the month's `Tokens` money until the
+    payout run routes it (hub/payout.py): a redemption touches no balance
+    row, so redemptions in every process never queue on the month's one."""
     await conn.execute(
         insert(allocations).values(
             account=NO_GIVER,
@@ -441,17 +442,6 @@ async def _append(conn: AsyncConnection, spent: str, key: TokenKey, creator: str
             state="pending",
             transfer_id=spent,
         )
-    )
-    shard = f"{random.randrange(UNROUTED_SHARDS):02d}"
-    await ledger.post(
-        conn,
-        "redeem",
-        spent,
-        {
-            Tokens(key.month): -key.denomination_cents,
-            Unrouted(key.month, shard): key.denomination_cents,
-        },
-        now,
     )
 
 
