@@ -560,7 +560,12 @@ async def test_whether_creators_have_joined_comes_from_the_hub_s_whole_list(api:
         ],
         "escrow_months": None,
         "list_at": None,
+        "unlinkable": False,
     }
+    # With the setting on, the popup is told so: held money then waits for good.
+    await api.call("PATCH", "/settings", {"unlinkable": True}, token="admin", expect=200)
+    on = await api.call("GET", "/creators?key=flattr:alice", expect=200)
+    assert on["unlinkable"] is True
     service = api.client.server.app[SERVICE]
     service.joined = Joined(frozenset({"flattr:alice"}), 12, api.clock.now())
     known = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)
