@@ -47,6 +47,7 @@ class PayoutReport:
     routed_cents: int = 0
     released_cents: int = 0
     chunks: int = 0
+    last_id: int = 0  # the chunk's last allocation: where the next chunk starts
 
     def add(self, other: PayoutReport) -> None:
         self.routed_allocations += other.routed_allocations
@@ -82,14 +83,23 @@ def piece_of(row: Any) -> Piece:
 
 
 async def route_pending_chunk(
-    conn: AsyncConnection, *, must_give: bool, now: int, limit: int = CHUNK
+    conn: AsyncConnection, *, must_give: bool, now: int, limit: int = CHUNK, after: int = 0
 ) -> PayoutReport:
-    """Route up to `limit` pending allocations, oldest first; an empty report
-    when none is left (or every one is being routed by another process)."""
+    """Route up to `limit` pending allocations after the id `after`, oldest
+    first; an empty report when none is left (or every one is being routed
+    by another process).
+
+    A run goes on from the last chunk's last id (`PayoutReport.last_id`)
+    rather than from the start: the pending index keeps an entry for every
+    row routed until VACUUM removes it, and reading from the start skipped
+    all of them again at every chunk (272 ms for a chunk's first row after
+    4.9 million routed rows, and growing). Rows left behind a cursor (a
+    process that died holding them, an id committed late) wait for the next
+    run, a minute at most."""
     rows = (
         await conn.execute(
             select_pieces()
-            .where(allocations.c.state == "pending")
+            .where(allocations.c.state == "pending", allocations.c.id > after)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -126,15 +136,20 @@ async def route_pending_chunk(
     first, last = pieces[0].id, pieces[-1].id
     await ledger.post(conn, "payout", f"{first}-{last}:{secrets.token_hex(4)}", legs, now)
     return PayoutReport(
-        routed_allocations=len(pieces), routed_cents=sum(p.cents for p in pieces), chunks=1
+        routed_allocations=len(pieces),
+        routed_cents=sum(p.cents for p in pieces),
+        chunks=1,
+        last_id=int(last or 0),
     )
 
 
 async def release_withheld_chunk(
-    conn: AsyncConnection, *, now: int, limit: int = CHUNK
+    conn: AsyncConnection, *, now: int, limit: int = CHUNK, after: int = 0
 ) -> PayoutReport:
-    """Release up to `limit` withheld allocations whose owner has given in
-    the month they wait for (their money goes to the owner less the fee)."""
+    """Release up to `limit` withheld allocations after the id `after` whose
+    owner has given in the month they wait for (their money goes to the
+    owner less the fee); a run goes on from the last chunk's last id, as
+    `route_pending_chunk` does."""
     gave = exists().where(
         and_(
             giving.c.account == allocations.c.recipient,
@@ -145,7 +160,7 @@ async def release_withheld_chunk(
     rows = (
         await conn.execute(
             select_pieces(allocations.c.recipient, allocations.c.withheld_month)
-            .where(allocations.c.state == "withheld", gave)
+            .where(allocations.c.state == "withheld", allocations.c.id > after, gave)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -177,7 +192,7 @@ async def release_withheld_chunk(
     await apply_updates(conn, updates)
     first, last = rows[0].id, rows[-1].id
     await ledger.post(conn, "release", f"{first}-{last}:{secrets.token_hex(4)}", legs, now)
-    return PayoutReport(released_cents=released, chunks=1)
+    return PayoutReport(released_cents=released, chunks=1, last_id=int(last))
 
 
 async def lock_keys(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from collections import defaultdict
@@ -107,6 +108,14 @@ def _lost_a_race(exc: DBAPIError) -> bool:
 async def _pieces(conn: AsyncConnection, *where: Any) -> list[Piece]:
     """Stored allocation rows, oldest first, as pieces to release."""
     return [payout.piece_of(r) for r in await conn.execute(payout.select_pieces().where(*where))]
+
+
+async def _from(
+    step: Callable[[AsyncConnection, int], Awaitable[PayoutReport]],
+    after: int,
+    conn: AsyncConnection,
+) -> PayoutReport:
+    return await step(conn, after)
 
 
 class Hub:
@@ -374,18 +383,20 @@ class Hub:
         owners who have given since: chunk after chunk, each one transaction
         (hub/payout.py). Several processes may run it at once."""
         report = PayoutReport()
-        steps: list[Callable[[AsyncConnection], Awaitable[PayoutReport]]] = [
-            lambda conn: payout.route_pending_chunk(
-                conn, must_give=self.config.must_give, now=self.now()
+        steps: list[Callable[[AsyncConnection, int], Awaitable[PayoutReport]]] = [
+            lambda conn, after: payout.route_pending_chunk(
+                conn, must_give=self.config.must_give, now=self.now(), after=after
             ),
-            lambda conn: payout.release_withheld_chunk(conn, now=self.now()),
+            lambda conn, after: payout.release_withheld_chunk(conn, now=self.now(), after=after),
         ]
         for step in steps:
+            after = 0  # each chunk goes on from the last one's last id
             while True:
-                done = await self._retrying(step)
+                done = await self._retrying(functools.partial(_from, step, after))
                 if not done.chunks:
                     break
                 report.add(done)
+                after = done.last_id
         return report
 
     async def _accept(
