@@ -12,16 +12,18 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from hub.http import HUB
+from hub.schema import metadata
 from mecene import signing
 from mecene.encoding import b64u, canonical
 from mecene.time import FrozenClock
@@ -86,6 +88,20 @@ class Person:
             doc.update(spend_cents=unlinkable_spend, private=True, unlinkable=True)
         text = canonical(doc)
         return {"document": text.decode(), "signature": self.sign(text)}
+
+
+async def rows_tying(engine: Any, account: str, keys: Iterable[str]) -> list[tuple[str, Any]]:
+    """Every row, in every table of the hub, that holds `account` together
+    with one of `keys` (unlinkable contributions promise there is none)."""
+    keys = list(keys)
+    found = []
+    async with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in await conn.execute(sa.select(table)):
+                text = " ".join(str(v) for v in row)
+                if account in text and any(k in text for k in keys):
+                    found.append((table.name, tuple(row)))
+    return found
 
 
 def verify_rate(seconds: float = 2.0) -> float:
