@@ -159,20 +159,7 @@ class TokenLink:
                 [month],
             ).fetchall()
             for token_id, cents in planned:
-                kid, public = by_cents[int(cents)]
-                pending = tokens.begin(public)
-                db.execute(
-                    "UPDATE unlinkable_tokens SET state = 'blinded', key_id = ?, nonce = ?, "
-                    "prefix = ?, blinded = ?, inv = ? WHERE id = ?",
-                    [
-                        kid,
-                        pending.nonce.hex(),
-                        pending.prefix.hex(),
-                        pending.blinded.blinded_msg.hex(),
-                        pending.blinded.inv.hex(),
-                        token_id,
-                    ],
-                )
+                db.table("unlinkable_tokens").update(token_id, _blinded(*by_cents[int(cents)]))
 
         # Written before the hub is asked: the same request can be sent again.
         await self.store.write(blind_planned)
@@ -223,22 +210,15 @@ class TokenLink:
                 if mine(db):
                     return  # written meanwhile
                 for cents in tokens.split(int(row["cents"])):
-                    kid, public = by_cents[cents]
-                    pending = tokens.begin(public)
                     db.table("unlinkable_tokens").insert(
                         {
                             "id": str(uuid.uuid4()),
                             "month": month,
                             "creator": row["creator"],
                             "cents": cents,
-                            "state": "blinded",
-                            "key_id": kid,
-                            "nonce": pending.nonce.hex(),
-                            "prefix": pending.prefix.hex(),
-                            "blinded": pending.blinded.blinded_msg.hex(),
-                            "inv": pending.blinded.inv.hex(),
                             "attempts": 0,
                             "transfer_id": transfer_id,
+                            **_blinded(*by_cents[cents]),
                         }
                     )
 
@@ -366,6 +346,20 @@ async def anonymous_post(url: str, body: Any) -> tuple[int, Any]:
             headers={"Content-Type": "application/json"},
         ) as resp:
             return resp.status, await resp.json(content_type=None)
+
+
+def _blinded(kid: str, public: rsa.RSAPublicKey) -> dict[str, Any]:
+    """A fresh token for the key, blinded: the columns that let it be
+    finished from the same blinded message after a crash (`_pending`)."""
+    pending = tokens.begin(public)
+    return {
+        "state": "blinded",
+        "key_id": kid,
+        "nonce": pending.nonce.hex(),
+        "prefix": pending.prefix.hex(),
+        "blinded": pending.blinded.blinded_msg.hex(),
+        "inv": pending.blinded.inv.hex(),
+    }
 
 
 def _pending(row: dict[str, Any]) -> tokens.Pending:
