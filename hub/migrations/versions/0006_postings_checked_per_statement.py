@@ -12,11 +12,12 @@ the table.
   FROM new_postings)`. The planner has no statistics for a transition table
   and scanned all of `postings`: 2,000 postings cost 290 ms over 800,000
   stored rows, against 145 ms with no check. The check now sums each
-  touched entry through the `entry_id` index (a LATERAL subquery): 146 ms.
+  touched entry through the `entry_id` index: 146 ms.
 - The two foreign keys of `postings` ran a row trigger per posting, each
   locking the row it refers to (FOR KEY SHARE): about 30 µs per posting
-  and per key. The same statement-level trigger now checks, with one join
-  each, that every new posting names an existing entry and ledger account;
+  and per key. The same statement-level trigger now checks, by one lookup
+  per distinct name and entry (not a join, whose plan stale statistics
+  spoilt), that every new posting names an existing entry and ledger account;
   entries and ledger accounts are never deleted or renamed (triggers below
   refuse it), which is what the foreign keys' locks protected against.
   2,000 postings: 15 ms without the foreign keys, 115 ms with them.
@@ -38,34 +39,32 @@ CHECK = """
 CREATE OR REPLACE FUNCTION postings_entries_balanced() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-  bad bigint;
-  missing text;
+  entry bigint;
+  name_ text;
 BEGIN
-  SELECT np.ledger_account INTO missing FROM new_postings np
-  WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts la WHERE la.name = np.ledger_account)
-  LIMIT 1;
-  IF missing IS NOT NULL THEN
-    RAISE EXCEPTION 'posting to ledger account % that does not exist', missing
-      USING ERRCODE = 'foreign_key_violation';
-  END IF;
-  SELECT np.entry_id INTO bad FROM new_postings np
-  WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = np.entry_id)
-  LIMIT 1;
-  IF bad IS NOT NULL THEN
-    RAISE EXCEPTION 'posting to ledger entry % that does not exist', bad
-      USING ERRCODE = 'foreign_key_violation';
-  END IF;
-  SELECT e.entry_id INTO bad
-  FROM (SELECT DISTINCT entry_id FROM new_postings) e
-  CROSS JOIN LATERAL (
-    SELECT sum(p.amount_cents) AS total FROM postings p WHERE p.entry_id = e.entry_id
-  ) t
-  WHERE t.total <> 0
-  LIMIT 1;
-  IF bad IS NOT NULL THEN
-    RAISE EXCEPTION 'ledger entry % does not sum to zero', bad
-      USING ERRCODE = 'check_violation';
-  END IF;
+  -- One lookup by primary key or index per distinct name and entry,
+  -- whatever the statistics say: with stale ones (autovacuum off, a table
+  -- grown since its last ANALYZE) a join let the planner choose a nested
+  -- loop over a sequential scan of entries for every posting: 556 ms for
+  -- 2,000 postings.
+  FOR name_ IN SELECT DISTINCT ledger_account FROM new_postings LOOP
+    PERFORM 1 FROM ledger_accounts WHERE name = name_;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'posting to ledger account % that does not exist', name_
+        USING ERRCODE = 'foreign_key_violation';
+    END IF;
+  END LOOP;
+  FOR entry IN SELECT DISTINCT entry_id FROM new_postings LOOP
+    PERFORM 1 FROM entries WHERE id = entry;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'posting to ledger entry % that does not exist', entry
+        USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF (SELECT coalesce(sum(amount_cents), 0) FROM postings WHERE entry_id = entry) <> 0 THEN
+      RAISE EXCEPTION 'ledger entry % does not sum to zero', entry
+        USING ERRCODE = 'check_violation';
+    END IF;
+  END LOOP;
   RETURN NULL;
 END $$
 """
