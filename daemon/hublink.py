@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ import aiohttp
 
 from mecene import signing
 from mecene.settlement import Receipt, TransferReceipt
-from mecene.time import timestamp
+from mecene.time import seconds_at, timestamp, timestamp_at
 
 from . import sendpolicy as policy
 from . import unlinkable
@@ -191,7 +190,7 @@ class HubLink:
             now = self.service.clock.now()
             waits: list[float] = []
             for row in rows:
-                due = _parse(row["next_sync_at"]) if row["next_sync_at"] else None
+                due = seconds_at(row["next_sync_at"]) if row["next_sync_at"] else None
                 step = policy.next_step(row["sync_error"], due, now.timestamp())
                 if isinstance(step, policy.Hold):
                     continue  # shown in the month and the status
@@ -230,7 +229,7 @@ class HubLink:
         most every `every` seconds per month: a receipt says "held" for money
         that may be credited a moment later."""
         now = self.service.clock.now()
-        before = timestamp(_from_ts(now.timestamp() - every))
+        before = timestamp_at(now.timestamp() - every)
         for month in await self.service.months_awaiting_outcome(before):
             data = await self._ok("GET", f"/v1/settlements/{month}")
             outcome = data.get("outcome") if isinstance(data, dict) else None
@@ -307,7 +306,7 @@ class HubLink:
             state=retry.state,
             sync_attempts=int(row["sync_attempts"] or 0) + 1,
             sync_error=retry.code,
-            next_sync_at=timestamp(_from_ts(at)),
+            next_sync_at=timestamp_at(at),
         )
         log.info(
             "%s not settled (%s: %s); next attempt in %.0f s",
@@ -413,7 +412,7 @@ class HubLink:
             attempts=attempts,
             error=meaning.code,
             message=meaning.message,
-            next_attempt_at=timestamp(_from_ts(at)),
+            next_attempt_at=timestamp_at(at),
         )
 
     async def _check_transfer_receipt(self, row: dict[str, Any], data: Any) -> TransferReceipt:
@@ -441,11 +440,11 @@ class HubLink:
         for row in await self.service.sending_transfers():
             due = row["next_attempt_at"]
             if due and due > timestamp(now) and not now_too:
-                waits.append(max(0.0, _parse(due) - now.timestamp()))
+                waits.append(max(0.0, seconds_at(due) - now.timestamp()))
                 continue
             after = await self.send_transfer(row)
             if after["state"] == "sending":
-                waits.append(max(0.0, _parse(after["next_attempt_at"]) - now.timestamp()))
+                waits.append(max(0.0, seconds_at(after["next_attempt_at"]) - now.timestamp()))
                 if self.reachable is False:
                     break
         return min(waits) if waits else None
@@ -477,11 +476,3 @@ class HubLink:
                 await asyncio.wait_for(self.wake.wait(), timeout=delay)
             except TimeoutError:
                 pass
-
-
-def _parse(stamp: str) -> float:
-    return dt.datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=dt.UTC).timestamp()
-
-
-def _from_ts(seconds: float) -> Any:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)

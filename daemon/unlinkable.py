@@ -37,7 +37,7 @@ from sqlite_utils import Database
 
 from mecene import blindrsa, tokens
 from mecene.encoding import b64u, unb64u
-from mecene.time import timestamp
+from mecene.time import seconds_at, timestamp, timestamp_at
 
 from . import budget
 from . import sendpolicy as policy
@@ -266,7 +266,7 @@ class TokenLink:
             _cents, public = keys[row["key_id"]]
             token = p.finish(public, unb64u(sig))  # TokenError if the hub cheated
             at = now + secrets.randbelow(max(1, int(self.window * 1000))) / 1000
-            finished.append((row["id"], token.authenticator.hex(), _stamp(at)))
+            finished.append((row["id"], token.authenticator.hex(), timestamp_at(at)))
 
         def ready(db: Database) -> None:
             db.conn.executemany(
@@ -289,7 +289,7 @@ class TokenLink:
         waits = []
         for row in rows:
             if row["redeem_at"] > now:
-                waits.append(max(0.0, _parse(row["redeem_at"]) - self.now().timestamp()))
+                waits.append(max(0.0, seconds_at(row["redeem_at"]) - self.now().timestamp()))
                 continue
             await self.redeem(row)
         return min(waits) if waits else None
@@ -321,7 +321,7 @@ class TokenLink:
         else:
             retry = policy.retry_delay(attempts, policy.RETRY_BASE_SECONDS)
             at = self.now().timestamp() + retry
-            changes = {"redeem_at": _stamp(at), "error": "hub_unreachable"}
+            changes = {"redeem_at": timestamp_at(at), "error": "hub_unreachable"}
         changes["attempts"] = attempts
         await self.store.write(lambda db: db.table("unlinkable_tokens").update(row["id"], changes))
         return str(changes.get("state", "ready"))
@@ -369,11 +369,3 @@ def _pending(row: dict[str, Any]) -> tokens.Pending:
         blinded_msg=bytes.fromhex(row["blinded"]), inv=bytes.fromhex(row["inv"]), prepared=prepared
     )
     return tokens.Pending(nonce=nonce, key_id=kid, blinded=blinded)
-
-
-def _stamp(seconds: float) -> str:
-    return timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))
-
-
-def _parse(stamp: str) -> float:
-    return dt.datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=dt.UTC).timestamp()

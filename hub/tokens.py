@@ -29,7 +29,6 @@ creator and no account.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from mecene import blindrsa, keys, money, tokens
 from mecene.amounts import euros
 from mecene.encoding import b64u, canonical, unb64u
 from mecene.settlement import Settlement
-from mecene.time import MONTH_RE, add_months, month_start, timestamp
+from mecene.time import MONTH_RE, add_months, month_start, timestamp_at
 
 from . import bulk, ledger, requests
 from .db import transaction
@@ -275,7 +274,7 @@ class TokenDesk:
             "token_type": tokens.TOKEN_TYPE,
             "variant": tokens.VARIANT.name,
             "challenge": b64u(tokens.challenge()),
-            "redeemable_until": timestamp_of(self.redeemable_until(month)),
+            "redeemable_until": timestamp_at(self.redeemable_until(month)),
             "keys": [k.view() for k in keys_],
         }
 
@@ -394,7 +393,7 @@ class TokenDesk:
             raise HubError(
                 "token_expired",
                 f"{key.month}'s tokens were redeemable until "
-                f"{timestamp_of(self.redeemable_until(key.month))}",
+                f"{timestamp_at(self.redeemable_until(key.month))}",
             )
         try:
             token.verify(key.public, req.prefix)
@@ -447,7 +446,3 @@ async def _append(conn: AsyncConnection, spent: str, key: TokenKey, creator: str
 
 def _make_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=tokens.KEY_BITS)
-
-
-def timestamp_of(seconds: int) -> str:
-    return timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))

@@ -48,6 +48,16 @@ def timestamp(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def timestamp_at(seconds: float) -> str:
+    """`timestamp` of a Unix time."""
+    return timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))
+
+
+def seconds_at(stamp: str) -> float:
+    """The Unix time of a `timestamp`."""
+    return dt.datetime.fromisoformat(stamp.rstrip("Z")).replace(tzinfo=dt.UTC).timestamp()
+
+
 def zone(name: str) -> ZoneInfo:
     """The named IANA time zone; ValueError for an unknown name."""
     try:
