@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,10 +23,39 @@ from daemon.files import DataDir
 from .constants import EXTENSION_ORIGIN, PASSPHRASE
 
 
+def _ephemeral_range() -> range:
+    """The kernel's range for outgoing connections' local ports."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on, for a process to bind next.
+
+    Not one the kernel picks (`bind(0)`): those come from the ephemeral range,
+    where any outgoing connection (the browser's, a client's) may take the
+    same port before the process binds it ("address already in use"). Ports
+    below that range are only ever bound on purpose, and this process never
+    hands the same one out twice.
+    """
+    ephemeral = _ephemeral_range()
+    candidates = [p for p in range(20000, 65536) if p not in ephemeral and p not in _HANDED_OUT]
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for port in rng.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port on 127.0.0.1 outside the ephemeral range")
 
 
 def mecene(
