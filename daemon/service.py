@@ -485,14 +485,7 @@ class Service:
             shares = doc["allocations"]
             if doc.get("unlinkable"):
                 # The hub was sent none: the shares are the tokens', kept here.
-                shares = [
-                    {"creator": creator, "cents": cents}
-                    for creator, cents in db.execute(
-                        "SELECT creator, sum(cents) FROM unlinkable_tokens WHERE month = ? "
-                        "GROUP BY creator ORDER BY creator",
-                        [month],
-                    )
-                ]
+                shares = unlinkable.shares(db, month)
             return {
                 "month": month,
                 "state": row["state"],

@@ -18,6 +18,11 @@ the transaction that closes the month). Once the hub has the settlement:
    a connection of its own, closed after it (`redeemed`). A token's creator
    is fixed when it is planned, so a retry after a crash sends it to the
    same creator, which the hub answers again; never to another.
+
+A direct transfer's tokens carry its id (`transfer_id`) and the hub's month
+of the moment it was made, so a gift in a month's last minute shares its
+month with that month's own tokens: every query of a month's own tokens
+says `transfer_id IS NULL`, and a gift's are issued by its own request.
 """
 
 from __future__ import annotations
@@ -54,7 +59,11 @@ TIMEOUT = aiohttp.ClientTimeout(total=20)
 def plan(db: Database, month: str, shares: Sequence[budget.Allocation]) -> int:
     """Plan the tokens of `month`'s shares (one per denomination of each
     creator's share), replacing a plan not yet sent; the number planned."""
-    db.execute("DELETE FROM unlinkable_tokens WHERE month = ? AND state = 'planned'", [month])
+    db.execute(
+        "DELETE FROM unlinkable_tokens "
+        "WHERE month = ? AND state = 'planned' AND transfer_id IS NULL",
+        [month],
+    )
     rows = [
         {
             "id": str(uuid.uuid4()),
@@ -73,14 +82,26 @@ def plan(db: Database, month: str, shares: Sequence[budget.Allocation]) -> int:
 
 
 def summary(db: Database, month: str) -> dict[str, Any] | None:
-    """A month's tokens by state (count and cents), or None if it has none."""
+    """A month's own tokens by state (count and cents), or None if it has none."""
     rows = db.execute(
-        "SELECT state, count(*), sum(cents) FROM unlinkable_tokens WHERE month = ? GROUP BY state",
+        "SELECT state, count(*), sum(cents) FROM unlinkable_tokens "
+        "WHERE month = ? AND transfer_id IS NULL GROUP BY state",
         [month],
     ).fetchall()
     if not rows:
         return None
     return {state: {"tokens": n, "cents": c} for state, n, c in rows}
+
+
+def shares(db: Database, month: str) -> list[dict[str, Any]]:
+    """A month's split by creator, as its tokens keep it (the hub was sent
+    none)."""
+    rows = db.execute(
+        "SELECT creator, sum(cents) FROM unlinkable_tokens "
+        "WHERE month = ? AND transfer_id IS NULL GROUP BY creator ORDER BY creator",
+        [month],
+    )
+    return [{"creator": creator, "cents": cents} for creator, cents in rows]
 
 
 class KeysRefused(ValueError):
@@ -141,6 +162,7 @@ class TokenLink:
                 "SELECT DISTINCT t.month FROM unlinkable_tokens t "
                 "JOIN months m ON m.month = t.month "
                 "WHERE t.state IN ('planned', 'blinded') AND m.state = 'settled' "
+                "AND t.transfer_id IS NULL "
                 "ORDER BY t.month"
             ).fetchall()
             return [r[0] for r in rows]
@@ -167,7 +189,7 @@ class TokenLink:
             lambda db: list(
                 db.query(
                     "SELECT * FROM unlinkable_tokens "
-                    "WHERE month = ? AND state = 'blinded' ORDER BY id",
+                    "WHERE month = ? AND state = 'blinded' AND transfer_id IS NULL ORDER BY id",
                     [month],
                 )
             )

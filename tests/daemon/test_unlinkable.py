@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import hub.tokens as hub_tokens
 from daemon import unlinkable
+from daemon.hublink import HubUnreachable
 from hub.ledger import Escrow, Tokens
 from hub.service import Hub
 from mecene import tokens
@@ -195,3 +196,79 @@ async def test_a_direct_transfer_goes_as_tokens_too(world: dict[str, Any]) -> No
     assert status["balance_cents"] == 2000 - 735
     wallet_account = person.link.service.require_wallet().account
     assert await rows_tying(hub.engine, wallet_account, ["gift.example"]) == []
+
+
+async def test_a_transfer_caught_by_the_month_end_keeps_its_tokens_apart_from_the_month_s(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gift made in November's last minute (UTC) while the hub cannot be
+    reached: its tokens are blinded with November's keys and wait. The month
+    then ends and is settled as tokens too. Each goes to the hub as its own
+    request (the month's spend, the gift's amount), both are redeemed, and
+    the month's view shows the month's shares alone."""
+    person: Person = world["person"]
+    hub: Hub = world["hub"]
+    clock: FrozenClock = world["clock"]
+    link = person.link
+    link.tokens.window = 0.0
+    await person.call("PATCH", "/settings", {"unlinkable": True})
+    await funded_with_clicks(person, CREATORS)
+    original_call = link.call
+    down = {"on": True}
+
+    async def unreachable_for_gifts(method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        if down["on"] and path == "/v1/tokens" and "transfer" in (body or {}):
+            raise HubUnreachable("the hub at … is unreachable (ClientConnectorError)")
+        return await original_call(method, path, body, **kw)
+
+    monkeypatch.setattr(link, "call", unreachable_for_gifts)
+    clock.set(dt.datetime(2026, 11, 30, 23, 59, 30, tzinfo=dt.UTC))
+    gift = {"id": str(uuid.uuid4()), "creator": "domain:gift.example", "cents": 735}
+    out = (await person.call("POST", "/transfers", gift, 202))["transfer"]  # accepted, waiting
+    assert out["state"] == "sending", out
+    blinded = await link.service.store.read(
+        lambda db: db.execute(
+            "SELECT month, count(*) FROM unlinkable_tokens WHERE transfer_id = ? "
+            "AND state = 'blinded' GROUP BY month",
+            [gift["id"]],
+        ).fetchall()
+    )
+    assert [tuple(r) for r in blinded] == [(NOV, len(tokens.split(735)))]
+
+    clock.set(AFTER_NOVEMBER)
+    await link.sync_once()  # November settles and its tokens go; the gift still cannot
+    month = await person.call("GET", f"/months/{NOV}")
+    assert (month["state"], month["unlinkable"]) == ("settled", True), month
+    assert set(month["tokens"]) == {"redeemed"}, month["tokens"]
+    assert month["tokens"]["redeemed"]["cents"] == month["spend_cents"]
+    assert sorted(a["creator"] for a in month["allocations"]) == sorted(CREATORS)
+
+    down["on"] = False
+    clock.set(AFTER_NOVEMBER + dt.timedelta(minutes=5))  # the gift's retry is due
+    await link.sync_once()
+    await link.sync_once()  # its tokens' redemptions (a window of 0 s here)
+    given = await person.call("GET", "/transfers")
+    assert [(t["id"], t["state"]) for t in given["transfers"]] == [(gift["id"], "given")]
+    async with hub.engine.connect() as conn:
+        spent = (
+            await conn.execute(
+                sa.select(
+                    hub_tokens.spent_tokens.c.creator, sa.func.sum(hub_tokens.spent_tokens.c.cents)
+                ).group_by(hub_tokens.spent_tokens.c.creator)
+            )
+        ).all()
+        issues = (
+            await conn.execute(
+                sa.select(hub_tokens.token_issues.c.ref, hub_tokens.token_issues.c.cents)
+            )
+        ).all()
+    paid = dict(spent)
+    assert paid.pop("domain:gift.example") == 735
+    assert sum(paid.values()) == month["spend_cents"]
+    assert sorted(issues) == sorted(
+        [(f"month:{NOV}", month["spend_cents"]), (f"transfer:{gift['id']}", 735)]
+    )
+    month = await person.call("GET", f"/months/{NOV}")
+    assert month["tokens"]["redeemed"]["cents"] == month["spend_cents"]  # not the gift's
+    await hub.run_payouts()
+    assert await hub.balance_of(Tokens(NOV)) == 0
