@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mecene import money, signing
 from mecene.amounts import euros
 from mecene.encoding import b64u
-from mecene.settlement import TransferReceipt
+from mecene.settlement import Settlement, TransferReceipt
 from mecene.time import Clock, add_months, month_ended_everywhere, timestamp
 
 from . import ledger, payout, routing
@@ -376,7 +376,22 @@ class Hub:
                 settle_from=timestamp(ended),
                 retry_after=wait,
             )
+        if doc.unlinkable and self.tokens.expired(doc.month) and not await self._settled(doc):
+            # Its money could never become tokens: the giver is not debited.
+            raise HubError(
+                "token_expired",
+                f"{doc.month}'s tokens are no longer issued: settle it with allocations",
+            )
         return await self.acceptor.accept(auth, req)
+
+    async def _settled(self, doc: Settlement) -> bool:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                select(settlements.c.month).where(
+                    settlements.c.account == doc.account, settlements.c.month == doc.month
+                )
+            )
+        return found is not None
 
     async def run_payouts(self) -> PayoutReport:
         """Route every pending allocation, then release what was withheld for

@@ -218,6 +218,15 @@ async def test_forged_unknown_and_expired_tokens_are_refused(
     late["tokens"] = [{"key": token.key_id.hex(), "request": b64u(request)}]
     out = await alice.call("POST", "/v1/tokens", late, expect=410)
     assert out["error"] == "token_expired"
+    # October's settlement sent again still gets its receipt; a month that
+    # old settled as tokens for the first time is refused, and debits nothing.
+    assert "receipt" in await settle_unlinkable(alice, OCT, 200, expect=200)
+    bob = connect()
+    await bob.deposit(1000)
+    before = await hub.balance_of(User(bob.person.account))
+    out = await settle_unlinkable(bob, OCT, 200, expect=410)
+    assert out["error"] == "token_expired"
+    assert await hub.balance_of(User(bob.person.account)) == before
 
 
 async def test_a_direct_transfer_as_tokens_debits_once_and_names_no_creator(
