@@ -138,6 +138,8 @@ def create_wallet(data_dir: DataDir, args: argparse.Namespace) -> Wallet:
         changes["budget_cents"] = euros_to_cents(args.budget)
     if getattr(args, "time_zone", None):
         changes["time_zone"] = args.time_zone
+    if getattr(args, "unlinkable", None):
+        changes["unlinkable"] = args.unlinkable == "on"
     settings = Settings(**{**settings.to_json(), **changes, "own_creators": ()})
     try:
         settings.check()
@@ -153,6 +155,7 @@ def create_wallet(data_dir: DataDir, args: argparse.Namespace) -> Wallet:
     print(f"Created a wallet in {data_dir.root}")
     print(f"  account   {wallet.account}")
     print(f"  budget    {money(settings.budget_cents)} a month, time zone {settings.time_zone}")
+    print(f"  paid as   {PAID_AS[settings.unlinkable]}")
     return wallet
 
 
@@ -278,7 +281,12 @@ def cmd_give(args: argparse.Namespace) -> int:
     if args.note:
         body["note"] = args.note
     out = daemon.call("POST", "/transfers", body)["transfer"]
-    if out["state"] == "given":
+    if out["state"] == "given" and out.get("unlinkable"):
+        print(
+            f"Given: {money(cents)} to {out['creator']}, as tokens the hub cannot tie to you; "
+            "they reach them over the next hours."
+        )
+    elif out["state"] == "given":
         print(f"Given: {money(cents)} to {out['creator']} (receipt signed by the hub).")
     else:
         print(
@@ -353,10 +361,18 @@ def cmd_budget(args: argparse.Namespace) -> int:
         print(f"min/click  {money(settings['min_click_cents'])}")
     if settings["cap_cents"] is not None:
         print(f"cap        {money(settings['cap_cents'])}")
-    if settings.get("unlinkable"):
-        print("unlinkable on: months are paid as tokens the hub cannot tie to you")
+    print(f"paid as    {PAID_AS[bool(settings.get('unlinkable'))]}")
     return 0
 
+
+# How a month's money goes to the hub (the `unlinkable` setting).
+PAID_AS = {
+    True: "tokens the hub cannot tie to you (unlinkable on)",
+    False: "a settlement that names each creator you paid (unlinkable off)",
+}
+UNLINKABLE_HELP = (
+    "pay months and gifts as tokens the hub cannot tie to you (default on for a new wallet)"
+)
 
 METHOD_NAMES = {"bank": "bank transfer", "card": "card", "paypal": "PayPal"}
 
@@ -507,6 +523,7 @@ def parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", parents=[common], help="create the encrypted wallet")
     init.add_argument("--budget", help="monthly budget in euros (at least 2)")
     init.add_argument("--time-zone", help="IANA time zone for months (default: the system's)")
+    init.add_argument("--unlinkable", choices=("on", "off"), help=UNLINKABLE_HELP)
     init.set_defaults(func=cmd_init)
 
     run = sub.add_parser(
@@ -518,7 +535,7 @@ def parser() -> argparse.ArgumentParser:
             "dashboard use, the tray icon, month closing and settling with the hub. The "
             "wallet is unlocked with $MECENE_PASSPHRASE or a prompt; started with neither, "
             "the daemon runs locked until `mecene unlock`. Created on the first run if "
-            "there is none yet (--budget, --time-zone)."
+            "there is none yet (--budget, --time-zone, --unlinkable)."
         ),
     )
     run.add_argument(
@@ -541,6 +558,11 @@ def parser() -> argparse.ArgumentParser:
         "--time-zone",
         help="IANA time zone of the months, for a wallet created on this first run "
         "(default: the system's)",
+    )
+    run.add_argument(
+        "--unlinkable",
+        choices=("on", "off"),
+        help=UNLINKABLE_HELP + ", for a wallet created on this first run",
     )
     run.add_argument(
         "--hub",

@@ -170,7 +170,10 @@ class Settings:
 
     @classmethod
     def defaults(cls) -> Settings:
-        return cls(time_zone=system_time_zone())
+        """A new wallet's: unlinkable contributions on. A wallet written
+        before the setting existed reads as off (`unlinkable`'s own default):
+        what a person had keeps working as it did."""
+        return cls(time_zone=system_time_zone(), unlinkable=True)
 
 
 @dataclass

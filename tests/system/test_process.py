@@ -16,10 +16,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.constants import PASSPHRASE
+from tests.support.hubproc import HubProcess, wait_for
 from tests.support.procs import Daemon, free_port, mecene, start
 
 
@@ -47,6 +49,24 @@ def test_init_creates_a_private_encrypted_wallet(data: Path) -> None:
     assert blob.startswith(b"MECENEW\x00") and b"budget" not in blob
     again = mecene(data, "init")
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_a_new_wallet_pays_as_tokens_unless_told_otherwise(tmp_path: Path) -> None:
+    """Unlinkable contributions are the default for a new wallet (issue 17);
+    `--unlinkable off` at init makes one that names its creators."""
+    made = {}
+    for name, flag in (("on", []), ("off", ["--unlinkable", "off"])):
+        created = mecene(tmp_path / name, "init", "--budget", "3", *flag)
+        assert created.returncode == 0, created.stderr
+        made[name] = created.stdout
+    assert "paid as   tokens the hub cannot tie to you (unlinkable on)" in made["on"]
+    assert "paid as   a settlement that names each creator you paid" in made["off"]
+    for name, unlinkable in (("on", True), ("off", False)):
+        d = start(tmp_path / name)
+        try:
+            assert d.admin("GET", "/settings")[1]["settings"]["unlinkable"] is unlinkable
+        finally:
+            d.stop()
 
 
 @pytest.mark.parametrize("passphrase", ["wrong passphrase!", ""])
@@ -122,13 +142,14 @@ def test_pair_flattr_status_and_clean_stop(daemon: Daemon) -> None:
     assert as_json["clicks"] == 1 and as_json["per_click_cents"] == 500
     budget = mecene(daemon.data, "budget", "7.50")
     assert budget.returncode == 0 and "7.50 €" in budget.stdout
-    assert "unlinkable" not in budget.stdout
-    unlinked = mecene(daemon.data, "budget", "--unlinkable", "on")
-    assert unlinked.returncode == 0, unlinked.stderr
-    assert "unlinkable on: months are paid as tokens the hub cannot tie to you" in unlinked.stdout
-    assert daemon.admin("GET", "/settings")[1]["settings"]["unlinkable"] is True
-    assert mecene(daemon.data, "budget", "--unlinkable", "off").returncode == 0
+    # A new wallet pays as tokens; the person can turn it off and on again.
+    assert "paid as    tokens the hub cannot tie to you (unlinkable on)" in budget.stdout
+    linked = mecene(daemon.data, "budget", "--unlinkable", "off")
+    assert linked.returncode == 0, linked.stderr
+    assert "paid as    a settlement that names each creator you paid" in linked.stdout
     assert daemon.admin("GET", "/settings")[1]["settings"]["unlinkable"] is False
+    assert mecene(daemon.data, "budget", "--unlinkable", "on").returncode == 0
+    assert daemon.admin("GET", "/settings")[1]["settings"]["unlinkable"] is True
     revoke = mecene(daemon.data, "pair", "revoke", "test browser")
     assert revoke.returncode == 0, revoke.stderr
     assert daemon.request("GET", "/status", token=token)[0] == 401
@@ -460,15 +481,32 @@ def test_scripts_run_installs_once_then_starts_at_once(tmp_path: Path) -> None:
     assert len(stamp) == 64  # the sources' SHA-256
 
 
-def test_mecene_give_shows_what_the_creator_receives_then_gives(daemon: Daemon) -> None:
+GIVE_SAYS = {
+    "on": [
+        "domain:example.org is not on Mécène yet: the money is held for them until they join"
+        " (as tokens, it cannot come back to you).",
+        "Given: 5.00 € to domain:example.org, as tokens the hub cannot tie to you; they reach"
+        " them over the next hours.",
+    ],
+    "off": [
+        "domain:example.org is not on Mécène yet: the money is held for them for 12 months,"
+        " then comes back to you.",
+        "Given: 5.00 € to domain:example.org (receipt signed by the hub).",
+    ],
+}
+
+
+@pytest.mark.parametrize("unlinkable", ["on", "off"])
+def test_mecene_give_shows_what_the_creator_receives_then_gives(
+    daemon: Daemon, unlinkable: str
+) -> None:
+    assert mecene(daemon.data, "budget", "--unlinkable", unlinkable).returncode == 0
     given = mecene(daemon.data, "give", "domain:example.org", "5", "--yes", "--note", "thanks")
     assert given.returncode == 0, given.stderr
     assert given.stdout.splitlines() == [
         "Give 5.00 € to domain:example.org: they receive 4.50 € (the hub's fee 0.50 € (10 %)),"
         " from your balance, on top of this month's budget.",
-        "domain:example.org is not on Mécène yet: the money is held for them for 12 months,"
-        " then comes back to you.",
-        "Given: 5.00 € to domain:example.org (receipt signed by the hub).",
+        *GIVE_SAYS[unlinkable],
     ]
     status = json.loads(mecene(daemon.data, "status", "--json").stdout)
     assert (status["given_cents"], status["balance_cents"]) == (500, 1500)
@@ -483,14 +521,19 @@ def test_mecene_give_shows_what_the_creator_receives_then_gives(daemon: Daemon) 
     assert [(t["cents"], t["state"], t["note"]) for t in transfers] == [(500, "given", "thanks")]
 
 
-def test_a_transfer_survives_kill_9_before_it_was_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unlinkable", ["on", "off"])
+def test_a_transfer_survives_kill_9_before_it_was_sent(
+    tmp_path: Path, unlinkable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Acknowledged (202: recorded, the hub down), then `kill -9`: the daemon
-    started again sends it by itself, and the hub has it once."""
-    from tests.support.hubproc import HubProcess
+    started again sends it by itself, and the hub has it once: as a transfer,
+    or (unlinkable) as tokens issued once and each redeemed once."""
 
+    monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "2")
     hub = HubProcess(tmp_path / "hub", free_port(), []).start()
     data = tmp_path / "mecene"
-    assert mecene(data, "init", "--budget", "5", "--time-zone", "UTC").returncode == 0
+    init = ["init", "--budget", "5", "--time-zone", "UTC", "--unlinkable", unlinkable]
+    assert mecene(data, *init).returncode == 0
     daemon = start(data, args=["--hub", hub.url], deposit_cents=2000)
     try:
         hub.stop()
@@ -508,14 +551,28 @@ def test_a_transfer_survives_kill_9_before_it_was_sent(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, got
             time.sleep(0.3)
-        assert got["id"] == body["id"] and got["receipt"]["cents"] == 700
+        assert got["id"] == body["id"]
         assert daemon.admin("GET", "/status")[1]["balance_cents"] == 1300
-        conn = sqlite3.connect(tmp_path / "hub" / "hub.db")
-        try:
-            rows = conn.execute("SELECT id, cents FROM transfers").fetchall()
-        finally:
-            conn.close()
-        assert rows == [(body["id"], 700)]  # once
+
+        def hub_rows(sql: str) -> list[tuple[Any, ...]]:
+            conn = sqlite3.connect(tmp_path / "hub" / "hub.db")
+            try:
+                return conn.execute(sql).fetchall()
+            finally:
+                conn.close()
+
+        if unlinkable == "off":
+            assert got["receipt"]["cents"] == 700
+            assert hub_rows("SELECT id, cents FROM transfers") == [(body["id"], 700)]  # once
+        else:
+            assert got["receipt"] is None and got["unlinkable"] is True
+            issued = hub_rows("SELECT ref, cents FROM token_issues")
+            assert issued == [(f"transfer:{body['id']}", 700)]  # once
+            wait_for(
+                lambda: hub_rows("SELECT sum(cents) FROM spent_tokens") == [(700,)],
+                "the gift's tokens redeemed",
+            )
+            assert hub_rows("SELECT count(*) FROM transfers") == [(0,)]
         check = hub.cli("check")
         assert check.returncode == 0 and json.loads(check.stdout)["sum_cents"] == 0
     finally:
