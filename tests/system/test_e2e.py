@@ -1,6 +1,7 @@
-"""The whole cycle with real processes and real HTTP: one hub, two daemons, a
-month of flattrs across a month boundary, and every creator's money checked
-to the cent.
+"""The whole cycle with real processes and real HTTP: one hub, three daemons
+(one paying with a settlement that names its creators, one private, one as
+unlinkable tokens, a new wallet's default), a month of flattrs across a month
+boundary, and every creator's money checked to the cent.
 
 The three processes run under Debian's `faketime` with one shared offset, so
 their clocks agree and the month ends 25 seconds after they start. The hub is
@@ -10,6 +11,7 @@ closed months wait (`submitted`, `hub_unreachable`) and then arrive, once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -20,25 +22,31 @@ from typing import Any
 
 import pytest
 
-from mecene import money
-from tests.support.hubkit import Person
+from hub.db import open_database
+from mecene import money, tokens
+from tests.support.hubkit import Person, rows_tying
 from tests.support.hubproc import TIME_ZONE, HubProcess, faketime, offset_to_month_end, wait_for
 from tests.support.procs import Daemon, free_port, mecene, start
 
 BOUNDARY_AFTER_SECONDS = 25
+# (name, budget in euros, how it pays: init's --unlinkable, or None for a new
+# wallet's default, and whether its settlement hides URLs)
+PEOPLE = (("ann", "6", "off", False), ("ben", "4", "off", True), ("cat", "5", None, False))
 
 
 @pytest.fixture
-def cycle(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "3")  # cat's tokens, within seconds
     offset, month = offset_to_month_end(BOUNDARY_AFTER_SECONDS)
     boundary_at = time.monotonic() + BOUNDARY_AFTER_SECONDS
     prefix = faketime(offset)
     hub = HubProcess(tmp_path / "hub", free_port(), prefix).start()
     daemons: list[Daemon] = []
     try:
-        for name, budget, private in (("ann", "6", False), ("ben", "4", True)):
+        for name, budget, unlinkable, private in PEOPLE:
             data = tmp_path / name
-            init = mecene(data, "init", "--budget", budget, "--time-zone", TIME_ZONE)
+            how = ["--unlinkable", unlinkable] if unlinkable else []
+            init = mecene(data, "init", "--budget", budget, "--time-zone", TIME_ZONE, *how)
             assert init.returncode == 0, init.stderr
             d = start(data, args=["--hub", hub.url], prefix=prefix)
             daemons.append(d)
@@ -59,9 +67,9 @@ def cycle(tmp_path: Path) -> Iterator[dict[str, Any]]:
         hub.stop()
 
 
-def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> None:
+def test_three_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> None:
     hub: HubProcess = cycle["hub"]
-    ann, ben = cycle["daemons"]
+    ann, ben, cat = cycle["daemons"]
     offset, month, boundary_at = cycle["offset"], cycle["month"], cycle["boundary_at"]
 
     # A creator who uses Mécène too: a flattr id from the hub, and giving 2 €.
@@ -79,6 +87,7 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
     # Money on both accounts, through the daemons (the fee shown first).
     assert ann.deposit(2000, "bank") == 2000
     assert ben.deposit(1000, "card") == 1000
+    assert cat.deposit(1000, "paypal") == 1000
 
     # Flattrs this month: cleo's things, and a site nobody has claimed yet.
     flattrs = [
@@ -87,11 +96,13 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
         (ann, "https://dora.example/post", "domain:dora.example", 1),
         (ben, "https://cleo.example/one", cleo_key, 1),
         (ben, "https://dora.example/other", "domain:dora.example", 3),
+        (cat, "https://cleo.example/two", cleo_key, 3),
+        (cat, "https://dora.example/post", "domain:dora.example", 1),
     ]
-    tokens = {id(d): d.pair() for d in (ann, ben)}
+    paired = {id(d): d.pair() for d in (ann, ben, cat)}
     for d, url, creator, weight in flattrs:
         body = {"id": str(uuid.uuid4()), "url": url, "creator": creator, "weight": weight}
-        status, out = d.request("POST", "/clicks", body, tokens[id(d)])
+        status, out = d.request("POST", "/clicks", body, paired[id(d)])
         assert status == 201, out
     assert boundary_at - time.monotonic() > 6, "too slow to set up before the month ends"
 
@@ -104,7 +115,7 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
         assert status == 200, out
         return dict(out)
 
-    for d in (ann, ben):
+    for d in (ann, ben, cat):
         waiting = wait_for(
             lambda d=d: (
                 (m := month_of(d))["state"] == "submitted"
@@ -123,29 +134,43 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
         name: wait_for(
             lambda d=d: (m := month_of(d))["state"] == "settled" and m, f"{name} settled"
         )
-        for name, d in (("ann", ann), ("ben", ben))
+        for name, d in (("ann", ann), ("ben", ben), ("cat", cat))
     }
 
     # Every cent: what each settlement gave each creator, less one fee per
-    # (giver, creator key), rounded half up; the unclaimed site's in escrow.
+    # (giver, creator key), rounded half up, or for cat's tokens one fee per
+    # token; the unclaimed site's in escrow.
     expected_net: defaultdict[str, int] = defaultdict(int)
     escrow = 0
     spent = {}
     for name, m in settled.items():
         doc = json.loads(m["settlement"]["document"])
         spent[name] = doc["spend_cents"]
-        assert doc["private"] is (name == "ben")
+        assert doc["private"] is (name != "ann")  # tokens carry no URL either
+        assert doc.get("unlinkable", False) is (name == "cat")
         receipt = m["receipt"]
         assert receipt["sha256"] and receipt["spend_cents"] == doc["spend_cents"]
         per_key: defaultdict[str, int] = defaultdict(int)
-        for a in doc["allocations"]:
+        # cat's hub was told the spend alone: the shares are its daemon's.
+        for a in m["allocations"] if name == "cat" else doc["allocations"]:
             per_key[a["creator"]] += a["cents"]
+        assert (doc["allocations"] == []) is (name == "cat")
         for key, cents in per_key.items():
+            units = tokens.split(cents) if name == "cat" else [cents]
             if key == cleo_key:
-                expected_net[key] += cents - money.creator_fee_cents(cents, nonprofit=False)
+                expected_net[key] += sum(
+                    c - money.creator_fee_cents(c, nonprofit=False) for c in units
+                )
             else:
                 escrow += cents
-    assert spent == {"ann": 600, "ben": 400}  # the budgets, covered by the balances
+    assert spent == {"ann": 600, "ben": 400, "cat": 500}  # the budgets, covered
+    # cat's tokens: issued after the month settled, each redeemed at its own
+    # moment within the (short) window.
+    redeemed = wait_for(
+        lambda: set((m := month_of(cat))["tokens"] or {}) == {"redeemed"} and m["tokens"],
+        "cat's tokens redeemed",
+    )
+    assert redeemed["redeemed"]["cents"] == 500
     # Accepted at once; the hub's payout run routes the money within seconds.
     wait_for(
         lambda: (
@@ -158,14 +183,33 @@ def test_two_daemons_one_hub_a_month_across_its_end(cycle: dict[str, Any]) -> No
     assert account["creator_balance_cents"] == expected_net[cleo_key]
     assert account["withheld_cents"] == 0
     report = json.loads(hub.cli("payouts", month, "--json").stdout)
-    assert report["totals_cents"] == {"credited": 1000 - escrow, "escrow": escrow + 200}
+    assert report["totals_cents"] == {"credited": 1500 - escrow, "escrow": escrow + 200}
     assert report["creators"][0]["net_cents"] == expected_net[cleo_key]
     check = hub.cli("check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert json.loads(check.stdout)["sum_cents"] == 0
     # The daemons know their new balances; the month was paid once.
-    for name, d, deposited in (("ann", ann, 2000), ("ben", ben, 1000)):
+    for name, d, deposited in (("ann", ann, 2000), ("ben", ben, 1000), ("cat", cat, 1000)):
         status, out = d.admin("GET", "/status")
         assert out["balance_cents"] == deposited - spent[name], (name, out)
     assert ann.admin("POST", "/hub/sync", {})[0] == 200
     assert hub.call(cleo, "GET", "/v1/account", None, offset)[1] == account
+    # Nothing at the hub ties cat's account to a creator cat paid; ann's
+    # account, paid the same creators by a plain settlement, is tied to them.
+    cat_account, ann_account = (
+        json.loads(settled[name]["settlement"]["document"])["account"] for name in ("cat", "ann")
+    )
+    keys = [cleo_key, "domain:dora.example"]
+    assert tied(hub, cat_account, keys) == []
+    assert tied(hub, ann_account, keys) != []
+
+
+def tied(hub: HubProcess, account: str, keys: list[str]) -> list[tuple[str, Any]]:
+    async def scan() -> list[tuple[str, Any]]:
+        engine = open_database(f"sqlite:///{hub.data / 'hub.db'}")
+        try:
+            return await rows_tying(engine, account, keys)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(scan())
