@@ -5,7 +5,9 @@
    click that got a 2xx is there exactly once, and no retry added a click.
 2. Around a month's end, while the month closes and is sent to the
    (embedded) hub: after the restart the month is closed once, settled
-   once (one settlement at the hub), and the balance is debited once.
+   once (one settlement at the hub), and the balance is debited once;
+   rounds alternate between a new wallet's default (unlinkable tokens, each
+   then redeemed once) and a settlement that names its creators.
 
 Small in the suite; `MECENE_LARGE=1` runs 50 kills over more than 1,000
 clicks and 10 month ends (docs/RELIABILITY.md).
@@ -21,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support.constants import battery_size
 from tests.support.hubproc import TIME_ZONE, faketime, offset_to_month_end
@@ -125,12 +129,18 @@ def _hub_settlements(data: Path, month: str) -> int:
         conn.close()
 
 
-def test_a_month_is_closed_and_paid_once_whatever_the_kill(tmp_path: Path) -> None:
+def test_a_month_is_closed_and_paid_once_whatever_the_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "2")
     rounds = battery_size(2, 10)
     rng = random.Random(11)
     for round_ in range(rounds):
         data = tmp_path / f"m{round_}"
-        assert mecene(data, "init", "--budget", "5", "--time-zone", TIME_ZONE).returncode == 0
+        unlinkable = round_ % 2 == 0
+        how = [] if unlinkable else ["--unlinkable", "off"]  # on: a new wallet's default
+        init = mecene(data, "init", "--budget", "5", "--time-zone", TIME_ZONE, *how)
+        assert init.returncode == 0, init.stderr
         offset, month = offset_to_month_end(6)
         boundary = time.monotonic() + 6
         prefix = faketime(offset)
@@ -161,11 +171,30 @@ def test_a_month_is_closed_and_paid_once_whatever_the_kill(tmp_path: Path) -> No
             status = daemon.admin("GET", "/status")[1]
             assert status["balance_cents"] == 2000 - doc["spend_cents"], "debited twice or never"
             conn = sqlite3.connect(data / "daemon.sqlite")
-            live = conn.execute(
-                "SELECT count(*) FROM clicks WHERE month = ? AND undone_at IS NULL", [month]
-            ).fetchone()[0]
+            live, creators = conn.execute(
+                "SELECT count(*), count(DISTINCT creator) FROM clicks "
+                "WHERE month = ? AND undone_at IS NULL",
+                [month],
+            ).fetchone()
             conn.close()
-            assert len(doc["allocations"]) == live  # the frozen split is of every click kept
             assert doc["spend_cents"] == (500 if live else 0)  # the budget, once
+            if not unlinkable:
+                assert len(doc["allocations"]) == live  # the frozen split is of every click kept
+                continue
+            # The hub was told the spend alone; the split became tokens, each
+            # redeemed once by the embedded hub.
+            assert doc["allocations"] == [] and len(view["allocations"]) == creators
+            assert sum(a["cents"] for a in view["allocations"]) == doc["spend_cents"]
+            while set(view["tokens"] or {}) - {"redeemed"}:
+                assert time.monotonic() < deadline, view
+                time.sleep(0.3)
+                view = daemon.admin("GET", f"/months/{month}")[1]
+            hub = sqlite3.connect(data / "hub" / "hub.db")
+            spent = hub.execute("SELECT count(*), coalesce(sum(cents), 0) FROM spent_tokens")
+            assert spent.fetchone() == (
+                view["tokens"]["redeemed"]["tokens"] if live else 0,
+                doc["spend_cents"],
+            )
+            hub.close()
         finally:
             daemon.stop()
