@@ -478,9 +478,9 @@ $("settings-form").addEventListener("submit", async (event) => {
     const saved = $("settings-saved");
     saved.textContent = `Saved at ${new Date().toLocaleTimeString([], {
       hour: "2-digit", minute: "2-digit" })}: a budget of ${euros(cents($("budget").value, false))}`
-      + " a month."
-      + ($("unlinkable").checked
-        ? " Months closing from now on are paid as tokens the hub cannot tie to you." : "");
+      + " a month. Months closing from now on are paid "
+      + ($("unlinkable").checked ? "as tokens the hub cannot tie to you."
+        : "by a settlement that names each creator you paid.");
     saved.hidden = false;
     document.body.dataset.saved = String(Date.now());
   } catch (e) {

@@ -113,15 +113,23 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
     live = daemon.request("GET", "/clicks", token=token)[1]["clicks"]
     assert first not in [c["id"] for c in live] and len(live) == 2
 
-    # Change the budget, and turn unlinkable contributions on.
+    # Change the budget; unlinkable contributions (a new wallet's default)
+    # off, then on again.
     page.fill("#budget", "7.50")
-    assert not page.is_checked("#unlinkable")
-    page.check("#unlinkable")
+    assert page.is_checked("#unlinkable")
+    page.uncheck("#unlinkable")
     page.click("#settings-form button[type=submit]")
     page.wait_for_selector("body[data-saved]")
     settings = daemon.admin("GET", "/settings")[1]["settings"]
-    assert (settings["budget_cents"], settings["unlinkable"]) == (750, True)
+    assert (settings["budget_cents"], settings["unlinkable"]) == (750, False)
     saved = page.text_content("#settings-saved")  # Save says it saved
+    assert saved.endswith("paid by a settlement that names each creator you paid.")
+    page.evaluate("() => { delete document.body.dataset.saved; }")
+    page.check("#unlinkable")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("body[data-saved]")
+    assert daemon.admin("GET", "/settings")[1]["settings"]["unlinkable"] is True
+    saved = page.text_content("#settings-saved")
     assert page.is_visible("#settings-saved") and saved.startswith("Saved at ")
     assert "a budget of 7.50\u00a0€ a month." in saved
     assert saved.endswith("paid as tokens the hub cannot tie to you.")
@@ -374,11 +382,23 @@ def test_the_dashboard_reads_well_420_pixels_wide(
     page.close()
 
 
+HELD_FOR_THEM = {
+    True: "Not on Mécène yet: held for them until they join (as tokens, it cannot come back "
+    "to you).",
+    False: "Not on Mécène yet: held for them for 12 months, then back to you.",
+}
+
+
+@pytest.mark.parametrize("unlinkable", [True, False], ids=["tokens", "linked"])
 def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
-    daemon: Daemon, browser: Any
+    daemon: Daemon, browser: Any, unlinkable: bool
 ) -> None:
     """Any creator key, an amount and a note to self: what they receive first,
-    then the transfer, listed in the month and counted beside its budget."""
+    then the transfer, listed in the month and counted beside its budget; as
+    tokens (a new wallet's default: one fee per token, 1.23 € here too) or
+    as a transfer that names the creator."""
+    status, out = daemon.admin("PATCH", "/settings", {"unlinkable": unlinkable})
+    assert status == 200, out
     page = browser.new_page(viewport={"width": 1000, "height": 1400})
     page.goto(login_link(daemon))
     page.wait_for_url("**/dashboard/")
@@ -391,7 +411,7 @@ def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
     page.wait_for_selector("#give-confirm:not([hidden])")
     assert page.text_content("#give-quote") == (
         "liberapay.com/carol receives 11.11\u00a0€ of 12.34\u00a0€ (the hub's 10 % fee is "
-        "1.23\u00a0€). Not on Mécène yet: held for them for 12 months, then back to you."
+        "1.23\u00a0€). " + HELD_FOR_THEM[unlinkable]
     )
     page.click("#give-confirm")
     page.wait_for_selector("#transfers tr[data-state='given']")
