@@ -152,10 +152,15 @@ function drawChart(allocations) {
 
 window.addEventListener("resize", () => drawChart(null));
 
-async function showMonth(status) {
-  const [year, number] = status.month.split("-").map(Number);
-  $("month-name").textContent = new Date(Date.UTC(year, number - 1, 15))
+/** "2026-11" as a person reads it: "November 2026". */
+function monthName(month) {
+  const [year, number] = month.split("-").map(Number);
+  return new Date(Date.UTC(year, number - 1, 15))
     .toLocaleString("en-GB", { month: "long", year: "numeric", timeZone: "UTC" });
+}
+
+async function showMonth(status) {
+  $("month-name").textContent = monthName(status.month);
   const flattrs = status.clicks === 1 ? "1 flattr" : `${status.clicks} flattrs`;
   $("month-figures").textContent = `${flattrs}, ${euros(status.per_click_cents)} for each `
     + `flattr of weight 1; ${euros(status.spend_cents)} of a ${euros(status.budget_cents)} budget.`;
@@ -226,10 +231,11 @@ async function showMonths(current) {
         receipt = "settled: the hub's receipt is kept";
       }
     }
-    row(tbody, [
-      cell(m.month), cell(m.state), cell(euros(m.spend_cents), "num"),
+    const tr = row(tbody, [
+      cell(monthName(m.month), "word"), cell(m.state, "word"), cell(euros(m.spend_cents), "num"),
       cell(m.given_cents ? euros(m.given_cents) : "—", "num"), cell(receipt),
     ]);
+    tr.dataset.month = m.month;
   }
   emptyNote(tbody, "No past month yet.");
 }

@@ -5,6 +5,7 @@ check the daemon's state changed each time. Then what must stay closed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 import uuid
@@ -14,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from mecene.time import add_months, month_ended_everywhere
 from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
 from tests.support.constants import PASSPHRASE
+from tests.support.hubproc import TIME_ZONE, faketime, offset_to_month_end, wait_for
 from tests.support.procs import Daemon, mecene, start
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -434,3 +437,79 @@ def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
     assert page.is_hidden("#give-confirm")
     assert len(daemon.admin("GET", "/transfers")[1]["transfers"]) == 1
     page.close()
+
+
+def test_past_months_say_what_became_of_their_money(
+    tmp_path: Path, browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real month ends with the embedded hub (the daemon under `faketime`,
+    started again a month later): one paid by a settlement that names its
+    creators, one as tokens (a new wallet's default). The Past months table
+    says of each what became of its money, as a person reads it."""
+    monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "2")
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "5", "--time-zone", TIME_ZONE).returncode == 0
+    first_offset, first = offset_to_month_end(8)
+    second = add_months(first, 1)
+    second_ends = month_ended_everywhere(second)
+    daemon = start(data, deposit_cents=2000, prefix=faketime(first_offset))
+    try:
+        assert daemon.admin("PATCH", "/settings", {"unlinkable": False})[0] == 200
+        token = daemon.pair()
+
+        def flattr(month: str) -> None:
+            for site in ("alice.example", "bob.example"):
+                url = f"https://{site}/{month}"
+                body = {"id": str(uuid.uuid4()), "url": url, "creator": f"domain:{site}"}
+                assert daemon.request("POST", "/clicks", body, token)[0] == 201
+
+        def month_view(month: str) -> dict[str, Any]:
+            daemon.admin("POST", "/hub/sync", {})  # asks the hub what became of it
+            return dict(daemon.admin("GET", f"/months/{month}")[1])
+
+        flattr(first)
+        wait_for(lambda: (month_view(first).get("outcome") or {}).get("escrow_cents"), first)
+        assert daemon.admin("PATCH", "/settings", {"unlinkable": True})[0] == 200
+        daemon.stop()
+        # A month later: the next month ends a few seconds from now.
+        second_offset = int((second_ends - dt.datetime.now(dt.UTC)).total_seconds()) - 8
+        daemon = start(data, prefix=faketime(second_offset))
+        flattr(second)
+        wait_for(lambda: set(month_view(second).get("tokens") or {}) == {"redeemed"}, second)
+
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        page.goto(login_link(daemon))
+        page.wait_for_url("**/dashboard/")
+        wait_ready(page)
+        rows = page.eval_on_selector_all(
+            "#months tbody tr[data-month]",
+            "(trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent))",
+        )
+        count = month_view(second)["tokens"]["redeemed"]["tokens"]
+        as_of = month_view(first)["outcome_at"][:10]
+        assert rows == [
+            [
+                named(second), "settled", "5.00\u00a0€", "—",
+                f"paid as {count} tokens the hub cannot tie to you; {count} delivered to creators",
+            ],
+            [
+                named(first), "settled", "5.00\u00a0€", "—",
+                "5.00\u00a0€ held for creators not on Mécène yet (back to you after 12 months) "
+                f"(as of {as_of})",
+            ],
+        ]  # fmt: skip
+        if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+            page.locator("#months-panel").screenshot(
+                path=str(EXTENSION.parent / "docs" / "dashboard-months.png")
+            )
+        shot = page.locator("#months-panel").screenshot(path=str(tmp_path / "months.png"))
+        assert shot.startswith(b"\x89PNG")
+        page.close()
+    finally:
+        daemon.stop()
+
+
+def named(month: str) -> str:
+    """A month as the dashboard names it: "November 2026"."""
+    year, number = map(int, month.split("-"))
+    return dt.date(year, number, 1).strftime("%B %Y")
