@@ -238,11 +238,30 @@ def cmd_months(args: argparse.Namespace) -> int:
             money(m["spend_cents"]) if m["spend_cents"] is not None else "—",
             money(m["given_cents"]) if m.get("given_cents") else "—",
             (m["settled_at"] or "")[:10] or (m["sync_error"] or "").replace("_", " "),
+            tokens_text(m.get("tokens")),
         )
         for m in months
     ]
-    print(table(["month", "state", "spent", "given", "settled / waiting for"], rows))
+    print(table(["month", "state", "spent", "given", "settled / waiting for", "tokens"], rows))
     return 0
+
+
+def tokens_text(tokens: dict[str, Any] | None) -> str:
+    """An unlinkable month's tokens, where they are: "4 tokens, 3 delivered"."""
+    if not tokens:
+        return "—"
+    count = {state: v["tokens"] for state, v in tokens.items()}
+    parts = [f"{sum(count.values())} tokens"]
+    for states, what in (
+        (("redeemed",), "delivered"),
+        (("ready",), "on their way"),
+        (("planned", "blinded"), "to be signed"),
+        (("failed",), "refused"),
+    ):
+        n = sum(count.get(s, 0) for s in states)
+        if n:
+            parts.append(f"{n} {what}")
+    return ", ".join(parts)
 
 
 def cmd_give(args: argparse.Namespace) -> int:

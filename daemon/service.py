@@ -570,14 +570,17 @@ class Service:
         )
 
     async def months(self) -> list[dict[str, Any]]:
+        """Every month, newest first; an unlinkable one with where its tokens are."""
         await self.open_wallet()
-        rows = await self.store.read(
-            lambda db: db.execute(
+
+        def listed(db: Database) -> list[dict[str, Any]]:
+            rows = db.execute(
                 "SELECT month, state, spend_cents, given_cents, closed_at, settled_at, "
                 "sync_error FROM months ORDER BY month DESC"
             ).fetchall()
-        )
-        return [dict(r) for r in rows]
+            return [{**dict(r), "tokens": unlinkable.summary(db, r["month"])} for r in rows]
+
+        return await self.store.read(listed)
 
     # -- clicks -------------------------------------------------------------
 

@@ -445,7 +445,8 @@ def test_past_months_say_what_became_of_their_money(
     """Two real month ends with the embedded hub (the daemon under `faketime`,
     started again a month later): one paid by a settlement that names its
     creators, one as tokens (a new wallet's default). The Past months table
-    says of each what became of its money, as a person reads it."""
+    says of each what became of its money, as a person reads it, and so
+    does `mecene months`."""
     monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "2")
     data = tmp_path / "mecene"
     assert mecene(data, "init", "--budget", "5", "--time-zone", TIME_ZONE).returncode == 0
@@ -477,6 +478,16 @@ def test_past_months_say_what_became_of_their_money(
         flattr(second)
         wait_for(lambda: set(month_view(second).get("tokens") or {}) == {"redeemed"}, second)
 
+        count = month_view(second)["tokens"]["redeemed"]["tokens"]
+        # The command says it too, in its own table.
+        listed = mecene(data, "months")
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert lines[0].split()[-1] == "tokens"
+        newer, older = lines[-2:]
+        assert newer.startswith(second) and newer.endswith(f"{count} tokens, {count} delivered")
+        assert older.startswith(first) and older.endswith("—")
+
         page = browser.new_page(viewport={"width": 1000, "height": 1400})
         page.goto(login_link(daemon))
         page.wait_for_url("**/dashboard/")
@@ -485,7 +496,6 @@ def test_past_months_say_what_became_of_their_money(
             "#months tbody tr[data-month]",
             "(trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent))",
         )
-        count = month_view(second)["tokens"]["redeemed"]["tokens"]
         as_of = month_view(first)["outcome_at"][:10]
         assert rows == [
             [

@@ -220,6 +220,7 @@ def test_the_cli_prints_tables_and_json(daemon: Daemon) -> None:
         "/",
         "waiting",
         "for",
+        "tokens",
     ]
     assert set(lines[1]) == {"─", " "} and " open " in lines[2]
     as_json = json.loads(mecene(daemon.data, "months", "--json").stdout)
