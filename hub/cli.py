@@ -106,6 +106,24 @@ async def _operate(args: argparse.Namespace) -> int:
                 f"{euros(done.released_cents)} of withheld money released, "
                 f"in {done.chunks} chunks"
             )
+        elif args.command == "tokens":
+            months = await hub.tokens.report()
+            if args.json:
+                print(json.dumps(months, indent=2))
+            else:
+                print(
+                    f"{'month':<8} {'issued':>16} {'redeemed':>16} {'unredeemed':>16} "
+                    f"{'held':>12}  redeemable until"
+                )
+                for m in months:
+                    cells = [
+                        f"{m[k]['tokens']:>5} {euros(m[k]['cents']):>10}"
+                        for k in ("issued", "redeemed", "unredeemed")
+                    ]
+                    until = "expired" if m["expired"] else m["redeemable_until"][:10]
+                    print(
+                        f"{m['month']:<8} {' '.join(cells)} {euros(m['held_cents']):>12}  {until}"
+                    )
         elif args.command == "check":
             books = await hub.books()
             print(json.dumps(books))
@@ -141,6 +159,12 @@ def parser() -> argparse.ArgumentParser:
         parents=[common],
         help="route accepted settlements' money now (serve does it by itself)",
     )
+    tok = sub.add_parser(
+        "tokens",
+        parents=[common],
+        help="unlinkable tokens by month: issued, redeemed, the money still held for them",
+    )
+    tok.add_argument("--json", action="store_true")
     sub.add_parser("check", parents=[common], help="check the books (sums to zero)")
     return p
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene import blindrsa, keys, money, tokens
@@ -381,6 +381,57 @@ class TokenDesk:
                     index_elements=[giving.c.account, giving.c.month], set_={"gave": True}
                 )
             )
+
+    # -- the operator's report -----------------------------------------------------
+
+    async def report(self) -> list[dict[str, Any]]:
+        """Each month's tokens, oldest first: what was issued and redeemed,
+        the money still held for them (its `Tokens` balance), and whether the
+        month has expired. What an expired month still holds is money whose
+        tokens were never redeemed: nobody is known to return it to (the hub
+        never knew whose tokens they were), so it stays in the books, here."""
+        async with self.engine.connect() as conn:
+            issued = {
+                r.month: (int(r.tokens), int(r.cents))
+                for r in await conn.execute(
+                    select(
+                        token_issues.c.month,
+                        func.sum(token_issues.c.tokens).label("tokens"),
+                        func.sum(token_issues.c.cents).label("cents"),
+                    ).group_by(token_issues.c.month)
+                )
+            }
+            redeemed = {
+                r.month: (int(r.tokens), int(r.cents))
+                for r in await conn.execute(
+                    select(
+                        spent_tokens.c.month,
+                        func.count().label("tokens"),
+                        func.sum(spent_tokens.c.cents).label("cents"),
+                    ).group_by(spent_tokens.c.month)
+                )
+            }
+            held = {
+                account.month: cents
+                for account, cents in (await ledger.balances(conn, Tokens)).items()
+                if isinstance(account, Tokens)
+            }
+        out = []
+        for month in sorted(set(issued) | set(redeemed) | set(held)):
+            n_issued, c_issued = issued.get(month, (0, 0))
+            n_redeemed, c_redeemed = redeemed.get(month, (0, 0))
+            out.append(
+                {
+                    "month": month,
+                    "issued": {"tokens": n_issued, "cents": c_issued},
+                    "redeemed": {"tokens": n_redeemed, "cents": c_redeemed},
+                    "unredeemed": {"tokens": n_issued - n_redeemed, "cents": c_issued - c_redeemed},
+                    "held_cents": held.get(month, 0),
+                    "redeemable_until": timestamp_at(self.redeemable_until(month)),
+                    "expired": self.expired(month),
+                }
+            )
+        return out
 
     # -- redemption ----------------------------------------------------------------
 

@@ -210,6 +210,11 @@ async def test_forged_unknown_and_expired_tokens_are_refused(
     clock.set(dt.datetime.fromtimestamp(limit, dt.UTC))
     assert (await wallet.redeem(creator, token, prefix, expect=410))["error"] == "token_expired"
     assert await hub.balance_of(Tokens(OCT)) == 200
+    # The operator's report says so: issued, never redeemed, held for good.
+    (october,) = await hub.tokens.report()
+    assert (october["month"], october["expired"], october["held_cents"]) == (OCT, True, 200)
+    assert october["issued"] == october["unredeemed"] == {"tokens": 1, "cents": 200}
+    assert october["redeemed"] == {"tokens": 0, "cents": 0}
     # Its keys are no longer published, nor signed with (a month as old as that).
     out = await alice.call("GET", f"/v1/token-keys/{OCT}", expect=410, sign=False)
     assert out["error"] == "token_expired"

@@ -90,6 +90,10 @@ def test_tokens_survive_kill_9_and_are_spent_once(
         conn.close()
     assert spent == (planned["tokens"], planned["cents"])  # each once, none lost
     assert issued == [(planned["tokens"], planned["cents"])]  # issued once
+    (report,) = json.loads(hub.cli("tokens", "--json").stdout)
+    assert (report["month"], report["expired"]) == (month, False)
+    assert report["issued"] == report["redeemed"] == {k: planned[k] for k in ("tokens", "cents")}
+    assert report["unredeemed"] == {"tokens": 0, "cents": 0}
     check = hub.cli("check")
     assert check.returncode == 0, check.stderr
     assert json.loads(check.stdout)["sum_cents"] == 0
