@@ -7,28 +7,23 @@ month's `Unrouted` money), the request's nonce, "gave this month" and the
 counters. Nothing of a creator is touched: the payout run (hub/payout.py)
 routes the money afterwards, in batches.
 
-Each hub process has one `Acceptor`. Requests hand it their checked
-settlement and wait; its worker takes every settlement waiting, accepts them
-together with one statement per kind of row (not one per settlement), and
-commits once, as the daemon's store does for clicks. A refusal of one
-settlement (a replayed nonce, not enough money, its own key) refuses that
-one alone. If the commit itself fails (another process accepted the same
-settlement at the same moment, a deadlock), each settlement of the batch is
-tried again on its own. A settlement is acknowledged only after its commit.
+Each hub process has one `Acceptor`: a group commit (hub/groupcommit.py).
+Requests hand it their checked settlement and wait; the settlements waiting
+at one moment are accepted together with one statement per kind of row (not
+one per settlement) and one commit. A refusal of one settlement (a replayed
+nonce, not enough money, its own key) refuses that one alone. A settlement
+is acknowledged only after its commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene import money
@@ -38,13 +33,11 @@ from mecene.time import month_ended_everywhere
 
 from . import bulk, ledger
 from .errors import HubError
+from .groupcommit import MAX_BATCH, GroupCommit, Outcome
 from .ledger import LedgerAccount, Tokens, Unrouted, User
 from .requests import SettlementRequest
 from .schema import accounts, allocations, counter_people, creator_keys, giving, nonces, settlements
 
-log = logging.getLogger("mecene.hub")
-
-MAX_BATCH = 256
 UNROUTED_SHARDS = 32
 
 
@@ -58,18 +51,16 @@ class Auth:
     ts: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Waiting:
+    """A checked settlement and who signed it, waiting for its batch."""
+
     auth: Auth
     req: SettlementRequest
-    future: asyncio.Future[tuple[bool, dict[str, Any]]]
-
-
-Outcome = tuple[bool, dict[str, Any]] | HubError
 
 
 class Acceptor:
-    """One process's group commit of settlements."""
+    """One process's group commit of settlements (hub/groupcommit.py)."""
 
     def __init__(
         self,
@@ -81,92 +72,23 @@ class Acceptor:
         on_accepted: Callable[[], None] | None = None,
         max_batch: int = MAX_BATCH,
     ) -> None:
-        self.engine = engine
         self.sign = sign
         self.hub_key = hub_key
         self.now = now
-        self.on_accepted = on_accepted
-        self.max_batch = max_batch
-        self._waiting: list[Waiting] = []
-        self._worker: asyncio.Task[None] | None = None
+        # One (account, month) once per batch: a second copy (the same
+        # settlement sent twice at once) meets the first as already accepted.
+        self._group: GroupCommit[Waiting] = GroupCommit(
+            engine,
+            lambda conn, batch: accept_batch(conn, self, batch),
+            key=lambda w: (w.req.document.account, w.req.document.month),
+            what="settlements",
+            on_created=on_accepted,
+            max_batch=max_batch,
+        )
 
     async def accept(self, auth: Auth, req: SettlementRequest) -> tuple[bool, dict[str, Any]]:
         """(created, {receipt, signature}), once committed."""
-        future: asyncio.Future[tuple[bool, dict[str, Any]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._waiting.append(Waiting(auth, req, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
-        # A client that goes away does not take its settlement out of the
-        # batch: it is accepted (or refused) all the same, and sent again
-        # it gets the same receipt.
-        return await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        while self._waiting:
-            batch, self._waiting = (
-                self._waiting[: self.max_batch],
-                self._waiting[self.max_batch :],
-            )
-            try:
-                await self._commit(batch)
-            except Exception as exc:  # a bug: every waiting request hears of it
-                log.exception("accepting a batch of settlements failed")
-                for w in batch:
-                    if not w.future.done():
-                        w.future.set_exception(exc)
-
-    async def _commit(self, batch: list[Waiting]) -> None:
-        # One (account, month) once per batch: a second copy (the same
-        # settlement sent twice at once) waits for the next batch, where
-        # it meets the first as already accepted.
-        seen: set[tuple[str, str]] = set()
-        now_batch: list[Waiting] = []
-        later: list[Waiting] = []
-        for w in batch:
-            key = (w.req.document.account, w.req.document.month)
-            (later if key in seen else now_batch).append(w)
-            seen.add(key)
-        self._waiting[:0] = later
-        try:
-            outcomes = await self._run(lambda conn: accept_batch(conn, self, now_batch))
-        except DBAPIError as exc:
-            if len(now_batch) == 1:
-                outcomes = [await self._alone(now_batch[0], exc)]
-            else:
-                log.info("a batch of %d settlements is tried one by one: %s", len(now_batch), exc)
-                outcomes = [await self._alone(w, exc) for w in now_batch]
-        accepted = 0
-        for w, outcome in zip(now_batch, outcomes, strict=True):
-            if w.future.done():
-                continue
-            if isinstance(outcome, HubError):
-                w.future.set_exception(outcome)
-            else:
-                accepted += outcome[0]
-                w.future.set_result(outcome)
-        if accepted and self.on_accepted is not None:
-            self.on_accepted()
-
-    async def _alone(self, w: Waiting, first: DBAPIError) -> Outcome:
-        """One settlement in its own transaction, a few times: the race that
-        failed a batch (a concurrent copy of it) is then seen as a repeat."""
-        error: DBAPIError = first
-        for attempt in range(5):
-            try:
-                (outcome,) = await self._run(lambda conn: accept_batch(conn, self, [w]))
-                return outcome
-            except DBAPIError as exc:
-                error = exc
-                await asyncio.sleep(0.01 * (attempt + 1) * random.random())
-        raise error
-
-    async def _run(
-        self, fn: Callable[[AsyncConnection], Awaitable[list[Outcome]]]
-    ) -> list[Outcome]:
-        async with self.engine.begin() as conn:
-            return await fn(conn)
+        return await self._group.submit(Waiting(auth, req))
 
 
 async def accept_batch(

@@ -240,12 +240,19 @@ def save_shot(person: Person, popup: Any, tmp_path: Path, name: str) -> None:
 
 
 def fresh_daemon(
-    person: Person, tmp_path: Path, *, deposit_cents: int = 2000, paired: bool = True
+    person: Person,
+    tmp_path: Path,
+    *,
+    deposit_cents: int = 2000,
+    paired: bool = True,
+    unlinkable: bool | None = None,
 ) -> tuple[Any, Path, str | None]:
     """A new daemon with money at its hub; the extension pointed at it, with a
-    token when `paired`, and nothing left from an earlier test."""
+    token when `paired`, and nothing left from an earlier test. `unlinkable`:
+    None for a new wallet's default (on)."""
     data = tmp_path / "mecene"
-    assert mecene(data, "init", "--budget", "5").returncode == 0
+    how = [] if unlinkable is None else ["--unlinkable", "on" if unlinkable else "off"]
+    assert mecene(data, "init", "--budget", "5", *how).returncode == 0
     daemon = start(data, deposit_cents=deposit_cents)
     token = daemon.pair() if paired else None
     person.worker(
@@ -335,10 +342,11 @@ def test_flattr_undo_weight_and_subscribe_in_the_real_popup(
             "1 flattr this month, 5.00\u00a0€ for each flattr of weight 1, of a 5.00\u00a0€ budget."
         )
         assert popup.text("#balance") == "Balance: 20.00\u00a0€."
-        # The hub's list says nobody proved flattr:alice: the money is held.
+        # The hub's list says nobody proved flattr:alice: the money is held
+        # (as tokens, a new wallet's default: until they join).
         popup.wait("!document.getElementById('joined').hidden")
         assert popup.text("#joined") == (
-            "Not on Mécène yet: the money is held for them for 12 months."
+            "Not on Mécène yet: the money is held for them until they join."
         )
         save_shot(person, popup, tmp_path, "popup-flattred.png")
         popup.choose("#weight", "3")
@@ -574,12 +582,17 @@ def test_a_gift_from_the_popup_shows_what_the_creator_receives_then_gives(
     person: Person, server: PageServer, tmp_path: Path
 ) -> None:
     """ "Give an amount…" for the page's creator, then "Give…" for a commenter:
-    what each receives after the fee first, then the transfer, each once."""
-    daemon, _data, token = fresh_daemon(person, tmp_path)
+    what each receives after the fee first, then the transfer, each once (a
+    wallet that pays by settlements naming its creators: unlinkable off)."""
+    daemon, _data, token = fresh_daemon(person, tmp_path, unlinkable=False)
     try:
         page = visit(person, server, "forum.example.net", "/thread")
         popup = person.popup()
         popup.wait_state("flattred")
+        popup.wait("!document.getElementById('joined').hidden")
+        assert popup.text("#joined") == (
+            "Not on Mécène yet: the money is held for them for 12 months."
+        )
         popup.click("#give-open")
         popup.wait("!document.getElementById('give').hidden")
         assert popup.text("#give-to").startswith("To ")
@@ -621,13 +634,14 @@ def test_a_gift_from_the_popup_shows_what_the_creator_receives_then_gives(
 def test_a_gift_from_the_popup_goes_as_tokens_with_the_unlinkable_setting(
     person: Person, server: PageServer, tmp_path: Path
 ) -> None:
-    """With unlinkable contributions on, the popup's quote says that money for
-    a creator not on Mécène waits for them and cannot come back, its fee is
-    the hub's on each token, and once given it says the gift goes as tokens:
-    the daemon keeps no address and the transfer is `unlinkable`."""
+    """With unlinkable contributions on (a new wallet's default), the popup's
+    quote says that money for a creator not on Mécène waits for them and
+    cannot come back, its fee is the hub's on each token, and once given it
+    says the gift goes as tokens: the daemon keeps no address and the
+    transfer is `unlinkable`."""
     daemon, _data, token = fresh_daemon(person, tmp_path)
     try:
-        status, out = daemon.admin("PATCH", "/settings", {"unlinkable": True})
+        status, out = daemon.admin("GET", "/settings")
         assert status == 200 and out["settings"]["unlinkable"] is True, out
         page = visit(person, server, "forum.example.net", "/thread")
         popup = person.popup()
