@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from mecene.time import MONTH_RE, add_months, month_start, timestamp_at
 from . import bulk, ledger, requests
 from .db import transaction
 from .errors import HubError
+from .groupcommit import GroupCommit, Outcome
 from .ledger import Tokens, User
 from .routing import NO_GIVER
 from .schema import (
@@ -193,6 +194,14 @@ class TokenDesk:
         self._months: dict[str, list[TokenKey]] = {}
         self._making = asyncio.Lock()
         self.on_redeemed: Callable[[], None] | None = None  # the payout run is wanted
+        # One token once per batch: a second copy meets the first as spent.
+        self._redeemed: GroupCommit[Redemption] = GroupCommit(
+            engine,
+            self._write_redemptions,
+            key=lambda r: r.spent,
+            what="redemptions",
+            on_created=lambda: self.on_redeemed() if self.on_redeemed is not None else None,
+        )
 
     def redeemable_until(self, month: str) -> int:
         """A month's tokens are redeemable as long as its escrow would wait:
@@ -450,49 +459,94 @@ class TokenDesk:
             token.verify(key.public, req.prefix)
         except tokens.TokenError as exc:
             raise HubError("bad_token", str(exc)) from None
-        spent = token.spent_id()
-        answer = {"month": key.month, "cents": key.denomination_cents, "creator": req.creator}
-        async with transaction(self.engine) as conn:
-            done = await conn.execute(
-                ledger.insert_ignore(conn, spent_tokens).values(
-                    id=spent,
-                    key_id=key.id,
-                    month=key.month,
-                    creator=req.creator,
-                    creator_hash=hashlib.sha256(req.creator.encode()).hexdigest(),
-                    cents=key.denomination_cents,
-                    redeemed_at=self.now(),
+        return await self._redeemed.submit(Redemption(token.spent_id(), key, req.creator))
+
+    async def _write_redemptions(
+        self, conn: AsyncConnection, batch: Sequence[Redemption]
+    ) -> list[Outcome]:
+        """Redemptions arriving at one moment, in one transaction: their spent
+        tokens in one statement (the primary key refuses a token spent
+        before, also by another process), a pending allocation with no giver
+        for each new one (its fee unit is the token). Its cents stay in the
+        month's `Tokens` money until the payout run routes it
+        (hub/payout.py): a redemption touches no balance row, so redemptions
+        in every process never queue on the month's one."""
+        now = self.now()
+        fresh = {
+            row.id
+            for row in await conn.execute(
+                ledger.insert_ignore(conn, spent_tokens)
+                .values(
+                    [
+                        {
+                            "id": r.spent,
+                            "key_id": r.key.id,
+                            "month": r.key.month,
+                            "creator": r.creator,
+                            "creator_hash": hashlib.sha256(r.creator.encode()).hexdigest(),
+                            "cents": r.key.denomination_cents,
+                            "redeemed_at": now,
+                        }
+                        for r in batch
+                    ]
                 )
+                .returning(spent_tokens.c.id)
             )
-            if done.rowcount != 1:
-                went = await conn.scalar(
-                    select(spent_tokens.c.creator).where(spent_tokens.c.id == spent)
-                )
-                if went != req.creator:
-                    raise HubError("token_spent", "this token was spent already")
-                return False, answer
-            await _append(conn, spent, key, req.creator)
-        if self.on_redeemed is not None:
-            self.on_redeemed()
-        return True, answer
-
-
-async def _append(conn: AsyncConnection, spent: str, key: TokenKey, creator: str) -> None:
-    """The token's money as a pending allocation with no giver (its fee unit
-    is the token). Its cents stay in the month's `Tokens` money until the
-    payout run routes it (hub/payout.py): a redemption touches no balance
-    row, so redemptions in every process never queue on the month's one."""
-    await conn.execute(
-        insert(allocations).values(
-            account=NO_GIVER,
-            month=key.month,
-            creator=creator,
-            url=None,
-            cents=key.denomination_cents,
-            state="pending",
-            transfer_id=spent,
+        }
+        again = [r.spent for r in batch if r.spent not in fresh]
+        went = {}
+        if again:
+            went = dict(
+                (
+                    await conn.execute(
+                        select(spent_tokens.c.id, spent_tokens.c.creator).where(
+                            bulk.one_of(conn, spent_tokens.c.id, again)
+                        )
+                    )
+                ).all()
+            )
+        outcomes: list[Outcome] = []
+        for r in batch:
+            if r.spent in fresh:
+                outcomes.append((True, r.answer()))
+            elif went.get(r.spent) == r.creator:
+                outcomes.append((False, r.answer()))  # the same again: answered again
+            else:
+                outcomes.append(HubError("token_spent", "this token was spent already"))
+        await bulk.insert_many(
+            conn,
+            allocations,
+            [
+                {
+                    "account": NO_GIVER,
+                    "month": r.key.month,
+                    "creator": r.creator,
+                    "url": None,
+                    "cents": r.key.denomination_cents,
+                    "state": "pending",
+                    "transfer_id": r.spent,
+                }
+                for r in batch
+                if r.spent in fresh
+            ],
         )
-    )
+        return outcomes
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """A checked token (its spent id), its key and the creator it goes to."""
+
+    spent: str
+    key: TokenKey
+    creator: str
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "month": self.key.month,
+            "cents": self.key.denomination_cents,
+            "creator": self.creator,
+        }
 
 
 def _make_key() -> rsa.RSAPrivateKey:

@@ -306,3 +306,46 @@ async def test_a_token_is_spent_once_across_hub_processes(
     assert len(spent) == 1
     await hub.run_payouts()
     assert await hub.balance_of(Tokens(OCT)) == 0
+
+
+async def test_redemptions_arriving_together_share_one_commit(connect: Any, hub: Hub) -> None:
+    """Thirty tokens redeemed at once, and two of them twice more in the same
+    moment (the same token to the same creator: answered again; to another:
+    refused): the redemptions are written in a few commits, not thirty, and
+    each token is spent once."""
+    alice = connect()
+    await alice.deposit(2000)
+    await settle_unlinkable(alice, OCT, 30 * 50)
+    issued = await Wallet(alice).tokens_for(OCT, [(f"domain:s{i}.example", 50) for i in range(30)])
+    assert len(issued) == 30
+    (c0, t0, p0), (_c1, t1, p1) = issued[:2]
+
+    def request(creator: str, token: tokens.Token, prefix: bytes) -> hub_tokens.RedeemRequest:
+        body = {"token": b64u(token.serialise()), "prefix": b64u(prefix), "creator": creator}
+        return hub_tokens.redeem_request(body)
+
+    commits: list[Any] = []
+
+    def committed(conn: Any) -> None:
+        commits.append(conn)
+
+    sa.event.listen(hub.engine.sync_engine, "commit", committed)
+    try:
+        results = await asyncio.gather(
+            *(hub.tokens.redeem(request(c, t, p)) for c, t, p in issued),
+            hub.tokens.redeem(request(c0, t0, p0)),
+            hub.tokens.redeem(request("domain:elsewhere.example", t1, p1)),
+            return_exceptions=True,
+        )
+    finally:
+        sa.event.remove(hub.engine.sync_engine, "commit", committed)
+    created = [r for r in results[:30] if not isinstance(r, BaseException)]
+    assert [made for made, _answer in created] == [True] * 30
+    assert results[30] == (False, {"month": OCT, "cents": 50, "creator": c0})
+    assert isinstance(results[31], hub_tokens.HubError) and results[31].code == "token_spent"
+    assert 1 <= len(commits) < 10, len(commits)  # batches, not one commit per token
+    async with hub.engine.connect() as conn:
+        spent = await conn.scalar(sa.select(sa.func.count()).select_from(hub_tokens.spent_tokens))
+    assert spent == 30
+    await hub.run_payouts()
+    assert await hub.balance_of(Tokens(OCT)) == 0
