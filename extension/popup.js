@@ -195,6 +195,7 @@ function openGift(key, name, readable) {
   $("give").dataset.key = key;
   $("give-said").hidden = true;
   $("give-confirm").hidden = true;
+  $("give-cancel").textContent = "Cancel";
   $("give-amount").value = "";
   $("give").hidden = false;
   $("give-amount").focus();
@@ -218,6 +219,7 @@ $("give-cancel").addEventListener("click", () => {
 
 $("give-amount").addEventListener("input", () => {
   $("give-confirm").hidden = true; // a new amount is quoted again
+  $("give-cancel").textContent = "Cancel";
 });
 
 /** What the creator receives, before anything is given. */
@@ -259,6 +261,7 @@ $("give-confirm").addEventListener("click", async () => {
   $("give-confirm").disabled = false;
   if (sent.error) return giftSaid("error", sent.error.message);
   $("give-confirm").hidden = true;
+  $("give-cancel").textContent = "Close"; // what was given stays given
   const t = sent.transfer;
   $("give").dataset.given = t.id;
   if (t.state === "given" && t.unlinkable) {

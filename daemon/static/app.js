@@ -266,7 +266,16 @@ async function showSettings() {
   $("private").checked = Boolean(settings.private);
   $("unlinkable").checked = Boolean(settings.unlinkable);
   $("charity").value = settings.charity || "";
+  showPrivacy();
 }
+
+/** Private settlements only matter to a month that names its creators. */
+function showPrivacy() {
+  const unlinkable = $("unlinkable").checked;
+  $("private").disabled = unlinkable;
+  $("private-note").hidden = !unlinkable;
+}
+$("unlinkable").addEventListener("change", showPrivacy);
 
 /** This month's direct transfers, each as it stands at the hub. */
 async function showTransfers(month) {
@@ -457,7 +466,7 @@ async function refresh() {
     return;
   }
   $("summary").textContent = `Balance ${euros(status.balance_cents)} · `
-    + `${status.month}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`
+    + `${monthName(status.month)}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`
     + (status.given_cents ? ` + ${euros(status.given_cents)} given` : "");
   await Promise.all([
     showMonth(status), showMonths(status.month), showSubscriptions(), showSettings(),

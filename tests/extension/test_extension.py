@@ -605,8 +605,10 @@ def test_a_gift_from_the_popup_shows_what_the_creator_receives_then_gives(
             "then back to you."
         )
         assert popup.text("#give-confirm") == "Give 5.00\u00a0€"
+        assert popup.text("#give-cancel") == "Cancel"
         popup.click("#give-confirm")
         popup.wait("document.getElementById('give-said').dataset.state === 'given'")
+        assert popup.text("#give-cancel") == "Close"  # nothing left to cancel
         assert "Given this month, outside the budget: 5.00\u00a0€." in popup.text("#balance")
         # One of the page's other creators, for their own part of it.
         popup.wait("!document.getElementById('others').hidden")

@@ -120,7 +120,10 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
     # off, then on again.
     page.fill("#budget", "7.50")
     assert page.is_checked("#unlinkable")
+    # Private settlements only matter to months that name their creators.
+    assert page.is_disabled("#private") and page.is_visible("#private-note")
     page.uncheck("#unlinkable")
+    assert page.is_enabled("#private") and page.is_hidden("#private-note")
     page.click("#settings-form button[type=submit]")
     page.wait_for_selector("body[data-saved]")
     settings = daemon.admin("GET", "/settings")[1]["settings"]
