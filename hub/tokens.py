@@ -18,8 +18,11 @@
    money as a pending allocation with no giver: the payout run routes it as
    any other (fee, "to receive, you must give", escrow), taking its cents
    from the month's `Tokens` money then. A redemption writes two rows and
-   touches no balance. The same token to
-   the same creator again is answered again; to another creator, refused.
+   touches no balance; redemptions arriving together share one commit
+   (hub/groupcommit.py). The same token to the same creator again is
+   answered again; to another creator, refused.
+5. **The report.** `mecene-hub tokens`: per month, what was issued and
+   redeemed and the money still held for tokens (`report`).
 
 No row written here ties an account to a creator key: `token_issues` names
 the account and its month, `spent_tokens` and the allocations name the
