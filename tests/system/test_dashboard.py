@@ -442,6 +442,10 @@ def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
     page.close()
 
 
+# Seconds from a daemon's start to its month's end: time to pair and flattr.
+BOUNDARY_AFTER_SECONDS = 12
+
+
 def test_past_months_say_what_became_of_their_money(
     tmp_path: Path, browser: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -453,7 +457,8 @@ def test_past_months_say_what_became_of_their_money(
     monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "2")
     data = tmp_path / "mecene"
     assert mecene(data, "init", "--budget", "5", "--time-zone", TIME_ZONE).returncode == 0
-    first_offset, first = offset_to_month_end(8)
+    first_offset, first = offset_to_month_end(BOUNDARY_AFTER_SECONDS)
+    first_ends_at = time.monotonic() + BOUNDARY_AFTER_SECONDS
     second = add_months(first, 1)
     second_ends = month_ended_everywhere(second)
     daemon = start(data, deposit_cents=2000, prefix=faketime(first_offset))
@@ -472,13 +477,18 @@ def test_past_months_say_what_became_of_their_money(
             return dict(daemon.admin("GET", f"/months/{month}")[1])
 
         flattr(first)
+        assert time.monotonic() < first_ends_at - 1, "too slow to flattr before the month ended"
         wait_for(lambda: (month_view(first).get("outcome") or {}).get("escrow_cents"), first)
         assert daemon.admin("PATCH", "/settings", {"unlinkable": True})[0] == 200
         daemon.stop()
         # A month later: the next month ends a few seconds from now.
-        second_offset = int((second_ends - dt.datetime.now(dt.UTC)).total_seconds()) - 8
+        second_offset = (
+            int((second_ends - dt.datetime.now(dt.UTC)).total_seconds()) - BOUNDARY_AFTER_SECONDS
+        )
+        second_ends_at = time.monotonic() + BOUNDARY_AFTER_SECONDS
         daemon = start(data, prefix=faketime(second_offset))
         flattr(second)
+        assert time.monotonic() < second_ends_at - 1, "too slow to flattr before the month ended"
         wait_for(lambda: set(month_view(second).get("tokens") or {}) == {"redeemed"}, second)
 
         count = month_view(second)["tokens"]["redeemed"]["tokens"]
