@@ -41,8 +41,8 @@ def free_port() -> int:
     Not one the kernel picks (`bind(0)`): those come from the ephemeral range,
     where any outgoing connection (the browser's, a client's) may take the
     same port before the process binds it ("address already in use"). Ports
-    below that range are only ever bound on purpose, and this process never
-    hands the same one out twice.
+    outside that range (from 20000 up) are only ever bound on purpose, and
+    this process never hands the same one out twice.
     """
     ephemeral = _ephemeral_range()
     candidates = [p for p in range(20000, 65536) if p not in ephemeral and p not in _HANDED_OUT]
