@@ -43,8 +43,8 @@ from hub.proofs import ProofFetcher  # noqa: E402
 from hub.provider import SimulatedProvider  # noqa: E402
 from hub.schema import accounts, settlements  # noqa: E402
 from hub.service import Hub  # noqa: E402
-from mecene import tokens  # noqa: E402
-from mecene.encoding import b64u, canonical, unb64u  # noqa: E402
+from mecene import tokens, tokenwire  # noqa: E402
+from mecene.encoding import b64u, canonical  # noqa: E402
 from mecene.time import FrozenClock  # noqa: E402
 from tests.support.hubkit import PG_SERVER, Person  # noqa: E402
 
@@ -149,10 +149,7 @@ async def hub_rates(people: int) -> tuple[float, float, int]:
         requests, pending = [], []
         for person, shares in zip(givers, months, strict=True):
             mine = [(c, tokens.begin(keys[d])) for c, cents in shares for d in tokens.split(cents)]
-            body = {
-                "month": MONTH,
-                "tokens": [{"key": p.key_id.hex(), "request": b64u(p.request())} for _c, p in mine],
-            }
+            body = tokenwire.build_issue(MONTH, [p for _c, p in mine])
             requests.append((person.account, hub_tokens.issue_request(body)))
             pending.append(mine)
         start = time.perf_counter()
@@ -165,18 +162,12 @@ async def hub_rates(people: int) -> tuple[float, float, int]:
 
         redeem = []
         for mine, out in zip(pending, answers, strict=True):
-            for (creator, p), sig in zip(mine, out["blind_signatures"], strict=True):
+            sigs = tokenwire.parse_issue_answer(out, len(mine)).blind_signatures
+            for (creator, p), sig in zip(mine, sigs, strict=True):
                 public = keys[next(d for d, k in keys.items() if tokens.key_id(k) == p.key_id)]
-                token = p.finish(public, unb64u(sig))
-                redeem.append(
-                    hub_tokens.redeem_request(
-                        {
-                            "token": b64u(token.serialise()),
-                            "prefix": b64u(p.prefix),
-                            "creator": creator,
-                        }
-                    )
-                )
+                token = p.finish(public, sig)
+                body = tokenwire.build_redemption(tokenwire.Redemption(token, p.prefix, creator))
+                redeem.append(hub_tokens.redeem_request(body))
         random.shuffle(redeem)
         queue: asyncio.Queue[Any] = asyncio.Queue()
         for r in redeem:

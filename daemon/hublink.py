@@ -61,7 +61,7 @@ class HubLink:
         self._session: aiohttp.ClientSession | None = None
         self._pass = asyncio.Lock()
         self._joined_due = 0.0  # loop time when the joined list is next downloaded
-        self.tokens = unlinkable.TokenLink(self)
+        self.tokens = unlinkable.TokenLink(self, service.store, service.clock)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class HubLink:
         self.last_error = None
         return status, data
 
-    async def _ok(self, method: str, path: str, body: Any = None, signed: bool = True) -> Any:
+    async def ok(self, method: str, path: str, body: Any = None, signed: bool = True) -> Any:
         status, data = await self.call(method, path, body, signed=signed)
         if status >= 400:
             code = data.get("error", "error") if isinstance(data, dict) else "error"
@@ -115,7 +115,7 @@ class HubLink:
         pinned = await self.service.meta("hub_public_key")
         if pinned:
             return pinned
-        info = await self._ok("GET", "/v1", signed=False)
+        info = await self.ok("GET", "/v1", signed=False)
         key = str(info["public_key"])
         signing.public_key(key)  # a real key, or SignatureError
         await self.service.set_meta("hub_public_key", key)
@@ -124,7 +124,7 @@ class HubLink:
     async def refresh_balance(self) -> int | None:
         if self.service.locked:
             return None
-        account = await self._ok("GET", "/v1/account")
+        account = await self.ok("GET", "/v1/account")
         await self.service.set_balance(int(account["balance_cents"]))
         return int(account["balance_cents"])
 
@@ -132,7 +132,7 @@ class HubLink:
         """Download the hub's whole list of proved creator keys (DESIGN.md, "Who
         has joined"): the popup can then say whether a creator has joined
         without the hub learning which creator the person looked at."""
-        data = await self._ok("GET", "/v1/creators/joined", signed=False)
+        data = await self.ok("GET", "/v1/creators/joined", signed=False)
         keys = data.get("keys") if isinstance(data, dict) else None
         months = data.get("escrow_months") if isinstance(data, dict) else None
         nonprofit = data.get("nonprofit", []) if isinstance(data, dict) else None
@@ -160,12 +160,12 @@ class HubLink:
 
     async def creator_call(self, method: str, path: str, body: Any = None) -> Any:
         """A call the person makes at the hub as a creator (claims, withdrawals)."""
-        return await self._ok(method, path, body)
+        return await self.ok(method, path, body)
 
     # -- deposits ------------------------------------------------------------------------
 
     async def quote(self, method: str, amount_cents: int) -> Any:
-        return await self._ok(
+        return await self.ok(
             "POST",
             "/v1/deposits/quote",
             {"method": method, "amount_cents": amount_cents},
@@ -173,7 +173,7 @@ class HubLink:
         )
 
     async def deposit(self, body: dict[str, Any]) -> Any:
-        out = await self._ok("POST", "/v1/deposits", body)
+        out = await self.ok("POST", "/v1/deposits", body)
         await self.service.set_balance(int(out["balance_cents"]))
         self.wake.set()  # a month refused for want of money may go through now
         return out
@@ -231,7 +231,7 @@ class HubLink:
         now = self.service.clock.now()
         before = timestamp_at(now.timestamp() - every)
         for month in await self.service.months_awaiting_outcome(before):
-            data = await self._ok("GET", f"/v1/settlements/{month}")
+            data = await self.ok("GET", f"/v1/settlements/{month}")
             outcome = data.get("outcome") if isinstance(data, dict) else None
             if not isinstance(outcome, dict) or not all(
                 isinstance(outcome.get(f"{s}_cents"), int) for s in OUTCOME_STATES

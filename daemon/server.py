@@ -184,7 +184,7 @@ async def undo_click(request: web.Request) -> web.Response:
 async def transfer_quote(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"creator", "cents"})
     creator = validate.creator(body.get("creator"))
-    cents = validate.integer(body.get("cents"), "cents", 0, 10**9)
+    cents = validate.transfer_cents(body.get("cents"))
     return web.json_response(_service(request).transfer_quote(creator, cents))
 
 

@@ -203,6 +203,13 @@ def _not_own(wallet: Wallet, creator: str) -> None:
         raise FlattrOwner("that is one of your own creator keys")
 
 
+def _in_bounds(cents: int) -> None:
+    try:
+        money.transfer_cents(cents)
+    except money.OutOfBounds as exc:
+        raise Invalid(str(exc)) from None
+
+
 class Service:
     def __init__(self, store: Store, clock: Clock, wallet_path: Path, wallet: Wallet | None = None):
         self.store = store
@@ -763,9 +770,7 @@ class Service:
         balance."""
         wallet = await self.open_wallet()
         _not_own(wallet, req.creator)
-        low, high = money.MIN_TRANSFER_CENTS, money.MAX_TRANSFER_CENTS
-        if not low <= req.cents <= high:
-            raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
+        _in_bounds(req.cents)
         month = self._open_month or self.current_month()
         at = timestamp(self.clock.now())
         unlinked = wallet.settings.unlinkable
@@ -816,9 +821,7 @@ class Service:
         tell it whom the person thinks of giving to."""
         wallet = self.require_wallet()
         _not_own(wallet, creator)
-        low, high = money.MIN_TRANSFER_CENTS, money.MAX_TRANSFER_CENTS
-        if not low <= cents <= high:
-            raise Invalid(f"a transfer is {euros(low)} to {euros(high)}")
+        _in_bounds(cents)
         j = self.joined
         nonprofit = j is not None and creator in j.nonprofit
         unlinked = wallet.settings.unlinkable

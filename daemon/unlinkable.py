@@ -34,18 +34,17 @@ import os
 import secrets
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlite_utils import Database
 
-from mecene import blindrsa, tokens
-from mecene.encoding import b64u, unb64u
-from mecene.time import seconds_at, timestamp, timestamp_at
+from mecene import blindrsa, tokens, tokenwire
+from mecene.time import Clock, seconds_at, timestamp, timestamp_at
 
 from . import budget
 from . import sendpolicy as policy
+from .store import Store
 
 log = logging.getLogger("mecene.tokens")
 
@@ -105,52 +104,49 @@ def shares(db: Database, month: str) -> list[dict[str, Any]]:
 
 
 class KeysRefused(ValueError):
-    """The hub's published keys for a month are malformed or do not check."""
+    """The hub's published keys for a month, or its answer, are malformed or do not check."""
 
 
-def check_keys(month: str, data: Any) -> dict[str, tuple[int, rsa.RSAPublicKey]]:
-    """The month's keys by id (hex): each id the SHA-256 of its key, one key
-    per denomination, all of them, in the month asked for."""
-    if not isinstance(data, dict) or data.get("month") != month:
-        raise KeysRefused("the hub's token keys are for another month")
-    if data.get("token_type") != tokens.TOKEN_TYPE or data.get("variant") != tokens.VARIANT.name:
-        raise KeysRefused("the hub's token keys are of another kind")
-    out: dict[str, tuple[int, rsa.RSAPublicKey]] = {}
-    rows = data.get("keys")
-    if not isinstance(rows, list):
-        raise KeysRefused("the hub's token keys are malformed")
-    for row in rows:
-        try:
-            public = tokens.load_public(unb64u(row["public_key"]))
-            kid, cents = str(row["id"]), int(row["denomination_cents"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise KeysRefused(f"a token key is malformed: {exc}") from None
-        if tokens.key_id(public).hex() != kid:
-            raise KeysRefused("a token key's id is not its key's")
-        out[kid] = (cents, public)
-    if sorted(c for c, _k in out.values()) != sorted(tokens.DENOMINATIONS):
-        raise KeysRefused("the hub does not publish one key per denomination")
-    return out
+def check_keys(month: str, data: Any) -> tokenwire.KeyDirectory:
+    """The month's keys, checked (mecene/tokenwire.py); KeysRefused if not."""
+    try:
+        return tokenwire.parse_directory(month, data)
+    except tokenwire.WireError as exc:
+        raise KeysRefused(str(exc)) from None
+
+
+class HubCalls(Protocol):
+    """What the token path needs of the hub link (daemon/hublink.py's HubLink)."""
+
+    base_url: str
+
+    async def ok(self, method: str, path: str, body: Any = None, signed: bool = True) -> Any:
+        """The answer's body, or HubRefused."""
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, signed: bool = True
+    ) -> tuple[int, Any]:
+        """The answer's status and body, or HubUnreachable."""
 
 
 class TokenLink:
-    """Issue and redeem a wallet's tokens through `link` (daemon/hublink.py)."""
+    """Issue and redeem a wallet's tokens through `link`, writing to `store`."""
 
-    def __init__(self, link: Any, window: float = REDEEM_WINDOW_SECONDS) -> None:
+    def __init__(
+        self, link: HubCalls, store: Store, clock: Clock, window: float = REDEEM_WINDOW_SECONDS
+    ) -> None:
         self.link = link
+        self.store = store
+        self.clock = clock
         self.window = window
-        self._keys: dict[str, dict[str, tuple[int, rsa.RSAPublicKey]]] = {}
-
-    @property
-    def store(self) -> Any:
-        return self.link.service.store
+        self._keys: dict[str, tokenwire.KeyDirectory] = {}
 
     def now(self) -> dt.datetime:
-        return self.link.service.clock.now()  # type: ignore[no-any-return]
+        return self.clock.now()
 
-    async def keys(self, month: str) -> dict[str, tuple[int, rsa.RSAPublicKey]]:
+    async def keys(self, month: str) -> tokenwire.KeyDirectory:
         if month not in self._keys:
-            data = await self.link._ok("GET", f"/v1/token-keys/{month}", signed=False)
+            data = await self.link.ok("GET", f"/v1/token-keys/{month}", signed=False)
             self._keys[month] = check_keys(month, data)
         return self._keys[month]
 
@@ -167,12 +163,12 @@ class TokenLink:
             ).fetchall()
             return [r[0] for r in rows]
 
-        return await self.store.read(find)  # type: ignore[no-any-return]
+        return await self.store.read(find)
 
     async def issue(self, month: str) -> int:
         """Have the month's tokens signed; the number made ready."""
         keys = await self.keys(month)
-        by_cents = {cents: (kid, public) for kid, (cents, public) in keys.items()}
+        by_cents = keys.by_cents()
 
         def blind_planned(db: Database) -> None:
             planned = db.execute(
@@ -181,7 +177,7 @@ class TokenLink:
                 [month],
             ).fetchall()
             for token_id, cents in planned:
-                db.table("unlinkable_tokens").update(token_id, _blinded(*by_cents[int(cents)]))
+                db.table("unlinkable_tokens").update(token_id, _blinded(by_cents[int(cents)]))
 
         # Written before the hub is asked: the same request can be sent again.
         await self.store.write(blind_planned)
@@ -197,11 +193,7 @@ class TokenLink:
         if not rows:
             return 0
         pending = [_pending(r) for r in rows]
-        body = {
-            "month": month,
-            "tokens": [{"key": p.key_id.hex(), "request": b64u(p.request())} for p in pending],
-        }
-        out = await self.link._ok("POST", "/v1/tokens", body)
+        out = await self.link.ok("POST", "/v1/tokens", tokenwire.build_issue(month, pending))
         count = await self._finish(rows, pending, keys, out)
         log.info("%s: %d tokens issued, redeemed over the next %.0f s", month, count, self.window)
         return count
@@ -225,8 +217,7 @@ class TokenLink:
         rows = await self.store.read(mine)
         if not rows:
             month = self.now().strftime("%Y-%m")  # the hub's month is UTC's
-            keys = await self.keys(month)
-            by_cents = {cents: (kid, public) for kid, (cents, public) in keys.items()}
+            by_cents = (await self.keys(month)).by_cents()
 
             def blind(db: Database) -> None:
                 if mine(db):
@@ -240,7 +231,7 @@ class TokenLink:
                             "cents": cents,
                             "attempts": 0,
                             "transfer_id": transfer_id,
-                            **_blinded(*by_cents[cents]),
+                            **_blinded(by_cents[cents]),
                         }
                     )
 
@@ -251,11 +242,7 @@ class TokenLink:
         month = rows[0]["month"]
         keys = await self.keys(month)
         pending = [_pending(r) for r in rows]
-        body = {
-            "month": month,
-            "tokens": [{"key": p.key_id.hex(), "request": b64u(p.request())} for p in pending],
-            "transfer": {"id": transfer_id, "cents": int(row["cents"])},
-        }
+        body = tokenwire.build_issue(month, pending, (transfer_id, int(row["cents"])))
         status, out = await self.link.call("POST", "/v1/tokens", body)
         if status in (200, 201):
             await self._finish(rows, pending, keys, out)
@@ -274,19 +261,20 @@ class TokenLink:
         self,
         rows: list[dict[str, Any]],
         pending: list[tokens.Pending],
-        keys: dict[str, tuple[int, rsa.RSAPublicKey]],
+        keys: tokenwire.KeyDirectory,
         out: Any,
     ) -> int:
         """Unblind and check the hub's signatures; each token gets its time
         to be redeemed, at random within the window."""
-        sigs = out.get("blind_signatures") if isinstance(out, dict) else None
-        if not isinstance(sigs, list) or len(sigs) != len(pending):
-            raise KeysRefused("the hub's answer does not hold one signature per token")
+        try:
+            answer = tokenwire.parse_issue_answer(out, len(pending))
+        except tokenwire.WireError as exc:
+            raise KeysRefused(str(exc)) from None
+        by_id = keys.by_id()
         now = self.now().timestamp()
         finished = []
-        for row, p, sig in zip(rows, pending, sigs, strict=True):
-            _cents, public = keys[row["key_id"]]
-            token = p.finish(public, unb64u(sig))  # TokenError if the hub cheated
+        for row, p, sig in zip(rows, pending, answer.blind_signatures, strict=True):
+            token = p.finish(by_id[p.key_id].public, sig)  # TokenError if the hub cheated
             at = now + secrets.randbelow(max(1, int(self.window * 1000))) / 1000
             finished.append((row["id"], token.authenticator.hex(), timestamp_at(at)))
 
@@ -318,16 +306,7 @@ class TokenLink:
 
     async def redeem(self, row: dict[str, Any]) -> str:
         """Redeem one token to its creator; its new state."""
-        token = tokens.Token(
-            nonce=bytes.fromhex(row["nonce"]),
-            key_id=bytes.fromhex(row["key_id"]),
-            authenticator=bytes.fromhex(row["authenticator"]),
-        )
-        body = {
-            "token": b64u(token.serialise()),
-            "prefix": b64u(bytes.fromhex(row["prefix"])),
-            "creator": row["creator"],
-        }
+        body = tokenwire.build_redemption(_redemption(row))
         attempts = int(row["attempts"]) + 1
         try:
             status, data = await anonymous_post(self.link.base_url + "/v1/tokens/redeem", body)
@@ -370,13 +349,16 @@ async def anonymous_post(url: str, body: Any) -> tuple[int, Any]:
             return resp.status, await resp.json(content_type=None)
 
 
-def _blinded(kid: str, public: rsa.RSAPublicKey) -> dict[str, Any]:
+# -- the rows of `unlinkable_tokens` (hex columns) and the protocol's values -------------
+
+
+def _blinded(key: tokenwire.DirectoryKey) -> dict[str, Any]:
     """A fresh token for the key, blinded: the columns that let it be
     finished from the same blinded message after a crash (`_pending`)."""
-    pending = tokens.begin(public)
+    pending = tokens.begin(key.public)
     return {
         "state": "blinded",
-        "key_id": kid,
+        "key_id": tokenwire.key_hex(key.id),
         "nonce": pending.nonce.hex(),
         "prefix": pending.prefix.hex(),
         "blinded": pending.blinded.blinded_msg.hex(),
@@ -385,9 +367,18 @@ def _blinded(kid: str, public: rsa.RSAPublicKey) -> dict[str, Any]:
 
 
 def _pending(row: dict[str, Any]) -> tokens.Pending:
-    nonce, kid = bytes.fromhex(row["nonce"]), bytes.fromhex(row["key_id"])
+    nonce, kid = bytes.fromhex(row["nonce"]), tokenwire.key_bytes(row["key_id"])
     prepared = bytes.fromhex(row["prefix"]) + tokens.token_input(nonce, kid)
     blinded = blindrsa.Blinded(
         blinded_msg=bytes.fromhex(row["blinded"]), inv=bytes.fromhex(row["inv"]), prepared=prepared
     )
     return tokens.Pending(nonce=nonce, key_id=kid, blinded=blinded)
+
+
+def _redemption(row: dict[str, Any]) -> tokenwire.Redemption:
+    token = tokens.Token(
+        nonce=bytes.fromhex(row["nonce"]),
+        key_id=tokenwire.key_bytes(row["key_id"]),
+        authenticator=bytes.fromhex(row["authenticator"]),
+    )
+    return tokenwire.Redemption(token, bytes.fromhex(row["prefix"]), row["creator"])

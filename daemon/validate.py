@@ -20,7 +20,6 @@ from .errors import Invalid
 MAX_TITLE = 300
 MAX_OTHER_CREATORS = 32
 SUBSCRIPTION_MONTHS = (3, 6, 12)
-MAX_CENTS = 100_000_000  # one million euros: far above any budget, far below overflow
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -68,7 +67,7 @@ def transfer(body: Any) -> TransferRequest:
     return TransferRequest(
         id=client_id(b.get("id")),
         creator=creator(b.get("creator")),
-        cents=integer(b.get("cents"), "cents", 0, 10**9),
+        cents=transfer_cents(b.get("cents")),
         url=None if thing is None else url(thing),
         title=title(b.get("title")),
         note=(note or "").strip() or None,
@@ -179,7 +178,17 @@ def subscription(body: Any) -> SubscriptionRequest:
 def cents(value: Any, name: str, *, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
-    return integer(value, name, 0, MAX_CENTS)
+    return integer(value, name, 0, money.MAX_SETTING_CENTS)
+
+
+def transfer_cents(value: Any) -> int:
+    """A direct transfer's amount, within the money rules' bounds."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Invalid("cents must be a whole number")
+    try:
+        return money.transfer_cents(value)
+    except money.OutOfBounds as exc:
+        raise Invalid(str(exc)) from None
 
 
 def settings_patch(body: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ these values, as the daemon's core receives daemon/validate.py's.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +16,11 @@ from mecene.amounts import euros
 from mecene.encoding import canonical
 from mecene.settlement import DocumentError, Settlement
 from mecene.time import MONTH_RE
+from mecene.tokenwire import CLIENT_ID_RE
 
 from .errors import HubError
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_ID_RE = CLIENT_ID_RE
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,14 @@ def _cents(value: Any, name: str) -> int:
     return value
 
 
+def transfer_cents(value: Any) -> int:
+    """A direct transfer's amount, within the money rules' bounds."""
+    try:
+        return money.transfer_cents(_cents(value, "cents"))
+    except money.OutOfBounds as exc:
+        raise HubError("invalid", str(exc)) from None
+
+
 def month(value: str) -> str:
     if not MONTH_RE.match(value):
         raise HubError("invalid", "a month is YYYY-MM")
@@ -127,11 +135,10 @@ def quote(body: Any) -> Quote:
     if method not in money.METHODS:
         raise HubError("invalid", f"method is one of {', '.join(money.METHODS)}")
     amount = _cents(b.get("amount_cents"), "amount_cents")
-    if not money.MIN_DEPOSIT_CENTS <= amount <= money.MAX_DEPOSIT_CENTS:
-        raise HubError(
-            "invalid",
-            f"a deposit is {euros(money.MIN_DEPOSIT_CENTS)} to {euros(money.MAX_DEPOSIT_CENTS)}",
-        )
+    try:
+        money.deposit_cents(amount)
+    except money.OutOfBounds as exc:
+        raise HubError("invalid", str(exc)) from None
     return Quote(method, amount, money.deposit_fee_cents(method, amount))
 
 
@@ -156,12 +163,7 @@ def transfer(body: Any) -> TransferRequest:
     """{id, creator, cents, url?}: a one-off amount to one creator key."""
     b = _fields(body, {"id", "creator", "cents", "url"}, "a transfer is {id, creator, cents, url?}")
     transfer_id = client_id(b.get("id"))
-    cents = _cents(b.get("cents"), "cents")
-    if not money.MIN_TRANSFER_CENTS <= cents <= money.MAX_TRANSFER_CENTS:
-        raise HubError(
-            "invalid",
-            f"a transfer is {euros(money.MIN_TRANSFER_CENTS)} to {euros(money.MAX_TRANSFER_CENTS)}",
-        )
+    cents = transfer_cents(b.get("cents"))
     try:
         key = keys.creator_key(b.get("creator"))
         url = keys.thing_url(b["url"]) if b.get("url") else None

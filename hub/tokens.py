@@ -42,13 +42,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mecene import blindrsa, keys, money, tokens
+from mecene import blindrsa, money, tokens, tokenwire
 from mecene.amounts import euros
-from mecene.encoding import b64u, canonical, unb64u
+from mecene.encoding import b64u
 from mecene.settlement import Settlement
-from mecene.time import MONTH_RE, add_months, month_start, timestamp_at
+from mecene.time import add_months, month_start, timestamp_at
 
-from . import bulk, ledger, requests
+from . import bulk, ledger
 from .db import transaction
 from .errors import HubError
 from .groupcommit import GroupCommit, Outcome
@@ -72,111 +72,31 @@ class TokenKey:
     public: rsa.RSAPublicKey
     private: rsa.RSAPrivateKey
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "denomination_cents": self.denomination_cents,
-            "public_key": b64u(tokens.spki(self.public)),
-        }
+    def published(self) -> tokenwire.DirectoryKey:
+        return tokenwire.DirectoryKey(
+            tokenwire.key_bytes(self.id), self.denomination_cents, self.public
+        )
 
 
-@dataclass(frozen=True)
-class IssueRequest:
-    month: str
-    requests: tuple[tuple[str, bytes], ...]  # (key id hex, blinded message)
-    sha256: str
-    # A direct transfer's tokens: (its client id, its cents), debited now.
-    transfer: tuple[str, int] | None = None
-
-    @property
-    def ref(self) -> str:
-        return f"transfer:{self.transfer[0]}" if self.transfer else f"month:{self.month}"
-
-
-@dataclass(frozen=True)
-class RedeemRequest:
-    token: tokens.Token
-    prefix: bytes
-    creator: str
+# The parsed requests are the protocol's own (mecene/tokenwire.py).
+IssueRequest = tokenwire.IssueRequest
+RedeemRequest = tokenwire.Redemption
 
 
 def issue_request(body: Any) -> IssueRequest:
-    """{month, tokens: [{key, request}], transfer?: {id, cents}}: the key's id
-    (hex) and the TokenRequest (base64url) of each token; for a direct
-    transfer, its client id and amount."""
-    shape = "{month, tokens: [{key, request}], transfer?: {id, cents}}"
-    if not isinstance(body, dict) or set(body) not in (
-        {"month", "tokens"},
-        {"month", "tokens", "transfer"},
-    ):
-        raise HubError("invalid", f"send {shape}")
-    month, rows = body["month"], body["tokens"]
-    transfer = None
-    if "transfer" in body:
-        t = body["transfer"]
-        if not isinstance(t, dict) or set(t) != {"id", "cents"}:
-            raise HubError("invalid", "transfer is {id, cents}")
-        cents = t["cents"]
-        if not isinstance(cents, int) or isinstance(cents, bool):
-            raise HubError("invalid", "cents is a whole number of cents")
-        if not money.MIN_TRANSFER_CENTS <= cents <= money.MAX_TRANSFER_CENTS:
-            raise HubError(
-                "invalid",
-                f"a transfer is {euros(money.MIN_TRANSFER_CENTS)} to "
-                f"{euros(money.MAX_TRANSFER_CENTS)}",
-            )
-        transfer = (requests.client_id(t["id"]), cents)
-    if not isinstance(month, str) or not MONTH_RE.match(month):
-        raise HubError("invalid", "month is YYYY-MM")
-    if not isinstance(rows, list) or not 1 <= len(rows) <= tokens.MAX_TOKENS:
-        raise HubError("invalid", f"tokens is a list of 1 to {tokens.MAX_TOKENS} token requests")
-    out = []
-    for row in rows:
-        if not isinstance(row, dict) or set(row) != {"key", "request"}:
-            raise HubError("invalid", f"send {shape}")
-        kid, raw = row["key"], _bytes(row["request"], "request")
-        if not isinstance(kid, str) or len(kid) != 64 or not _is_hex(kid):
-            raise HubError("invalid", "key is a token key's id: 64 hex digits")
-        try:
-            truncated, blinded = tokens.parse_request(raw)
-        except tokens.TokenError as exc:
-            raise HubError("invalid", str(exc)) from None
-        if truncated != bytes.fromhex(kid)[-1]:
-            raise HubError("invalid", "a token request's truncated key id names another key")
-        out.append((kid, blinded))
-    return IssueRequest(month, tuple(out), hashlib.sha256(canonical(body)).hexdigest(), transfer)
+    """POST /v1/tokens's body, parsed (HubError if it does not)."""
+    try:
+        return tokenwire.parse_issue(body)
+    except tokenwire.WireError as exc:
+        raise HubError(exc.code, str(exc)) from None
 
 
 def redeem_request(body: Any) -> RedeemRequest:
-    """{token, prefix, creator}: the token and its message prefix
-    (base64url), and the creator key it goes to."""
-    if not isinstance(body, dict) or set(body) != {"token", "prefix", "creator"}:
-        raise HubError("invalid", "send {token, prefix, creator}")
+    """POST /v1/tokens/redeem's body, parsed (HubError if it does not)."""
     try:
-        token = tokens.Token.parse(_bytes(body["token"], "token"))
-    except tokens.TokenError as exc:
-        raise HubError("bad_token", str(exc)) from None
-    prefix = _bytes(body["prefix"], "prefix")
-    if len(prefix) != blindrsa.PREFIX_LEN:
-        raise HubError("bad_token", "the prefix is 32 bytes")
-    try:
-        creator = keys.creator_key(body["creator"])
-    except ValueError as exc:
-        raise HubError("invalid", str(exc)) from None
-    return RedeemRequest(token, prefix, creator)
-
-
-def _bytes(value: Any, name: str) -> bytes:
-    if not isinstance(value, str):
-        raise HubError("invalid", f"{name} is base64url")
-    try:
-        return unb64u(value)
-    except ValueError:
-        raise HubError("invalid", f"{name} is base64url") from None
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
+        return tokenwire.parse_redemption(body)
+    except tokenwire.WireError as exc:
+        raise HubError(exc.code, str(exc)) from None
 
 
 class TokenDesk:
@@ -232,7 +152,7 @@ class TokenDesk:
                 async with transaction(self.engine) as conn:
                     rows = [
                         {
-                            "id": tokens.key_id(private.public_key()).hex(),
+                            "id": tokenwire.key_hex(tokens.key_id(private.public_key())),
                             "month": month,
                             "denomination_cents": d,
                             "public_key": b64u(tokens.spki(private.public_key())),
@@ -281,14 +201,13 @@ class TokenDesk:
 
     async def published(self, month: str) -> dict[str, Any]:
         keys_ = await self.keys_of(month)
-        return {
-            "month": month,
-            "token_type": tokens.TOKEN_TYPE,
-            "variant": tokens.VARIANT.name,
-            "challenge": b64u(tokens.challenge()),
-            "redeemable_until": timestamp_at(self.redeemable_until(month)),
-            "keys": [k.view() for k in keys_],
-        }
+        return tokenwire.build_directory(
+            tokenwire.KeyDirectory(
+                month,
+                timestamp_at(self.redeemable_until(month)),
+                tuple(k.published() for k in keys_),
+            )
+        )
 
     # -- issuance ------------------------------------------------------------------
 
@@ -304,9 +223,11 @@ class TokenDesk:
         by_id = {k.id: k for k in await self.keys_of(req.month)}
         wanted = []
         for kid, blinded in req.requests:
-            key = by_id.get(kid)
+            key = by_id.get(tokenwire.key_hex(kid))
             if key is None:
-                raise HubError("invalid", f"{kid} is not one of {req.month}'s token keys")
+                raise HubError(
+                    "invalid", f"{tokenwire.key_hex(kid)} is not one of {req.month}'s token keys"
+                )
             wanted.append((key, blinded))
         total = sum(k.denomination_cents for k, _b in wanted)
         if total != spend:
@@ -344,10 +265,9 @@ class TokenDesk:
             )
         except blindrsa.BlindSignatureError as exc:
             raise HubError("invalid", f"a token request: {exc}") from None
-        return known is None, {
-            "month": req.month,
-            "blind_signatures": [b64u(s) for s in signatures],
-        }
+        return known is None, tokenwire.build_issue_answer(
+            tokenwire.IssueAnswer(req.month, tuple(signatures))
+        )
 
     async def _unlinkable_spend(self, account: str, month: str) -> int:
         async with self.engine.connect() as conn:
@@ -449,7 +369,7 @@ class TokenDesk:
 
     async def redeem(self, req: RedeemRequest) -> tuple[bool, dict[str, Any]]:
         token = req.token
-        key = await self.key(token.key_id.hex())
+        key = await self.key(tokenwire.key_hex(token.key_id))
         if key is None:
             raise HubError("bad_token", "the token names no key of this hub")
         if self.expired(key.month):

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .amounts import euros
+
 CURRENCY = "EUR"
 CREATOR_FEE_PERCENT = 10
 MIN_DEPOSIT_CENTS = 200
@@ -22,9 +24,42 @@ MIN_WITHDRAWAL_CENTS = 1_000
 MIN_GIVING_CENTS = 200  # "to receive, you must give": at least 2 € given that month
 # A budget is at least what a month must give for its person to receive.
 MIN_BUDGET_CENTS = MIN_GIVING_CENTS
+# The largest amount a setting holds (a budget, a cap): one million euros,
+# far above any budget and far below an integer's overflow anywhere.
+MAX_SETTING_CENTS = 100_000_000
 # A direct transfer: a one-off amount to one creator, outside the month's split.
 MIN_TRANSFER_CENTS = 100
 MAX_TRANSFER_CENTS = 100_000
+
+
+class OutOfBounds(ValueError):
+    """An amount outside what the money rules allow; its text says the bounds."""
+
+
+def transfer_cents(cents: int) -> int:
+    """A direct transfer's amount, checked against the one pair of bounds
+    every side uses (the daemon's API, its core, the hub's transfers and its
+    token gifts); OutOfBounds says them.
+
+    >>> transfer_cents(100)
+    100
+    >>> transfer_cents(99)
+    Traceback (most recent call last):
+    ...
+    mecene.money.OutOfBounds: a transfer is 1.00 € to 1000.00 €
+    """
+    if not MIN_TRANSFER_CENTS <= cents <= MAX_TRANSFER_CENTS:
+        raise OutOfBounds(
+            f"a transfer is {euros(MIN_TRANSFER_CENTS)} to {euros(MAX_TRANSFER_CENTS)}"
+        )
+    return cents
+
+
+def deposit_cents(cents: int) -> int:
+    """A deposit's amount (what reaches the balance), within its bounds."""
+    if not MIN_DEPOSIT_CENTS <= cents <= MAX_DEPOSIT_CENTS:
+        raise OutOfBounds(f"a deposit is {euros(MIN_DEPOSIT_CENTS)} to {euros(MAX_DEPOSIT_CENTS)}")
+    return cents
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from hub.ledger import Creator, Escrow, Tokens, User
 from hub.proofs import ProofFetcher
 from hub.provider import SimulatedProvider
 from hub.service import Hub
-from mecene import money, tokens
+from mecene import money, tokens, tokenwire
 from mecene.encoding import b64u, unb64u
 from mecene.time import FrozenClock
 from tests.support.hubkit import HubClient, Person, rows_tying
@@ -54,10 +54,8 @@ class Wallet:
 
     async def keys(self, month: str) -> dict[int, rsa.RSAPublicKey]:
         out = await self.client.call("GET", f"/v1/token-keys/{month}", expect=200, sign=False)
-        return {
-            k["denomination_cents"]: tokens.load_public(unb64u(k["public_key"]))
-            for k in out["keys"]
-        }
+        directory = tokenwire.parse_directory(month, out)
+        return {cents: k.public for cents, k in directory.by_cents().items()}
 
     async def tokens_for(
         self, month: str, allocations: list[tuple[str, int]]
@@ -69,21 +67,19 @@ class Wallet:
         body = self.request(month, [p for _c, _d, p in pending])
         out = await self.client.call("POST", "/v1/tokens", body, expect=201)
         finished = []
-        for (creator, d, p), sig in zip(pending, out["blind_signatures"], strict=True):
-            finished.append((creator, p.finish(keys[d], unb64u(sig)), p.prefix))
+        answer = tokenwire.parse_issue_answer(out, len(pending))
+        for (creator, d, p), sig in zip(pending, answer.blind_signatures, strict=True):
+            finished.append((creator, p.finish(keys[d], sig), p.prefix))
         return finished
 
     @staticmethod
     def request(month: str, pending: list[tokens.Pending]) -> dict[str, Any]:
-        return {
-            "month": month,
-            "tokens": [{"key": p.key_id.hex(), "request": b64u(p.request())} for p in pending],
-        }
+        return tokenwire.build_issue(month, pending)
 
     async def redeem(
         self, creator: str, token: tokens.Token, prefix: bytes, expect: int | None = 201
     ) -> Any:
-        body = {"token": b64u(token.serialise()), "prefix": b64u(prefix), "creator": creator}
+        body = tokenwire.build_redemption(tokenwire.Redemption(token, prefix, creator))
         return await self.client.call("POST", "/v1/tokens/redeem", body, expect=expect, sign=False)
 
 
