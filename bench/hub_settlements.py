@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -81,11 +80,9 @@ class Load:
     async def post(
         self, session: Any, url: str, offset: int, person: Person, path: str, body: Any
     ) -> tuple[int, Any]:
-        raw = json.dumps(body).encode()
-        headers = signing.sign_request(
-            person.account, person.sign, "POST", path, raw, time.time() + offset
+        raw, headers = signing.signed_request(
+            person.account, person.sign, "POST", path, body, time.time() + offset
         )
-        headers["Content-Type"] = "application/json"
         async with session.post(url + path, data=raw, headers=headers) as resp:
             return resp.status, await resp.json()
 
@@ -130,11 +127,14 @@ async def run_load(load: Load, url: str, offset: int, month: str) -> tuple[float
                 }
                 for j in range(ALLOCATIONS)
             ]
-            raw = json.dumps(p.settlement(month, rows)).encode()
-            headers = signing.sign_request(
-                p.account, p.sign, "POST", "/v1/settlements", raw, time.time() + offset
+            raw, headers = signing.signed_request(
+                p.account,
+                p.sign,
+                "POST",
+                "/v1/settlements",
+                p.settlement(month, rows),
+                time.time() + offset,
             )
-            headers["Content-Type"] = "application/json"
             bodies.append((raw, headers))
         sem = asyncio.Semaphore(CONCURRENCY)
         statuses: list[int] = []

@@ -77,16 +77,15 @@ class HubLink:
     async def call(
         self, method: str, path: str, body: Any = None, *, signed: bool = True
     ) -> tuple[int, Any]:
-        raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
         if signed:
             wallet = self.service.require_wallet()
             now = self.service.clock.now().timestamp()
-            headers.update(
-                signing.sign_request(
-                    wallet.account, wallet.sign, method, self.prefix + path, raw, now
-                )
+            raw, headers = signing.signed_request(
+                wallet.account, wallet.sign, method, self.prefix + path, body, now
             )
+        else:
+            raw = signing.encode_body(body)
+            headers = {"Content-Type": "application/json"} if raw else {}
         session = await self._get_session()
         try:
             async with session.request(

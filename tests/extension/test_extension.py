@@ -805,12 +805,9 @@ def test_the_popup_says_when_a_creator_has_joined(
     try:
         hub_url = daemon.admin("GET", "/hub")[1]["hub"]["url"]
         creator = HubPerson.new()
-        headers = {
-            "Content-Type": "application/json",
-            **signing.sign_request(
-                creator.account, creator.sign, "POST", "/v1/flattr-ids", b"{}", time.time()
-            ),
-        }
+        _raw, headers = signing.signed_request(
+            creator.account, creator.sign, "POST", "/v1/flattr-ids", b"{}", time.time()
+        )
         request = urllib.request.Request(
             f"{hub_url}/v1/flattr-ids", data=b"{}", headers=headers, method="POST"
         )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from daemon.budget import BudgetRules, ClickWeight, split_budget
 from daemon.settlement import settlement_document
 from hub import requests as hub_requests
 from hub.errors import HubError
+from mecene import signing
 from mecene.encoding import b64u, canonical, unb64u
 from mecene.settlement import Allocation, DocumentError, Receipt, Settlement
 
@@ -158,3 +160,28 @@ def test_a_document_that_is_not_canonical_says_so() -> None:
         assert "not canonical JSON" in str(exc)
     else:
         raise AssertionError("accepted")
+
+
+@given(
+    body=st.one_of(
+        st.none(), st.dictionaries(st.text(max_size=8), st.integers(), max_size=4), st.binary()
+    ),
+    method=st.sampled_from(["GET", "POST"]),
+)
+def test_a_signed_request_is_what_the_hub_checks(body: object, method: str) -> None:
+    """The one builder of signed requests (mecene.signing.signed_request):
+    its headers pass the hub's check for exactly the bytes it returns, and a
+    body says it is JSON."""
+    key = Ed25519PrivateKey.generate()
+    account = b64u(key.public_key().public_bytes_raw())
+
+    def sign(message: bytes) -> str:
+        return b64u(key.sign(message))
+
+    raw, headers = signing.signed_request(account, sign, method, "/v1/x?y=1", body, 1_000_000)
+    assert raw == signing.encode_body(body)
+    assert ("Content-Type" in headers) == bool(raw)
+    who, _nonce, ts = signing.check_request(headers, method, "/v1/x?y=1", raw, 1_000_000)
+    assert (who, ts) == (account, 1_000_000)
+    with pytest.raises(signing.SignatureError):
+        signing.check_request(headers, method, "/v1/x?y=1", raw + b" ", 1_000_000)

@@ -247,10 +247,9 @@ async def burst(
             began = time.perf_counter()
             first = True
             while True:
-                headers = signing.sign_request(
+                _raw, headers = signing.signed_request(
                     person.account, person.sign, "POST", path, raw, time.time()
                 )
-                headers["Content-Type"] = "application/json"
                 stats.sent += 1
                 if not first:
                     stats.resent += 1

@@ -132,15 +132,14 @@ class HubClient:
         self.clock = clock
         self.joined = joined
 
-    def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        return signing.sign_request(
-            self.person.account,
-            self.person.sign,
-            method,
-            path,
-            body,
-            self.clock.now().timestamp(),
+    def signed(self, method: str, path: str, body: Any) -> tuple[bytes, dict[str, str]]:
+        return signing.signed_request(
+            self.person.account, self.person.sign, method, path, body, self.clock.now().timestamp()
         )
+
+    def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        """The headers alone, for a test that tampers with the request after."""
+        return self.signed(method, path, body)[1]
 
     async def call(
         self,
@@ -160,10 +159,11 @@ class HubClient:
                 await self.call("GET", "/v1/account", expect=200)
             finally:
                 self.clock.set(now)
-        raw = b"" if body is None else json.dumps(body).encode()
-        hdrs = {"Content-Type": "application/json"} if body is not None else {}
         if sign:
-            hdrs.update(self.headers(method, path, raw))
+            raw, hdrs = self.signed(method, path, body)
+        else:
+            raw = signing.encode_body(body)
+            hdrs = {"Content-Type": "application/json"} if raw else {}
         hdrs.update(headers or {})
         resp = await self.client.request(method, path, data=raw or None, headers=hdrs)
         text = await resp.text()

@@ -71,11 +71,8 @@ class HubProcess:
     def call(
         self, person: Person, method: str, path: str, body: Any, offset: int
     ) -> tuple[int, Any]:
-        raw = b"" if body is None else json.dumps(body).encode()
         now = time.time() + offset  # the hub's (faked) clock
-        headers = signing.sign_request(person.account, person.sign, method, path, raw, now)
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        raw, headers = signing.signed_request(person.account, person.sign, method, path, body, now)
         req = urllib.request.Request(
             self.url + path, data=raw or None, method=method, headers=headers
         )

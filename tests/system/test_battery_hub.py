@@ -142,12 +142,12 @@ async def unsigned_settlement(w: Setup) -> Any:
 
 async def stale_request(w: Setup) -> Any:
     alice: HubClient = w["alice"]
-    headers = signing.sign_request(
+    _raw, headers = signing.signed_request(
         alice.person.account,
         alice.person.sign,
         "GET",
         "/v1/account",
-        b"",
+        None,
         alice.clock.now().timestamp() - 3600,
     )
     return await alice.call("GET", "/v1/account", headers=headers, sign=False, expect=401)
