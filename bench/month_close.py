@@ -78,12 +78,12 @@ async def close_once(clicks: int) -> tuple[float, float]:
         tick = asyncio.create_task(ticker())
         await asyncio.sleep(0)
         t0 = time.perf_counter()
-        closed = await service.roll_months()
+        closed = await service.months.roll()
         elapsed = time.perf_counter() - t0
         ticking = False
         await tick
         assert closed == ["2026-10"], closed
-        month = await service.month_view("2026-10")
+        month = await service.months.view("2026-10")
         doc = json.loads(month["settlement"]["document"])
         assert len(doc["allocations"]) == clicks
         assert sum(a["cents"] for a in doc["allocations"]) == doc["spend_cents"]

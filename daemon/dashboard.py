@@ -28,7 +28,7 @@ import datetime as dt
 import secrets
 from pathlib import Path
 
-from .pairing import hash_token
+from .browsers.pairing import hash_token
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "mecene_dashboard"

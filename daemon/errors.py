@@ -26,3 +26,15 @@ InsufficientFunds = _kind(
 WrongPassphrase = _kind("wrong_passphrase", "The passphrase did not open the wallet.")
 BadJson = _kind("bad_json", "The body is not JSON.")
 Unauthorized = _kind("unauthorized", "No valid token, session or login link.")
+
+
+class HubUnreachable(DomainError):
+    """The hub could not be reached (the daemon retries)."""
+
+    code = "hub_unreachable"
+
+
+class HubRefused(DomainError):
+    """The hub answered no; its own code is in `hub_error`."""
+
+    code = "hub_refused"

@@ -7,7 +7,6 @@ daemon/sendpolicy.py, without sockets; this module calls and records.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -18,33 +17,29 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from mecene import signing
-from mecene.settlement import Receipt, TransferReceipt
+from mecene.settlement import Receipt
 from mecene.time import seconds_at, timestamp, timestamp_at
 
 from . import sendpolicy as policy
-from . import unlinkable
-from .errors import DomainError
-from .service import Joined, Service
+from .creators.policy import MalformedList, parse_joined
+from .errors import DomainError, HubRefused, HubUnreachable
+from .gifts.sending import GiftSender
+from .months.policy import OUTCOME_STATES, MonthState
+from .service import Service
+from .unlinkable.link import TokenLink
 
 log = logging.getLogger("mecene.hub")
 # How often the list of joined creators is downloaded again (tests shorten it).
 JOINED_REFRESH_SECONDS = float(os.environ.get("MECENE_JOINED_REFRESH_SECONDS", "3600"))
-MAX_JOINED_KEYS = 5_000_000
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
 # What a settlement's money can have become at the hub, and how often a
 # settled month whose money may still move is asked about again.
-OUTCOME_STATES = ("pending", "credited", "withheld", "escrow", "returned")
 OUTCOME_EVERY_SECONDS = 3600.0
 
 
-class HubUnreachable(DomainError):
-    code = "hub_unreachable"
-
-
-class HubRefused(DomainError):
-    code = "hub_refused"
+__all__ = ["HubLink", "HubRefused", "HubUnreachable"]
 
 
 class HubLink:
@@ -61,7 +56,8 @@ class HubLink:
         self._session: aiohttp.ClientSession | None = None
         self._pass = asyncio.Lock()
         self._joined_due = 0.0  # loop time when the joined list is next downloaded
-        self.tokens = unlinkable.TokenLink(self, service.store, service.clock)
+        self.tokens = TokenLink(self, service.store, service.clock)
+        self.gifts = GiftSender(self, service.gifts, self.tokens)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -78,7 +74,7 @@ class HubLink:
         self, method: str, path: str, body: Any = None, *, signed: bool = True
     ) -> tuple[int, Any]:
         if signed:
-            wallet = self.service.require_wallet()
+            wallet = self.service.session.require_wallet()
             now = self.service.clock.now().timestamp()
             raw, headers = signing.signed_request(
                 wallet.account, wallet.sign, method, self.prefix + path, body, now
@@ -111,20 +107,20 @@ class HubLink:
 
     async def hub_key(self) -> str:
         """The hub's public key, pinned the first time it is seen."""
-        pinned = await self.service.meta("hub_public_key")
+        pinned = await self.service.session.meta("hub_public_key")
         if pinned:
             return pinned
         info = await self.ok("GET", "/v1", signed=False)
         key = str(info["public_key"])
         signing.public_key(key)  # a real key, or SignatureError
-        await self.service.set_meta("hub_public_key", key)
+        await self.service.session.set_meta("hub_public_key", key)
         return key
 
     async def refresh_balance(self) -> int | None:
-        if self.service.locked:
+        if self.service.session.locked:
             return None
         account = await self.ok("GET", "/v1/account")
-        await self.service.set_balance(int(account["balance_cents"]))
+        await self.service.session.set_balance(int(account["balance_cents"]))
         return int(account["balance_cents"])
 
     async def refresh_joined(self) -> None:
@@ -132,21 +128,10 @@ class HubLink:
         has joined"): the popup can then say whether a creator has joined
         without the hub learning which creator the person looked at."""
         data = await self.ok("GET", "/v1/creators/joined", signed=False)
-        keys = data.get("keys") if isinstance(data, dict) else None
-        months = data.get("escrow_months") if isinstance(data, dict) else None
-        nonprofit = data.get("nonprofit", []) if isinstance(data, dict) else None
-        if (
-            not isinstance(keys, list)
-            or len(keys) > MAX_JOINED_KEYS
-            or not all(isinstance(k, str) for k in keys)
-            or not isinstance(months, int)
-            or not isinstance(nonprofit, list)
-            or not all(isinstance(k, str) for k in nonprofit)
-        ):
-            raise HubRefused("the hub's list of joined creators is malformed")
-        self.service.joined = Joined(
-            frozenset(keys), months, self.service.clock.now(), frozenset(nonprofit) & set(keys)
-        )
+        try:
+            self.service.creators.joined = parse_joined(data, self.service.clock.now())
+        except MalformedList as exc:
+            raise HubRefused(str(exc)) from None
         self._joined_due = asyncio.get_running_loop().time() + JOINED_REFRESH_SECONDS
 
     async def state(self) -> dict[str, Any]:
@@ -154,7 +139,7 @@ class HubLink:
             "url": self.base_url,
             "reachable": self.reachable,
             "error": self.last_error,
-            "public_key": await self.service.meta("hub_public_key"),
+            "public_key": await self.service.session.meta("hub_public_key"),
         }
 
     async def creator_call(self, method: str, path: str, body: Any = None) -> Any:
@@ -173,7 +158,7 @@ class HubLink:
 
     async def deposit(self, body: dict[str, Any]) -> Any:
         out = await self.ok("POST", "/v1/deposits", body)
-        await self.service.set_balance(int(out["balance_cents"]))
+        await self.service.session.set_balance(int(out["balance_cents"]))
         self.wake.set()  # a month refused for want of money may go through now
         return out
 
@@ -182,10 +167,10 @@ class HubLink:
     async def sync_once(self) -> float | None:
         """Send every closed month that is due; seconds until the next one is
         due, or None when nothing waits."""
-        if self.service.locked:
+        if self.service.session.locked:
             return None
         async with self._pass:
-            rows = await self.service.unsent_months()
+            rows = await self.service.months.unsent()
             now = self.service.clock.now()
             waits: list[float] = []
             for row in rows:
@@ -229,14 +214,14 @@ class HubLink:
         that may be credited a moment later."""
         now = self.service.clock.now()
         before = timestamp_at(now.timestamp() - every)
-        for month in await self.service.months_awaiting_outcome(before):
+        for month in await self.service.months.awaiting_outcome(before):
             data = await self.ok("GET", f"/v1/settlements/{month}")
             outcome = data.get("outcome") if isinstance(data, dict) else None
             if not isinstance(outcome, dict) or not all(
                 isinstance(outcome.get(f"{s}_cents"), int) for s in OUTCOME_STATES
             ):
                 raise HubRefused(f"the hub's outcome for {month} is malformed")
-            await self.service.mark_month(
+            await self.service.months.mark(
                 month,
                 outcome=json.dumps({f"{s}_cents": outcome[f"{s}_cents"] for s in OUTCOME_STATES}),
                 outcome_at=timestamp(now),
@@ -247,7 +232,7 @@ class HubLink:
         is due again, or None when it is done (settled, or waiting for a person)."""
         month = row["month"]
         attempts = int(row["sync_attempts"] or 0) + 1
-        await self.service.mark_month(month, state="submitted")
+        await self.service.months.mark(month, state=MonthState.SUBMITTED)
         body = {"document": row["document"], "signature": row["signature"]}
         try:
             status, data = await self.call("POST", "/v1/settlements", body)
@@ -268,9 +253,9 @@ class HubLink:
                     await self.refresh_balance()
                 except DomainError as exc:
                     log.info("balance not refreshed: %s", exc)
-                await self.service.mark_month(
+                await self.service.months.mark(
                     month,
-                    state="settled",
+                    state=MonthState.SETTLED,
                     receipt=data["receipt"],
                     receipt_signature=data["signature"],
                     settled_at=timestamp(self.service.clock.now()),
@@ -280,8 +265,8 @@ class HubLink:
                 log.info("%s settled with the hub: %s", month, receipt.spend_cents)
                 return None
         if isinstance(meaning, policy.NeedsPerson):
-            await self.service.mark_month(
-                month, state="closed", sync_error=meaning.code, next_sync_at=None
+            await self.service.months.mark(
+                month, state=MonthState.CLOSED, sync_error=meaning.code, next_sync_at=None
             )
             log.error("%s: the hub refused it for good: %s", month, meaning.message)
             return None
@@ -290,17 +275,17 @@ class HubLink:
             # closed): never sent anywhere yet, so the month is split again
             # without them and signed anew.
             for key in meaning.keys:
-                await self.service.add_own_creator(key)
-            if await self.service.close_month(month, again=True) is not None:
+                await self.service.creators.add_own_creator(key)
+            if await self.service.months.close(month, again=True) is not None:
                 log.info("%s split again without the person's own keys", month)
-                fresh = [r for r in await self.service.unsent_months() if r["month"] == month]
+                fresh = [r for r in await self.service.months.unsent() if r["month"] == month]
                 return await self._send(fresh[0]) if fresh else None
             meaning = policy.failed("own_key", "", attempts, "closed", self.retry_base)
         return await self._retry(row, meaning)
 
     async def _retry(self, row: dict[str, Any], retry: policy.Retry) -> float:
         at = self.service.clock.now().timestamp() + retry.seconds
-        await self.service.mark_month(
+        await self.service.months.mark(
             row["month"],
             state=retry.state,
             sync_attempts=int(row["sync_attempts"] or 0) + 1,
@@ -322,7 +307,7 @@ class HubLink:
         Receipt.verify(key, text, signature)
         receipt = Receipt.parse(text)  # a DocumentError is a ValueError
         sha = hashlib.sha256(row["document"].encode()).hexdigest()
-        wallet = self.service.require_wallet()
+        wallet = self.service.session.require_wallet()
         if (receipt.hub, receipt.account, receipt.month, receipt.sha256) != (
             key,
             wallet.account,
@@ -332,121 +317,13 @@ class HubLink:
             raise ValueError("the receipt is for another document")
         return receipt
 
-    # -- direct transfers -----------------------------------------------------------
+    # -- direct transfers: daemon/gifts/sending.py ---------------------------------------
 
     async def send_transfer(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Send a recorded transfer and record the hub's answer: `given` with its
-        signed receipt, `refused` with its reason (final), or still `sending`
-        with the next attempt's time (the hub is unreachable or failed). Sending
-        again is harmless: the hub keeps one transfer per id and answers a
-        repeat with the same receipt."""
-        body = {"id": row["id"], "creator": row["creator"], "cents": row["cents"]}
-        if row["url"]:
-            body["url"] = row["url"]
-        attempts = int(row["attempts"] or 0) + 1
-        try:
-            if row["unlinkable"]:
-                # As tokens (daemon/unlinkable.py): the hub debits the amount
-                # and signs them, and never hears of the creator.
-                status, data = await self.tokens.send_transfer(row)
-            else:
-                status, data = await self.call("POST", "/v1/transfers", body)
-        except HubUnreachable as exc:
-            status, data = None, str(exc)
-        meaning = policy.transfer_answer(
-            status, data, attempts=attempts, retry_base=self.retry_base
-        )
-        if isinstance(meaning, policy.Given) and row["unlinkable"]:
-            with contextlib.suppress(DomainError):
-                await self.refresh_balance()
-            log.info("transfer %s given as tokens: %s", row["id"], row["cents"])
-            self.wake.set()  # its tokens are redeemed over the window
-            return await self.service.mark_transfer(
-                row["id"],
-                state="given",
-                given_at=timestamp(self.service.clock.now()),
-                error=None,
-                message=None,
-                next_attempt_at=None,
-            )
-        if isinstance(meaning, policy.Given):
-            try:
-                await self._check_transfer_receipt(row, data)
-            except (ValueError, KeyError, TypeError, signing.SignatureError) as exc:
-                meaning = policy.failed(
-                    "bad_receipt", str(exc), attempts, "sending", self.retry_base
-                )
-            else:
-                with contextlib.suppress(DomainError):
-                    await self.refresh_balance()
-                log.info("transfer %s given: %s to %s", row["id"], row["cents"], row["creator"])
-                return await self.service.mark_transfer(
-                    row["id"],
-                    state="given",
-                    receipt=data["receipt"],
-                    receipt_signature=data["signature"],
-                    given_at=timestamp(self.service.clock.now()),
-                    error=None,
-                    message=None,
-                    next_attempt_at=None,
-                )
-        if isinstance(meaning, policy.Refused):
-            log.info(
-                "transfer %s refused by the hub: %s (%s)", row["id"], meaning.code, meaning.message
-            )
-            if meaning.code == "insufficient_funds":
-                with contextlib.suppress(DomainError):
-                    await self.refresh_balance()
-            return await self.service.mark_transfer(
-                row["id"],
-                state="refused",
-                error=meaning.code,
-                message=meaning.message,
-                next_attempt_at=None,
-            )
-        at = self.service.clock.now().timestamp() + meaning.seconds
-        log.info("transfer %s not sent yet (%s: %s)", row["id"], meaning.code, meaning.message)
-        return await self.service.mark_transfer(
-            row["id"],
-            attempts=attempts,
-            error=meaning.code,
-            message=meaning.message,
-            next_attempt_at=timestamp_at(at),
-        )
-
-    async def _check_transfer_receipt(self, row: dict[str, Any], data: Any) -> TransferReceipt:
-        key = await self.hub_key()
-        if not isinstance(data, dict):
-            raise TypeError("the hub's answer is not an object")
-        TransferReceipt.verify(key, data["receipt"], data["signature"])
-        receipt = TransferReceipt.parse(data["receipt"])  # a DocumentError is a ValueError
-        wallet = self.service.require_wallet()
-        if (receipt.hub, receipt.account, receipt.transfer, receipt.creator, receipt.cents) != (
-            key,
-            wallet.account,
-            row["id"],
-            row["creator"],
-            row["cents"],
-        ):
-            raise ValueError("the receipt is for another transfer")
-        return receipt
+        return await self.gifts.send(row)
 
     async def send_due_transfers(self, *, now_too: bool = False) -> float | None:
-        """Send every transfer still `sending` whose time has come (all of them
-        with `now_too`); seconds until the next one is due, or None."""
-        now = self.service.clock.now()
-        waits: list[float] = []
-        for row in await self.service.sending_transfers():
-            due = row["next_attempt_at"]
-            if due and due > timestamp(now) and not now_too:
-                waits.append(max(0.0, seconds_at(due) - now.timestamp()))
-                continue
-            after = await self.send_transfer(row)
-            if after["state"] == "sending":
-                waits.append(max(0.0, seconds_at(after["next_attempt_at"]) - now.timestamp()))
-                if self.reachable is False:
-                    break
-        return min(waits) if waits else None
+        return await self.gifts.send_due(now_too=now_too)
 
     async def run(self) -> None:
         """Forever: send what is due, then sleep until the next is due or

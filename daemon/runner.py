@@ -23,8 +23,8 @@ from aiohttp import web
 from hub.runner import HubSettings, RunningHub, start_hub
 from mecene.time import Clock, SystemClock, seconds_to_next_month
 
+from .browsers.pairing import hash_token, new_token
 from .files import DaemonLock, DataDir, has_display, write_atomic
-from .pairing import hash_token, new_token
 from .security import HEADER_SECONDS, LINGER_SECONDS, AccessLogger
 from .server import SERVICE, Config, create_app
 from .service import Service
@@ -64,13 +64,13 @@ async def month_timer(service: Service, clock: Clock) -> None:
     """Close each month as it ends, even if no request arrives."""
     while True:
         delay = MAX_SLEEP_SECONDS
-        if service.wallet is not None:
-            tz = service.wallet.settings.time_zone
+        if service.session.wallet is not None:
+            tz = service.session.settings.time_zone
             delay = min(delay, seconds_to_next_month(clock.now(), tz) + 1.0)
         await asyncio.sleep(delay)
-        if service.wallet is not None:
+        if service.session.wallet is not None:
             try:
-                await service.roll_months()
+                await service.months.roll()
             except Exception:
                 log.exception("closing the month failed; will try again")
 

@@ -20,9 +20,9 @@ from aiohttp import web
 from mecene.time import Clock
 
 from . import dashboard, validate
+from .browsers.pairing import client_name
 from .errors import DomainError, Invalid, Unauthorized
 from .hublink import HubLink
-from .pairing import client_name
 from .security import (
     ADMIN,
     PUBLIC,
@@ -62,7 +62,7 @@ def create_app(
     """The daemon's web application. The store is opened and closed with the app."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     service = Service(store, clock, config.wallet_path, wallet)
-    service.admin_token_hash = config.admin_token_hash
+    service.browsers.admin_token_hash = config.admin_token_hash
     app[SERVICE] = service
     app[STORE] = store
     hosts = [f"127.0.0.1:{config.port}", f"localhost:{config.port}"]
@@ -72,8 +72,8 @@ def create_app(
     setup_json_only(app)
     setup_auth(
         app,
-        service.authenticate,
-        service.dashboard_session,
+        service.browsers.authenticate,
+        service.browsers.dashboard_session,
         dashboard.COOKIE,
         dashboard.SESSION_HEADER,
     )
@@ -81,7 +81,7 @@ def create_app(
     if config.hub_url:
         link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
         app[HUB_LINK] = link
-        service.on_months_closed = link.wake.set
+        service.months.on_months_closed = link.wake.set
         app.cleanup_ctx.append(_hub_link_lifetime)
     app.router.add_routes(ROUTES)
     return app
@@ -126,7 +126,7 @@ routes = web.RouteTableDef()
 async def request_pairing(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"client"})
     service = _service(request)
-    pairing = service.request_pairing(client_name(body.get("client")))
+    pairing = service.browsers.request_pairing(client_name(body.get("client")))
     return web.json_response(
         {
             "pairing_id": pairing.id,
@@ -140,25 +140,27 @@ async def request_pairing(request: web.Request) -> web.Response:
 @routes.get(f"{API}/pairing/{{pairing_id}}")
 @access(PUBLIC)
 async def poll_pairing(request: web.Request) -> web.Response:
-    return web.json_response(_service(request).poll_pairing(request.match_info["pairing_id"]))
+    return web.json_response(
+        _service(request).browsers.poll_pairing(request.match_info["pairing_id"])
+    )
 
 
 @routes.get(f"{API}/status")
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await _service(request).status())
+    return web.json_response(await _service(request).months.status())
 
 
 @routes.get(f"{API}/creators")
 async def creators_joined(request: web.Request) -> web.Response:
     """Whether creators have joined, from the hub's whole published list."""
     keys = validate.creator_keys_query(request.query.getall("key", []))
-    return web.json_response(_service(request).creators_joined(keys))
+    return web.json_response(_service(request).creators.creators_joined(keys))
 
 
 @routes.post(f"{API}/clicks")
 async def record_click(request: web.Request) -> web.Response:
     req = validate.click(await read_json(request))
-    click, created, status = await _service(request).record_click(req)
+    click, created, status = await _service(request).flattrs.record_click(req)
     return web.json_response({"click": click, "status": status}, status=201 if created else 200)
 
 
@@ -166,14 +168,14 @@ async def record_click(request: web.Request) -> web.Response:
 async def list_clicks(request: web.Request) -> web.Response:
     month = request.query.get("month")
     return web.json_response(
-        await _service(request).clicks(validate.month(month) if month is not None else None)
+        await _service(request).flattrs.clicks(validate.month(month) if month is not None else None)
     )
 
 
 @routes.delete(f"{API}/clicks/{{click_id}}")
 async def undo_click(request: web.Request) -> web.Response:
     click_id = validate.client_id(request.match_info["click_id"])
-    click, status = await _service(request).undo_click(click_id)
+    click, status = await _service(request).flattrs.undo_click(click_id)
     return web.json_response({"click": click, "status": status})
 
 
@@ -185,7 +187,7 @@ async def transfer_quote(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"creator", "cents"})
     creator = validate.creator(body.get("creator"))
     cents = validate.transfer_cents(body.get("cents"))
-    return web.json_response(_service(request).transfer_quote(creator, cents))
+    return web.json_response(_service(request).gifts.quote(creator, cents))
 
 
 @routes.post(f"{API}/transfers")
@@ -196,7 +198,7 @@ async def give(request: web.Request) -> web.Response:
     until the hub answers); 200 the same id again, as it stands; a refusal by
     the hub with its reason."""
     req = validate.transfer(await read_json(request))
-    row, created = await _service(request).record_transfer(req)
+    row, created = await _service(request).gifts.record(req)
     link = request.app.get(HUB_LINK)
     if row["state"] == "sending" and link is not None:
         row = await link.send_transfer(row)
@@ -205,7 +207,7 @@ async def give(request: web.Request) -> web.Response:
         status = {"insufficient_funds": 402, "own_key": 409, "invalid": 400}.get(code, 502)
         extra: dict[str, Any] = {"transfer": row}
         if code == "insufficient_funds":
-            extra["balance_cents"] = _service(request).balance_cents
+            extra["balance_cents"] = _service(request).session.balance_cents
         return error_response(code, row["message"] or code, status, **extra)
     status = (201 if row["state"] == "given" else 202) if created else 200
     return web.json_response({"transfer": row}, status=status)
@@ -215,36 +217,38 @@ async def give(request: web.Request) -> web.Response:
 async def list_transfers(request: web.Request) -> web.Response:
     raw = request.query.get("month")
     month = None if raw is None else validate.month(raw)
-    return web.json_response({"transfers": await _service(request).transfers(month)})
+    return web.json_response({"transfers": await _service(request).gifts.listed(month)})
 
 
 @routes.get(f"{API}/months")
 async def list_months(request: web.Request) -> web.Response:
-    return web.json_response({"months": await _service(request).months()})
+    return web.json_response({"months": await _service(request).months.listed()})
 
 
 @routes.get(f"{API}/months/{{month}}")
 async def show_month(request: web.Request) -> web.Response:
     month = validate.month(request.match_info["month"])
-    return web.json_response(await _service(request).month_view(month))
+    return web.json_response(await _service(request).months.view(month))
 
 
 @routes.get(f"{API}/subscriptions")
 async def list_subscriptions(request: web.Request) -> web.Response:
-    return web.json_response({"subscriptions": await _service(request).subscriptions()})
+    return web.json_response({"subscriptions": await _service(request).flattrs.subscriptions()})
 
 
 @routes.post(f"{API}/subscriptions")
 async def subscribe(request: web.Request) -> web.Response:
     req = validate.subscription(await read_json(request))
-    sub, created = await _service(request).subscribe(req)
+    sub, created = await _service(request).flattrs.subscribe(req)
     return web.json_response({"subscription": sub}, status=201 if created else 200)
 
 
 @routes.delete(f"{API}/subscriptions/{{sub_id}}")
 async def cancel_subscription(request: web.Request) -> web.Response:
     sub_id = validate.client_id(request.match_info["sub_id"])
-    return web.json_response({"subscription": await _service(request).cancel_subscription(sub_id)})
+    return web.json_response(
+        {"subscription": await _service(request).flattrs.cancel_subscription(sub_id)}
+    )
 
 
 @routes.delete(f"{API}/subscriptions")
@@ -252,47 +256,51 @@ async def cancel_subscription_by_body(request: web.Request) -> web.Response:
     """DESIGN.md's `DELETE /subscriptions` form: the id in a JSON body."""
     body = validate.obj(await read_json(request), {"id"})
     sub_id = validate.client_id(body.get("id"))
-    return web.json_response({"subscription": await _service(request).cancel_subscription(sub_id)})
+    return web.json_response(
+        {"subscription": await _service(request).flattrs.cancel_subscription(sub_id)}
+    )
 
 
 @routes.get(f"{API}/pairings")
 @access(ADMIN)
 async def list_pairings(request: web.Request) -> web.Response:
-    return web.json_response({"pending": _service(request).pending_pairings()})
+    return web.json_response({"pending": _service(request).browsers.pending_pairings()})
 
 
 @routes.post(f"{API}/pairings/approve")
 @access(ADMIN)
 async def approve_pairing(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"code"})
-    return web.json_response({"browser": await _service(request).approve_pairing(body.get("code"))})
+    return web.json_response(
+        {"browser": await _service(request).browsers.approve_pairing(body.get("code"))}
+    )
 
 
 @routes.post(f"{API}/pairings/deny")
 @access(ADMIN)
 async def deny_pairing(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"code"})
-    _service(request).deny_pairing(body.get("code"))
+    _service(request).browsers.deny_pairing(body.get("code"))
     return web.json_response({"denied": True})
 
 
 @routes.get(f"{API}/browsers")
 @access(ADMIN)
 async def list_browsers(request: web.Request) -> web.Response:
-    return web.json_response({"browsers": await _service(request).browsers()})
+    return web.json_response({"browsers": await _service(request).browsers.listed()})
 
 
 @routes.delete(f"{API}/browsers/{{token_id}}")
 @access(ADMIN)
 async def revoke_browser(request: web.Request) -> web.Response:
     token_id = validate.client_id(request.match_info["token_id"])
-    return web.json_response({"browser": await _service(request).revoke_browser(token_id)})
+    return web.json_response({"browser": await _service(request).browsers.revoke(token_id)})
 
 
 @routes.get(f"{API}/settings")
 @access(ADMIN)
 async def show_settings(request: web.Request) -> web.Response:
-    return web.json_response({"settings": _service(request).settings().to_json()})
+    return web.json_response({"settings": _service(request).session.settings.to_json()})
 
 
 @routes.patch(f"{API}/settings")
@@ -301,7 +309,7 @@ async def change_settings(request: web.Request) -> web.Response:
     changes = validate.settings_patch(await read_json(request))
     if not changes:
         raise Invalid("nothing to change")
-    settings = await _service(request).update_settings(changes)
+    settings = await _service(request).months.update_settings(changes)
     return web.json_response({"settings": settings.to_json()})
 
 
@@ -336,10 +344,10 @@ async def hub_sync(request: web.Request) -> web.Response:
     """Send every closed month now (not waiting for the back-off), then show them."""
     validate.obj(await read_json(request), set())
     link = _link(request)
-    if not _service(request).locked:
-        await _service(request).roll_months()  # a month that has just ended goes too
-    for month in await _service(request).unsent_months():
-        await _service(request).mark_month(month["month"], next_sync_at=None)
+    if not _service(request).session.locked:
+        await _service(request).months.roll()  # a month that has just ended goes too
+    for month in await _service(request).months.unsent():
+        await _service(request).months.mark(month["month"], next_sync_at=None)
     await link.sync_once()
     await link.send_due_transfers(now_too=True)
     try:
@@ -347,7 +355,7 @@ async def hub_sync(request: web.Request) -> web.Response:
     except DomainError as exc:
         log.info("outcomes not refreshed: %s", exc)
     return web.json_response(
-        {"hub": await link.state(), "months": await _service(request).months()}
+        {"hub": await link.state(), "months": await _service(request).months.listed()}
     )
 
 
@@ -406,7 +414,9 @@ async def hub_verify_claim(request: web.Request) -> web.Response:
         raise Invalid("not a claim id")
     out = await _link(request).creator_call("POST", f"/v1/claims/{claim_id}/verify", {})
     if out.get("claim", {}).get("state") == "verified":
-        await _service(request).add_own_creator(validate.creator(out["claim"]["key"], "key"))
+        await _service(request).creators.add_own_creator(
+            validate.creator(out["claim"]["key"], "key")
+        )
     return web.json_response(out)
 
 
@@ -415,7 +425,7 @@ async def hub_verify_claim(request: web.Request) -> web.Response:
 async def hub_flattr_id(request: web.Request) -> web.Response:
     validate.obj(await read_json(request), set())
     out = await _link(request).creator_call("POST", "/v1/flattr-ids", {})
-    await _service(request).add_own_creator(out["key"])
+    await _service(request).creators.add_own_creator(out["key"])
     return web.json_response(out, status=201 if out.get("new") else 200)
 
 
@@ -441,7 +451,7 @@ async def hub_withdraw(request: web.Request) -> web.Response:
 async def dashboard_link(request: web.Request) -> web.Response:
     """A one-time login link for the dashboard (`mecene open`)."""
     validate.obj(await read_json(request), set())
-    code = _service(request).sessions.new_link_code(_service(request).clock.now())
+    code = _service(request).browsers.sessions.new_link_code(_service(request).clock.now())
     url = f"http://{request.host}/dashboard/login#{code}"
     return web.json_response({"url": url, "expires_in": int(dashboard.LINK_TTL.total_seconds())})
 
@@ -451,7 +461,7 @@ async def dashboard_link(request: web.Request) -> web.Response:
 async def dashboard_session(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"code"})
     service = _service(request)
-    opened = service.sessions.open_session(body.get("code"), service.clock.now())
+    opened = service.browsers.sessions.open_session(body.get("code"), service.clock.now())
     if opened is None:
         raise Unauthorized("this login link is not valid (any more): run `mecene open` again")
     token, secret = opened
@@ -475,7 +485,7 @@ async def dashboard_logout(request: web.Request) -> web.Response:
     validate.obj(await read_json(request), set())
     token = request.cookies.get(dashboard.COOKIE)
     if token:
-        _service(request).sessions.close(token)
+        _service(request).browsers.sessions.close(token)
     response = web.json_response({"ok": True})
     response.del_cookie(dashboard.COOKIE, path="/")
     return response

@@ -447,3 +447,19 @@ def _settle(
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+# -- meta: the session's own few values (the balance, the hub's pinned key) -------------
+
+
+def meta_get(db: Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def meta_set(db: Database, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )

@@ -238,9 +238,15 @@ DEPOSIT_METHODS = money.METHODS
 def deposit(body: dict[str, Any]) -> tuple[str, int]:
     """(method, amount_cents) of a deposit request; the hub checks its limits."""
     method = body.get("method")
-    if method not in DEPOSIT_METHODS:
+    if not isinstance(method, str) or method not in DEPOSIT_METHODS:
         raise Invalid(f"method is one of {', '.join(DEPOSIT_METHODS)}")
     amount = body.get("amount_cents")
-    if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= 10**7:
+    # Any sane amount passes here; the hub answers with its own bounds
+    # (mecene.money.deposit_cents), which the person then reads.
+    if (
+        not isinstance(amount, int)
+        or isinstance(amount, bool)
+        or not 1 <= amount <= money.MAX_SETTING_CENTS
+    ):
         raise Invalid("amount_cents is a whole number of cents")
     return method, amount

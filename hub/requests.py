@@ -132,7 +132,7 @@ def quote(body: Any) -> Quote:
     """{method, amount_cents}: the deposit and its fee, today's."""
     b = _fields(body, {"method", "amount_cents", "fee_cents", "id"}, "{method, amount_cents}")
     method = b.get("method")
-    if method not in money.METHODS:
+    if not isinstance(method, str) or method not in money.METHODS:
         raise HubError("invalid", f"method is one of {', '.join(money.METHODS)}")
     amount = _cents(b.get("amount_cents"), "amount_cents")
     try:

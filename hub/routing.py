@@ -30,7 +30,7 @@ from typing import Any
 from mecene import money
 from mecene.money import largest_remainder
 
-from .ledger import Creator, Escrow, Fees, LedgerAccount, Withheld
+from .accounts import Creator, Escrow, Fees, LedgerAccount, Withheld
 
 FeeUnit = tuple[str, str, str, str | None]  # (giver, month, creator key, transfer id)
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from daemon.browsers.pairing import hash_token, new_token
 from daemon.files import DataDir
-from daemon.pairing import hash_token, new_token
 from daemon.security import AccessLogger
 from daemon.server import Config, create_app
 from daemon.store import Store

@@ -290,6 +290,15 @@ async def test_invalid_click_bodies_get_clear_errors(api: Api) -> None:
     assert (await api.call("GET", "/status"))["clicks"] == 0
 
 
+async def test_a_deposit_method_of_another_type_is_invalid_not_a_crash(api: Api) -> None:
+    """Found by the fuzz battery: a list as the method made the membership
+    test raise (500) before the type was checked."""
+    for method in ([], {"card": 1}, None, 5):
+        body = {"method": method, "amount_cents": 2000}
+        r = await api.call("POST", "/deposits/quote", body, token="admin", expect=400)
+        assert r["error"] == "invalid" and "method is one of" in r["message"]
+
+
 # -- months ---------------------------------------------------------------------------
 
 
@@ -549,8 +558,8 @@ async def test_pairing_says_how_long_its_code_stays_valid(api: Api) -> None:
 
 
 async def test_whether_creators_have_joined_comes_from_the_hub_s_whole_list(api: Api) -> None:
+    from daemon.creators.policy import Joined
     from daemon.server import SERVICE
-    from daemon.service import Joined
 
     unknown = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)
     assert unknown == {
@@ -567,7 +576,7 @@ async def test_whether_creators_have_joined_comes_from_the_hub_s_whole_list(api:
     on = await api.call("GET", "/creators?key=flattr:alice", expect=200)
     assert on["unlinkable"] is True
     service = api.client.server.app[SERVICE]
-    service.joined = Joined(frozenset({"flattr:alice"}), 12, api.clock.now())
+    service.creators.joined = Joined(frozenset({"flattr:alice"}), 12, api.clock.now())
     known = await api.call("GET", "/creators?key=flattr:alice&key=domain:example.org", expect=200)
     assert [c["joined"] for c in known["creators"]] == [True, False]
     assert known["escrow_months"] == 12

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from daemon.browsers.room import Principal
 from daemon.security import (
     ADMIN,
     PUBLIC,
@@ -19,7 +20,6 @@ from daemon.security import (
     setup_json_only,
     setup_origin_check,
 )
-from daemon.service import Principal
 from tests.support.api import Api, MakeApi
 from tests.support.constants import EXTENSION_ORIGIN, HOST
 

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import hub.tokens as hub_tokens
-from daemon import unlinkable
 from daemon.hublink import HubUnreachable
+from daemon.unlinkable import link as unlinkable
 from hub.ledger import Escrow, Tokens
 from hub.service import Hub
 from mecene import tokens
@@ -75,7 +75,7 @@ async def test_an_unlinkable_month_reaches_its_creators_and_no_row_ties_them_to_
     for creator, cents in shares.items():
         assert await hub.balance_of(Escrow(creator)) == cents  # nobody proved these keys
 
-    wallet_account = link.service.require_wallet().account
+    wallet_account = link.service.session.require_wallet().account
     assert await rows_tying(hub.engine, wallet_account, CREATORS) == []
 
 
@@ -194,7 +194,7 @@ async def test_a_direct_transfer_goes_as_tokens_too(world: dict[str, Any]) -> No
     assert await hub.balance_of(Tokens(month)) == 0
     status = await person.call("GET", "/status")
     assert status["balance_cents"] == 2000 - 735
-    wallet_account = person.link.service.require_wallet().account
+    wallet_account = person.link.service.session.require_wallet().account
     assert await rows_tying(hub.engine, wallet_account, ["gift.example"]) == []
 
 

@@ -116,6 +116,14 @@ async def test_deposit_fees_are_shown_before_paying(
     assert out["deposit"]["fee_cents"] == fee
 
 
+async def test_a_deposit_method_of_another_type_is_refused(connect: Any) -> None:
+    alice = connect()
+    for method in ([], {"card": 1}, None):
+        body = {"method": method, "amount_cents": 2000}
+        out = await alice.call("POST", "/v1/deposits/quote", body, 400, sign=False)
+        assert out["error"] == "invalid" and "method is one of" in out["message"]
+
+
 async def test_a_deposit_is_idempotent_and_checked(connect: Any, hub: Hub) -> None:
     alice = connect()
     body = {"id": str(uuid.uuid4()), "method": "card", "amount_cents": 2000, "fee_cents": 70}

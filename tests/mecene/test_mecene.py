@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +51,36 @@ def test_the_import_contract_holds() -> None:
     lint = Path(sys.executable).parent / "lint-imports"
     out = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:]
-    assert "Contracts: 3 kept, 0 broken." in out.stdout
+    assert "Contracts: 5 kept, 0 broken." in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        # A policy reaching a database directly, and through another module.
+        ("daemon/months/policy.py", "import sqlite3", "policies and the hub's routing do no I/O"),
+        ("daemon/budget.py", "from daemon.months import sql", "policies and the hub's routing"),
+        ("hub/routing.py", "from . import ledger", "policies and the hub's routing do no I/O"),
+        # A room's core talking to the hub itself.
+        ("daemon/flattrs/room.py", "from .. import hublink", "reaches the hub only through"),
+    ],
+)
+def test_the_import_contracts_fail_on_a_new_import(
+    tmp_path: Path, module: str, line: str, broken: str
+) -> None:
+    """The contracts can fail: the same tree with one import added breaks them."""
+    for package in ("mecene", "daemon", "hub"):
+        shutil.copytree(ROOT / package, tmp_path / package)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module
+    target.write_text(target.read_text() + f"\n{line}  # noqa\n")
+    lint = Path(sys.executable).parent / "lint-imports"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [str(lint)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "1 broken" in out.stdout and broken in out.stdout.split("BROKEN")[0][-300:], out.stdout
 
 
 # -- the settlement and the receipt: one type each ------------------------------------

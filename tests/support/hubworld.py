@@ -15,8 +15,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from daemon.browsers.pairing import hash_token, new_token
 from daemon.files import DataDir
-from daemon.pairing import hash_token, new_token
 from daemon.server import HUB_LINK, Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet

@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from daemon.browsers.pairing import hash_token, new_token
 from daemon.client import prepare
 from daemon.files import DataDir
-from daemon.pairing import hash_token, new_token
 from daemon.server import SERVICE, Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
@@ -79,7 +79,7 @@ class App:
         return self.loop.run_until_complete(go())
 
     def set_balance(self, cents: int) -> None:
-        self.loop.run_until_complete(self.app[SERVICE].set_balance(cents))
+        self.loop.run_until_complete(self.app[SERVICE].session.set_balance(cents))
 
     def close(self) -> None:
         if self.client is not None:

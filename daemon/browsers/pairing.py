@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Invalid, NotFound
+from ..errors import Invalid, NotFound
 
 CODE_TTL = dt.timedelta(minutes=5)
 MAX_PENDING = 5

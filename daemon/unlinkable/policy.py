@@ -1,0 +1,122 @@
+"""Tokens' rules on the person's side (pure: no clock, no database, no network).
+
+planned ──blind──▶ blinded ──hub signs──▶ ready ──redeem──▶ redeemed
+                      └──── refused for good ────▶ failed ◀──┘
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mecene import blindrsa, tokens, tokenwire
+
+from .. import budget
+from .. import sendpolicy as policy
+
+
+class TokenState(StrEnum):
+    PLANNED = "planned"
+    BLINDED = "blinded"
+    READY = "ready"
+    REDEEMED = "redeemed"
+    FAILED = "failed"
+
+
+# Not yet signed by the hub: what issuance still has to do.
+TO_ISSUE = (TokenState.PLANNED, TokenState.BLINDED)
+
+
+def planned(month: str, shares: Sequence[budget.Allocation]) -> list[dict[str, Any]]:
+    """The rows of a month's plan: one token per denomination of each
+    creator's share (mecene.tokens.split)."""
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "month": month,
+            "creator": share.creator,
+            "cents": cents,
+            "state": TokenState.PLANNED.value,
+            "attempts": 0,
+        }
+        for share in shares
+        for cents in tokens.split(share.cents)
+    ]
+
+
+def redeem_at(now: float, window: float, randbelow: Callable[[int], int]) -> float:
+    """When a token just issued is redeemed: at random within the window, so
+    that arrivals at the hub do not line up with one person's month close."""
+    return now + randbelow(max(1, int(window * 1000))) / 1000
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    pass
+
+
+@dataclass(frozen=True)
+class RedeemFailed:
+    code: str
+
+
+@dataclass(frozen=True)
+class RedeemLater:
+    seconds: float
+
+
+def redemption_answer(
+    status: int | None, data: Any, attempts: int
+) -> Redeemed | RedeemFailed | RedeemLater:
+    """What the hub's answer to a redemption means: done, refused for good
+    (a 4xx but for a time-out or too many requests), or try again later with
+    the back-off (unreachable, 408, 429, 5xx)."""
+    if status in (200, 201):
+        return Redeemed()
+    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        code = data.get("error", "refused") if isinstance(data, dict) else "refused"
+        return RedeemFailed(str(code))
+    return RedeemLater(policy.retry_delay(attempts, policy.RETRY_BASE_SECONDS))
+
+
+def issue_refused(status: int) -> bool:
+    """A gift's issuance refused for good (its tokens fail with it)."""
+    return 400 <= status < 500 and status not in (408, 429)
+
+
+# -- the rows of `unlinkable_tokens` (hex columns) and the protocol's values -------------
+
+
+def blinded(key: tokenwire.DirectoryKey) -> dict[str, Any]:
+    """A fresh token for the key, blinded: the columns that let it be
+    finished from the same blinded message after a crash (`pending`)."""
+    p = tokens.begin(key.public)
+    return {
+        "state": TokenState.BLINDED.value,
+        "key_id": tokenwire.key_hex(key.id),
+        "nonce": p.nonce.hex(),
+        "prefix": p.prefix.hex(),
+        "blinded": p.blinded.blinded_msg.hex(),
+        "inv": p.blinded.inv.hex(),
+    }
+
+
+def pending(row: dict[str, Any]) -> tokens.Pending:
+    nonce, kid = bytes.fromhex(row["nonce"]), tokenwire.key_bytes(row["key_id"])
+    prepared = bytes.fromhex(row["prefix"]) + tokens.token_input(nonce, kid)
+    b = blindrsa.Blinded(
+        blinded_msg=bytes.fromhex(row["blinded"]), inv=bytes.fromhex(row["inv"]), prepared=prepared
+    )
+    return tokens.Pending(nonce=nonce, key_id=kid, blinded=b)
+
+
+def redemption(row: dict[str, Any]) -> tokenwire.Redemption:
+    token = tokens.Token(
+        nonce=bytes.fromhex(row["nonce"]),
+        key_id=tokenwire.key_bytes(row["key_id"]),
+        authenticator=bytes.fromhex(row["authenticator"]),
+    )
+    return tokenwire.Redemption(token, bytes.fromhex(row["prefix"]), row["creator"])
