@@ -1,4 +1,4 @@
-"""The hub's HTTP API: thin handlers over hub.service.Hub (PROTOCOL.md, "The hub").
+"""The hub's HTTP API: thin handlers over the rooms of hub.service.Hub (PROTOCOL.md, "The hub").
 
 Every route under /v1 that concerns an account needs a signed request
 (mecene/signing.py); counters and buttons are public and cacheable.
@@ -124,12 +124,12 @@ def signed_with_writes(handler: Handler) -> Handler:
 
 
 async def info(request: web.Request) -> web.Response:
-    return _json(request.app[HUB].info())
+    return _json(request.app[HUB].reports.info())
 
 
 @signed
 async def account(request: web.Request) -> web.Response:
-    return _json(await request.app[HUB].account_view(request[ACCOUNT]))
+    return _json(await request.app[HUB].deposits.account_view(request[ACCOUNT]))
 
 
 async def quote(request: web.Request) -> web.Response:
@@ -147,38 +147,38 @@ async def deposit(request: web.Request) -> web.Response:
 @signed_with_writes
 async def settle(request: web.Request) -> web.Response:
     req = requests.settlement(await _body(request))
-    created, receipt = await request.app[HUB].settle(request[AUTH], req)
+    created, receipt = await request.app[HUB].settlements.settle(request[AUTH], req)
     return _json(receipt, 201 if created else 200)
 
 
 @signed
 async def settlement(request: web.Request) -> web.Response:
     month = requests.month(request.match_info["month"])
-    return _json(await request.app[HUB].settlement(request[ACCOUNT], month))
+    return _json(await request.app[HUB].settlements.settlement(request[ACCOUNT], month))
 
 
 @signed
 async def claim(request: web.Request) -> web.Response:
     key = requests.claim(await _body(request))
-    return _json(await request.app[HUB].claim(request[ACCOUNT], key), 201)
+    return _json(await request.app[HUB].creators.claim(request[ACCOUNT], key), 201)
 
 
 @signed
 async def verify_claim(request: web.Request) -> web.Response:
     claim_id = request.match_info["id"]
-    return _json(await request.app[HUB].verify_claim(request[ACCOUNT], claim_id))
+    return _json(await request.app[HUB].creators.verify_claim(request[ACCOUNT], claim_id))
 
 
 @signed
 async def flattr_id(request: web.Request) -> web.Response:
-    out = await request.app[HUB].issue_flattr_id(request[ACCOUNT])
+    out = await request.app[HUB].creators.issue_flattr_id(request[ACCOUNT])
     return _json(out, 201 if out["new"] else 200)
 
 
 @signed
 async def transfer(request: web.Request) -> web.Response:
     req = requests.transfer(await _body(request))
-    created, out = await request.app[HUB].transfer(request[ACCOUNT], req)
+    created, out = await request.app[HUB].transfers.transfer(request[ACCOUNT], req)
     return _json(out, 201 if created else 200)
 
 
@@ -209,7 +209,7 @@ async def token_keys(request: web.Request) -> web.Response:
 @signed
 async def withdraw(request: web.Request) -> web.Response:
     req = requests.withdrawal(await _body(request))
-    created, out = await request.app[HUB].withdraw(request[ACCOUNT], req)
+    created, out = await request.app[HUB].deposits.withdraw(request[ACCOUNT], req)
     return _json({"withdrawal": out}, 201 if created else 200)
 
 
@@ -229,7 +229,7 @@ async def _counter(request: web.Request) -> tuple[str, str, int]:
             raise web.HTTPNotFound()
     except ValueError as exc:
         raise HubError("invalid", str(exc)) from None
-    return kind, subject, await request.app[HUB].count(kind, subject)
+    return kind, subject, await request.app[HUB].reports.count(kind, subject)
 
 
 def _cached(
@@ -248,7 +248,7 @@ async def counter(request: web.Request) -> web.Response:
     if kind == "thing":
         body: dict[str, Any] = {"url": subject, "flattrs": count}
         return _cached(request, f'"{kind}-{count}"', lambda: _json(body))
-    tokens_ = await request.app[HUB].redemptions(subject)
+    tokens_ = await request.app[HUB].reports.redemptions(subject)
     body = {
         "creator": subject,
         "flattrers": count,
@@ -261,7 +261,7 @@ async def counter(request: web.Request) -> web.Response:
 
 async def joined(request: web.Request) -> web.Response:
     """The set of proved creator keys, whole (DESIGN.md, "Who has joined")."""
-    keys, nonprofit = await request.app[HUB].joined_keys()
+    keys, nonprofit = await request.app[HUB].creators.joined_keys()
     escrow_months = request.app[HUB].config.escrow_months
     body = {"keys": keys, "nonprofit": nonprofit, "escrow_months": escrow_months}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
@@ -291,7 +291,7 @@ async def button(request: web.Request) -> web.Response:
     if kind == "creator":
         # What the creator was given, both ways: people who flattred them,
         # and unlinkable tokens (which the hub cannot tell apart by person).
-        count += await request.app[HUB].redemptions(subject)
+        count += await request.app[HUB].reports.redemptions(subject)
     return _cached(
         request,
         f'"{kind}-{count}-svg"',
