@@ -1,25 +1,41 @@
-/* Mécène service worker: the router. It holds only the message tables; each
- * part of the worker is its own file:
+/* Mécène service worker: the router, and the one place that names every part
+ * of the worker and what each one needs (the composition root). Each part is
+ * one file that defines one namespace object and names its dependencies on its
+ * first line (`const { … } = globalThis;`); a part uses only the parts loaded
+ * before it, so no two parts depend on each other (tools/worker-graph.js
+ * checks it, tests/extension/test_extension_lint.py runs the check):
  *
- *   checks.js          what comes from content scripts, checked
- *   outbox.js          flattrs kept until the daemon has them
- *   pairing-worker.js  pairing, owned by the worker (pairing.js is the policy)
- *   flattr.js          the page's creators, flattrs and gifts
- *   injection.js       the detector, injected into loaded pages; site access
- *   connection.js      the daemon's port and the connection check
+ *   storage.js         MeceneStorage        the only file that knows storage keys
+ *   daemon.js          MeceneDaemon         the only file that knows the daemon's address
+ *   pairing.js         MecenePairing        the pairing policy (pure)
+ *   checks.js          MeceneChecks         what comes from content scripts, checked
+ *   tabs.js            MeceneTabs           each tab's state, address and badge; the detector
+ *   outbox.js          MeceneOutbox         flattrs kept until the daemon has them
+ *   flattr.js          MeceneFlattr         flattrs, weights, undo, subscriptions
+ *   gifts.js           MeceneGifts          direct gifts
+ *   pairing-worker.js  MecenePairingWorker  pairing, owned by the worker
+ *   injection.js       MeceneInjection      when the detector is injected; site access
+ *   connection.js      MeceneConnection     the daemon's port and the connection check
  *
  * Every message is documented in PROTOCOL.md ("The extension's messages"),
  * which tests/mecene/test_protocol_doc.py checks against these tables. State lives in
- * chrome.storage.session (storage.js).
+ * chrome.storage (storage.js).
  */
 "use strict";
 if (typeof importScripts === "function" && !globalThis.MeceneStorage) {
   // Chromium's service worker; Firefox loads the same files from the manifest.
   importScripts(
-    "storage.js", "daemon.js", "pairing.js",
-    "checks.js", "outbox.js", "pairing-worker.js", "flattr.js", "injection.js", "connection.js",
+    "storage.js", "daemon.js", "pairing.js", "checks.js", "tabs.js", "outbox.js",
+    "flattr.js", "gifts.js", "pairing-worker.js", "injection.js", "connection.js",
   );
 }
+
+const { actions: injectionActions } = MeceneInjection;
+const { actions: pairingActions } = MecenePairingWorker;
+const { actions: flattrActions } = MeceneFlattr;
+const { actions: giftActions } = MeceneGifts;
+const { actions: connectionActions } = MeceneConnection;
+const { pageActions } = MeceneTabs;
 
 /** From the extension's own pages (the popup, the options page): these spend money. */
 const popupHandlers = {
@@ -31,8 +47,8 @@ const popupHandlers = {
   others: flattrActions.others,
   joined: flattrActions.joined,
   flattrOther: flattrActions.flattrOther,
-  giftQuote: flattrActions.giftQuote,
-  give: flattrActions.give,
+  giftQuote: giftActions.giftQuote,
+  give: giftActions.give,
   reweight: flattrActions.reweight,
   subscribe: flattrActions.subscribe,
   undo: flattrActions.undo,
@@ -52,19 +68,19 @@ chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (!message || typeof message !== "object" || typeof message.action !== "string") return false;
   const own = Object.prototype.hasOwnProperty;
   // The popup's actions spend money: only the extension's own pages may ask.
-  const table = fromExtensionPage(sender) ? popupHandlers : handlers;
+  const table = MeceneChecks.fromExtensionPage(sender) ? popupHandlers : handlers;
   if (!own.call(table, message.action)) return false;
   table[message.action](message.args, sender).then(
     (result) => sendResponse(result),
-    (error) => sendResponse(failure(error)),
+    (error) => sendResponse(MeceneChecks.failure(error)),
   );
   return true; // the answer comes asynchronously
 });
 
 /** The worker's alarms: they wake a stopped worker. */
 const alarmHandlers = {
-  [OUTBOX_ALARM]: deliverOutbox,
-  [PAIRING_ALARM]: () => pairingEvent({ type: "tick" }),
+  [MeceneOutbox.ALARM]: MeceneOutbox.deliverOutbox,
+  [MecenePairingWorker.ALARM]: () => MecenePairingWorker.pairingEvent({ type: "tick" }),
 };
 
 chrome.alarms.onAlarm.addListener((alarm) => {

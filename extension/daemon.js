@@ -4,6 +4,7 @@
  * the popup turns into one sentence with the fix. */
 (() => {
   "use strict";
+  const { MeceneStorage } = globalThis;
   const DEFAULT_PORT = 8737;
 
   class DaemonError extends Error {

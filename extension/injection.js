@@ -1,121 +1,103 @@
-/* Mécène service worker: the detector, injected into pages once they have loaded.
- *
- * Also whether the extension may read web pages (the popup asks for access).
+/* Mécène service worker: when the detector is injected (a page loaded, the
+ * worker started, the extension installed), and whether the extension may
+ * read web pages at all (the popup asks for access).
  */
-"use strict";
+(() => {
+  "use strict";
+  const { MeceneStorage, MeceneChecks, MeceneTabs, MeceneFlattr } = globalThis;
+  const { injectDetector, injections } = MeceneTabs;
 
-const SITE_ORIGINS = ["http://*/*", "https://*/*"];
+  const SITE_ORIGINS = ["http://*/*", "https://*/*"];
 
-async function siteAccess() {
-  try {
-    return await chrome.permissions.contains({ origins: SITE_ORIGINS });
-  } catch (e) {
-    return true; // a browser without the API decides by itself
-  }
-}
-
-/** Access just granted: read the open pages, and flattr the page whose popup
- * asked for it, if its tab still shows it (as a pairing does). */
-chrome.permissions.onAdded.addListener(async () => {
-  if (!(await siteAccess())) return;
-  await scanTabs().catch(() => {});
-  const wanted = await MeceneStorage.takeAccessWanted();
-  if (!wanted || (await tabUrlNow(wanted.tabId)) !== wanted.url) return;
-  if (await MeceneStorage.getToken()) await flattrTab(wanted.tabId, { expectUrl: wanted.url });
-});
-
-/** The popup's actions about site access (background.js routes them). */
-const injectionActions = {
-  /** Whether the extension may read web pages. */
-  async access() {
-    return { granted: await siteAccess() };
-  },
-
-  /** The popup is about to ask for access: remember which page asked. */
-  async accessWanted(args) {
-    const tabId = tabIdOf(args);
-    const url = tabId === null ? null : await tabUrlNow(tabId);
-    if (url) await MeceneStorage.setAccessWanted({ tabId, url });
-    return null;
-  },
-};
-
-/* The detector is injected once a page has loaded, not declared as a content
- * script: a declared one is injected before the load event and, even as a
- * single line, made pages load about 25 % slower here (bench/extension.py).
- * After "complete", it is off the page's critical path. */
-// The generated lists first (scripts/make-psl, scripts/make-webdata), then the detector.
-const DETECTOR_FILES = ["psl.js", "github-reserved.js", "tracking-params.js", "content.js"];
-
-/** The last injection attempts, for diagnosis (tests print it when detection fails). */
-const injections = [];
-
-async function injectDetector(tabId, attempt = 0) {
-  try {
-    await chrome.scripting.executeScript({ target: { tabId }, files: DETECTOR_FILES });
-    injections.push(`${tabId}: injected (attempt ${attempt})`);
-  } catch (e) {
-    const why = String((e && e.message) || e);
-    injections.push(`${tabId}: ${why} (attempt ${attempt})`);
-    // Not a web page, or the tab is gone: nothing to retry. Otherwise (right
-    // after install, permissions may still be settling) try again shortly.
-    if (attempt < 4 && !/No tab with id|Cannot access|chrome:|extensions gallery/.test(why)) {
-      setTimeout(() => injectDetector(tabId, attempt + 1), 400 * (attempt + 1));
+  async function siteAccess() {
+    try {
+      return await chrome.permissions.contains({ origins: SITE_ORIGINS });
+    } catch (e) {
+      return true; // a browser without the API decides by itself
     }
   }
-  injections.splice(0, Math.max(0, injections.length - 50));
-}
 
-async function onTabUpdated(tabId, change, tab) {
-  const url = tab && tab.url;
-  if (change.status === "loading") {
-    // The tab starts showing another document (a link, a redirect, Back or
-    // Forward): what the worker knew belongs to the one it leaves. A reload
-    // of the same address keeps it (the same thing, flattred or not).
-    const known = await MeceneStorage.getTab(tabId);
-    if (known && (typeof url !== "string" || withoutHash(url) !== known.url)) {
-      await MeceneStorage.dropTab(tabId);
-      await showBadge(tabId, [], false);
+  /** Access just granted: read the open pages, and flattr the page whose popup
+   * asked for it, if its tab still shows it (as a pairing does). */
+  chrome.permissions.onAdded.addListener(async () => {
+    if (!(await siteAccess())) return;
+    await scanTabs().catch(() => {});
+    const wanted = await MeceneStorage.takeAccessWanted();
+    if (!wanted || (await MeceneTabs.tabUrlNow(wanted.tabId)) !== wanted.url) return;
+    if (await MeceneStorage.getToken()) {
+      await MeceneFlattr.flattrTab(wanted.tabId, { expectUrl: wanted.url });
     }
-    return;
-  }
-  if (change.status !== "complete") return;
-  injections.push(`${tabId}: complete ${url ? "with url" : "without url"}`);
-  // The URL can be missing (permissions still settling right after install):
-  // try anyway, scripting refuses pages it may not touch.
-  if (typeof url !== "string" || /^https?:/.test(url)) injectDetector(tabId);
-}
-// Only status changes matter. Firefox can say so (its extra filter argument),
-// and then does not wake the background for every title and favicon change
-// of every page; Chromium has no such argument and would refuse it.
-if (globalThis.browser && browser.runtime && browser.runtime.getBrowserInfo) {
-  chrome.tabs.onUpdated.addListener(onTabUpdated, { properties: ["status"] });
-} else {
-  chrome.tabs.onUpdated.addListener(onTabUpdated);
-}
+  });
 
-/* Pages that finished loading before this worker was listening (at install,
- * or while it was starting): inject into them now. The detector is safe to
- * inject twice. */
-async function scanTabs() {
-  // No URL filter: a query by URL can come back empty while permissions
-  // settle after install; scripting itself refuses pages it may not touch.
-  const tabs = await chrome.tabs.query({ status: "complete" });
-  for (const tab of tabs) {
-    if (typeof tab.url !== "string" || /^https?:/.test(tab.url)) injectDetector(tab.id);
-  }
-}
-scanTabs().catch(() => {});
-// Right after install, a page can finish loading while the worker is still
-// starting, and its "complete" event is never delivered (seen in about one
-// brand-new profile in three). So after an install, look at every tab again,
-// at once and twice more shortly after; a tab that already has its creators
-// is only asked again. Not on every start of the worker: that would inject
-// into every open tab each time it wakes.
-chrome.runtime.onInstalled.addListener(() => {
-  for (const delay of [0, 1000, 4000]) setTimeout(() => scanTabs().catch(() => {}), delay);
-});
+  /** The popup's actions about site access (background.js routes them). */
+  const actions = {
+    /** Whether the extension may read web pages. */
+    async access() {
+      return { granted: await siteAccess() };
+    },
 
-chrome.tabs.onRemoved.addListener((tabId) => {
-  MeceneStorage.dropTab(tabId);
-});
+    /** The popup is about to ask for access: remember which page asked. */
+    async accessWanted(args) {
+      const tabId = MeceneChecks.tabIdOf(args);
+      const url = tabId === null ? null : await MeceneTabs.tabUrlNow(tabId);
+      if (url) await MeceneStorage.setAccessWanted({ tabId, url });
+      return null;
+    },
+  };
+
+  async function onTabUpdated(tabId, change, tab) {
+    const url = tab && tab.url;
+    if (change.status === "loading") {
+      // The tab starts showing another document (a link, a redirect, Back or
+      // Forward): what the worker knew belongs to the one it leaves. A reload
+      // of the same address keeps it (the same thing, flattred or not).
+      const known = await MeceneStorage.getTab(tabId);
+      if (known && (typeof url !== "string" || MeceneChecks.withoutHash(url) !== known.url)) {
+        await MeceneStorage.dropTab(tabId);
+        await MeceneTabs.showBadge(tabId, [], false);
+      }
+      return;
+    }
+    if (change.status !== "complete") return;
+    injections.push(`${tabId}: complete ${url ? "with url" : "without url"}`);
+    // The URL can be missing (permissions still settling right after install):
+    // try anyway, scripting refuses pages it may not touch.
+    if (typeof url !== "string" || /^https?:/.test(url)) injectDetector(tabId);
+  }
+  // Only status changes matter. Firefox can say so (its extra filter argument),
+  // and then does not wake the background for every title and favicon change
+  // of every page; Chromium has no such argument and would refuse it.
+  if (globalThis.browser && browser.runtime && browser.runtime.getBrowserInfo) {
+    chrome.tabs.onUpdated.addListener(onTabUpdated, { properties: ["status"] });
+  } else {
+    chrome.tabs.onUpdated.addListener(onTabUpdated);
+  }
+
+  /* Pages that finished loading before this worker was listening (at install,
+   * or while it was starting): inject into them now. The detector is safe to
+   * inject twice. */
+  async function scanTabs() {
+    // No URL filter: a query by URL can come back empty while permissions
+    // settle after install; scripting itself refuses pages it may not touch.
+    const tabs = await chrome.tabs.query({ status: "complete" });
+    for (const tab of tabs) {
+      if (typeof tab.url !== "string" || /^https?:/.test(tab.url)) injectDetector(tab.id);
+    }
+  }
+  scanTabs().catch(() => {});
+  // Right after install, a page can finish loading while the worker is still
+  // starting, and its "complete" event is never delivered (seen in about one
+  // brand-new profile in three). So after an install, look at every tab again,
+  // at once and twice more shortly after; a tab that already has its creators
+  // is only asked again. Not on every start of the worker: that would inject
+  // into every open tab each time it wakes.
+  chrome.runtime.onInstalled.addListener(() => {
+    for (const delay of [0, 1000, 4000]) setTimeout(() => scanTabs().catch(() => {}), delay);
+  });
+
+  chrome.tabs.onRemoved.addListener((tabId) => {
+    MeceneStorage.dropTab(tabId);
+  });
+
+  globalThis.MeceneInjection = { actions, scanTabs };
+})();

@@ -3,73 +3,78 @@
  * A flattr is stored before it is sent; the "outbox" alarm sends what is left
  * while the daemon is down or locked.
  */
-"use strict";
+(() => {
+  "use strict";
+  const { MeceneStorage, MeceneDaemon, MeceneTabs } = globalThis;
 
-const OUTBOX_ALARM = "outbox";
+  const ALARM = "outbox";
 
-/** Send one stored flattr. {done, data?, error?}: done when the daemon has
- * answered for good (2xx or a refusal), not when it is unreachable or locked. */
-async function deliver(body, token) {
-  try {
-    const { data } = await MeceneDaemon.call("POST", "/clicks", body, token);
-    return { done: true, data };
-  } catch (e) {
-    if (e.kind === "down" || e.kind === "locked") return { done: false, error: e };
-    if (e.kind === "unauthorized") await MeceneStorage.setToken(null);
-    return { done: e.kind !== "unauthorized", error: e };
+  /** Send one stored flattr. {done, data?, error?}: done when the daemon has
+   * answered for good (2xx or a refusal), not when it is unreachable or locked. */
+  async function deliver(body, token) {
+    try {
+      const { data } = await MeceneDaemon.call("POST", "/clicks", body, token);
+      return { done: true, data };
+    } catch (e) {
+      if (e.kind === "down" || e.kind === "locked") return { done: false, error: e };
+      if (e.kind === "unauthorized") await MeceneStorage.setToken(null);
+      return { done: e.kind !== "unauthorized", error: e };
+    }
   }
-}
 
-/** Deliver every waiting flattr; the alarm calls this until the outbox is empty.
- * Each keeps its client id, so a flattr the daemon already has comes back as
- * the same click (200) and is never counted twice. */
-async function deliverOutbox() {
-  const token = await MeceneStorage.getToken();
-  const outbox = await MeceneStorage.getOutbox();
-  if (!token) return Object.keys(outbox).length;
-  for (const [id, entry] of Object.entries(outbox)) {
-    const result = await deliver(entry.body, token);
-    if (!result.done) break; // still down: try again at the next alarm
-    await MeceneStorage.dropOutbox(id);
-    if (result.data) await markDelivered(entry, result.data.click);
+  /** Deliver every waiting flattr; the alarm calls this until the outbox is empty.
+   * Each keeps its client id, so a flattr the daemon already has comes back as
+   * the same click (200) and is never counted twice. */
+  async function deliverOutbox() {
+    const token = await MeceneStorage.getToken();
+    const outbox = await MeceneStorage.getOutbox();
+    if (!token) return Object.keys(outbox).length;
+    for (const [id, entry] of Object.entries(outbox)) {
+      const result = await deliver(entry.body, token);
+      if (!result.done) break; // still down: try again at the next alarm
+      await MeceneStorage.dropOutbox(id);
+      if (result.data) await markDelivered(entry, result.data.click);
+    }
+    const left = Object.keys(await MeceneStorage.getOutbox()).length;
+    if (left === 0) await chrome.alarms.clear(ALARM);
+    return left;
   }
-  const left = Object.keys(await MeceneStorage.getOutbox()).length;
-  if (left === 0) await chrome.alarms.clear(OUTBOX_ALARM);
-  return left;
-}
 
-/** A queued flattr reached the daemon: the tab that still shows its page learns it. */
-async function markDelivered(entry, click) {
-  if (!Number.isInteger(entry.tabId) || !click) return;
-  const tab = await MeceneStorage.getTab(entry.tabId);
-  if (!tab) return;
-  if (tab.flattr && tab.flattr.id === click.id) {
-    await MeceneStorage.setTab(entry.tabId, { ...tab, flattr: click });
-    await showBadge(entry.tabId, tab.creators, !click.undone);
-  } else if (tab.others) {
-    const key = Object.keys(tab.others).find((k) => tab.others[k].id === click.id);
-    if (key) await MeceneStorage.setTab(entry.tabId, { ...tab, others: { ...tab.others, [key]: click } });
+  /** A queued flattr reached the daemon: the tab that still shows its page learns it. */
+  async function markDelivered(entry, click) {
+    if (!Number.isInteger(entry.tabId) || !click) return;
+    const tab = await MeceneStorage.getTab(entry.tabId);
+    if (!tab) return;
+    if (tab.flattr && tab.flattr.id === click.id) {
+      await MeceneStorage.setTab(entry.tabId, { ...tab, flattr: click });
+      await MeceneTabs.showBadge(entry.tabId, tab.creators, !click.undone);
+    } else if (tab.others) {
+      const key = Object.keys(tab.others).find((k) => tab.others[k].id === click.id);
+      if (key) await MeceneStorage.setTab(entry.tabId, { ...tab, others: { ...tab.others, [key]: click } });
+    }
   }
-}
 
-/** Send a new flattr, kept in the outbox first. The answer: {click, status} when
- * the daemon took it (or already had this thing: 409 flattr_once gives its
- * click), {queued, reason} when it must wait; throws when it was refused. */
-async function sendFlattr(tabId, body, token) {
-  await MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
-  const sent = await deliver(body, token);
-  if (!sent.done && sent.error.kind === "unauthorized") {
-    // Revoked: the popup pairs again and flattrs afresh; this one is dropped.
+  /** Send a new flattr, kept in the outbox first. The answer: {click, status} when
+   * the daemon took it (or already had this thing: 409 flattr_once gives its
+   * click), {queued, reason} when it must wait; throws when it was refused. */
+  async function sendFlattr(tabId, body, token) {
+    await MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
+    const sent = await deliver(body, token);
+    if (!sent.done && sent.error.kind === "unauthorized") {
+      // Revoked: the popup pairs again and flattrs afresh; this one is dropped.
+      await MeceneStorage.dropOutbox(body.id);
+      throw sent.error;
+    }
+    if (!sent.done) {
+      await chrome.alarms.create(ALARM, { delayInMinutes: 0.5, periodInMinutes: 0.5 });
+      return { queued: true, reason: sent.error.kind };
+    }
     await MeceneStorage.dropOutbox(body.id);
+    if (sent.data) return { click: sent.data.click, status: sent.data.status };
+    const data = sent.error.data;
+    if (data && data.error === "flattr_once" && data.click) return { click: data.click, status: null };
     throw sent.error;
   }
-  if (!sent.done) {
-    await chrome.alarms.create(OUTBOX_ALARM, { delayInMinutes: 0.5, periodInMinutes: 0.5 });
-    return { queued: true, reason: sent.error.kind };
-  }
-  await MeceneStorage.dropOutbox(body.id);
-  if (sent.data) return { click: sent.data.click, status: sent.data.status };
-  const data = sent.error.data;
-  if (data && data.error === "flattr_once" && data.click) return { click: data.click, status: null };
-  throw sent.error;
-}
+
+  globalThis.MeceneOutbox = { ALARM, deliverOutbox, sendFlattr };
+})();

@@ -139,7 +139,7 @@ def tab_state(person: Person, predicate: Any, timeout: float = 20.0) -> dict[str
         if matches:
             return max(matches, key=lambda m: m["at"])
         time.sleep(0.1)
-    log = person.worker("typeof injections === 'undefined' ? null : injections")
+    log = person.worker("globalThis.MeceneTabs ? MeceneTabs.injections : null")
     raise AssertionError(f"no tab state matched; stored: {states}; injections: {log}")
 
 
@@ -150,7 +150,7 @@ def badge(person: Person, tab: int) -> str:
 def test_the_extension_s_background_runs(person: Person) -> None:
     # Chromium runs background.js as a service worker, Firefox as an event
     # page with storage.js, daemon.js and pairing.js loaded by the manifest.
-    assert person.worker("typeof flattrTab") == "function"
+    assert person.worker("typeof MeceneFlattr.flattrTab") == "function"
     assert person.worker("typeof MeceneStorage.getTab") == "function"
 
 
@@ -192,17 +192,17 @@ def test_single_page_navigation_is_followed(person: Person, server: PageServer) 
 def test_a_content_script_cannot_move_the_page_to_another_origin(person: Person) -> None:
     sender = "{url: 'https://blog.example.org/post', tab: {id: 1}}"
     assert (
-        person.worker(f"pageUrl({sender}, 'https://evil.example/steal')")
+        person.worker(f"MeceneChecks.pageUrl({sender}, 'https://evil.example/steal')")
         == "https://blog.example.org/post"
     )
     assert (
-        person.worker(f"pageUrl({sender}, 'https://blog.example.org/next#c')")
+        person.worker(f"MeceneChecks.pageUrl({sender}, 'https://blog.example.org/next#c')")
         == "https://blog.example.org/next"
     )
-    assert person.worker("pageUrl({url: 'chrome://settings/'}, null)") is None
+    assert person.worker("MeceneChecks.pageUrl({url: 'chrome://settings/'}, null)") is None
     # A bad entry is dropped alone; the rest of the report stands.
     assert person.worker(
-        "checkCreators({creators: [{key: 'x y', scope: 'page', source: 'meta'},"
+        "MeceneChecks.checkCreators({creators: [{key: 'x y', scope: 'page', source: 'meta'},"
         " {key: 'flattr:a', scope: 'page', source: 'anchor ' + 'x'.repeat(5000)},"
         " {key: 'kofi:b', scope: 'element', source: 'anchor', label: 'L'.repeat(500)},"
         " {key: 'flattr:c', scope: 'page', source: 'meta'}]})"
@@ -210,9 +210,10 @@ def test_a_content_script_cannot_move_the_page_to_another_origin(person: Person)
         {"key": "flattr:c", "scope": "page", "source": "meta"},
         {"key": "kofi:b", "scope": "element", "source": "anchor", "label": "L" * 80},
     ]
-    assert person.worker("checkCreators({creators: 'flattr:a'})") is None
+    assert person.worker("MeceneChecks.checkCreators({creators: 'flattr:a'})") is None
     # A part of the page must be of the page's origin, and the same for no two creators.
-    others = person.worker("""othersOf({url: 'https://blog.example.org/post', creators: [
+    others = person.worker("""MeceneFlattr.othersOf({
+      url: 'https://blog.example.org/post', creators: [
       {key: 'flattr:a', scope: 'page', source: 's'},
       {key: 'kofi:x', scope: 'element', source: 's', url: 'https://evil.example/x'},
       {key: 'kofi:y', scope: 'element', source: 's', url: 'https://blog.example.org/post#c1'},
@@ -722,7 +723,7 @@ def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
         save_shot(person, popup, tmp_path, "popup-error.png")
         person.leave(popup)
         assert mecene(data, "unlock").returncode == 0
-        assert person.worker("deliverOutbox()") == 0
+        assert person.worker("MeceneOutbox.deliverOutbox()") == 0
         assert len(clicks(daemon, token)) == 1
         # Reopened after the delivery: the flattr, with figures.
         popup = person.popup()
@@ -769,8 +770,9 @@ def test_flattrs_made_while_the_daemon_is_down_are_delivered_once(
     popup.wait_state("queued")
     person.leave(popup)
     person.worker(
-        "Promise.all([sendFlattr(1, {id: crypto.randomUUID(), url: 'https://q.example/1',"
-        " creator: 'flattr:q', weight: 1}, 'x'), sendFlattr(2, {id: crypto.randomUUID(),"
+        "Promise.all([MeceneOutbox.sendFlattr(1, {id: crypto.randomUUID(),"
+        " url: 'https://q.example/1', creator: 'flattr:q', weight: 1}, 'x'),"
+        " MeceneOutbox.sendFlattr(2, {id: crypto.randomUUID(),"
         " url: 'https://q.example/2', creator: 'flattr:q', weight: 1}, 'x')])"
     )
     outbox = person.worker("MeceneStorage.getOutbox()")
@@ -780,8 +782,8 @@ def test_flattrs_made_while_the_daemon_is_down_are_delivered_once(
     # directly rather than waiting 30 s), twice, and the daemon has each once.
     daemon = start(data, port)
     try:
-        assert person.worker("deliverOutbox()") == 0
-        assert person.worker("deliverOutbox()") == 0
+        assert person.worker("MeceneOutbox.deliverOutbox()") == 0
+        assert person.worker("MeceneOutbox.deliverOutbox()") == 0
         assert person.worker("MeceneStorage.getOutbox()") == {}
         assert sorted(c["id"] for c in clicks(daemon, token)) == sorted(outbox)
         assert person.worker("chrome.alarms.get('outbox').then((a) => Boolean(a))") is False
@@ -895,7 +897,7 @@ def test_the_options_page_sets_the_daemon_s_port(
             time.sleep(0.1)
         assert options.eval("document.body.dataset.saved") == str(daemon.port)
         options.close()
-        assert person.worker("deliverOutbox()") == 0
+        assert person.worker("MeceneOutbox.deliverOutbox()") == 0
         assert [c["creator"] for c in clicks(daemon, token)] == ["flattr:alice"]
         visit(person, server, "nav.example.org", "/b")
         popup = person.popup()

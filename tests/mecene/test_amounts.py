@@ -59,7 +59,7 @@ def test_javascript_writes_the_same_text(script: str) -> None:
 # or a float format, in every file that shows money.
 FLOAT_MONEY = re.compile(r"cents\w*['\"\]]*\)? / 100|toFixed\(2\)|/ 100:[>.0-9]*f|/ 100:\.2f")
 SHOWS_MONEY = [
-    "extension/popup.js", "extension/options.js", "extension/flattr.js",
+    "extension/popup.js", "extension/options.js", "extension/flattr.js", "extension/gifts.js",
     "daemon/static/app.js", "daemon/cli.py", "daemon/tray.py", "hub/cli.py", "hub/http.py",
 ]  # fmt: skip
 

@@ -8,7 +8,6 @@ drifted or below zero (checked by the `hub` fixture after each test).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,11 +44,10 @@ async def request_signed_by_another_key(w: Setup) -> Any:
 
 async def replayed_deposit(w: Setup) -> Any:
     body = {"id": uuid.uuid4().hex, "method": "bank", "amount_cents": 500, "fee_cents": 32}
-    raw = json.dumps(body).encode()
-    headers = w["alice"].headers("POST", "/v1/deposits", raw)
-    await w["alice"].call("POST", "/v1/deposits", body, headers=headers, sign=False, expect=201)
+    raw, headers = w["alice"].signed("POST", "/v1/deposits", body)
+    await w["alice"].call("POST", "/v1/deposits", raw, headers=headers, sign=False, expect=201)
     return await w["alice"].call(
-        "POST", "/v1/deposits", body, headers=headers, sign=False, expect=401
+        "POST", "/v1/deposits", raw, headers=headers, sign=False, expect=401
     )
 
 

@@ -1,0 +1,116 @@
+/* Mécène service worker: what the worker knows of each tab, its address and
+ * its badge; the detector injected into pages once they have loaded, and its
+ * report (the `creators` message) turned into the tab's state.
+ */
+(() => {
+  "use strict";
+  const { MeceneStorage, MeceneChecks } = globalThis;
+
+  async function showBadge(tabId, creators, flattred) {
+    // ✓ once flattred this month; else a number when the page names creators
+    // beyond its site; nothing otherwise.
+    const named = (creators || []).filter((c) => c.scope === "page" && !c.key.startsWith("domain:"));
+    const text = flattred ? "✓" : named.length ? String(named.length) : "";
+    await chrome.action.setBadgeText({ tabId, text }).catch(() => {}); // the tab may be gone
+  }
+
+  /* The detector is injected once a page has loaded, not declared as a content
+   * script: a declared one is injected before the load event and, even as a
+   * single line, made pages load about 25 % slower here (bench/extension.py).
+   * After "complete", it is off the page's critical path. */
+  // The generated lists first (scripts/make-psl, scripts/make-webdata), then the detector.
+  const DETECTOR_FILES = ["psl.js", "github-reserved.js", "tracking-params.js", "content.js"];
+
+  /** The last injection attempts, for diagnosis (tests print it when detection fails). */
+  const injections = [];
+
+  async function injectDetector(tabId, attempt = 0) {
+    try {
+      await chrome.scripting.executeScript({ target: { tabId }, files: DETECTOR_FILES });
+      injections.push(`${tabId}: injected (attempt ${attempt})`);
+    } catch (e) {
+      const why = String((e && e.message) || e);
+      injections.push(`${tabId}: ${why} (attempt ${attempt})`);
+      // Not a web page, or the tab is gone: nothing to retry. Otherwise (right
+      // after install, permissions may still be settling) try again shortly.
+      if (attempt < 4 && !/No tab with id|Cannot access|chrome:|extensions gallery/.test(why)) {
+        setTimeout(() => injectDetector(tabId, attempt + 1), 400 * (attempt + 1));
+      }
+    }
+    injections.splice(0, Math.max(0, injections.length - 50));
+  }
+
+  /** The tab's address now, without fragment; null when it is not a web page. */
+  async function tabUrlNow(tabId) {
+    let tab;
+    try {
+      tab = await chrome.tabs.get(tabId);
+    } catch (e) {
+      return null; // closed
+    }
+    const url = tab && typeof tab.url === "string" ? MeceneChecks.withoutHash(tab.url) : null;
+    return url && /^https?:/.test(url) ? url : null;
+  }
+
+  /** The state of the document the tab shows now: the stored one when its URL is
+   * the tab's URL now; else the detector is asked again, on demand (a page that
+   * never finished loading, one restored from the back/forward cache, a state
+   * that outlived its document) and its fresh report awaited. */
+  async function tabStateNow(tabId) {
+    const url = await tabUrlNow(tabId);
+    if (!url) return null;
+    const known = await MeceneStorage.getTab(tabId);
+    if (known && known.url === url) return known;
+    if (known) await MeceneStorage.dropTab(tabId);
+    await injectDetector(tabId);
+    for (let i = 0; i < 30; i++) {
+      const state = await MeceneStorage.getTab(tabId);
+      if (state && state.url === url) return state;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return null;
+  }
+
+  /** One flattr at a time per tab: a pairing that completes while the popup
+   * also asks must not flattr twice. */
+  const tabLocks = new Map();
+  function oneAtATime(tabId, job) {
+    const before = tabLocks.get(tabId) || Promise.resolve();
+    const run = before.catch(() => {}).then(job);
+    tabLocks.set(tabId, run);
+    run.finally(() => { if (tabLocks.get(tabId) === run) tabLocks.delete(tabId); }).catch(() => {});
+    return run;
+  }
+
+  /** The content script found the page's creators (background.js routes it). */
+  const pageActions = {
+    /** The content script found the page's creators. Top frame, active document only. */
+    async creators(args, sender) {
+      if (!sender.tab || sender.frameId !== 0) return null;
+      // A prerendered or cached document is not what the tab shows (Chromium says which).
+      if (sender.documentLifecycle && sender.documentLifecycle !== "active") return null;
+      const url = MeceneChecks.pageUrl(sender, args && args.url);
+      const creators = MeceneChecks.checkCreators(args);
+      if (!url || !creators) return null;
+      const title = typeof args.title === "string" ? args.title.slice(0, 200) : "";
+      const state = { url, thing: MeceneChecks.checkThing(args.thing, url), creators, at: Date.now() };
+      if (title) state.title = title;
+      // The same page again (its head changed): what was flattred on it stays.
+      const before = await MeceneStorage.getTab(sender.tab.id);
+      if (before && before.url === url) {
+        for (const kept of ["flattr", "status", "others"]) {
+          if (before[kept] !== undefined) state[kept] = before[kept];
+        }
+      }
+      await MeceneStorage.setTab(sender.tab.id, state);
+      await showBadge(sender.tab.id, creators,
+        Boolean(state.flattr && !state.flattr.undone && !state.flattr.queued));
+      return null;
+    },
+  };
+
+  globalThis.MeceneTabs = {
+    showBadge, DETECTOR_FILES, injections, injectDetector, tabUrlNow, tabStateNow, oneAtATime,
+    pageActions,
+  };
+})();
