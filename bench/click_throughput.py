@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.constants import EXTENSION_ORIGIN  # noqa: E402
-from tests.support.procs import free_port, mecene, start  # noqa: E402
+from tests.support.daemons import free_port, mecene, start  # noqa: E402
 
 CLIENTS = 16
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.support.browser import CHROMIUM_ARGS, EXTENSION, PageServer, chromium_path  # noqa: E402
+from tests.support.daemons import mecene, start  # noqa: E402
 from tests.support.firefox import headed_firefox  # noqa: E402
-from tests.support.procs import mecene, start  # noqa: E402
 
 LOAD = "() => performance.getEntriesByType('navigation')[0].loadEventEnd"
 

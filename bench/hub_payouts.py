@@ -33,7 +33,7 @@ from hub.proofs import ProofFetcher  # noqa: E402
 from hub.provider import SimulatedProvider  # noqa: E402
 from hub.service import Hub  # noqa: E402
 from mecene.time import FrozenClock  # noqa: E402
-from tests.support.hubkit import PG_SERVER  # noqa: E402
+from tests.support.hubs import PG_SERVER  # noqa: E402
 
 MONTH, BEFORE = "2026-10", "2026-09"
 COLUMNS = [

@@ -37,15 +37,16 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from tests.support.hubcluster import (  # noqa: E402
+from tests.support.hubs import (  # noqa: E402  # noqa: E402
+    PG_SERVER,
     HubCluster,
     Killer,
     books,
     burst,
     seed,
     settlement_of,
+    verify_rate,
 )
-from tests.support.hubkit import PG_SERVER, verify_rate  # noqa: E402
 
 
 async def admin(sql: str) -> None:

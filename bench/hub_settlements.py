@@ -34,9 +34,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from mecene import money, signing  # noqa: E402
 from mecene import time as clock  # noqa: E402
-from tests.support.hubkit import PG_SERVER, Person, verify_rate  # noqa: E402
-from tests.support.hubproc import faketime  # noqa: E402
-from tests.support.procs import free_port  # noqa: E402
+from tests.support.daemons import free_port  # noqa: E402
+from tests.support.hubs import (  # noqa: E402
+    PG_SERVER,
+    Person,
+    faketime,
+    verify_rate,
+)
 
 CONCURRENCY = 16
 ALLOCATIONS = 20

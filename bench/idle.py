@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from click_throughput import BARE_SERVER  # noqa: E402
 
-from tests.support.procs import free_port, mecene, start  # noqa: E402
+from tests.support.daemons import free_port, mecene, start  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

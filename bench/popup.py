@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 from playwright import sync_api  # noqa: E402
 
 from tests.support.browser import PageServer  # noqa: E402
+from tests.support.daemons import mecene, start  # noqa: E402
 from tests.support.firefox import FirefoxPopup, headed_firefox  # noqa: E402
 from tests.support.people import FirefoxPerson  # noqa: E402
 from tests.support.popup import Cdp, RealPopup, click_into_page, headed_chromium  # noqa: E402
-from tests.support.procs import mecene, start  # noqa: E402
 
 
 def article(i: int) -> str:

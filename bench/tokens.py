@@ -46,7 +46,7 @@ from hub.service import Hub  # noqa: E402
 from mecene import tokens, tokenwire  # noqa: E402
 from mecene.encoding import b64u, canonical  # noqa: E402
 from mecene.time import FrozenClock  # noqa: E402
-from tests.support.hubkit import PG_SERVER, Person  # noqa: E402
+from tests.support.hubs import PG_SERVER, Person  # noqa: E402
 
 MONTH = "2026-10"
 CONCURRENCY = 16

@@ -8,17 +8,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from daemon.browsers.pairing import hash_token, new_token
 from daemon.files import DataDir
 from daemon.security import AccessLogger
-from daemon.server import Config, create_app
-from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
 from mecene.time import FrozenClock
 
-from .support.api import Api, MakeApi
-from .support.constants import PASSPHRASE, PORT
-from .support.hubkit import fresh_pg_database
+from .support.constants import PASSPHRASE
+from .support.daemons import Api, MakeApi, daemon_app
+from .support.hubs import fresh_pg_database
 
 
 @pytest.fixture
@@ -48,10 +45,7 @@ def make_api(aiohttp_client: Any, data_dir: DataDir, clock: FrozenClock, wallet:
     """Start the daemon's app on the test data directory; call again to "restart" it."""
 
     async def make(*, locked: bool = False, pair: bool = True) -> Api:
-        admin = new_token()
-        config = Config(port=PORT, wallet_path=data_dir.wallet, admin_token_hash=hash_token(admin))
-        w = None if locked else Wallet.open(data_dir.wallet, PASSPHRASE)
-        app = create_app(config, Store(data_dir.database), w, clock)
+        app, admin = daemon_app(data_dir, clock, locked=locked)
         # The daemon's own access logger, as in production (it redacts secrets).
         server = TestServer(app, host="127.0.0.1")
         await server.start_server(access_log_class=AccessLogger)

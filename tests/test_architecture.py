@@ -70,3 +70,14 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     bad.write_text(f'class Big:\n{body}\n\n\ndef f(db):\n    db.execute("SELECT 1")\n')
     assert _classes(bad) == [("Big", MAX_CLASS_LINES + 1)]
     assert SQL.search(bad.read_text())
+
+
+def test_tests_have_one_hub_harness_and_one_daemon_harness() -> None:
+    """Only tests/support/hubs.py builds a hub, and only tests/support/daemons.py
+    a daemon's app or process: every test and bench starts them through these."""
+    support = ROOT / "tests" / "support"
+    builds_hub = re.compile(r"\bHub\(|mecene-hub|\"-m\", \"hub\"")
+    builds_daemon = re.compile(r"\bcreate_app\(config|\"-m\", \"daemon\"")
+    hubs = {p.name for p in support.glob("*.py") if builds_hub.search(p.read_text())}
+    daemons = {p.name for p in support.glob("*.py") if builds_daemon.search(p.read_text())}
+    assert (hubs, daemons) == ({"hubs.py"}, {"daemons.py"})

@@ -14,8 +14,8 @@ from daemon.wallet import Wallet, unb64u
 from mecene.keys import thing_url
 from mecene.time import FrozenClock
 from tests.mecene.test_keys import DIFFERENT_THINGS, SAME_THING
-from tests.support.api import Api, MakeApi
 from tests.support.constants import PASSPHRASE
+from tests.support.daemons import Api, MakeApi
 
 # -- pairing ---------------------------------------------------------------------
 

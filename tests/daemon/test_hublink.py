@@ -20,8 +20,8 @@ from hub.http import create_app as create_hub_app
 from hub.schema import allocations
 from hub.service import Hub
 from mecene.time import FrozenClock
-from tests.support.hubkit import HubClient
-from tests.support.hubworld import Person, funded_with_clicks
+from tests.support.daemons import Person, funded_with_clicks
+from tests.support.hubs import HubClient
 
 
 async def test_a_month_closed_in_utc_plus_14_waits_for_the_hub_then_settles_by_itself(

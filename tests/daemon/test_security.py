@@ -20,8 +20,8 @@ from daemon.security import (
     setup_json_only,
     setup_origin_check,
 )
-from tests.support.api import Api, MakeApi
 from tests.support.constants import EXTENSION_ORIGIN, HOST
+from tests.support.daemons import Api, MakeApi
 
 
 async def _ok(request: web.Request) -> web.Response:

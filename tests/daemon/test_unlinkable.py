@@ -23,8 +23,8 @@ from hub.ledger import Escrow, Tokens
 from hub.service import Hub
 from mecene import tokens
 from mecene.time import FrozenClock
-from tests.support.hubkit import rows_tying
-from tests.support.hubworld import Person, funded_with_clicks
+from tests.support.daemons import Person, funded_with_clicks
+from tests.support.hubs import rows_tying
 
 NOV = "2026-11"
 AFTER_NOVEMBER = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)

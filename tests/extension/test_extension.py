@@ -18,9 +18,9 @@ import pytest
 
 from mecene import signing
 from tests.support.browser import EXTENSION, HANG, PageServer, Redirect
-from tests.support.hubkit import Person as HubPerson
+from tests.support.daemons import mecene, start
+from tests.support.hubs import Person as HubPerson
 from tests.support.people import Person, person_in
-from tests.support.procs import mecene, start
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

@@ -23,7 +23,7 @@ from hub.provider import SimulatedProvider
 from hub.service import Hub
 from mecene import money, signing
 from mecene.time import FrozenClock
-from tests.support.hubkit import JOINED, HubClient, Person, ProofSite, fresh_pg_database
+from tests.support.hubs import JOINED, HubClient, Person, ProofSite, fresh_pg_database
 
 NOV = "2026-11"
 OCT = "2026-10"

@@ -27,7 +27,7 @@ from hub.service import Hub
 from mecene import money, tokens, tokenwire
 from mecene.encoding import b64u, unb64u
 from mecene.time import FrozenClock
-from tests.support.hubkit import HubClient, Person, rows_tying
+from tests.support.hubs import HubClient, Person, rows_tying
 
 OCT = "2026-10"
 NOV = "2026-11"

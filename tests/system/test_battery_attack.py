@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.constants import EXTENSION_ORIGIN
-from tests.support.procs import Daemon, mecene, start
+from tests.support.daemons import Daemon, mecene, start
 
 
 @dataclass

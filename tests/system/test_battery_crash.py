@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from tests.support.constants import battery_size
-from tests.support.hubproc import TIME_ZONE, faketime, offset_to_month_end
-from tests.support.procs import Daemon, mecene, start
+from tests.support.daemons import Daemon, mecene, start
+from tests.support.hubs import TIME_ZONE, faketime, offset_to_month_end
 
 CLIENTS = 4
 

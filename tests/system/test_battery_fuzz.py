@@ -23,7 +23,7 @@ from mecene.time import FrozenClock
 from tests.extension.test_detect import CASES
 from tests.support.browser import CHROMIUM_ARGS, add_detector, chromium_path
 from tests.support.constants import battery_size
-from tests.support.inproc import App
+from tests.support.daemons import App
 
 ROUTE_LIST = sorted(
     {(r.method, r.path) for r in ROUTES if r.path.startswith("/api/v1")}  # type: ignore[attr-defined]

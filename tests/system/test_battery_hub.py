@@ -17,8 +17,7 @@ import pytest
 from hub.service import Hub
 from mecene import signing
 from tests.hub.test_hub import OCT
-from tests.support.hubfixtures import clock, connect, hub, proof_site  # noqa: F401 - fixtures
-from tests.support.hubkit import JOINED, HubClient, Person
+from tests.support.hubs import JOINED, HubClient, Person, clock, connect, hub, proof_site  # noqa: F401 - fixtures
 
 Setup = dict[str, Any]
 

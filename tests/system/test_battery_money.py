@@ -23,7 +23,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from mecene.time import FrozenClock, add_months
 from tests.support.constants import battery_size
-from tests.support.inproc import App
+from tests.support.daemons import App
 
 
 @dataclass

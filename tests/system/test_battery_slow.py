@@ -22,7 +22,7 @@ from daemon.security import HEADER_SECONDS as DAEMON_HEADERS
 from hub.http import BODY_SECONDS as HUB_BODY
 from hub.http import HEADER_SECONDS as HUB_HEADERS
 from tests.support.constants import battery_size
-from tests.support.procs import Daemon, mecene, start
+from tests.support.daemons import Daemon, mecene, start
 
 # The bound each connection is held to, with room for a loaded machine; a
 # connection still open after it is a failure.

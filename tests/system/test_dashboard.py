@@ -18,8 +18,8 @@ import pytest
 from mecene.time import add_months, month_ended_everywhere
 from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
 from tests.support.constants import PASSPHRASE
-from tests.support.hubproc import TIME_ZONE, faketime, offset_to_month_end, wait_for
-from tests.support.procs import Daemon, mecene, start
+from tests.support.daemons import Daemon, mecene, start
+from tests.support.hubs import TIME_ZONE, faketime, offset_to_month_end, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

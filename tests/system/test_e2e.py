@@ -24,9 +24,16 @@ import pytest
 
 from hub.db import open_database
 from mecene import money, tokens
-from tests.support.hubkit import Person, rows_tying
-from tests.support.hubproc import TIME_ZONE, HubProcess, faketime, offset_to_month_end, wait_for
-from tests.support.procs import Daemon, free_port, mecene, start
+from tests.support.daemons import Daemon, free_port, mecene, start
+from tests.support.hubs import (
+    TIME_ZONE,
+    HubProcess,
+    Person,
+    faketime,
+    offset_to_month_end,
+    rows_tying,
+    wait_for,
+)
 
 BOUNDARY_AFTER_SECONDS = 25
 # (name, budget in euros, how it pays: init's --unlinkable, or None for a new

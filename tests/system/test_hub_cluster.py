@@ -19,7 +19,8 @@ import asyncpg
 import pytest
 
 from tests.support.constants import battery_size
-from tests.support.hubcluster import (
+from tests.support.hubs import (
+    PG_SERVER,
     HubCluster,
     Killer,
     World,
@@ -28,7 +29,6 @@ from tests.support.hubcluster import (
     seed,
     settlement_of,
 )
-from tests.support.hubkit import PG_SERVER
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from tests.support.constants import PASSPHRASE
-from tests.support.hubproc import HubProcess, wait_for
-from tests.support.procs import Daemon, free_port, mecene, start
+from tests.support.daemons import Daemon, free_port, mecene, start
+from tests.support.hubs import HubProcess, wait_for
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 from daemon.tray import TrayModel
 from tests.support.browser import EXTENSION
-from tests.support.procs import Daemon, group_members, mecene, start
+from tests.support.daemons import Daemon, group_members, mecene, start
 from tests.support.xvfb import Xvfb
 
 # -- the model: what the tray shows for what the daemon says ------------------------

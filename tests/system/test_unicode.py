@@ -30,8 +30,8 @@ from hub.provider import SimulatedProvider
 from hub.service import Hub
 from mecene.time import FrozenClock
 from tests.support.constants import battery_size
-from tests.support.hubkit import HubClient, Person
-from tests.support.inproc import App
+from tests.support.daemons import App
+from tests.support.hubs import HubClient, Person
 
 LONE = ["\ud800", "\udfff", "a\udc00b", "\ud83d"]  # the last: a pair's first half alone
 # Text with lone surrogates among ordinary characters.

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.hubproc import TIME_ZONE, HubProcess, faketime, offset_to_month_end, wait_for
-from tests.support.procs import Daemon, free_port, mecene, start
+from tests.support.daemons import Daemon, free_port, mecene, start
+from tests.support.hubs import TIME_ZONE, HubProcess, faketime, offset_to_month_end, wait_for
 
 BOUNDARY_AFTER_SECONDS = 12
 WINDOW_SECONDS = 6
