@@ -221,7 +221,7 @@ def m005_transfers(db: Database) -> None:
 
 @migrations()
 def m006_tokens(db: Database) -> None:
-    """Unlinkable contributions (daemon/unlinkable.py): one row per token of a
+    """Unlinkable contributions (daemon/unlinkable/): one row per token of a
     month's spend, from its plan at the month's close to its redemption.
     Everything needed to finish a token from the same blinded message is
     written before the hub is asked, so a crash never loses one."""

@@ -249,6 +249,7 @@ async def _write(
                 "signature": w.req.signature,
                 "sha256": w.req.sha256,
                 "spend_cents": w.req.document.spend_cents,
+                "unlinkable": w.req.document.unlinkable,
                 "receipt": text,
                 "receipt_signature": signature,
                 "received_at": now,

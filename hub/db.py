@@ -101,13 +101,13 @@ def _alembic_config(conn: Connection) -> Any:
     return cfg
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(conn: Connection, target: str = "head") -> None:
     if conn.dialect.name == "postgresql":
         # Several hub processes may start together: one migrates, the others wait.
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
     from alembic import command  # noqa: PLC0415
 
-    command.upgrade(_alembic_config(conn), "head")
+    command.upgrade(_alembic_config(conn), target)
 
 
 def _current(conn: Connection) -> str | None:
@@ -116,10 +116,10 @@ def _current(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Apply every migration not yet applied, in one transaction."""
+async def migrate(engine: AsyncEngine, target: str = "head") -> None:
+    """Apply every migration not yet applied (up to `target`), in one transaction."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, target)
 
 
 async def revision(engine: AsyncEngine) -> str | None:

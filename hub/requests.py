@@ -1,7 +1,7 @@
 """What arrives at the hub, checked at the edge into typed requests (pure).
 
 Each function takes the decoded JSON body and returns a frozen value or
-raises HubError("invalid", sentence). The core (hub/service.py) receives only
+raises HubError("invalid", sentence). The hub's rooms (hub/service.py) receive only
 these values, as the daemon's core receives daemon/validate.py's.
 """
 

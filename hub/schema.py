@@ -120,6 +120,8 @@ settlements = Table(
     Column("signature", String(128), nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("spend_cents", BigInteger, nullable=False),
+    # As its document says (migration 0008): paid as tokens, naming no creator.
+    Column("unlinkable", Boolean, nullable=False, server_default=text("false")),
     Column("receipt", Text, nullable=False),
     Column("receipt_signature", String(128), nullable=False),
     Column("received_at", BigInteger, nullable=False),

@@ -45,7 +45,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mecene import blindrsa, money, tokens, tokenwire
 from mecene.amounts import euros
 from mecene.encoding import b64u
-from mecene.settlement import Settlement
 from mecene.time import add_months, month_start, timestamp_at
 
 from . import bulk, ledger
@@ -273,14 +272,14 @@ class TokenDesk:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(settlements.c.document, settlements.c.spend_cents).where(
+                    select(settlements.c.unlinkable, settlements.c.spend_cents).where(
                         settlements.c.account == account, settlements.c.month == month
                     )
                 )
             ).first()
         if row is None:
             raise HubError("not_found", f"no settlement for {month}: send it first")
-        if not Settlement.parse(row.document).unlinkable:
+        if not row.unlinkable:
             raise HubError("not_unlinkable", f"{month} was settled with allocations, not as tokens")
         return int(row.spend_cents)
 

@@ -1,5 +1,5 @@
 """Unlinkable contributions, the daemon against a real hub application
-(issue 17; daemon/unlinkable.py): a month closed with the setting on is
+(issue 17; daemon/unlinkable/): a month closed with the setting on is
 settled as its spend alone, its tokens issued, written down and redeemed to
 each creator over the window; and the hub then holds no row that ties the
 person's account to a creator they paid."""

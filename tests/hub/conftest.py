@@ -1,3 +1,3 @@
-"""The hub's tests' fixtures (tests/support/hubfixtures.py)."""
+"""The hub's tests' fixtures (tests/support/hubs.py)."""
 
 from tests.support.hubs import clock, connect, hub, proof_site  # noqa: F401 - fixtures

@@ -18,14 +18,15 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import hub.tokens as hub_tokens
-from hub.db import open_database
+from hub.db import migrate, open_database
 from hub.http import create_app
 from hub.ledger import Creator, Escrow, Tokens, User
 from hub.proofs import ProofFetcher
 from hub.provider import SimulatedProvider
 from hub.service import Hub
 from mecene import money, tokens, tokenwire
-from mecene.encoding import b64u, unb64u
+from mecene.encoding import b64u, canonical, unb64u
+from mecene.settlement import Settlement
 from mecene.time import FrozenClock
 from tests.support.hubs import HubClient, Person, rows_tying
 
@@ -176,6 +177,49 @@ async def test_issuance_is_checked_and_idempotent(connect: Any, hub: Hub) -> Non
     # Future months have no keys yet.
     out = await alice.call("GET", "/v1/token-keys/2027-01", expect=404, sign=False)
     assert out["error"] == "not_found"
+
+
+async def test_settlements_stored_before_the_column_say_whether_they_are_unlinkable(
+    db_url: str,
+) -> None:
+    """Migration 0008: issuance reads a settlement's `unlinkable` column, no
+    longer its parsed document; settlements stored before the column get it
+    from their canonical document, each engine."""
+    engine = open_database(db_url)
+    try:
+        await migrate(engine, "0007")
+        plain = Settlement("A" * 43, OCT, 700, False, ())
+        tokens_only = Settlement("B" * 43, OCT, 500, True, (), unlinkable=True)
+        async with engine.begin() as conn:
+            for doc in (plain, tokens_only):
+                await conn.execute(
+                    sa.text("INSERT INTO accounts (id, created_at) VALUES (:a, 0)"),
+                    {"a": doc.account},
+                )
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO settlements (account, month, document, signature, sha256,"
+                        " spend_cents, receipt, receipt_signature, received_at) VALUES"
+                        " (:a, :m, :d, 's', 'h', :c, 'r', 's', 0)"
+                    ),
+                    {
+                        "a": doc.account,
+                        "m": doc.month,
+                        "d": canonical(doc.as_json()).decode(),
+                        "c": doc.spend_cents,
+                    },
+                )
+        await migrate(engine)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT account, unlinkable FROM settlements ORDER BY account")
+            )
+            assert [(a, bool(u)) for a, u in rows] == [
+                (plain.account, False),
+                (tokens_only.account, True),
+            ]
+    finally:
+        await engine.dispose()
 
 
 async def test_forged_unknown_and_expired_tokens_are_refused(

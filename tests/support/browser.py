@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "extension"
-# What the worker injects into a page, in its order (injection.js, DETECTOR_FILES):
+# What the worker injects into a page, in its order (tabs.js, DETECTOR_FILES):
 # the generated lists, then the detector.
 DETECTOR_FILES = ("psl.js", "github-reserved.js", "tracking-params.js", "content.js")
 
