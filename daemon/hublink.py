@@ -187,7 +187,7 @@ class HubLink:
                     if self.reachable is False:
                         break  # the hub is down: the other months wait too
             if self.reachable is not False:
-                transfers_due = await self.send_due_transfers()
+                transfers_due = await self.gifts.send_due()
                 if transfers_due is not None:
                     waits.append(transfers_due)
             if self.reachable is not False:
@@ -316,14 +316,6 @@ class HubLink:
         ):
             raise ValueError("the receipt is for another document")
         return receipt
-
-    # -- direct transfers: daemon/gifts/sending.py ---------------------------------------
-
-    async def send_transfer(self, row: dict[str, Any]) -> dict[str, Any]:
-        return await self.gifts.send(row)
-
-    async def send_due_transfers(self, *, now_too: bool = False) -> float | None:
-        return await self.gifts.send_due(now_too=now_too)
 
     async def run(self) -> None:
         """Forever: send what is due, then sleep until the next is due or

@@ -201,7 +201,7 @@ async def give(request: web.Request) -> web.Response:
     row, created = await _service(request).gifts.record(req)
     link = request.app.get(HUB_LINK)
     if row["state"] == "sending" and link is not None:
-        row = await link.send_transfer(row)
+        row = await link.gifts.send(row)
     if row["state"] == "refused":
         code = row["error"] or "hub_refused"
         status = {"insufficient_funds": 402, "own_key": 409, "invalid": 400}.get(code, 502)
@@ -349,7 +349,7 @@ async def hub_sync(request: web.Request) -> web.Response:
     for month in await _service(request).months.unsent():
         await _service(request).months.mark(month["month"], next_sync_at=None)
     await link.sync_once()
-    await link.send_due_transfers(now_too=True)
+    await link.gifts.send_due(now_too=True)
     try:
         await link.refresh_outcomes(every=0)
     except DomainError as exc:
