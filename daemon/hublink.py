@@ -24,6 +24,7 @@ from . import sendpolicy as policy
 from .creators.policy import MalformedList, parse_joined
 from .errors import DomainError, HubRefused, HubUnreachable
 from .gifts.sending import GiftSender
+from .months import policy as month_policy
 from .months.policy import OUTCOME_STATES, MonthState
 from .service import Service
 from .unlinkable.link import TokenLink
@@ -239,6 +240,7 @@ class HubLink:
         except HubUnreachable as exc:
             status, data = None, str(exc)
         meaning = policy.month_answer(status, data, attempts=attempts, retry_base=self.retry_base)
+        receipt: Receipt | None = None
         if isinstance(meaning, policy.Accepted):
             try:
                 receipt = await self._check_receipt(row, data)
@@ -246,60 +248,46 @@ class HubLink:
                 meaning = policy.failed(
                     "bad_receipt", str(exc), attempts, "submitted", self.retry_base
                 )
-            else:
-                # The balance after this month's debit first, so that a month that
-                # reads "settled" never shows the balance from before it.
-                try:
-                    await self.refresh_balance()
-                except DomainError as exc:
-                    log.info("balance not refreshed: %s", exc)
-                await self.service.months.mark(
-                    month,
-                    state=MonthState.SETTLED,
-                    receipt=data["receipt"],
-                    receipt_signature=data["signature"],
-                    settled_at=timestamp(self.service.clock.now()),
-                    sync_error=None,
-                    next_sync_at=None,
-                )
-                log.info("%s settled with the hub: %s", month, receipt.spend_cents)
-                return None
-        if isinstance(meaning, policy.NeedsPerson):
-            await self.service.months.mark(
-                month, state=MonthState.CLOSED, sync_error=meaning.code, next_sync_at=None
-            )
-            log.error("%s: the hub refused it for good: %s", month, meaning.message)
-            return None
-        if isinstance(meaning, policy.SplitAgain):
-            # Keys of the person's own (claimed elsewhere since the month
-            # closed): never sent anywhere yet, so the month is split again
-            # without them and signed anew.
-            for key in meaning.keys:
+        step = month_policy.answered(
+            MonthState.SUBMITTED,
+            meaning,
+            attempts=attempts,
+            now=self.service.clock.now().timestamp(),
+            receipt=None if receipt is None else (data["receipt"], data["signature"]),
+        )
+        if step.refresh_balance:
+            try:
+                await self.refresh_balance()
+            except DomainError as exc:
+                log.info("balance not refreshed: %s", exc)
+        if step.split_again:
+            for key in step.own_keys:
                 await self.service.creators.add_own_creator(key)
             if await self.service.months.close(month, again=True) is not None:
                 log.info("%s split again without the person's own keys", month)
                 fresh = [r for r in await self.service.months.unsent() if r["month"] == month]
                 return await self._send(fresh[0]) if fresh else None
-            meaning = policy.failed("own_key", "", attempts, "closed", self.retry_base)
-        return await self._retry(row, meaning)
-
-    async def _retry(self, row: dict[str, Any], retry: policy.Retry) -> float:
-        at = self.service.clock.now().timestamp() + retry.seconds
-        await self.service.months.mark(
-            row["month"],
-            state=retry.state,
-            sync_attempts=int(row["sync_attempts"] or 0) + 1,
-            sync_error=retry.code,
-            next_sync_at=timestamp_at(at),
-        )
-        log.info(
-            "%s not settled (%s: %s); next attempt in %.0f s",
-            row["month"],
-            retry.code,
-            retry.message,
-            retry.seconds,
-        )
-        return retry.seconds
+            retry = policy.failed("own_key", "", attempts, "closed", self.retry_base)
+            step = month_policy.answered(
+                MonthState.SUBMITTED,
+                retry,
+                attempts=attempts,
+                now=self.service.clock.now().timestamp(),
+            )
+        await self.service.months.mark(month, **step.record)
+        if receipt is not None:
+            log.info("%s settled with the hub: %s", month, receipt.spend_cents)
+        elif isinstance(meaning, policy.NeedsPerson):
+            log.error("%s: the hub refused it for good: %s", month, meaning.message)
+        elif isinstance(meaning, policy.Retry):
+            log.info(
+                "%s not settled (%s: %s); next attempt in %.0f s",
+                month,
+                meaning.code,
+                meaning.message,
+                meaning.seconds,
+            )
+        return step.wait
 
     async def _check_receipt(self, row: dict[str, Any], data: Any) -> Receipt:
         key = await self.hub_key()

@@ -13,10 +13,13 @@ before the settlement leaves, so a month that may have arrived is sent again.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mecene.time import add_months, months_between, zone
+from mecene.time import add_months, months_between, timestamp_at, zone
+
+from .. import sendpolicy
 
 
 class MonthState(StrEnum):
@@ -95,4 +98,75 @@ def clock_moved_back(
         f"this computer's clock reads {local} ({tz}), but {month} was already closed "
         f"(at {closed} UTC): the clock has moved back. Set the clock right (automatic "
         "date and time), then flattr again; nothing was recorded."
+    )
+
+
+# -- the month's trip to the hub: the hub's answer in, the month's next state out ---------
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a closed month becomes after the hub's answer, and what the hub
+    link does about it: the fields to record (the state among them), whether
+    to refresh the balance first (so a settled month never shows the balance
+    from before its debit), the person's own keys to learn and whether to
+    split the month again without them, and when to try again (None: done,
+    or waiting for a person)."""
+
+    state: MonthState
+    record: dict[str, Any] = field(default_factory=dict)
+    refresh_balance: bool = False
+    own_keys: tuple[str, ...] = ()
+    split_again: bool = False
+    wait: float | None = None
+
+
+def answered(
+    state: str,
+    meaning: sendpolicy.Accepted
+    | sendpolicy.Retry
+    | sendpolicy.NeedsPerson
+    | sendpolicy.SplitAgain,
+    *,
+    attempts: int,
+    now: float,
+    receipt: tuple[str, str] | None = None,
+) -> Step:
+    """The month in `state` (submitted: it was just sent) after the hub's
+    answer, as daemon/sendpolicy.py reads it. `receipt` is the receipt and its
+    signature once the hub link has checked them; an accepted answer without
+    one is the link's to turn into a retry. `now` is Unix seconds."""
+    if isinstance(meaning, sendpolicy.Accepted):
+        if receipt is None:
+            raise ValueError("an accepted settlement is recorded with its checked receipt")
+        to = move(state, MonthState.SETTLED)
+        return Step(
+            to,
+            {
+                "state": to,
+                "receipt": receipt[0],
+                "receipt_signature": receipt[1],
+                "settled_at": timestamp_at(now),
+                "sync_error": None,
+                "next_sync_at": None,
+            },
+            refresh_balance=True,
+        )
+    if isinstance(meaning, sendpolicy.NeedsPerson):
+        to = move(state, MonthState.CLOSED)
+        return Step(to, {"state": to, "sync_error": meaning.code, "next_sync_at": None})
+    if isinstance(meaning, sendpolicy.SplitAgain):
+        # Keys of the person's own (claimed elsewhere since the month closed):
+        # the month was never accepted, so it is split again without them.
+        return Step(move(state, MonthState.CLOSED), own_keys=meaning.keys, split_again=True)
+    to = move(state, meaning.state)
+    return Step(
+        to,
+        {
+            "state": to,
+            "sync_attempts": attempts,
+            "sync_error": meaning.code,
+            "next_sync_at": timestamp_at(now + meaning.seconds),
+        },
+        wait=meaning.seconds,
     )

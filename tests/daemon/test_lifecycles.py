@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon import budget
+from daemon import budget, sendpolicy
 from daemon.creators.policy import Joined, MalformedList, not_own, parse_joined
 from daemon.errors import FlattrOnce, FlattrOwner, IdConflict, InsufficientFunds, Invalid
 from daemon.flattrs import policy as flattrs
@@ -284,3 +284,91 @@ def test_a_token_is_redeemed_within_its_window() -> None:
     assert tokens.redeem_at(1000.0, 3600.0, lambda n: n - 1) == pytest.approx(1000.0 + 3600.0)
     assert tokens.redeem_at(1000.0, 3600.0, lambda n: 0) == 1000.0
     assert tokens.redeem_at(1000.0, 0.0, lambda n: 0) == 1000.0
+
+
+# -- the month's trip to the hub -----------------------------------------------------
+
+
+def _fixed(low: float, high: float) -> float:
+    return high
+
+
+@pytest.mark.parametrize(
+    ("meaning", "receipt", "to", "record", "wait"),
+    [
+        (
+            sendpolicy.Accepted(),
+            ("RECEIPT", "SIG"),
+            "settled",
+            {
+                "state": "settled",
+                "receipt": "RECEIPT",
+                "receipt_signature": "SIG",
+                "settled_at": "2026-11-03T09:30:00.000000Z",
+                "sync_error": None,
+                "next_sync_at": None,
+            },
+            None,
+        ),
+        (
+            sendpolicy.NeedsPerson("settlement_conflict", "another document"),
+            None,
+            "closed",
+            {"state": "closed", "sync_error": "settlement_conflict", "next_sync_at": None},
+            None,
+        ),
+        (
+            sendpolicy.failed("hub_unreachable", "down", 3, "submitted", 5.0, _fixed),
+            None,
+            "submitted",
+            {
+                "state": "submitted",
+                "sync_attempts": 3,
+                "sync_error": "hub_unreachable",
+                "next_sync_at": "2026-11-03T09:30:20.000000Z",
+            },
+            20.0,
+        ),
+        (
+            sendpolicy.Retry("month_not_ended", "later", 90.0, "closed"),
+            None,
+            "closed",
+            {
+                "state": "closed",
+                "sync_attempts": 3,
+                "sync_error": "month_not_ended",
+                "next_sync_at": "2026-11-03T09:31:30.000000Z",
+            },
+            90.0,
+        ),
+    ],
+)
+def test_a_month_after_the_hub_s_answer(
+    meaning: Any, receipt: Any, to: str, record: dict[str, Any], wait: float | None
+) -> None:
+    step = months.answered("submitted", meaning, attempts=3, now=NOW.timestamp(), receipt=receipt)
+    assert (step.state, step.record, step.wait) == (to, record, wait)
+    assert step.refresh_balance is (to == "settled")
+
+
+def test_a_month_that_pays_one_s_own_keys_is_split_again() -> None:
+    step = months.answered(
+        "submitted", sendpolicy.SplitAgain(("flattr:me",)), attempts=1, now=NOW.timestamp()
+    )
+    assert (step.state, step.own_keys, step.split_again, step.record) == (
+        "closed",
+        ("flattr:me",),
+        True,
+        {},
+    )
+
+
+def test_an_answer_cannot_move_a_month_off_its_lifecycle() -> None:
+    # Accepted without its checked receipt is the link's to turn into a retry.
+    with pytest.raises(ValueError, match="checked receipt"):
+        months.answered("submitted", sendpolicy.Accepted(), attempts=1, now=0)
+    # A settled month is never answered again into another state.
+    with pytest.raises(months.IllegalMove):
+        months.answered("settled", sendpolicy.NeedsPerson("x", "y"), attempts=1, now=0)
+    with pytest.raises(months.IllegalMove):
+        months.answered("open", sendpolicy.Accepted(), attempts=1, now=0, receipt=("r", "s"))
