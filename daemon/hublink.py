@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from mecene import signing
+from mecene import messages, signing
 from mecene.settlement import Receipt
 from mecene.time import seconds_at, timestamp, timestamp_at
 
@@ -153,7 +153,7 @@ class HubLink:
         return await self.ok(
             "POST",
             "/v1/deposits/quote",
-            {"method": method, "amount_cents": amount_cents},
+            messages.build_quote(method, amount_cents),
             signed=False,
         )
 
@@ -234,7 +234,7 @@ class HubLink:
         month = row["month"]
         attempts = int(row["sync_attempts"] or 0) + 1
         await self.service.months.mark(month, state=MonthState.SUBMITTED)
-        body = {"document": row["document"], "signature": row["signature"]}
+        body = messages.build_settlement(row["document"], row["signature"])
         try:
             status, data = await self.call("POST", "/v1/settlements", body)
         except HubUnreachable as exc:

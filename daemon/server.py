@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mecene import messages
 from mecene.time import Clock
 
 from . import dashboard, validate
@@ -376,12 +377,7 @@ async def deposit(request: web.Request) -> web.Response:
     if not isinstance(fee, int) or isinstance(fee, bool) or fee < 0:
         raise Invalid("fee_cents is the fee shown to the person, in cents")
     out = await _link(request).deposit(
-        {
-            "id": validate.client_id(body.get("id")),
-            "method": method,
-            "amount_cents": amount,
-            "fee_cents": fee,
-        }
+        messages.build_deposit(validate.client_id(body.get("id")), method, amount, fee)
     )
     return web.json_response(out, status=201)
 
@@ -401,7 +397,8 @@ async def hub_claim(request: web.Request) -> web.Response:
     body = validate.obj(await read_json(request), {"key"})
     key = validate.creator(body.get("key"), "key")
     return web.json_response(
-        await _link(request).creator_call("POST", "/v1/claims", {"key": key}), status=201
+        await _link(request).creator_call("POST", "/v1/claims", messages.build_claim(key)),
+        status=201,
     )
 
 
@@ -438,7 +435,7 @@ async def hub_withdraw(request: web.Request) -> web.Response:
         raise Invalid("amount_cents is a whole number of cents")
     request_id = validate.client_id(body.get("id"))
     out = await _link(request).creator_call(
-        "POST", "/v1/withdrawals", {"id": request_id, "amount_cents": amount}
+        "POST", "/v1/withdrawals", messages.build_withdrawal(request_id, amount)
     )
     return web.json_response(out, status=201)
 

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from mecene import keys as key_rules
+from mecene import messages
 from mecene.errors import envelope
 
 from . import requests, tokens
@@ -263,7 +264,7 @@ async def joined(request: web.Request) -> web.Response:
     """The set of proved creator keys, whole (DESIGN.md, "Who has joined")."""
     keys, nonprofit = await request.app[HUB].creators.joined_keys()
     escrow_months = request.app[HUB].config.escrow_months
-    body = {"keys": keys, "nonprofit": nonprofit, "escrow_months": escrow_months}
+    body = messages.build_joined(messages.JoinedList(tuple(keys), tuple(nonprofit), escrow_months))
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
     return _cached(request, f'"joined-{digest}"', lambda: _json(body))
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import FlattrOwner
+from mecene import messages
 
-MAX_JOINED_KEYS = 5_000_000
+from ..errors import FlattrOwner
 
 
 @dataclass(frozen=True)
@@ -27,20 +27,12 @@ class MalformedList(ValueError):
 
 
 def parse_joined(data: Any, at: dt.datetime) -> Joined:
-    """GET /v1/creators/joined's answer, checked; MalformedList if not."""
-    keys = data.get("keys") if isinstance(data, dict) else None
-    months = data.get("escrow_months") if isinstance(data, dict) else None
-    nonprofit = data.get("nonprofit", []) if isinstance(data, dict) else None
-    if (
-        not isinstance(keys, list)
-        or len(keys) > MAX_JOINED_KEYS
-        or not all(isinstance(k, str) for k in keys)
-        or not isinstance(months, int)
-        or not isinstance(nonprofit, list)
-        or not all(isinstance(k, str) for k in nonprofit)
-    ):
-        raise MalformedList("the hub's list of joined creators is malformed")
-    return Joined(frozenset(keys), months, at, frozenset(nonprofit) & set(keys))
+    """GET /v1/creators/joined's answer (mecene/messages.py), checked; MalformedList if not."""
+    try:
+        listed = messages.parse_joined(data)
+    except messages.WireError as exc:
+        raise MalformedList(str(exc)) from None
+    return Joined(frozenset(listed.keys), listed.escrow_months, at, frozenset(listed.nonprofit))
 
 
 def not_own(own_creators: Iterable[str], creator: str) -> None:

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mecene import signing
+from mecene import messages, signing
 from mecene.settlement import TransferReceipt
 from mecene.time import seconds_at, timestamp, timestamp_at
 
@@ -35,9 +35,7 @@ class GiftSender:
         with the next attempt's time (the hub is unreachable or failed). Sending
         again is harmless: the hub keeps one transfer per id and answers a
         repeat with the same receipt."""
-        body = {"id": row["id"], "creator": row["creator"], "cents": row["cents"]}
-        if row["url"]:
-            body["url"] = row["url"]
+        body = messages.build_transfer(row["id"], row["creator"], row["cents"], row["url"])
         attempts = int(row["attempts"] or 0) + 1
         try:
             if row["unlinkable"]:
