@@ -134,6 +134,7 @@ async def hub_rates(people: int) -> tuple[float, float, int]:
                         signature="-",
                         sha256="-",
                         spend_cents=spend,
+                        unlinkable=True,
                         receipt="-",
                         receipt_signature="-",
                         received_at=0,
