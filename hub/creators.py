@@ -13,10 +13,17 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mecene.encoding import b64u
-from mecene.time import add_months
 
 from . import ledger, payout, routing
 from .admission import Admission
+from .claims import (
+    ClaimState,
+    Ownership,
+    escrow_returned_up_to,
+    flattr_meta,
+    may_own,
+    new_flattr_id,
+)
 from .core import HubCore, Room, pieces
 from .db import transaction
 from .errors import HubError
@@ -41,13 +48,12 @@ class Creators(Room):
             "account": account,
             "key": key,
             "token": "mecene-claim-" + b64u(secrets.token_bytes(18)),
-            "state": "pending",
+            "state": ClaimState.PENDING.value,
             "created_at": self.now(),
         }
         async with transaction(self.engine) as conn:
             owner = await conn.scalar(select(creator_keys.c.owner).where(creator_keys.c.key == key))
-            if owner is not None and owner != account:
-                raise HubError("key_taken", f"{key} is already proved by another account")
+            may_own(owner, account, key)
             await conn.execute(insert(claims).values(claim))
         return self._claim_view(claim)
 
@@ -68,16 +74,20 @@ class Creators(Room):
             ).first()
         if row is None:
             raise HubError("not_found", "no such claim")
-        if row.state == "verified":
+        if row.state == ClaimState.VERIFIED:
             return {"claim": self._claim_view(row._asdict()), "released_cents": 0}
         try:
             proof = await self.fetcher.prove(row.key, row.token)
         except ProofError as exc:
             raise HubError("not_proven", f"{row.key} is not proved yet: {exc}") from None
         released = await self._retrying(
-            lambda conn: self._own_key(conn, account, row.key, "proof", claim_id, proof)
+            lambda conn: self._own_key(
+                conn, account, row.key, Ownership.PROOF.value, claim_id, proof
+            )
         )
-        view = self._claim_view({**row._asdict(), "state": "verified", "proof": proof})
+        view = self._claim_view(
+            {**row._asdict(), "state": ClaimState.VERIFIED.value, "proof": proof}
+        )
         return {"claim": view, "released_cents": released}
 
     async def issue_flattr_id(self, account: str) -> dict[str, Any]:
@@ -92,15 +102,17 @@ class Creators(Room):
             )
             issued = await conn.scalar(
                 select(creator_keys.c.key)
-                .where(creator_keys.c.owner == account, creator_keys.c.method == "issued")
+                .where(
+                    creator_keys.c.owner == account, creator_keys.c.method == Ownership.ISSUED.value
+                )
                 .order_by(creator_keys.c.verified_at, creator_keys.c.key)
                 .limit(1)
             )
             new = issued is None
-            key = "flattr:m" + secrets.token_hex(6) if new else str(issued)
+            key = new_flattr_id() if new else str(issued)
             if new:
-                await self._own_key(conn, account, key, "issued", None, None)
-            return {"key": key, "meta": f'<meta name="flattr:id" content="{key[7:]}">', "new": new}
+                await self._own_key(conn, account, key, Ownership.ISSUED.value, None, None)
+            return {"key": key, "meta": flattr_meta(key), "new": new}
 
         return await self._retrying(run)
 
@@ -115,8 +127,7 @@ class Creators(Room):
     ) -> int:
         """Make `account` the owner of `key` and release its escrow; the gross released."""
         owners = await payout.lock_keys(conn, [key], exclusive=True)
-        if owners[key] not in (None, account):
-            raise HubError("key_taken", f"{key} is already proved by another account")
+        may_own(owners[key], account, key)
         now = self.now()
         await conn.execute(
             update(creator_keys)
@@ -127,7 +138,7 @@ class Creators(Room):
             await conn.execute(
                 update(claims)
                 .where(claims.c.id == claim_id)
-                .values(state="verified", verified_at=now, proof=proof)
+                .values(state=ClaimState.VERIFIED.value, verified_at=now, proof=proof)
             )
         found = await pieces(conn, allocations.c.creator == key, allocations.c.state == "escrow")
         if not found:
@@ -154,9 +165,7 @@ class Creators(Room):
     async def expire_escrow(self) -> int:
         """Give back to the givers what waited in escrow longer than the escrow
         period; returns the cents returned."""
-        # Money for month M was settled when M ended: it has waited the whole
-        # period once the month M + period + 1 has begun.
-        limit = add_months(self.month(), -(self.config.escrow_months + 1))
+        limit = escrow_returned_up_to(self.month(), self.config.escrow_months)
         async with self.engine.connect() as conn:
             keys = list(
                 (
