@@ -55,7 +55,9 @@ def new_token() -> str:
 # "format"), line and paragraph separators, private-use, surrogates, unassigned.
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 # A pairing code is 6 digits: a name must not carry one to pass for it.
-_CODE_LIKE = re.compile(r"\d{5,}")
+# Five digits or more, alone or spaced as a code is read out ("123456",
+# "123 456", "12 34 56", "1-2-3-4-5"); a version's dots do not count.
+_CODE_LIKE = re.compile(r"\d(?:[\s\-\u2010-\u2015]*\d){4,}")
 
 
 def client_name(raw: object) -> str:
@@ -74,8 +76,15 @@ def client_name(raw: object) -> str:
         raise Invalid(f"client must be at most {MAX_CLIENT_NAME} characters")
     if any(unicodedata.category(c) in _HIDDEN_CATEGORIES for c in name):
         raise Invalid("client must be printable text: no control, bidi or zero-width characters")
+    if unicodedata.normalize("NFKC", name) != name:
+        # Fullwidth letters, ligatures, superscripts: another way to write a
+        # name that reads as another browser's.
+        raise Invalid("client must be plain text: no fullwidth or other compatibility characters")
     if _CODE_LIKE.search(name):
-        raise Invalid("client must not hold a run of 5 or more digits, which could pass for a code")
+        raise Invalid(
+            "client must not hold 5 or more digits in a row, even spaced, which could pass "
+            "for a code"
+        )
     return name
 
 

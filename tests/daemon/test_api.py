@@ -57,6 +57,10 @@ async def test_denied_and_expired_pairings(make_api: MakeApi, clock: FrozenClock
         "Fire\u200bfox",  # a zero-width space
         "Chromium\ufeff",  # a zero-width no-break space
         "Chromium (code 123456)",  # passes for the code shown beside it
+        "12 34 56 Chromium",  # the same code, spaced as it is read out
+        "Chromium 1-2-3-4-5-6",
+        "\uff23\uff48\uff52\uff4f\uff4d\uff49\uff55\uff4d",  # fullwidth: reads as another browser
+        "Fire\ufb00ox",  # a ligature
         "\ue000 private use",
         "x" * 81,
     ],
