@@ -30,18 +30,17 @@ from mecene.time import Clock
 from .accept import Acceptor
 from .admission import Admission
 from .auth import Signatures
-from .core import HubConfig, HubCore, utc_month
+from .core import HubConfig, HubCore
 from .creators import Creators
 from .deposits import Deposits
 from .gifts import Transfers
-from .payout import PayoutReport
 from .proofs import ProofFetcher
 from .provider import PaymentProvider
 from .reports import Reports
-from .settling import OUTCOME_STATES, Settlements
+from .settling import Settlements
 from .tokens import TokenDesk
 
-__all__ = ["OUTCOME_STATES", "Hub", "HubConfig", "utc_month"]
+__all__ = ["Hub", "HubConfig"]
 
 
 class Hub:
@@ -87,6 +86,3 @@ class Hub:
         self.spend_nonce = self.auth.spend_nonce
         self.forget_nonces = self.auth.forget_nonces
         self.check_signature = self.auth.check_signature
-
-
-__all__ += ["PayoutReport"]

@@ -27,7 +27,6 @@ from .encoding import canonical
 from .settlement import DocumentError, Settlement
 from .tokenwire import CLIENT_ID_RE, WireError
 
-__all__ = ["WireError"]
 
 
 def _fields(body: Any, allowed: set[str], shape: str) -> dict[str, Any]:
