@@ -28,7 +28,6 @@ from .settlement import DocumentError, Settlement
 from .tokenwire import CLIENT_ID_RE, WireError
 
 
-
 def _fields(body: Any, allowed: set[str], shape: str) -> dict[str, Any]:
     if not isinstance(body, dict) or set(body) - allowed:
         raise WireError("invalid", f"send {shape}")
