@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mecene import messages
+from mecene import messages, tokenwire
 
 from ..errors import FlattrOwner
 
@@ -30,7 +30,7 @@ def parse_joined(data: Any, at: dt.datetime) -> Joined:
     """GET /v1/creators/joined's answer (mecene/messages.py), checked; MalformedList if not."""
     try:
         listed = messages.parse_joined(data)
-    except messages.WireError as exc:
+    except tokenwire.WireError as exc:
         raise MalformedList(str(exc)) from None
     return Joined(frozenset(listed.keys), listed.escrow_months, at, frozenset(listed.nonprofit))
 
