@@ -16,6 +16,7 @@ from mecene.time import MONTH_RE
 
 from .budget import MAX_WEIGHT
 from .errors import Invalid
+from .gifts.policy import in_bounds
 
 MAX_TITLE = 300
 MAX_OTHER_CREATORS = 32
@@ -185,10 +186,7 @@ def transfer_cents(value: Any) -> int:
     """A direct transfer's amount, within the money rules' bounds."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise Invalid("cents must be a whole number")
-    try:
-        return money.transfer_cents(value)
-    except money.OutOfBounds as exc:
-        raise Invalid(str(exc)) from None
+    return in_bounds(value)
 
 
 def settings_patch(body: Any) -> dict[str, Any]:

@@ -44,15 +44,6 @@ def _checked(parse: Callable[[Any], T], body: Any) -> T:
         raise HubError(exc.code, str(exc)) from None
 
 
-def client_id(value: Any) -> str:
-    return _checked(messages.client_id, value)
-
-
-def transfer_cents(value: Any) -> int:
-    """A direct transfer's amount, within the money rules' bounds."""
-    return _checked(messages.transfer_cents, value)
-
-
 def month(value: str) -> str:
     if not MONTH_RE.match(value):
         raise HubError("invalid", "a month is YYYY-MM")

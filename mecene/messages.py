@@ -25,33 +25,13 @@ from . import keys, money
 from .amounts import euros
 from .encoding import canonical
 from .settlement import DocumentError, Settlement
-from .tokenwire import CLIENT_ID_RE, WireError
+from .tokenwire import WireError, cents, client_id, transfer_cents
 
 
 def _fields(body: Any, allowed: set[str], shape: str) -> dict[str, Any]:
     if not isinstance(body, dict) or set(body) - allowed:
         raise WireError("invalid", f"send {shape}")
     return body
-
-
-def client_id(value: Any) -> str:
-    if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
-        raise WireError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
-    return value
-
-
-def cents(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise WireError("invalid", f"{name} is a whole number of cents")
-    return value
-
-
-def transfer_cents(value: Any) -> int:
-    """A direct transfer's amount, within the money rules' bounds."""
-    try:
-        return money.transfer_cents(cents(value, "cents"))
-    except money.OutOfBounds as exc:
-        raise WireError("invalid", str(exc)) from None
 
 
 # -- settlements -------------------------------------------------------------------------

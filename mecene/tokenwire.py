@@ -45,6 +45,27 @@ class WireError(ValueError):
         self.code = code
 
 
+def client_id(value: Any) -> str:
+    """The id a daemon gave what it sends (mecene/messages.py uses it too)."""
+    if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
+        raise WireError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
+    return value
+
+
+def cents(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise WireError("invalid", f"{name} is a whole number of cents")
+    return value
+
+
+def transfer_cents(value: Any) -> int:
+    """A direct transfer's amount, within the money rules' bounds."""
+    try:
+        return money.transfer_cents(cents(value, "cents"))
+    except money.OutOfBounds as exc:
+        raise WireError("invalid", str(exc)) from None
+
+
 def key_hex(kid: bytes) -> str:
     """A token key's id as the wire and the databases write it."""
     return kid.hex()
@@ -182,16 +203,8 @@ def parse_issue(body: Any) -> IssueRequest:
         t = body["transfer"]
         if not isinstance(t, dict) or set(t) != {"id", "cents"}:
             raise WireError("invalid", "transfer is {id, cents}")
-        cents = t["cents"]
-        if not isinstance(cents, int) or isinstance(cents, bool):
-            raise WireError("invalid", "cents is a whole number of cents")
-        try:
-            money.transfer_cents(cents)
-        except money.OutOfBounds as exc:
-            raise WireError("invalid", str(exc)) from None
-        if not isinstance(t["id"], str) or not CLIENT_ID_RE.match(t["id"]):
-            raise WireError("invalid", "id is 8 to 64 characters of [A-Za-z0-9_-]")
-        transfer = (t["id"], cents)
+        amount = transfer_cents(t["cents"])
+        transfer = (client_id(t["id"]), amount)
     if not isinstance(month, str) or not MONTH_RE.match(month):
         raise WireError("invalid", "month is YYYY-MM")
     if not isinstance(rows, list) or not 1 <= len(rows) <= tokens.MAX_TOKENS:

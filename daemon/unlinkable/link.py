@@ -146,7 +146,7 @@ class TokenLink:
         status, out = await self.link.call("POST", "/v1/tokens", body)
         if status in (200, 201):
             await self._finish(rows, pending, keys, out)
-        elif policy.issue_refused(status):
+        elif policy.refused_for_good(status):
             code = out.get("error", "refused") if isinstance(out, dict) else "refused"
             await self.store.write(lambda db: sql.fail_transfer(db, transfer_id, str(code)))
         return status, out

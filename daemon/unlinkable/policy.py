@@ -76,14 +76,15 @@ def redemption_answer(
     the back-off (unreachable, 408, 429, 5xx)."""
     if status in (200, 201):
         return Redeemed()
-    if status is not None and 400 <= status < 500 and status not in (408, 429):
+    if status is not None and refused_for_good(status):
         code = data.get("error", "refused") if isinstance(data, dict) else "refused"
         return RedeemFailed(str(code))
     return RedeemLater(policy.retry_delay(attempts, policy.RETRY_BASE_SECONDS))
 
 
-def issue_refused(status: int) -> bool:
-    """A gift's issuance refused for good (its tokens fail with it)."""
+def refused_for_good(status: int) -> bool:
+    """A 4xx but for a time-out or too many requests: sending the same again
+    cannot change it (a redemption fails; a gift's issuance fails its tokens)."""
     return 400 <= status < 500 and status not in (408, 429)
 
 
