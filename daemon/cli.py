@@ -23,7 +23,7 @@ from typing import Any
 
 from mecene.amounts import euros, parse_euros
 
-from . import autostart
+from . import autostart, nativehost, nativeinstall
 from .client import ApiError, LocalApi
 from .files import DEFAULT_PORT, DataDir, default_data_dir
 from .wallet import Settings, Wallet, WalletError
@@ -342,9 +342,20 @@ def cmd_pair(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"pending": pending, "browsers": browsers}, indent=2))
             return 0
-        rows = [("waiting", p["code"], p["client"]) for p in pending]
-        rows += [("revoked" if b["revoked_at"] else "active", b["id"], b["name"]) for b in browsers]
-        print(table(["state", "code or id", "browser"], rows) if rows else "No browser paired yet.")
+        rows = [("waiting", p["code"], p["client"], "", "", "") for p in pending]
+        rows += [
+            (
+                "revoked" if b["revoked_at"] else "active",
+                b["id"],
+                b["name"],
+                b["fingerprint"],
+                (b["created_at"] or "")[:16].replace("T", " "),
+                (b["last_used_at"] or "never")[:16].replace("T", " "),
+            )
+            for b in browsers
+        ]
+        headers = ["state", "code or id", "browser", "key", "paired", "last used"]
+        print(table(headers, rows) if rows else "No browser paired yet.")
     elif args.action == "revoke":
         browsers = daemon.call("GET", "/browsers")["browsers"]
         matches = [b for b in browsers if args.code in (b["id"], b["name"]) and not b["revoked_at"]]
@@ -355,6 +366,29 @@ def cmd_pair(args: argparse.Namespace) -> int:
             )
         daemon.call("DELETE", f"/browsers/{matches[0]['id']}")
         print(f"Revoked {matches[0]['name']!r}.")
+    return 0
+
+
+def cmd_browser(args: argparse.Namespace) -> int:
+    """Let the browsers start Mécène's native messaging host (or no longer)."""
+    data = DataDir(args.data_dir)
+    if args.action == "uninstall":
+        removed = nativeinstall.uninstall(data)
+        for path in removed:
+            print(f"removed {path}")
+        if not removed:
+            print("Nothing to remove: the browsers' host was not installed here.")
+        return 0
+    done = nativeinstall.install(data)
+    for browser, written in done:
+        print(f"{browser.name:<14} {written or 'not found'}")
+    if not any(written for _b, written in done):
+        print(
+            "No browser found: install Chromium, Google Chrome or Firefox, then run "
+            "`mecene browser install` again."
+        )
+        return 1
+    print("Browsers may now start Mécène's host for Mécène's extension (and no other).")
     return 0
 
 
@@ -620,6 +654,21 @@ def parser() -> argparse.ArgumentParser:
     pair.add_argument("--json", action="store_true")
     pair.set_defaults(func=cmd_pair)
 
+    browser = sub.add_parser(
+        "browser",
+        parents=[common],
+        help="let Chromium, Chrome and Firefox reach the daemon (native messaging)",
+        description="Write (install) or remove (uninstall) the native messaging host's "
+        "manifests of the browsers found, for Mécène's extension only.",
+    )
+    browser.add_argument("action", choices=["install", "uninstall"])
+    browser.set_defaults(func=cmd_browser)
+
+    sub.add_parser(
+        "native-host",
+        help="the browsers' host: browsers start it (with their own arguments), people do not",
+    )
+
     bud = sub.add_parser("budget", parents=[common], help="show or set the monthly budget")
     bud.add_argument("amount", nargs="?", help="new monthly budget in euros")
     bud.add_argument("--min-click", help="minimum per click in euros, or 'none'")
@@ -672,6 +721,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["native-host"]:
+        # The browser adds arguments of its own (the caller's origin, a window).
+        return nativehost.main()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     if args.command == "pair" and args.action in ("approve", "deny", "revoke") and not args.code:

@@ -26,6 +26,8 @@ InsufficientFunds = _kind(
 WrongPassphrase = _kind("wrong_passphrase", "The passphrase did not open the wallet.")
 BadJson = _kind("bad_json", "The body is not JSON.")
 Unauthorized = _kind("unauthorized", "No valid token, session or login link.")
+Revoked = _kind("revoked", "This browser was disconnected by the person: it pairs again.")
+PairedAlready = _kind("paired_already", "This browser's key is paired already.")
 
 
 class HubUnreachable(DomainError):

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 8737
+# A Unix socket's path holds at most 108 bytes (sun_path), its end included.
+MAX_SOCKET_PATH = 100
 
 
 def default_data_dir() -> Path:
@@ -44,6 +49,20 @@ class DataDir:
         """Where the running daemon says which port it listens on."""
         return self.root / "daemon.json"
 
+    @property
+    def channel(self) -> Path:
+        """The browsers' channel (daemon/channel.py): a Unix socket in the data
+        directory, or, when that path is too long for a socket, in the
+        person's runtime directory under a name drawn from the data directory."""
+        path = self.root / "channel.sock"
+        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+            return path
+        base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(
+            tempfile.gettempdir(), f"mecene-{os.getuid()}"
+        )
+        digest = hashlib.sha256(os.fsencode(self.root.absolute())).hexdigest()[:16]
+        return Path(base) / f"mecene-{digest}.sock"
+
     def create(self) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
@@ -72,6 +91,31 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+class NotPrivate(Exception):
+    pass
+
+
+def private_dir(path: Path) -> None:
+    """Make `path` a directory only this user can enter, or refuse one that
+    another user owns or others can open (a squatted /tmp/mecene-UID)."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700, parents=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise NotPrivate(f"{path} is not a directory of this user's")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def is_private(path: Path) -> bool:
+    """Whether `path` is a directory of this user's that no one else can open."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 class AlreadyRunning(Exception):

@@ -24,7 +24,7 @@ from hub.runner import HubSettings, RunningHub, start_hub
 from mecene.time import Clock, SystemClock, seconds_to_next_month
 
 from .browsers.pairing import hash_token, new_token
-from .files import DaemonLock, DataDir, has_display, write_atomic
+from .files import DaemonLock, DataDir, NotPrivate, has_display, write_atomic
 from .security import HEADER_SECONDS, LINGER_SECONDS, AccessLogger
 from .server import SERVICE, Config, create_app
 from .service import Service
@@ -161,6 +161,7 @@ async def _serve_locked(
         wallet_path=data_dir.wallet,
         admin_token_hash=hash_token(admin_token),
         hub_url=hub_url,
+        channel_path=data_dir.channel,
     )
     app = create_app(config, Store(data_dir.database), wallet, clock)
     runner = web.AppRunner(
@@ -170,7 +171,13 @@ async def _serve_locked(
         keepalive_timeout=HEADER_SECONDS,
         lingering_time=LINGER_SECONDS,
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except (OSError, NotPrivate) as exc:
+        await runner.cleanup()
+        raise StartError(
+            f"cannot open the browsers' channel at {data_dir.channel}: {exc}"
+        ) from None
     site = web.TCPSite(runner, "127.0.0.1", port)
     try:
         await site.start()
@@ -190,6 +197,7 @@ async def _serve_locked(
     log.info(
         "Mécène daemon listening on http://127.0.0.1:%d, wallet %s, hub %s", port, state, hub_url
     )
+    log.info("browsers' channel on %s", data_dir.channel)
     tray_process = start_tray(data_dir) if tray else None
     try:
         await stop.wait()

@@ -40,9 +40,11 @@ EXTENSION_ORIGIN = re.compile(
 )
 
 
-# An attribute set on handlers: who may call them. Default: a paired browser.
+# An attribute set on handlers: who may call them. Default: a paired browser
+# (over the browsers' channel, daemon/channel.py) or the person (over HTTP).
+# CHANNEL: any browser on the channel, paired or not (pairing); never HTTP.
 AUTH_ATTR = "mecene_auth"
-PUBLIC, BROWSER, ADMIN = "public", "browser", "admin"
+PUBLIC, BROWSER, ADMIN, CHANNEL = "public", "browser", "admin", "channel"
 
 
 def error_response(
@@ -192,6 +194,8 @@ def setup_auth(
         level = _access_level(request)
         if level == PUBLIC:
             return None
+        if level == CHANNEL:
+            return error_response("not_found", "browsers ask this over their channel only", 404)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         principal = None
@@ -206,7 +210,9 @@ def setup_auth(
                 principal = session(value, secret)
         if principal is None:
             return error_response(
-                "unauthorized", "a valid token is needed: pair this browser first", 401
+                "unauthorized",
+                "the admin token or a dashboard session is needed (`mecene open`)",
+                401,
             )
         if level == ADMIN and principal.kind != "admin":
             return error_response("forbidden", "only the dashboard and the CLI may do this", 403)
@@ -216,9 +222,13 @@ def setup_auth(
     add_check(app, auth)
 
 
+def access_of(handler: Any) -> str:
+    """The mark on a route's own handler; a paired browser by default."""
+    return str(getattr(handler, AUTH_ATTR, BROWSER))
+
+
 def _access_level(request: web.Request) -> str:
-    """The mark on the route's own handler; a paired browser by default."""
-    return str(getattr(request.match_info.route.handler, AUTH_ATTR, BROWSER))
+    return access_of(request.match_info.route.handler)
 
 
 # A client that holds a connection without finishing its request: headers

@@ -22,10 +22,13 @@ from mecene.time import Clock
 
 from . import dashboard, validate
 from .browsers.pairing import client_name
+from .channel import Channel
 from .errors import DomainError, Invalid, Unauthorized
 from .hublink import HubLink
 from .security import (
     ADMIN,
+    CHANNEL,
+    PRINCIPAL_KEY,
     PUBLIC,
     access,
     error_response,
@@ -46,6 +49,7 @@ MAX_BODY_BYTES = 64 * 1024
 SERVICE = web.AppKey("service", Service)
 HUB_LINK = web.AppKey("hub_link", HubLink)
 STORE = web.AppKey("store", Store)
+CHANNEL_KEY = web.AppKey("channel", Channel)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Config:
     admin_token_hash: str | None = None
     hub_url: str | None = None  # where settlements go; None: no hub (tests)
     hub_retry_seconds: float = 5.0
+    channel_path: Path | None = None  # the browsers' socket; None: answered in-process only
 
 
 def create_app(
@@ -78,7 +83,17 @@ def create_app(
         dashboard.COOKIE,
         dashboard.SESSION_HEADER,
     )
+    app[CHANNEL_KEY] = Channel(app, service.browsers, config.port)
     app.cleanup_ctx.append(_store_lifetime)
+    if config.channel_path is not None:
+        path = config.channel_path
+
+        async def channel_lifetime(app: web.Application) -> AsyncIterator[None]:
+            await app[CHANNEL_KEY].start(path)
+            yield
+            await app[CHANNEL_KEY].stop()
+
+        app.cleanup_ctx.append(channel_lifetime)
     if config.hub_url:
         link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
         app[HUB_LINK] = link
@@ -123,11 +138,14 @@ routes = web.RouteTableDef()
 
 
 @routes.post(f"{API}/pairing")
-@access(PUBLIC)
+@access(CHANNEL)
 async def request_pairing(request: web.Request) -> web.Response:
+    """A browser asks to pair with its key (the browsers' channel only)."""
     body = validate.obj(await read_json(request), {"client"})
     service = _service(request)
-    pairing = service.browsers.request_pairing(client_name(body.get("client")))
+    pairing = service.browsers.request_pairing(
+        client_name(body.get("client")), request[PRINCIPAL_KEY], getattr(request, "conn", 0)
+    )
     return web.json_response(
         {
             "pairing_id": pairing.id,
@@ -139,10 +157,12 @@ async def request_pairing(request: web.Request) -> web.Response:
 
 
 @routes.get(f"{API}/pairing/{{pairing_id}}")
-@access(PUBLIC)
+@access(CHANNEL)
 async def poll_pairing(request: web.Request) -> web.Response:
     return web.json_response(
-        _service(request).browsers.poll_pairing(request.match_info["pairing_id"])
+        _service(request).browsers.poll_pairing(
+            request.match_info["pairing_id"], request[PRINCIPAL_KEY]
+        )
     )
 
 
@@ -444,9 +464,9 @@ async def hub_withdraw(request: web.Request) -> web.Response:
 
 
 @routes.post(f"{API}/dashboard/links")
-@access(ADMIN)
 async def dashboard_link(request: web.Request) -> web.Response:
-    """A one-time login link for the dashboard (`mecene open`)."""
+    """A one-time login link for the dashboard (`mecene open`, and the popup's
+    Dashboard link over the browsers' channel)."""
     validate.obj(await read_json(request), set())
     code = _service(request).browsers.sessions.new_link_code(_service(request).clock.now())
     url = f"http://{request.host}/dashboard/login#{code}"

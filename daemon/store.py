@@ -256,6 +256,19 @@ def m006_tokens(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_browser_channel(db: Database) -> None:
+    """Browsers pair over their channel with a key of their own (daemon/channel.py):
+    when each was last used, so the person can tell them apart. A token
+    handed out by the HTTP pairing of earlier versions travelled over TCP:
+    it is revoked (its browser pairs again, over the channel)."""
+    db.table("tokens").add_column("last_used_at", str)
+    db.execute(
+        "UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') "
+        "WHERE revoked_at IS NULL"
+    )
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection with the pragmas every connection must have."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)

@@ -6,7 +6,7 @@
  * checks it, tests/extension/test_extension_lint.py runs the check):
  *
  *   storage.js         MeceneStorage        the only file that knows storage keys
- *   daemon.js          MeceneDaemon         the only file that knows the daemon's address
+ *   daemon.js          MeceneDaemon         the only file that knows how the daemon is reached
  *   pairing.js         MecenePairing        the pairing policy (pure)
  *   checks.js          MeceneChecks         what comes from content scripts, checked
  *   tabs.js            MeceneTabs           each tab's state, address and badge; the detector
@@ -15,7 +15,7 @@
  *   gifts.js           MeceneGifts          direct gifts
  *   pairing-worker.js  MecenePairingWorker  pairing, owned by the worker
  *   injection.js       MeceneInjection      when the detector is injected; site access
- *   connection.js      MeceneConnection     the daemon's port and the connection check
+ *   connection.js      MeceneConnection     the connection check; the dashboard, signed in
  *
  * Every message is documented in PROTOCOL.md ("The extension's messages"),
  * which tests/mecene/test_protocol_doc.py checks against these tables. State lives in
@@ -52,8 +52,6 @@ const popupHandlers = {
   reweight: flattrActions.reweight,
   subscribe: flattrActions.subscribe,
   undo: flattrActions.undo,
-  settings: connectionActions.settings,
-  setPort: connectionActions.setPort,
   check: connectionActions.check,
   dashboardUrl: connectionActions.dashboardUrl,
 };

@@ -1,45 +1,44 @@
-/* Mécène service worker: the connection to the daemon, for the options page.
+/* Mécène service worker: the connection to the daemon, for the options page
+ * and the popup's Dashboard link.
  *
- * Its port, whether it answers, whether this browser is paired, and the
- * dashboard's address.
+ * Whether the host is installed and the daemon answers, whether this browser
+ * is paired, and a one-time login link to the dashboard.
  */
 (() => {
   "use strict";
   const { MeceneStorage, MeceneDaemon } = globalThis;
 
-  /** The options page's actions (background.js routes them). */
+  /** The options page's and the popup's actions (background.js routes them). */
   const actions = {
-    /** The options page: the daemon's port, and whether it answers there. */
-    async settings() {
-      const settings = await MeceneStorage.getSettings();
-      return { port: Number.isInteger(settings.port) ? settings.port : MeceneDaemon.DEFAULT_PORT };
-    },
-
-    async setPort(args) {
-      const port = args && args.port;
-      if (!Number.isInteger(port) || port < 1024 || port > 65535) {
-        return { error: { kind: "invalid", message: "A port is a whole number from 1024 to 65535." } };
-      }
-      await MeceneStorage.setSettings({ ...(await MeceneStorage.getSettings()), port });
-      return { port };
-    },
-
-    /** Test the connection: is a Mécène daemon there, and is this browser paired with it? */
+    /** Test the connection: the host, the daemon, and whether this browser is paired. */
     async check() {
       const token = await MeceneStorage.getToken();
       try {
-        const { data } = await MeceneDaemon.call("GET", "/status", undefined, token);
+        const { data } = await MeceneDaemon.call("GET", "/status", undefined, token || undefined);
         return { reachable: true, paired: true, locked: Boolean(data.locked) };
       } catch (e) {
-        if (e.kind === "unauthorized") return { reachable: true, paired: false };
+        if (e.kind === "unauthorized" || e.kind === "revoked") {
+          return { reachable: true, paired: false, kind: e.kind, message: e.message };
+        }
         if (e.kind === "locked") return { reachable: true, paired: true, locked: true };
-        return { reachable: false, paired: Boolean(token), message: e.message };
+        return { reachable: false, paired: Boolean(token), kind: e.kind, message: e.message };
       }
     },
 
-    /** The dashboard's address (the person signs in with `mecene open`). */
+    /** The dashboard, signed in: a one-time login link the daemon makes for a
+     * paired browser. Unpaired, or the daemon down: the dashboard's address,
+     * where the person signs in with `mecene open`. */
     async dashboardUrl() {
-      return { url: await MeceneDaemon.dashboardUrl() };
+      const token = await MeceneStorage.getToken();
+      if (token) {
+        try {
+          const { data } = await MeceneDaemon.call("POST", "/dashboard/links", {}, token);
+          return { url: data.url, signedIn: true };
+        } catch (e) {
+          return { error: { kind: e.kind || "refused", message: e.message } };
+        }
+      }
+      return { error: await MeceneDaemon.notPaired() };
     },
   };
 

@@ -51,7 +51,7 @@
         return { error: { kind: "moved", message: "The tab shows another page now." } };
       }
       const token = await MeceneStorage.getToken();
-      if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
+      if (!token) return { error: await MeceneDaemon.notPaired() };
       const known = tab.flattr && tab.flattr.url === thingOf(tab) && !tab.flattr.undone ? tab.flattr : null;
       if (known && !known.queued) {
         return { click: known, status: await freshStatus(token), creators: tab.creators, url: tab.url };
@@ -117,7 +117,7 @@
       const other = tab && typeof key === "string" ? othersOf(tab).find((o) => o.key === key) : null;
       if (!other) return { error: { kind: "invalid", message: "not a creator of this page" } };
       const token = await MeceneStorage.getToken();
-      if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
+      if (!token) return { error: await MeceneDaemon.notPaired() };
       const known = (tab.others || {})[key];
       if (known && !known.undone) return { click: known };
       const body = { id: crypto.randomUUID(), url: other.url, creator: other.key, weight: 1 };

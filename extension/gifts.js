@@ -19,7 +19,7 @@
       return { error: { kind: "invalid", message: "not a creator of this page" } };
     }
     const token = await MeceneStorage.getToken();
-    if (!token) return { error: { kind: "unpaired", message: "This browser is not paired yet." } };
+    if (!token) return { error: await MeceneDaemon.notPaired() };
     if (tab.creators[0].key === key) {
       return { key, cents, url: MeceneChecks.thingOf(tab), title: tab.title, token };
     }

@@ -1,5 +1,5 @@
-/* Mécène options: which port the daemon listens on, and a connection test.
- * Like the popup, it only talks to the service worker. */
+/* Mécène options: a connection test. Like the popup, it only talks to the
+ * service worker. */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -14,24 +14,19 @@ async function check() {
   say("Testing…", true);
   const answer = await send("check");
   if (!answer.reachable) {
-    return say(`No Mécène daemon answers on port ${$("port").value}. Start it with mecene run, `
-      + "or check the port.", false);
+    return say(answer.kind === "no_host"
+      ? "Mécène's host is not installed for this browser: run mecene browser install, then test again."
+      : "The Mécène daemon is not running: start it with mecene run, then test again.", false);
   }
-  if (!answer.paired) return say("The daemon answers. This browser is not paired yet: click the "
-    + "toolbar button on any page to pair it.", true);
+  if (!answer.paired) {
+    return say(answer.kind === "revoked"
+      ? "This browser was disconnected from Mécène: click the toolbar button on any page to pair it again."
+      : "The daemon answers. This browser is not paired yet: click the toolbar button on any page "
+        + "to pair it.", true);
+  }
   return say(answer.locked ? "Connected and paired. The wallet is locked: unlock it from the tray "
     + "menu or the dashboard." : "Connected and paired.", true);
 }
 
-$("form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const text = $("port").value.trim();
-  const saved = await send("setPort", { port: /^\d{1,5}$/.test(text) ? Number(text) : NaN });
-  if (saved.error) return say(saved.error.message, false);
-  document.body.dataset.saved = String(saved.port);
-  return check();
-});
-
 $("check").addEventListener("click", check);
-
-send("settings").then((s) => { $("port").value = String(s.port); });
+check();

@@ -17,8 +17,9 @@
       return { done: true, data };
     } catch (e) {
       if (e.kind === "down" || e.kind === "locked") return { done: false, error: e };
+      const unpaired = e.kind === "unauthorized" || e.kind === "revoked";
       if (e.kind === "unauthorized") await MeceneStorage.setToken(null);
-      return { done: e.kind !== "unauthorized", error: e };
+      return { done: !unpaired, error: e };
     }
   }
 
@@ -60,7 +61,7 @@
   async function sendFlattr(tabId, body, token) {
     await MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
     const sent = await deliver(body, token);
-    if (!sent.done && sent.error.kind === "unauthorized") {
+    if (!sent.done && (sent.error.kind === "unauthorized" || sent.error.kind === "revoked")) {
       // Revoked: the popup pairs again and flattrs afresh; this one is dropped.
       await MeceneStorage.dropOutbox(body.id);
       throw sent.error;

@@ -1,7 +1,8 @@
 /* Mécène service worker: pairing, owned by the worker (pairing.js is the policy).
  *
  * The worker asks the daemon until the code is approved, denied or expired,
- * also after the popup has closed.
+ * also after the popup has closed. The browser pairs with its key (storage.js):
+ * approved, that key is what it sends from then on.
  */
 (() => {
   "use strict";
@@ -44,7 +45,18 @@
     await MeceneStorage.setPairing(state);
     for (const action of actions) {
       if (action.do === "request") {
-        const { data } = await MeceneDaemon.call("POST", "/pairing", { client: await clientName() });
+        const key = await MeceneStorage.identityKey();
+        let data;
+        try {
+          ({ data } = await MeceneDaemon.call("POST", "/pairing", { client: await clientName() }, key));
+        } catch (e) {
+          if (!(e.data && e.data.error === "paired_already")) throw e;
+          // Approved already (its answer was lost): the key is this browser's.
+          await MeceneStorage.setToken(key);
+          await MeceneStorage.setPairing(null);
+          await MeceneStorage.setPairingEnd({ status: "approved", at: Date.now() });
+          return;
+        }
         await pairingEvent({
           type: "created", id: data.pairing_id, code: data.code, expiresIn: data.expires_in,
           tabId: event.tabId, url: event.url,
@@ -70,8 +82,10 @@
     const pairing = await MeceneStorage.getPairing();
     if (!pairing) return;
     try {
-      const { data } = await MeceneDaemon.call("GET", `/pairing/${encodeURIComponent(pairing.id)}`);
-      await pairingEvent({ type: "answer", status: data.status, token: data.token });
+      // Approved, the key this browser sent is its credential from now on.
+      const key = await MeceneStorage.identityKey();
+      const { data } = await MeceneDaemon.call("GET", `/pairing/${encodeURIComponent(pairing.id)}`, undefined, key);
+      await pairingEvent({ type: "answer", status: data.status, token: data.status === "approved" ? key : undefined });
     } catch (e) {
       if (e.kind === "refused") await pairingEvent({ type: "gone" }); // 404: forgotten
       // down: the daemon restarts or is stopped; the next tick asks again
@@ -96,6 +110,7 @@
       const tabId = MeceneChecks.tabIdOf(args);
       const url = tabId === null ? null : await MeceneTabs.tabUrlNow(tabId);
       await MeceneStorage.setPairingEnd(null);
+      await MeceneStorage.clearDisconnected();
       await pairingEvent({ type: "start", tabId: url ? tabId : undefined, url: url || undefined });
       return actions.pairingStatus();
     },

@@ -31,7 +31,11 @@ function sentence(...parts) {
 }
 
 const SENTENCES = {
+  no_host: () => sentence("Mécène is not set up for this browser yet: run ",
+    { code: "mecene browser install" }, " on this computer, then open this panel again."),
   down: () => sentence("The Mécène daemon is not running: start it with ", { code: "mecene run" }, "."),
+  revoked: () => sentence("This browser was disconnected from Mécène (in the dashboard or with ",
+    { code: "mecene pair revoke" }, "). Pair it again to flattr from it."),
   locked: () => sentence("Your wallet is locked: unlock it with ", { code: "mecene unlock" },
     " or from the tray menu."),
   unauthorized: () => sentence("This browser's pairing was revoked: open this panel again to pair it."),
@@ -50,8 +54,9 @@ function show(state, message) {
 function showError(error) {
   $("done").hidden = true;
   $("pairing").hidden = true;
+  $("disconnected").hidden = error.kind !== "revoked";
   const said = SENTENCES[error.kind];
-  show("error", said ? said() : error.message);
+  show(error.kind === "revoked" ? "disconnected" : "error", said ? said() : error.message);
 }
 
 /** The creator as a person reads them: the page's words, with the key beside. */
@@ -370,9 +375,17 @@ for (const button of document.querySelectorAll(".subscribe")) {
 
 $("dashboard").addEventListener("click", async (event) => {
   event.preventDefault();
-  const { url } = await send("dashboardUrl");
-  await chrome.tabs.create({ url });
+  // A one-time login link from the daemon: the dashboard opens signed in.
+  const answer = await send("dashboardUrl");
+  if (answer.error) return showError(answer.error);
+  await chrome.tabs.create({ url: answer.url });
   window.close();
+  return undefined;
+});
+
+$("pair-again").addEventListener("click", async () => {
+  $("disconnected").hidden = true;
+  await pair(await currentTab());
 });
 
 $("options").addEventListener("click", async (event) => {

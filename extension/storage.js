@@ -5,6 +5,7 @@
   "use strict";
   const tabKey = (tabId) => `tab:${tabId}`;
   const OUTBOX = "outbox:";
+  let identityMade = null; // one key, even when two calls ask at once
   globalThis.MeceneStorage = {
     /** What the worker knows of one tab's document: {url, creators, title?, at,
      * flattr?, status?, others?}. Dropped when the tab loads another document. */
@@ -18,20 +19,43 @@
     async dropTab(tabId) {
       await chrome.storage.session.remove(tabKey(tabId));
     },
-    /** {port} — which daemon to talk to. */
-    async getSettings() {
-      return (await chrome.storage.local.get("settings")).settings || {};
+    /** This browser profile's key: 256 random bits the extension makes once
+     * and sends with every message on its channel (daemon.js); the daemon
+     * keeps only its hash. A reinstalled extension makes a new one, and is a
+     * new browser to the daemon. */
+    identityKey() {
+      if (!identityMade) {
+        identityMade = (async () => {
+          const { identity } = await chrome.storage.local.get("identity");
+          if (identity && typeof identity.key === "string") return identity.key;
+          const bytes = crypto.getRandomValues(new Uint8Array(32));
+          const key = btoa(String.fromCharCode(...bytes))
+            .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+          await chrome.storage.local.set({ identity: { key, at: Date.now() } });
+          return key;
+        })().finally(() => { identityMade = null; });
+      }
+      return identityMade;
     },
-    async setSettings(settings) {
-      await chrome.storage.local.set({ settings });
-    },
-    /** The bearer token the daemon handed out after the person approved. */
+    /** The key, once the person approved this browser (null before). */
     async getToken() {
       return (await chrome.storage.local.get("token")).token || null;
     },
     async setToken(token) {
       if (token) await chrome.storage.local.set({ token });
       else await chrome.storage.local.remove("token");
+    },
+    /** The person revoked this browser: its key is dropped (pairing again
+     * makes a new one) and the popup says it was disconnected until then. */
+    async setDisconnected() {
+      await chrome.storage.local.remove(["token", "identity"]);
+      await chrome.storage.local.set({ disconnectedAt: Date.now() });
+    },
+    async getDisconnected() {
+      return (await chrome.storage.local.get("disconnectedAt")).disconnectedAt || null;
+    },
+    async clearDisconnected() {
+      await chrome.storage.local.remove("disconnectedAt");
     },
     /** Flattrs not yet acknowledged by the daemon, by client id: {body, tabId, at}.
      * One storage key per flattr: two flattrs queued at once never overwrite

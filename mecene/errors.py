@@ -17,6 +17,7 @@ STATUS = {
     "bad_token": 400,
     # who is asking
     "unauthorized": 401,
+    "revoked": 401,  # a browser the person disconnected
     "wrong_passphrase": 401,
     "unsigned": 401,
     "bad_account": 401,
@@ -31,10 +32,12 @@ STATUS = {
     "bad_host": 403,
     "bad_origin": 403,
     "not_found": 404,
+    "unknown_message": 404,  # the browsers' channel: no such request there
     "method_not_allowed": 405,
     "slow_body": 408,
     # the request conflicts with what is recorded
     "flattr_once": 409,
+    "paired_already": 409,
     "flattr_owner": 409,
     "id_conflict": 409,
     "month_closed": 409,
@@ -56,6 +59,12 @@ STATUS = {
     "internal": 500,
     "hub_refused": 502,  # the daemon's hub answered no; its code is in `hub_error`
     "hub_unreachable": 503,
+    # the browsers' channel (daemon/frames.py, daemon/nativehost.py)
+    "bad_message": 400,
+    "truncated": 400,
+    "bad_length": 400,
+    "daemon_down": 503,
+    "busy": 503,
 }
 
 

@@ -1,9 +1,20 @@
-"""Pairing a browser: a code the person sees and approves, then a token, once.
+"""Pairing a browser (pure): a code the person sees and approves, once per
+browser profile.
+
+Each browser profile holds a key its extension made at install and sends
+with every message on the browsers' channel (daemon/channel.py); the daemon
+keeps only the key's hash. The key's first request makes a pending pairing
+with a 6-digit code; the person approves the code (tray, dashboard, `mecene
+pair approve`), and from then on the key is that browser.
 
 Pending pairings live in memory only: they expire within minutes, and a
-daemon restart simply asks the browser to pair again. The token is made at
-approval; its hash goes to the database, and the token itself is handed out
-by the first `GET /pairing/ID` and then forgotten.
+daemon restart simply asks the browser to pair again. The same key asking
+again gets the same pairing (the same code, the time left), so a popup
+opened again shows what it showed. A program flooding pairing requests
+cannot push a browser's code out: each channel connection holds at most one
+pending pairing (a new key on it replaces its last), the connections are
+few (daemon/channel.py), and only pairings whose connection has closed are
+dropped, oldest first, when too many wait.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from typing import Any
 from ..errors import Invalid, NotFound
 
 CODE_TTL = dt.timedelta(minutes=5)
-MAX_PENDING = 5
+MAX_ORPHANS = 5  # pending pairings whose connection has closed
 MAX_KEPT = 1000  # pairings remembered (pending, or answered and not yet polled)
 MAX_CLIENT_NAME = 80
 
@@ -30,8 +41,9 @@ class Pairing:
     code: str
     client: str
     created: dt.datetime
-    status: str = "pending"  # pending | approved | denied
-    token: str | None = None
+    key_hash: str
+    conn: int | None  # the channel connection that asked; None once it has closed
+    status: str = "pending"  # pending | approved | denied | expired
 
     def expired(self, now: dt.datetime) -> bool:
         return now - self.created > CODE_TTL
@@ -42,8 +54,20 @@ class Pairing:
 
 
 def hash_token(token: str) -> str:
-    """Tokens are 256-bit random strings, so a plain SHA-256 is enough to store them."""
+    """Tokens and browser keys are 256-bit random strings, so a plain SHA-256
+    is enough to store them."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def browser_key(raw: object) -> str | None:
+    """A browser's key as its extension sends it (43 or more URL-safe
+    characters: 256 random bits), or None."""
+    if isinstance(raw, str) and 43 <= len(raw) <= 128 and _KEY.fullmatch(raw):
+        return raw
+    return None
+
+
+_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 def new_token() -> str:
@@ -96,47 +120,61 @@ class Pairings:
         for pid in [p.id for p in self._by_id.values() if p.expired(now)]:
             del self._by_id[pid]
 
-    def request(self, client: str, now: dt.datetime) -> Pairing:
-        """A new pending pairing. It always gets a place: when MAX_PENDING wait,
-        the oldest unapproved one yields (its browser sees it expire), so no
-        local process can hold every place and keep the person's browser out."""
-        self._sweep(now)
-        pending = sorted(
+    def _pending(self) -> list[Pairing]:
+        return sorted(
             (p for p in self._by_id.values() if p.status == "pending"), key=lambda p: p.created
         )
-        for old in pending[: max(0, len(pending) - MAX_PENDING + 1)]:
+
+    def _drop_orphans(self) -> None:
+        orphans = [p for p in self._pending() if p.conn is None]
+        for old in orphans[: max(0, len(orphans) - MAX_ORPHANS)]:
             old.status = "expired"
-            pending.remove(old)
+
+    def request(self, client: str, key_hash: str, conn: int, now: dt.datetime) -> Pairing:
+        """The pending pairing of `key_hash`: the one waiting already, or a new one."""
+        self._sweep(now)
+        for p in self._pending():
+            if p.key_hash == key_hash:
+                p.conn, p.client = conn, client
+                return p
+        for p in self._pending():
+            if p.conn == conn:
+                p.status = "expired"  # a connection holds one pairing at a time
         if len(self._by_id) > MAX_KEPT:  # answers kept for polling browsers
             for stale in [p.id for p in self._by_id.values() if p.status != "pending"]:
                 del self._by_id[stale]
-        used = {p.code for p in pending}
+        used = {p.code for p in self._pending()}
         code = f"{secrets.randbelow(1_000_000):06d}"
         while code in used:
             code = f"{secrets.randbelow(1_000_000):06d}"
-        pairing = Pairing(secrets.token_urlsafe(18), code, client, now)
+        pairing = Pairing(secrets.token_urlsafe(18), code, client, now, key_hash, conn)
         self._by_id[pairing.id] = pairing
         return pairing
 
-    def poll(self, pairing_id: str, now: dt.datetime) -> dict[str, Any]:
-        """What the browser sees; an approved token is handed out once."""
+    def closed(self, conn: int) -> None:
+        """A channel connection has closed: its pairing may be asked for again
+        by its key, and yields first when too many wait."""
+        for p in self._by_id.values():
+            if p.conn == conn:
+                p.conn = None
+        self._drop_orphans()
+
+    def poll(self, pairing_id: str, key_hash: str, now: dt.datetime) -> dict[str, Any]:
+        """What the browser holding `key_hash` sees of its pairing."""
         pairing = self._by_id.get(pairing_id)
-        if pairing is None:
+        if pairing is None or not secrets.compare_digest(pairing.key_hash, key_hash):
             raise NotFound("no such pairing")
-        if pairing.expired(now):
+        if pairing.expired(now) or pairing.status == "expired":
             del self._by_id[pairing_id]
             return {"status": "expired"}
-        if pairing.status == "approved" and pairing.token is not None:
-            token, pairing.token = pairing.token, None
-            del self._by_id[pairing_id]
-            return {"status": "approved", "token": token}
         if pairing.status == "pending":
             return {"status": "pending", "expires_in": pairing.expires_in(now)}
+        del self._by_id[pairing_id]
         return {"status": pairing.status}
 
     def pending(self, now: dt.datetime) -> list[Pairing]:
         self._sweep(now)
-        return [p for p in self._by_id.values() if p.status == "pending"]
+        return self._pending()
 
     def find_pending(self, code: object, now: dt.datetime) -> Pairing:
         if not isinstance(code, str) or len(code) != 6 or not code.isdigit():
@@ -146,9 +184,8 @@ class Pairings:
                 return p
         raise NotFound("no pending pairing with that code (codes expire after 5 minutes)")
 
-    def approve(self, pairing: Pairing, token: str) -> None:
+    def approve(self, pairing: Pairing) -> None:
         pairing.status = "approved"
-        pairing.token = token
 
     def deny(self, pairing: Pairing) -> None:
         pairing.status = "denied"

@@ -1,8 +1,10 @@
-"""Browsers and pairing, the driver; and who is calling (a paired browser,
-or the person through the dashboard or the CLI)."""
+"""Browsers and pairing, the driver; and who is calling (a paired browser on
+the browsers' channel, or the person through the dashboard or the CLI)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import secrets
 import uuid
@@ -14,10 +16,20 @@ from sqlite_utils import Database
 from mecene.time import timestamp
 
 from ..dashboard import Sessions
-from ..errors import NotFound
+from ..errors import Invalid, NotFound, PairedAlready, Revoked
 from ..session import Session
 from . import sql
-from .pairing import Pairing, Pairings, hash_token, new_token
+from .pairing import Pairing, Pairings, browser_key, hash_token
+
+# How often a browser's "last used" reaches the database (it is kept in
+# memory at every message).
+TOUCH_EVERY = dt.timedelta(minutes=1)
+REVOKED = (
+    "revoked",
+    "This browser was disconnected from Mécène (in the dashboard or with `mecene pair "
+    "revoke`): pair it again to flattr from it.",
+)
+NOT_PAIRED = ("unauthorized", "This browser is not paired with Mécène yet: pair it first.")
 
 log = logging.getLogger("mecene")
 
@@ -37,13 +49,18 @@ class Browsers:
         self.pairings = Pairings()
         self.sessions = Sessions()
         self.admin_token_hash: str | None = None
-        self._tokens: dict[str, Principal] = {}
-        self._authenticated: dict[str, Principal] = {}  # valid tokens seen, by token
+        self._keys: dict[str, Principal] = {}  # paired browsers, by their key's hash
+        self._revoked: set[str] = set()
+        self._authenticated: dict[str, Principal] = {}  # valid keys seen, by key
+        self._touched: dict[str, dt.datetime] = {}  # last message, by browser id
+        self._stored_touch: dict[str, dt.datetime] = {}
+        self._touching: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         """The paired browsers, into memory."""
         rows = await self.session.store.read(sql.live)
-        self._tokens = {r[2]: Principal("browser", r[0], r[1]) for r in rows}
+        self._keys = {r[2]: Principal("browser", r[0], r[1]) for r in rows}
+        self._revoked = {r[0] for r in await self.session.store.read(sql.revoked)}
 
     def dashboard_session(self, token: str, secret: str) -> Principal | None:
         """The person, when the cookie's `token` and the header's `secret` are
@@ -53,25 +70,57 @@ class Browsers:
         return None
 
     def authenticate(self, token: str) -> Principal | None:
-        """Who holds `token`, or None. Valid tokens are remembered so that a
-        browser's clicks do not hash the same token again; revoking forgets."""
-        known = self._authenticated.get(token)
-        if known is not None:
-            return known
-        digest = hash_token(token)
-        principal: Principal | None
+        """The person, when `token` is the admin token (over HTTP, the only
+        bearer token: a browser's key never travels over TCP)."""
         if self.admin_token_hash is not None and secrets.compare_digest(
-            digest, self.admin_token_hash
+            hash_token(token), self.admin_token_hash
         ):
-            principal = Principal("admin", None, "admin")
-        else:
-            principal = self._tokens.get(digest)
-        if principal is not None:
-            self._authenticated[token] = principal
-        return principal
+            return Principal("admin", None, "admin")
+        return None
 
-    def request_pairing(self, client: str) -> Pairing:
-        pairing = self.pairings.request(client, self.session.now())
+    def on_channel(self, key: object) -> tuple[tuple[str, str] | None, Principal | None]:
+        """The paired browser that holds `key`, or why it is refused: not
+        paired, or revoked (its popup says it was disconnected). Valid keys
+        are remembered so that each click does not hash the key again."""
+        principal = self._authenticated.get(key) if isinstance(key, str) else None
+        if principal is None:
+            valid = browser_key(key)
+            if valid is None:
+                return NOT_PAIRED, None
+            digest = hash_token(valid)
+            principal = self._keys.get(digest)
+            if principal is None:
+                return (REVOKED if digest in self._revoked else NOT_PAIRED), None
+            self._authenticated[valid] = principal
+        self._touch(principal)
+        return None, principal
+
+    def _touch(self, principal: Principal) -> None:
+        """Remember when the browser was last used; write it down once a minute."""
+        assert principal.token_id is not None
+        now = self.session.now()
+        self._touched[principal.token_id] = now
+        stored = self._stored_touch.get(principal.token_id)
+        if stored is not None and now - stored < TOUCH_EVERY:
+            return
+        self._stored_touch[principal.token_id] = now
+        token_id, at = principal.token_id, timestamp(now)
+        task = asyncio.ensure_future(
+            self.session.store.write(lambda db: sql.touch(db, token_id, at))
+        )
+        self._touching.add(task)
+        task.add_done_callback(self._touching.discard)
+
+    def request_pairing(self, client: str, key: object, conn: int) -> Pairing:
+        valid = browser_key(key)
+        if valid is None:
+            raise Invalid("a browser pairs with its key: 256 random bits, URL-safe base64")
+        digest = hash_token(valid)
+        if digest in self._keys:
+            raise PairedAlready("this browser is paired already")
+        if digest in self._revoked:
+            raise Revoked(REVOKED[1])
+        pairing = self.pairings.request(client, digest, conn, self.session.now())
         log.info(
             "pairing request from %r: code %s (approve it with `mecene pair approve %s`)",
             client,
@@ -80,8 +129,11 @@ class Browsers:
         )
         return pairing
 
-    def poll_pairing(self, pairing_id: str) -> dict[str, Any]:
-        return self.pairings.poll(pairing_id, self.session.now())
+    def poll_pairing(self, pairing_id: str, key: object) -> dict[str, Any]:
+        valid = browser_key(key)
+        if valid is None:
+            raise NotFound("no such pairing")
+        return self.pairings.poll(pairing_id, hash_token(valid), self.session.now())
 
     def pending_pairings(self) -> list[dict[str, Any]]:
         now = self.session.now()
@@ -97,23 +149,32 @@ class Browsers:
 
     async def approve_pairing(self, code: object) -> dict[str, str]:
         pairing = self.pairings.find_pending(code, self.session.now())
-        token = new_token()
         token_id = str(uuid.uuid4())
-        digest = hash_token(token)
+        digest = pairing.key_hash
         at = timestamp(self.session.now())
         await self.session.store.write(
             lambda db: sql.insert(db, token_id, pairing.client, digest, at)
         )
-        self._tokens[digest] = Principal("browser", token_id, pairing.client)
-        self.pairings.approve(pairing, token)
+        self._keys[digest] = Principal("browser", token_id, pairing.client)
+        self.pairings.approve(pairing)
         log.info("pairing approved for %r", pairing.client)
-        return {"id": token_id, "name": pairing.client}
+        return {"id": token_id, "name": pairing.client, "fingerprint": digest[:8]}
 
     def deny_pairing(self, code: object) -> None:
         self.pairings.deny(self.pairings.find_pending(code, self.session.now()))
 
     async def listed(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.session.store.read(sql.every)]
+        """Every browser paired: its name, when it was paired and last used, a
+        fingerprint of its key (a reinstalled extension is a new key), and
+        when it was revoked."""
+        out = []
+        for row in await self.session.store.read(sql.every):
+            item = {k: row[k] for k in ("id", "name", "created_at", "revoked_at")}
+            touched = self._touched.get(row["id"])
+            item["last_used_at"] = timestamp(touched) if touched else row["last_used_at"]
+            item["fingerprint"] = row["token_hash"][:8]
+            out.append(item)
+        return out
 
     async def revoke(self, token_id: str) -> dict[str, Any]:
         at = timestamp(self.session.now())
@@ -125,7 +186,8 @@ class Browsers:
             return sql.get(db, token_id)
 
         row = await self.session.store.write(revoke)
-        self._tokens.pop(row["token_hash"], None)
+        self._keys.pop(row["token_hash"], None)
+        self._revoked.add(row["token_hash"])
         self._authenticated.clear()
         log.info("browser %r revoked", row["name"])
         return {k: row[k] for k in ("id", "name", "created_at", "revoked_at")}

@@ -12,6 +12,15 @@ def live(db: Database) -> list[Any]:
     return db.execute("SELECT id, name, token_hash FROM tokens WHERE revoked_at IS NULL").fetchall()
 
 
+def revoked(db: Database) -> list[Any]:
+    """(token_hash,) of every browser revoked: told so when it comes back."""
+    return db.execute("SELECT token_hash FROM tokens WHERE revoked_at IS NOT NULL").fetchall()
+
+
+def touch(db: Database, token_id: str, at: str) -> None:
+    db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", [at, token_id])
+
+
 def insert(db: Database, token_id: str, name: str, token_hash: str, at: str) -> None:
     db.execute(
         "INSERT INTO tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
@@ -21,7 +30,8 @@ def insert(db: Database, token_id: str, name: str, token_hash: str, at: str) -> 
 
 def every(db: Database) -> list[Any]:
     return db.execute(
-        "SELECT id, name, created_at, revoked_at FROM tokens ORDER BY created_at"
+        "SELECT id, name, created_at, revoked_at, last_used_at, token_hash FROM tokens "
+        "ORDER BY created_at"
     ).fetchall()
 
 

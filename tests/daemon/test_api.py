@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from daemon.browsers.pairing import new_token
 from daemon.files import DataDir
 from daemon.wallet import Wallet, unb64u
 from mecene.keys import thing_url
@@ -20,32 +22,64 @@ from tests.support.daemons import Api, MakeApi
 # -- pairing ---------------------------------------------------------------------
 
 
-async def test_pairing_hands_the_token_out_once(make_api: MakeApi) -> None:
+async def pairing(api: Api, client: str = "Firefox", conn: int = 1) -> tuple[str, dict[str, Any]]:
+    """A new browser key and its pairing request over the channel."""
+    key = new_token()
+    status, started = await api.channel("POST", "/pairing", {"client": client}, key, conn)
+    assert status == 201, started
+    return key, started
+
+
+async def test_a_browser_pairs_with_its_own_key(make_api: MakeApi) -> None:
     api = await make_api(pair=False)
-    started = await api.call("POST", "/pairing", {"client": "Firefox"}, token=None, expect=201)
+    key, started = await pairing(api)
     assert len(started["code"]) == 6 and started["code"].isdigit()
     pid = started["pairing_id"]
-    assert (await api.call("GET", f"/pairing/{pid}", token=None))["status"] == "pending"
+    assert (await api.channel("GET", f"/pairing/{pid}", key=key))[1]["status"] == "pending"
+    # The same key asking again (a popup opened again) gets the same code.
+    again = (await api.channel("POST", "/pairing", {"client": "Firefox"}, key))[1]
+    assert (again["pairing_id"], again["code"]) == (pid, started["code"])
+    # Another key cannot read this pairing.
+    assert (await api.channel("GET", f"/pairing/{pid}", key=new_token()))[0] == 404
     pending = await api.call("GET", "/pairings", token="admin", expect=200)
     assert [p["code"] for p in pending["pending"]] == [started["code"]]
     await api.call(
         "POST", "/pairings/approve", {"code": started["code"]}, token="admin", expect=200
     )
-    got = await api.call("GET", f"/pairing/{pid}", token=None, expect=200)
-    assert got["status"] == "approved" and len(got["token"]) >= 40
-    await api.call("GET", f"/pairing/{pid}", token=None, expect=404)
-    status = await api.call("GET", "/status", token=got["token"], expect=200)
-    assert status["locked"] is False
+    # Approved: no token is handed out; the key is the browser's credential.
+    assert await api.channel("GET", f"/pairing/{pid}", key=key) == (200, {"status": "approved"})
+    assert (await api.channel("GET", f"/pairing/{pid}", key=key))[0] == 404
+    status, out = await api.channel("GET", "/status", key=key)
+    assert status == 200 and out["locked"] is False
+    # Paired, the key asks to pair again: told so (its lost answer is not a new browser).
+    status, out = await api.channel("POST", "/pairing", {"client": "Firefox"}, key)
+    assert (status, out["error"]) == (409, "paired_already")
+
+
+async def test_pairing_is_the_channel_s_only(api: Api) -> None:
+    """Pairing over HTTP is gone: a program on the machine cannot start one there."""
+    out = await api.call("POST", "/pairing", {"client": "Firefox"}, token=None, expect=404)
+    assert out["error"] == "not_found"
+    await api.call("GET", "/pairing/abc", token=None, expect=404)
+    # Nor does the browser's key count over HTTP: only the admin token does.
+    refused = await api.call("GET", "/status", token=f"x{api.token}", expect=401)
+    assert refused["error"] == "unauthorized"
+    over_http = await api.call(
+        "GET", "/status", token=None, headers={"Authorization": f"Bearer {api.token}"}, expect=401
+    )
+    assert over_http["error"] == "unauthorized"
 
 
 async def test_denied_and_expired_pairings(make_api: MakeApi, clock: FrozenClock) -> None:
     api = await make_api(pair=False)
-    a = await api.call("POST", "/pairing", {"client": "A"}, token=None, expect=201)
+    ka, a = await pairing(api, "A", conn=1)
     await api.call("POST", "/pairings/deny", {"code": a["code"]}, token="admin", expect=200)
-    assert (await api.call("GET", f"/pairing/{a['pairing_id']}", token=None))["status"] == "denied"
-    b = await api.call("POST", "/pairing", {"client": "B"}, token=None, expect=201)
+    got = await api.channel("GET", f"/pairing/{a['pairing_id']}", key=ka)
+    assert got == (200, {"status": "denied"})
+    kb, b = await pairing(api, "B", conn=2)
     clock.advance(minutes=6)
-    assert (await api.call("GET", f"/pairing/{b['pairing_id']}", token=None))["status"] == "expired"
+    got = await api.channel("GET", f"/pairing/{b['pairing_id']}", key=kb)
+    assert got == (200, {"status": "expired"})
     await api.call("POST", "/pairings/approve", {"code": b["code"]}, token="admin", expect=404)
 
 
@@ -59,7 +93,7 @@ async def test_denied_and_expired_pairings(make_api: MakeApi, clock: FrozenClock
         "Chromium (code 123456)",  # passes for the code shown beside it
         "12 34 56 Chromium",  # the same code, spaced as it is read out
         "Chromium 1-2-3-4-5-6",
-        "\uff23\uff48\uff52\uff4f\uff4d\uff49\uff55\uff4d",  # fullwidth: reads as another browser
+        "\uff23\uff48\uff52\uff4f\uff4d\uff49\uff55\uff4d",  # fullwidth: reads as another
         "Fire\ufb00ox",  # a ligature
         "\ue000 private use",
         "x" * 81,
@@ -68,16 +102,16 @@ async def test_denied_and_expired_pairings(make_api: MakeApi, clock: FrozenClock
 async def test_a_browser_cannot_disguise_its_name(api: Api, client: str) -> None:
     """Names are shown next to the code in the tray and on the dashboard: one
     that reorders itself, hides characters or carries a code is refused
-    (issue 13, point 6)."""
-    refused = await api.call("POST", "/pairing", {"client": client}, token=None, expect=400)
-    assert refused["error"] == "invalid"
+    (issue 13, point 6; issue 25)."""
+    status, refused = await api.channel("POST", "/pairing", {"client": client}, new_token())
+    assert (status, refused["error"]) == (400, "invalid")
     assert await api.call("GET", "/pairings", token="admin", expect=200) == {"pending": []}
 
 
 async def test_ordinary_browser_names_are_kept(api: Api) -> None:
     sent = ["Firefox on Linux", "Chromium 156 on Linux", "Firefox für Lé", "火狐\u2028on  Linux"]
-    for client in sent:
-        await api.call("POST", "/pairing", {"client": client}, token=None, expect=201)
+    for n, client in enumerate(sent):
+        await pairing(api, client, conn=10 + n)
     pending = await api.call("GET", "/pairings", token="admin", expect=200)
     # Runs of white space, line separators included, are one space.
     assert sorted(p["client"] for p in pending["pending"]) == sorted(
@@ -86,41 +120,74 @@ async def test_ordinary_browser_names_are_kept(api: Api) -> None:
 
 
 async def test_a_flood_of_pairing_requests_cannot_keep_the_browser_out(make_api: MakeApi) -> None:
-    """Issue 13, point 6: a local process held the 5 places (and the rate limit)
-    so that the person's browser got 429. Now the oldest unapproved request
-    yields: 200 requests from a flooder, then the browser's, which is approved."""
+    """Issue 13, point 6, and issue 25: a local process floods pairing requests
+    without pause, each with a new key, over its connections, before and
+    after the person's browser asks. The browser's code stays, is approved,
+    and the flooder holds one pending code per open connection at most."""
+    from daemon.server import CHANNEL_KEY
+
     api = await make_api(pair=False)
-    flood = [
-        await api.call("POST", "/pairing", {"client": f"Firefox {i % 7}"}, token=None, expect=201)
-        for i in range(200)
-    ]
-    mine = await api.call(
-        "POST", "/pairing", {"client": "Chromium on laptop"}, token=None, expect=201
-    )
+    channel = api.client.server.app[CHANNEL_KEY]
+    for i in range(200):
+        await pairing(api, f"Firefox {i % 7}", conn=100 + i % 3)
+    mine_key, mine = await pairing(api, "Chromium on laptop", conn=1)
+    for i in range(200):
+        await pairing(api, f"Firefox {i % 7}", conn=100 + i % 3)
+    # The flooder closes connections and opens new ones: what it leaves behind yields first.
+    for conn in range(1000, 1100):
+        await pairing(api, "Firefox 1", conn=conn)
+        channel.browsers.pairings.closed(conn)
     pending = (await api.call("GET", "/pairings", token="admin"))["pending"]
-    assert len(pending) == 5 and pending[-1]["client"] == "Chromium on laptop"
-    # The flooder's first requests have yielded; their browsers see them expire.
-    gone = await api.call("GET", f"/pairing/{flood[0]['pairing_id']}", token=None)
-    assert gone == {"status": "expired"}
+    assert "Chromium on laptop" in [p["client"] for p in pending]
+    assert len(pending) <= 3 + 1 + 5
     await api.call("POST", "/pairings/approve", {"code": mine["code"]}, token="admin", expect=200)
-    done = await api.call("GET", f"/pairing/{mine['pairing_id']}", token=None)
-    assert done["status"] == "approved"
-    await api.call("GET", "/status", token=done["token"], expect=200)
+    done = await api.channel("GET", f"/pairing/{mine['pairing_id']}", key=mine_key)
+    assert done == (200, {"status": "approved"})
+    assert (await api.channel("GET", "/status", key=mine_key))[0] == 200
 
 
-async def test_a_browser_token_cannot_approve_or_manage(api: Api) -> None:
-    started = await api.call("POST", "/pairing", {"client": "evil"}, token=None, expect=201)
-    await api.call("POST", "/pairings/approve", {"code": started["code"]}, expect=403)
-    await api.call("GET", "/browsers", expect=403)
-    await api.call("PATCH", "/settings", {"budget_cents": 10000}, expect=403)
+async def test_a_browser_key_cannot_approve_or_manage(api: Api) -> None:
+    _key, started = await pairing(api, "evil", conn=5)
+    for method, path, body in [
+        ("POST", "/pairings/approve", {"code": started["code"]}),
+        ("GET", "/browsers", None),
+        ("PATCH", "/settings", {"budget_cents": 10000}),
+        ("POST", "/deposits", {}),
+        ("POST", "/wallet/lock", {}),
+    ]:
+        status, out = await api.channel(method, path, body, api.token)
+        assert (status, out["error"]) == (404, "unknown_message"), (path, out)
 
 
-async def test_revoked_token_is_refused_at_once(api: Api) -> None:
-    await api.call("GET", "/status", expect=200)  # the token is known (and remembered) first
+async def test_a_revoked_browser_is_told_so_at_once(api: Api) -> None:
+    await api.call("GET", "/status", expect=200)  # the key is known (and remembered) first
     browsers = (await api.call("GET", "/browsers", token="admin", expect=200))["browsers"]
+    assert browsers[0]["last_used_at"] is not None
     await api.call("DELETE", f"/browsers/{browsers[0]['id']}", token="admin", expect=200)
     refused = await api.call("GET", "/status", expect=401)
-    assert refused["error"] == "unauthorized"
+    assert refused["error"] == "revoked"
+    assert "disconnected" in refused["message"]
+    # The same key cannot pair again: a reinstalled extension is a new key.
+    status, out = await api.channel("POST", "/pairing", {"client": "x"}, api.token)
+    assert (status, out["error"]) == (401, "revoked")
+
+
+async def test_browsers_are_listed_apart(make_api: MakeApi, clock: FrozenClock) -> None:
+    """Two pairings of the same browser name (the extension reinstalled): told
+    apart by when each was paired and last used, and by their keys' fingerprints."""
+    api = await make_api(pair=False)
+    first = await api.pair("Chromium on Linux")
+    await api.channel("GET", "/status", key=first)
+    clock.advance(days=3)
+    second = await api.pair("Chromium on Linux")
+    clock.advance(minutes=5)
+    await api.channel("GET", "/status", key=second)
+    browsers = (await api.call("GET", "/browsers", token="admin"))["browsers"]
+    assert [b["name"] for b in browsers] == ["Chromium on Linux"] * 2
+    assert browsers[0]["created_at"] < browsers[1]["created_at"]
+    assert browsers[0]["last_used_at"] < browsers[1]["last_used_at"]
+    assert browsers[0]["fingerprint"] != browsers[1]["fingerprint"]
+    assert all(len(b["fingerprint"]) == 8 for b in browsers)
 
 
 async def test_revocation_survives_a_restart(api: Api, make_api: MakeApi) -> None:
@@ -128,7 +195,8 @@ async def test_revocation_survives_a_restart(api: Api, make_api: MakeApi) -> Non
     browsers = (await api.call("GET", "/browsers", token="admin"))["browsers"]
     await api.call("DELETE", f"/browsers/{browsers[0]['id']}", token="admin", expect=200)
     again = await make_api(pair=False)
-    await again.call("GET", "/status", token=token, expect=401)
+    status, out = await again.channel("GET", "/status", key=token)
+    assert (status, out["error"]) == (401, "revoked")
 
 
 # -- clicks ------------------------------------------------------------------------
@@ -548,13 +616,11 @@ async def test_subscription_can_be_cancelled_with_the_id_in_the_body(api: Api) -
 
 
 async def test_pairing_says_how_long_its_code_stays_valid(api: Api) -> None:
-    started = await api.call(
-        "POST", "/pairing", {"client": "Firefox on Linux"}, token=None, expect=201
-    )
+    key, started = await pairing(api, "Firefox on Linux")
     assert started["expires_in"] == 300
     api.clock.advance(seconds=100)
-    polled = await api.call("GET", f"/pairing/{started['pairing_id']}", token=None, expect=200)
-    assert polled == {"status": "pending", "expires_in": 200}
+    polled = await api.channel("GET", f"/pairing/{started['pairing_id']}", key=key)
+    assert polled == (200, {"status": "pending", "expires_in": 200})
     pending = await api.call("GET", "/pairings", token="admin", expect=200)
     assert [(p["client"], p["expires_in"]) for p in pending["pending"]] == [
         ("Firefox on Linux", 200)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from daemon.browsers.pairing import new_token
 from daemon.browsers.room import Principal
 from daemon.security import (
     ADMIN,
@@ -163,7 +164,7 @@ def test_pairing_ids_are_redacted_from_logs() -> None:
 
 
 async def test_body_limit_and_bad_json(api: Api) -> None:
-    h = api.headers(api.token, {"Content-Type": "application/json"})
+    h = api.headers(api.admin_token, {"Content-Type": "application/json"})
     resp = await api.client.post("/api/v1/clicks", data=b"[" * 70_000, headers=h)
     assert resp.status == 413
     for raw in (
@@ -185,9 +186,15 @@ async def test_get_changes_nothing(api: Api) -> None:
         await api.call("GET", path, expect=200)
     # The mutating routes do not answer GET.
     resp = await api.client.get(
-        "/api/v1/clicks/00000000-0000-4000-8000-000000000000", headers=api.headers(api.token)
+        "/api/v1/clicks/00000000-0000-4000-8000-000000000000",
+        headers=api.headers(api.admin_token),
     )
     assert resp.status == 405
+    # Nor on the browsers' channel.
+    status, out = await api.channel(
+        "GET", "/clicks/00000000-0000-4000-8000-000000000000", key=api.token
+    )
+    assert (status, out["error"]) == (404, "unknown_message")
     assert (await api.call("GET", "/clicks"))["clicks"] == []
 
 
@@ -225,11 +232,15 @@ async def test_no_secret_reaches_the_log(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # before the daemon starts: loggers are checked per connection
     api = await make_api()
-    started = await api.call("POST", "/pairing", {"client": "x"}, token=None, expect=201)
+    key = new_token()
+    status, started = await api.channel("POST", "/pairing", {"client": "x"}, key)
+    assert status == 201
     await api.call("POST", "/pairings/approve", {"code": started["code"]}, token="admin")
-    token = (await api.call("GET", f"/pairing/{started['pairing_id']}", token=None))["token"]
-    await api.call("GET", "/status", token=token)
+    await api.channel("GET", f"/pairing/{started['pairing_id']}", key=key)
+    await api.channel("GET", "/status", key=key)
+    await api.channel("GET", "/status", key=new_token())  # refused, and not logged
+    await api.call("GET", "/status", token="admin")
     text = caplog.text
-    assert "GET /api/v1/pairing/… 200" in text  # the access log is there, without the id
-    for secret in (token, api.token, api.admin_token, started["pairing_id"]):
+    assert "GET /api/v1/status 200" in text  # the access log is there
+    for secret in (key, api.token, api.admin_token, started["pairing_id"]):
         assert secret and secret not in text

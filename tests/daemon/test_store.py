@@ -95,6 +95,7 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         "m004_month_outcome",
         "m005_transfers",
         "m006_tokens",
+        "m007_browser_channel",
     ]
     db.close()
 

@@ -33,13 +33,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from daemon.browsers.pairing import hash_token, new_token
 from daemon.client import LocalApi, prepare
 from daemon.files import DataDir
-from daemon.server import HUB_LINK, SERVICE, Config, create_app
+from daemon.server import CHANNEL_KEY, HUB_LINK, SERVICE, Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
 from hub.http import create_app as create_hub_app
 from mecene import money
 from mecene.time import FrozenClock
 
+from .channel import Channel, pair_over
 from .constants import EXTENSION_ORIGIN, HOST, PASSPHRASE, PORT, free_port
 from .hubs import HubClient, ProofSite, running_hub
 from .hubs import Person as HubPerson
@@ -79,7 +80,9 @@ def daemon_app(
 
 
 class Api:
-    """A test client that speaks like the extension (Host, Origin, JSON, token)."""
+    """A test client that speaks like the extension over its channel (the
+    channel's own answer, in-process: daemon/channel.py), or like the dashboard
+    and the CLI over HTTP (Host, Origin, JSON, the admin token)."""
 
     def __init__(self, client: TestClient[Any, Any], admin_token: str, clock: FrozenClock) -> None:
         self.client = client
@@ -104,28 +107,43 @@ class Api:
         expect: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        tok = {"browser": self.token, "admin": self.admin_token}.get(token or "", token)
-        # Made as the one client makes it (daemon/client.py), over the test client.
-        p = prepare(path, body, token=tok, origin=EXTENSION_ORIGIN, host=HOST)
-        resp = await self.client.request(
-            method, p.path, data=p.data, headers={**p.headers, **(headers or {})}
-        )
-        data = json.loads(await resp.read())
+        if token == "browser" or (token is not None and token == self.token):
+            status, data = await self.channel(method, path, body, self.token)
+        else:
+            tok = {"admin": self.admin_token}.get(token or "", token)
+            # Made as the one client makes it (daemon/client.py), over the test client.
+            p = prepare(path, body, token=tok, origin=EXTENSION_ORIGIN, host=HOST)
+            resp = await self.client.request(
+                method, p.path, data=p.data, headers={**p.headers, **(headers or {})}
+            )
+            status, data = resp.status, json.loads(await resp.read())
         if expect is not None:
-            assert resp.status == expect, (resp.status, data)
+            assert status == expect, (status, data)
         return data
 
+    async def channel(
+        self, method: str, path: str, body: Any = None, key: str | None = None, conn: int = 1
+    ) -> tuple[int, Any]:
+        """One message on the browsers' channel, answered in-process."""
+        message: dict[str, Any] = {"id": 1, "method": method, "path": path}
+        if body is not None:
+            message["body"] = body
+        if key is not None:
+            message["key"] = key
+        answer = await self.client.server.app[CHANNEL_KEY].answer(message, conn)
+        return int(answer["status"]), answer["body"]
+
     async def pair(self, client_name: str = "Chromium on test") -> str:
-        started = await self.call(
-            "POST", "/pairing", {"client": client_name}, token=None, expect=201
-        )
+        key = new_token()
+        status, started = await self.channel("POST", "/pairing", {"client": client_name}, key)
+        assert status == 201, started
         await self.call(
             "POST", "/pairings/approve", {"code": started["code"]}, token="admin", expect=200
         )
-        got = await self.call("GET", f"/pairing/{started['pairing_id']}", token=None, expect=200)
-        assert got["status"] == "approved"
-        self.token = got["token"]
-        return str(got["token"])
+        status, got = await self.channel("GET", f"/pairing/{started['pairing_id']}", key=key)
+        assert (status, got["status"]) == (200, "approved"), got
+        self.token = key
+        return key
 
     async def click(
         self, url: str, creator: str = "flattr:alice", expect: int = 201, **extra: Any
@@ -246,6 +264,10 @@ class Daemon:
         """The one client of the local API (daemon/client.py), as the person."""
         return LocalApi(DataDir(self.data), port=self.port)
 
+    @property
+    def channel_path(self) -> Path:
+        return DataDir(self.data).channel
+
     def request(
         self,
         method: str,
@@ -253,8 +275,12 @@ class Daemon:
         body: Any = None,
         token: str | None = None,
     ) -> tuple[int, Any]:
-        """A call as the extension makes it: its Origin, a browser's token or none."""
-        return self.api.answer(method, path, body, token=token, origin=EXTENSION_ORIGIN)
+        """A call as the extension makes it: over the browsers' channel with a
+        browser's key; without one, over HTTP with no token (refused)."""
+        if token is None:
+            return self.api.answer(method, path, body, token=None, origin=EXTENSION_ORIGIN)
+        with Channel(self.channel_path) as channel:
+            return channel.call(method, path, body, token)
 
     def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """A call with the admin token, as the CLI and the dashboard make them."""
@@ -272,13 +298,14 @@ class Daemon:
         return int(out["balance_cents"])
 
     def pair(self) -> str:
-        status, started = self.request("POST", "/pairing", {"client": "test browser"})
-        assert status == 201
-        approved = mecene(self.data, "pair", "approve", started["code"])
-        assert approved.returncode == 0, approved.stderr
-        status, got = self.request("GET", f"/pairing/{started['pairing_id']}")
-        assert got["status"] == "approved"
-        return str(got["token"])
+        """A browser's key, paired over the channel and approved with `mecene pair approve`."""
+
+        def approve(code: str) -> None:
+            approved = mecene(self.data, "pair", "approve", code)
+            assert approved.returncode == 0, approved.stderr
+
+        with Channel(self.channel_path) as channel:
+            return pair_over(channel, approve)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
