@@ -16,7 +16,9 @@
       const { data } = await MeceneDaemon.call("POST", "/clicks", body, token);
       return { done: true, data };
     } catch (e) {
-      if (e.kind === "down" || e.kind === "locked") return { done: false, error: e };
+      if (e.kind === "down" || e.kind === "locked" || e.kind === "no_host") {
+        return { done: false, error: e };
+      }
       const unpaired = e.kind === "unauthorized" || e.kind === "revoked";
       if (e.kind === "unauthorized") await MeceneStorage.setToken(null);
       return { done: !unpaired, error: e };

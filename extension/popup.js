@@ -332,11 +332,11 @@ async function flattr(tabId) {
   if (result.error) return showError(result.error);
   if (result.queued) {
     $("done").hidden = true;
-    return show("queued", result.reason === "locked"
-      ? sentence("Saved: your wallet is locked (unlock it with ", { code: "mecene unlock" },
-        "); this flattr will be delivered then.")
-      : sentence("Saved: the Mécène daemon is not running (start it with ", { code: "mecene run" },
-        "); this flattr will be delivered then."));
+    const why = {
+      locked: ["Saved: your wallet is locked (unlock it with ", "mecene unlock"],
+      no_host: ["Saved: Mécène is not set up for this browser yet (run ", "mecene browser install"],
+    }[result.reason] || ["Saved: the Mécène daemon is not running (start it with ", "mecene run"];
+    return show("queued", sentence(why[0], { code: why[1] }, "); this flattr will be delivered then."));
   }
   showDone(result);
   showJoined(result.click.creator);

@@ -18,6 +18,7 @@ import pytest
 
 from mecene import signing
 from tests.support.browser import EXTENSION, HANG, PageServer, Redirect
+from tests.support.channel import Channel, pair_with
 from tests.support.daemons import mecene, start
 from tests.support.hubs import Person as HubPerson
 from tests.support.people import Person, person_in
@@ -122,7 +123,8 @@ def person(
     extension installed (DESIGN.md, "Testing as the person would"). It depends
     on the server so that it closes first, with its connections."""
     profile: Path = tmp_path_factory.mktemp(f"profile-{request.param}")
-    with person_in(request.param, sync_api, profile, HOSTS) as p:
+    home: Path = tmp_path_factory.mktemp(f"home-{request.param}")
+    with person_in(request.param, sync_api, profile, HOSTS, home) as p:
         yield p
 
 
@@ -248,20 +250,32 @@ def fresh_daemon(
     paired: bool = True,
     unlinkable: bool | None = None,
 ) -> tuple[Any, Path, str | None]:
-    """A new daemon with money at its hub; the extension pointed at it, with a
-    token when `paired`, and nothing left from an earlier test. `unlinkable`:
-    None for a new wallet's default (on)."""
+    """A new daemon with money at its hub, reached by the browser through
+    native messaging (`mecene browser install` into the person's HOME), with
+    nothing left from an earlier test. `paired`: the browser's own key,
+    approved as the person approves it (`mecene pair approve`), not in the
+    popup (test_first_use_pairing_… pairs there). `unlinkable`: None for a new
+    wallet's default (on)."""
     data = tmp_path / "mecene"
     how = [] if unlinkable is None else ["--unlinkable", "on" if unlinkable else "off"]
     assert mecene(data, "init", "--budget", "5", *how).returncode == 0
+    installed = mecene(data, "browser", "install", home=person.home)
+    assert installed.returncode == 0, installed.stderr
     daemon = start(data, deposit_cents=deposit_cents)
-    token = daemon.pair() if paired else None
     person.worker(
-        "(async () => { await chrome.storage.local.clear(); await chrome.storage.session.clear();"
-        f" await chrome.storage.local.set({{settings: {{port: {daemon.port}}}}});"
-        + (f" await chrome.storage.local.set({{token: '{token}'}});" if token else "")
-        + " await chrome.alarms.clearAll(); return true; })()"
+        "(async () => { MeceneDaemon.disconnect(); await chrome.storage.local.clear();"
+        " await chrome.storage.session.clear(); await chrome.alarms.clearAll(); return true; })()"
     )
+    token = None
+    if paired:
+        token = str(person.worker("MeceneStorage.identityKey()"))
+
+        def approve(code: str) -> None:
+            assert mecene(data, "pair", "approve", code).returncode == 0
+
+        with Channel(daemon.channel_path) as channel:
+            pair_with(channel, token, approve, person.client)
+        person.worker(f"chrome.storage.local.set({{token: '{token}'}}).then(() => true)")
     return daemon, data, token
 
 
@@ -730,15 +744,28 @@ def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
         popup.wait_state("flattred")
         assert popup.text("#figures").startswith("1 flattr this month")
         person.leave(popup)
-        # Paired, then revoked: the popup asks to pair again, with a fresh code.
-        assert mecene(data, "pair", "revoke", "test browser").returncode == 0
+        # Paired, then revoked: the popup says this browser was disconnected
+        # (not just a new code); asked, it pairs again as a new browser.
+        old_key = token
+        assert mecene(data, "pair", "revoke", person.client).returncode == 0
         visit(person, server, "plain.example.com", "/")
         popup = person.popup()
+        popup.wait_state("disconnected")
+        assert popup.text("#message") == (
+            "This browser was disconnected from Mécène (in the dashboard or with "
+            "mecene pair revoke). Pair it again to flattr from it."
+        )
+        save_shot(person, popup, tmp_path, "popup-disconnected.png")
+        person.leave(popup)
+        popup = person.popup()  # reopened: still said, until the person pairs again
+        popup.wait_state("disconnected")
+        popup.click("#pair-again")
         popup.wait_state("pairing")
         assert len(popup.text("#code")) == 6
         assert (
             person.worker("chrome.storage.local.get('token').then((r) => r.token || null)") is None
         )
+        assert person.worker("MeceneStorage.identityKey()") != old_key
         person.leave(popup)
     finally:
         daemon.stop()
@@ -755,6 +782,20 @@ def test_the_popup_says_what_is_wrong_and_how_to_fix_it(
         "this flattr will be delivered then."
     )
     person.leave(popup)
+    # The host's manifests removed (`mecene browser uninstall`): the popup says
+    # which command sets this browser up again; the flattr is kept.
+    assert mecene(data, "browser", "uninstall", home=person.home).returncode == 0
+    person.worker("MeceneDaemon.disconnect()")
+    visit(person, server, "nav.example.org", "/b")
+    popup = person.popup()
+    popup.wait_state("queued")
+    assert popup.text("#message") == (
+        "Saved: Mécène is not set up for this browser yet (run mecene browser install); "
+        "this flattr will be delivered then."
+    )
+    save_shot(person, popup, tmp_path, "popup-no-host.png")
+    person.leave(popup)
+    assert len(person.worker("MeceneStorage.getOutbox()")) == 2
     person.worker("MeceneStorage.clearOutbox().then(() => chrome.alarms.clearAll())")
 
 
@@ -871,42 +912,65 @@ def test_one_article_is_one_thing_whatever_its_address(
         daemon.stop()
 
 
-def test_the_options_page_sets_the_daemon_s_port(
+def test_the_options_page_tests_the_connection_and_the_dashboard_opens_signed_in(
     person: Person, server: PageServer, tmp_path: Path
 ) -> None:
-    """The daemon runs on another port than the extension thinks: the popup
-    says so; its Options link opens the options page, where the person types
-    the port, saves, and is told the connection works; the saved flattr goes
-    through and the next one is made at once."""
-    daemon, _data, token = fresh_daemon(person, tmp_path)
+    """The options page needs no port: its test says the daemon is not
+    running while it is stopped, then connected once it runs again. The
+    popup's Dashboard link opens the dashboard signed in (a one-time login
+    the worker asked the daemon for over the channel)."""
+    daemon, data, token = fresh_daemon(person, tmp_path)
+    port = daemon.port
+    daemon.stop()
     try:
-        person.worker("chrome.storage.local.set({settings: {port: 9}}).then(() => true)")
         visit(person, server, "blog.example.org", "/post")
         popup = person.popup()
         popup.wait_state("queued")
         assert "not running" in popup.text("#message")
         popup.click("#options")
         options = person.extension_tab("/options.html")
-        options.type("#port", str(daemon.port))
-        options.click("button[type=submit]")
+
+        def result() -> str:
+            return str(options.eval("document.getElementById('result').textContent"))
+
         wait = time.monotonic() + 15
-        while options.eval("document.getElementById('result').textContent") != (
-            "Connected and paired."
-        ):
-            assert time.monotonic() < wait, options.eval("document.body.innerText")
+        while "not running" not in result():
+            assert time.monotonic() < wait, result()
             time.sleep(0.1)
-        assert options.eval("document.body.dataset.saved") == str(daemon.port)
+        assert result() == (
+            "The Mécène daemon is not running: start it with mecene run, then test again."
+        )
+        assert options.eval("document.getElementById('port')") is None
+        daemon = start(data, port)
+        options.click("#check")
+        wait = time.monotonic() + 15
+        while result() != "Connected and paired.":
+            assert time.monotonic() < wait, result()
+            time.sleep(0.1)
         options.close()
         assert person.worker("MeceneOutbox.deliverOutbox()") == 0
         assert [c["creator"] for c in clicks(daemon, token)] == ["flattr:alice"]
-        visit(person, server, "nav.example.org", "/b")
+        # The Dashboard link: a new tab, signed in (not "Signed out").
         popup = person.popup()
         popup.wait_state("flattred")
-        person.leave(popup)
-        assert sorted(c["creator"] for c in clicks(daemon, token)) == [
-            "flattr:alice",
-            "flattr:bert",
-        ]
+        popup.click("#dashboard")
+        dashboard = person.tab_with(f"http://127.0.0.1:{port}/dashboard/")
+        wait = time.monotonic() + 20
+        signed_in = (
+            "location.pathname === '/dashboard/'"
+            " && document.querySelectorAll('#clicks tbody tr').length === 1"
+        )
+        text = ""
+        while True:
+            try:  # the login page moves on to the dashboard: an evaluation may meet it leaving
+                if dashboard.eval(signed_in):
+                    break
+                text = str(dashboard.eval("document.body.innerText"))
+            except Exception as exc:
+                text = str(exc)
+            assert "Signed out" not in text and time.monotonic() < wait, text
+            time.sleep(0.2)
+        dashboard.close()
     finally:
         daemon.stop()
 

@@ -81,7 +81,11 @@ class Channel:
 
 def pair_over(channel: Channel, approve: Any, client: str = "test browser") -> str:
     """Pair a new browser key over `channel`; `approve(code)` is the person."""
-    key = new_token()
+    return pair_with(channel, new_token(), approve, client)
+
+
+def pair_with(channel: Channel, key: str, approve: Any, client: str = "test browser") -> str:
+    """Pair `key` (a browser's own) over `channel`; `approve(code)` is the person."""
     status, started = channel.call("POST", "/pairing", {"client": client}, key)
     assert status == 201, started
     approve(started["code"])

@@ -234,8 +234,13 @@ def mecene(
     *args: str,
     passphrase: str | None = PASSPHRASE,
     timeout: float = 60,
+    home: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`mecene ARGS --data-dir DATA`; `home`: with that HOME (`browser install`)."""
     env = {k: v for k, v in os.environ.items() if k != "MECENE_PASSPHRASE"}
+    if home is not None:
+        env["HOME"] = str(home)
+        env.pop("XDG_CONFIG_HOME", None)
     if passphrase is not None:
         env["MECENE_PASSPHRASE"] = passphrase
     return subprocess.run(

@@ -229,11 +229,16 @@ class Firefox:
 
 
 @contextlib.contextmanager
-def headed_firefox(profile: Path, hosts: list[str], *, extension: bool = True) -> Iterator[Firefox]:
+def headed_firefox(
+    profile: Path, hosts: list[str], *, extension: bool = True, home: Path | None = None
+) -> Iterator[Firefox]:
     """Firefox ESR on a fresh X display with the extension installed
     (temporarily, as web-ext and about:debugging install an unsigned one);
-    `extension=False`: the same browser without it (bench/extension.py)."""
+    `extension=False`: the same browser without it (bench/extension.py).
+    `home`: the person's HOME (~/.mozilla/native-messaging-hosts)."""
     with Xvfb() as x:
+        if home is not None:
+            x.home = str(home)
         driver = Driver(x.env())
         try:
             info = driver.call(

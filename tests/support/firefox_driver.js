@@ -203,6 +203,17 @@ const commands = {
     throw new Error(`no tab shows the extension's ${suffix}`);
   },
 
+  /** The tab whose address starts with `prefix` (a page the extension opened). */
+  async tabWith({ prefix }) {
+    for (let i = 0; i < 150; i++) {
+      const tree = await bidi("browsingContext.getTree", {});
+      const tabs = topContexts(tree).filter((c) => c.context !== extContext && c.url.startsWith(prefix));
+      if (tabs.length) return tabs[tabs.length - 1].context;
+      await sleep(100);
+    }
+    throw new Error(`no tab shows ${prefix}`);
+  },
+
   async tabEval({ context, expression }) {
     return evaluate(context, expression);
   },

@@ -33,6 +33,7 @@ class Popup(Protocol):
 class Person(Protocol):
     name: str
     client: str  # how the browser names itself when it pairs
+    home: Path | None  # its HOME (the native messaging hosts' manifests)
 
     def goto(self, url: str, *, wait: str = "load") -> None: ...
     def click(self, selector: str) -> None: ...
@@ -45,6 +46,7 @@ class Person(Protocol):
     def leave(self, popup: Any) -> None: ...
     def press_shortcut(self) -> None: ...
     def extension_tab(self, suffix: str) -> Any: ...
+    def tab_with(self, prefix: str) -> Any: ...
 
     def wait_page(self, predicate: str, timeout: float = 15.0) -> None: ...
 
@@ -65,6 +67,7 @@ class ChromiumPerson:
 
     name = "chromium"
     client = "Chromium on Linux"
+    home: Path | None = None
 
     def __init__(self, x: Any, ctx: Any, cdp: Cdp) -> None:
         self.x = x
@@ -130,6 +133,17 @@ class ChromiumPerson:
         urls = [page.url for page in self.ctx.pages]
         raise AssertionError(f"no tab shows the extension's {suffix}: {urls}")
 
+    def tab_with(self, prefix: str) -> ChromiumTab:
+        """The tab whose address starts with `prefix` (opened by the extension)."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            for page in self.ctx.pages:
+                if page.url.startswith(prefix):
+                    return ChromiumTab(self, page)
+            self.tab().wait_for_timeout(100)
+        urls = [page.url for page in self.ctx.pages]
+        raise AssertionError(f"no tab shows {prefix}: {urls}")
+
 
 class ChromiumTab:
     def __init__(self, person: ChromiumPerson, page: Any) -> None:
@@ -157,6 +171,7 @@ class FirefoxPerson:
 
     name = "firefox"
     client = "Firefox on Linux"
+    home: Path | None = None
 
     def __init__(self, firefox: Firefox) -> None:
         self.ff = firefox
@@ -204,6 +219,9 @@ class FirefoxPerson:
     def extension_tab(self, suffix: str) -> FirefoxTab:
         return FirefoxTab(self, str(self.driver.call("extensionTab", suffix=suffix)))
 
+    def tab_with(self, prefix: str) -> FirefoxTab:
+        return FirefoxTab(self, str(self.driver.call("tabWith", prefix=prefix, timeout=30)))
+
 
 class FirefoxTab:
     def __init__(self, person: FirefoxPerson, context: str) -> None:
@@ -224,14 +242,23 @@ class FirefoxTab:
 
 
 @contextlib.contextmanager
-def person_in(browser: str, sync_api: Any, profile: Path, hosts: list[str]) -> Iterator[Any]:
+def person_in(
+    browser: str, sync_api: Any, profile: Path, hosts: list[str], home: Path | None = None
+) -> Iterator[Any]:
+    """The person's browser; with `home`, run with that HOME, where `mecene
+    browser install` writes the native messaging hosts' manifests."""
+    person: Any
     if browser == "chromium":
-        with headed_chromium(sync_api, profile) as (x, ctx, ws_url):
+        with headed_chromium(sync_api, profile, home) as (x, ctx, ws_url):
             cdp = Cdp(ws_url)
             try:
-                yield ChromiumPerson(x, ctx, cdp)
+                person = ChromiumPerson(x, ctx, cdp)
+                person.home = home
+                yield person
             finally:
                 cdp.close()
     else:
-        with headed_firefox(profile, hosts) as ff:
-            yield FirefoxPerson(ff)
+        with headed_firefox(profile, hosts, home=home) as ff:
+            person = FirefoxPerson(ff)
+            person.home = home
+            yield person

@@ -26,10 +26,18 @@ from .xvfb import Xvfb
 
 
 @contextlib.contextmanager
-def headed_chromium(sync_api: Any, profile: Path) -> Iterator[tuple[Xvfb, Any, str]]:
+def headed_chromium(
+    sync_api: Any, profile: Path, home: Path | None = None
+) -> Iterator[tuple[Xvfb, Any, str]]:
     """(x, context, devtools_ws_url): Chromium with a window on a fresh X
-    display and the extension loaded, as a person runs it."""
+    display and the extension loaded, as a person runs it. `home`: the
+    person's HOME, whose ~/.config/chromium is then the profile (Chromium
+    finds the native messaging hosts' manifests in its profile directory)."""
     with Xvfb() as x, sync_api.sync_playwright() as p:
+        if home is not None:
+            x.home = str(home)
+            profile = home / ".config" / "chromium"
+            profile.mkdir(parents=True, exist_ok=True)
         ctx = p.chromium.launch_persistent_context(
             str(profile),
             executable_path=chromium_path(),

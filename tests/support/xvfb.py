@@ -53,8 +53,14 @@ class Xvfb:
             self.proc.terminate()
             self.proc.wait(10)
 
+    home: str | None = None  # a throwaway HOME for what runs on this display
+
     def env(self) -> dict[str, str]:
-        return {**os.environ, "DISPLAY": self.display}
+        out = {**os.environ, "DISPLAY": self.display}
+        if self.home is not None:
+            out["HOME"] = self.home
+            out.pop("XDG_CONFIG_HOME", None)
+        return out
 
     def xdotool(self, *args: str) -> str:
         done = subprocess.run(
