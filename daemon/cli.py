@@ -405,6 +405,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
         changes["cap_cents"] = None if args.cap == "none" else euros_to_cents(args.cap)
     if args.unlinkable is not None:
         changes["unlinkable"] = args.unlinkable == "on"
+    if args.browser_gifts is not None:
+        changes["browser_gift_limit_cents"] = euros_to_cents(args.browser_gifts)
     if changes:
         settings = daemon.call("PATCH", "/settings", changes)["settings"]
     else:
@@ -415,6 +417,10 @@ def cmd_budget(args: argparse.Namespace) -> int:
     if settings["cap_cents"] is not None:
         print(f"cap        {money(settings['cap_cents'])}")
     print(f"paid as    {PAID_AS[bool(settings.get('unlinkable'))]}")
+    print(
+        f"browsers   may give {money(settings['browser_gift_limit_cents'])} a day; "
+        "beyond, you confirm each gift on the dashboard"
+    )
     return 0
 
 
@@ -677,6 +683,11 @@ def parser() -> argparse.ArgumentParser:
         "--unlinkable",
         choices=("on", "off"),
         help="pay months as tokens the hub cannot tie to you (from the next month's close)",
+    )
+    bud.add_argument(
+        "--browser-gifts",
+        help="what paired browsers may give a day, in euros (default 20); beyond it, each "
+        "gift waits for your confirmation on the dashboard",
     )
     bud.set_defaults(func=cmd_budget)
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from mecene import messages
+from mecene.amounts import euros
 from mecene.time import Clock
 
 from . import dashboard, validate
@@ -219,7 +220,26 @@ async def give(request: web.Request) -> web.Response:
     until the hub answers); 200 the same id again, as it stands; a refusal by
     the hub with its reason."""
     req = validate.transfer(await read_json(request))
-    row, created = await _service(request).gifts.record(req)
+    principal = request.get(PRINCIPAL_KEY)
+    from_browser = getattr(principal, "kind", None) == "browser"
+    row, created = await _service(request).gifts.record(req, from_browser=from_browser)
+    if row["state"] == "waiting":
+        limit = _service(request).session.require_wallet().settings.browser_gift_limit_cents
+        return web.json_response(
+            {
+                "transfer": row,
+                "confirm": True,
+                "limit_cents": limit,
+                "message": f"Gifts from a browser are limited to {euros(limit)} a day: this "
+                "one waits for your confirmation on the dashboard (`mecene open`).",
+            },
+            status=202,
+        )
+    return await _send_gift(request, row, created)
+
+
+async def _send_gift(request: web.Request, row: dict[str, Any], created: bool) -> web.Response:
+    """Send a recorded gift to the hub at once, and answer as `give` does."""
     link = request.app.get(HUB_LINK)
     if row["state"] == "sending" and link is not None:
         row = await link.gifts.send(row)
@@ -232,6 +252,24 @@ async def give(request: web.Request) -> web.Response:
         return error_response(code, row["message"] or code, status, **extra)
     status = (201 if row["state"] == "given" else 202) if created else 200
     return web.json_response({"transfer": row}, status=status)
+
+
+@routes.post(f"{API}/transfers/{{transfer_id}}/confirm")
+@access(ADMIN)
+async def confirm_transfer(request: web.Request) -> web.Response:
+    """The person confirms a gift a browser asked for past its daily limit."""
+    validate.obj(await read_json(request), set())
+    transfer_id = validate.client_id(request.match_info["transfer_id"])
+    row = await _service(request).gifts.confirm(transfer_id)
+    return await _send_gift(request, row, True)
+
+
+@routes.delete(f"{API}/transfers/{{transfer_id}}")
+@access(ADMIN)
+async def cancel_transfer(request: web.Request) -> web.Response:
+    """The person declines a gift that waited for them: nothing is sent."""
+    transfer_id = validate.client_id(request.match_info["transfer_id"])
+    return web.json_response({"transfer": await _service(request).gifts.cancel(transfer_id)})
 
 
 @routes.get(f"{API}/transfers")

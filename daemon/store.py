@@ -263,6 +263,29 @@ def m007_browser_channel(db: Database) -> None:
     handed out by the HTTP pairing of earlier versions travelled over TCP:
     it is revoked (its browser pairs again, over the channel)."""
     db.table("tokens").add_column("last_used_at", str)
+    # Gifts a browser asked for, and those waiting for the person's
+    # confirmation (beyond the browsers' daily limit): not given until then.
+    db.table("transfers").add_column("from_browser", int, not_null_default=0)
+    db.execute("DROP TRIGGER transfers_given_insert")
+    db.execute("DROP TRIGGER transfers_given_refused")
+    db.execute(
+        "CREATE TRIGGER transfers_given_insert AFTER INSERT ON transfers "
+        "WHEN NEW.state NOT IN ('refused', 'waiting') "
+        "BEGIN UPDATE months SET given_cents = given_cents + NEW.cents "
+        "WHERE month = NEW.month; END"
+    )
+    db.execute(
+        "CREATE TRIGGER transfers_given_confirmed AFTER UPDATE OF state ON transfers "
+        "WHEN OLD.state = 'waiting' AND NEW.state = 'sending' "
+        "BEGIN UPDATE months SET given_cents = given_cents + NEW.cents "
+        "WHERE month = NEW.month; END"
+    )
+    db.execute(
+        "CREATE TRIGGER transfers_given_refused AFTER UPDATE OF state ON transfers "
+        "WHEN NEW.state = 'refused' AND OLD.state NOT IN ('refused', 'waiting') "
+        "BEGIN UPDATE months SET given_cents = given_cents - NEW.cents "
+        "WHERE month = NEW.month; END"
+    )
     db.execute(
         "UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now') "
         "WHERE revoked_at IS NULL"

@@ -203,11 +203,16 @@ def settings_patch(body: Any) -> dict[str, Any]:
             "own_creators",
             "subscriptions_paused",
             "unlinkable",
+            "browser_gift_limit_cents",
         },
     )
     out: dict[str, Any] = {}
     if "budget_cents" in b:
         out["budget_cents"] = cents(b["budget_cents"], "budget_cents")
+    if "browser_gift_limit_cents" in b:
+        out["browser_gift_limit_cents"] = cents(
+            b["browser_gift_limit_cents"], "browser_gift_limit_cents"
+        )
     for name in ("min_click_cents", "cap_cents"):
         if name in b:
             out[name] = cents(b[name], name, optional=True)

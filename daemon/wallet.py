@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from mecene import keys
+from mecene import keys, money
 from mecene.encoding import b64u, unb64u
 from mecene.time import zone
 
@@ -127,6 +127,9 @@ class Settings:
     # The month's spend goes as blind-signed tokens, redeemed to each creator
     # without the account: the hub cannot tell whom the person paid.
     unlinkable: bool = False
+    # Gifts asked for by a paired browser, per day (the person's time zone):
+    # beyond, each waits for the person's confirmation (dashboard, tray).
+    browser_gift_limit_cents: int = 2000
 
     def check(self) -> None:
         """Raise ValueError unless every setting is allowed."""
@@ -139,6 +142,13 @@ class Settings:
             raise ValueError("subscriptions_paused must be true or false")
         if not isinstance(self.unlinkable, bool):
             raise ValueError("unlinkable must be true or false")
+        limit = self.browser_gift_limit_cents
+        if (
+            not isinstance(limit, int)
+            or isinstance(limit, bool)
+            or not 0 <= limit <= money.MAX_SETTING_CENTS
+        ):
+            raise ValueError("browser_gift_limit_cents is a whole number of cents")
         zone(self.time_zone)
         for key in self.own_creators:
             keys.creator_key(key)

@@ -41,14 +41,17 @@
 
     /** Give one of the page's creators an amount, outside the month's split:
      * the daemon records it, then sends it to the hub (`transfer.state` is
-     * "given", or "sending" while the hub is unreachable). */
+     * "given", or "sending" while the hub is unreachable, or "waiting" past
+     * the browsers' daily limit, until the person confirms it). */
     async give(args) {
       const gift = await giftOf(args);
       if (gift.error) return gift;
       const body = { id: crypto.randomUUID(), creator: gift.key, cents: gift.cents, url: gift.url };
       if (gift.title) body.title = gift.title;
       const { data } = await MeceneDaemon.call("POST", "/transfers", body, gift.token);
-      return { transfer: data.transfer, status: await MeceneFlattr.freshStatus(gift.token) };
+      // Past the browsers' daily limit the gift waits for the person (dashboard).
+      const limitCents = data.confirm ? data.limit_cents : null;
+      return { transfer: data.transfer, limitCents, status: await MeceneFlattr.freshStatus(gift.token) };
     },
   };
 

@@ -274,8 +274,11 @@ $("give-confirm").addEventListener("click", async () => {
       + "they reach the creator within hours.");
   } else if (t.state === "given") {
     giftSaid("given", `Given: ${euros(t.cents)}. The hub signed its receipt.`);
-  }
-  else giftSaid("sending", `Recorded: ${euros(t.cents)}. The hub is not reachable now; `
+  } else if (t.state === "waiting") {
+    giftSaid("waiting", sentence(`Not given yet: gifts from a browser are limited to `
+      + `${euros(sent.limitCents)} a day. Confirm this one on the dashboard (`,
+    { code: "mecene open" }, ") — nothing leaves your balance until you do."));
+  } else giftSaid("sending", `Recorded: ${euros(t.cents)}. The hub is not reachable now; `
     + "it is sent as soon as it is.");
   if (sent.status) showFigures(sent.status);
   return undefined;

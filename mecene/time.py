@@ -94,6 +94,12 @@ def months_between(first: str, last: str) -> list[str]:
     return out
 
 
+def day_start(at: dt.datetime, tz: str) -> dt.datetime:
+    """The start of `at`'s day in the zone `tz` (midnight there), as an aware datetime."""
+    local = at.astimezone(zone(tz))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def month_start(month: str, tz: str) -> dt.datetime:
     """The first instant of `month` in `tz`, as UTC."""
     year, mon = parse_month(month)

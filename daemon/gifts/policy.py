@@ -14,6 +14,7 @@ from ..errors import InsufficientFunds, Invalid
 
 
 class GiftState(StrEnum):
+    WAITING = "waiting"  # asked for by a browser beyond its daily limit: the person confirms
     SENDING = "sending"
     GIVEN = "given"
     REFUSED = "refused"
@@ -35,6 +36,13 @@ def url_sent(url: str | None, *, private: bool, unlinkable: bool) -> str | None:
     """What the hub is told of the thing: with private settlements the
     creator only; as tokens, not even the creator (the url is not kept)."""
     return None if private or unlinkable else url
+
+
+def waits_for_the_person(given_today_cents: int, cents: int, limit_cents: int) -> bool:
+    """Whether a gift a browser asks for goes past the browser's daily limit
+    (with what browsers gave today): then the person confirms it. A paired
+    browser can thus never empty the balance on its own."""
+    return given_today_cents + cents > limit_cents
 
 
 def admit(balance_cents: int | None, sending_cents: int, cents: int) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from mecene.amounts import euros
-from mecene.time import timestamp
+from mecene.time import day_start, timestamp
 
 from ..creators.policy import not_own
 from ..creators.room import Creators
@@ -29,12 +29,15 @@ class Gifts:
         self.months = months
         self.creators = creators
 
-    async def record(self, req: TransferRequest) -> tuple[dict[str, Any], bool]:
+    async def record(
+        self, req: TransferRequest, *, from_browser: bool = False
+    ) -> tuple[dict[str, Any], bool]:
         """Record a direct transfer durably, before it is sent (the hub link
         sends it): (transfer, created). The same id again returns it as it is;
         with another body, `id_conflict`. Refused before anything is recorded:
         a locked wallet, an amount out of bounds, one's own key, more than the
-        balance."""
+        balance. Asked for by a browser past the browsers' daily limit, it is
+        recorded `waiting`: the person confirms it (`confirm`) or not."""
         wallet = await self.months.open_wallet()
         not_own(wallet.settings.own_creators, req.creator)
         policy.in_bounds(req.cents)
@@ -43,6 +46,9 @@ class Gifts:
         unlinked = wallet.settings.unlinkable
         url = policy.url_sent(req.url, private=wallet.settings.private, unlinkable=unlinked)
         balance = self.session.balance_cents
+        now = self.session.now()
+        today = timestamp(day_start(now, wallet.settings.time_zone))
+        limit = wallet.settings.browser_gift_limit_cents
 
         def record(db: Database) -> tuple[Any, bool]:
             known = sql.get(db, req.id)
@@ -54,7 +60,13 @@ class Gifts:
                 ):
                     raise IdConflict("that transfer id was already used for another transfer")
                 return known, False
-            policy.admit(balance, sql.sending_cents(db), req.cents)
+            state = policy.GiftState.SENDING
+            if from_browser and policy.waits_for_the_person(
+                sql.from_browsers_since(db, today), req.cents, limit
+            ):
+                state = policy.GiftState.WAITING
+            else:
+                policy.admit(balance, sql.sending_cents(db), req.cents)
             sql.insert(
                 db,
                 {
@@ -67,14 +79,54 @@ class Gifts:
                     "cents": req.cents,
                     "created_at": at,
                     "unlinkable": unlinked,
+                    "state": state,
+                    "from_browser": int(from_browser),
                 },
             )
             return sql.get(db, req.id), True
 
         row, created = await self.session.store.write(record)
         if created:
-            log.info("transfer %s: %s to %s recorded", req.id, euros(req.cents), req.creator)
+            log.info(
+                "transfer %s: %s to %s recorded%s",
+                req.id,
+                euros(req.cents),
+                req.creator,
+                " (over the browsers' daily limit: waits for the person)"
+                if row["state"] == policy.GiftState.WAITING
+                else "",
+            )
         return transfer_json(row), created
+
+    async def confirm(self, transfer_id: str) -> dict[str, Any]:
+        """The person confirms a gift that waited for them: it goes out (the
+        hub link sends it), if the balance allows it."""
+        self.session.require_wallet()
+        balance = self.session.balance_cents
+
+        def confirm(db: Database) -> Any:
+            row = sql.get(db, transfer_id)
+            if row is None or row["state"] != policy.GiftState.WAITING:
+                raise NotFound("no gift waits for confirmation with that id")
+            policy.admit(balance, sql.sending_cents(db), row["cents"])
+            sql.confirm(db, transfer_id)
+            return sql.get(db, transfer_id)
+
+        row = await self.session.store.write(confirm)
+        log.info("transfer %s confirmed by the person", transfer_id)
+        return transfer_json(row)
+
+    async def cancel(self, transfer_id: str) -> dict[str, Any]:
+        """The person declines a gift that waited for them: nothing is sent."""
+
+        def cancel(db: Database) -> Any:
+            row = sql.get(db, transfer_id)
+            if row is None or row["state"] != policy.GiftState.WAITING:
+                raise NotFound("no gift waits for confirmation with that id")
+            sql.cancel(db, transfer_id)
+            return sql.get(db, transfer_id)
+
+        return transfer_json(await self.session.store.write(cancel))
 
     def quote(self, creator: str, cents: int) -> dict[str, Any]:
         """What `creator` would receive of `cents` (daemon/gifts/policy.py)."""

@@ -36,10 +36,22 @@ def sending_cents(db: Database) -> int:
     )
 
 
+def from_browsers_since(db: Database, since: str) -> int:
+    """What browsers asked to give since `since` (refused gifts aside)."""
+    return int(
+        db.execute(
+            "SELECT coalesce(sum(cents), 0) FROM transfers "
+            "WHERE from_browser = 1 AND created_at >= ? AND state != ?",
+            [since, GiftState.REFUSED],
+        ).fetchone()[0]
+    )
+
+
 def insert(db: Database, row: dict[str, Any]) -> None:
     db.execute(
         "INSERT INTO transfers (id, month, creator, url, title, note, cents, state, "
-        "attempts, created_at, unlinkable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        "attempts, created_at, unlinkable, from_browser) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
         [
             row["id"],
             row["month"],
@@ -48,10 +60,28 @@ def insert(db: Database, row: dict[str, Any]) -> None:
             row["title"],
             row["note"],
             row["cents"],
-            GiftState.SENDING,
+            row["state"],
             row["created_at"],
             row["unlinkable"],
+            row["from_browser"],
         ],
+    )
+
+
+def confirm(db: Database, transfer_id: str) -> None:
+    """A gift waiting for the person, confirmed: it goes out."""
+    db.execute(
+        "UPDATE transfers SET state = ? WHERE id = ? AND state = ?",
+        [GiftState.SENDING, transfer_id, GiftState.WAITING],
+    )
+
+
+def cancel(db: Database, transfer_id: str) -> None:
+    """A gift waiting for the person, declined: nothing is sent."""
+    db.execute(
+        "UPDATE transfers SET state = ?, error = 'cancelled', "
+        "message = 'declined by the person' WHERE id = ? AND state = ?",
+        [GiftState.REFUSED, transfer_id, GiftState.WAITING],
     )
 
 

@@ -25,4 +25,5 @@ def transfer_json(row: Any) -> dict[str, Any]:
         "created_at": row["created_at"],
         "given_at": row["given_at"],
         "unlinkable": bool(row["unlinkable"]),
+        "from_browser": bool(row["from_browser"]),
     }

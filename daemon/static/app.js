@@ -263,6 +263,7 @@ async function showSettings() {
   $("budget").value = asEuros(settings.budget_cents);
   $("min-click").value = asEuros(settings.min_click_cents);
   $("cap").value = asEuros(settings.cap_cents);
+  $("browser-gifts").value = asEuros(settings.browser_gift_limit_cents);
   $("private").checked = Boolean(settings.private);
   $("unlinkable").checked = Boolean(settings.unlinkable);
   $("charity").value = settings.charity || "";
@@ -282,11 +283,34 @@ async function showTransfers(month) {
   const { transfers } = await api("GET", `/transfers?month=${month}`);
   const tbody = $("transfers").tBodies[0];
   tbody.replaceChildren();
-  const said = { given: "given", sending: "on its way to the hub", refused: "refused" };
+  const said = {
+    given: "given",
+    sending: "on its way to the hub",
+    refused: "refused",
+    waiting: "asked for by a browser, over its daily limit: yours to confirm",
+  };
   for (const t of transfers) {
     const state = t.state === "refused" ? `refused: ${t.message || t.error}` : said[t.state];
+    const stateCell = cell(state);
+    if (t.state === "waiting") {
+      for (const [label, method, path] of [
+        ["Confirm", "POST", `/transfers/${t.id}/confirm`], ["Decline", "DELETE", `/transfers/${t.id}`],
+      ]) {
+        const b = button(label, async () => {
+          try {
+            await api(method, path, method === "POST" ? {} : undefined);
+            notify("");
+          } catch (e) {
+            notify(e.message);
+          }
+          await refresh();
+        });
+        b.dataset.action = label.toLowerCase();
+        stateCell.append(" ", b);
+      }
+    }
     const tr = row(tbody, [
-      cell(creatorName(t.creator)), cell(euros(t.cents), "num"), cell(t.note || ""), cell(state),
+      cell(creatorName(t.creator)), cell(euros(t.cents), "num"), cell(t.note || ""), stateCell,
     ]);
     tr.dataset.transfer = t.id;
     tr.dataset.state = t.state;
@@ -484,6 +508,7 @@ $("settings-form").addEventListener("submit", async (event) => {
       budget_cents: cents($("budget").value, false),
       min_click_cents: cents($("min-click").value, true),
       cap_cents: cents($("cap").value, true),
+      browser_gift_limit_cents: cents($("browser-gifts").value, false),
       private: $("private").checked,
       unlinkable: $("unlinkable").checked,
       charity: $("charity").value.trim() || null,

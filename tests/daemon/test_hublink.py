@@ -137,6 +137,59 @@ async def joined_creator(world: dict[str, Any]) -> str:
     return key
 
 
+async def test_a_browser_gives_up_to_its_daily_limit_then_the_person_confirms(
+    world: dict[str, Any],
+) -> None:
+    """Issue 25: a paired browser could give 1,000 € per transfer, any number
+    of transfers. Now gifts from browsers stop at 20 € a day (a setting):
+    past it a gift is recorded waiting, nothing leaves the balance, and it
+    goes out only when the person confirms it (the dashboard's route)."""
+    person: Person = world["person"]
+    clock = world["clock"]
+    key = await joined_creator(world)
+    await funded_with_clicks(person, [])  # 20 € at the hub
+    browser = await person.pair()
+
+    def gift(cents: int) -> dict[str, Any]:
+        return {"id": str(uuid.uuid4()), "creator": key, "cents": cents}
+
+    first = await person.browser(browser, "POST", "/transfers", gift(1000), 201)
+    assert (first["transfer"]["state"], first["transfer"]["from_browser"]) == ("given", True)
+    # 10 € given today from browsers: 11 € more is past 20 €.
+    over = await person.browser(browser, "POST", "/transfers", gift(1100), 202)
+    assert (over["confirm"], over["limit_cents"], over["transfer"]["state"]) == (
+        True, 2000, "waiting",
+    )  # fmt: skip
+    assert "20.00" in over["message"]
+    status = await person.call("GET", "/status")
+    assert (status["balance_cents"], status["given_cents"]) == (1000, 1000)  # nothing left yet
+    # A browser cannot confirm it (the person's route), nor slip under the
+    # limit with smaller gifts: what waits counts.
+    refused = await person.browser(
+        browser, "POST", f"/transfers/{over['transfer']['id']}/confirm", {}, 404
+    )
+    assert refused["error"] == "unknown_message"
+    small = await person.browser(browser, "POST", "/transfers", gift(200), 202)
+    assert small["transfer"]["state"] == "waiting"
+    # The limit does not bind the person (the dashboard, the CLI).
+    mine = await person.call("POST", "/transfers", gift(100), 201)
+    assert mine["transfer"]["from_browser"] is False
+    # The person declines one and confirms the other.
+    declined = await person.call("DELETE", f"/transfers/{over['transfer']['id']}", None, 200)
+    assert (declined["transfer"]["state"], declined["transfer"]["error"]) == (
+        "refused", "cancelled",
+    )  # fmt: skip
+    await person.call("POST", f"/transfers/{over['transfer']['id']}/confirm", {}, 404)
+    confirmed = await person.call("POST", f"/transfers/{small['transfer']['id']}/confirm", {}, 201)
+    assert confirmed["transfer"]["state"] == "given"
+    status = await person.call("GET", "/status")
+    assert (status["balance_cents"], status["given_cents"]) == (700, 1300)
+    # The next day the browser may give again, up to the limit.
+    clock.advance(days=1)
+    again = await person.browser(browser, "POST", "/transfers", gift(100), 201)
+    assert again["transfer"]["state"] == "given"
+
+
 async def test_a_transfer_is_quoted_then_given_with_a_signed_receipt(
     world: dict[str, Any],
 ) -> None:

@@ -438,6 +438,28 @@ class Person:
     def link(self) -> Any:
         return self.client.server.app[HUB_LINK]
 
+    async def pair(self, client: str = "Chromium on Linux") -> str:
+        """A browser key, paired over the channel and approved by the person."""
+        channel = self.client.server.app[CHANNEL_KEY]
+        key = new_token()
+        ask = {"id": 1, "method": "POST", "path": "/pairing", "body": {"client": client}}
+        started = (await channel.answer({**ask, "key": key}))["body"]
+        await self.call("POST", "/pairings/approve", {"code": started["code"]})
+        poll = {"id": 2, "method": "GET", "path": f"/pairing/{started['pairing_id']}", "key": key}
+        assert (await channel.answer(poll))["body"] == {"status": "approved"}
+        return key
+
+    async def browser(
+        self, key: str, method: str, path: str, body: Any = None, expect: int = 200
+    ) -> Any:
+        """A call as that browser makes it, on its channel."""
+        message: dict[str, Any] = {"id": 1, "method": method, "path": path, "key": key}
+        if body is not None:
+            message["body"] = body
+        answer = await self.client.server.app[CHANNEL_KEY].answer(message)
+        assert answer["status"] == expect, (method, path, answer)
+        return answer["body"]
+
 
 @pytest.fixture
 async def world(tmp_path: Path, db_url: str) -> AsyncIterator[dict[str, Any]]:
