@@ -428,10 +428,13 @@ async function showBrowsers() {
   const tbody = $("browsers").tBodies[0];
   tbody.replaceChildren();
   for (const b of browsers) {
+    const when = (stamp) => (stamp ? `${stamp.slice(0, 10)} ${stamp.slice(11, 16)} UTC` : "never");
     const tr = row(tbody, [
       cell(b.name),
-      cell(b.created_at.slice(0, 10)),
-      cell(b.revoked_at ? "revoked" : "active"),
+      cell(b.fingerprint),
+      cell(when(b.created_at)),
+      cell(when(b.last_used_at)),
+      cell(b.revoked_at ? `disconnected ${when(b.revoked_at)}` : "active"),
       b.revoked_at ? cell("") : button("Revoke", () => api("DELETE", `/browsers/${b.id}`)),
     ]);
     tr.dataset.browser = b.id;

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.browsers.pairing import new_token
 
@@ -79,12 +79,18 @@ class Channel:
         self.close()
 
 
-def pair_over(channel: Channel, approve: Any, client: str = "test browser") -> str:
+class Caller(Protocol):
+    def call(
+        self, method: str, path: str, body: Any = None, key: str | None = None
+    ) -> tuple[int, Any]: ...
+
+
+def pair_over(channel: Caller, approve: Any, client: str = "test browser") -> str:
     """Pair a new browser key over `channel`; `approve(code)` is the person."""
     return pair_with(channel, new_token(), approve, client)
 
 
-def pair_with(channel: Channel, key: str, approve: Any, client: str = "test browser") -> str:
+def pair_with(channel: Caller, key: str, approve: Any, client: str = "test browser") -> str:
     """Pair `key` (a browser's own) over `channel`; `approve(code)` is the person."""
     status, started = channel.call("POST", "/pairing", {"client": client}, key)
     assert status == 201, started

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.channel import Channel, frame
 from tests.support.constants import EXTENSION_ORIGIN
 from tests.support.daemons import Daemon, mecene, start
 
@@ -31,7 +32,9 @@ class Attack:
     body: Any = None  # bytes as they are, or a JSON value
     headers: dict[str, str] = field(default_factory=dict)
     host: str | None = None  # default: the daemon's own 127.0.0.1:PORT
-    auth: str | None = "browser"  # browser | admin | revoked | None | a literal header
+    # admin | browser (its key, sent as a bearer token: never a credential over
+    # HTTP) | revoked | None | a literal header
+    auth: str | None = "admin"
     code: str | None = None  # the error code expected, when it is one
 
 
@@ -131,16 +134,32 @@ ATTACKS: list[Attack] = [
     Attack("token as Basic", "POST", "/api/v1/clicks", click(), auth="Basic dXNlcjpwYXNz"),
     Attack("token in the query", "GET", "/api/v1/status?token={token}", auth=None),
     Attack("token too short", "GET", "/api/v1/status", auth="Bearer abc", code="unauthorized"),
-    Attack("browser on admin route", "GET", "/api/v1/settings", code="forbidden"),
+    # -- a browser's key over TCP (a program that stole one): nothing --
+    Attack("browser key flattrs over http", "POST", "/api/v1/clicks", click(), auth="browser"),
+    Attack("browser on admin route", "GET", "/api/v1/settings", auth="browser"),
     Attack(
         "browser changes settings",
         "PATCH",
         "/api/v1/settings",
         json_body({"budget_cents": 1}),
-        code="forbidden",
+        auth="browser",
+        code="unauthorized",
     ),
-    Attack("browser revokes itself", "DELETE", "/api/v1/browsers/{browser_id}", code="forbidden"),
-    Attack("browser unlocks", "POST", "/api/v1/wallet/lock", json_body({}), code="forbidden"),
+    Attack(
+        "browser revokes itself",
+        "DELETE",
+        "/api/v1/browsers/{browser_id}",
+        auth="browser",
+        code="unauthorized",
+    ),
+    Attack(
+        "browser unlocks",
+        "POST",
+        "/api/v1/wallet/lock",
+        json_body({}),
+        auth="browser",
+        code="unauthorized",
+    ),
     Attack(
         "browser deposits",
         "POST",
@@ -148,7 +167,8 @@ ATTACKS: list[Attack] = [
         json_body(
             {"id": str(uuid.uuid4()), "method": "card", "amount_cents": 100000, "fee_cents": 2030}
         ),
-        code="forbidden",
+        auth="browser",
+        code="unauthorized",
     ),
     # -- pairing --
     Attack("guess a pairing id", "GET", "/api/v1/pairing/" + "A" * 24, auth=None, code="not_found"),
@@ -165,7 +185,16 @@ ATTACKS: list[Attack] = [
         "POST",
         "/api/v1/pairings/approve",
         json_body({"code": "123456"}),
-        code="forbidden",
+        auth="browser",
+        code="unauthorized",
+    ),
+    Attack(
+        "pairing over http",
+        "POST",
+        "/api/v1/pairing",
+        json_body({"client": "Chromium on Linux"}),
+        auth=None,
+        code="not_found",
     ),
     Attack(
         "approve a wrong code",
@@ -180,7 +209,7 @@ ATTACKS: list[Attack] = [
         "/api/v1/pairing",
         json_body({"client": "x" * 70_000}),
         auth=None,
-        code="too_large",
+        code="not_found",
     ),
     # -- path tricks --
     Attack("dot-dot to settings", "GET", "/api/v1/clicks/../settings"),
@@ -190,7 +219,7 @@ ATTACKS: list[Attack] = [
     Attack("upper case", "GET", "/API/V1/STATUS", code="not_found"),
     Attack("a click id that is a path", "DELETE", "/api/v1/clicks/..%2F..%2Fetc%2Fpasswd"),
     Attack("a month that is not one", "GET", "/api/v1/months/2026-13", code="invalid"),
-    Attack("GET that would change state", "GET", "/api/v1/wallet/lock", auth="admin"),
+    Attack("GET that would change state", "GET", "/api/v1/wallet/lock"),
     # -- money and weights that are not whole, positive, sane cents --
     *[
         Attack(f"weight {w!r}", "POST", "/api/v1/clicks", click(weight=w), code="invalid")
@@ -363,3 +392,98 @@ def test_a_hostile_request_is_refused_and_changes_nothing(
     assert _fingerprint(data) == before
     # The daemon is still well: its own client still gets its answer.
     assert target["daemon"].request("GET", "/status", token=target["tokens"]["browser"])[0] == 200
+
+
+# -- the same, on the browsers' channel (as the host relays them) ---------------------
+# What a compromised or confused extension could send with a valid browser key.
+CHANNEL_ATTACKS: list[tuple[str, dict[str, Any], str]] = [
+    ("an admin route", {"method": "GET", "path": "/settings"}, "unknown_message"),
+    (
+        "approve its own code",
+        {"method": "POST", "path": "/pairings/approve", "body": {"code": "123456"}},
+        "unknown_message",
+    ),
+    ("revoke a browser", {"method": "DELETE", "path": "/browsers/{browser_id}"}, "unknown_message"),
+    (
+        "unlock",
+        {"method": "POST", "path": "/wallet/unlock", "body": {"passphrase": "x"}},
+        "unknown_message",
+    ),
+    ("deposit", {"method": "POST", "path": "/deposits", "body": {}}, "unknown_message"),
+    (
+        "confirm a waiting gift",
+        {"method": "POST", "path": "/transfers/{click_id}/confirm", "body": {}},
+        "unknown_message",
+    ),
+    (
+        "the dashboard's session",
+        {"method": "POST", "path": "/dashboard/session", "body": {"code": "x" * 30}},
+        "unknown_message",
+    ),
+    ("a path outside the API", {"method": "GET", "path": "/../dashboard/"}, "unknown_message"),
+    ("a method of its own", {"method": "TRACE", "path": "/status"}, "unknown_message"),
+    ("no path", {"method": "GET"}, "unknown_message"),
+    *[
+        (
+            f"weight {w!r}",
+            {
+                "method": "POST",
+                "path": "/clicks",
+                "body": {**CLICK, "id": str(uuid.uuid4()), "weight": w},
+            },
+            "invalid",
+        )
+        for w in (0, 6, 2.5, "3", True, 10**30)
+    ],
+    (
+        "a javascript: thing",
+        {"method": "POST", "path": "/clicks", "body": {**CLICK, "url": "javascript:alert(1)"}},
+        "invalid",
+    ),
+    ("a list for a body", {"method": "POST", "path": "/clicks", "body": [CLICK]}, "invalid"),
+    (
+        "an unpaired half surrogate",
+        {"method": "POST", "path": "/clicks", "body": {**CLICK, "title": "\ud800"}},
+        "bad_json",
+    ),
+    (
+        "a gift of 1,000 €",
+        {
+            "method": "POST",
+            "path": "/transfers/quote",
+            "body": {"creator": "flattr:a", "cents": 10**9},
+        },
+        "invalid",
+    ),
+    ("another key", {"method": "GET", "path": "/status", "key": "y" * 43}, "unauthorized"),
+    ("the revoked key", {"method": "GET", "path": "/status", "key": "{revoked}"}, "revoked"),
+    (
+        "the admin token as a key",
+        {"method": "GET", "path": "/status", "key": "{admin}"},
+        "unauthorized",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "code"), CHANNEL_ATTACKS, ids=[a[0] for a in CHANNEL_ATTACKS]
+)
+def test_a_hostile_message_on_the_channel_is_refused_and_changes_nothing(
+    target: dict[str, Any], name: str, message: dict[str, Any], code: str
+) -> None:
+    daemon: Daemon = target["daemon"]
+    tokens = target["tokens"]
+    filled = json.loads(
+        json.dumps({"id": 1, "key": tokens["browser"], **message})
+        .replace("{browser_id}", target["browser_id"])
+        .replace("{click_id}", CLICK["id"])
+        .replace("{revoked}", tokens["revoked"])
+        .replace("{admin}", tokens["admin"])
+    )
+    before = _fingerprint(daemon.data)
+    with Channel(daemon.channel_path) as channel:
+        channel.send_raw(frame(filled))
+        answer = channel.receive()
+    assert 400 <= answer["status"] < 500, answer
+    assert answer["body"]["error"] == code, answer
+    assert _fingerprint(daemon.data) == before

@@ -89,7 +89,7 @@ def _served(port: int, host: str, path: str) -> int:
 @pytest.mark.parametrize("server", ["daemon", "hub"])
 def test_slow_clients_cannot_hold_connections(daemon: Daemon, server: str) -> None:
     if server == "daemon":
-        port, path, status_path = daemon.port, "/api/v1/pairing", "/api/v1/status"
+        port, path, status_path = daemon.port, "/api/v1/dashboard/session", "/api/v1/status"
         headers, body = DAEMON_HEADERS, DAEMON_BODY
     else:
         hub_url = daemon.admin("GET", "/hub")[1]["hub"]["url"]

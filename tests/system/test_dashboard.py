@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from daemon.browsers.pairing import new_token
 from mecene.time import add_months, month_ended_everywhere
 from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
+from tests.support.channel import Channel
 from tests.support.constants import PASSPHRASE
 from tests.support.daemons import Daemon, mecene, start
 from tests.support.hubs import TIME_ZONE, faketime, offset_to_month_end, wait_for
@@ -146,14 +148,21 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
     wait_ready(page)
     assert "of 7.50\u00a0€" in page.text_content("#summary")
 
-    # Revoke the browser: its token stops working.
+    # The browser is listed with when it was paired and last used; revoked,
+    # its key stops working and it is told it was disconnected.
+    cells = page.eval_on_selector_all(
+        "#browsers tbody tr[data-browser] td", "(tds) => tds.map((td) => td.textContent)"
+    )
+    assert cells[0] == "test browser" and len(cells[1]) == 8
+    assert cells[2].endswith("UTC") and cells[3].endswith("UTC") and cells[4] == "active"
     page.click("#browsers tbody tr[data-browser] button")
     wait_until(
         page,
         "() => [...document.querySelectorAll('#browsers tbody td')].some((td) => "
-        "td.textContent === 'revoked')",
+        "td.textContent.startsWith('disconnected'))",
     )
-    assert daemon.request("GET", "/status", token=token)[0] == 401
+    status, out = daemon.request("GET", "/status", token=token)
+    assert (status, out["error"]) == (401, "revoked")
 
     # Deposit: the fee first, then the money.
     page.fill("#deposit-amount", "10")
@@ -256,8 +265,12 @@ def test_the_dashboard_lists_pairing_codes_to_approve_or_deny(
     wait_ready(page)
     assert page.is_hidden("#pairing-panel")
     asked = []
-    for client in ("Chromium on Linux", "Firefox on Linux"):
-        status, body = daemon.request("POST", "/pairing", {"client": client}, None)
+    keys = [new_token(), new_token()]
+    channels = [Channel(daemon.channel_path), Channel(daemon.channel_path)]
+    for channel, key, client in zip(
+        channels, keys, ("Chromium on Linux", "Firefox on Linux"), strict=True
+    ):
+        status, body = channel.call("POST", "/pairing", {"client": client}, key)
         assert status == 201
         asked.append(body)
     page.wait_for_selector("#pairing-panel:not([hidden])", timeout=10_000)
@@ -277,11 +290,14 @@ def test_the_dashboard_lists_pairing_codes_to_approve_or_deny(
     page.click(f"#pending tr[data-code='{chromium['code']}'] button:text('Approve')")
     page.click(f"#pending tr[data-code='{firefox['code']}'] button:text('Deny')")
     wait_until(page, "() => document.getElementById('pairing-panel').hidden")
-    got = daemon.request("GET", f"/pairing/{chromium['pairing_id']}", None, None)[1]
-    assert got["status"] == "approved" and got["token"]
-    assert daemon.request("GET", f"/pairing/{firefox['pairing_id']}", None, None)[1] == {
-        "status": "denied"
-    }
+    got = channels[0].call("GET", f"/pairing/{chromium['pairing_id']}", key=keys[0])
+    assert got == (200, {"status": "approved"})
+    assert channels[1].call("GET", f"/pairing/{firefox['pairing_id']}", key=keys[1]) == (
+        200,
+        {"status": "denied"},
+    )
+    for channel in channels:
+        channel.close()
 
 
 def test_another_local_server_gets_the_cookie_and_can_do_nothing_with_it(

@@ -229,8 +229,12 @@ def test_the_cli_prints_tables_and_json(daemon: Daemon) -> None:
     assert synced.returncode == 0 and "Every closed month is settled." in synced.stdout
     daemon.pair()
     listed = mecene(daemon.data, "pair", "list").stdout.splitlines()
-    assert listed[0].split() == ["state", "code", "or", "id", "browser"]
-    assert listed[2].startswith("active") and listed[2].endswith("test browser")
+    assert listed[0].split() == [
+        "state", "code", "or", "id", "browser", "key", "paired", "last", "used",
+    ]  # fmt: skip
+    assert listed[2].startswith("active") and "test browser" in listed[2]
+    # Paired just now, not used yet: its key's fingerprint, then when.
+    assert listed[2].rstrip().endswith("never") and listed[2].count(":") == 1
 
 
 def test_autostart_installs_and_removes_a_login_entry(

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from daemon.browsers.pairing import new_token
 from daemon.tray import TrayModel
 from tests.support.browser import EXTENSION
+from tests.support.channel import Channel
 from tests.support.daemons import Daemon, group_members, mecene, start
 from tests.support.xvfb import Xvfb
 
@@ -188,7 +190,9 @@ def test_the_tray_docks_and_its_menu_acts_on_the_daemon(
         f"{_month_name(daemon)}: 0.00 € spent of 5.00 € | 0 flattrs, 0.00 € each | Balance 20.00 €",
     )
     # A browser asks to pair: its code is in the menu; the person approves it there.
-    _, started = daemon.request("POST", "/pairing", {"client": "Chromium on laptop"})
+    channel = Channel(daemon.channel_path)  # the browser's host, holding its connection
+    key = new_token()
+    _, started = channel.call("POST", "/pairing", {"client": "Chromium on laptop"}, key)
     _wait_for(daemon, lambda line: f"pairing {started['code']}" in line[1], "the pairing code")
     _open_menu(x)
     shot = tmp_path / "tray.png"
@@ -198,9 +202,11 @@ def test_the_tray_docks_and_its_menu_acts_on_the_daemon(
         (EXTENSION.parent / "docs" / "tray.png").write_bytes(shot.read_bytes())
     x.xdotool("key", "Down", "Right", "Return")  # the pairing's submenu: Approve
     deadline = time.monotonic() + 10
-    while daemon.request("GET", f"/pairing/{started['pairing_id']}")[1]["status"] == "pending":
+    poll = f"/pairing/{started['pairing_id']}"
+    while channel.call("GET", poll, key=key)[1]["status"] == "pending":
         assert time.monotonic() < deadline, "the menu's Approve did not approve"
         time.sleep(0.2)
+    channel.close()
     browsers = daemon.admin("GET", "/browsers")[1]["browsers"]
     assert [b["name"] for b in browsers] == ["Chromium on laptop"]
     # The menu follows the month: a flattr, and the figures are the daemon's.
