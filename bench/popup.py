@@ -1,5 +1,7 @@
-"""Toolbar shortcut to a confirmed flattr, in the real popup (issue: p99 < 100 ms),
-in Chromium and in Firefox ESR in the same run.
+"""Toolbar shortcut to a confirmed flattr, in the real popup, in Chromium and
+in Firefox ESR, over the browsers' channel (native messaging, issue 25: the
+extension's own part p99 ≤ 50 ms), against the HTTP path of the last version
+that had one (`--baseline-commit`, run from a git worktree in the same run).
 
 Each browser with a window on Xvfb and the extension loaded, one real daemon. For
 each of N distinct pages: the page is loaded and its creators known, then
@@ -10,13 +12,15 @@ presses, is key press → the popup's document starting (what the browser
 itself takes to open a popup, which no extension code can beat); the ratio
 says how much the flattr adds on top.
 
-    .venv/bin/python bench/popup.py [--pages 60]
+    .venv/bin/python bench/popup.py [--pages 60] [--baseline-commit 8d5ad6d | none]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from playwright import sync_api  # noqa: E402
 
 from tests.support.browser import PageServer  # noqa: E402
+from tests.support.channel import Channel, pair_with  # noqa: E402
 from tests.support.daemons import mecene, start  # noqa: E402
 from tests.support.firefox import FirefoxPopup, headed_firefox  # noqa: E402
 from tests.support.people import FirefoxPerson  # noqa: E402
@@ -42,6 +47,15 @@ def article(i: int) -> str:
         f'<meta name="flattr:id" content="author{i % 7}"></head>'
         f"<body><article><h1>Post {i}</h1>{paragraphs}</article></body></html>"
     )
+
+
+# Where the popup's time goes: its User Timing marks (extension/popup.js), ms
+# from its document's start.
+MARKS = (
+    "Object.fromEntries(performance.getEntriesByType('mark')"
+    ".filter((m) => m.name.startsWith('mecene:')).map((m) => [m.name.slice(7), m.startTime]))"
+)
+marks: dict[str, list[dict[str, float]]] = {"chromium": [], "firefox": []}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,19 +74,30 @@ def wait_reported(worker: Any, url: str) -> None:
         time.sleep(0.02)
 
 
+def pair(worker: Any, daemon: Any, client: str) -> None:
+    """The browser's own key, approved as the person approves it."""
+    key = str(worker("MeceneStorage.identityKey()"))
+
+    def approve(code: str) -> None:
+        assert mecene(daemon.data, "pair", "approve", code).returncode == 0
+
+    with Channel(daemon.channel_path) as channel:
+        pair_with(channel, key, approve, client)
+    worker(f"chrome.storage.local.set({{token: '{key}'}}).then(() => true)")
+
+
 def measure_chromium(
-    server: PageServer, daemon: Any, token: str, work: Path, n: int
+    server: PageServer, daemon: Any, work: Path, n: int
 ) -> tuple[list[float], list[float]]:
     confirmed: list[float] = []
     opened: list[float] = []
     profile = work / "profile-chromium"
-    profile.mkdir()
-    with headed_chromium(sync_api, profile) as (x, ctx, ws_url):
+    home = work / "home-chromium"
+    assert mecene(daemon.data, "browser", "install", home=home).returncode == 0
+    with headed_chromium(sync_api, profile, home) as (x, ctx, ws_url):
         cdp = Cdp(ws_url)
         sw = ctx.service_workers[0] if ctx.service_workers else ctx.wait_for_event("serviceworker")
-        sw.evaluate(
-            f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}, token: '{token}'}})"
-        )
+        pair(sw.evaluate, daemon, "Chromium on Linux")
         tab = ctx.pages[0] if ctx.pages else ctx.new_page()
         for i in range(n):
             url = server.url("blog.example.org", f"/chromium/{i}")
@@ -89,6 +114,7 @@ def measure_chromium(
                 float(popup.eval("document.getElementById('app').dataset.ackAt")) - pressed
             )
             opened.append(float(popup.eval("performance.timeOrigin")) - pressed)
+            marks["chromium"].append(popup.eval(MARKS))
             click_into_page(x, tab)
             popup.wait_closed()
         cdp.close()
@@ -96,15 +122,15 @@ def measure_chromium(
 
 
 def measure_firefox(
-    server: PageServer, daemon: Any, token: str, work: Path, n: int
+    server: PageServer, daemon: Any, work: Path, n: int
 ) -> tuple[list[float], list[float]]:
     confirmed: list[float] = []
     opened: list[float] = []
-    with headed_firefox(work / "profile-firefox", ["blog.example.org"]) as ff:
+    home = work / "home-firefox"
+    assert mecene(daemon.data, "browser", "install", home=home).returncode == 0
+    with headed_firefox(work / "profile-firefox", ["blog.example.org"], home=home) as ff:
         person = FirefoxPerson(ff)
-        person.worker(
-            f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}, token: '{token}'}})"
-        )
+        pair(person.worker, daemon, "Firefox on Linux")
         for i in range(n):
             url = server.url("blog.example.org", f"/firefox/{i}")
             person.goto(url)
@@ -120,6 +146,7 @@ def measure_firefox(
                 float(popup.eval("document.getElementById('app').dataset.ackAt")) - pressed
             )
             opened.append(float(popup.eval("performance.timeOrigin")) - pressed)
+            marks["firefox"].append(popup.eval(MARKS))
             ff.leave(popup)
     return confirmed, opened
 
@@ -144,10 +171,45 @@ def report(browser: str, confirmed: list[float], opened: list[float]) -> None:
     print(f"{browser}: ratio at p50: {p50 / b50:.2f}x the browser's own popup opening")
 
 
+def baseline(commit: str, args: argparse.Namespace, work: Path) -> str:
+    """The same bench, from `commit` (the HTTP path), in a worktree: its report."""
+    tree = work / "baseline"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+        check=True,
+        capture_output=True,
+    )
+    # The same pinned puppeteer-core (npm ci of tools/webext) drives its Firefox.
+    (tree / "tools/webext/node_modules").symlink_to(ROOT / "tools/webext/node_modules")
+    old_bench = [sys.executable, str(tree / "bench" / "popup.py"), "--pages", str(args.pages)]
+    try:
+        done = subprocess.run(
+            [*old_bench, "--browsers", args.browsers],
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            cwd=str(tree),
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the baseline's bench failed: {done.stderr[-2000:]}")
+        return done.stdout
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+            capture_output=True,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--browsers", default="chromium,firefox")
+    parser.add_argument(
+        "--baseline-commit",
+        default="8d5ad6d",
+        help="the version to compare with (the last with the HTTP path), or 'none'",
+    )
     args = parser.parse_args()
     browsers = args.browsers.split(",")
     pages = {
@@ -161,15 +223,33 @@ def main() -> int:
         assert mecene(data, "init").returncode == 0
         daemon = start(data, deposit_cents=2000)
         try:
-            token = daemon.pair()
             measure = {"chromium": measure_chromium, "firefox": measure_firefox}
             for browser in browsers:
-                results[browser] = measure[browser](server, daemon, token, work, args.pages)
+                results[browser] = measure[browser](server, daemon, work, args.pages)
         finally:
             daemon.stop()
             server.stop()
+        old = None if args.baseline_commit == "none" else baseline(args.baseline_commit, args, work)
+    if old is not None:
+        print(f"== baseline: the HTTP path, {args.baseline_commit}")
+        print(old.rstrip())
+        print("== now: the browsers' channel (native messaging)")
     for browser, (confirmed, opened) in results.items():
         report(browser, confirmed, opened)
+    for browser, seen in marks.items():
+        if not seen:
+            continue
+        own = [m["flattr-answered"] - m["head"] for m in seen if "head" in m]
+        if own:
+            print(
+                f"{browser}: the extension's first code -> flattr answered   p50 "
+                f"{statistics.median(own):6.1f} ms   p99 {percentile(own, 0.99):6.1f} ms   "
+                "(popup-start.js in the popup's <head>; goal p99 <= 50 ms)"
+            )
+        print(
+            f"{browser}: where the popup's time goes, p50 ms from its document start: "
+            + ", ".join(f"{k} {statistics.median(m.get(k, 0) for m in seen):.1f}" for k in seen[0])
+        )
     if len(results) == 2:
         c = percentile(results["chromium"][0], 0.5)
         f = percentile(results["firefox"][0], 0.5)

@@ -216,7 +216,7 @@ class Channel:
         try:
             while True:
                 try:
-                    raw = await frames.read_frame(reader)
+                    raw = await read_frame(reader)
                 except frames.FrameError as exc:
                     send(frames.error(None, exc.code, str(exc)))
                     if exc.fatal:
@@ -243,6 +243,26 @@ class Channel:
             self._connections.discard(writer)
             self.browsers.pairings.closed(conn)
             writer.close()
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """The next frame from a host (daemon/frames.py's rules); None at the end."""
+    try:
+        header = await reader.readexactly(frames.HEADER.size)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise frames.truncated() from None
+    length, skip = frames.frame_length(header, frames.MAX_MESSAGE)
+    try:
+        if skip:
+            left = length
+            while left:
+                left -= len(await reader.readexactly(min(left, frames.SKIP_CHUNK)))
+            raise frames.too_large(frames.MAX_MESSAGE)
+        return await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        raise frames.truncated() from None
 
 
 _PEERCRED = struct.Struct("3i")

@@ -4,8 +4,8 @@ Browsers frame native messages as a 32-bit length in the machine's byte
 order, then that many bytes of UTF-8 JSON. The native messaging host
 (daemon/nativehost.py) reads them from the browser and the daemon's channel
 (daemon/channel.py) reads the same frames from the host: one reader, here,
-for both. Standard library only: the host starts on every connection and
-must start fast.
+for both. Standard library only, and no asyncio: the host starts on the first
+message after the browser's worker wakes, and must start fast.
 
 The limits: a browser sends the host at most 64 MiB in one message
 (Chromium; Firefox allows more, we do not); the host may send the browser
@@ -16,10 +16,10 @@ what any browser sends means the stream is not a browser's, and ends it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 HEADER = struct.Struct("=I")  # native byte order, as the browsers write it
@@ -46,37 +46,51 @@ def encode(message: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_MESSAGE) -> bytes | None:
-    """The next frame's bytes; None when the stream ends between frames.
-
-    Raises FrameError: `truncated` (the stream ended inside a frame; fatal),
-    `too_large` (skipped whole, up to what a browser may send), `bad_length`
-    (past that: fatal)."""
-    try:
-        header = await reader.readexactly(HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None
-        raise FrameError(
-            "truncated", "the stream ended inside a frame's length", fatal=True
-        ) from None
+def frame_length(header: bytes, limit: int) -> tuple[int, bool]:
+    """The frame's length from its header, and whether it is to be skipped
+    (over `limit`, within what a browser sends). FrameError `bad_length`
+    (fatal) past that."""
     (length,) = HEADER.unpack(header)
     if length > MAX_FROM_BROWSER:
         raise FrameError(
             "bad_length", f"a frame of {length} bytes is more than a browser sends", fatal=True
         )
-    if length > limit:
+    return length, length > limit
+
+
+def too_large(limit: int) -> FrameError:
+    return FrameError("too_large", f"a message is at most {limit} bytes; it was skipped")
+
+
+def truncated() -> FrameError:
+    return FrameError("truncated", "the stream ended inside a frame", fatal=True)
+
+
+def read_frame(read: Callable[[int], bytes], limit: int = MAX_MESSAGE) -> bytes | None:
+    """The next frame's bytes from a blocking `read(n)` (which returns fewer
+    bytes only at the stream's end); None when the stream ends between frames.
+
+    Raises FrameError: `truncated` (the stream ended inside a frame; fatal),
+    `too_large` (skipped whole, up to what a browser may send), `bad_length`
+    (past that: fatal)."""
+    header = read(HEADER.size)
+    if not header:
+        return None
+    if len(header) < HEADER.size:
+        raise truncated()
+    length, skip = frame_length(header, limit)
+    if skip:
         left = length
-        try:
-            while left:
-                left -= len(await reader.readexactly(min(left, SKIP_CHUNK)))
-        except asyncio.IncompleteReadError:
-            raise FrameError("truncated", "the stream ended inside a frame", fatal=True) from None
-        raise FrameError("too_large", f"a message is at most {limit} bytes; it was skipped")
-    try:
-        return await reader.readexactly(length)
-    except asyncio.IncompleteReadError:
-        raise FrameError("truncated", "the stream ended inside a frame", fatal=True) from None
+        while left:
+            chunk = read(min(left, SKIP_CHUNK))
+            if not chunk:
+                raise truncated()
+            left -= len(chunk)
+        raise too_large(limit)
+    body = read(length)
+    if len(body) < length:
+        raise truncated()
+    return body
 
 
 def _no_constants(name: str) -> Any:

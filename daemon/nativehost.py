@@ -2,7 +2,7 @@
 
 The browser starts this program when the extension calls
 `runtime.connectNative("app.mecene.daemon")`, and only for the extension IDs
-its manifest lists (daemon/browsers/install.py writes them). It reads the
+its manifest lists (daemon/nativeinstall.py writes them). It reads the
 browser's frames on stdin, checks each one (daemon/frames.py), and relays it
 to the running daemon over the Unix socket of the data directory (0600 in a
 0700 directory: only the person's own user can open it); the daemon's
@@ -11,22 +11,23 @@ answers come back on stdout. Nothing goes over TCP.
 - A bad frame gets an error answer on the channel; a stream that cannot be
   read on (a length past a browser's limit, a truncated frame) ends the host.
 - The daemon not running: each message is answered `daemon_down`, with the
-  command that starts it; the host keeps trying for the next message.
+  command that starts it; the host tries again at the next message.
 - The daemon going away while connected, or the browser closing the port
   (stdin at its end): the host exits, and nothing is left running.
 
-Standard library only, and little of it: the browser starts the host on the
-first message after its worker wakes, and that start is on a flattr's path.
+Standard library only, blocking reads in two threads, no asyncio: the
+browser starts the host on the first message after its worker wakes, and
+that start is on a flattr's path (bench/channel.py measures it).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import frames
 from .files import DataDir, default_data_dir, is_private
@@ -39,110 +40,93 @@ DOWN = (
 
 
 class Relay:
-    def __init__(self, socket_path: Path, out: asyncio.StreamWriter | Any) -> None:
+    def __init__(self, socket_path: Path, out: BinaryIO) -> None:
         self.socket_path = socket_path
         self.out = out
-        self.daemon: asyncio.StreamWriter | None = None
-        self.pump: asyncio.Task[None] | None = None
-        self.done = asyncio.Event()
+        self.daemon: socket.socket | None = None
+        self._lock = threading.Lock()  # one frame at a time on stdout
+
+    def write(self, raw: bytes) -> None:
+        with self._lock:
+            self.out.write(frames.HEADER.pack(len(raw)) + raw)
+            self.out.flush()
 
     def answer(self, message: dict[str, Any]) -> None:
-        self.out.write(frames.encode(message))
+        with self._lock:
+            self.out.write(frames.encode(message))
+            self.out.flush()
 
-    async def connect(self) -> bool:
+    def connect(self) -> bool:
         if self.daemon is not None:
             return True
         if not is_private(self.socket_path.parent):
             return False  # a directory someone else could have put a socket in
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+            sock.connect(str(self.socket_path))
         except OSError:
+            sock.close()
             return False
-        self.daemon = writer
-        self.pump = asyncio.create_task(self._from_daemon(reader))
+        self.daemon = sock
+        threading.Thread(target=self._from_daemon, args=(sock,), daemon=True).start()
         return True
 
-    async def _from_daemon(self, reader: asyncio.StreamReader) -> None:
+    def _from_daemon(self, sock: socket.socket) -> None:
         """The daemon's answers, to the browser as they come; the host ends with
         the daemon's connection (a new host finds the daemon that replaces it)."""
+        stream = sock.makefile("rb")
         try:
             while True:
-                raw = await frames.read_frame(reader, frames.MAX_TO_BROWSER)
+                raw = frames.read_frame(stream.read, frames.MAX_TO_BROWSER)
                 if raw is None:
                     break
-                self.out.write(frames.HEADER.pack(len(raw)) + raw)
-                await self.out.drain()
+                self.write(raw)
         except (frames.FrameError, OSError):
             pass
-        finally:
-            self.done.set()
+        os._exit(0)  # the main thread is blocked reading the browser: end it all
 
-    async def relay(self, raw: bytes) -> None:
+    def relay(self, raw: bytes) -> None:
         try:
             message = frames.decode(raw)
         except frames.FrameError as exc:
             self.answer(frames.error(None, exc.code, str(exc)))
             return
-        if not await self.connect():
+        if not self.connect():
             self.answer(frames.error(message.get("id"), "daemon_down", DOWN, 503))
             return
         assert self.daemon is not None
-        self.daemon.write(frames.HEADER.pack(len(raw)) + raw)
-        await self.daemon.drain()
+        self.daemon.sendall(frames.HEADER.pack(len(raw)) + raw)
 
 
-async def serve(socket_path: Path) -> int:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=frames.MAX_MESSAGE)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
-    transport, protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, sys.stdout.buffer
-    )
-    out = asyncio.StreamWriter(transport, protocol, None, loop)
+def serve(socket_path: Path, inp: BinaryIO, out: BinaryIO) -> int:
     relay = Relay(socket_path, out)
-
-    async def from_browser() -> None:
-        while True:
-            try:
-                raw = await frames.read_frame(reader)
-            except frames.FrameError as exc:
-                relay.answer(frames.error(None, exc.code, str(exc)))
-                if exc.fatal:
-                    return
-                continue
-            if raw is None:
-                return  # the browser closed the port
-            await relay.relay(raw)
-            await out.drain()
-
-    browser = asyncio.create_task(from_browser())
-    ended = asyncio.create_task(relay.done.wait())
-    await asyncio.wait({browser, ended}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (browser, ended, relay.pump):
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    with contextlib.suppress(Exception):
-        await out.drain()
-    if relay.daemon is not None:
-        relay.daemon.close()
-    return 0
+    while True:
+        try:
+            raw = frames.read_frame(inp.read)
+        except frames.FrameError as exc:
+            relay.answer(frames.error(None, exc.code, str(exc)))
+            if exc.fatal:
+                return 0
+            continue
+        if raw is None:
+            return 0  # the browser closed the port
+        try:
+            relay.relay(raw)
+        except OSError:
+            return 0  # the daemon went away mid-send: its reader ends the host
 
 
 def main() -> int:
     # The browser passes the caller's origin (Chromium) or the manifest's path
     # and the extension's ID (Firefox): the manifest already limits who may
     # start the host, so they are not needed here.
+    os.umask(0o077)
     data = DataDir(default_data_dir())
     try:
-        return asyncio.run(serve(data.channel))
-    except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:
+        return serve(data.channel, sys.stdin.buffer, sys.stdout.buffer)
+    except (KeyboardInterrupt, BrokenPipeError):
         return 0
 
 
 if __name__ == "__main__":
-    os.umask(0o077)
     sys.exit(main())

@@ -81,6 +81,10 @@ const alarmHandlers = {
   [MecenePairingWorker.ALARM]: () => MecenePairingWorker.pairingEvent({ type: "tick" }),
 };
 
+// The worker has woken (a page reported its creators, the popup opened, an
+// alarm): start the host now, so a flattr does not wait for it.
+MeceneDaemon.warm();
+
 chrome.alarms.onAlarm.addListener((alarm) => {
   const handler = alarmHandlers[alarm.name];
   if (handler) handler();

@@ -43,14 +43,13 @@
   /** Flattr the primary creator of the document the tab shows now. */
   function flattrTab(tabId, { weight = 1, expectUrl = null } = {}) {
     return MeceneTabs.oneAtATime(tabId, async () => {
-      const tab = await MeceneTabs.tabStateNow(tabId);
+      const [tab, token] = await Promise.all([MeceneTabs.tabStateNow(tabId), MeceneStorage.getToken()]);
       if (!tab || !tab.creators.length) {
         return { error: { kind: "nothing", message: "Nothing to flattr on this page." } };
       }
       if (expectUrl && tab.url !== expectUrl) {
         return { error: { kind: "moved", message: "The tab shows another page now." } };
       }
-      const token = await MeceneStorage.getToken();
       if (!token) return { error: await MeceneDaemon.notPaired() };
       const known = tab.flattr && tab.flattr.url === thingOf(tab) && !tab.flattr.undone ? tab.flattr : null;
       if (known && !known.queued) {
@@ -71,8 +70,10 @@
       }
       const { click } = sent; // a 409 flattr_once: already flattred, shown with Undo
       const status = sent.status || await freshStatus(token);
-      await MeceneStorage.setTab(tabId, { ...tab, flattr: click, status });
-      await MeceneTabs.showBadge(tabId, tab.creators, !click.undone);
+      await Promise.all([
+        MeceneStorage.setTab(tabId, { ...tab, flattr: click, status }),
+        MeceneTabs.showBadge(tabId, tab.creators, !click.undone),
+      ]);
       return { click, status, creators: tab.creators, url: tab.url };
     });
   }
@@ -83,6 +84,9 @@
     async flattr(args) {
       const tabId = tabIdOf(args);
       if (tabId === null) return { error: { kind: "invalid", message: "no tab" } };
+      if (!(await MeceneTabs.siteAccess())) {
+        return { error: { kind: "access", message: "Mécène may not read web pages yet." } };
+      }
       const weight = Number.isInteger(args.weight) && args.weight >= 1 && args.weight <= 5
         ? args.weight : 1;
       return flattrTab(tabId, { weight });

@@ -7,15 +7,7 @@
   const { MeceneStorage, MeceneChecks, MeceneTabs, MeceneFlattr } = globalThis;
   const { injectDetector, injections } = MeceneTabs;
 
-  const SITE_ORIGINS = ["http://*/*", "https://*/*"];
-
-  async function siteAccess() {
-    try {
-      return await chrome.permissions.contains({ origins: SITE_ORIGINS });
-    } catch (e) {
-      return true; // a browser without the API decides by itself
-    }
-  }
+  const { siteAccess } = MeceneTabs;
 
   /** Access just granted: read the open pages, and flattr the page whose popup
    * asked for it, if its tab still shows it (as a pairing does). */

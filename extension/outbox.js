@@ -61,8 +61,11 @@
    * the daemon took it (or already had this thing: 409 flattr_once gives its
    * click), {queued, reason} when it must wait; throws when it was refused. */
   async function sendFlattr(tabId, body, token) {
-    await MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
+    // Kept and sent at once: the answer is used only once it is kept too, and
+    // a flattr sent twice is one flattr (its id).
+    const kept = MeceneStorage.putOutbox(body.id, { body, tabId, at: Date.now() });
     const sent = await deliver(body, token);
+    await kept;
     if (!sent.done && (sent.error.kind === "unauthorized" || sent.error.kind === "revoked")) {
       // Revoked: the popup pairs again and flattrs afresh; this one is dropped.
       await MeceneStorage.dropOutbox(body.id);
@@ -72,7 +75,9 @@
       await chrome.alarms.create(ALARM, { delayInMinutes: 0.5, periodInMinutes: 0.5 });
       return { queued: true, reason: sent.error.kind };
     }
-    await MeceneStorage.dropOutbox(body.id);
+    // Dropped without waiting: were the worker stopped first, the alarm would
+    // send it again and the daemon answer with the same click.
+    MeceneStorage.dropOutbox(body.id).catch(() => {});
     if (sent.data) return { click: sent.data.click, status: sent.data.status };
     const data = sent.error.data;
     if (data && data.error === "flattr_once" && data.click) return { click: data.click, status: null };

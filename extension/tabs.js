@@ -109,7 +109,19 @@
     },
   };
 
+  const SITE_ORIGINS = ["http://*/*", "https://*/*"];
+
+  /** Whether the extension may read web pages (Firefox lets a person withhold it). */
+  async function siteAccess() {
+    try {
+      return await chrome.permissions.contains({ origins: SITE_ORIGINS });
+    } catch (e) {
+      return true; // a browser without the API decides by itself
+    }
+  }
+
   globalThis.MeceneTabs = {
+    siteAccess,
     showBadge, DETECTOR_FILES, injections, injectDetector, tabUrlNow, tabStateNow, oneAtATime,
     pageActions,
   };

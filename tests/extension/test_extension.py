@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import time
 import urllib.request
 import uuid
@@ -240,6 +242,21 @@ def save_shot(person: Person, popup: Any, tmp_path: Path, name: str) -> None:
     assert shot.startswith(b"\x89PNG")
     if os.environ.get("MECENE_SAVE_SCREENSHOTS"):
         (SHOTS / name).write_bytes(shot)
+
+
+def wait_in(tab: Any, expression: str, timeout: float = 20.0) -> None:
+    """Wait until `expression` holds in `tab`. An evaluation that meets the
+    page leaving (the dashboard's login moving on to it) is tried again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if tab.eval(expression):
+                return
+            seen = str(tab.eval("document.body.innerText"))
+        except Exception as exc:
+            seen = str(exc)
+        assert time.monotonic() < deadline, (expression, seen)
+        time.sleep(0.2)
 
 
 def fresh_daemon(
@@ -648,6 +665,137 @@ def test_a_gift_from_the_popup_shows_what_the_creator_receives_then_gives(
         daemon.stop()
 
 
+def test_a_gift_past_the_browsers_daily_limit_waits_for_the_dashboard(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """Issue 25: a browser cannot empty the wallet. With 3 € a day allowed to
+    browsers, a 2 € gift goes, a 5 € one waits: the popup says so and nothing
+    leaves the balance; the person confirms it on the dashboard (opened
+    signed in from the popup), and only then is it given."""
+    daemon, _data, token = fresh_daemon(person, tmp_path, unlinkable=False)
+    try:
+        assert daemon.admin("PATCH", "/settings", {"browser_gift_limit_cents": 300})[0] == 200
+        visit(person, server, "forum.example.net", "/thread")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        for amount in ("2", "5"):
+            popup.click("#give-open")
+            popup.wait("!document.getElementById('give').hidden")
+            popup.type("#give-amount", amount)
+            popup.click("#give-quote")
+            popup.wait("!document.getElementById('give-confirm').hidden")
+            popup.click("#give-confirm")
+            popup.wait(
+                "['given', 'waiting'].includes(document.getElementById('give-said').dataset.state)"
+            )
+            if amount == "2":
+                assert popup.eval("document.getElementById('give-said').dataset.state") == "given"
+                popup.click("#give-cancel")  # Close
+        assert popup.eval("document.getElementById('give-said').dataset.state") == "waiting"
+        assert popup.text("#give-said") == (
+            "Not given yet: gifts from a browser are limited to 3.00 € a day. Confirm "
+            "this one on the dashboard (the Dashboard link below); nothing leaves your balance "
+            "until you do."
+        )
+        save_shot(person, popup, tmp_path, "popup-gift-waiting.png")
+        status = daemon.request("GET", "/status", token=token)[1]
+        assert (status["given_cents"], status["balance_cents"]) == (200, 1800)
+        # The person scrolls down to the Dashboard link, below the gift, and follows it.
+        popup.eval("document.getElementById('dashboard').scrollIntoView() || true")
+        popup.click("#dashboard")
+        dashboard = person.tab_with(f"http://127.0.0.1:{daemon.port}/dashboard/")
+        confirm = "#transfers tr[data-state='waiting'] button[data-action='confirm']"
+        wait_in(dashboard, f"document.querySelector({confirm!r}) !== null")
+        dashboard.click(confirm)
+        wait = time.monotonic() + 20
+        while [t["state"] for t in daemon.admin("GET", "/transfers")[1]["transfers"]] != [
+            "given",
+            "given",
+        ]:
+            assert time.monotonic() < wait, daemon.admin("GET", "/transfers")
+            time.sleep(0.2)
+        assert daemon.request("GET", "/status", token=token)[1]["given_cents"] == 700
+        given = daemon.admin("GET", "/transfers")[1]["transfers"]
+        assert [(t["cents"], t["state"], t["from_browser"]) for t in given] == [
+            (200, "given", True),
+            (500, "given", True),
+        ]
+        dashboard.close()
+    finally:
+        daemon.stop()
+
+
+def test_a_program_on_the_old_port_receives_nothing(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """Issue 25's attack: while the daemon is stopped, a program listens on
+    127.0.0.1:8737 (and on the port this daemon used). The person browses,
+    flattrs (the flattr waits), opens the popup and the options page, and the
+    outbox's alarm comes round: the program receives nothing, ever."""
+    daemon, _data, _token = fresh_daemon(person, tmp_path)
+    port = daemon.port
+    daemon.stop()
+    received: list[bytes] = []
+    listeners = []
+    for listen_port in sorted({8737, port}):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", listen_port))
+        except OSError:
+            sock.close()
+            continue  # in use by someone else here: the other one still listens
+        sock.listen(16)
+        sock.settimeout(0.2)
+        listeners.append(sock)
+    assert listeners, "no port to listen on"
+    stop = threading.Event()
+
+    def accept(sock: socket.socket) -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    received.append(conn.recv(65536) or b"(a connection)")
+                except OSError:
+                    received.append(b"(a connection)")
+
+    threads = [threading.Thread(target=accept, args=(s,), daemon=True) for s in listeners]
+    for thread in threads:
+        thread.start()
+    try:
+        visit(person, server, "blog.example.org", "/post")
+        popup = person.popup()
+        popup.wait_state("queued")
+        popup.click("#options")
+        options = person.extension_tab("/options.html")
+        wait_in(options, "document.getElementById('result').textContent.includes('not running')")
+        options.close()
+        visit(person, server, "nav.example.org", "/a")
+        popup = person.popup()
+        popup.wait_state("queued")
+        person.leave(popup)
+        # The outbox's alarm (every 30 s) comes round and tries again.
+        due = float(person.worker("chrome.alarms.get('outbox').then((a) => a.scheduledTime)"))
+        while time.time() * 1000 < due + 3000:
+            time.sleep(0.5)
+        assert len(person.worker("MeceneStorage.getOutbox()")) == 2  # kept, not sent anywhere
+        assert received == []
+    finally:
+        stop.set()
+        for sock in listeners:
+            sock.close()
+        for thread in threads:
+            thread.join(5)
+        person.worker("MeceneStorage.clearOutbox().then(() => chrome.alarms.clearAll())")
+
+
 def test_a_gift_from_the_popup_goes_as_tokens_with_the_unlinkable_setting(
     person: Person, server: PageServer, tmp_path: Path
 ) -> None:
@@ -956,20 +1104,12 @@ def test_the_options_page_tests_the_connection_and_the_dashboard_opens_signed_in
         popup.click("#dashboard")
         dashboard = person.tab_with(f"http://127.0.0.1:{port}/dashboard/")
         wait = time.monotonic() + 20
-        signed_in = (
+        wait_in(
+            dashboard,
             "location.pathname === '/dashboard/'"
-            " && document.querySelectorAll('#clicks tbody tr').length === 1"
+            " && document.querySelectorAll('#clicks tbody tr').length === 1",
         )
-        text = ""
-        while True:
-            try:  # the login page moves on to the dashboard: an evaluation may meet it leaving
-                if dashboard.eval(signed_in):
-                    break
-                text = str(dashboard.eval("document.body.innerText"))
-            except Exception as exc:
-                text = str(exc)
-            assert "Signed out" not in text and time.monotonic() < wait, text
-            time.sleep(0.2)
+        assert "Signed out" not in str(dashboard.eval("document.body.innerText"))
         dashboard.close()
     finally:
         daemon.stop()
