@@ -231,7 +231,8 @@ async def give(request: web.Request) -> web.Response:
                 "confirm": True,
                 "limit_cents": limit,
                 "message": f"Gifts from a browser are limited to {euros(limit)} a day: this "
-                "one waits for your confirmation on the dashboard (`mecene open`).",
+                "one waits for your confirmation in the tray menu or on the dashboard "
+                "(`mecene open`).",
             },
             status=202,
         )

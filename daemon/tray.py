@@ -9,7 +9,8 @@ The icon's colour says the state — purple: unlocked; grey: locked; amber:
 subscriptions paused; red: a problem (the hub unreachable, a month refused,
 the daemon gone). The menu: the month's spend against the budget, the
 number of flattrs and the value of each, the balance; each pending pairing
-code with Approve and Deny; pause or resume the subscriptions' automatic
+code with Approve and Deny; each gift a browser asked for past its daily
+limit, with Confirm and Decline; pause or resume the subscriptions' automatic
 clicks; the dashboard; lock; quit (which stops the daemon too).
 
 `TrayModel` is the pure part (what to show for what the API says), tested
@@ -63,7 +64,15 @@ class TrayModel:
     pending: list[dict[str, Any]] = field(default_factory=list)
     hub: dict[str, Any] | None = None
     months: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # gifts past the browsers' limit
     error: str | None = None
+
+    def waiting_gifts(self) -> list[tuple[str, str]]:
+        """(transfer id, its menu entry) of each gift waiting for the person."""
+        return [
+            (t["id"], f"Gift {euros(t['cents'])} to {t['creator']} — from a browser")
+            for t in self.waiting
+        ]
 
     @property
     def state(self) -> str:
@@ -144,6 +153,8 @@ def fetch(client: DaemonClient) -> TrayModel:
         if not model.status.get("locked"):
             model.settings = client.call("GET", "/settings")["settings"]
             model.months = client.call("GET", "/months")["months"]
+            transfers = client.call("GET", "/transfers")["transfers"]
+            model.waiting = [t for t in transfers if t["state"] == "waiting"]
         try:
             model.hub = client.call("GET", "/hub")["hub"]
         except ApiError:
@@ -196,7 +207,19 @@ class Tray:
                     ),
                 )
             )
-        if model.pending:
+        for transfer_id, entry in model.waiting_gifts():
+            items.append(
+                item(
+                    entry,
+                    self.pystray.Menu(
+                        item(
+                            "Confirm", self._action("POST", f"/transfers/{transfer_id}/confirm", {})
+                        ),
+                        item("Decline", self._action("DELETE", f"/transfers/{transfer_id}", None)),
+                    ),
+                )
+            )
+        if model.pending or model.waiting:
             items.append(separator)
         unlocked = model.status is not None and not model.status.get("locked")
         if unlocked:
@@ -219,7 +242,10 @@ class Tray:
         return items
 
     def _action(
-        self, method: str, path: str, body: dict[str, Any] | Callable[[], dict[str, Any]]
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | Callable[[], dict[str, Any]] | None,
     ) -> Callable[..., None]:
         def run(*_args: Any) -> None:
             try:
@@ -248,7 +274,9 @@ class Tray:
 
     def refresh(self) -> None:
         self.model = fetch(self.client)
-        codes = tuple(f"pairing {p['code']}" for p in self.model.pending)
+        codes = tuple(f"pairing {p['code']}" for p in self.model.pending) + tuple(
+            entry for _id, entry in self.model.waiting_gifts()
+        )
         shown = (self.model.state, (*self.model.lines(), *codes))
         if shown != self._shown:
             # What the menu shows, logged when it changes (the tests read it).

@@ -216,6 +216,22 @@ def test_the_tray_docks_and_its_menu_acts_on_the_daemon(
     status = daemon.admin("GET", "/status")[1]
     assert (status["clicks"], status["per_click_cents"]) == (1, 500)
     _wait_for(daemon, lambda line: "1 flattr, 5.00 € each" in line[1], "the flattr")
+    # A gift the browser asks for past its daily limit waits in the menu; Confirm gives it.
+    assert daemon.admin("PATCH", "/settings", {"browser_gift_limit_cents": 100})[0] == 200
+    gift = {"id": str(uuid.uuid4()), "creator": "flattr:a", "cents": 200}
+    status_code, asked = daemon.request("POST", "/transfers", gift, browser_token)
+    assert (status_code, asked["transfer"]["state"]) == (202, "waiting"), asked
+    entry = "Gift 2.00 € to flattr:a — from a browser"
+    _wait_for(daemon, lambda line: entry in line[1], "the waiting gift")
+    _open_menu(x)
+    x.xdotool("key", "Down", "Right", "Return")  # the gift's submenu: Confirm
+    deadline = time.monotonic() + 15
+    while daemon.admin("GET", "/transfers")[1]["transfers"][0]["state"] == "waiting":
+        assert time.monotonic() < deadline, "the menu's Confirm did not confirm"
+        time.sleep(0.2)
+    assert daemon.admin("GET", "/transfers")[1]["transfers"][0]["state"] in ("given", "sending")
+    _wait_for(daemon, lambda line: "Balance 18.00 €" in line[1], "the gift given")
+    time.sleep(1)  # the menu settles (it is rebuilt at each refresh) before it opens again
     # Pause the subscriptions from the menu: the daemon's setting, and the icon's state.
     _open_menu(x)
     x.xdotool("key", "Down", "Return")
