@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -25,10 +26,18 @@ def frame(message: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def read_exactly(stream: Any, n: int) -> bytes:
+def read_exactly(stream: Any, n: int, timeout: float = 30) -> bytes:
+    """`n` bytes from a socket or a pipe; a test fails rather than hangs when
+    nothing comes within `timeout` seconds."""
     out = b""
     while len(out) < n:
-        chunk = stream.recv(n - len(out)) if hasattr(stream, "recv") else stream.read(n - len(out))
+        if not hasattr(stream, "recv"):
+            ready, _, _ = select.select([stream], [], [], timeout)
+            if not ready:
+                raise TimeoutError(f"nothing to read within {timeout} s")
+            chunk = os.read(stream.fileno(), n - len(out))
+        else:
+            chunk = stream.recv(n - len(out))
         if not chunk:
             raise EOFError(f"the stream ended after {len(out)} of {n} bytes")
         out += chunk
