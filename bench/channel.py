@@ -26,8 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright import sync_api  # noqa: E402
 
-from tests.support.channel import Channel, pair_with  # noqa: E402
-from tests.support.daemons import mecene, start  # noqa: E402
+from tests.support.daemons import mecene, pair_extension, start  # noqa: E402
 from tests.support.people import person_in  # noqa: E402
 
 TIMED = (
@@ -52,14 +51,7 @@ def measure(browser: str, work: Path, data: Path, daemon: Any, rounds: int) -> l
     home.mkdir()
     assert mecene(data, "browser", "install", home=home).returncode == 0
     with person_in(browser, sync_api, work / f"profile-{browser}", [], home) as person:
-        key = str(person.worker("MeceneStorage.identityKey()"))
-
-        def approve(code: str) -> None:
-            assert mecene(data, "pair", "approve", code).returncode == 0
-
-        with Channel(daemon.channel_path) as channel:
-            pair_with(channel, key, approve, person.client)
-        person.worker(f"chrome.storage.local.set({{token: '{key}'}}).then(() => true)")
+        pair_extension(person.worker, daemon, person.client)
         person.worker(TIMED.format(rounds=2))  # warm: the worker's code, the daemon's caches
         return list(person.worker(TIMED.format(rounds=rounds)))
 

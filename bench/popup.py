@@ -33,8 +33,7 @@ sys.path.insert(0, str(ROOT))
 from playwright import sync_api  # noqa: E402
 
 from tests.support.browser import PageServer  # noqa: E402
-from tests.support.channel import Channel, pair_with  # noqa: E402
-from tests.support.daemons import mecene, start  # noqa: E402
+from tests.support.daemons import mecene, pair_extension, start  # noqa: E402
 from tests.support.firefox import FirefoxPopup, headed_firefox  # noqa: E402
 from tests.support.people import FirefoxPerson  # noqa: E402
 from tests.support.popup import Cdp, RealPopup, click_into_page, headed_chromium  # noqa: E402
@@ -74,18 +73,6 @@ def wait_reported(worker: Any, url: str) -> None:
         time.sleep(0.02)
 
 
-def pair(worker: Any, daemon: Any, client: str) -> None:
-    """The browser's own key, approved as the person approves it."""
-    key = str(worker("MeceneStorage.identityKey()"))
-
-    def approve(code: str) -> None:
-        assert mecene(daemon.data, "pair", "approve", code).returncode == 0
-
-    with Channel(daemon.channel_path) as channel:
-        pair_with(channel, key, approve, client)
-    worker(f"chrome.storage.local.set({{token: '{key}'}}).then(() => true)")
-
-
 def measure_chromium(
     server: PageServer, daemon: Any, work: Path, n: int
 ) -> tuple[list[float], list[float]]:
@@ -97,7 +84,7 @@ def measure_chromium(
     with headed_chromium(sync_api, profile, home) as (x, ctx, ws_url):
         cdp = Cdp(ws_url)
         sw = ctx.service_workers[0] if ctx.service_workers else ctx.wait_for_event("serviceworker")
-        pair(sw.evaluate, daemon, "Chromium on Linux")
+        pair_extension(sw.evaluate, daemon, "Chromium on Linux")
         tab = ctx.pages[0] if ctx.pages else ctx.new_page()
         for i in range(n):
             url = server.url("blog.example.org", f"/chromium/{i}")
@@ -130,7 +117,7 @@ def measure_firefox(
     assert mecene(daemon.data, "browser", "install", home=home).returncode == 0
     with headed_firefox(work / "profile-firefox", ["blog.example.org"], home=home) as ff:
         person = FirefoxPerson(ff)
-        pair(person.worker, daemon, "Firefox on Linux")
+        pair_extension(person.worker, daemon, "Firefox on Linux")
         for i in range(n):
             url = server.url("blog.example.org", f"/firefox/{i}")
             person.goto(url)

@@ -56,7 +56,7 @@ class ChannelRequest:
     ) -> None:
         self.app = app
         self.method = method
-        self.rel_url = URL(API + path) if "?" not in path else URL(API + path, encoded=False)
+        self.rel_url = URL(API + path)
         self.path = self.rel_url.path
         self.query: MultiDictProxy[str] = self.rel_url.query
         self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())

@@ -20,8 +20,7 @@ import pytest
 
 from mecene import signing
 from tests.support.browser import EXTENSION, HANG, PageServer, Redirect
-from tests.support.channel import Channel, pair_with
-from tests.support.daemons import mecene, start
+from tests.support.daemons import mecene, pair_extension, start
 from tests.support.hubs import Person as HubPerson
 from tests.support.people import Person, person_in
 
@@ -283,16 +282,7 @@ def fresh_daemon(
         "(async () => { MeceneDaemon.disconnect(); await chrome.storage.local.clear();"
         " await chrome.storage.session.clear(); await chrome.alarms.clearAll(); return true; })()"
     )
-    token = None
-    if paired:
-        token = str(person.worker("MeceneStorage.identityKey()"))
-
-        def approve(code: str) -> None:
-            assert mecene(data, "pair", "approve", code).returncode == 0
-
-        with Channel(daemon.channel_path) as channel:
-            pair_with(channel, token, approve, person.client)
-        person.worker(f"chrome.storage.local.set({{token: '{token}'}}).then(() => true)")
+    token = pair_extension(person.worker, daemon, person.client) if paired else None
     return daemon, data, token
 
 

@@ -49,20 +49,17 @@ def read_message(stream: Any) -> dict[str, Any]:
     return dict(json.loads(read_exactly(stream, length)))
 
 
-class Channel:
-    """A connection to a daemon's channel socket, speaking as the host does."""
+class Framed:
+    """One request at a time, as a browser frames it, and its answer."""
 
-    def __init__(self, path: Path, timeout: float = 30) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
-        self._next = 0
+    check_id = False  # whether the answer must carry the request's id
+    _next = 0
 
     def send_raw(self, raw: bytes) -> None:
-        self.sock.sendall(raw)
+        raise NotImplementedError
 
     def receive(self) -> dict[str, Any]:
-        return read_message(self.sock)
+        raise NotImplementedError
 
     def call(
         self, method: str, path: str, body: Any = None, key: str | None = None
@@ -75,8 +72,26 @@ class Channel:
             message["key"] = key
         self.send_raw(frame(message))
         answer = self.receive()
-        assert answer["id"] == self._next, answer
+        if self.check_id:
+            assert answer["id"] == self._next, answer
         return int(answer["status"]), answer["body"]
+
+
+class Channel(Framed):
+    """A connection to a daemon's channel socket, speaking as the host does."""
+
+    check_id = True
+
+    def __init__(self, path: Path, timeout: float = 30) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+
+    def send_raw(self, raw: bytes) -> None:
+        self.sock.sendall(raw)
+
+    def receive(self) -> dict[str, Any]:
+        return read_message(self.sock)
 
     def close(self) -> None:
         self.sock.close()
@@ -109,7 +124,7 @@ def pair_with(channel: Caller, key: str, approve: Any, client: str = "test brows
     return key
 
 
-class Host:
+class Host(Framed):
     """The real native messaging host, started as a browser starts it: by the
     launcher `mecene browser install` wrote, with a browser's arguments."""
 
@@ -122,7 +137,6 @@ class Host:
             env=env or dict(os.environ),
             cwd=str(launcher.parent),
         )
-        self._next = 0
 
     def send_raw(self, raw: bytes) -> None:
         assert self.proc.stdin is not None
@@ -132,19 +146,6 @@ class Host:
     def receive(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
         return read_message(self.proc.stdout)
-
-    def call(
-        self, method: str, path: str, body: Any = None, key: str | None = None
-    ) -> tuple[int, Any]:
-        self._next += 1
-        message: dict[str, Any] = {"id": self._next, "method": method, "path": path}
-        if body is not None:
-            message["body"] = body
-        if key is not None:
-            message["key"] = key
-        self.send_raw(frame(message))
-        answer = self.receive()
-        return int(answer["status"]), answer["body"]
 
     def close_port(self, timeout: float = 10) -> int:
         """What the browser does when the extension's port closes: stdin ends."""

@@ -40,7 +40,7 @@ from hub.http import create_app as create_hub_app
 from mecene import money
 from mecene.time import FrozenClock
 
-from .channel import Channel, pair_over
+from .channel import Channel, pair_over, pair_with
 from .constants import EXTENSION_ORIGIN, HOST, PASSPHRASE, PORT, free_port
 from .hubs import HubClient, ProofSite, running_hub
 from .hubs import Person as HubPerson
@@ -407,6 +407,21 @@ def start(
         time.sleep(0.05)
     daemon.kill()
     raise AssertionError(f"daemon did not start: {daemon.log}")
+
+
+def pair_extension(worker: Callable[[str], Any], daemon: Daemon, client: str) -> str:
+    """Pair the extension's own key (`worker` evaluates in its worker), approved
+    as the person approves it (`mecene pair approve`), not in the popup; the
+    key, which the extension then keeps as its credential."""
+    key = str(worker("MeceneStorage.identityKey()"))
+
+    def approve(code: str) -> None:
+        assert mecene(daemon.data, "pair", "approve", code).returncode == 0
+
+    with Channel(daemon.channel_path) as channel:
+        pair_with(channel, key, approve, client)
+    worker(f"chrome.storage.local.set({{token: '{key}'}}).then(() => true)")
+    return key
 
 
 # == a daemon and a hub together ===========================================================
