@@ -53,6 +53,7 @@
       const call = message && waiting.get(message.id);
       if (!call) return; // an error about a frame we never sent
       waiting.delete(message.id);
+      performance.mark("w:answer");
       clearTimeout(call.timer);
       call.resolve(message);
     });
@@ -79,6 +80,7 @@
       }, TIMEOUT_MS);
       waiting.set(message.id, { resolve, reject, timer, port: via });
       try {
+        performance.mark("w:post");
         via.postMessage(message);
       } catch (e) { // the port closed between two messages: its onDisconnect says why
         waiting.delete(message.id);

@@ -6,6 +6,10 @@
   const tabKey = (tabId) => `tab:${tabId}`;
   const OUTBOX = "outbox:";
   let identityMade = null; // one key, even when two calls ask at once
+  let tokenRead = null; // the stored key's promise, while nothing changes it
+  chrome.storage.onChanged.addListener((changes, area) => {
+    if (area === "local" && "token" in changes) tokenRead = null;
+  });
   globalThis.MeceneStorage = {
     /** What the worker knows of one tab's document: {url, creators, title?, at,
      * flattr?, status?, others?}. Dropped when the tab loads another document. */
@@ -37,18 +41,29 @@
       }
       return identityMade;
     },
-    /** The key, once the person approved this browser (null before). */
-    async getToken() {
-      return (await chrome.storage.local.get("token")).token || null;
+    /** The key, once the person approved this browser (null before). Read
+     * once per worker life and kept in memory (a flattr is on the popup's
+     * path: Firefox's storage.local takes milliseconds), and forgotten when
+     * any of the extension's pages changes it. */
+    getToken() {
+      if (!tokenRead) {
+        tokenRead = chrome.storage.local.get("token").then((s) => s.token || null);
+        tokenRead.catch(() => { tokenRead = null; });
+      }
+      return tokenRead;
     },
     async setToken(token) {
+      tokenRead = null;
       if (token) await chrome.storage.local.set({ token });
       else await chrome.storage.local.remove("token");
+      tokenRead = null;
     },
     /** The person revoked this browser: its key is dropped (pairing again
      * makes a new one) and the popup says it was disconnected until then. */
     async setDisconnected() {
+      tokenRead = null;
       await chrome.storage.local.remove(["token", "identity"]);
+      tokenRead = null;
       await chrome.storage.local.set({ disconnectedAt: Date.now() });
     },
     async getDisconnected() {

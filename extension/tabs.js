@@ -57,9 +57,8 @@
    * never finished loading, one restored from the back/forward cache, a state
    * that outlived its document) and its fresh report awaited. */
   async function tabStateNow(tabId) {
-    const url = await tabUrlNow(tabId);
+    const [url, known] = await Promise.all([tabUrlNow(tabId), MeceneStorage.getTab(tabId)]);
     if (!url) return null;
-    const known = await MeceneStorage.getTab(tabId);
     if (known && known.url === url) return known;
     if (known) await MeceneStorage.dropTab(tabId);
     await injectDetector(tabId);
@@ -74,12 +73,17 @@
   /** One flattr at a time per tab: a pairing that completes while the popup
    * also asks must not flattr twice. */
   const tabLocks = new Map();
+  /** `job(after)` runs once the tab's previous job is over; its answer is
+   * given as soon as it returns, and work it hands to `after(promise)` (the
+   * tab's stored state) still holds the tab until it is done. */
   function oneAtATime(tabId, job) {
     const before = tabLocks.get(tabId) || Promise.resolve();
-    const run = before.catch(() => {}).then(job);
+    const later = [];
+    const answer = before.catch(() => {}).then(() => job((work) => later.push(work)));
+    const run = answer.catch(() => {}).then(() => Promise.allSettled(later));
     tabLocks.set(tabId, run);
     run.finally(() => { if (tabLocks.get(tabId) === run) tabLocks.delete(tabId); }).catch(() => {});
-    return run;
+    return answer;
   }
 
   /** The content script found the page's creators (background.js routes it). */

@@ -26,7 +26,7 @@ const BROWSER = new Set([
   "URL", "URLSearchParams", "setTimeout", "clearTimeout", "Promise", "Date", "Object", "Array",
   "Number", "String", "Boolean", "Set", "Map", "WeakMap", "JSON", "Math", "RegExp", "Symbol",
   "Error", "TypeError", "console", "encodeURIComponent", "decodeURIComponent", "structuredClone",
-  "TextEncoder", "TextDecoder", "Uint8Array", "btoa", "undefined", "NaN", "Infinity",
+  "TextEncoder", "TextDecoder", "Uint8Array", "btoa", "performance", "undefined", "NaN", "Infinity",
 ]);
 const NAMESPACE = /^Mecene[A-Z]\w*$/;
 
