@@ -66,7 +66,8 @@ MARKS = (
 # The worker's own marks (extension/flattr.js, daemon.js), as epoch ms, then cleared.
 WORKER_MARKS = (
     "(() => { const m = {}; for (const e of performance.getEntriesByType('mark'))"
-    " if (e.name.startsWith('w:') && !(e.name in m)) m[e.name] = performance.timeOrigin + e.startTime;"
+    " if (e.name.startsWith('w:') && !(e.name in m))"
+    " m[e.name] = performance.timeOrigin + e.startTime;"
     " performance.clearMarks(); return m; })()"
 )
 marks: dict[str, list[dict[str, float]]] = {"chromium": [], "firefox": []}

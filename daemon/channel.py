@@ -35,6 +35,7 @@ from yarl import URL
 
 from . import frames
 from .browsers.room import Browsers
+from .diskspace import refusal as disk_full
 from .errors import DomainError
 from .files import private_dir
 from .security import ADMIN, BROWSER, CHANNEL, PRINCIPAL_KEY, PUBLIC, access_of, error_response
@@ -147,7 +148,10 @@ class Channel:
             return web.json_response(exc.body(), status=exc.status)
         except web.HTTPException as exc:
             return error_response("http_error", exc.reason, exc.status)
-        except Exception:
+        except Exception as exc:
+            full = disk_full(exc)
+            if full is not None:
+                return web.json_response(full.body(), status=full.status)
             log.exception("internal error on the channel: %s %s", request.method, request.path)
             return error_response("internal", "internal error; see the daemon's log", 500)
         return cast(web.Response, response)

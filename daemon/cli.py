@@ -23,12 +23,14 @@ from typing import Any
 
 from mecene.amounts import euros, parse_euros
 
-from . import autostart, nativehost, nativeinstall
+from . import autostart, backup, nativehost, nativeinstall, practicehub, recovery
 from .client import ApiError, LocalApi
-from .files import DEFAULT_PORT, DataDir, default_data_dir
+from .files import DEFAULT_PORT, AlreadyRunning, DaemonLock, DataDir, default_data_dir
 from .wallet import Settings, Wallet, WalletError
 
 PASSPHRASE_ENV = "MECENE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+NEW_PASSPHRASE_ENV = "MECENE_NEW_PASSPHRASE"  # noqa: S105 - `mecene passwd`
+PHRASE_ENV = "MECENE_RECOVERY_PHRASE"  # `mecene restore`, without a terminal
 
 
 class CliError(Exception):
@@ -85,14 +87,16 @@ class Progress:
             print(f" {outcome}", file=sys.stderr, flush=True)
 
 
-def read_passphrase(twice: bool) -> str:
-    env = os.environ.get(PASSPHRASE_ENV)
+def read_passphrase(
+    twice: bool, env_name: str = PASSPHRASE_ENV, prompt: str = "Wallet passphrase: "
+) -> str:
+    env = os.environ.get(env_name)
     if env is not None:
         return env
     if not sys.stdin.isatty():
-        raise CliError(f"no passphrase: set {PASSPHRASE_ENV} or run from a terminal")
+        raise CliError(f"no passphrase: set {env_name} or run from a terminal")
     try:
-        first = getpass.getpass("Wallet passphrase: ")
+        first = getpass.getpass(prompt)
         if twice and getpass.getpass("Same passphrase again: ") != first:
             raise CliError("the two passphrases differ")
     except EOFError:  # Ctrl-D: the person gave up
@@ -156,7 +160,28 @@ def create_wallet(data_dir: DataDir, args: argparse.Namespace) -> Wallet:
     print(f"  account   {wallet.account}")
     print(f"  budget    {money(settings.budget_cents)} a month, time zone {settings.time_zone}")
     print(f"  paid as   {PAID_AS[settings.unlinkable]}")
+    show_phrase(wallet, first=True)
     return wallet
+
+
+def show_phrase(wallet: Wallet, first: bool) -> None:
+    """The recovery phrase, to a terminal only when it is shown unasked (a
+    service's output goes to a log, and a secret never does)."""
+    if first and not sys.stdout.isatty():
+        print(
+            "\nYour recovery phrase was not shown (no terminal). See it with "
+            "`mecene recovery show` and write it down: it is the only way back to this "
+            "wallet if this computer's disk is lost."
+        )
+        return
+    print("\nRecovery phrase: write these 24 words down, on paper, and keep them safe.")
+    print(recovery.grouped(recovery.phrase_of(wallet.data.seed)))
+    print(
+        "With them, `mecene restore` brings this wallet back on any computer; anyone who "
+        "has them can spend your balance."
+    )
+    if first:
+        print("See them again with `mecene recovery show` (your passphrase is asked).")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -562,6 +587,178 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recovery(args: argparse.Namespace) -> int:
+    data_dir = DataDir(args.data_dir)
+    try:
+        with Progress("Opening the wallet"):
+            wallet = Wallet.open(data_dir.wallet, read_passphrase(twice=False))
+    except WalletError as exc:
+        raise CliError(str(exc)) from None
+    show_phrase(wallet, first=False)
+    return 0
+
+
+def read_phrase() -> str:
+    env = os.environ.get(PHRASE_ENV)
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise CliError(f"no recovery phrase: set {PHRASE_ENV} or run from a terminal")
+    try:
+        return input("Recovery phrase (24 words): ")
+    except EOFError:
+        print(file=sys.stderr)
+        raise CliError("no recovery phrase given") from None
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """One encrypted file of everything local, safe while the daemon runs."""
+    data_dir = DataDir(args.data_dir)
+    target = Path(args.file).expanduser()
+    try:
+        with Progress("Opening the wallet"):
+            wallet = Wallet.open(data_dir.wallet, read_passphrase(twice=False))
+        sizes = backup.take(data_dir, wallet, target)
+    except (WalletError, backup.BackupError) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror}") from None
+    print(f"Backed up {data_dir.root} to {target} ({target.stat().st_size:,} bytes)")
+    for name, size in sizes.items():
+        print(f"  {name:<14} {size:,} bytes")
+    print(
+        "It opens with this wallet's passphrase (as it is now) or its recovery phrase: "
+        f"`mecene restore --from {target}`."
+    )
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """A wallet rebuilt from its recovery phrase, in a data directory with
+    none; or (--from FILE) everything local, from a backup."""
+    data_dir = DataDir(args.data_dir)
+    if args.source is not None:
+        return restore_backup(data_dir, Path(args.source).expanduser(), args.replace)
+    if data_dir.wallet.exists():
+        raise CliError(
+            f"a wallet already exists in {data_dir.root}: restore into another --data-dir, "
+            "or move that wallet away first"
+        )
+    try:
+        seed = recovery.seed_of(read_phrase())
+    except recovery.PhraseError as exc:
+        raise CliError(str(exc)) from None
+    data_dir.create()
+    passphrase = read_passphrase(twice=True, prompt="A new passphrase for this wallet: ")
+    try:
+        with Progress("Deriving the wallet's key from the passphrase (Argon2id, 64 MiB)"):
+            wallet = Wallet.create(data_dir.wallet, passphrase, seed=seed)
+    except WalletError as exc:
+        raise CliError(str(exc)) from None
+    print(f"Restored the wallet in {data_dir.root}")
+    print(f"  account   {wallet.account}")
+    print(
+        "Start it with `mecene run`: your balance, creator account and flattr id come back "
+        "from your hub. With the practice hub on this computer (no --hub), its money lived "
+        "on the lost disk: only a backup brings it back (`mecene restore --from FILE`)."
+    )
+    return 0
+
+
+def restore_backup(data_dir: DataDir, source: Path, replace: bool) -> int:
+    if data_dir.wallet.exists() and not replace:
+        raise CliError(
+            f"a wallet already exists in {data_dir.root}: add --replace to put the backup in "
+            "its place (what it replaces is kept aside), or restore into another --data-dir"
+        )
+    data_dir.create()
+    lock = DaemonLock(data_dir.lock)
+    try:
+        lock.acquire()
+    except AlreadyRunning:
+        raise CliError(
+            f"a daemon is running on {data_dir.root}: stop it first (`mecene lock` is not enough)"
+        ) from None
+    try:
+        phrase = os.environ.get(PHRASE_ENV)
+        with Progress("Checking the backup"):
+            if phrase is not None:
+                seed = recovery.seed_of(phrase)
+                new = read_passphrase(twice=True, prompt="A new passphrase for this wallet: ")
+                opened, aside = backup.restore(source, data_dir, seed=seed, new_passphrase=new)
+            else:
+                opened, aside = backup.restore(
+                    source, data_dir, passphrase=read_passphrase(twice=False)
+                )
+    except (recovery.PhraseError, backup.BackupError, WalletError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        lock.release()
+    print(f"Restored the backup of {opened.created_at} into {data_dir.root}")
+    print(f"  account   {opened.account}")
+    for name in sorted(opened.files):
+        print(f"  {name}")
+    if aside is not None:
+        print(f"What it replaced is kept in {aside}.")
+    if "hub/ledger.json" in opened.files:
+        print(
+            "Its practice hub (simulated money) was made elsewhere: once the original copy "
+            f"is gone for good, make this one the live one with `mecene hub adopt --data-dir "
+            f"{data_dir.root}`."
+        )
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """A new passphrase: through the running daemon, which holds the wallet
+    (its next save would otherwise write the old key back), else in place,
+    with the data directory's lock held so that no daemon starts meanwhile."""
+    data_dir = DataDir(args.data_dir)
+    old = read_passphrase(twice=False, prompt="Current passphrase: ")
+    new = read_passphrase(twice=True, env_name=NEW_PASSPHRASE_ENV, prompt="New passphrase: ")
+    lock = DaemonLock(data_dir.lock)
+    try:
+        lock.acquire()
+    except AlreadyRunning:
+        with Progress("Changing the passphrase (the key derivation takes a moment)"):
+            Daemon(data_dir).call(
+                "POST", "/wallet/passphrase", {"passphrase": old, "new_passphrase": new}
+            )
+        print("Passphrase changed.")
+        return 0
+    try:
+        with Progress("Changing the passphrase (the key derivation takes a moment)"):
+            Wallet.open(data_dir.wallet, old).change_passphrase(new)
+    except WalletError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        lock.release()
+    print("Passphrase changed.")
+    return 0
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    """`mecene hub adopt`: this copy's practice hub becomes the live one."""
+    data_dir = DataDir(args.data_dir)
+    hub_dir = data_dir.root / "hub"
+    if not (hub_dir / "hub.db").exists():
+        raise CliError(f"{data_dir.root} has no practice hub (it runs with --hub URL)")
+    lock = DaemonLock(data_dir.lock)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        raise CliError(str(exc)) from None
+    try:
+        practicehub.adopt(hub_dir)
+    finally:
+        lock.release()
+    print(
+        f"The practice hub in {data_dir.root} is the live one now. Never start another copy "
+        "of this data directory: it would spend the same deposit again."
+    )
+    return 0
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     Daemon(DataDir(args.data_dir)).call("POST", "/wallet/lock", {})
     print("Wallet locked.")
@@ -724,6 +921,52 @@ def parser() -> argparse.ArgumentParser:
     opener.add_argument("--print", dest="print_only", action="store_true", help="only print it")
     opener.set_defaults(func=cmd_open)
 
+    rec = sub.add_parser(
+        "recovery", parents=[common], help="show the recovery phrase (the passphrase is asked)"
+    )
+    rec.add_argument("action", choices=("show",))
+    rec.set_defaults(func=cmd_recovery)
+    restore = sub.add_parser(
+        "restore",
+        parents=[common],
+        help="bring a wallet back: from its recovery phrase, or --from a backup",
+        description=(
+            "Rebuild the wallet from its 24-word recovery phrase ($MECENE_RECOVERY_PHRASE or "
+            "a prompt) with a new passphrase, in a data directory that has no wallet. With "
+            "--from FILE, everything local from a `mecene backup` file, checked whole before "
+            "anything is replaced; it opens with the backed-up wallet's passphrase, or with "
+            "the recovery phrase ($MECENE_RECOVERY_PHRASE) and a new passphrase."
+        ),
+    )
+    restore.add_argument("--from", dest="source", metavar="FILE", help="a `mecene backup` file")
+    restore.add_argument(
+        "--replace", action="store_true", help="replace this data directory's files (kept aside)"
+    )
+    restore.set_defaults(func=cmd_restore)
+    hubp = sub.add_parser(
+        "hub",
+        parents=[common],
+        help="the practice hub: adopt a copied data directory as the live one",
+    )
+    hubp.add_argument("action", choices=("adopt",))
+    hubp.set_defaults(func=cmd_hub)
+    back = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="one encrypted file of everything local (safe while the daemon runs)",
+    )
+    back.add_argument("file", help="where to write it")
+    back.set_defaults(func=cmd_backup)
+    passwd = sub.add_parser(
+        "passwd",
+        parents=[common],
+        help="change the wallet's passphrase",
+        description=(
+            "The current passphrase ($MECENE_PASSPHRASE or a prompt), then the new one "
+            "($MECENE_NEW_PASSPHRASE or a prompt, twice)."
+        ),
+    )
+    passwd.set_defaults(func=cmd_passwd)
     unlock = sub.add_parser("unlock", parents=[common], help="unlock the running daemon's wallet")
     unlock.set_defaults(func=cmd_unlock)
     lock = sub.add_parser("lock", parents=[common], help="lock the running daemon's wallet")

@@ -28,6 +28,7 @@ BadJson = _kind("bad_json", "The body is not JSON.")
 Unauthorized = _kind("unauthorized", "No valid token, session or login link.")
 Revoked = _kind("revoked", "This browser was disconnected by the person: it pairs again.")
 PairedAlready = _kind("paired_already", "This browser's key is paired already.")
+DiskFull = _kind("disk_full", "The disk is full: nothing was written; reads go on.")
 
 
 class HubUnreachable(DomainError):

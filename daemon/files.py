@@ -73,6 +73,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
 
     Temp file in the same directory, fsync, rename over, fsync the directory.
     """
+    sweep_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -91,6 +92,22 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def sweep_temporaries(path: Path) -> None:
+    """Remove the temp files of `path` that a writer killed mid-write left
+    behind (`kill -9`, a power cut): never read, they would pile up."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 : -4]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        except PermissionError:
+            pass  # another user's process: alive
 
 
 class NotPrivate(Exception):

@@ -20,15 +20,16 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.runner import HubSettings, RunningHub, start_hub
+from hub.runner import DatabaseRefused, HubSettings, RunningHub, start_hub
 from mecene.time import Clock, SystemClock, seconds_to_next_month
 
+from . import practicehub
 from .browsers.pairing import hash_token, new_token
 from .files import DaemonLock, DataDir, NotPrivate, has_display, write_atomic
 from .security import HEADER_SECONDS, LINGER_SECONDS, AccessLogger
 from .server import SERVICE, Config, create_app
 from .service import Service
-from .store import Store
+from .store import FileRefused, Store
 from .wallet import Wallet
 
 log = logging.getLogger("mecene")
@@ -132,6 +133,10 @@ def stop_tray(process: subprocess.Popen[bytes]) -> None:
 async def _start_embedded_hub(data_dir: DataDir, clock: Clock, port: int = 0) -> RunningHub:
     hub_dir = data_dir.root / "hub"
     hub_dir.mkdir(mode=0o700, exist_ok=True)
+    try:
+        practicehub.check(hub_dir, data_dir.root)
+    except practicehub.CopiedLedger as exc:
+        raise StartError(str(exc)) from None
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = HubSettings(
         database_url=f"sqlite:///{hub_dir / 'hub.db'}",
@@ -142,6 +147,8 @@ async def _start_embedded_hub(data_dir: DataDir, clock: Clock, port: int = 0) ->
         running = await start_hub(settings, clock)
     except OSError as exc:
         raise StartError(f"cannot start the embedded hub: {exc}") from None
+    except DatabaseRefused as exc:
+        raise StartError(str(exc)) from None
     log.debug("embedded hub on %s (its data in %s)", running.url, hub_dir)
     return running
 
@@ -173,6 +180,9 @@ async def _serve_locked(
     )
     try:
         await runner.setup()
+    except FileRefused as exc:
+        await runner.cleanup()
+        raise StartError(str(exc)) from None
     except (OSError, NotPrivate) as exc:
         await runner.cleanup()
         raise StartError(

@@ -24,6 +24,7 @@ from aiohttp.typedefs import Handler
 from mecene.errors import STATUS, envelope
 from mecene.keys import is_text
 
+from .diskspace import refusal as disk_full
 from .errors import BadJson, DomainError, SlowBody
 
 log = logging.getLogger("mecene.http")
@@ -105,7 +106,10 @@ def _front(app: web.Application) -> list[Check]:
                 415: "unsupported_media_type",
             }.get(exc.status, "http_error")
             return error_response(code, exc.reason, exc.status)
-        except Exception:
+        except Exception as exc:
+            full = disk_full(exc)
+            if full is not None:
+                return web.json_response(full.body(), status=full.status)
             log.exception("internal error on %s %s", request.method, redact_path(request.path))
             return error_response("internal", "internal error; see the daemon's log", 500)
 

@@ -125,7 +125,13 @@ def _link(request: web.Request) -> HubLink:
 async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     store.open()
-    await app[SERVICE].start()
+    try:
+        await app[SERVICE].start()
+    except BaseException:
+        # A start that fails must not leave the commit thread running: the
+        # process would never exit.
+        await store.close()
+        raise
     yield
     await store.close()
 
@@ -382,6 +388,20 @@ async def unlock(request: web.Request) -> web.Response:
         raise Invalid("passphrase must be text")
     await _service(request).unlock(passphrase)
     return web.json_response({"locked": False})
+
+
+@routes.post(f"{API}/wallet/passphrase")
+@access(ADMIN)
+async def change_passphrase(request: web.Request) -> web.Response:
+    """A new passphrase: the current one proves it is the person."""
+    body = validate.obj(await read_json(request), {"passphrase", "new_passphrase"})
+    old, new = body.get("passphrase"), body.get("new_passphrase")
+    for value in (old, new):
+        if not isinstance(value, str) or not 1 <= len(value) <= 1024:
+            raise Invalid("passphrase and new_passphrase must be text")
+    assert isinstance(old, str) and isinstance(new, str)
+    await _service(request).session.change_passphrase(old, new)
+    return web.json_response({"changed": True})
 
 
 @routes.post(f"{API}/wallet/lock")

@@ -74,6 +74,25 @@ class Session:
         self.wallet = None
         log.info("wallet locked")
 
+    async def change_passphrase(self, passphrase: str, new: str) -> None:
+        """A new passphrase for the wallet, checked against the current one
+        (read from the file: the unlocked wallet has only its key). The
+        daemon writes it, so that no later save of its own, with the old
+        key, undoes the change."""
+        if self.wallet is None:
+            raise Locked("the wallet is locked: unlock it first")
+        try:
+            await asyncio.to_thread(Wallet.open, self.wallet_path, passphrase)
+        except WalletWrongPassphrase:
+            raise WrongPassphrase("wrong passphrase") from None
+        except WalletError as exc:
+            raise Invalid(str(exc)) from None
+        try:
+            await asyncio.to_thread(self.wallet.change_passphrase, new)
+        except WalletError as exc:
+            raise Invalid(str(exc)) from None
+        log.info("wallet passphrase changed")
+
     def current_month(self) -> str:
         return month_of(self.clock.now(), self.settings.time_zone)
 

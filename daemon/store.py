@@ -27,12 +27,14 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlite_utils import Database, Migrations
+
+from .diskspace import refusal as disk_full
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -292,6 +294,68 @@ def m007_browser_channel(db: Database) -> None:
     )
 
 
+# Every migration this version knows: the file's format. A file with any other
+# was written by a newer version (its features this one would drop).
+KNOWN_MIGRATIONS = frozenset(m.name for m in migrations.pending(Database(memory=True)))
+
+
+class FileRefused(Exception):
+    """A database the daemon must not use: damaged, or written by a newer
+    version. The message is one line for a person: which file, why, what to do."""
+
+
+def one_line(problems: Iterable[str]) -> list[str]:
+    """SQLite's integrity report, as phrases for one line ("ok" when whole)."""
+    out = []
+    for problem in problems:
+        text = " ".join(str(problem).replace("*** in database main ***", "").split())
+        if text:
+            out.append(text)
+    return out
+
+
+def damaged(path: Path, detail: str) -> str:
+    return (
+        f"{path} is damaged ({detail}); nothing was changed. Restore it from a "
+        "backup (`mecene restore --from FILE`) or from the recovery phrase (`mecene restore`)"
+    )
+
+
+def checked_connection(path: Path) -> sqlite3.Connection:
+    """A connection to the daemon's database once it is known whole and ours
+    to read: SQLite's integrity_check (every page, every index against its table) finds
+    a torn or half-copied file before anything is served from it or written
+    into it; a migration this version does not know means a newer version
+    wrote it."""
+    try:
+        conn = connect(path)
+    except sqlite3.DatabaseError as exc:
+        raise FileRefused(damaged(path, str(exc))) from None
+    try:
+        problems = one_line(row[0] for row in conn.execute("PRAGMA integrity_check(5)"))
+        if problems != ["ok"]:
+            raise FileRefused(damaged(path, "; ".join(problems[:2])))
+        unknown = [
+            m.name
+            for m in migrations.applied(Database(conn, execute_plugins=False))
+            if m.name not in KNOWN_MIGRATIONS
+        ]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise FileRefused(damaged(path, str(exc))) from None
+    except FileRefused:
+        conn.close()
+        raise
+    if unknown:
+        conn.close()
+        raise FileRefused(
+            f"{path} was written by a newer version of Mécène (it has {', '.join(unknown)}); "
+            "this version would misread it: run the newer version, or restore a backup "
+            "this version made"
+        )
+    return conn
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection with the pragmas every connection must have."""
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
@@ -330,12 +394,21 @@ class Store:
         self.jobs = 0  # jobs committed in them
 
     def open(self) -> None:
-        self._db = Database(connect(self.path), execute_plugins=False)
+        """Check the file, bring its schema up to date and start the commit
+        thread. A damaged file, or one a newer version wrote, raises
+        FileRefused (one line) and leaves the file as it was."""
+        conn = checked_connection(self.path)
+        db = Database(conn, execute_plugins=False)
         # A larger page cache for the write connection: with SQLite's 2 MB
         # default, the indexes of a busy month no longer fit and every click
         # reads index pages back through the OS.
-        self._db.execute("PRAGMA cache_size=-32768")
-        migrations.apply(self._db)
+        db.execute("PRAGMA cache_size=-32768")
+        try:
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise FileRefused(damaged(self.path, str(exc))) from None
+        self._db = db
         self._committer = threading.Thread(target=self._commit_loop, name="mecene-commit")
         self._committer.start()
 
@@ -410,7 +483,7 @@ class Store:
                     try:
                         outcomes.append((True, fn(db)))
                     except Exception as exc:  # its one statement was undone by SQLite
-                        outcomes.append((False, exc))
+                        outcomes.append((False, disk_full(exc) or exc))
                     continue
                 # Plain SQL savepoints: sqlite-utils' atomic() draws a random
                 # name from os.urandom for each one.
@@ -419,13 +492,13 @@ class Store:
                     outcomes.append((True, fn(db)))
                 except Exception as exc:  # handed to the job's awaiting coroutine
                     conn.execute("ROLLBACK TO job")
-                    outcomes.append((False, exc))
+                    outcomes.append((False, disk_full(exc) or exc))
                 conn.execute("RELEASE job")
         except Exception as exc:  # the transaction itself failed: nothing is written
             log.error("database write failed: %s", exc)
             if conn.in_transaction:
                 conn.rollback()
-            _settle(batch, [(False, exc)] * len(batch))
+            _settle(batch, [(False, disk_full(exc) or exc)] * len(batch))
             return
         self._inflight = asyncio.get_running_loop().create_future()
         self._inflight.add_done_callback(lambda done: self._committed(done, batch, outcomes))
@@ -455,7 +528,7 @@ class Store:
         exc = done.exception()
         if exc is not None:  # nothing in the batch is durable
             log.error("database commit failed: %s", exc)
-            outcomes = [(False, exc)] * len(batch)
+            outcomes = [(False, disk_full(exc) or exc)] * len(batch)
         else:
             self.batches += 1
             self.jobs += len(batch)

@@ -1,23 +1,37 @@
 """The encrypted wallet: the signing key, the hub account and the settings.
 
 File layout (binary, so that every byte is covered by authentication —
-a text encoding such as base64 has slack bits a tamperer could flip unseen):
+a text encoding such as base64 has slack bits a tamperer could flip unseen),
+format 2:
 
     offset  size  field
-    0       8     magic  b"MECENEW\\x00"
-    8       1     format version (1)
+    0       8     magic  b"MECENEW\x00"
+    8       1     format version (2)
     9       1     KDF id (1 = Argon2id)
     10      4     memory cost, KiB (big-endian)
     14      4     iterations
     18      4     lanes
     22      16    salt
-    38      12    AES-GCM nonce
-    50      …     AES-256-GCM ciphertext of the JSON body, with its 16-byte tag
+    38      16    key check: HMAC-SHA256(key, "mecene wallet key check")[:16]
+    54      12    AES-GCM nonce
+    66      …     AES-256-GCM ciphertext of the JSON body, with its 16-byte tag
 
-The 50-byte header is the associated data, so a changed parameter, salt or
+The 66-byte header is the associated data, so a changed parameter, salt or
 nonce fails authentication like a changed ciphertext. The KDF parameters
 read back are capped before any derivation, so a crafted file cannot make
-unlocking take minutes or exhaust memory.
+unlocking take minutes or exhaust memory. The key check tells a wrong
+passphrase (the check differs) from a damaged file (the check matches, the
+ciphertext does not authenticate): it says nothing an attacker could not
+learn by trying to decrypt. Format 1 (before 0.10) had no key check; it is
+read, and written back as format 2 at once, so that an older version, which
+knows only format 1, refuses the file rather than drop what it does not know.
+
+The body names the features a reader must understand (`needs`): a reader
+refuses a wallet that needs one it does not know, in one line.
+
+The signing key's 32 bytes are the wallet's seed: the recovery phrase is
+their BIP-39 encoding (24 words), and a wallet restored from it is the same
+account.
 """
 
 from __future__ import annotations
@@ -28,11 +42,14 @@ import json
 import os
 import secrets
 import struct
+import threading
 from dataclasses import asdict, dataclass, field, replace
+from hmac import compare_digest as hmac_compare
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -51,10 +68,16 @@ from . import budget
 from .files import write_atomic
 
 MAGIC = b"MECENEW\x00"
-VERSION = 1
+VERSION = 2
 KDF_ARGON2ID = 1
-HEADER = struct.Struct(">8sBBIII16s12s")
-assert HEADER.size == 50
+HEADER = struct.Struct(">8sBBIII16s16s12s")
+assert HEADER.size == 66
+HEADER_V1 = struct.Struct(">8sBBIII16s12s")  # format 1: no key check
+CHECK_LABEL = b"mecene wallet key check"
+# What this version writes and understands in a wallet's body. A future
+# feature a reader must not drop (as an older reader once dropped
+# `unlinkable`) is added here, and older readers refuse the file.
+FEATURES = frozenset({"settings.unlinkable", "settings.browser_gift_limit"})
 
 # RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes (~0.2 s here).
 DEFAULT_MEMORY_KIB = 64 * 1024
@@ -74,7 +97,31 @@ class WalletError(Exception):
 
 class WrongPassphrase(WalletError):
     def __init__(self) -> None:
-        super().__init__("wrong passphrase, or the wallet file was changed (authentication failed)")
+        super().__init__("wrong passphrase")
+
+
+class WalletDamaged(WalletError):
+    """The file is not whole: truncated, or changed after it was written."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(
+            f"the wallet {path} is damaged ({detail}); nothing was changed. Restore it from a "
+            "backup (`mecene restore --from FILE`) or from the recovery phrase (`mecene restore`)"
+        )
+
+
+class WalletTooNew(WalletError):
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(
+            f"the wallet {path} was written by a newer version of Mécène ({what}); this version "
+            "would misread it: run the newer version"
+        )
+
+
+def key_check(key: bytes) -> bytes:
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(CHECK_LABEL)
+    return mac.finalize()[:16]
 
 
 @dataclass(frozen=True)
@@ -202,11 +249,16 @@ class WalletData:
     def sign(self, message: bytes) -> str:
         return b64u(self.signing_key.sign(message))
 
+    @property
+    def seed(self) -> bytes:
+        """The 32 bytes every secret of the wallet comes from (the recovery phrase)."""
+        return self.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
     def body(self) -> bytes:
-        raw_key = self.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         doc = {
-            "v": 1,
-            "signing_key": b64u(raw_key),
+            "v": VERSION,
+            "needs": sorted(FEATURES),
+            "signing_key": b64u(self.seed),
             "created_at": self.created_at,
             "settings": self.settings.to_json(),
             "hub": self.hub,
@@ -214,9 +266,18 @@ class WalletData:
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def from_body(cls, body: bytes) -> WalletData:
+    def from_body(cls, body: bytes, path: Path) -> WalletData:
         try:
             doc = json.loads(body)
+            needs = doc.get("needs", [])
+            if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+                raise ValueError("needs")
+        except (ValueError, TypeError) as exc:
+            raise WalletError(f"the wallet's contents are not valid: {exc}") from None
+        unknown = sorted(set(needs) - FEATURES)
+        if unknown:
+            raise WalletTooNew(path, "it needs " + ", ".join(unknown))
+        try:
             raw_key = unb64u(doc["signing_key"])
             if len(raw_key) != 32:
                 raise ValueError("signing key length")
@@ -237,11 +298,18 @@ class Wallet:
     be saved without asking again; `lock()` forgets both.
     """
 
-    def __init__(self, path: Path, data: WalletData, key: bytes, header: bytes) -> None:
+    def __init__(
+        self, path: Path, data: WalletData, key: bytes, kdf: KdfParams, salt: bytes
+    ) -> None:
         self.path = path
         self.data = data
         self._key = key
-        self._header = header
+        self._kdf = kdf
+        self._salt = salt
+        self._header = _header(kdf, salt, key)
+        # One write at a time: a save with the old key after a change of
+        # passphrase (another thread) would bring the old passphrase back.
+        self._writing = threading.Lock()
 
     @property
     def settings(self) -> Settings:
@@ -263,10 +331,24 @@ class Wallet:
         return new
 
     def save(self) -> None:
-        magic, version, kdf_id, m, t, p, salt, _old_nonce = HEADER.unpack(self._header)
-        header = HEADER.pack(magic, version, kdf_id, m, t, p, salt, secrets.token_bytes(12))
-        _write(self.path, header, self._key, self.data.body())
-        self._header = header
+        """Write the wallet back (a new nonce; the same passphrase), atomically."""
+        with self._writing:
+            header = _header(self._kdf, self._salt, self._key)
+            _write(self.path, header, self._key, self.data.body())
+            self._header = header
+
+    def change_passphrase(self, new: str, kdf: KdfParams | None = None) -> None:
+        """A new passphrase (a new salt and key), written atomically: a crash at
+        any moment leaves the old file or the new one, never neither."""
+        _check_passphrase(new)
+        kdf = kdf or self._kdf
+        kdf.check()
+        salt = secrets.token_bytes(16)
+        key = kdf.derive(new, salt)
+        with self._writing:
+            header = _header(kdf, salt, key)
+            _write(self.path, header, key, self.data.body())
+            self._key, self._header, self._salt, self._kdf = key, header, salt, kdf
 
     @classmethod
     def create(
@@ -276,32 +358,27 @@ class Wallet:
         settings: Settings | None = None,
         kdf: KdfParams = KdfParams(),
         now: dt.datetime | None = None,
+        seed: bytes | None = None,
     ) -> Wallet:
+        """A new wallet; from `seed` (a recovery phrase's), the same account again."""
         if path.exists():
             raise WalletError(f"a wallet already exists at {path}")
-        if len(passphrase) < MIN_PASSPHRASE_LENGTH:
-            raise WalletError(
-                f"the passphrase must have at least {MIN_PASSPHRASE_LENGTH} characters"
-            )
+        _check_passphrase(passphrase)
         settings = settings or Settings.defaults()
         settings.check()
         kdf.check()
         salt = secrets.token_bytes(16)
-        header = HEADER.pack(
-            MAGIC,
-            VERSION,
-            KDF_ARGON2ID,
-            kdf.memory_kib,
-            kdf.iterations,
-            kdf.lanes,
-            salt,
-            secrets.token_bytes(12),
-        )
         key = kdf.derive(passphrase, salt)
         created = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        data = WalletData(Ed25519PrivateKey.generate(), settings, created)
-        _write(path, header, key, data.body())
-        return cls(path, data, key, header)
+        signing_key = (
+            Ed25519PrivateKey.generate()
+            if seed is None
+            else Ed25519PrivateKey.from_private_bytes(seed)
+        )
+        data = WalletData(signing_key, settings, created)
+        wallet = cls(path, data, key, kdf, salt)
+        _write(path, wallet._header, key, data.body())
+        return wallet
 
     @classmethod
     def open(cls, path: Path, passphrase: str) -> Wallet:
@@ -314,24 +391,68 @@ class Wallet:
             raise WalletError(f"cannot read the wallet {path}: {exc.strerror}") from None
         if len(blob) > MAX_FILE_BYTES:
             raise WalletError("the wallet file is too large to be a wallet")
-        if len(blob) < HEADER.size + 16:
-            raise WalletError("the wallet file is truncated")
-        header = blob[: HEADER.size]
-        magic, version, kdf_id, m, t, p, salt, nonce = HEADER.unpack(header)
-        if magic != MAGIC:
-            raise WalletError("this is not a Mécène wallet file")
-        if version != VERSION:
+        wallet = cls.from_bytes(blob, path, passphrase)
+        if blob[len(MAGIC)] != VERSION:
+            wallet.save()  # format 2 from now on: older versions refuse it
+        return wallet
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, path: Path, passphrase: str) -> Wallet:
+        """The wallet these bytes hold (a file's, a backup's), to be written at
+        `path`; nothing is written."""
+        if len(blob) < len(MAGIC) + 1:
+            raise WalletDamaged(path, f"only {len(blob)} bytes")
+        if blob[: len(MAGIC)] != MAGIC:
+            raise WalletError(f"{path} is not a Mécène wallet file")
+        version = blob[len(MAGIC)]
+        if version > VERSION:
+            raise WalletTooNew(path, f"format {version}")
+        if version not in (1, VERSION):
             raise WalletError(f"unsupported wallet format version {version}")
+        layout = HEADER if version == VERSION else HEADER_V1
+        if len(blob) < layout.size + 16:
+            raise WalletDamaged(path, f"truncated to {len(blob)} bytes")
+        header = blob[: layout.size]
+        if version == VERSION:
+            _magic, _v, kdf_id, m, t, p, salt, check, nonce = HEADER.unpack(header)
+        else:
+            _magic, _v, kdf_id, m, t, p, salt, nonce = HEADER_V1.unpack(header)
+            check = None
         if kdf_id != KDF_ARGON2ID:
             raise WalletError(f"unsupported key derivation id {kdf_id}")
         params = KdfParams(memory_kib=m, iterations=t, lanes=p)
         params.check()
         key = params.derive(passphrase, salt)
+        if check is not None and not hmac_compare(key_check(key), check):
+            raise WrongPassphrase()
         try:
-            body = AESGCM(key).decrypt(nonce, blob[HEADER.size :], header)
+            body = AESGCM(key).decrypt(nonce, blob[layout.size :], header)
         except InvalidTag:
-            raise WrongPassphrase() from None
-        return cls(path, WalletData.from_body(body), key, header)
+            if check is None:  # format 1 cannot tell the two apart
+                raise WalletError(
+                    "wrong passphrase, or the wallet file was changed (authentication failed)"
+                ) from None
+            raise WalletDamaged(path, "its contents do not authenticate") from None
+        return cls(path, WalletData.from_body(body, path), key, params, salt)
+
+
+def _check_passphrase(passphrase: str) -> None:
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise WalletError(f"the passphrase must have at least {MIN_PASSPHRASE_LENGTH} characters")
+
+
+def _header(kdf: KdfParams, salt: bytes, key: bytes) -> bytes:
+    return HEADER.pack(
+        MAGIC,
+        VERSION,
+        KDF_ARGON2ID,
+        kdf.memory_kib,
+        kdf.iterations,
+        kdf.lanes,
+        salt,
+        key_check(key),
+        secrets.token_bytes(12),
+    )
 
 
 def _write(path: Path, header: bytes, key: bytes, body: bytes) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from mecene.amounts import euros
 from mecene.time import MONTH_RE
 
-from .db import DatabaseUrlError, migrate, open_database, revision
+from .db import DatabaseRefused, DatabaseUrlError, migrate, open_database, revision
 from .runner import HubSettings, close_hub, default_data_dir, open_hub, start_hub
 from .service import HubConfig
 
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(args))
         return asyncio.run(_operate(args))
-    except (DatabaseUrlError, NoHub, ValueError, OSError) as exc:
+    except (DatabaseUrlError, DatabaseRefused, NoHub, ValueError, OSError) as exc:
         print(f"mecene-hub: {exc}", file=sys.stderr)
         return 1
 

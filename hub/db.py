@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -29,6 +29,11 @@ _MIGRATION_LOCK = 0x6D656365  # "mece": the advisory lock id on PostgreSQL
 
 class DatabaseUrlError(ValueError):
     pass
+
+
+class DatabaseRefused(Exception):
+    """The hub's database is damaged, or a newer version wrote it: one line
+    saying which and what to do. Nothing was changed in it."""
 
 
 def async_url(url: str) -> str:
@@ -106,8 +111,37 @@ def _upgrade(conn: Connection, target: str = "head") -> None:
         # Several hub processes may start together: one migrates, the others wait.
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
     from alembic import command  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+    from alembic.util.exc import CommandError  # noqa: PLC0415
 
-    command.upgrade(_alembic_config(conn), target)
+    where = conn.engine.url.render_as_string(hide_password=True)
+    if conn.dialect.name == "sqlite":
+        # The embedded hub's file: a torn or half-copied one is refused before
+        # anything is served from it or written into it.
+        try:
+            problems = [
+                phrase
+                for row in conn.exec_driver_sql("PRAGMA integrity_check(5)")
+                if (phrase := " ".join(str(row[0]).replace("*** in database main ***", "").split()))
+            ]
+        except exc.DatabaseError as error:  # "file is not a database" and kin
+            problems = [str(error.orig)]
+        if problems != ["ok"]:
+            raise DatabaseRefused(
+                f"the hub's database {where} is damaged ({'; '.join(problems[:2])}); nothing was "
+                "changed. Restore it from a backup (`mecene restore --from FILE`)"
+            )
+    cfg = _alembic_config(conn)
+    current = _current(conn)
+    if current is not None:
+        try:
+            ScriptDirectory.from_config(cfg).get_revision(current)
+        except CommandError:
+            raise DatabaseRefused(
+                f"the hub's database {where} was written by a newer version (schema {current}); "
+                "this version would misread it: run the newer version"
+            ) from None
+    command.upgrade(cfg, target)
 
 
 def _current(conn: Connection) -> str | None:
@@ -118,8 +152,18 @@ def _current(conn: Connection) -> str | None:
 
 async def migrate(engine: AsyncEngine, target: str = "head") -> None:
     """Apply every migration not yet applied (up to `target`), in one transaction."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, target)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, target)
+    except exc.DatabaseError as error:
+        # SQLite says so on the first statement (the connection's pragmas).
+        if engine.dialect.name != "sqlite":
+            raise
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseRefused(
+            f"the hub's database {where} is damaged ({error.orig}); nothing was changed. "
+            "Restore it from a backup (`mecene restore --from FILE`)"
+        ) from None
 
 
 async def revision(engine: AsyncEngine) -> str | None:

@@ -23,6 +23,7 @@ from mecene.amounts import euros
 from mecene.encoding import b64u, unb64u
 from mecene.time import Clock, SystemClock
 
+from .db import DatabaseRefused as DatabaseRefused  # the embedded hub says why it refused
 from .db import migrate, open_database
 from .http import HEADER_SECONDS, LINGER_SECONDS, create_app
 from .proofs import ProofFetcher

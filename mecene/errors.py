@@ -57,6 +57,7 @@ STATUS = {
     "not_claimable": 422,
     "locked": 423,
     "internal": 500,
+    "disk_full": 507,  # nothing was written; reads go on
     "hub_refused": 502,  # the daemon's hub answered no; its code is in `hub_error`
     "hub_unreachable": 503,
     # the browsers' channel (daemon/frames.py, daemon/nativehost.py)

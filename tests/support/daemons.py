@@ -235,9 +235,12 @@ def mecene(
     passphrase: str | None = PASSPHRASE,
     timeout: float = 60,
     home: Path | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`mecene ARGS --data-dir DATA`; `home`: with that HOME (`browser install`)."""
+    """`mecene ARGS --data-dir DATA`; `home`: with that HOME (`browser install`);
+    `env_extra`: more of the environment (`MECENE_RECOVERY_PHRASE`…)."""
     env = {k: v for k, v in os.environ.items() if k != "MECENE_PASSPHRASE"}
+    env.update(env_extra or {})
     if home is not None:
         env["HOME"] = str(home)
         env.pop("XDG_CONFIG_HOME", None)
@@ -369,13 +372,14 @@ def start(
     deposit_cents: int = 0,
     args: Sequence[str] = (),
     prefix: Sequence[str] = (),
+    passphrase: str = PASSPHRASE,
 ) -> Daemon:
     """A real `mecene run` on `data`, with its embedded hub unless `args` has
     `--hub`; `deposit_cents` puts that much on the account first (a budget is
     only spent from a balance); `prefix` runs it under another command
     (`faketime`)."""
     port = port or free_port()
-    env = {**os.environ, "MECENE_PASSPHRASE": PASSPHRASE}
+    env = {**os.environ, "MECENE_PASSPHRASE": passphrase}
     # The log goes to a file beside the data directory: a pipe nobody reads
     # would fill up and block the daemon.
     log_path = data.parent / f"daemon-{port}.log"

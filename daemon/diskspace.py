@@ -1,0 +1,22 @@
+"""A write that failed for want of space becomes a refusal a person can act
+on (507 `disk_full`), wherever it happened: SQLite's SQLITE_FULL, or
+ENOSPC/EDQUOT from a file write (the wallet, a backup). Reads go on."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+
+from .errors import DiskFull, DomainError
+
+MESSAGE = "the disk is full: nothing was written. Free some space; Mécène goes on by itself"
+
+
+def refusal(exc: BaseException) -> DomainError | None:
+    """DiskFull for a write that failed for want of space, else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code == sqlite3.SQLITE_FULL:
+        return DiskFull(MESSAGE)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(MESSAGE)
+    return None

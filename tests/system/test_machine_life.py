@@ -1,0 +1,656 @@
+"""A machine's life, with real processes and real files (issue 26): damaged
+and half-copied files, files from another version, a full disk, a new
+passphrase under `kill -9`, and a wallet brought back from its recovery
+phrase on a new machine.
+
+Every refusal at start is one line on stderr (no traceback), the process
+ends (no hang), and the refused file is left exactly as it was."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon import backup, recovery
+from daemon.files import DataDir
+from daemon.wallet import TEST_KDF, Wallet
+from tests.support.channel import Channel
+from tests.support.constants import PASSPHRASE
+from tests.support.daemons import Daemon, free_port, mecene, start
+from tests.support.hubs import HubProcess, wait_for
+
+
+def refused_start(data: Path) -> str:
+    """`mecene run` on `data`, which must refuse: its one line."""
+    port = free_port()
+    done = mecene(data, "run", "--no-tray", "--port", str(port), timeout=60)
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("mecene: ")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def flattr(daemon: Daemon, key: str, i: int, channel: Channel | None = None) -> int:
+    body = {
+        "id": str(uuid.uuid4()),
+        "url": f"https://blog.example.org/post/{i}",
+        "creator": f"domain:creator{i % 17}.example",
+        "weight": 1,
+    }
+    if channel is not None:
+        return channel.call("POST", "/clicks", body, key)[0]
+    return daemon.request("POST", "/clicks", body, key)[0]
+
+
+@pytest.fixture
+def used(tmp_path: Path) -> Any:
+    """A data directory a daemon has used: a wallet, 60 flattrs, a deposit."""
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "5", "--time-zone", "UTC").returncode == 0
+    daemon = start(data, deposit_cents=2000)
+    try:
+        key = daemon.pair()
+        with Channel(daemon.channel_path) as channel:
+            for i in range(60):
+                assert flattr(daemon, key, i, channel) == 201
+    finally:
+        daemon.stop()
+    return data
+
+
+# -- damaged files ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["a page overwritten", "cut in half", "not a database"])
+def test_a_damaged_daemon_database_stops_the_daemon_with_one_line(used: Path, damage: str) -> None:
+    db = DataDir(used).database
+    blob = bytearray(db.read_bytes())
+    assert len(blob) >= 4 * 4096, len(blob)
+    if damage == "a page overwritten":
+        blob[2 * 4096 : 3 * 4096] = random.Random(1).randbytes(4096)
+    elif damage == "cut in half":
+        blob = blob[: len(blob) // 2]
+    else:
+        blob = bytearray(b"this is a letter, not a database\n" * 200)
+    db.write_bytes(bytes(blob))
+    before = digest(db)
+    line = refused_start(used)
+    assert str(db) in line and "is damaged" in line and "mecene restore" in line, line
+    assert digest(db) == before  # nothing was written into it
+
+
+def test_a_damaged_embedded_hub_stops_the_daemon_with_one_line(used: Path) -> None:
+    hub_db = used / "hub" / "hub.db"
+    blob = bytearray(hub_db.read_bytes())
+    blob[len(blob) // 2 :] = bytes(len(blob) - len(blob) // 2)  # zeroed from the middle on
+    hub_db.write_bytes(bytes(blob))
+    line = refused_start(used)
+    assert "hub's database" in line and "is damaged" in line, line
+
+
+def test_a_truncated_wallet_is_damaged_not_a_wrong_passphrase(used: Path) -> None:
+    wallet = DataDir(used).wallet
+    wallet.write_bytes(wallet.read_bytes()[: wallet.stat().st_size // 2])
+    line = refused_start(used)
+    assert "is damaged" in line and "passphrase" not in line, line
+
+
+# -- a backup tool copying a running daemon, file by file --------------------------------
+
+
+def whole(directory: Path) -> bool:
+    """Whether SQLite finds both databases of a copied data directory whole
+    (on a scratch copy: opening one may apply its WAL)."""
+    scratch = directory.parent / f"{directory.name}-scratch"
+    shutil.copytree(directory, scratch)
+    try:
+        for db in (scratch / "daemon.sqlite", scratch / "hub" / "hub.db"):
+            try:
+                conn = sqlite3.connect(db)
+                try:
+                    if conn.execute("PRAGMA integrity_check").fetchall() != [("ok",)]:
+                        return False
+                finally:
+                    conn.close()
+            except sqlite3.DatabaseError:
+                return False
+        return True
+    finally:
+        shutil.rmtree(scratch)
+
+
+def copy_file_by_file(data: Path, into: Path) -> None:
+    """As rsync or a backup tool does: one file after another, while they change."""
+    for path in sorted(data.rglob("*")):
+        if path.is_file() and path.name not in (
+            "channel.sock",
+            "daemon.lock",
+            "admin.token",
+            "daemon.json",
+        ):
+            target = into / path.relative_to(data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError), path.open("rb") as src:
+                with target.open("wb") as out:
+                    # In pieces, as a backup tool reads a busy disk: the
+                    # daemon goes on writing (and checkpointing) meanwhile.
+                    while piece := src.read(32768):
+                        out.write(piece)
+                        time.sleep(0.002)
+
+
+def test_file_copies_of_a_running_daemon_are_used_only_when_whole(used: Path) -> None:
+    """During a flood of flattrs, the data directory is copied file by file
+    several times. SQLite itself (on a scratch copy) says which copies are
+    whole; the daemon must start on exactly those, and refuse every other
+    one in one line, naming the damaged file."""
+    daemon = start(used)
+    copies: list[Path] = []
+    stop = threading.Event()
+    try:
+        key = daemon.pair()
+
+        def flood() -> None:
+            with Channel(daemon.channel_path) as channel:
+                i = 1000
+                while not stop.is_set():
+                    flattr(daemon, key, i, channel)
+                    i += 1
+
+        threads = [threading.Thread(target=flood) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            for n in range(6):
+                copy = used.parent / f"copy-{n}"
+                copy_file_by_file(used, copy)
+                copies.append(copy)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+    finally:
+        daemon.stop()
+    outcomes = []
+    for copy in copies:
+        expected = whole(copy)
+        # Each copy lives in another folder: its practice hub waits to be adopted.
+        assert "is a copy" in refused_start(copy)
+        assert mecene(copy, "hub", "adopt").returncode == 0
+        if expected:
+            running = start(copy)
+            try:
+                assert running.admin("GET", "/clicks")[0] == 200
+            finally:
+                running.stop()
+        else:
+            line = refused_start(copy)
+            assert "is damaged" in line, line
+        outcomes.append(expected)
+    print("copies whole:", outcomes)
+
+
+def test_a_copy_torn_by_a_checkpoint_is_refused_at_start(used: Path) -> None:
+    """What a backup tool does to a running daemon, made certain: the first
+    half of `daemon.sqlite` is read, SQLite checkpoints its WAL into the file
+    and empties it (another process may, as the daemon does itself), then the
+    rest is read. (A checkpoint that leaves the WAL in place is harmless: the
+    copied WAL brings the first half up to date.)
+    The copy mixes two states of the file: the daemon refuses it in one line."""
+    daemon = start(used)
+    torn = used.parent / "torn"
+    try:
+        key = daemon.pair()
+        with Channel(daemon.channel_path) as channel:
+            for i in range(1000, 1400):  # pages in the WAL, not yet in the file
+                assert flattr(daemon, key, i, channel) == 201
+        db = DataDir(used).database
+        torn.mkdir()
+        shutil.copytree(used / "hub", torn / "hub")
+        shutil.copyfile(DataDir(used).wallet, DataDir(torn).wallet)
+        size = db.stat().st_size
+        with db.open("rb") as src, (torn / db.name).open("wb") as out:
+            out.write(src.read(size // 2))
+            conn = sqlite3.connect(db)
+            try:
+                (busy, _log, _done) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                assert busy == 0
+            finally:
+                conn.close()
+            src.seek(size // 2)
+            out.write(src.read())
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(f"{db}{suffix}", torn / f"{db.name}{suffix}")
+    finally:
+        daemon.stop()
+    assert not whole(torn)  # SQLite itself says so
+    # Made in another folder, the copy's practice hub waits to be adopted first.
+    assert mecene(torn, "hub", "adopt").returncode == 0
+    line = refused_start(torn)
+    assert "daemon.sqlite is damaged" in line, line
+
+
+# -- another version's files ---------------------------------------------------------------
+
+
+def test_files_from_a_newer_version_are_refused_in_one_line(used: Path) -> None:
+    db = DataDir(used).database
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES ('mecene-daemon', 'm099_devices', '2027-06-01 00:00:00')"
+        )
+    conn.close()
+    line = refused_start(used)
+    assert "newer version" in line and "m099_devices" in line and str(db) in line, line
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm099_devices'")
+    conn.close()
+
+    hub_db = used / "hub" / "hub.db"
+    conn = sqlite3.connect(hub_db)
+    with conn:
+        (was,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        conn.execute("UPDATE alembic_version SET version_num = '0099_future'")
+    conn.close()
+    line = refused_start(used)
+    assert "hub's database" in line and "newer version" in line and "0099_future" in line, line
+    conn = sqlite3.connect(hub_db)
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", [was])
+    conn.close()
+
+    wallet = DataDir(used).wallet
+    blob = bytearray(wallet.read_bytes())
+    blob[8] = 7
+    wallet.write_bytes(bytes(blob))
+    line = refused_start(used)
+    assert "newer version" in line and "format 7" in line, line
+
+
+# -- a full disk ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A real file system of 24 MiB (tmpfs), mounted for the test; it needs
+    root, which the project's test machines have."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with filler.open("wb") as f:
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+    return filler
+
+
+def test_a_full_disk_refuses_writes_with_507_and_keeps_reading(small_disk: Path) -> None:
+    data = small_disk / "mecene"
+    assert mecene(data, "init", "--budget", "5", "--time-zone", "UTC").returncode == 0
+    daemon = start(data, deposit_cents=2000)
+    try:
+        key = daemon.pair()
+        for i in range(5):
+            assert flattr(daemon, key, i) == 201
+        filler = fill(small_disk)
+        refused = []
+        for i in range(5, 40):  # until SQLite's own free pages are used up too
+            status = flattr(daemon, key, i)
+            if status != 201:
+                refused.append(status)
+        assert refused and set(refused) == {507}, refused
+        body = {
+            "id": str(uuid.uuid4()),
+            "url": "https://blog.example.org/x",
+            "creator": "domain:x.example",
+            "weight": 1,
+        }
+        status, out = daemon.request("POST", "/clicks", body, key)
+        assert (status, out["error"]) == (507, "disk_full") and "disk is full" in out["message"]
+        # Reads keep working: the month, the clicks, the dashboard's status.
+        for path in ("/status", "/clicks", "/months"):
+            status, _ = daemon.admin("GET", path)
+            assert status == 200, path
+        assert daemon.request("GET", "/status", token=key)[0] == 200
+        status, out = daemon.admin("PATCH", "/settings", {"budget_cents": 700})
+        assert (status, out.get("error")) == (507, "disk_full"), out
+        filler.unlink()
+        assert daemon.request("POST", "/clicks", body, key)[0] == 201
+        clicks = daemon.admin("GET", "/clicks")[1]["clicks"]
+        urls = {c["url"] for c in clicks}
+        assert "https://blog.example.org/x" in urls
+        assert {f"https://blog.example.org/post/{i}" for i in range(5)} <= urls
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.log
+
+
+# -- a new passphrase, killed at any moment ------------------------------------------------
+
+CHANGER = """
+import sys
+from daemon.wallet import Wallet, TEST_KDF
+path, old, new = sys.argv[1:]
+wallet = Wallet.open(__import__("pathlib").Path(path), old)
+while True:
+    wallet.change_passphrase(new, kdf=TEST_KDF)
+    wallet.change_passphrase(old, kdf=TEST_KDF)
+"""
+
+
+def test_a_passphrase_change_killed_at_any_moment_leaves_one_that_works(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "mecene")
+    data.create()
+    first = Wallet.create(data.wallet, PASSPHRASE, kdf=TEST_KDF)
+    rng = random.Random(26)
+    for _ in range(25):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHANGER, str(data.wallet), PASSPHRASE, "the new passphrase"],
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        time.sleep(rng.uniform(0.05, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        opened = []
+        for passphrase in (PASSPHRASE, "the new passphrase"):
+            with contextlib.suppress(Exception):
+                opened.append(Wallet.open(data.wallet, passphrase).account)
+        assert opened == [first.account], opened  # exactly one of the two opens it
+    leftovers = [p.name for p in data.root.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) <= 1  # a temp file the kill left is never read
+
+
+def test_mecene_passwd_goes_through_the_running_daemon(used: Path) -> None:
+    """The daemon holds the wallet: the change is made by it, so a later
+    save of its own (a new budget) keeps the new passphrase."""
+    daemon = start(used)
+    try:
+        env_new = {"MECENE_NEW_PASSPHRASE": "a new passphrase for it"}
+        done = mecene(used, "passwd", env_extra=env_new)
+        assert done.returncode == 0, done.stderr
+        assert daemon.admin("PATCH", "/settings", {"budget_cents": 800})[0] == 200
+        wrong = mecene(used, "passwd", passphrase="not it at all", env_extra=env_new)
+        assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr
+    finally:
+        daemon.stop()
+    wallet = Wallet.open(DataDir(used).wallet, "a new passphrase for it")
+    assert wallet.settings.budget_cents == 800
+    line = refused_start(used)  # the old passphrase no longer opens it
+    assert "wrong passphrase" in line, line
+
+
+# -- a dead disk: the recovery phrase --------------------------------------------------------
+
+
+def test_the_recovery_phrase_brings_the_account_back_on_a_new_machine(tmp_path: Path) -> None:
+    """A wallet at a real hub, with a balance and a creator account; its disk
+    is lost. On a new data directory, `mecene restore` with the phrase shown
+    by `mecene recovery show` is the same account: the balance is back."""
+    hub = HubProcess(tmp_path / "hub", free_port(), []).start()
+    try:
+        old = tmp_path / "old"
+        init = mecene(old, "init", "--budget", "5", "--time-zone", "UTC")
+        assert init.returncode == 0 and "recovery show" in init.stdout  # not shown: no terminal
+        daemon = start(old, args=["--hub", hub.url], deposit_cents=1500)
+        try:
+            status, me = daemon.admin("GET", "/status")
+            assert status == 200
+            assert me["balance_cents"] == 1500
+        finally:
+            daemon.stop()
+        shown = mecene(old, "recovery", "show")
+        assert shown.returncode == 0, shown.stderr
+        # As the person copies it: the numbered words.
+        phrase = " ".join(re.findall(r"\b\d+\. ([a-z]+)", shown.stdout))
+        assert recovery.seed_of(phrase) == Wallet.open(DataDir(old).wallet, PASSPHRASE).data.seed
+        shutil.rmtree(old)  # the dead disk
+
+        new = tmp_path / "new"
+        short = " ".join(phrase.split()[:-1])
+        bad = mecene(new, "restore", env_extra={"MECENE_RECOVERY_PHRASE": short})
+        assert bad.returncode == 1 and "24 words" in bad.stderr and not DataDir(new).wallet.exists()
+        done = mecene(
+            new,
+            "restore",
+            passphrase="another passphrase",
+            env_extra={"MECENE_RECOVERY_PHRASE": phrase.upper()},
+        )
+        assert done.returncode == 0, done.stderr
+        restored = Wallet.open(DataDir(new).wallet, "another passphrase")
+        assert restored.account in done.stdout
+        daemon = start(new, args=["--hub", hub.url], passphrase="another passphrase")
+        try:
+            # The balance is the hub's: it comes with the daemon's first call there.
+            wait_for(
+                lambda: daemon.admin("GET", "/status")[1]["balance_cents"] == 1500,
+                "the balance back from the hub",
+            )
+        finally:
+            daemon.stop()
+    finally:
+        hub.stop()
+
+
+# -- backups that restore ----------------------------------------------------------------------
+
+
+def test_mecene_backup_taken_during_a_flood_restores_intact_20_times(used: Path) -> None:
+    """`mecene backup` while three browsers' worth of flattrs pour in: each
+    of 20 backups opens, every database in it is whole, and it holds every
+    flattr acknowledged before it began. One is restored with `mecene
+    restore --from` and a daemon runs on it."""
+    daemon = start(used)
+    stop = threading.Event()
+    acknowledged: list[str] = []
+    taken: list[tuple[Path, int]] = []
+    try:
+        key = daemon.pair()
+
+        def flood(n: int) -> None:
+            with Channel(daemon.channel_path) as channel:
+                i = 10_000 * (n + 1)
+                while not stop.is_set():
+                    url = f"https://blog.example.org/flood/{i}"
+                    body = {
+                        "id": str(uuid.uuid4()),
+                        "url": url,
+                        "creator": "domain:a.example",
+                        "weight": 1,
+                    }
+                    if channel.call("POST", "/clicks", body, key)[0] == 201:
+                        acknowledged.append(url)
+                    i += 1
+
+        threads = [threading.Thread(target=flood, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            for n in range(20):
+                before = len(acknowledged)
+                target = used.parent / f"backup-{n}.mecene-backup"
+                done = mecene(used, "backup", str(target))
+                assert done.returncode == 0, done.stderr
+                taken.append((target, before))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        balance = daemon.admin("GET", "/status")[1]["balance_cents"]
+    finally:
+        daemon.stop()
+    assert len(acknowledged) > taken[-1][1] > taken[0][1]  # flattrs came in all along
+    for n, (target, before) in enumerate(taken):
+        opened = backup.open_backup(target, passphrase=PASSPHRASE)
+        scratch = used.parent / f"check-{n}"
+        scratch.mkdir()
+        backup.check_databases(opened, scratch)
+        conn = sqlite3.connect(scratch / "daemon.sqlite")
+        try:
+            urls = {row[0] for row in conn.execute("SELECT url FROM clicks")}
+        finally:
+            conn.close()
+        assert set(acknowledged[:before]) <= urls, n
+        assert urls <= set(acknowledged) | {f"https://blog.example.org/post/{i}" for i in range(60)}
+    restored = used.parent / "restored"
+    done = mecene(restored, "restore", "--from", str(taken[-1][0]))
+    assert done.returncode == 0, done.stderr
+    assert "mecene hub adopt" in done.stdout  # restored elsewhere: the person chooses
+    assert mecene(restored, "hub", "adopt").returncode == 0
+    again = start(restored)
+    try:
+        clicks = again.admin("GET", "/clicks")[1]["clicks"]
+        assert {c["url"] for c in clicks} >= set(acknowledged[: taken[-1][1]])
+        assert again.admin("GET", "/status")[1]["balance_cents"] == balance
+    finally:
+        again.stop()
+
+
+def test_a_damaged_backup_is_refused_before_anything_is_replaced(used: Path) -> None:
+    target = used.parent / "one.mecene-backup"
+    assert mecene(used, "backup", str(target)).returncode == 0
+
+    def files() -> dict[str, str]:  # the lock file holds the pid of its last holder
+        return {p.name: digest(p) for p in used.iterdir() if p.is_file() and p.suffix != ".lock"}
+
+    before = files()
+    blob = bytearray(target.read_bytes())
+    for where in (len(blob) - 100, len(blob) // 2, 12):
+        changed = bytearray(blob)
+        changed[where] ^= 0x01
+        bad = used.parent / f"bad-{where}"
+        bad.write_bytes(bytes(changed))
+        done = mecene(used, "restore", "--from", str(bad), "--replace")
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "damaged" in done.stderr or "wrong passphrase" in done.stderr, done.stderr
+    cut = used.parent / "cut"
+    cut.write_bytes(bytes(blob[: len(blob) // 3]))
+    done = mecene(used, "restore", "--from", str(cut), "--replace")
+    assert done.returncode == 1 and "damaged" in done.stderr, done.stderr
+    assert files() == before
+    assert not [p for p in used.iterdir() if p.name.startswith("replaced-")]
+    # Without --replace, a data directory with a wallet is never overwritten.
+    done = mecene(used, "restore", "--from", str(target))
+    assert done.returncode == 1 and "--replace" in done.stderr
+
+
+def test_a_backup_restores_with_the_recovery_phrase_and_replaces_what_was_there(
+    used: Path,
+) -> None:
+    target = used.parent / "one.mecene-backup"
+    assert mecene(used, "backup", str(target)).returncode == 0
+    account = Wallet.open(DataDir(used).wallet, PASSPHRASE).account
+    phrase = recovery.phrase_of(Wallet.open(DataDir(used).wallet, PASSPHRASE).data.seed)
+    other = used.parent / "other"
+    assert mecene(other, "init", "--budget", "5").returncode == 0
+    done = mecene(
+        other,
+        *("restore", "--from", str(target), "--replace"),
+        passphrase="brand new one",
+        env_extra={"MECENE_RECOVERY_PHRASE": phrase},
+    )
+    assert done.returncode == 0, done.stderr
+    assert Wallet.open(DataDir(other).wallet, "brand new one").account == account
+    (aside,) = [p for p in other.iterdir() if p.name.startswith("replaced-")]
+    assert (aside / "wallet.mecene").exists()  # the wallet it replaced, kept
+    assert mecene(other, "hub", "adopt").returncode == 0
+    daemon = start(other, passphrase="brand new one")
+    try:
+        assert len(daemon.admin("GET", "/clicks")[1]["clicks"]) == 60
+    finally:
+        daemon.stop()
+
+
+# -- one ledger, never two -------------------------------------------------------------------
+
+
+def test_a_copied_data_directory_cannot_spend_one_deposit_twice(used: Path) -> None:
+    """The data directory (a 20 € deposit at its practice hub) copied to a
+    laptop, and restored from a backup elsewhere: neither copy serves until
+    the person adopts it; the original goes on."""
+    laptop = used.parent / "laptop"
+    shutil.copytree(used, laptop)
+    target = used.parent / "one.mecene-backup"
+    assert mecene(used, "backup", str(target)).returncode == 0
+    restored = used.parent / "restored"
+    assert mecene(restored, "restore", "--from", str(target)).returncode == 0
+    for copy in (laptop, restored):
+        line = refused_start(copy)
+        assert "is a copy" in line and f"mecene hub adopt --data-dir {copy}" in line, line
+    original = start(used)
+    try:
+        assert original.admin("GET", "/status")[1]["balance_cents"] == 2000
+    finally:
+        original.stop()
+    # The person chose the laptop: it serves, with the same balance.
+    adopted = mecene(laptop, "hub", "adopt")
+    assert adopted.returncode == 0 and "live one" in adopted.stdout, adopted.stderr
+    copy = start(laptop)
+    try:
+        assert copy.admin("GET", "/status")[1]["balance_cents"] == 2000
+    finally:
+        copy.stop()
+
+
+def test_a_practice_hub_from_before_identities_is_adopted_where_it_is(used: Path) -> None:
+    hub_db = used / "hub" / "hub.db"
+
+    def ledger_in_db() -> int:
+        conn = sqlite3.connect(hub_db)
+        try:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()
+
+    # Its ledger.json lost, while hub.db names a ledger: it cannot tell, so it asks.
+    (used / "hub" / "ledger.json").unlink()
+    assert "ledger.json is missing" in refused_start(used)
+    # As an earlier version left it: no identity anywhere.
+    conn = sqlite3.connect(hub_db)
+    with conn:
+        conn.execute("PRAGMA user_version = 0")
+    conn.close()
+    daemon = start(used)
+    daemon.stop()
+    ledger = json.loads((used / "hub" / "ledger.json").read_text())
+    assert ledger["path"] == os.path.realpath(used / "hub")
+    assert ledger["ledger"] == ledger_in_db() != 0
