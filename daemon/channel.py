@@ -102,7 +102,7 @@ class Channel:
         ):
             return frames.error(None, "bad_message", "a message has an id: a number or short text")
         method, path = message.get("method"), message.get("path")
-        if method not in METHODS or not isinstance(path, str):
+        if not isinstance(method, str) or method not in METHODS or not isinstance(path, str):
             return frames.error(
                 mid, "unknown_message", "a message names a method and a path of the local API"
             )
@@ -213,9 +213,15 @@ class Channel:
 
         async def one(message: dict[str, Any]) -> None:
             try:
-                send(await self.answer(message, conn))
+                answer = await self.answer(message, conn)
+            except Exception:  # a bug: still one answer, never silence
+                log.exception("internal error on the channel")
+                answer = frames.error(
+                    message.get("id"), "internal", "internal error; see the log", status=500
+                )
             finally:
                 slots.release()
+            send(answer)
 
         try:
             while True:

@@ -245,6 +245,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{label:<9} {value}")
     if status.get("warning") == "balance_short":
         print(f"warning   the balance is {money(status['short_cents'])} short of the budget")
+    clock = status.get("clock") or {}
+    if clock.get("state") == "held":
+        print(f"clock     {clock['message']} (`mecene clock confirm` if the date is right)")
+    elif clock.get("state") == "behind":
+        print(f"clock     {clock['message']}")
     for m in waiting:
         why = (m["sync_error"] or "sending").replace("_", " ")
         print(f"waiting   {m['month']}: {money(m['spend_cents'])} not settled yet ({why})")
@@ -759,6 +764,16 @@ def cmd_hub(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clock(args: argparse.Namespace) -> int:
+    """`mecene clock confirm`: the computer's date is right; held months close."""
+    clock = Daemon(DataDir(args.data_dir)).call("POST", "/clock/confirm", {})["clock"]
+    if clock["state"] == "ok":
+        print("Date confirmed: the months that ended are closed.")
+    else:
+        print(f"Date confirmed; still: {clock['message']}")
+    return 0
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     Daemon(DataDir(args.data_dir)).call("POST", "/wallet/lock", {})
     print("Wallet locked.")
@@ -943,6 +958,11 @@ def parser() -> argparse.ArgumentParser:
         "--replace", action="store_true", help="replace this data directory's files (kept aside)"
     )
     restore.set_defaults(func=cmd_restore)
+    clockp = sub.add_parser(
+        "clock", parents=[common], help="confirm the date when month closes are held"
+    )
+    clockp.add_argument("action", choices=("confirm",))
+    clockp.set_defaults(func=cmd_clock)
     hubp = sub.add_parser(
         "hub",
         parents=[common],

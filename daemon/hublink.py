@@ -7,6 +7,7 @@ daemon/sendpolicy.py, without sockets; this module calls and records.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
 import logging
@@ -90,13 +91,28 @@ class HubLink:
             ) as resp:
                 data = await resp.json(content_type=None)
                 status = resp.status
+                hub_date = resp.headers.get("Date")
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             self.reachable = False
             self.last_error = f"the hub at {self.base_url} is unreachable ({type(exc).__name__})"
             raise HubUnreachable(self.last_error) from None
         self.reachable = True
         self.last_error = None
+        self._hub_time(hub_date)
         return status, data
+
+    def _hub_time(self, header: str | None) -> None:
+        """The hub's clock, from its answer's `Date`: whether ours may close a
+        month (months/clockwatch.py). Unsigned: a liar can only hold closes."""
+        if not header:
+            return
+        try:
+            at = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return
+        if at.tzinfo is None:
+            return
+        self.service.months.hub_time(at)
 
     async def ok(self, method: str, path: str, body: Any = None, signed: bool = True) -> Any:
         status, data = await self.call(method, path, body, signed=signed)
@@ -310,6 +326,11 @@ class HubLink:
         something wakes us (a month closed, a deposit, an unlock)."""
         try:
             await self.hub_key()
+            # Its time, at once: months that ended while the daemon was
+            # stopped close once the clock is known to be right.
+            await self.call("GET", "/v1", signed=False)
+            if not self.service.session.locked:
+                await self.service.months.roll()
         except DomainError as exc:
             log.info("hub not reached yet: %s", exc)
         while True:

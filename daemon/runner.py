@@ -102,7 +102,16 @@ async def serve(
         if hub_url is None:
             embedded = await _start_embedded_hub(data_dir, clock, hub_port)
             hub_url = embedded.url
-        await _serve_locked(data_dir, port, wallet, clock, stop or asyncio.Event(), hub_url, tray)
+        await _serve_locked(
+            data_dir,
+            port,
+            wallet,
+            clock,
+            stop or asyncio.Event(),
+            hub_url,
+            tray,
+            hub_embedded=embedded is not None,
+        )
     finally:
         if embedded is not None:
             await embedded.stop()
@@ -161,6 +170,7 @@ async def _serve_locked(
     stop: asyncio.Event,
     hub_url: str,
     tray: bool = False,
+    hub_embedded: bool = False,
 ) -> None:
     admin_token = new_token()
     config = Config(
@@ -169,6 +179,7 @@ async def _serve_locked(
         admin_token_hash=hash_token(admin_token),
         hub_url=hub_url,
         channel_path=data_dir.channel,
+        hub_embedded=hub_embedded,
     )
     app = create_app(config, Store(data_dir.database), wallet, clock)
     runner = web.AppRunner(

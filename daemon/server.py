@@ -61,6 +61,7 @@ class Config:
     hub_url: str | None = None  # where settlements go; None: no hub (tests)
     hub_retry_seconds: float = 5.0
     channel_path: Path | None = None  # the browsers' socket; None: answered in-process only
+    hub_embedded: bool = False  # the practice hub in this process: its clock is ours
 
 
 def create_app(
@@ -96,6 +97,9 @@ def create_app(
 
         app.cleanup_ctx.append(channel_lifetime)
     if config.hub_url:
+        # Another hub's time tells whether this computer's clock may close a
+        # month (months/clockwatch.py); the embedded hub's is the same clock.
+        service.months.watch.needs_hub = not config.hub_embedded
         link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
         app[HUB_LINK] = link
         service.months.on_months_closed = link.wake.set
@@ -410,6 +414,15 @@ async def lock(request: web.Request) -> web.Response:
     validate.obj(await read_json(request), set())
     _service(request).lock()
     return web.json_response({"locked": True})
+
+
+@routes.post(f"{API}/clock/confirm")
+@access(ADMIN)
+async def confirm_clock(request: web.Request) -> web.Response:
+    """The person says the computer's date is right: months held by a clock
+    that jumped, or ran ahead of the hub's, close now."""
+    validate.obj(await read_json(request), set())
+    return web.json_response({"clock": await _service(request).months.confirm_clock()})
 
 
 @routes.get(f"{API}/hub")

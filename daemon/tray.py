@@ -86,9 +86,20 @@ class TrayModel:
             return "paused"
         return "unlocked"
 
+    def clock_held(self) -> str | None:
+        """Why months do not close (the clock), as the menu says it, or None."""
+        clock = (self.status or {}).get("clock") or {}
+        if clock.get("state") != "held" or not clock.get("message"):
+            return None
+        text = str(clock["message"])
+        return f"Months wait: {text[0].lower()}{text[1:]}."
+
     def problem(self) -> str | None:
         if self.error is not None:
             return self.error
+        held = self.clock_held()
+        if held is not None:
+            return held
         if self.hub is not None and self.hub.get("reachable") is False:
             return "The hub is unreachable: months wait to be sent."
         refused = [m for m in self.months if m.get("sync_error") not in (None, "hub_unreachable")]
@@ -219,7 +230,14 @@ class Tray:
                     ),
                 )
             )
-        if model.pending or model.waiting:
+        if model.clock_held() is not None:
+            items.append(
+                item(
+                    "The date is right: close the months",
+                    self._action("POST", "/clock/confirm", {}),
+                )
+            )
+        if model.pending or model.waiting or model.clock_held() is not None:
             items.append(separator)
         unlocked = model.status is not None and not model.status.get("locked")
         if unlocked:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,10 +19,29 @@ class Clock(Protocol):
         """The current time, timezone-aware (UTC)."""
         ...
 
+    def elapsed(self) -> float:
+        """Seconds that really passed, on a clock nobody sets: a change of the
+        wall clock does not move it, a suspended laptop's sleep does."""
+        ...
+
+
+def _uptime() -> float:
+    """Seconds since boot, suspend included (Linux's CLOCK_BOOTTIME, read
+    from /proc/uptime: a file, which time-faking libraries leave alone, as
+    setting the date does); elsewhere, the monotonic clock."""
+    try:
+        with open("/proc/uptime", "rb") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
+
 
 class SystemClock:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
+
+    def elapsed(self) -> float:
+        return _uptime()
 
 
 class FrozenClock:
@@ -31,15 +51,25 @@ class FrozenClock:
         if at.tzinfo is None:
             raise ValueError("FrozenClock needs an aware datetime")
         self.at = at
+        self._elapsed = 0.0
 
     def now(self) -> dt.datetime:
         return self.at
 
+    def elapsed(self) -> float:
+        return self._elapsed
+
     def set(self, at: dt.datetime) -> None:
+        """Time passes until `at` (a move back: the clock is set back)."""
+        self._elapsed += max(0.0, (at - self.at).total_seconds())
         self.at = at
 
     def advance(self, **delta: float) -> None:
-        self.at = self.at + dt.timedelta(**delta)
+        self.set(self.at + dt.timedelta(**delta))
+
+    def jump(self, at: dt.datetime) -> None:
+        """Someone sets the clock to `at`: no time passes."""
+        self.at = at
 
 
 def timestamp(at: dt.datetime) -> str:

@@ -27,13 +27,19 @@ from ..settlement import settlement_document
 from ..unlinkable import sql as tokens_sql
 from ..wallet import Settings, Wallet
 from . import policy, sql
+from .clockwatch import ClockWatch, behind
 
 log = logging.getLogger("mecene")
+
+
+# While month closes are held, the clock is looked at again this often.
+HOLD_RECHECK = dt.timedelta(seconds=60)
 
 
 class Months:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.watch = ClockWatch()  # whether the clock may close a month
         self.open_month: str | None = None
         self._open_until: dt.datetime | None = None  # when the open month ends
         self._roll_lock = asyncio.Lock()
@@ -66,8 +72,26 @@ class Months:
         if current == self.open_month:
             return []
         async with self._roll_lock:
+            now = session.now()
             current = session.current_month()
             if current == self.open_month:
+                return []
+            self.watch.observe(now, session.clock.elapsed())
+            latest = await session.store.read(sql.latest_open)
+            held = self.watch.hold()
+            if held is not None or (latest is not None and current < latest):
+                # The clock cannot be trusted, or reads a month before the open
+                # one: nothing closes, and flattrs go into the open month.
+                open_month = self.open_month or latest
+                if open_month is None:
+                    open_month = await session.store.write(lambda db: sql.open_first(db, current))
+                self.open_month = open_month
+                if held is not None:
+                    log.warning("month close held: %s", held)
+                    self._open_until = now + HOLD_RECHECK
+                else:
+                    tz = session.settings.time_zone
+                    self._open_until = month_start(add_months(open_month, 1), tz)
                 return []
             to_close = await session.store.write(lambda db: sql.open_until(db, current))
             for month in to_close:
@@ -168,10 +192,40 @@ class Months:
                 "spend_cents": None,
                 "per_click_cents": None,
             }
+        self.watch.observe(self.session.now(), self.session.clock.elapsed())
         await self.roll()
-        month = self.session.current_month()
+        month = self.open_month or self.session.current_month()
         count, weight, given = await self.session.store.read(lambda db: sql.totals(db, month))
-        return self.status_of(month, count, weight, given)
+        out = self.status_of(month, count, weight, given)
+        out["clock"] = self.clock_state()
+        return out
+
+    def clock_state(self) -> dict[str, Any]:
+        """Whether months close on time: `ok`, `held` (with why; the person
+        may confirm the date) or `behind` (the clock reads an earlier month
+        than the open one)."""
+        held = self.watch.hold()
+        if held is not None:
+            return {"state": "held", "message": held}
+        late = behind(self.session.current_month(), self.open_month)
+        if late is not None:
+            return {"state": "behind", "message": late}
+        return {"state": "ok", "message": None}
+
+    async def confirm_clock(self) -> dict[str, Any]:
+        """The person says the computer's date is right: held months close now."""
+        self.session.require_wallet()
+        self.watch.confirm(self.session.now(), self.session.clock.elapsed())
+        self.forget_open()
+        await self.roll()
+        return self.clock_state()
+
+    def hub_time(self, hub: dt.datetime) -> None:
+        """The hub's time, from one of its answers: a hold may start or end."""
+        was = self.watch.hold()
+        self.watch.hub_time(self.session.now(), hub)
+        if was is not None and self.watch.hold() is None:
+            self._open_until = None  # the next request (or the timer) closes what is due
 
     def status_of(self, month: str, count: int, weight: int, given: int) -> dict[str, Any]:
         settings = self.session.settings

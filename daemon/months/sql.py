@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from mecene.time import add_months
+
 from .policy import UNSENT, MonthState, still_moving, to_open
 
 # The columns the hub link may set on a closed month.
@@ -58,6 +60,24 @@ def open_until(db: Database, current: str) -> list[str]:
         [MonthState.OPEN, current],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def latest_open(db: Database) -> str | None:
+    """The latest month that takes flattrs."""
+    row = db.execute("SELECT max(month) FROM months WHERE state = ?", [MonthState.OPEN]).fetchone()
+    return None if row[0] is None else str(row[0])
+
+
+def open_first(db: Database, month: str) -> str:
+    """The month to take flattrs in when none is open and none may close: the
+    current one on a new daemon, else the month after the last one (never a
+    row for the months between, which would then have to close)."""
+    last = db.execute("SELECT max(month) FROM months").fetchone()[0]
+    wanted = month if last is None else add_months(str(last), 1)
+    db.execute(
+        "INSERT OR IGNORE INTO months (month, state) VALUES (?, ?)", [wanted, MonthState.OPEN]
+    )
+    return wanted
 
 
 def close(db: Database, month: str, spend_cents: int, text: str, signature: str, at: str) -> None:

@@ -484,6 +484,7 @@ async function refresh() {
     throw e;
   }
   $("unlock-panel").hidden = !status.locked;
+  showClock(status.locked ? null : status.clock);
   $("unlocked").hidden = status.locked;
   $("lock").hidden = status.locked;
   $("logout").hidden = false;
@@ -501,6 +502,28 @@ async function refresh() {
   ]);
   document.body.dataset.state = "ready";
 }
+
+/** Whether months close on time: held (the person may confirm the date) or
+ * behind (flattrs go into the open month), as the daemon words it. */
+function showClock(clock) {
+  const state = clock ? clock.state : "ok";
+  $("clock-panel").hidden = state === "ok";
+  $("clock-panel").dataset.state = state;
+  if (state === "ok") return;
+  const text = clock.message;
+  $("clock-message").textContent = `${text[0].toUpperCase()}${text.slice(1)}.`;
+  $("clock-confirm").hidden = state !== "held";
+}
+
+$("clock-confirm").addEventListener("click", async () => {
+  try {
+    await api("POST", "/clock/confirm", {});
+    notify("");
+    await refresh();
+  } catch (e) {
+    notify(e.message);
+  }
+});
 
 $("settings-form").addEventListener("input", () => { $("settings-saved").hidden = true; });
 

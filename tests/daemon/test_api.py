@@ -308,27 +308,31 @@ async def test_undo_after_the_month_closed_is_refused(api: Api, clock: FrozenClo
     assert refused["error"] == "month_closed"
 
 
-async def test_a_clock_moved_back_after_a_month_closed_is_named(
+async def test_a_clock_moved_back_after_a_month_closed_never_refuses_a_flattr(
     api: Api, clock: FrozenClock, make_api: MakeApi
 ) -> None:
     """Issue 13: after October closed, the clock went back to October (and the
-    daemon started again, as after a reboot): every flattr failed with "the
-    month has just closed; send the click again", which no resend could fix.
-    Now it says what happened and what to do."""
+    daemon started again, as after a reboot): every flattr failed. Issue 26:
+    a clock set back must never leave flattrs refused (for months, after a
+    clock that had jumped ahead): they go into the open month, and the
+    status says what happened and what to do."""
     await api.click("https://example.org/a")
     clock.set(dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC))  # November in Paris: October closes
     await api.call("GET", "/status")
-    clock.set(dt.datetime(2026, 10, 31, 20, 0, tzinfo=dt.UTC))  # the clock moves back
+    clock.jump(dt.datetime(2026, 10, 31, 20, 0, tzinfo=dt.UTC))  # the clock is set back
     api = await make_api()
-    refused = await api.click("https://example.org/b", expect=409)
-    assert refused["error"] == "clock_behind"
-    assert refused["message"].startswith(
-        "this computer's clock reads 31 October 2026, 21:00 (Europe/Paris), "
-        "but 2026-10 was already closed (at 2026-11-01 00:30 UTC): the clock has moved back."
+    taken = await api.click("https://example.org/b")
+    assert taken["click"]["month"] == "2026-11"
+    status = await api.call("GET", "/status", expect=200)
+    assert status["month"] == "2026-11" and status["clicks"] == 1
+    assert status["clock"]["state"] == "behind"
+    assert status["clock"]["message"].startswith(
+        "the computer's clock reads 2026-10, but 2026-11 is open"
     )
-    assert "Set the clock right" in refused["message"]
-    clock.set(dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC))  # set right: flattrs go on
-    assert (await api.click("https://example.org/b"))["click"]["month"] == "2026-11"
+    assert "Set the clock right" in status["clock"]["message"]
+    clock.set(dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC))  # set right
+    assert (await api.click("https://example.org/c"))["click"]["month"] == "2026-11"
+    assert (await api.call("GET", "/status", expect=200))["clock"]["state"] == "ok"
 
 
 async def test_weights_shape_the_split(api: Api) -> None:

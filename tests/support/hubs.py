@@ -353,6 +353,19 @@ def faketime(offset: int) -> list[str]:
     return ["env", f"LD_PRELOAD={LIBFAKETIME}", f"FAKETIME={offset:+d}", "FAKETIME_NO_CACHE=1"]
 
 
+def movable_clock(control: Path) -> list[str]:
+    """A command prefix whose clock is `control`'s offset ("+0", "+90d"),
+    read again at each look: the date set while the program runs. The time
+    since boot (/proc/uptime) is not faked, as setting the date leaves it."""
+    control.write_text("+0\n")
+    return [
+        "env",
+        f"LD_PRELOAD={LIBFAKETIME}",
+        f"FAKETIME_TIMESTAMP_FILE={control}",
+        "FAKETIME_NO_CACHE=1",
+    ]
+
+
 class HubProcess:
     def __init__(self, data: Path, port: int, prefix: list[str]) -> None:
         self.data, self.port, self.prefix = data, port, prefix

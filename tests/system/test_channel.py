@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from daemon.files import DataDir
@@ -219,6 +219,9 @@ FRAMES = st.one_of(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(frames=st.lists(FRAMES, min_size=1, max_size=8))
+# Found by this test: a method that is a list (unhashable) left the message
+# unanswered, and the host waiting for ever.
+@example(frames=[frame({"id": 0, "method": [-21863400931168218036096204800, 20]})])
 def test_the_host_s_framing_fuzzed(running: tuple[Daemon, Path], frames: list[bytes]) -> None:
     """Frames of any content against a real host: one answer each, never a
     crash, and a good request still answered after them."""

@@ -21,7 +21,7 @@ from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
 from tests.support.channel import Channel
 from tests.support.constants import PASSPHRASE
 from tests.support.daemons import Daemon, mecene, start
-from tests.support.hubs import TIME_ZONE, faketime, offset_to_month_end, wait_for
+from tests.support.hubs import TIME_ZONE, faketime, movable_clock, offset_to_month_end, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -552,3 +552,35 @@ def named(month: str) -> str:
     """A month as the dashboard names it: "November 2026"."""
     year, number = map(int, month.split("-"))
     return dt.date(year, number, 1).strftime("%B %Y")
+
+
+def test_a_clock_that_jumped_is_said_and_confirmed_on_the_dashboard(
+    tmp_path: Path, browser: Any
+) -> None:
+    """The date set 90 days ahead while the daemon runs: the dashboard says
+    that no month closes and why, and "The date is right" closes them."""
+    data = tmp_path / "mecene"
+    assert mecene(data, "init", "--budget", "6", "--time-zone", "UTC").returncode == 0
+    control = tmp_path / "faketime"
+    daemon = start(data, deposit_cents=2000, prefix=movable_clock(control))
+    try:
+        month = daemon.admin("GET", "/status")[1]["month"]
+        control.write_text("+90d\n")
+        page = browser.new_page()
+        page.goto(login_link(daemon))
+        wait_ready(page)
+        assert page.is_visible("#clock-panel") and page.is_visible("#clock-confirm")
+        message = page.text_content("#clock-message") or ""
+        assert message.startswith("The computer's clock jumped from ") and message.endswith(
+            "no month closes until you confirm the date, or set the clock right."
+        )
+        if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+            page.set_viewport_size({"width": 900, "height": 700})
+            page.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard-clock.png"))
+        page.click("#clock-confirm")
+        wait_until(page, "() => document.getElementById('clock-panel').hidden")
+        months = {m["month"]: m["state"] for m in daemon.admin("GET", "/months")[1]["months"]}
+        assert months[month] != "open"
+        page.close()
+    finally:
+        daemon.stop()

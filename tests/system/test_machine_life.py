@@ -33,7 +33,7 @@ from daemon.wallet import TEST_KDF, Wallet
 from tests.support.channel import Channel
 from tests.support.constants import PASSPHRASE
 from tests.support.daemons import Daemon, free_port, mecene, start
-from tests.support.hubs import HubProcess, wait_for
+from tests.support.hubs import HubProcess, faketime, movable_clock, wait_for
 
 
 def refused_start(data: Path) -> str:
@@ -654,3 +654,86 @@ def test_a_practice_hub_from_before_identities_is_adopted_where_it_is(used: Path
     ledger = json.loads((used / "hub" / "ledger.json").read_text())
     assert ledger["path"] == os.path.realpath(used / "hub")
     assert ledger["ledger"] == ledger_in_db() != 0
+
+
+# -- a clock that jumps ------------------------------------------------------------------------
+
+NINETY_DAYS = 90 * 24 * 3600
+
+
+def month_states(daemon: Daemon) -> dict[str, str]:
+    return {m["month"]: m["state"] for m in daemon.admin("GET", "/months")[1]["months"]}
+
+
+def test_a_clock_moved_ahead_and_back_while_running_closes_nothing(used: Path) -> None:
+    """With the embedded hub: +90 days while the daemon runs settled December
+    ten days early, then January and February, each with a subscription's
+    charge. Now: nothing closes, the status says why, flattrs go on; set
+    back, nothing was closed and, after a restart, no flattr is refused."""
+    control = used.parent / "faketime"
+    daemon = start(used, prefix=movable_clock(control))
+    try:
+        key = daemon.pair()
+        before = month_states(daemon)
+        (month,) = [m for m, state in before.items() if state == "open"]
+        control.write_text("+90d\n")
+        status = wait_for(
+            lambda: (s := daemon.admin("GET", "/status")[1])["clock"]["state"] == "held" and s,
+            "the hold",
+        )
+        assert "jumped" in status["clock"]["message"]
+        assert flattr(daemon, key, 500) == 201
+        assert month_states(daemon) == before  # nothing closed
+        control.write_text("+0\n")
+        wait_for(
+            lambda: daemon.admin("GET", "/status")[1]["clock"]["state"] == "ok", "the clock right"
+        )
+        assert month_states(daemon) == before
+    finally:
+        daemon.stop()
+    daemon = start(used, prefix=movable_clock(control))
+    try:
+        assert flattr(daemon, key, 501) == 201  # never refused
+        clicks = daemon.admin("GET", "/clicks")[1]
+        assert clicks["month"] == month and len(clicks["clicks"]) == 62
+    finally:
+        daemon.stop()
+
+
+def test_a_clock_ahead_of_the_hub_across_a_restart_holds_the_months(tmp_path: Path) -> None:
+    """A remote hub on the right time; the daemon restarted with its clock
+    90 days ahead (a bad battery, a wrong setting): it closes nothing, says
+    so, and closes the months once the person confirms the date."""
+    hub = HubProcess(tmp_path / "hub", free_port(), []).start()
+    data = tmp_path / "mecene"
+    try:
+        assert mecene(data, "init", "--budget", "5", "--time-zone", "UTC").returncode == 0
+        daemon = start(data, args=["--hub", hub.url], deposit_cents=2000)
+        try:
+            key = daemon.pair()
+            assert flattr(daemon, key, 1) == 201
+            before = month_states(daemon)
+        finally:
+            daemon.stop()
+        daemon = start(data, args=["--hub", hub.url], prefix=faketime(NINETY_DAYS))
+        try:
+            status = wait_for(
+                lambda: (
+                    (s := daemon.admin("GET", "/status")[1])["clock"]["state"] == "held"
+                    and "ahead of the hub" in s["clock"]["message"]
+                    and s
+                ),
+                "the hold",
+            )
+            assert "90 days ahead" in status["clock"]["message"]
+            assert month_states(daemon) == before  # nothing closed, nothing sent
+            shown = mecene(data, "status")
+            assert "mecene clock confirm" in shown.stdout, shown.stdout
+            confirmed = mecene(data, "clock", "confirm")
+            assert confirmed.returncode == 0, confirmed.stderr
+            closed = month_states(daemon)
+            assert [closed[m] for m in before] != ["open"] * len(before)
+        finally:
+            daemon.stop()
+    finally:
+        hub.stop()

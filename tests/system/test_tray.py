@@ -86,6 +86,21 @@ def test_the_menu_lines_are_the_month_s_figures() -> None:
             "unlocked",
             "Short of 1.20 €: deposit to give it all",
         ),
+        (
+            TrayModel(
+                status={
+                    **STATUS,
+                    "clock": {"state": "held", "message": "The computer's clock jumped"},
+                }
+            ),
+            "problem",
+            "Months wait: the computer's clock jumped.",
+        ),
+        (
+            TrayModel(status={**STATUS, "clock": {"state": "behind", "message": "reads 2026-10"}}),
+            "unlocked",
+            "Balance 20.00 €",
+        ),
     ],
 )
 def test_the_icon_says_the_state(model: TrayModel, state: str, last_line: str) -> None:
