@@ -62,8 +62,14 @@ class StartError(Exception):
 
 
 async def month_timer(service: Service, clock: Clock) -> None:
-    """Close each month as it ends, even if no request arrives."""
+    """Close each month as it ends, even if no request arrives; take the
+    automatic backup when one is due (at start too)."""
     while True:
+        if service.session.wallet is not None:
+            try:
+                await service.backups.run_due()
+            except Exception:
+                log.exception("the automatic backup failed; will try again")
         delay = MAX_SLEEP_SECONDS
         if service.session.wallet is not None:
             tz = service.session.settings.time_zone

@@ -370,7 +370,10 @@ async def revoke_browser(request: web.Request) -> web.Response:
 @routes.get(f"{API}/settings")
 @access(ADMIN)
 async def show_settings(request: web.Request) -> web.Response:
-    return web.json_response({"settings": _service(request).session.settings.to_json()})
+    service = _service(request)
+    return web.json_response(
+        {"settings": service.session.settings.to_json(), "backups": service.backups.view()}
+    )
 
 
 @routes.patch(f"{API}/settings")
@@ -379,8 +382,13 @@ async def change_settings(request: web.Request) -> web.Response:
     changes = validate.settings_patch(await read_json(request))
     if not changes:
         raise Invalid("nothing to change")
-    settings = await _service(request).months.update_settings(changes)
-    return web.json_response({"settings": settings.to_json()})
+    service = _service(request)
+    before = service.session.settings.backup_dir if not service.session.locked else None
+    settings = await service.months.update_settings(changes)
+    if changes.get("backup_dir") and changes["backup_dir"] != before:
+        # The first backup at once: the person sees that the folder works.
+        await service.backups.take()
+    return web.json_response({"settings": settings.to_json(), "backups": service.backups.view()})
 
 
 @routes.post(f"{API}/wallet/unlock")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mecene.time import Clock
 
+from .autobackup import AutoBackups
 from .browsers.room import Browsers, Principal
 from .creators.policy import Joined
 from .creators.room import Creators
@@ -39,6 +40,7 @@ class Service:
         self.flattrs = Flattrs(self.session, self.months)
         self.gifts = Gifts(self.session, self.months, self.creators)
         self.browsers = Browsers(self.session)
+        self.backups = AutoBackups(self.session)
 
     @property
     def store(self) -> Store:
@@ -53,6 +55,7 @@ class Service:
         ended while we were away."""
         await self.browsers.load()
         await self.session.load()
+        await self.backups.load()
         if not self.session.locked:
             await self.months.roll()
 

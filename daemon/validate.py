@@ -204,6 +204,8 @@ def settings_patch(body: Any) -> dict[str, Any]:
             "subscriptions_paused",
             "unlinkable",
             "browser_gift_limit_cents",
+            "backup_dir",
+            "backup_keep",
         },
     )
     out: dict[str, Any] = {}
@@ -227,6 +229,18 @@ def settings_patch(body: Any) -> dict[str, Any]:
         if not isinstance(b["time_zone"], str) or len(b["time_zone"]) > 64:
             raise Invalid("time_zone must be an IANA zone name such as Europe/Paris")
         out["time_zone"] = b["time_zone"]
+    if "backup_dir" in b:
+        folder = b["backup_dir"]
+        if folder is not None and (
+            not isinstance(folder, str) or not keys.is_text(folder) or len(folder) > 1024
+        ):
+            raise Invalid("backup_dir must be a folder's full path, or null for no backups")
+        out["backup_dir"] = folder
+    if "backup_keep" in b:
+        keep = b["backup_keep"]
+        if not isinstance(keep, int) or isinstance(keep, bool):
+            raise Invalid("backup_keep must be a whole number")
+        out["backup_keep"] = keep
     if "own_creators" in b:
         raw = b["own_creators"]
         if not isinstance(raw, list) or len(raw) > 64:

@@ -77,7 +77,7 @@ CHECK_LABEL = b"mecene wallet key check"
 # What this version writes and understands in a wallet's body. A future
 # feature a reader must not drop (as an older reader once dropped
 # `unlinkable`) is added here, and older readers refuse the file.
-FEATURES = frozenset({"settings.unlinkable", "settings.browser_gift_limit"})
+FEATURES = frozenset({"settings.unlinkable", "settings.browser_gift_limit", "settings.backups"})
 
 # RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes (~0.2 s here).
 DEFAULT_MEMORY_KIB = 64 * 1024
@@ -177,6 +177,10 @@ class Settings:
     # Gifts asked for by a paired browser, per day (the person's time zone):
     # beyond, each waits for the person's confirmation (dashboard, tray).
     browser_gift_limit_cents: int = 2000
+    # Automatic backups (daemon/autobackup.py): a folder, daily, the last
+    # `backup_keep` kept; None: none.
+    backup_dir: str | None = None
+    backup_keep: int = 7
 
     def check(self) -> None:
         """Raise ValueError unless every setting is allowed."""
@@ -199,6 +203,16 @@ class Settings:
         zone(self.time_zone)
         for key in self.own_creators:
             keys.creator_key(key)
+        if self.backup_dir is not None and (
+            not isinstance(self.backup_dir, str)
+            or not os.path.isabs(self.backup_dir)
+            or len(self.backup_dir) > 1024
+            or "\x00" in self.backup_dir
+        ):
+            raise ValueError("backup_dir is a folder's full path, or null for no backups")
+        keep = self.backup_keep
+        if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= 365:
+            raise ValueError("backup_keep is a whole number of backups, 1 to 365")
 
     @functools.cached_property
     def rules(self) -> budget.BudgetRules:

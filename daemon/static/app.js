@@ -258,8 +258,11 @@ async function showSubscriptions() {
 
 async function showSettings() {
   if (document.activeElement && $("settings-form").contains(document.activeElement)) return;
-  const { settings } = await api("GET", "/settings");
+  const { settings, backups } = await api("GET", "/settings");
   const asEuros = (c) => (c === null ? "" : amount(c));
+  $("backup-dir").value = settings.backup_dir || "";
+  $("backup-keep").value = String(settings.backup_keep);
+  showBackups(settings, backups);
   $("budget").value = asEuros(settings.budget_cents);
   $("min-click").value = asEuros(settings.min_click_cents);
   $("cap").value = asEuros(settings.cap_cents);
@@ -268,6 +271,27 @@ async function showSettings() {
   $("unlinkable").checked = Boolean(settings.unlinkable);
   $("charity").value = settings.charity || "";
   showPrivacy();
+}
+
+/** The automatic backups: the last one, or why it failed, or how to start. */
+function showBackups(settings, backups) {
+  const line = $("backup-state");
+  line.dataset.state = backups.error ? "error" : backups.last_at ? "done" : "none";
+  if (backups.error) {
+    line.textContent = `${backups.error[0].toUpperCase()}${backups.error.slice(1)}; `
+      + "tried again within the hour.";
+  } else if (backups.last_at && settings.backup_dir) {
+    const when = new Date(backups.last_at).toLocaleString([], {
+      dateStyle: "medium", timeStyle: "short" });
+    const command = document.createElement("code");
+    command.textContent = "mecene restore --from FILE";
+    line.replaceChildren(`Last backup ${when}: ${backups.last_file}. It opens with your `
+      + "passphrase or your recovery phrase: ", command, ".");
+  } else {
+    line.textContent = settings.backup_dir ? "The first backup is taken now."
+      : "No automatic backups: your recovery phrase brings the account back, "
+        + "a backup brings everything back.";
+  }
 }
 
 /** Private settlements only matter to a month that names its creators. */
@@ -530,7 +554,7 @@ $("settings-form").addEventListener("input", () => { $("settings-saved").hidden 
 $("settings-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    await api("PATCH", "/settings", {
+    const answer = await api("PATCH", "/settings", {
       budget_cents: cents($("budget").value, false),
       min_click_cents: cents($("min-click").value, true),
       cap_cents: cents($("cap").value, true),
@@ -538,7 +562,10 @@ $("settings-form").addEventListener("submit", async (event) => {
       private: $("private").checked,
       unlinkable: $("unlinkable").checked,
       charity: $("charity").value.trim() || null,
+      backup_dir: $("backup-dir").value.trim() || null,
+      backup_keep: Number($("backup-keep").value),
     });
+    showBackups(answer.settings, answer.backups);
     notify("");
     document.activeElement.blur();
     const saved = $("settings-saved");

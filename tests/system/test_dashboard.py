@@ -584,3 +584,32 @@ def test_a_clock_that_jumped_is_said_and_confirmed_on_the_dashboard(
         page.close()
     finally:
         daemon.stop()
+
+
+def test_automatic_backups_are_one_setting_on_the_dashboard(
+    daemon: Daemon, browser: Any, tmp_path: Path
+) -> None:
+    """A folder typed in the settings: the first backup is taken at once,
+    the dashboard says where, and it restores."""
+    page = browser.new_page()
+    page.goto(login_link(daemon))
+    wait_ready(page)
+    assert page.text_content("#backup-state").startswith("No automatic backups")
+    folder = tmp_path / "usb" / "mecene-backups"
+    page.fill("#backup-dir", str(folder))
+    page.fill("#backup-keep", "5")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("#backup-state[data-state='done']")
+    (taken,) = folder.iterdir()
+    said = page.text_content("#backup-state")
+    assert said.startswith("Last backup ") and str(taken) in said
+    settings = daemon.admin("GET", "/settings")[1]["settings"]
+    assert (settings["backup_dir"], settings["backup_keep"]) == (str(folder), 5)
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        page.locator("#settings-panel").screenshot(
+            path=str(EXTENSION.parent / "docs" / "dashboard-backups.png")
+        )
+    restored = tmp_path / "restored"
+    done = mecene(restored, "restore", "--from", str(taken))
+    assert done.returncode == 0, done.stderr
+    page.close()
