@@ -235,7 +235,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = [
         ("month", f"{status['month']} ({status['state']})"),
         ("budget", money(status["budget_cents"])),
-        ("balance", money(status["balance_cents"])),
+        ("balance", money(status["balance_cents"]) + practice(status)),
         ("flattrs", str(status["clicks"])),
         ("to spend", money(status["spend_cents"])),
         ("each", money(status["per_click_cents"])),
@@ -466,6 +466,11 @@ UNLINKABLE_HELP = (
 METHOD_NAMES = {"bank": "bank transfer", "card": "card", "paypal": "PayPal"}
 
 
+def practice(status: dict[str, Any]) -> str:
+    """What a balance at the embedded hub is, said beside it."""
+    return " (practice hub on this computer: simulated money)" if status.get("practice_hub") else ""
+
+
 def cmd_deposit(args: argparse.Namespace) -> int:
     """Put money on the hub account: the fee is shown, and asked about, first."""
     daemon = Daemon(DataDir(args.data_dir))
@@ -488,7 +493,8 @@ def cmd_deposit(args: argparse.Namespace) -> int:
             "fee_cents": quote["fee_cents"],
         },
     )
-    print(f"Deposited. Balance: {money(out['balance_cents'])}.")
+    status = daemon.call("GET", "/status")
+    print(f"Deposited. Balance: {money(out['balance_cents'])}{practice(status)}.")
     return 0
 
 

@@ -100,6 +100,7 @@ def create_app(
         # Another hub's time tells whether this computer's clock may close a
         # month (months/clockwatch.py); the embedded hub's is the same clock.
         service.months.watch.needs_hub = not config.hub_embedded
+        service.session.practice_hub = config.hub_embedded
         link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
         app[HUB_LINK] = link
         service.months.on_months_closed = link.wake.set

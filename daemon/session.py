@@ -33,6 +33,9 @@ class Session:
         self.wallet_path = wallet_path
         self.wallet = wallet
         self._balance_cents: int | None = None
+        # The embedded hub: simulated money on this computer, named so
+        # wherever a balance is shown (DESIGN.md: a practice hub).
+        self.practice_hub = False
 
     async def load(self) -> None:
         """Read what is kept in memory: the balance."""

@@ -124,7 +124,8 @@ class TrayModel:
             f"{calendar.month_name[int(month)]} {year}: {euros(s['spend_cents'])} spent "
             f"of {euros(s['budget_cents'])}{given}",
             f"{flattrs}, {euros(s['per_click_cents'])} each",
-            f"Balance {euros(s['balance_cents'])}",
+            f"Balance {euros(s['balance_cents'])}"
+            + (" (practice money)" if s.get("practice_hub") else ""),
         ]
         if s.get("warning") == "balance_short":
             out.append(f"Short of {euros(s.get('short_cents'))}: deposit to give it all")

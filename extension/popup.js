@@ -81,7 +81,8 @@ function showFigures(s) {
     ? `${flattrs} this month, ${euros(s.per_click_cents)} for each flattr of weight 1, `
       + `of a ${euros(s.budget_cents)} budget.`
     : `No flattrs this month yet, of a ${euros(s.budget_cents)} budget.`;
-  $("balance").textContent = `Balance: ${euros(s.balance_cents)}.`
+  $("balance").textContent = `Balance: ${euros(s.balance_cents)}`
+    + `${s.practice_hub ? " (practice money, on this computer)" : ""}.`
     + (s.given_cents ? ` Given this month, outside the budget: ${euros(s.given_cents)}.` : "");
   // Told before the month ends: the balance will not cover the budget.
   const short = s.warning === "balance_short";

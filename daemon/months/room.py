@@ -239,6 +239,7 @@ class Months:
             "currency": CURRENCY,
             "budget_cents": settings.budget_cents,
             "balance_cents": balance,
+            "practice_hub": self.session.practice_hub,
             "clicks": count,
             "spend_cents": spend,
             "per_click_cents": budget.per_click_cents(spend, weight),

@@ -517,7 +517,8 @@ async function refresh() {
     $("summary").textContent = "The wallet is locked.";
     return;
   }
-  $("summary").textContent = `Balance ${euros(status.balance_cents)} · `
+  $("summary").textContent = `Balance ${euros(status.balance_cents)}`
+    + (status.practice_hub ? " (practice hub on this computer: simulated money)" : "") + " · "
     + `${monthName(status.month)}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`
     + (status.given_cents ? ` + ${euros(status.given_cents)} given` : "");
   await Promise.all([

@@ -94,7 +94,9 @@ def test_the_dashboard_shows_the_month_and_changes_the_daemon(
         ["flattr:alice", 300],
         ["liberapay:carol", 150],
     ]
-    assert page.text_content("#summary").startswith("Balance 20.00\u00a0€")
+    assert page.text_content("#summary").startswith(
+        "Balance 20.00\u00a0€ (practice hub on this computer: simulated money) · "
+    )
     assert len(page.query_selector_all("#clicks tbody tr[data-click]")) == 3
     # Creators by the names a person reads, not raw keys; things by title or address.
     labels = page.eval_on_selector_all("#chart text", "(ts) => ts.map((t) => t.firstChild.data)")

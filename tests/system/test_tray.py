@@ -202,7 +202,8 @@ def test_the_tray_docks_and_its_menu_acts_on_the_daemon(
     state, text = _wait_for(daemon, lambda line: "Balance" in line[1], "the month")
     assert (state, text) == (
         "unlocked",
-        f"{_month_name(daemon)}: 0.00 € spent of 5.00 € | 0 flattrs, 0.00 € each | Balance 20.00 €",
+        f"{_month_name(daemon)}: 0.00 € spent of 5.00 € | 0 flattrs, 0.00 € each | "
+        "Balance 20.00 € (practice money)",
     )
     # A browser asks to pair: its code is in the menu; the person approves it there.
     channel = Channel(daemon.channel_path)  # the browser's host, holding its connection
