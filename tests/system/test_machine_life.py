@@ -737,3 +737,120 @@ def test_a_clock_ahead_of_the_hub_across_a_restart_holds_the_months(tmp_path: Pa
             daemon.stop()
     finally:
         hub.stop()
+
+
+# -- an older version's files --------------------------------------------------------------
+
+# The last version before the browsers' channel, the wallet's format 2 and
+# the checks at start (issue 24's end): its files, made by its own processes.
+OLDER = "8d5ad6d"
+OLDER_SCRIPT = """
+import json, sys, uuid
+from pathlib import Path
+from tests.support.daemons import mecene, start
+data = Path(sys.argv[1])
+assert mecene(data, "init", "--budget", "7.50", "--time-zone", "UTC").returncode == 0
+daemon = start(data, deposit_cents=3000)
+try:
+    token = daemon.pair()
+    ids = []
+    for i in range(12):
+        body = {"id": str(uuid.uuid4()), "url": f"https://old.example.org/{i}",
+                "creator": f"domain:creator{i % 3}.example", "weight": 1 + i % 3}
+        status, out = daemon.request("POST", "/clicks", body, token)
+        assert status == 201, out
+        ids.append(body["id"])
+    gift = mecene(data, "give", "domain:creator0.example", "2.50", "--yes", "--note", "old")
+    assert gift.returncode == 0, gift.stderr
+    print(json.dumps({"ids": ids}))
+finally:
+    daemon.stop()
+"""
+
+
+def test_an_older_versions_files_migrate_intact_and_it_refuses_the_new_ones(
+    tmp_path: Path,
+) -> None:
+    """Files made by the version of `OLDER` (checked out from this
+    repository's history, run as its own processes): this version starts on
+    them with every flattr, gift, setting and the balance intact, field by
+    field, and writes its wallet as format 2, which the older version then
+    refuses in one line."""
+    root = Path(__file__).resolve().parents[2]
+    older = tmp_path / "older"
+    added = subprocess.run(
+        ["git", "-C", str(root), "worktree", "add", "--detach", str(older), OLDER],
+        capture_output=True,
+        text=True,
+    )
+    if added.returncode != 0:
+        pytest.skip(f"this checkout has no history to take {OLDER} from: {added.stderr.strip()}")
+    data = tmp_path / "mecene"
+    try:
+        env = {**os.environ, "PYTHONPATH": str(older)}
+        made = subprocess.run(
+            [sys.executable, "-c", OLDER_SCRIPT, str(data)],
+            cwd=str(older),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+        ids = json.loads(made.stdout.strip().splitlines()[-1])["ids"]
+
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            conn = sqlite3.connect(DataDir(data).database)
+            try:
+                return conn.execute(sql).fetchall()
+            finally:
+                conn.close()
+
+        clicks_before = rows(
+            "SELECT id, month, url, creator, weight, created_at FROM clicks ORDER BY id"
+        )
+        months_before = rows("SELECT month, state, live_clicks, live_weight FROM months")
+        gifts_before = rows("SELECT id, creator, cents, state, note FROM transfers")
+        assert DataDir(data).wallet.read_bytes()[8] == 1  # the older format
+        assert sorted(c[0] for c in clicks_before) == sorted(ids)
+
+        daemon = start(data)
+        try:
+            status = daemon.admin("GET", "/status")[1]
+            assert (status["budget_cents"], status["balance_cents"]) == (750, 2750)
+            settings = daemon.admin("GET", "/settings")[1]["settings"]
+            assert (settings["budget_cents"], settings["time_zone"]) == (750, "UTC")
+            clicks = {c["id"]: c for c in daemon.admin("GET", "/clicks")[1]["clicks"]}
+            assert set(clicks) == set(ids)
+        finally:
+            daemon.stop()
+        assert (
+            rows("SELECT id, month, url, creator, weight, created_at FROM clicks ORDER BY id")
+            == clicks_before
+        )
+        assert rows("SELECT month, state, live_clicks, live_weight FROM months") == months_before
+        assert rows("SELECT id, creator, cents, state, note FROM transfers") == gifts_before
+        # The older browser's token travelled over TCP: revoked (m007).
+        assert rows("SELECT count(*) FROM tokens WHERE revoked_at IS NULL") == [(0,)]
+        assert DataDir(data).wallet.read_bytes()[8] == 2
+
+        # The older version, started on what this one wrote: refused, in one line.
+        port = free_port()
+        argv = ["run", "--no-tray", "--port", str(port), "--data-dir", str(data)]
+        old_run = subprocess.run(
+            [sys.executable, "-m", "daemon", *argv],
+            cwd=str(older),
+            env={**env, "MECENE_PASSPHRASE": PASSPHRASE},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert old_run.returncode == 1, old_run.stderr
+        assert "unsupported wallet format version 2" in old_run.stderr
+        assert "Traceback" not in old_run.stderr
+    finally:
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "remove", "--force", str(older)],
+            capture_output=True,
+        )
