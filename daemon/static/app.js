@@ -631,6 +631,31 @@ $("unlock-form").addEventListener("submit", async (event) => {
   await refresh();
 });
 
+$("passphrase-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const said = $("passphrase-said");
+  said.hidden = false;
+  if ($("new-passphrase").value !== $("new-passphrase-again").value) {
+    said.dataset.state = "error";
+    said.textContent = "The two new passphrases differ: nothing was changed.";
+    return;
+  }
+  said.dataset.state = "working";
+  said.textContent = "Changing it (the key derivation takes a moment)…";
+  try {
+    await api("POST", "/wallet/passphrase", {
+      passphrase: $("old-passphrase").value, new_passphrase: $("new-passphrase").value,
+    });
+    said.dataset.state = "done";
+    said.textContent = "Passphrase changed: the wallet opens with the new one from now on. "
+      + "Your recovery phrase has not changed.";
+  } catch (e) {
+    said.dataset.state = "error";
+    said.textContent = `${e.message[0].toUpperCase()}${e.message.slice(1)}: nothing was changed.`;
+  }
+  for (const id of ["old-passphrase", "new-passphrase", "new-passphrase-again"]) $(id).value = "";
+});
+
 $("lock").addEventListener("click", async () => {
   await api("POST", "/wallet/lock", {}).catch((e) => notify(e.message));
   await refresh();

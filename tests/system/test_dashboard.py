@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from daemon.browsers.pairing import new_token
+from daemon.files import DataDir
+from daemon.wallet import Wallet
 from mecene.time import add_months, month_ended_everywhere
 from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
 from tests.support.channel import Channel
@@ -614,4 +616,38 @@ def test_automatic_backups_are_one_setting_on_the_dashboard(
     restored = tmp_path / "restored"
     done = mecene(restored, "restore", "--from", str(taken))
     assert done.returncode == 0, done.stderr
+    page.close()
+
+
+def test_the_passphrase_is_changed_on_the_dashboard(daemon: Daemon, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(login_link(daemon))
+    wait_ready(page)
+
+    def change(old: str, new: str, again: str) -> str:
+        page.fill("#old-passphrase", old)
+        page.fill("#new-passphrase", new)
+        page.fill("#new-passphrase-again", again)
+        page.evaluate("() => { delete document.getElementById('passphrase-said').dataset.state; }")
+        page.click("#passphrase-form button[type=submit]")
+        page.wait_for_selector(
+            "#passphrase-said[data-state='done'], #passphrase-said[data-state='error']"
+        )
+        return page.text_content("#passphrase-said") or ""
+
+    assert change(PASSPHRASE, "a new one here", "a new one, typo") == (
+        "The two new passphrases differ: nothing was changed."
+    )
+    assert change("not the passphrase", "a new one here", "a new one here") == (
+        "Wrong passphrase: nothing was changed."
+    )
+    assert Wallet.open(DataDir(daemon.data).wallet, PASSPHRASE)  # still the old one
+    said = change(PASSPHRASE, "a new one here", "a new one here")
+    assert said.startswith("Passphrase changed")
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        page.locator("#passphrase-panel").screenshot(
+            path=str(EXTENSION.parent / "docs" / "dashboard-passphrase.png")
+        )
+    assert Wallet.open(DataDir(daemon.data).wallet, "a new one here")
+    assert page.input_value("#old-passphrase") == ""  # never left in the page
     page.close()
