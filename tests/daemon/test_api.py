@@ -215,6 +215,7 @@ async def test_a_click_is_recorded_and_the_status_follows(api: Api) -> None:
         "currency": "EUR",
         "budget_cents": 500,
         "balance_cents": None,
+        "practice_hub": False,  # no hub at all in this test, so not the embedded one
         "clicks": 1,
         "spend_cents": 500,
         "per_click_cents": 500,
