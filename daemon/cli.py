@@ -683,16 +683,9 @@ def restore_backup(data_dir: DataDir, source: Path, replace: bool) -> int:
             "its place (what it replaces is kept aside), or restore into another --data-dir"
         )
     data_dir.create()
-    lock = DaemonLock(data_dir.lock)
+    phrase = os.environ.get(PHRASE_ENV)
     try:
-        lock.acquire()
-    except AlreadyRunning:
-        raise CliError(
-            f"a daemon is running on {data_dir.root}: stop it first (`mecene lock` is not enough)"
-        ) from None
-    try:
-        phrase = os.environ.get(PHRASE_ENV)
-        with Progress("Checking the backup"):
+        with DaemonLock(data_dir.lock), Progress("Checking the backup"):
             if phrase is not None:
                 seed = recovery.seed_of(phrase)
                 new = read_passphrase(twice=True, prompt="A new passphrase for this wallet: ")
@@ -701,10 +694,12 @@ def restore_backup(data_dir: DataDir, source: Path, replace: bool) -> int:
                 opened, aside = backup.restore(
                     source, data_dir, passphrase=read_passphrase(twice=False)
                 )
+    except AlreadyRunning:
+        raise CliError(
+            f"a daemon is running on {data_dir.root}: stop it first (`mecene lock` is not enough)"
+        ) from None
     except (recovery.PhraseError, backup.BackupError, WalletError) as exc:
         raise CliError(str(exc)) from None
-    finally:
-        lock.release()
     print(f"Restored the backup of {opened.created_at} into {data_dir.root}")
     print(f"  account   {opened.account}")
     for name in sorted(opened.files):
@@ -754,15 +749,11 @@ def cmd_hub(args: argparse.Namespace) -> int:
     hub_dir = data_dir.root / "hub"
     if not (hub_dir / "hub.db").exists():
         raise CliError(f"{data_dir.root} has no practice hub (it runs with --hub URL)")
-    lock = DaemonLock(data_dir.lock)
     try:
-        lock.acquire()
+        with DaemonLock(data_dir.lock):
+            practicehub.adopt(hub_dir)
     except AlreadyRunning as exc:
         raise CliError(str(exc)) from None
-    try:
-        practicehub.adopt(hub_dir)
-    finally:
-        lock.release()
     print(
         f"The practice hub in {data_dir.root} is the live one now. Never start another copy "
         "of this data directory: it would spend the same deposit again."

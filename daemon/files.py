@@ -169,6 +169,14 @@ class DaemonLock:
             os.close(self._fd)
             self._fd = None
 
+    def __enter__(self) -> DaemonLock:
+        """Held for a command that must not run beside a daemon (AlreadyRunning)."""
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
 
 def has_display() -> bool:
     """Whether a graphical session is there for a tray icon (X11 or Wayland)."""
