@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -34,6 +35,15 @@ from .wallet import Wallet
 
 log = logging.getLogger("mecene")
 MAX_SLEEP_SECONDS = 3600.0
+# A stop that takes longer than this writes every thread's stack to the log:
+# a daemon that does not exit is otherwise a silent process holding the lock.
+STOP_REPORT_SECONDS = 20.0
+
+
+def report_a_slow_stop() -> None:
+    """From now on, if the process is still here after STOP_REPORT_SECONDS,
+    dump every thread's stack to stderr (the log); the process goes on."""
+    faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, exit=False)
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -122,6 +132,7 @@ async def serve(
         if embedded is not None:
             await embedded.stop()
         lock.release()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def start_tray(data_dir: DataDir) -> subprocess.Popen[bytes] | None:
@@ -186,6 +197,7 @@ async def _serve_locked(
         hub_url=hub_url,
         channel_path=data_dir.channel,
         hub_embedded=hub_embedded,
+        records_marker=data_dir.records_marker,
     )
     app = create_app(config, Store(data_dir.database), wallet, clock)
     runner = web.AppRunner(
@@ -230,6 +242,7 @@ async def _serve_locked(
         await stop.wait()
     finally:
         log.info("stopping")
+        report_a_slow_stop()
         if tray_process is not None:
             await asyncio.to_thread(stop_tray, tray_process)
         timer.cancel()

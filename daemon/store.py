@@ -23,6 +23,7 @@ while a COMMIT is in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -413,18 +414,25 @@ class Store:
         self._committer.start()
 
     async def close(self) -> None:
-        """Finish every write already asked for, then close the connections."""
-        while self._inflight is not None or self._pending:
-            if self._inflight is not None:
-                await asyncio.shield(self._inflight)
-            else:
-                self._flush()
+        """Finish every write already asked for, then close the connections.
+
+        A commit that fails on the way (its jobs are told, and the error is
+        logged by `_committed`) does not stop the close: the commit thread is
+        not a daemon thread, and one left running keeps the process alive."""
+        try:
+            while self._inflight is not None or self._pending:
+                if self._inflight is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._inflight)
+                else:
+                    self._flush()
+        finally:
+            if self._committer is not None:
+                self._commits.put(None)
+                self._committer.join()
+                self._committer = None
         if self.batches:
             log.debug("%d writes committed in %d transactions", self.jobs, self.batches)
-        if self._committer is not None:
-            self._commits.put(None)
-            self._committer.join()
-            self._committer = None
         self._readers.shutdown(wait=True)
         with self._read_lock:
             for conn in self._read_conns:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,24 @@ async def test_a_single_statement_job_without_savepoint_fails_alone(store: Store
     assert isinstance(results[1], sqlite3.IntegrityError)
     rows = await store.read(lambda db: db.execute("SELECT key, value FROM meta").fetchall())
     assert sorted(tuple(r) for r in rows) == [("a", "x"), ("b", "x"), ("taken", "x")]
+
+
+async def test_close_ends_the_commit_thread_when_the_last_commit_fails(tmp_path: Path) -> None:
+    """A deferred foreign key makes SQLite refuse the COMMIT itself. A close
+    waiting for that commit returns, and the commit thread (not a daemon
+    thread: one left running keeps the process alive) is gone."""
+
+    def dangling(db: Database) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY)")
+        db.execute("CREATE TABLE IF NOT EXISTS child (parent INTEGER REFERENCES parent (id))")
+        db.execute("PRAGMA defer_foreign_keys=ON")
+        db.execute("INSERT INTO child (parent) VALUES (42)")
+
+    s = Store(tmp_path / "d.sqlite")
+    s.open()
+    failing = asyncio.ensure_future(s.write(dangling))
+    await asyncio.sleep(0)  # its transaction starts; the COMMIT is under way
+    await s.close()
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        await failing
+    assert not any(t.name == "mecene-commit" for t in threading.enumerate())
