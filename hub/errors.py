@@ -41,6 +41,8 @@ HUB_CODES = frozenset(
         "tokens_issued",
         "not_unlinkable",
         "token_expired",
+        "stale_record",
+        "too_many_records",
     }
 )
 assert HUB_CODES <= STATUS.keys()

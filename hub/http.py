@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from mecene import keys as key_rules
-from mecene import messages
+from mecene import messages, recordwire
 from mecene.errors import envelope
 
 from . import requests, tokens
@@ -190,6 +190,25 @@ async def issue_tokens(request: web.Request) -> web.Response:
     return _json(out, 201 if created else 200)
 
 
+@signed
+async def put_record(request: web.Request) -> web.Response:
+    try:
+        slot = recordwire.slot(request.match_info["slot"])
+        req = recordwire.put(await _body(request))
+    except recordwire.RecordError as exc:
+        raise HubError(exc.code, str(exc)) from None
+    return _json(await request.app[HUB].records.put(request[ACCOUNT], slot, req))
+
+
+@signed
+async def get_record(request: web.Request) -> web.Response:
+    try:
+        slot = recordwire.slot(request.match_info["slot"])
+    except recordwire.RecordError as exc:
+        raise HubError(exc.code, str(exc)) from None
+    return _json(await request.app[HUB].records.get(request[ACCOUNT], slot))
+
+
 async def redeem_token(request: web.Request) -> web.Response:
     """No account and no signature: whoever holds a token may spend it."""
     req = tokens.redeem_request(await _body(request))
@@ -315,6 +334,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/token-keys/{month}", token_keys),
     ("POST", "/v1/tokens", issue_tokens),
     ("POST", "/v1/tokens/redeem", redeem_token),
+    ("PUT", "/v1/records/{slot}", put_record),
+    ("GET", "/v1/records/{slot}", get_record),
     ("GET", "/v1/counters/{kind}", counter),
     ("GET", "/v1/creators/joined", joined),
     ("GET", "/v1/buttons/{kind}.svg", button),

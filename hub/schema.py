@@ -292,3 +292,16 @@ spent_tokens = Table(
     Column("redeemed_at", BigInteger, nullable=False),
 )
 Index("ix_spent_tokens_creator_hash", spent_tokens.c.creator_hash)
+
+# Encrypted records (hub/records.py): ciphertext a daemon keeps here for its
+# own restore, under slots it names with a key the hub never sees. No time is
+# kept: the hub has no use for when a record last changed.
+records = Table(
+    "records",
+    metadata,
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("slot", String(64), nullable=False),  # hex: HMAC of the record's name
+    Column("version", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),  # base64url of nonce || AES-GCM ciphertext
+    PrimaryKeyConstraint("account", "slot"),
+)

@@ -10,6 +10,7 @@ Each room is one lifecycle of the money that passes through the hub
     gifts.py       Transfers    a direct transfer, admitted at once (admission.py)
     tokens.py      TokenDesk    unlinkable tokens: keys, issuance, redemption
     creators.py    Creators     claims, proofs, flattr ids, escrow released or returned
+    records.py     Records      encrypted records a daemon keeps here (ciphertext only)
     reports.py     Reports      terms, counters, payouts, the books
 
 All stand on one `HubCore` (engine, key, clock, provider, fetcher, config).
@@ -35,6 +36,7 @@ from .creators import Creators
 from .deposits import Deposits
 from .gifts import Transfers
 from .proofs import ProofFetcher
+from .records import Records
 from .provider import PaymentProvider
 from .reports import Reports
 from .settling import Settlements
@@ -70,6 +72,7 @@ class Hub:
         self.transfers = Transfers(core, self.admission)
         self.creators = Creators(core, self.admission)
         self.reports = Reports(core)
+        self.records = Records(core)
         # What the runner, the CLI and the tests call most, by its old name.
         self.now, self.month = core.now, core.month
         self.run_payouts = self.settlements.run_payouts

@@ -49,6 +49,8 @@ STATUS = {
     "key_taken": 409,
     "token_spent": 409,
     "tokens_issued": 409,
+    "stale_record": 409,
+    "too_many_records": 409,
     "not_unlinkable": 409,
     "token_expired": 410,
     "too_large": 413,
