@@ -25,7 +25,14 @@ from mecene.amounts import euros, parse_euros
 
 from . import autostart, backup, nativehost, nativeinstall, practicehub, recovery
 from .client import ApiError, LocalApi
-from .files import DEFAULT_PORT, AlreadyRunning, DaemonLock, DataDir, default_data_dir
+from .files import (
+    DEFAULT_PORT,
+    AlreadyRunning,
+    DaemonLock,
+    DataDir,
+    default_data_dir,
+    write_atomic,
+)
 from .wallet import Settings, Wallet, WalletError
 
 PASSPHRASE_ENV = "MECENE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
@@ -187,7 +194,7 @@ def show_phrase(wallet: Wallet, first: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     # Late: the daemon's process (aiohttp, the hub) is not loaded for the
     # other commands, which start in a moment.
-    from .runner import StartError, run_event_loop, serve  # noqa: PLC0415
+    from .runner import StartError, report_a_slow_stop, run_event_loop, serve  # noqa: PLC0415
 
     data_dir = DataDir(args.data_dir)
     wallet: Wallet | None
@@ -217,6 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except StartError as exc:
         raise CliError(str(exc)) from None
+    report_a_slow_stop()  # threads the interpreter waits for at exit
     return 0
 
 
@@ -666,11 +674,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
             wallet = Wallet.create(data_dir.wallet, passphrase, seed=seed)
     except WalletError as exc:
         raise CliError(str(exc)) from None
+    write_atomic(data_dir.records_marker, b"")  # the first start fetches the records
     print(f"Restored the wallet in {data_dir.root}")
     print(f"  account   {wallet.account}")
     print(
         "Start it with `mecene run`: your balance, creator account and flattr id come back "
-        "from your hub. With the practice hub on this computer (no --hub), its money lived "
+        "from your hub, and with them, from the records your daemon kept there encrypted, "
+        "your settings, subscriptions, receipts, months not yet settled and unspent "
+        "tokens. With the practice hub on this computer (no --hub), its money lived "
         "on the lost disk: only a backup brings it back (`mecene restore --from FILE`)."
     )
     return 0
@@ -700,6 +711,9 @@ def restore_backup(data_dir: DataDir, source: Path, replace: bool) -> int:
         ) from None
     except (recovery.PhraseError, backup.BackupError, WalletError) as exc:
         raise CliError(str(exc)) from None
+    # What changed since the backup and was kept at the hub is merged in at
+    # the next start (daemon/records/).
+    write_atomic(data_dir.records_marker, b"")
     print(f"Restored the backup of {opened.created_at} into {data_dir.root}")
     print(f"  account   {opened.account}")
     for name in sorted(opened.files):

@@ -45,6 +45,12 @@ class DataDir:
         return self.root / "admin.token"
 
     @property
+    def records_marker(self) -> Path:
+        """Present after `mecene restore`: the next start fetches the
+        encrypted records from the hub first (daemon/records/)."""
+        return self.root / "records.restore"
+
+    @property
     def runtime(self) -> Path:
         """Where the running daemon says which port it listens on."""
         return self.root / "daemon.json"

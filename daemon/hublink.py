@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from .errors import DomainError, HubRefused, HubUnreachable
 from .gifts.sending import GiftSender
 from .months import policy as month_policy
 from .months.policy import OUTCOME_STATES, MonthState
+from .records.link import RecordLink
 from .service import Service
 from .unlinkable.link import TokenLink
 
@@ -46,7 +48,11 @@ __all__ = ["HubLink", "HubRefused", "HubUnreachable"]
 
 class HubLink:
     def __init__(
-        self, service: Service, base_url: str, retry_base: float = policy.RETRY_BASE_SECONDS
+        self,
+        service: Service,
+        base_url: str,
+        retry_base: float = policy.RETRY_BASE_SECONDS,
+        records_marker: Path | None = None,
     ):
         self.service = service
         self.base_url = base_url.rstrip("/")
@@ -58,7 +64,11 @@ class HubLink:
         self._session: aiohttp.ClientSession | None = None
         self._pass = asyncio.Lock()
         self._joined_due = 0.0  # loop time when the joined list is next downloaded
+        self._balance_told = 0  # balances the hub gave with a deposit's answer
         self.tokens = TokenLink(self, service.store, service.clock)
+        self.records = RecordLink(self, service, records_marker)
+        self.tokens.before_issue = self.records.before_issue
+        self.records.on_merged = self.wake.set
         self.gifts = GiftSender(self, service.gifts, self.tokens)
 
     # -- calls -----------------------------------------------------------------------
@@ -136,7 +146,12 @@ class HubLink:
     async def refresh_balance(self) -> int | None:
         if self.service.session.locked:
             return None
+        seen = self._balance_told
         account = await self.ok("GET", "/v1/account")
+        if self._balance_told != seen:
+            # A deposit's own answer came while this one was on its way: it
+            # is newer than this one, which must not overwrite it.
+            return None
         await self.service.session.set_balance(int(account["balance_cents"]))
         return int(account["balance_cents"])
 
@@ -157,6 +172,7 @@ class HubLink:
             "reachable": self.reachable,
             "error": self.last_error,
             "public_key": await self.service.session.meta("hub_public_key"),
+            "records": await self.records.view(),
         }
 
     async def creator_call(self, method: str, path: str, body: Any = None) -> Any:
@@ -175,6 +191,7 @@ class HubLink:
 
     async def deposit(self, body: dict[str, Any]) -> Any:
         out = await self.ok("POST", "/v1/deposits", body)
+        self._balance_told += 1
         await self.service.session.set_balance(int(out["balance_cents"]))
         self.wake.set()  # a month refused for want of money may go through now
         return out
@@ -207,6 +224,7 @@ class HubLink:
                 transfers_due = await self.gifts.send_due()
                 if transfers_due is not None:
                     waits.append(transfers_due)
+            redeemed = self.tokens.redeemed
             if self.reachable is not False:
                 try:
                     tokens_due = await self.tokens.step()
@@ -216,6 +234,8 @@ class HubLink:
                     tokens_due = policy.RETRY_MAX_SECONDS / 60
                 if tokens_due is not None:
                     waits.append(tokens_due)
+            if self.reachable is not False:
+                await self.records.step(quiet=self.tokens.redeemed == redeemed)
             if self.reachable is not False:
                 try:
                     await self.refresh_balance()

@@ -62,6 +62,7 @@ class Config:
     hub_retry_seconds: float = 5.0
     channel_path: Path | None = None  # the browsers' socket; None: answered in-process only
     hub_embedded: bool = False  # the practice hub in this process: its clock is ours
+    records_marker: Path | None = None  # DataDir.records_marker: fetch the records first
 
 
 def create_app(
@@ -101,7 +102,12 @@ def create_app(
         # month (months/clockwatch.py); the embedded hub's is the same clock.
         service.months.watch.needs_hub = not config.hub_embedded
         service.session.practice_hub = config.hub_embedded
-        link = HubLink(service, config.hub_url, retry_base=config.hub_retry_seconds)
+        link = HubLink(
+            service,
+            config.hub_url,
+            retry_base=config.hub_retry_seconds,
+            records_marker=config.records_marker,
+        )
         app[HUB_LINK] = link
         service.months.on_months_closed = link.wake.set
         app.cleanup_ctx.append(_hub_link_lifetime)

@@ -167,6 +167,17 @@ class Months:
             return ClockBehind(why)
         return MonthClosed("the month has just closed; send the click again")
 
+    async def place_subscriptions(self) -> None:
+        """Place the open month's subscription clicks now (subscriptions
+        brought back by a restore; idempotent, as at each month's roll)."""
+        month = self.open_month
+        if month is None or self.session.settings.subscriptions_paused:
+            return
+        at = timestamp(self.session.now())
+        await self.session.store.write(
+            lambda db: flattrs_sql.place_subscription_clicks(db, month, at)
+        )
+
     async def update_settings(self, changes: dict[str, Any]) -> Settings:
         wallet = self.session.require_wallet()
         try:
@@ -282,7 +293,9 @@ class Months:
                     "spend_cents": split.spend_cents,
                     "allocations": allocations,
                 }
-            doc = json.loads(row["document"])
+            # A month brought back by a restore whose record had to leave out
+            # old documents (daemon/records/) has its receipt, not its split.
+            doc = json.loads(row["document"]) if row["document"] else {"allocations": []}
             shares = doc["allocations"]
             if doc.get("unlinkable"):
                 # The hub was sent none: the shares are the tokens', kept here.

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -67,6 +68,12 @@ class TokenLink:
         self.clock = clock
         self.window = window
         self._keys: dict[str, tokenwire.KeyDirectory] = {}
+        # Tokens redeemed so far: the hub link sends no signed record in a
+        # pass that redeemed one (daemon/records/link.py).
+        self.redeemed = 0
+        # Called once blinded requests are written and before the hub is
+        # asked to sign them: they are kept at the hub first (records).
+        self.before_issue: Callable[[], Awaitable[None]] | None = None
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -96,6 +103,8 @@ class TokenLink:
         rows = await self.store.read(lambda db: sql.blinded_of_month(db, month))
         if not rows:
             return 0
+        if self.before_issue is not None:
+            await self.before_issue()
         pending = [policy.pending(r) for r in rows]
         out = await self.link.ok("POST", "/v1/tokens", tokenwire.build_issue(month, pending))
         count = await self._finish(rows, pending, keys, out)
@@ -141,6 +150,8 @@ class TokenLink:
             return 200, {"issued": "already"}  # only their redemptions remain
         month = rows[0]["month"]
         keys = await self.keys(month)
+        if self.before_issue is not None:
+            await self.before_issue()
         pending = [policy.pending(r) for r in rows]
         body = tokenwire.build_issue(month, pending, (transfer_id, int(row["cents"])))
         status, out = await self.link.call("POST", "/v1/tokens", body)
@@ -200,6 +211,7 @@ class TokenLink:
             status, data = None, f"the hub is unreachable ({type(exc).__name__})"
         changes: dict[str, Any]
         meaning = policy.redemption_answer(status, data, attempts)
+        self.redeemed += 1
         if isinstance(meaning, policy.Redeemed):
             changes = {
                 "state": policy.TokenState.REDEEMED.value,

@@ -70,7 +70,13 @@ def daemon_app(
         extra["hub_url"] = hub_url
     if hub_retry_seconds is not None:
         extra["hub_retry_seconds"] = hub_retry_seconds
-    config = Config(port=PORT, wallet_path=data.wallet, admin_token_hash=hash_token(admin), **extra)
+    config = Config(
+        port=PORT,
+        wallet_path=data.wallet,
+        admin_token_hash=hash_token(admin),
+        records_marker=data.records_marker,
+        **extra,
+    )
     wallet = None if locked else Wallet.open(data.wallet, PASSPHRASE)
     return create_app(config, Store(data.database), wallet, clock), admin
 
@@ -317,7 +323,14 @@ class Daemon:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Past runner.STOP_REPORT_SECONDS the daemon has written every
+            # thread's stack to its log: that is what the failure shows.
+            end_group(self.proc.pid)
+            self.proc.wait(timeout=30)
+            raise AssertionError(f"the daemon did not stop in 30 s:\n{self.log[-20_000:]}") from None
         end_group(self.proc.pid)
         return code
 

@@ -26,14 +26,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
 
 from daemon import backup, recovery
 from daemon.files import DataDir
+from daemon.records import sql as records_sql
+from daemon.records.link import META, TOKEN_MONTHS, Book
 from daemon.wallet import TEST_KDF, Wallet
+from mecene.time import add_months
 from tests.support.channel import Channel
 from tests.support.constants import PASSPHRASE
 from tests.support.daemons import Daemon, free_port, mecene, start
-from tests.support.hubs import HubProcess, faketime, movable_clock, wait_for
+from tests.support.hubs import (
+    TIME_ZONE,
+    HubProcess,
+    faketime,
+    movable_clock,
+    offset_to_month_end,
+    wait_for,
+)
 
 
 def refused_start(data: Path) -> str:
@@ -467,6 +478,138 @@ def test_the_recovery_phrase_brings_the_account_back_on_a_new_machine(tmp_path: 
             )
         finally:
             daemon.stop()
+    finally:
+        hub.stop()
+
+
+def _records_kept(data: Path, name: str) -> bool:
+    """Whether `data`'s daemon has kept its `name` record at the hub as its
+    database holds it now (the fingerprint it last sent is today's)."""
+
+    conn = sqlite3.connect(f"file:{DataDir(data).database}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        db = Database(conn)
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", [META]).fetchone()
+        book = Book.parse(row[0] if row else None)
+        open_month = conn.execute("SELECT max(month) FROM months").fetchone()[0]
+        _record, fingerprint = records_sql.tokens(db, add_months(open_month, -TOKEN_MONTHS))
+    finally:
+        conn.close()
+    return name in book.kept and book.of(name).fingerprint == fingerprint
+
+
+def test_a_restore_from_the_phrase_brings_back_a_month_of_money_and_its_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month with flattrs, a subscription, a gift, a flattr id, changed
+    settings, and its unlinkable tokens signed and waiting to be redeemed.
+    The disk dies (kill -9, the directory gone). On a new data directory,
+    the recovery phrase brings it all back from the hub's encrypted records:
+    balance, receipts, subscription, settings, the flattr id, and every
+    token, which the new daemon redeems. Every cent at the hub is accounted
+    for, and each token was spent once."""
+    monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "25")
+    offset, month = offset_to_month_end(14)
+    boundary_at = time.monotonic() + 14
+    prefix = faketime(offset)
+    hub = HubProcess(tmp_path / "hub", free_port(), prefix).start()
+    old, new = tmp_path / "old", tmp_path / "new"
+    try:
+        init = mecene(old, "init", "--budget", "7", "--time-zone", TIME_ZONE)
+        assert init.returncode == 0, init.stderr
+        args = ["--hub", hub.url]
+        daemon = start(old, args=args, prefix=prefix, deposit_cents=2000)
+        try:
+            changes = {"unlinkable": True, "browser_gift_limit_cents": 900}
+            status, out = daemon.admin("PATCH", "/settings", changes)
+            assert status == 200, out
+            key = daemon.pair()
+            for n, creator in enumerate(["domain:one.example", "domain:two.example"]):
+                body = {
+                    "id": str(uuid.uuid4()),
+                    "url": f"https://{creator[7:]}/{n}",
+                    "creator": creator,
+                }
+                assert daemon.request("POST", "/clicks", body, key)[0] == 201
+            sub = {"url": "https://one.example/0", "creator": "domain:one.example", "months": 3}
+            status, subscribed = daemon.admin("POST", "/subscriptions", sub)
+            assert status in (200, 201), subscribed
+            gift = {"id": str(uuid.uuid4()), "creator": "domain:three.example", "cents": 300}
+            status, given = daemon.admin("POST", "/transfers", gift)
+            assert status in (201, 202), given
+            status, flattr_id = daemon.admin("POST", "/hub/flattr-ids", {})
+            assert status == 201, flattr_id
+            assert boundary_at - time.monotonic() > 1, "too slow to set up before the month ends"
+
+            def tokens_of_month() -> dict[str, Any]:
+                status, view = daemon.admin("GET", f"/months/{month}")
+                assert status == 200, view
+                return dict(view.get("tokens") or {})
+
+            # Settled and signed; some tokens may be spent already, most wait.
+            wait_for(
+                lambda: set(tokens_of_month()) and set(tokens_of_month()) <= {"ready", "redeemed"},
+                "the month's tokens signed",
+                timeout=90,
+            )
+            wait_for(lambda: _records_kept(old, "tokens"), "the tokens kept at the hub")
+            status, before = daemon.admin("GET", f"/months/{month}")
+            assert "ready" in before["tokens"], "the window passed before the disk died"
+            shown = mecene(old, "recovery", "show")
+            assert shown.returncode == 0, shown.stderr
+        finally:
+            daemon.kill()  # the disk dies under a running daemon
+        phrase = " ".join(re.findall(r"\b\d+\. ([a-z]+)", shown.stdout))
+        shutil.rmtree(old)
+
+        done = mecene(new, "restore", env_extra={"MECENE_RECOVERY_PHRASE": phrase})
+        assert done.returncode == 0, done.stderr
+        daemon = start(new, args=args, prefix=prefix)
+        try:
+            wait_for(
+                lambda: daemon.admin("GET", "/hub")[1]["hub"]["records"]["restoring"] is False,
+                "the records fetched",
+            )
+            settings = daemon.admin("GET", "/settings")[1]["settings"]
+            assert (settings["unlinkable"], settings["browser_gift_limit_cents"]) == (True, 900)
+            assert (settings["budget_cents"], settings["time_zone"]) == (700, TIME_ZONE)
+            subs = daemon.admin("GET", "/subscriptions")[1]["subscriptions"]
+            assert [(s["id"], s["state"]) for s in subs] == [
+                (subscribed["subscription"]["id"], "active")
+            ]
+            transfers = daemon.admin("GET", "/transfers")[1]["transfers"]
+            assert [(t["id"], t["state"]) for t in transfers] == [(gift["id"], "given")]
+            status, again = daemon.admin("POST", "/hub/flattr-ids", {})
+            assert (status, again["key"]) == (200, flattr_id["key"])
+            after = daemon.admin("GET", f"/months/{month}")[1]
+            assert (after["state"], after["receipt"]) == ("settled", before["receipt"])
+            hub_balance = daemon.admin("GET", "/hub/account")[1]["balance_cents"]
+            wait_for(
+                lambda: daemon.admin("GET", "/status")[1]["balance_cents"] == hub_balance,
+                "the balance back from the hub",
+            )
+            # Every token comes back and is spent, by whichever daemon got there.
+            wait_for(
+                lambda: set(daemon.admin("GET", f"/months/{month}")[1]["tokens"]) == {"redeemed"},
+                "every token of the month redeemed",
+                timeout=90,
+            )
+            tokens = daemon.admin("GET", f"/months/{month}")[1]["tokens"]
+            assert tokens["redeemed"]["cents"] == before["spend_cents"]
+        finally:
+            daemon.stop()
+        conn = sqlite3.connect(tmp_path / "hub" / "hub.db")
+        try:
+            spent = conn.execute("SELECT count(*), sum(cents) FROM spent_tokens").fetchone()
+            issued = conn.execute("SELECT sum(tokens), sum(cents) FROM token_issues").fetchone()
+        finally:
+            conn.close()
+        # The month's tokens and the gift's: each issued once and spent once.
+        assert spent == issued and issued[1] == before["spend_cents"] + gift["cents"]
+        check = hub.cli("check")
+        assert check.returncode == 0, check.stderr
+        assert json.loads(check.stdout)["sum_cents"] == 0
     finally:
         hub.stop()
 
