@@ -36,8 +36,8 @@ from .creators import Creators
 from .deposits import Deposits
 from .gifts import Transfers
 from .proofs import ProofFetcher
-from .records import Records
 from .provider import PaymentProvider
+from .records import Records
 from .reports import Reports
 from .settling import Settlements
 from .tokens import TokenDesk

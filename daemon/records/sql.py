@@ -103,9 +103,25 @@ def merge_state(db: Database, record: dict[str, Any]) -> dict[str, int]:
     """Add what the state record has and this database lacks. Gifts go in
     before months: a month's `given_cents` comes with it, and the trigger
     that adds a new gift to its month must not count it twice."""
+    transfers = _merge(db, "transfers", record.get("transfers"))
+    # A month this daemon opened before the record came (a new daemon starts
+    # with the default time zone, whose month may still be one the record
+    # closed) gives way to the record's closed one, if nothing was flattred
+    # in it here: the record's is signed, and may be at the hub already.
+    replaced = 0
+    for month in record.get("months") or []:
+        if not isinstance(month, dict) or month.get("state") == MonthState.OPEN:
+            continue
+        cursor = db.execute(
+            "DELETE FROM months WHERE month = ? AND state = ? AND live_clicks = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM clicks WHERE clicks.month = months.month)",
+            [month.get("month"), MonthState.OPEN],
+        )
+        replaced += cursor.rowcount
+    months = _merge(db, "months", record.get("months"))
     return {
-        "transfers": _merge(db, "transfers", record.get("transfers")),
-        "months": _merge(db, "months", record.get("months")),
+        "transfers": transfers,
+        "months": months,
         "subscriptions": _merge(db, "subscriptions", record.get("subscriptions")),
     }
 

@@ -4,6 +4,7 @@ they change; fetched and merged by a wallet restored from its phrase."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -195,5 +196,45 @@ async def test_an_older_copy_never_overwrites_a_newer_record(
         assert (await copy.call("GET", "/hub"))["hub"]["records"]["error"] is None
         book = Book.parse(await copy.link.service.session.meta(META))
         assert book.of("state").version == kept + 1
+    finally:
+        await client.close()
+
+
+async def test_a_closed_month_the_hub_has_not_taken_yet_survives_the_disk(
+    world: dict[str, Any], tmp_path: Any
+) -> None:
+    """Issue 26, point 2: the month closed in UTC+14 and the hub said to wait;
+    the disk died meanwhile. Its signed document was kept at the hub, so the
+    restored daemon sends it when the hub takes it, and it is settled."""
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    await funded_with_clicks(person, ["domain:example.org"])
+    clock.set(dt.datetime(2026, 11, 30, 10, 0, 5, tzinfo=dt.UTC))
+    assert (await person.call("GET", "/status"))["month"] == "2026-12"
+    await person.link.sync_once()
+    month = await person.call("GET", "/months/2026-11")
+    assert (month["state"], month["sync"]["error"]) == ("closed", "month_not_ended")
+    seed = person.link.service.session.require_wallet().data.seed
+    await person.client.close()  # the disk dies
+    restored, client = await _second_daemon(world, DataDir(tmp_path / "restored"), seed)
+    try:
+        await restored.link.sync_once()  # fetched; the hub still says wait
+        kept = await restored.call("GET", "/months/2026-11")
+        # As signed before the disk died (being sent again, maybe, by the
+        # pass the merge woke).
+        assert kept["settlement"] == month["settlement"]
+        assert kept["state"] in ("closed", "submitted")
+        # Moved between two passes: a pass that asked at the old time and
+        # heard back at the new one would wait the old answer's 26 hours.
+        async with restored.link._pass:
+            clock.set(dt.datetime(2026, 12, 1, 12, 7, tzinfo=dt.UTC))
+        for _ in range(20):  # the link's own passes run beside these
+            await restored.link.sync_once()
+            settled = await restored.call("GET", "/months/2026-11")
+            if settled["state"] == "settled":
+                break
+            await asyncio.sleep(0.05)
+        assert settled["state"] == "settled", settled["sync"]
+        assert settled["receipt"]["spend_cents"] == 500
     finally:
         await client.close()

@@ -330,7 +330,8 @@ class Daemon:
             # thread's stack to its log: that is what the failure shows.
             end_group(self.proc.pid)
             self.proc.wait(timeout=30)
-            raise AssertionError(f"the daemon did not stop in 30 s:\n{self.log[-20_000:]}") from None
+            tail = self.log[-20_000:]
+            raise AssertionError(f"the daemon did not stop in 30 s:\n{tail}") from None
         end_group(self.proc.pid)
         return code
 
