@@ -289,8 +289,38 @@ function showBackups(settings, backups) {
       + "passphrase or your recovery phrase: ", command, ".");
   } else {
     line.textContent = settings.backup_dir ? "The first backup is taken now."
-      : "No automatic backups: your recovery phrase brings the account back, "
-        + "a backup brings everything back.";
+      : "No automatic backups: your recovery phrase brings back the account and what "
+        + "your hub keeps for it; a backup brings everything back, this month's flattrs too.";
+  }
+}
+
+/** The encrypted copy at the hub (PROTOCOL.md, "Encrypted records"): when it
+ * was last kept, or why not; with the practice hub, that it is on this disk. */
+async function showRecords(practiceHub) {
+  const line = $("records-state");
+  const what = "your settings, subscriptions, receipts and unspent tokens";
+  if (practiceHub) {
+    line.dataset.state = "practice";
+    line.textContent = "Your practice hub lives on this computer, with the encrypted copy of "
+      + `${what}: only a backup keeps them if this disk dies.`;
+    return;
+  }
+  const { hub } = await api("GET", "/hub");
+  const records = hub.records;
+  if (records.restoring) {
+    line.dataset.state = "restoring";
+    line.textContent = `Bringing back ${what} from your hub…`;
+  } else if (records.kept_at) {
+    const when = new Date(records.kept_at).toLocaleString([], {
+      dateStyle: "medium", timeStyle: "short" });
+    line.dataset.state = records.error ? "error" : "kept";
+    line.textContent = `An encrypted copy of ${what} is kept at your hub (last ${when}); `
+      + "your recovery phrase brings it back."
+      + (records.error ? ` The last try failed: ${records.error}.` : "");
+  } else {
+    line.dataset.state = records.error ? "error" : "none";
+    line.textContent = `An encrypted copy of ${what} is kept at your hub once you have `
+      + "made a deposit there.";
   }
 }
 
@@ -523,7 +553,8 @@ async function refresh() {
     + (status.given_cents ? ` + ${euros(status.given_cents)} given` : "");
   await Promise.all([
     showMonth(status), showMonths(status.month), showSubscriptions(), showSettings(),
-    showTransfers(status.month), showCreator(), showBrowsers(), showPending(),
+    showRecords(status.practice_hub), showTransfers(status.month), showCreator(),
+    showBrowsers(), showPending(),
   ]);
   document.body.dataset.state = "ready";
 }

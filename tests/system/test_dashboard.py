@@ -22,8 +22,15 @@ from mecene.time import add_months, month_ended_everywhere
 from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
 from tests.support.channel import Channel
 from tests.support.constants import PASSPHRASE
-from tests.support.daemons import Daemon, mecene, start
-from tests.support.hubs import TIME_ZONE, faketime, movable_clock, offset_to_month_end, wait_for
+from tests.support.daemons import Daemon, free_port, mecene, start
+from tests.support.hubs import (
+    TIME_ZONE,
+    HubProcess,
+    faketime,
+    movable_clock,
+    offset_to_month_end,
+    wait_for,
+)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -599,6 +606,10 @@ def test_automatic_backups_are_one_setting_on_the_dashboard(
     page.goto(login_link(daemon))
     wait_ready(page)
     assert page.text_content("#backup-state").startswith("No automatic backups")
+    # The practice hub's copy is on this disk too: said so.
+    records = page.text_content("#records-state") or ""
+    assert records.startswith("Your practice hub lives on this computer")
+    assert records.endswith("only a backup keeps them if this disk dies.")
     folder = tmp_path / "usb" / "mecene-backups"
     page.fill("#backup-dir", str(folder))
     page.fill("#backup-keep", "5")
@@ -651,3 +662,38 @@ def test_the_passphrase_is_changed_on_the_dashboard(daemon: Daemon, browser: Any
     assert Wallet.open(DataDir(daemon.data).wallet, "a new one here")
     assert page.input_value("#old-passphrase") == ""  # never left in the page
     page.close()
+
+
+def test_the_dashboard_says_when_the_encrypted_copy_was_kept_at_the_hub(
+    tmp_path: Path, browser: Any
+) -> None:
+    """With a hub elsewhere, the settings say when the encrypted records were
+    last kept there, and that the recovery phrase brings them back."""
+    hub = HubProcess(tmp_path / "hub", free_port(), []).start()
+    data = tmp_path / "mecene"
+    try:
+        assert mecene(data, "init", "--budget", "6", "--time-zone", "UTC").returncode == 0
+        daemon = start(data, args=["--hub", hub.url], deposit_cents=2000)
+        try:
+            wait_for(
+                lambda: daemon.admin("GET", "/hub")[1]["hub"]["records"]["kept_at"],
+                "the records kept at the hub",
+            )
+            page = browser.new_page()
+            page.goto(login_link(daemon))
+            wait_ready(page)
+            page.wait_for_selector("#records-state[data-state='kept']")
+            said = page.text_content("#records-state") or ""
+            assert said.startswith(
+                "An encrypted copy of your settings, subscriptions, receipts and unspent "
+                "tokens is kept at your hub (last "
+            ) and said.endswith("); your recovery phrase brings it back.")
+            if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+                page.locator("#settings-panel").screenshot(
+                    path=str(EXTENSION.parent / "docs" / "dashboard-records.png")
+                )
+            page.close()
+        finally:
+            daemon.stop()
+    finally:
+        hub.stop()
