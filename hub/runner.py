@@ -115,10 +115,12 @@ async def close_hub(hub: Hub) -> None:
 
 
 async def upkeep(hub: Hub) -> None:
-    """Hourly: forget spent nonces, give back escrow older than the period."""
+    """Hourly: forget spent nonces and expired months' token answers, give
+    back escrow older than the period."""
     while True:
         try:
             await hub.forget_nonces()
+            await hub.tokens.forget_answers()
             returned = await hub.expire_escrow()
             if returned:
                 log.info("returned %s of expired escrow to givers", euros(returned))

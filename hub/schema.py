@@ -274,7 +274,10 @@ token_issues = Table(
     Column("sha256", String(64), nullable=False),
     Column("cents", BigInteger, nullable=False),
     Column("tokens", Integer, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # to the hour
+    # The first answer's blind signatures (base64url, concatenated in the
+    # request's order), sent again to a repeat; NULL once the month expired.
+    Column("answer", Text, nullable=True),
     PrimaryKeyConstraint("account", "ref"),
 )
 
@@ -289,7 +292,7 @@ spent_tokens = Table(
     Column("creator", String(600), nullable=False),
     Column("creator_hash", String(64), nullable=False),  # sha256 hex, for the counters
     Column("cents", BigInteger, nullable=False),
-    Column("redeemed_at", BigInteger, nullable=False),
+    Column("redeemed_at", BigInteger, nullable=False),  # to the hour
 )
 Index("ix_spent_tokens_creator_hash", spent_tokens.c.creator_hash)
 

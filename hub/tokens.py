@@ -9,8 +9,10 @@
    month's `Tokens` money, once, as any settlement.
 3. **Issuance.** `POST /v1/tokens`, signed as the account: blinded token
    requests whose denominations add up to that settlement's spend. The hub
-   signs them blindly. The same request again gets the same signatures (RSA
-   signing is deterministic); another request for the month is refused.
+   signs them blindly and keeps the answer: the same request again gets it
+   again, never signed again (a free repeat of a large issuance would cost
+   seconds of CPU each); another request for the month is refused. The
+   answer is dropped once the month's tokens expire (`forget_answers`).
 4. **Redemption.** `POST /v1/tokens/redeem`, with no account and no
    signature: a token, its prefix and a creator key. The hub checks the
    signature, that the key's month is not expired and that the token was
@@ -39,12 +41,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene import blindrsa, money, tokens, tokenwire
 from mecene.amounts import euros
-from mecene.encoding import b64u
+from mecene.encoding import b64u, unb64u
 from mecene.time import add_months, month_start, timestamp_at
 
 from . import bulk, ledger
@@ -234,11 +236,31 @@ class TokenDesk:
             raise HubError("invalid", f"the tokens are worth {total} cents; {what} is {spend}")
 
         ref = req.ref
+        where = (token_issues.c.account == account) & (token_issues.c.ref == ref)
+        async with self.engine.connect() as conn:
+            known = (
+                await conn.execute(
+                    select(token_issues.c.sha256, token_issues.c.answer).where(where)
+                )
+            ).first()
+        if known is not None and known.sha256 != req.sha256:
+            raise HubError("tokens_issued", f"{req.month}'s tokens were issued already")
+        if known is not None and known.answer is not None:
+            # A repeat (a daemon that crashed before it saw the answer): the
+            # first answer again, never signed again (issue 27, point 9).
+            return False, self._answer(req.month, known.answer)
+        try:
+            signatures = await asyncio.to_thread(
+                lambda: [blindrsa.blind_sign(k.private, b) for k, b in wanted]
+            )
+        except blindrsa.BlindSignatureError as exc:
+            raise HubError("invalid", f"a token request: {exc}") from None
+        answer = b64u(b"".join(signatures))
         async with transaction(self.engine) as conn:
             known = (
                 await conn.execute(
-                    select(token_issues.c.sha256)
-                    .where(token_issues.c.account == account, token_issues.c.ref == ref)
+                    select(token_issues.c.sha256, token_issues.c.answer)
+                    .where(where)
                     .with_for_update()
                 )
             ).first()
@@ -253,20 +275,42 @@ class TokenDesk:
                         sha256=req.sha256,
                         cents=total,
                         tokens=len(wanted),
-                        created_at=self.now(),
+                        created_at=to_the_hour(self.now()),
+                        answer=answer,
                     )
                 )
                 if req.transfer is not None:
                     await self._debit_transfer(conn, account, req.month, req.transfer)
-        try:
-            signatures = await asyncio.to_thread(
-                lambda: [blindrsa.blind_sign(k.private, b) for k, b in wanted]
+            elif known.answer is None:  # issued before answers were kept
+                await conn.execute(update(token_issues).where(where).values(answer=answer))
+            else:  # the same request at the same moment: its answer
+                return False, self._answer(req.month, known.answer)
+        return known is None, self._answer(req.month, answer)
+
+    @staticmethod
+    def _answer(month: str, kept: str) -> dict[str, Any]:
+        raw = unb64u(kept)
+        signatures = tuple(raw[i : i + tokens.NK] for i in range(0, len(raw), tokens.NK))
+        return tokenwire.build_issue_answer(tokenwire.IssueAnswer(month, signatures))
+
+    async def forget_answers(self) -> int:
+        """Drop the kept answers of months whose tokens expired: nothing can
+        be issued or redeemed for them any more."""
+        async with transaction(self.engine) as conn:
+            done = await conn.execute(
+                update(token_issues)
+                .where(token_issues.c.answer.is_not(None))
+                .where(token_issues.c.month < self._oldest_live_month())
+                .values(answer=None)
             )
-        except blindrsa.BlindSignatureError as exc:
-            raise HubError("invalid", f"a token request: {exc}") from None
-        return known is None, tokenwire.build_issue_answer(
-            tokenwire.IssueAnswer(req.month, tuple(signatures))
-        )
+        return int(done.rowcount or 0)
+
+    def _oldest_live_month(self) -> str:
+        """The oldest month whose tokens are not expired."""
+        month = self.month()
+        while not self.expired(add_months(month, -1)):
+            month = add_months(month, -1)
+        return month
 
     async def _unlinkable_spend(self, account: str, month: str) -> int:
         async with self.engine.connect() as conn:
@@ -407,7 +451,7 @@ class TokenDesk:
                             "creator": r.creator,
                             "creator_hash": hashlib.sha256(r.creator.encode()).hexdigest(),
                             "cents": r.key.denomination_cents,
-                            "redeemed_at": now,
+                            "redeemed_at": to_the_hour(now),
                         }
                         for r in batch
                     ]
@@ -469,6 +513,13 @@ class Redemption:
             "cents": self.key.denomination_cents,
             "creator": self.creator,
         }
+
+
+def to_the_hour(at: int) -> int:
+    """A time the hub keeps about tokens: the hour, not the second (issue
+    27, point 6), so that its database cannot be joined to the second with
+    the times of signed requests."""
+    return at - at % 3600
 
 
 def _make_key() -> rsa.RSAPrivateKey:

@@ -389,3 +389,49 @@ async def test_redemptions_arriving_together_share_one_commit(connect: Any, hub:
     assert spent == 30
     await hub.run_payouts()
     assert await hub.balance_of(Tokens(OCT)) == 0
+
+
+async def test_a_repeated_issuance_is_answered_from_the_first_never_signed_again(
+    connect: Any, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27, point 9: a paid issuance, then free repeats. The hub signs
+    each token once; the repeats get the kept answer. Its times are kept to
+    the hour, and the answer is forgotten once the month's tokens expire."""
+    signed: list[int] = []
+    real = hub_tokens.blindrsa.blind_sign
+
+    def counting(key: Any, blinded: bytes) -> bytes:
+        signed.append(1)
+        return real(key, blinded)
+
+    monkeypatch.setattr(hub_tokens.blindrsa, "blind_sign", counting)
+    hub.clock.set(dt.datetime(2026, 12, 2, 12, 34, 56, tzinfo=dt.UTC))  # not on the hour
+    alice = connect()
+    await alice.deposit(2000)
+    wallet = Wallet(alice)
+    keys = await wallet.keys(OCT)
+    pending = [tokens.begin(keys[d]) for d in tokens.split(1700)]
+    await settle_unlinkable(alice, OCT, 1700)
+    first = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=201)
+    assert len(signed) == len(pending)
+    for _ in range(3):
+        again = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=200)
+        assert again == first
+    assert len(signed) == len(pending)  # never signed again
+    # The signatures still finish the tokens, which redeem.
+    answer = tokenwire.parse_issue_answer(again, len(pending))
+    token = pending[0].finish(keys[500], answer.blind_signatures[0])
+    await wallet.redeem("domain:example.org", token, pending[0].prefix)
+    async with hub.engine.connect() as conn:
+        issued = (await conn.execute(sa.select(hub_tokens.token_issues))).one()
+        spent = (await conn.execute(sa.select(hub_tokens.spent_tokens))).one()
+    # Kept to the hour: not a second the database could be joined on.
+    assert issued.created_at % 3600 == 0 and spent.redeemed_at % 3600 == 0
+    assert issued.answer is not None
+    assert await hub.tokens.forget_answers() == 0  # October's tokens are live
+    hub.clock.set(dt.datetime.fromtimestamp(hub.tokens.redeemable_until(OCT), dt.UTC))
+    assert await hub.tokens.forget_answers() == 1
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(sa.select(hub_tokens.token_issues.c.answer))).scalar() is None
+    out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=410)
+    assert out["error"] == "token_expired"
