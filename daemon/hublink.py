@@ -227,13 +227,16 @@ class HubLink:
             redeemed = self.tokens.redeemed
             if self.reachable is not False:
                 try:
-                    tokens_due = await self.tokens.step()
+                    await self.tokens.issue_due()
                 except (DomainError, ValueError) as exc:
-                    # Kept as they are (planned, blinded or ready): tried again.
-                    log.warning("unlinkable tokens not issued or redeemed yet: %s", exc)
-                    tokens_due = policy.RETRY_MAX_SECONDS / 60
-                if tokens_due is not None:
-                    waits.append(tokens_due)
+                    # Kept as they are (planned or blinded): tried again.
+                    log.warning("unlinkable tokens not issued yet: %s", exc)
+                    waits.append(policy.RETRY_MAX_SECONDS / 60)
+            # Redemptions go on their own anonymous connections: a signed call
+            # that failed does not hold them (issue 27, point 4).
+            tokens_due = await self.tokens.redeem_due()
+            if tokens_due is not None:
+                waits.append(tokens_due)
             if self.reachable is not False:
                 await self.records.step(quiet=self.tokens.redeemed == redeemed)
             if self.reachable is not False:

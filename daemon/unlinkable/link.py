@@ -190,15 +190,26 @@ class TokenLink:
         return len(finished)
 
     async def redeem_due(self) -> float | None:
-        """Redeem every token whose time has come; seconds until the next."""
+        """Redeem every token whose time has come; seconds until the next.
+        Tokens long overdue (the daemon slept) get new moments in a fresh
+        window instead (policy.overdue)."""
         now = timestamp(self.now())
         rows = await self.store.read(sql.ready)
         waits = []
+        late: list[tuple[str, str]] = []
         for row in rows:
             if row["redeem_at"] > now:
                 waits.append(max(0.0, seconds_at(row["redeem_at"]) - self.now().timestamp()))
                 continue
+            if policy.overdue(seconds_at(row["redeem_at"]), self.now().timestamp()):
+                at = policy.redeem_at(self.now().timestamp(), self.window, secrets.randbelow)
+                late.append((row["id"], timestamp_at(at)))
+                waits.append(max(0.0, at - self.now().timestamp()))
+                continue
             await self.redeem(row)
+        if late:
+            await self.store.write(lambda db: sql.reschedule(db, late))
+            log.info("%d overdue tokens spread over the next %.0f s", len(late), self.window)
         return min(waits) if waits else None
 
     async def redeem(self, row: dict[str, Any]) -> str:
@@ -228,10 +239,14 @@ class TokenLink:
         await self.store.write(lambda db: sql.update(db, row["id"], changes))
         return str(changes.get("state", policy.TokenState.READY.value))
 
-    async def step(self) -> float | None:
-        """Issue what is due, redeem what is due; seconds until the next."""
+    async def issue_due(self) -> None:
+        """Have every settled month's tokens signed (signed calls)."""
         for month in await self.months_to_issue():
             await self.issue(month)
+
+    async def step(self) -> float | None:
+        """Issue what is due, redeem what is due; seconds until the next."""
+        await self.issue_due()
         return await self.redeem_due()
 
 

@@ -53,6 +53,17 @@ def redeem_at(now: float, window: float, randbelow: Callable[[int], int]) -> flo
     return now + randbelow(max(1, int(window * 1000))) / 1000
 
 
+# A token this late was not redeemed in time because the daemon was stopped
+# or asleep: its moment is drawn again within a fresh window, so that a
+# daemon waking up never sends its overdue tokens together (issue 27, point
+# 4: a burst of one person's tokens ties them to each other).
+OVERDUE_SECONDS = 60.0
+
+
+def overdue(at: float, now: float) -> bool:
+    return now - at > OVERDUE_SECONDS
+
+
 @dataclass(frozen=True)
 class Redeemed:
     pass

@@ -110,6 +110,14 @@ def make_ready(db: Database, finished: Sequence[tuple[str, str, str]]) -> None:
     )
 
 
+def reschedule(db: Database, moments: Sequence[tuple[str, str]]) -> None:
+    """(id, redeem_at) of ready tokens given new moments."""
+    db.conn.executemany(
+        "UPDATE unlinkable_tokens SET redeem_at = ? WHERE id = ? AND state = ?",
+        [(at, i, TokenState.READY) for i, at in moments],
+    )
+
+
 def ready(db: Database) -> list[dict[str, Any]]:
     return list(
         db.query(

@@ -93,8 +93,45 @@ async def test_tokens_are_redeemed_over_the_window_not_at_once(world: dict[str, 
     assert len(set(times)) == len(times)  # each its own moment
     horizon = AFTER_NOVEMBER + dt.timedelta(seconds=600)
     assert all(t <= horizon.isoformat().replace("+00:00", "") + "Z" for t in times)
-    clock.set(horizon + dt.timedelta(seconds=1))
+    # A daemon that runs through the window redeems each in its turn.
+    at = AFTER_NOVEMBER
+    while at <= horizon:
+        at += dt.timedelta(seconds=30)
+        clock.set(at)
+        await link.sync_once()
+    month = await person.call("GET", f"/months/{NOV}")
+    assert set(month["tokens"]) == {"redeemed"}
+
+
+async def test_a_daemon_that_slept_spreads_its_overdue_tokens_over_a_fresh_window(
+    world: dict[str, Any],
+) -> None:
+    """Issue 27, point 4: stopped or asleep through the window, the daemon
+    does not send every overdue token at once: each gets a new moment in a
+    fresh window, and they go one by one from there."""
+    person, _hub, link = await unlinkable_month(world, window=600.0)
+    clock: FrozenClock = world["clock"]
     await link.sync_once()
+    woke = AFTER_NOVEMBER + dt.timedelta(hours=5)
+    clock.set(woke)
+    await link.sync_once()
+    month = await person.call("GET", f"/months/{NOV}")
+    redeemed = month["tokens"].get("redeemed", {"tokens": 0})["tokens"]
+    assert redeemed <= 1  # at most one whose first moment was 0 s
+    times = await link.service.store.read(
+        lambda db: [
+            r[0]
+            for r in db.execute("SELECT redeem_at FROM unlinkable_tokens WHERE state = 'ready'")
+        ]
+    )
+    stamp = lambda d: d.isoformat().replace("+00:00", "") + "Z"  # noqa: E731
+    assert times and all(stamp(woke) <= t <= stamp(woke + dt.timedelta(seconds=600)) for t in times)
+    assert len(set(times)) == len(times)
+    at = woke
+    while at <= woke + dt.timedelta(seconds=600):
+        at += dt.timedelta(seconds=30)
+        clock.set(at)
+        await link.sync_once()
     month = await person.call("GET", f"/months/{NOV}")
     assert set(month["tokens"]) == {"redeemed"}
 
@@ -152,6 +189,7 @@ async def test_an_answer_lost_after_issuance_or_redemption_loses_no_token_and_sp
     month = await person.call("GET", f"/months/{NOV}")
     assert set(month["tokens"]) == {"ready"}  # every redemption's answer was lost once
     world["clock"].set(AFTER_NOVEMBER + dt.timedelta(hours=2))
+    await link.sync_once()  # overdue by then: spread over a fresh window (of 0 s here)
     await link.sync_once()
     month = await person.call("GET", f"/months/{NOV}")
     assert set(month["tokens"]) == {"redeemed"}
