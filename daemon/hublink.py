@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
+import io
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ OUTCOME_EVERY_SECONDS = 3600.0
 
 
 __all__ = ["HubLink", "HubRefused", "HubUnreachable"]
+LARGE_BODY = 512 * 1024
 
 
 class HubLink:
@@ -96,8 +98,12 @@ class HubLink:
             headers = {"Content-Type": "application/json"} if raw else {}
         session = await self._get_session()
         try:
+            # Past 1 MB (a large record), aiohttp wants a stream, not bytes.
+            data: bytes | io.BytesIO | None = raw or None
+            if raw and len(raw) > LARGE_BODY:
+                data = io.BytesIO(raw)
             async with session.request(
-                method, self.base_url + path, data=raw or None, headers=headers
+                method, self.base_url + path, data=data, headers=headers
             ) as resp:
                 data = await resp.json(content_type=None)
                 status = resp.status

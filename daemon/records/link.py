@@ -80,9 +80,10 @@ class Book:
         if not text:
             return book
         data = json.loads(text)
+        known = set(Kept.__dataclass_fields__)
         for name in NAMES:
             if isinstance(data.get(name), dict):
-                book.kept[name] = Kept(**data[name])
+                book.kept[name] = Kept(**{k: v for k, v in data[name].items() if k in known})
         book.kept_at = data.get("kept_at")
         return book
 
@@ -148,9 +149,10 @@ class RecordLink:
         async with self._lock:
             try:
                 await self._send_due(("tokens",), force=True)
-            except HubRefused as exc:
-                # A hub that keeps no records (an older one) must not stop
-                # the money: the tokens go on, kept on this disk only.
+            except (HubRefused, seal.RecordTooLarge) as exc:
+                # A hub that keeps no records (an older one), or a record too
+                # large to keep, must not stop the money: the tokens go on,
+                # kept on this disk only.
                 self.last_error = str(exc)
                 log.warning("tokens not kept at the hub before issuance: %s", exc)
 
