@@ -91,8 +91,12 @@ def a_month(rng: random.Random) -> budget.Split:
     return budget.split_budget(budget.BudgetRules(budget_cents=500), clicks, 10_000)
 
 
-def shares_of(split: budget.Split) -> list[tuple[str, int]]:
-    return [(a.creator, a.cents) for a in budget.by_creator(split.allocations)]
+def shares_of(split: budget.Split, rng: random.Random) -> list[tuple[str, int]]:
+    """The month's shares as tokens of the one value (as the daemon plans
+    them: whole tokens, randomised rounding), each (creator, cents)."""
+    exact = [(a.creator, a.cents) for a in budget.by_creator(split.allocations)]
+    counts = tokens.apportion(exact, tokens.whole(split.spend_cents), rng.randrange)
+    return [(creator, n * tokens.DENOMINATION) for creator, n in counts.items()]
 
 
 async def hub_rates(people: int) -> tuple[float, float, int]:
@@ -106,7 +110,7 @@ async def hub_rates(people: int) -> tuple[float, float, int]:
         await migrate(engine)
         keys = {k.denomination_cents: k.public for k in await hub.tokens.keys_of(MONTH)}
         rng = random.Random(17)
-        months = [shares_of(a_month(rng)) for _ in range(people)]
+        months = [shares_of(a_month(rng), rng) for _ in range(people)]
         # Each person's unlinkable settlement, straight into the tables: what
         # is measured is the tokens.
         givers = [Person.new() for _ in months]
@@ -149,7 +153,11 @@ async def hub_rates(people: int) -> tuple[float, float, int]:
                 )
         requests, pending = [], []
         for person, shares in zip(givers, months, strict=True):
-            mine = [(c, tokens.begin(keys[d])) for c, cents in shares for d in tokens.split(cents)]
+            mine = [
+                (c, tokens.begin(keys[tokens.DENOMINATION]))
+                for c, cents in shares
+                for _ in range(cents // tokens.DENOMINATION)
+            ]
             body = tokenwire.build_issue(MONTH, [p for _c, p in mine])
             requests.append((person.account, hub_tokens.issue_request(body)))
             pending.append(mine)
@@ -165,8 +173,7 @@ async def hub_rates(people: int) -> tuple[float, float, int]:
         for mine, out in zip(pending, answers, strict=True):
             sigs = tokenwire.parse_issue_answer(out, len(mine)).blind_signatures
             for (creator, p), sig in zip(mine, sigs, strict=True):
-                public = keys[next(d for d, k in keys.items() if tokens.key_id(k) == p.key_id)]
-                token = p.finish(public, sig)
+                token = p.finish(keys[tokens.DENOMINATION], sig)
                 body = tokenwire.build_redemption(tokenwire.Redemption(token, p.prefix, creator))
                 redeem.append(hub_tokens.redeem_request(body))
         random.shuffle(redeem)
@@ -196,11 +203,13 @@ async def hub_rates(people: int) -> tuple[float, float, int]:
 def month_bytes() -> None:
     """A month of 50 flattrs: bytes and requests, unlinkable against plain."""
     split = a_month(random.Random(5))
-    mine = shares_of(split)
-    total = split.spend_cents
+    mine = shares_of(split, random.Random(5))
+    total = sum(c for _k, c in mine)
     person = Person.new()
     hub_key = Ed25519PrivateKey.generate()
-    plain = settlement_document(person.account, MONTH, total, split.allocations, private=False)
+    plain = settlement_document(
+        person.account, MONTH, split.spend_cents, split.allocations, private=False
+    )
     text, sig = plain.sign(person.sign)
     plain_sent = len(json.dumps({"document": text, "signature": sig}))
     # The receipt the hub answers with (the same for both), and its signature.
@@ -235,15 +244,14 @@ def month_bytes() -> None:
                 "keys": [
                     {
                         "id": "0" * 64,
-                        "denomination_cents": d,
+                        "denomination_cents": tokens.DENOMINATION,
                         "public_key": b64u(tokens.spki(key.public_key())),
                     }
-                    for d in tokens.DENOMINATIONS
                 ],
             }
         )
     )
-    count = sum(len(tokens.split(c)) for _k, c in mine)
+    count = total // tokens.DENOMINATION
     pending = tokens.begin(key.public_key())
     issue_body = len(
         json.dumps(

@@ -14,6 +14,7 @@ from pathlib import Path
 from mecene.amounts import euros
 from mecene.time import MONTH_RE
 
+from . import tokens as hub_tokens
 from .db import DatabaseRefused, DatabaseUrlError, migrate, open_database, revision
 from .runner import HubSettings, close_hub, default_data_dir, open_hub, start_hub
 from .service import HubConfig
@@ -107,7 +108,7 @@ async def _operate(args: argparse.Namespace) -> int:
                 f"in {done.chunks} chunks"
             )
         elif args.command == "tokens":
-            months = await hub.tokens.report()
+            months = await hub_tokens.report(hub.tokens)
             if args.json:
                 print(json.dumps(months, indent=2))
             else:

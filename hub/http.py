@@ -268,15 +268,15 @@ async def counter(request: web.Request) -> web.Response:
     if kind == "thing":
         body: dict[str, Any] = {"url": subject, "flattrs": count}
         return _cached(request, f'"{kind}-{count}"', lambda: _json(body))
-    tokens_ = await request.app[HUB].reports.redemptions(subject)
+    tokens_cents = await request.app[HUB].reports.redemptions_cents(subject)
     body = {
         "creator": subject,
         "flattrers": count,
-        "redemptions": tokens_,
-        "redemptions_are": "unlinkable tokens redeemed to this creator: a count of tokens, "
-        "not of people (the hub cannot tell whose they were)",
+        # Not a count: the hub cannot tell whose tokens they were, and one
+        # person's own tokens redeemed to themselves must not raise a counter.
+        "tokens_cents": tokens_cents,
     }
-    return _cached(request, f'"{kind}-{count}-{tokens_}"', lambda: _json(body))
+    return _cached(request, f'"{kind}-{count}-{tokens_cents}"', lambda: _json(body))
 
 
 async def joined(request: web.Request) -> web.Response:
@@ -307,11 +307,9 @@ def button_svg(count: int) -> str:
 
 
 async def button(request: web.Request) -> web.Response:
-    kind, subject, count = await _counter(request)
-    if kind == "creator":
-        # What the creator was given, both ways: people who flattred them,
-        # and unlinkable tokens (which the hub cannot tell apart by person).
-        count += await request.app[HUB].reports.redemptions(subject)
+    # People who flattred: where the hub knows them (linkable settlements).
+    # Tokens are money from nobody the hub knows: never counted as people.
+    kind, _subject, count = await _counter(request)
     return _cached(
         request,
         f'"{kind}-{count}-svg"',

@@ -55,15 +55,15 @@ class Reports(Room):
             )
         return int(value or 0)
 
-    async def redemptions(self, creator: str) -> int:
-        """How many unlinkable tokens went to `creator` (a count of tokens,
-        not of people: the hub cannot tell whose they were)."""
+    async def redemptions_cents(self, creator: str) -> int:
+        """What unlinkable tokens brought `creator`, in cents (an amount, not
+        a count of people: the hub cannot tell whose they were)."""
         h = hashlib.sha256(creator.encode()).hexdigest()
         async with self.engine.connect() as conn:
             value = await conn.scalar(
-                select(func.count())
-                .select_from(spent_tokens)
-                .where(spent_tokens.c.creator_hash == h)
+                select(func.coalesce(func.sum(spent_tokens.c.cents), 0)).where(
+                    spent_tokens.c.creator_hash == h
+                )
             )
         return int(value or 0)
 

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mecene import signing
+from mecene import signing, tokens
+from mecene.amounts import euros
 from mecene.settlement import Settlement
 from mecene.time import month_ended_everywhere, timestamp
 
@@ -64,6 +65,18 @@ class Settlements(Room):
                 f"{timestamp(ended)}",
                 settle_from=timestamp(ended),
                 retry_after=wait,
+            )
+        whole = (
+            doc.spend_cents % tokens.DENOMINATION == 0
+            and doc.spend_cents <= tokens.MAX_TOKENS * tokens.DENOMINATION
+        )
+        if doc.unlinkable and not whole and not await self._settled(doc):
+            # Refused before anything is debited: no tokens could be issued.
+            raise HubError(
+                "invalid",
+                f"an unlinkable month's spend is a whole number of "
+                f"{euros(tokens.DENOMINATION)} tokens, at most "
+                f"{euros(tokens.MAX_TOKENS * tokens.DENOMINATION)}",
             )
         if doc.unlinkable and self.tokens.expired(doc.month) and not await self._settled(doc):
             # Its money could never become tokens: the giver is not debited.

@@ -1,14 +1,14 @@
 """Unlinkable contributions at the hub (DESIGN.md, "Unlinkable contributions").
 
-1. **Keys.** One RSA-2048 key per month and denomination (mecene/tokens.py),
-   made the first time the month's keys are asked for, shared by every hub
-   process through the database, published with their ids
-   (`GET /v1/token-keys/{month}`).
+1. **Keys.** One RSA-2048 key per month, of the one denomination
+   (mecene/tokens.py: 10 cents), made the first time the month's key is
+   asked for, shared by every hub process through the database, published
+   with its id (`GET /v1/token-keys/{month}`).
 2. **The spend.** An unlinkable month's settlement carries the spend and no
    allocation; accepting it (hub/accept.py) debits the giver into the
    month's `Tokens` money, once, as any settlement.
 3. **Issuance.** `POST /v1/tokens`, signed as the account: blinded token
-   requests whose denominations add up to that settlement's spend. The hub
+   requests of the month's key, as many as that settlement's spend buys. The hub
    signs them blindly and keeps the answer: the same request again gets it
    again, never signed again (a free repeat of a large issuance would cost
    seconds of CPU each); another request for the month is refused. The
@@ -42,6 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene import blindrsa, money, tokens, tokenwire
@@ -50,6 +51,7 @@ from mecene.encoding import b64u, unb64u
 from mecene.time import add_months, month_start, timestamp_at
 
 from . import bulk, ledger
+from .core import lost_a_race
 from .db import transaction
 from .errors import HubError
 from .groupcommit import GroupCommit, Outcome
@@ -136,7 +138,9 @@ class TokenDesk:
         return self.now() >= self.redeemable_until(month)
 
     async def keys_of(self, month: str) -> list[TokenKey]:
-        """The month's keys, one per denomination, made if they are not yet."""
+        """The month's key, of the one denomination, made if it is not yet
+        (a list of one). Keys of other denominations made by earlier
+        versions still redeem what they signed (`key`), and sign nothing."""
         if self.expired(month):  # before the cache: a process runs for months
             raise HubError("token_expired", f"{month}'s tokens are no longer issued or redeemed")
         if month in self._months:
@@ -146,7 +150,7 @@ class TokenDesk:
         async with self._making:
             found = await self._load(month)
             missing = [
-                d for d in tokens.DENOMINATIONS if d not in {k.denomination_cents for k in found}
+                d for d in (tokens.DENOMINATION,) if d not in {k.denomination_cents for k in found}
             ]
             if missing:
                 made = [await asyncio.to_thread(_make_key) for _ in missing]
@@ -169,7 +173,7 @@ class TokenDesk:
                     # Another process may have made them meanwhile: its keys win.
                     await bulk.insert_many(conn, token_keys, rows, ignore=True)
                 found = await self._load(month)
-            found.sort(key=lambda k: -k.denomination_cents)
+            found = [k for k in found if k.denomination_cents == tokens.DENOMINATION]
             self._months[month] = found
             return found
 
@@ -256,6 +260,25 @@ class TokenDesk:
         except blindrsa.BlindSignatureError as exc:
             raise HubError("invalid", f"a token request: {exc}") from None
         answer = b64u(b"".join(signatures))
+        for attempt in range(2):
+            try:
+                return await self._keep_answer(account, req, wanted, total, answer)
+            except DBAPIError as exc:
+                # The same request at the same moment kept its answer first
+                # (the row was inserted meanwhile): answered from it.
+                if not lost_a_race(exc) or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _keep_answer(
+        self,
+        account: str,
+        req: IssueRequest,
+        wanted: list[tuple[TokenKey, bytes]],
+        total: int,
+        answer: str,
+    ) -> tuple[bool, dict[str, Any]]:
+        where = (token_issues.c.account == account) & (token_issues.c.ref == req.ref)
         async with transaction(self.engine) as conn:
             known = (
                 await conn.execute(
@@ -270,7 +293,7 @@ class TokenDesk:
                 await conn.execute(
                     insert(token_issues).values(
                         account=account,
-                        ref=ref,
+                        ref=req.ref,
                         month=req.month,
                         sha256=req.sha256,
                         cents=total,
@@ -356,57 +379,6 @@ class TokenDesk:
                     index_elements=[giving.c.account, giving.c.month], set_={"gave": True}
                 )
             )
-
-    # -- the operator's report -----------------------------------------------------
-
-    async def report(self) -> list[dict[str, Any]]:
-        """Each month's tokens, oldest first: what was issued and redeemed,
-        the money still held for them (its `Tokens` balance), and whether the
-        month has expired. What an expired month still holds is money whose
-        tokens were never redeemed: nobody is known to return it to (the hub
-        never knew whose tokens they were), so it stays in the books, here."""
-        async with self.engine.connect() as conn:
-            issued = {
-                r.month: (int(r.tokens), int(r.cents))
-                for r in await conn.execute(
-                    select(
-                        token_issues.c.month,
-                        func.sum(token_issues.c.tokens).label("tokens"),
-                        func.sum(token_issues.c.cents).label("cents"),
-                    ).group_by(token_issues.c.month)
-                )
-            }
-            redeemed = {
-                r.month: (int(r.tokens), int(r.cents))
-                for r in await conn.execute(
-                    select(
-                        spent_tokens.c.month,
-                        func.count().label("tokens"),
-                        func.sum(spent_tokens.c.cents).label("cents"),
-                    ).group_by(spent_tokens.c.month)
-                )
-            }
-            held = {
-                account.month: cents
-                for account, cents in (await ledger.balances(conn, Tokens)).items()
-                if isinstance(account, Tokens)
-            }
-        out = []
-        for month in sorted(set(issued) | set(redeemed) | set(held)):
-            n_issued, c_issued = issued.get(month, (0, 0))
-            n_redeemed, c_redeemed = redeemed.get(month, (0, 0))
-            out.append(
-                {
-                    "month": month,
-                    "issued": {"tokens": n_issued, "cents": c_issued},
-                    "redeemed": {"tokens": n_redeemed, "cents": c_redeemed},
-                    "unredeemed": {"tokens": n_issued - n_redeemed, "cents": c_issued - c_redeemed},
-                    "held_cents": held.get(month, 0),
-                    "redeemable_until": timestamp_at(self.redeemable_until(month)),
-                    "expired": self.expired(month),
-                }
-            )
-        return out
 
     # -- redemption ----------------------------------------------------------------
 
@@ -497,6 +469,59 @@ class TokenDesk:
             ],
         )
         return outcomes
+
+
+# -- the operator's report -------------------------------------------------------
+
+
+async def report(desk: TokenDesk) -> list[dict[str, Any]]:
+    """Each month's tokens, oldest first: what was issued and redeemed,
+    the money still held for them (its `Tokens` balance), and whether the
+    month has expired. What an expired month still holds is money whose
+    tokens were never redeemed: nobody is known to return it to (the hub
+    never knew whose tokens they were), so it stays in the books, here."""
+    async with desk.engine.connect() as conn:
+        issued = {
+            r.month: (int(r.tokens), int(r.cents))
+            for r in await conn.execute(
+                select(
+                    token_issues.c.month,
+                    func.sum(token_issues.c.tokens).label("tokens"),
+                    func.sum(token_issues.c.cents).label("cents"),
+                ).group_by(token_issues.c.month)
+            )
+        }
+        redeemed = {
+            r.month: (int(r.tokens), int(r.cents))
+            for r in await conn.execute(
+                select(
+                    spent_tokens.c.month,
+                    func.count().label("tokens"),
+                    func.sum(spent_tokens.c.cents).label("cents"),
+                ).group_by(spent_tokens.c.month)
+            )
+        }
+        held = {
+            account.month: cents
+            for account, cents in (await ledger.balances(conn, Tokens)).items()
+            if isinstance(account, Tokens)
+        }
+    out = []
+    for month in sorted(set(issued) | set(redeemed) | set(held)):
+        n_issued, c_issued = issued.get(month, (0, 0))
+        n_redeemed, c_redeemed = redeemed.get(month, (0, 0))
+        out.append(
+            {
+                "month": month,
+                "issued": {"tokens": n_issued, "cents": c_issued},
+                "redeemed": {"tokens": n_redeemed, "cents": c_redeemed},
+                "unredeemed": {"tokens": n_issued - n_redeemed, "cents": c_issued - c_redeemed},
+                "held_cents": held.get(month, 0),
+                "redeemable_until": timestamp_at(desk.redeemable_until(month)),
+                "expired": desk.expired(month),
+            }
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Unlinkable contributions' tokens: the Privacy Pass publicly verifiable
 token (RFC 9578 section 6, token type 2) over RSA blind signatures
-(mecene/blindrsa.py), and the denominations a month's spend is cut into.
+(mecene/blindrsa.py), its one value, and how a month's spend is cut into
+tokens.
 
-A token is worth its key's denomination, in its key's month. The daemon
+A token is worth DENOMINATION, in its key's month. The daemon
 builds one per piece of an allocation, blinds it and has the hub sign it
 against the month's spend; later it redeems it to the allocation's creator
 key with no account and no signature of its own. The hub sees a valid,
@@ -32,7 +33,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -45,13 +48,18 @@ KEY_BITS = 2048
 VARIANT = blindrsa.PSS_RANDOMIZED
 ISSUER_NAME = b"mecene"
 
-# What a month's spend is cut into. Everyone's tokens come from these few
-# keys, so a token of one denomination is one of very many: the amounts
-# redeemed do not tell whose they were. The euro's own series (a person
-# reads it at once); at most 5 € a token, so a large gift is many tokens
-# that arrive at different times rather than one rare one.
-DENOMINATIONS = (500, 200, 100, 50, 20, 10, 5, 2, 1)
-MAX_TOKENS = 5000  # in one issuance
+# Every token is worth this, in every month (issue 27): with one value, a
+# token is one of all the month's tokens, whoever had it, and how many a
+# person had says no more than their spend. Ten cents: the hub's 10 % fee
+# on a token is exactly one cent, so no token escapes it (with 1- and 2-cent
+# tokens it rounded to nothing); a month of 5 € is 50 tokens to sign and
+# redeem, not 500; and a creator's share is off by at most one token, by
+# chance and never on average (`apportion`).
+DENOMINATION = 10
+# In one issuance: 400 €, a request well under the hub's 2 MiB bodies. An
+# unlinkable month spends at most this much (the rest stays on the balance);
+# a gift as tokens is at most this much.
+MAX_TOKENS = 4000
 
 
 class TokenError(ValueError):
@@ -74,15 +82,43 @@ def challenge() -> bytes:
 CHALLENGE_DIGEST = hashlib.sha256(challenge()).digest()
 
 
-def split(cents: int) -> list[int]:
-    """`cents` as denominations, largest first (the fewest tokens)."""
+def whole(cents: int) -> int:
+    """How many tokens `cents` buys: whole tokens only, at most MAX_TOKENS;
+    what is left over is not spent."""
     if cents < 0:
         raise ValueError("an amount is never negative")
-    out = []
-    for d in DENOMINATIONS:
-        count, cents = divmod(cents, d)
-        out += [d] * count
-    return out
+    return min(cents // DENOMINATION, MAX_TOKENS)
+
+
+def apportion(
+    shares: Sequence[tuple[str, int]], count: int, randbelow: Callable[[int], int]
+) -> dict[str, int]:
+    """`count` tokens among the shares (creator, cents) by randomised
+    rounding: each creator's exact part of them is `count * cents / total`;
+    it gets the whole tokens of that part, and one more with the probability
+    of the fraction left, drawn by systematic sampling (one uniform draw from
+    `randbelow`, then every whole step): the total is exactly `count`, and
+    each creator's expected number of tokens is exactly its part (to one
+    part in 2**32, the draw's grain)."""
+    total = sum(cents for _c, cents in shares)
+    if count < 0 or any(cents < 0 for _c, cents in shares):
+        raise ValueError("no negative share or count")
+    if total == 0:
+        if count:
+            raise ValueError("tokens for no share")
+        return {}
+    parts = [(creator, Fraction(cents * count, total)) for creator, cents in shares]
+    out = {creator: int(part) for creator, part in parts}
+    grain = 2**32
+    point = Fraction(randbelow(grain), grain)
+    reached = Fraction(0)
+    for creator, part in parts:
+        reached += part - int(part)
+        while point < reached:
+            out[creator] += 1
+            point += 1
+    assert sum(out.values()) == count, "the fractions add up to a whole number of tokens"
+    return {creator: n for creator, n in out.items() if n}
 
 
 def spki(public: rsa.RSAPublicKey) -> bytes:

@@ -131,8 +131,8 @@ def build_directory(directory: KeyDirectory) -> dict[str, Any]:
 
 
 def parse_directory(month: str, data: Any) -> KeyDirectory:
-    """The month's keys, checked: each id the SHA-256 of its key, one key per
-    denomination, all of them, in the month asked for (WireError if not)."""
+    """The month's key, checked: its id the SHA-256 of its key, one key of
+    the one denomination, in the month asked for (WireError if not)."""
     if not isinstance(data, dict) or data.get("month") != month:
         raise WireError("invalid", "the hub's token keys are for another month")
     if data.get("token_type") != tokens.TOKEN_TYPE or data.get("variant") != tokens.VARIANT.name:
@@ -150,8 +150,8 @@ def parse_directory(month: str, data: Any) -> KeyDirectory:
         if tokens.key_id(public) != kid:
             raise WireError("invalid", "a token key's id is not its key's")
         found[kid] = DirectoryKey(kid, cents, public)
-    if sorted(k.denomination_cents for k in found.values()) != sorted(tokens.DENOMINATIONS):
-        raise WireError("invalid", "the hub does not publish one key per denomination")
+    if [k.denomination_cents for k in found.values()] != [tokens.DENOMINATION]:
+        raise WireError("invalid", "the hub does not publish one key of the one denomination")
     until = data.get("redeemable_until")
     return KeyDirectory(month, until if isinstance(until, str) else "", tuple(found.values()))
 

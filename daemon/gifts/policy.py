@@ -73,8 +73,9 @@ def quote(
     tell it whom the person thinks of giving to."""
     nonprofit = joined is not None and creator in joined.nonprofit
     if unlinkable:
-        # As tokens: the hub takes its fee on each token, rounded on each.
-        fee = sum(money.creator_fee_cents(d, nonprofit=nonprofit) for d in tokens.split(cents))
+        # As tokens: the hub takes its fee on each, a whole cent each.
+        count = cents // tokens.DENOMINATION
+        fee = count * money.creator_fee_cents(tokens.DENOMINATION, nonprofit=nonprofit)
     else:
         fee = money.creator_fee_cents(cents, nonprofit=nonprofit)
     out: dict[str, Any] = {

@@ -16,6 +16,7 @@ from ..creators.room import Creators
 from ..errors import IdConflict, NotFound
 from ..months.room import Months
 from ..session import Session
+from ..unlinkable import policy as tokens_policy
 from ..validate import TransferRequest
 from . import policy, sql
 from .views import transfer_json
@@ -44,6 +45,8 @@ class Gifts:
         month = self.months.open_month or self.session.current_month()
         at = timestamp(self.session.now())
         unlinked = wallet.settings.unlinkable
+        if unlinked:
+            tokens_policy.gift_tokens(req.cents)  # whole tokens, or Invalid
         url = policy.url_sent(req.url, private=wallet.settings.private, unlinkable=unlinked)
         balance = self.session.balance_cents
         now = self.session.now()
@@ -133,6 +136,8 @@ class Gifts:
         wallet = self.session.require_wallet()
         not_own(wallet.settings.own_creators, creator)
         policy.in_bounds(cents)
+        if wallet.settings.unlinkable:
+            tokens_policy.gift_tokens(cents)  # whole tokens, or Invalid
         return policy.quote(
             creator,
             cents,

@@ -24,6 +24,7 @@ from ..gifts import sql as gifts_sql
 from ..gifts.views import transfer_json
 from ..session import Session
 from ..settlement import settlement_document
+from ..unlinkable import policy as tokens_policy
 from ..unlinkable import sql as tokens_sql
 from ..wallet import Settings, Wallet
 from . import policy, sql
@@ -130,10 +131,12 @@ class Months:
                 flattrs_sql.place_subscription_clicks(db, month, at)
             clicks = [c for c in flattrs_sql.click_weights(db, month) if c.creator not in own]
             split = budget.split_budget(settings.rules, clicks, balance)
+            # As tokens, whole ones only: the few cents left stay on the balance.
+            spend = tokens_policy.spend(split.spend_cents) if settings.unlinkable else None
             doc = settlement_document(
                 wallet.account,
                 month,
-                split.spend_cents,
+                split.spend_cents if spend is None else spend,
                 split.allocations,
                 settings.private,
                 unlinkable=settings.unlinkable,
@@ -144,7 +147,7 @@ class Months:
             tokens_sql.plan(
                 db, month, budget.by_creator(split.allocations) if doc.unlinkable else []
             )
-            sql.close(db, month, split.spend_cents, text, signature, at)
+            sql.close(db, month, doc.spend_cents, text, signature, at)
             return doc.as_json()
 
         doc = await self.session.store.write(close)

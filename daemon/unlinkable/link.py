@@ -130,17 +130,17 @@ class TokenLink:
             def blind(db: Database) -> None:
                 if mine(db):
                     return  # written meanwhile
-                for cents in tokens.split(int(row["cents"])):
+                for _ in range(policy.gift_tokens(int(row["cents"]))):
                     sql.insert(
                         db,
                         {
                             "id": str(uuid.uuid4()),
                             "month": month,
                             "creator": row["creator"],
-                            "cents": cents,
+                            "cents": tokens.DENOMINATION,
                             "attempts": 0,
                             "transfer_id": transfer_id,
-                            **policy.blinded(by_cents[cents]),
+                            **policy.blinded(by_cents[tokens.DENOMINATION]),
                         },
                     )
 

@@ -13,9 +13,11 @@ from enum import StrEnum
 from typing import Any
 
 from mecene import blindrsa, tokens, tokenwire
+from mecene.amounts import euros
 
 from .. import budget
 from .. import sendpolicy as policy
+from ..errors import Invalid
 
 
 class TokenState(StrEnum):
@@ -30,21 +32,48 @@ class TokenState(StrEnum):
 TO_ISSUE = (TokenState.PLANNED, TokenState.BLINDED)
 
 
-def planned(month: str, shares: Sequence[budget.Allocation]) -> list[dict[str, Any]]:
-    """The rows of a month's plan: one token per denomination of each
-    creator's share (mecene.tokens.split)."""
+def spend(cents: int) -> int:
+    """What an unlinkable month spends of `cents`: whole tokens of the one
+    value (mecene.tokens.whole); the rest, under 10 cents (or past the most
+    one issuance holds), is not spent and stays on the balance."""
+    return tokens.whole(cents) * tokens.DENOMINATION
+
+
+def planned(
+    month: str, shares: Sequence[budget.Allocation], randbelow: Callable[[int], int]
+) -> list[dict[str, Any]]:
+    """The rows of a month's plan: its spend in tokens of the one value,
+    shared among its creators by randomised rounding (mecene.tokens.apportion,
+    in a random order of creators): each creator's expected cents are its
+    exact share of the spend."""
+    pairs = [(share.creator, share.cents) for share in shares]
+    order = sorted(range(len(pairs)), key=lambda _i: randbelow(2**32))
+    count = tokens.whole(sum(c for _k, c in pairs))
+    counts = tokens.apportion([pairs[i] for i in order], count, randbelow)
     return [
         {
             "id": str(uuid.uuid4()),
             "month": month,
-            "creator": share.creator,
-            "cents": cents,
+            "creator": creator,
+            "cents": tokens.DENOMINATION,
             "state": TokenState.PLANNED.value,
             "attempts": 0,
         }
-        for share in shares
-        for cents in tokens.split(share.cents)
+        for creator, n in sorted(counts.items())
+        for _ in range(n)
     ]
+
+
+def gift_tokens(cents: int) -> int:
+    """How many tokens a gift of `cents` is, when it goes as tokens: a whole
+    number of them, at most one issuance's (Invalid otherwise)."""
+    most = tokens.MAX_TOKENS * tokens.DENOMINATION
+    if cents % tokens.DENOMINATION or cents > most:
+        raise Invalid(
+            f"with unlinkable payments, a gift is a whole number of "
+            f"{euros(tokens.DENOMINATION)} tokens, at most {euros(most)}"
+        )
+    return cents // tokens.DENOMINATION
 
 
 def redeem_at(now: float, window: float, randbelow: Callable[[int], int]) -> float:

@@ -3,6 +3,7 @@ month's own tokens are always `transfer_id IS NULL`; a gift's carry its id."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,13 +15,13 @@ from .policy import TokenState, planned
 
 
 def plan(db: Database, month: str, shares: Sequence[budget.Allocation]) -> int:
-    """Plan the tokens of `month`'s shares (one per denomination of each
-    creator's share), replacing a plan not yet sent; the number planned."""
+    """Plan the tokens of `month`'s shares (policy.planned: whole tokens,
+    randomised rounding), replacing a plan not yet sent; the number planned."""
     db.execute(
         "DELETE FROM unlinkable_tokens WHERE month = ? AND state = ? AND transfer_id IS NULL",
         [month, TokenState.PLANNED],
     )
-    rows = planned(month, shares)
+    rows = planned(month, shares, secrets.randbelow)
     if rows:
         db.table("unlinkable_tokens").insert_all(rows)
     return len(rows)

@@ -229,34 +229,54 @@ def test_what_the_hub_is_told_of_a_gift_s_thing(private: bool, unlinkable: bool,
 
 @pytest.mark.parametrize(
     ("unlinkable", "nonprofit", "fee"),
-    [(False, False, 134), (False, True, 0), (True, False, 134), (True, True, 0)],
+    [(False, False, 133), (False, True, 0), (True, False, 133), (True, True, 0)],
 )
 def test_a_gift_s_quote(unlinkable: bool, nonprofit: bool, fee: int) -> None:
-    """13.37 €: 10 % in one (133.7, rounded half up), or 10 % of each token
-    rounded on each (500, 500, 200, 100, 20, 10, 5, 2: 50+50+20+10+2+1+1+0)."""
+    """13.30 €: 10 % in one, or as 133 tokens of 10 cents, a cent of each."""
     joined = Joined(frozenset({"flattr:a"}), 12, NOW, frozenset({"flattr:a"} if nonprofit else ()))
-    q = gifts.quote("flattr:a", 1337, joined=joined, unlinkable=unlinkable, balance_cents=1000)
-    assert (q["fee_cents"], q["net_cents"]) == (fee, 1337 - fee)
-    assert (q["joined"], q["short_cents"], q["balance_after_cents"]) == (True, 337, -337)
+    q = gifts.quote("flattr:a", 1330, joined=joined, unlinkable=unlinkable, balance_cents=1000)
+    assert (q["fee_cents"], q["net_cents"]) == (fee, 1330 - fee)
+    assert (q["joined"], q["short_cents"], q["balance_after_cents"]) == (True, 330, -330)
     unknown = gifts.quote("flattr:b", 500, joined=None, unlinkable=False, balance_cents=None)
     assert unknown["joined"] is None and "short_cents" not in unknown
+
+
+@pytest.mark.parametrize("cents", [1337, 105, 400_010])
+def test_a_gift_as_tokens_is_whole_tokens(cents: int) -> None:
+    """As tokens, 13.37 € would leave 7 cents no token can carry: said."""
+    with pytest.raises(
+        Invalid, match=re.escape("a whole number of 0.10 € tokens, at most 400.00 €")
+    ):
+        tokens.gift_tokens(cents)
+    assert tokens.gift_tokens(1330) == 133
 
 
 # -- unlinkable tokens --------------------------------------------------------------------
 
 
-def test_a_month_s_plan_is_one_token_per_denomination_of_each_share() -> None:
+def test_a_month_s_plan_is_whole_tokens_of_one_value_shared_by_randomised_rounding() -> None:
+    """13.40 € of shares (13.37 € and 0.03 €) is 134 tokens of 10 cents: the
+    first share's exact part is 133.7 tokens, the second's 0.3. With a draw
+    at the start of the range, the fractions' first whole step falls in the
+    first share it reaches; over the whole range, each gets its extra token
+    with the probability of its fraction (tests/mecene/test_tokens.py)."""
     shares = [
         budget.Allocation("flattr:a", None, 1337, None),
         budget.Allocation("flattr:b", None, 3, None),
     ]
-    rows = tokens.planned("2026-11", shares)
-    assert [(r["creator"], r["cents"]) for r in rows] == [
-        *(("flattr:a", c) for c in (500, 500, 200, 100, 20, 10, 5, 2)),
-        ("flattr:b", 2),
-        ("flattr:b", 1),
-    ]
-    assert {r["state"] for r in rows} == {"planned"} and len({r["id"] for r in rows}) == 10
+    # The draws: the creators' order (0, 1: as given), then the point at 0.5,
+    # within flattr:a's fraction (0.7): a gets the extra token.
+    draws = iter([0, 1, 2**31])
+    rows = tokens.planned("2026-11", shares, lambda _n: next(draws))
+    assert [(r["creator"], r["cents"]) for r in rows].count(("flattr:a", 10)) == 134
+    assert {r["cents"] for r in rows} == {10} and len(rows) == 134
+    assert {r["state"] for r in rows} == {"planned"} and len({r["id"] for r in rows}) == 134
+    draws = iter([0, 1, 2**32 * 8 // 10])  # the point at 0.8: past a's 0.7, in b's 0.3
+    rows = tokens.planned("2026-11", shares, lambda _n: next(draws))
+    got = [r["creator"] for r in rows]
+    assert (got.count("flattr:a"), got.count("flattr:b")) == (133, 1)
+    # A month short of a whole token spends nothing of it.
+    assert tokens.spend(1347) == 1340 and tokens.spend(9) == 0
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,10 @@ async def test_an_unlinkable_month_reaches_its_creators_and_no_row_ties_them_to_
     assert (month["state"], month["unlinkable"]) == ("settled", True), month
     shares = {a["creator"]: a["cents"] for a in month["allocations"]}
     assert sorted(shares) == sorted(CREATORS) and sum(shares.values()) == month["spend_cents"]
-    count = sum(len(tokens.split(c)) for c in shares.values())
+    # Whole tokens of one value; each creator's share is its tokens'.
+    assert month["spend_cents"] % tokens.DENOMINATION == 0
+    count = month["spend_cents"] // tokens.DENOMINATION
+    assert all(c % tokens.DENOMINATION == 0 for c in shares.values())
     assert month["tokens"] == {"redeemed": {"tokens": count, "cents": month["spend_cents"]}}
     # What the hub was sent: the spend, and no allocation.
     sent = month["settlement"]["document"]
@@ -215,6 +218,20 @@ async def test_a_direct_transfer_goes_as_tokens_too(world: dict[str, Any]) -> No
         "cents": 735,
         "url": "https://gift.example/film",
     }
+    # Not a whole number of tokens: said before anything is recorded.
+    for path in ("/transfers/quote", "/transfers"):
+        out = await person.call(
+            "POST",
+            path,
+            body if path == "/transfers" else {"creator": body["creator"], "cents": 735},
+            400,
+        )
+        assert "a whole number of 0.10 € tokens" in out["message"], out
+    quote = await person.call(
+        "POST", "/transfers/quote", {"creator": body["creator"], "cents": 730}
+    )
+    assert quote["fee_cents"] == 73  # a cent a token
+    body["cents"] = 730
     out = (await person.call("POST", "/transfers", body, 201))["transfer"]
     assert (out["state"], out["unlinkable"], out["url"]) == ("given", True, None)
     await person.link.sync_once()  # its tokens, redeemed (a window of 0 s here)
@@ -225,13 +242,13 @@ async def test_a_direct_transfer_goes_as_tokens_too(world: dict[str, Any]) -> No
                 sa.select(hub_tokens.spent_tokens.c.creator, hub_tokens.spent_tokens.c.cents)
             )
         ).all()
-    assert sorted(c for _k, c in spent) == sorted(tokens.split(735))
+    assert [c for _k, c in spent] == [tokens.DENOMINATION] * 73
     assert {k for k, _c in spent} == {"domain:gift.example"}
     await hub.run_payouts()
-    assert await hub.balance_of(Escrow("domain:gift.example")) == 735
+    assert await hub.balance_of(Escrow("domain:gift.example")) == 730
     assert await hub.balance_of(Tokens(month)) == 0
     status = await person.call("GET", "/status")
-    assert status["balance_cents"] == 2000 - 735
+    assert status["balance_cents"] == 2000 - 730
     wallet_account = person.link.service.session.require_wallet().account
     assert await rows_tying(hub.engine, wallet_account, ["gift.example"]) == []
 
@@ -261,7 +278,7 @@ async def test_a_transfer_caught_by_the_month_end_keeps_its_tokens_apart_from_th
 
     monkeypatch.setattr(link, "call", unreachable_for_gifts)
     clock.set(dt.datetime(2026, 11, 30, 23, 59, 30, tzinfo=dt.UTC))
-    gift = {"id": str(uuid.uuid4()), "creator": "domain:gift.example", "cents": 735}
+    gift = {"id": str(uuid.uuid4()), "creator": "domain:gift.example", "cents": 730}
     out = (await person.call("POST", "/transfers", gift, 202))["transfer"]  # accepted, waiting
     assert out["state"] == "sending", out
     blinded = await link.service.store.read(
@@ -271,7 +288,7 @@ async def test_a_transfer_caught_by_the_month_end_keeps_its_tokens_apart_from_th
             [gift["id"]],
         ).fetchall()
     )
-    assert [tuple(r) for r in blinded] == [(NOV, len(tokens.split(735)))]
+    assert [tuple(r) for r in blinded] == [(NOV, 73)]
 
     clock.set(AFTER_NOVEMBER)
     await link.sync_once()  # November settles and its tokens go; the gift still cannot
@@ -301,10 +318,10 @@ async def test_a_transfer_caught_by_the_month_end_keeps_its_tokens_apart_from_th
             )
         ).all()
     paid = dict(spent)
-    assert paid.pop("domain:gift.example") == 735
+    assert paid.pop("domain:gift.example") == 730
     assert sum(paid.values()) == month["spend_cents"]
     assert sorted(issues) == sorted(
-        [(f"month:{NOV}", month["spend_cents"]), (f"transfer:{gift['id']}", 735)]
+        [(f"month:{NOV}", month["spend_cents"]), (f"transfer:{gift['id']}", 730)]
     )
     month = await person.call("GET", f"/months/{NOV}")
     assert month["tokens"]["redeemed"]["cents"] == month["spend_cents"]  # not the gift's

@@ -828,26 +828,25 @@ def test_a_gift_from_the_popup_goes_as_tokens_with_the_unlinkable_setting(
         )
         popup.click("#give-open")
         popup.wait("!document.getElementById('give').hidden")
-        popup.type("#give-amount", "7.35")
+        popup.type("#give-amount", "7.30")
         popup.click("#give-quote")
         popup.wait("!document.getElementById('give-confirm').hidden")
-        # 7.35 € = tokens of 5, 2, 0.20, 0.10 and 0.05 €: fees 0.50, 0.20, 0.02,
-        # 0.01 and 0.01 € (10 % of each, rounded half up).
+        # 7.30 € = 73 tokens of 0.10 €, each paying a cent of fee.
         assert popup.text("#give-said") == (
-            "They receive 6.61\u00a0€ (the hub's 10 % fee is 0.74\u00a0€), from your balance, "
+            "They receive 6.57\u00a0€ (the hub's 10 % fee is 0.73\u00a0€), from your balance, "
             "on top of your monthly budget. Not on Mécène yet: held for them until they join "
             "(as tokens, it cannot come back to you)."
         )
         popup.click("#give-confirm")
         popup.wait("document.getElementById('give-said').dataset.state === 'given'")
         assert popup.text("#give-said") == (
-            "Given: 7.35\u00a0€, as tokens the hub cannot tie to you; "
+            "Given: 7.30\u00a0€, as tokens the hub cannot tie to you; "
             "they reach the creator within hours."
         )
         save_shot(person, popup, tmp_path, "popup-gift-unlinkable.png")
         given = daemon.request("GET", "/transfers", token=token)[1]["transfers"]
         assert [(t["creator"], t["cents"], t["url"], t["unlinkable"]) for t in given] == [
-            ("flattr:op", 735, None, True)
+            ("flattr:op", 730, None, True)
         ]
         assert page.startswith("http")
         person.leave(popup)

@@ -32,6 +32,7 @@ from tests.support.hubs import HubClient, Person, rows_tying
 
 OCT = "2026-10"
 NOV = "2026-11"
+D = tokens.DENOMINATION
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +64,8 @@ class Wallet:
     ) -> list[tuple[str, tokens.Token, bytes]]:
         """Tokens worth each allocation, issued: (creator, token, prefix)."""
         keys = await self.keys(month)
-        wanted = [(c, d) for c, cents in allocations for d in tokens.split(cents)]
+        assert all(cents % D == 0 for _c, cents in allocations), "whole tokens"
+        wanted = [(c, D) for c, cents in allocations for _ in range(cents // D)]
         pending = [(c, d, tokens.begin(keys[d])) for c, d in wanted]
         body = self.request(month, [p for _c, _d, p in pending])
         out = await self.client.call("POST", "/v1/tokens", body, expect=201)
@@ -98,15 +100,19 @@ async def test_an_unlinkable_month_pays_creators_and_ties_no_account_to_them(
     await bob.settle(OCT, [{"creator": "domain:bob-reads.example", "cents": 200}])  # bob gave
     await alice.deposit(2000)
     unproved = "domain:not-joined.example"
-    receipt = json.loads((await settle_unlinkable(alice, OCT, 735))["receipt"])
-    assert receipt["spend_cents"] == 735
-    assert await hub.balance_of(Tokens(OCT)) == 735  # debited once, waiting for tokens
+    # Not a whole number of tokens: refused, and nothing is debited.
+    out = await settle_unlinkable(alice, OCT, 735, expect=400)
+    assert out["error"] == "invalid" and "whole number of 0.10 € tokens" in out["message"]
+    assert await hub.balance_of(User(alice.person.account)) == 2000
+    receipt = json.loads((await settle_unlinkable(alice, OCT, 730))["receipt"])
+    assert receipt["spend_cents"] == 730
+    assert await hub.balance_of(Tokens(OCT)) == 730  # debited once, waiting for tokens
 
     wallet = Wallet(alice)
-    issued = await wallet.tokens_for(OCT, [(bob_key, 517), (unproved, 218)])
-    assert sorted(
-        hub.tokens._keys[t.key_id.hex()].denomination_cents for _c, t, _p in issued
-    ) == sorted(tokens.split(517) + tokens.split(218))
+    issued = await wallet.tokens_for(OCT, [(bob_key, 520), (unproved, 210)])
+    # One value for every token: none tells whose it was by its amount.
+    assert {hub.tokens._keys[t.key_id.hex()].denomination_cents for _c, t, _p in issued} == {D}
+    assert len(issued) == 73
     answers = [await wallet.redeem(c, t, p) for c, t, p in issued]
     assert [(a["creator"], a["month"]) for a in answers] == [(c, OCT) for c, _t, _p in issued]
     # Sent again (a daemon that crashed before it saw the answer): the same answer.
@@ -118,18 +124,17 @@ async def test_an_unlinkable_month_pays_creators_and_ties_no_account_to_them(
 
     await hub.run_payouts()
     assert await hub.balance_of(Tokens(OCT)) == 0
-    # Each token is its own unit of the fee rule: 10 % rounded half up per token.
-    fee = sum(money.creator_fee_cents(d, nonprofit=False) for d in tokens.split(517))
-    assert await hub.balance_of(Creator(bob.person.account)) == 517 - fee
-    assert await hub.balance_of(Escrow(unproved)) == 218
+    # Each token pays the fee: a whole cent of each of its 10 (none escapes it).
+    assert money.creator_fee_cents(D, nonprofit=False) == 1
+    assert await hub.balance_of(Creator(bob.person.account)) == 520 - 52
+    assert await hub.balance_of(Escrow(unproved)) == 210
 
-    # The button's JSON counts redemptions, and says what they are.
+    # The counter shows tokens as an amount; the button counts people only,
+    # so no one's own tokens can raise it (issue 27, point 8).
     counter = await alice.call("GET", f"/v1/counters/creator?key={bob_key}", expect=200, sign=False)
-    assert counter["redemptions"] == len(tokens.split(517))
-    assert "not of people" in counter["redemptions_are"]
-    assert counter["flattrers"] == 0
+    assert (counter["flattrers"], counter["tokens_cents"]) == (0, 520)
     svg = await alice.call("GET", f"/v1/buttons/creator.svg?key={bob_key}", expect=200, sign=False)
-    assert f">{len(tokens.split(517))}</text>" in svg
+    assert ">0</text>" in svg
 
     # No row of any table holds alice's account with a key she paid.
     assert await rows_tying(hub.engine, alice.person.account, {bob_key, unproved}) == []
@@ -139,7 +144,7 @@ async def test_an_unlinkable_month_pays_creators_and_ties_no_account_to_them(
             {"a": alice.person.account},
         )
     doc = json.loads(document)
-    assert doc["allocations"] == [] and doc["spend_cents"] == 735 and doc["unlinkable"] is True
+    assert doc["allocations"] == [] and doc["spend_cents"] == 730 and doc["unlinkable"] is True
 
 
 async def test_issuance_is_checked_and_idempotent(connect: Any, hub: Hub) -> None:
@@ -147,23 +152,24 @@ async def test_issuance_is_checked_and_idempotent(connect: Any, hub: Hub) -> Non
     await alice.deposit(2000)
     wallet = Wallet(alice)
     keys = await wallet.keys(OCT)
-    pending = [tokens.begin(keys[500]), tokens.begin(keys[200])]
+    assert list(keys) == [D]  # one key a month
+    pending = [tokens.begin(keys[D]) for _ in range(70)]
     # No settlement for the month yet.
     out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=404)
     assert out["error"] == "not_found"
     await settle_unlinkable(alice, OCT, 700)
     # Worth more, or less, than the spend.
     out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending[:1]), expect=400)
-    assert "worth 500 cents" in out["message"]
+    assert "worth 10 cents" in out["message"]
     first = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=201)
     again = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=200)
     assert again == first  # the same request, the same signatures
-    other = [tokens.begin(keys[500]), tokens.begin(keys[200])]
+    other = [tokens.begin(keys[D]) for _ in range(70)]
     out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, other), expect=409)
     assert out["error"] == "tokens_issued"
     # Another month's key, a malformed request, a month settled with allocations.
     nov = await wallet.keys(NOV)
-    mixed = wallet.request(OCT, [tokens.begin(nov[500]), pending[1]])
+    mixed = wallet.request(OCT, [tokens.begin(nov[D]), *pending[1:]])
     out = await alice.call("POST", "/v1/tokens", mixed, expect=400)
     assert "not one of 2026-10's token keys" in out["message"]
     bad = wallet.request(OCT, pending)
@@ -229,7 +235,9 @@ async def test_forged_unknown_and_expired_tokens_are_refused(
     await alice.deposit(1000)
     await settle_unlinkable(alice, OCT, 200)
     wallet = Wallet(alice)
-    [(creator, token, prefix)] = await wallet.tokens_for(OCT, [("domain:example.org", 200)])
+    issued = await wallet.tokens_for(OCT, [("domain:example.org", 200)])
+    assert len(issued) == 20
+    creator, token, prefix = issued[0]
     # A signature that is not the hub's; a prefix that is not the one signed.
     forged = tokens.Token(token.nonce, token.key_id, bytes(len(token.authenticator)))
     assert (await wallet.redeem(creator, forged, prefix, expect=400))["error"] == "bad_token"
@@ -251,9 +259,9 @@ async def test_forged_unknown_and_expired_tokens_are_refused(
     assert (await wallet.redeem(creator, token, prefix, expect=410))["error"] == "token_expired"
     assert await hub.balance_of(Tokens(OCT)) == 200
     # The operator's report says so: issued, never redeemed, held for good.
-    (october,) = await hub.tokens.report()
+    (october,) = await hub_tokens.report(hub.tokens)
     assert (october["month"], october["expired"], october["held_cents"]) == (OCT, True, 200)
-    assert october["issued"] == october["unredeemed"] == {"tokens": 1, "cents": 200}
+    assert october["issued"] == october["unredeemed"] == {"tokens": 20, "cents": 200}
     assert october["redeemed"] == {"tokens": 0, "cents": 0}
     # Its keys are no longer published, nor signed with (a month as old as that).
     out = await alice.call("GET", f"/v1/token-keys/{OCT}", expect=410, sign=False)
@@ -282,7 +290,7 @@ async def test_a_direct_transfer_as_tokens_debits_once_and_names_no_creator(
     wallet = Wallet(alice)
     month = hub.month()
     keys = await wallet.keys(month)
-    pending = [tokens.begin(keys[d]) for d in tokens.split(350)]
+    pending = [tokens.begin(keys[D]) for _ in range(35)]
     body = wallet.request(month, pending)
     body["transfer"] = {"id": "gift-0001", "cents": 350}
     first = await alice.call("POST", "/v1/tokens", body, expect=201)
@@ -293,7 +301,7 @@ async def test_a_direct_transfer_as_tokens_debits_once_and_names_no_creator(
     # Another body for the same id; tokens worth another amount; too little money.
     other = dict(
         body,
-        tokens=wallet.request(month, [tokens.begin(keys[d]) for d in (200, 100, 50)])["tokens"],
+        tokens=wallet.request(month, [tokens.begin(keys[D]) for _ in range(35)])["tokens"],
     )
     out = await alice.call("POST", "/v1/tokens", other, expect=409)
     assert out["error"] == "tokens_issued"
@@ -301,16 +309,14 @@ async def test_a_direct_transfer_as_tokens_debits_once_and_names_no_creator(
     assert (
         "worth 350 cents" in (await alice.call("POST", "/v1/tokens", short, expect=400))["message"]
     )
-    big = [tokens.begin(keys[500]) for _ in range(2)]
+    big = [tokens.begin(keys[D]) for _ in range(100)]
     broke = dict(wallet.request(month, big), transfer={"id": "gift-0003", "cents": 1000})
     out = await alice.call("POST", "/v1/tokens", broke, expect=402)
     assert out["error"] == "insufficient_funds"
     assert await hub.balance_of(User(alice.person.account)) == 650  # nothing taken
     # Redeemed, its money reaches the creator's escrow; the hub never heard whose.
     for p, sig in zip(pending, first["blind_signatures"], strict=True):
-        token = p.finish(
-            keys[next(d for d, k in keys.items() if tokens.key_id(k) == p.key_id)], unb64u(sig)
-        )
+        token = p.finish(keys[D], unb64u(sig))
         await wallet.redeem("domain:gift.example", token, p.prefix)
     await hub.run_payouts()
     assert await hub.balance_of(Escrow("domain:gift.example")) == 350
@@ -325,7 +331,8 @@ async def test_a_token_is_spent_once_across_hub_processes(
     alice = connect()
     await alice.deposit(1000)
     await settle_unlinkable(alice, OCT, 500)
-    [(creator, token, prefix)] = await Wallet(alice).tokens_for(OCT, [("domain:one.example", 500)])
+    issued = await Wallet(alice).tokens_for(OCT, [("domain:one.example", 500)])
+    creator, token, prefix = issued[0]
     engine = open_database(db_url)
     other = Hub(engine, hub.key, clock, SimulatedProvider(), ProofFetcher())
     try:
@@ -345,7 +352,8 @@ async def test_a_token_is_spent_once_across_hub_processes(
         spent = (await conn.execute(sa.select(hub_tokens.spent_tokens.c.creator))).scalars().all()
     assert len(spent) == 1
     await hub.run_payouts()
-    assert await hub.balance_of(Tokens(OCT)) == 0
+    # The one token's ten cents left the month's tokens; the other 49 wait.
+    assert await hub.balance_of(Tokens(OCT)) == 500 - D
 
 
 async def test_redemptions_arriving_together_share_one_commit(connect: Any, hub: Hub) -> None:
@@ -355,8 +363,8 @@ async def test_redemptions_arriving_together_share_one_commit(connect: Any, hub:
     each token is spent once."""
     alice = connect()
     await alice.deposit(2000)
-    await settle_unlinkable(alice, OCT, 30 * 50)
-    issued = await Wallet(alice).tokens_for(OCT, [(f"domain:s{i}.example", 50) for i in range(30)])
+    await settle_unlinkable(alice, OCT, 30 * D)
+    issued = await Wallet(alice).tokens_for(OCT, [(f"domain:s{i}.example", D) for i in range(30)])
     assert len(issued) == 30
     (c0, t0, p0), (_c1, t1, p1) = issued[:2]
 
@@ -381,7 +389,7 @@ async def test_redemptions_arriving_together_share_one_commit(connect: Any, hub:
         sa.event.remove(hub.engine.sync_engine, "commit", committed)
     created = [r for r in results[:30] if not isinstance(r, BaseException)]
     assert [made for made, _answer in created] == [True] * 30
-    assert results[30] == (False, {"month": OCT, "cents": 50, "creator": c0})
+    assert results[30] == (False, {"month": OCT, "cents": D, "creator": c0})
     assert isinstance(results[31], hub_tokens.HubError) and results[31].code == "token_spent"
     assert 1 <= len(commits) < 10, len(commits)  # batches, not one commit per token
     async with hub.engine.connect() as conn:
@@ -410,7 +418,7 @@ async def test_a_repeated_issuance_is_answered_from_the_first_never_signed_again
     await alice.deposit(2000)
     wallet = Wallet(alice)
     keys = await wallet.keys(OCT)
-    pending = [tokens.begin(keys[d]) for d in tokens.split(1700)]
+    pending = [tokens.begin(keys[D]) for _ in range(170)]
     await settle_unlinkable(alice, OCT, 1700)
     first = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=201)
     assert len(signed) == len(pending)
@@ -420,7 +428,7 @@ async def test_a_repeated_issuance_is_answered_from_the_first_never_signed_again
     assert len(signed) == len(pending)  # never signed again
     # The signatures still finish the tokens, which redeem.
     answer = tokenwire.parse_issue_answer(again, len(pending))
-    token = pending[0].finish(keys[500], answer.blind_signatures[0])
+    token = pending[0].finish(keys[D], answer.blind_signatures[0])
     await wallet.redeem("domain:example.org", token, pending[0].prefix)
     async with hub.engine.connect() as conn:
         issued = (await conn.execute(sa.select(hub_tokens.token_issues))).one()
