@@ -428,7 +428,7 @@ def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
 ) -> None:
     """Any creator key, an amount and a note to self: what they receive first,
     then the transfer, listed in the month and counted beside its budget; as
-    tokens (a new wallet's default: one fee per token, 1.23 € here too) or
+    tokens (a new wallet's default: a cent per 10-cent token, 1.23 € here too) or
     as a transfer that names the creator."""
     status, out = daemon.admin("PATCH", "/settings", {"unlinkable": unlinkable})
     assert status == 200, out
@@ -438,12 +438,12 @@ def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
     wait_ready(page)
     assert page.text_content("#transfers").endswith("Nothing given this month outside the budget.")
     page.fill("#give-key", "liberapay:carol")
-    page.fill("#give-amount", "12.34")
+    page.fill("#give-amount", "12.30")
     page.fill("#give-note", "for the podcast")
     page.click("#give-form button[type=submit]")
     page.wait_for_selector("#give-confirm:not([hidden])")
     assert page.text_content("#give-quote") == (
-        "liberapay.com/carol receives 11.11\u00a0€ of 12.34\u00a0€ (the hub's 10 % fee is "
+        "liberapay.com/carol receives 11.07\u00a0€ of 12.30\u00a0€ (the hub's 10 % fee is "
         "1.23\u00a0€). " + HELD_FOR_THEM[unlinkable]
     )
     page.click("#give-confirm")
@@ -451,14 +451,14 @@ def test_the_dashboard_gives_any_creator_an_amount_with_a_note(
     row = page.eval_on_selector(
         "#transfers tr[data-state='given']", "(tr) => [...tr.cells].map((c) => c.textContent)"
     )
-    assert row == ["liberapay.com/carol", "12.34\u00a0€", "for the podcast", "given"]
+    assert row == ["liberapay.com/carol", "12.30\u00a0€", "for the podcast", "given"]
     wait_until(page, "() => document.getElementById('summary').textContent.includes('given')")
-    assert page.text_content("#summary").endswith("+ 12.34\u00a0€ given")
+    assert page.text_content("#summary").endswith("+ 12.30\u00a0€ given")
     (given,) = daemon.admin("GET", "/transfers")[1]["transfers"]
     assert (given["creator"], given["cents"], given["note"], given["state"]) == (
-        "liberapay:carol", 1234, "for the podcast", "given",
+        "liberapay:carol", 1230, "for the podcast", "given",
     )  # fmt: skip
-    assert daemon.admin("GET", "/status")[1]["balance_cents"] == 2000 - 1234
+    assert daemon.admin("GET", "/status")[1]["balance_cents"] == 2000 - 1230
     # More than the balance: said before anything is given.
     page.fill("#give-key", "domain:example.org")
     page.fill("#give-amount", "20")
