@@ -244,11 +244,6 @@ class TokenLink:
         for month in await self.months_to_issue():
             await self.issue(month)
 
-    async def step(self) -> float | None:
-        """Issue what is due, redeem what is due; seconds until the next."""
-        await self.issue_due()
-        return await self.redeem_due()
-
 
 async def anonymous_post(url: str, body: Any) -> tuple[int, Any]:
     """POST with nothing that says who asks: a connection of its own, closed
