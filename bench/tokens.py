@@ -43,7 +43,7 @@ from hub.proofs import ProofFetcher  # noqa: E402
 from hub.provider import SimulatedProvider  # noqa: E402
 from hub.schema import accounts, settlements  # noqa: E402
 from hub.service import Hub  # noqa: E402
-from mecene import tokens, tokenwire  # noqa: E402
+from mecene import ohttp, tokens, tokenwire  # noqa: E402
 from mecene.encoding import b64u, canonical  # noqa: E402
 from mecene.time import FrozenClock  # noqa: E402
 from tests.support.hubs import PG_SERVER, Person  # noqa: E402
@@ -233,24 +233,23 @@ def month_bytes() -> None:
     utext, usig = unlinkable.sign(person.sign)
     settle = len(json.dumps({"document": utext, "signature": usig}))
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    keys_answer = len(
-        json.dumps(
-            {
-                "month": MONTH,
-                "token_type": 2,
-                "variant": tokens.VARIANT.name,
-                "challenge": b64u(tokens.challenge()),
-                "redeemable_until": "2027-11-01T00:00:00.000000Z",
-                "keys": [
-                    {
-                        "id": "0" * 64,
-                        "denomination_cents": tokens.DENOMINATION,
-                        "public_key": b64u(tokens.spki(key.public_key())),
-                    }
-                ],
-            }
-        )
+    hub_public = b64u(hub_key.public_key().public_bytes_raw())
+    directory = tokenwire.sign_directory(
+        tokenwire.build_directory(
+            tokenwire.KeyDirectory(
+                MONTH,
+                "2027-11-01T00:00:00.000000Z",
+                (
+                    tokenwire.DirectoryKey(
+                        tokens.key_id(key.public_key()), tokens.DENOMINATION, key.public_key()
+                    ),
+                ),
+            ),
+            hub_public,
+        ),
+        hub_key.sign,
     )
+    keys_answer = len(json.dumps(directory))
     count = total // tokens.DENOMINATION
     pending = tokens.begin(key.public_key())
     issue_body = len(
@@ -261,7 +260,19 @@ def month_bytes() -> None:
             }
         )
     )
-    issue_answer = len(json.dumps({"month": MONTH, "blind_signatures": [b64u(b"x" * 256)] * count}))
+    issue_receipt, issue_signature = tokenwire.IssueReceipt(
+        hub_public, person.account, f"month:{MONTH}", MONTH, "0" * 64, count, "0" * 64
+    ).sign(hub_key.sign)
+    issue_answer = len(
+        json.dumps(
+            {
+                "month": MONTH,
+                "blind_signatures": [b64u(b"x" * 256)] * count,
+                "receipt": issue_receipt,
+                "signature": issue_signature,
+            }
+        )
+    )
     token = tokens.Token(pending.nonce, pending.key_id, b"x" * 256)
     redeem_body = len(
         json.dumps(
@@ -274,13 +285,40 @@ def month_bytes() -> None:
     )
     redeem_answer = len(json.dumps({"month": MONTH, "cents": 10, "creator": mine[0][0]}))
     plain_total = plain_sent + receipt
+    # A month's directory is fetched twice: pinned, then seen again before the
+    # first redemption (key consistency).
     unlinkable_total = (
         settle
         + receipt
-        + keys_answer
+        + 2 * keys_answer
         + issue_body
         + issue_answer
         + count * (redeem_body + redeem_answer)
+    )
+    # Through a relay: each redemption and directory fetch, encapsulated
+    # (mecene/ohttp.py), and the gateway's key once.
+    gateway = ohttp.Gateway.derived(b"bench" * 8)
+    gateway_keys = len(
+        json.dumps(tokenwire.build_gateway_keys(gateway.config.encode(), hub_public, hub_key.sign))
+    )
+
+    def relayed(method: str, path: str, body: bytes, answer: bytes) -> int:
+        headers = (("content-type", "application/json"),) if body else ()
+        inner = ohttp.Request(method, "https", "hub.example", path, headers, body).encode()
+        sealed, _context = ohttp.encapsulate_request(gateway.config, inner)
+        _request, sealer = gateway.decapsulate(sealed)
+        out = ohttp.Response(200, (("content-type", "application/json"),), answer).encode()
+        return len(sealed) + len(sealer.seal(out))
+
+    one = b"x"
+    relay_total = (
+        settle
+        + receipt
+        + gateway_keys
+        + 2 * relayed("GET", f"/v1/token-keys/{MONTH}", b"", one * keys_answer)
+        + issue_body
+        + issue_answer
+        + count * relayed("POST", "/v1/tokens/redeem", one * redeem_body, one * redeem_answer)
     )
     print(
         f"a month of 50 flattrs over {len(mine)} creators ({total} cents, {count} tokens), "
@@ -288,11 +326,16 @@ def month_bytes() -> None:
     )
     print(f"  plain settlement          1 request   {plain_total:7,} bytes (baseline)")
     print(
-        f"  unlinkable                {3 + count} requests {unlinkable_total:7,} bytes "
+        f"  unlinkable                {4 + count} requests {unlinkable_total:7,} bytes "
         f"= {unlinkable_total / plain_total:.1f}x: the settlement {settle + receipt:,}, "
-        f"the month's keys {keys_answer:,} (once a month, cacheable), issuance "
+        f"the month's keys 2 x {keys_answer:,} (pinned, then seen again), issuance "
         f"{issue_body + issue_answer:,}, {count} redemptions of {redeem_body + redeem_answer:,} "
         "(each on a connection of its own: add a TCP and TLS handshake each)"
+    )
+    print(
+        f"  unlinkable, relayed       {5 + count} requests {relay_total:7,} bytes "
+        f"= {relay_total / plain_total:.1f}x: the same, the key fetches and redemptions "
+        f"encapsulated (Oblivious HTTP), and the gateway's key {gateway_keys:,} once"
     )
 
 

@@ -8,6 +8,7 @@ Errors are one line on stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import json
 import logging
@@ -16,14 +17,14 @@ import re
 import sys
 import time
 import uuid
-import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mecene import time as mtime
 from mecene.amounts import euros, parse_euros
 
-from . import autostart, backup, nativehost, nativeinstall, practicehub, recovery
+from . import autostart, backup, launch, nativehost, nativeinstall, practicehub, recovery
 from .client import ApiError, LocalApi
 from .files import (
     DEFAULT_PORT,
@@ -33,7 +34,7 @@ from .files import (
     default_data_dir,
     write_atomic,
 )
-from .wallet import Settings, Wallet, WalletError
+from .wallet import MIN_PASSPHRASE_LENGTH, Settings, Wallet, WalletError
 
 PASSPHRASE_ENV = "MECENE_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 NEW_PASSPHRASE_ENV = "MECENE_NEW_PASSPHRASE"  # noqa: S105 - `mecene passwd`
@@ -103,13 +104,30 @@ def read_passphrase(
     if not sys.stdin.isatty():
         raise CliError(f"no passphrase: set {env_name} or run from a terminal")
     try:
-        first = getpass.getpass(prompt)
-        if twice and getpass.getpass("Same passphrase again: ") != first:
-            raise CliError("the two passphrases differ")
+        if not twice:
+            return getpass.getpass(prompt)
+        # A new passphrase: its rule said first; a short one, or two that
+        # differ, asked again (Ctrl-D gives up), not the program ended.
+        print(
+            f"Choose a passphrase of at least {MIN_PASSPHRASE_LENGTH} characters: it opens"
+            " the wallet on this computer (the recovery phrase brings it back if you forget it).",
+            file=sys.stderr,
+        )
+        while True:
+            first = getpass.getpass(prompt)
+            if len(first) < MIN_PASSPHRASE_LENGTH:
+                print(
+                    f"That is {len(first)} characters: at least {MIN_PASSPHRASE_LENGTH},"
+                    " please. Try again (Ctrl-D to give up).",
+                    file=sys.stderr,
+                )
+                continue
+            if getpass.getpass("Same passphrase again: ") == first:
+                return first
+            print("The two differ. Try again (Ctrl-D to give up).", file=sys.stderr)
     except EOFError:  # Ctrl-D: the person gave up
         print(file=sys.stderr)
         raise CliError("no passphrase given") from None
-    return first
 
 
 def confirm(question: str, instead: str) -> bool:
@@ -219,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 wallet,
                 hub_url=args.hub,
                 hub_port=args.hub_port,
+                relay_url=args.relay,
                 tray=not args.no_tray,
             )
         )
@@ -244,6 +263,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("month", f"{status['month']} ({status['state']})"),
         ("budget", money(status["budget_cents"])),
         ("balance", money(status["balance_cents"]) + practice(status)),
+        *(
+            [("for gifts", money(status["gift_tokens_cents"]) + " in tokens")]
+            if status.get("gift_tokens_cents")
+            else []
+        ),
         ("flattrs", str(status["clicks"])),
         ("to spend", money(status["spend_cents"])),
         ("each", money(status["per_click_cents"])),
@@ -259,9 +283,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif clock.get("state") == "behind":
         print(f"clock     {clock['message']}")
     for m in waiting:
-        why = (m["sync_error"] or "sending").replace("_", " ")
-        print(f"waiting   {m['month']}: {money(m['spend_cents'])} not settled yet ({why})")
+        print(
+            f"waiting   {m['month']}: {money(m['spend_cents'])} not settled yet ({why_waiting(m)})"
+        )
     return 0
+
+
+def why_waiting(month: dict[str, Any], now: dt.datetime | None = None) -> str:
+    """Why a closed month is not settled, in words: for a month not yet
+    ended everywhere, when it is settled (a month is settled once it has
+    ended in every time zone: 12:00 UTC on the 1st)."""
+    error = month.get("sync_error")
+    if error != "month_not_ended":
+        return (error or "sending").replace("_", " ")
+    ends = mtime.month_ended_everywhere(month["month"]).astimezone(dt.UTC)
+    left = ends - (now or dt.datetime.now(dt.UTC))
+    if left.total_seconds() <= 0:
+        return f"it has ended everywhere since {ends:%H:%M} UTC on {ends.day} {ends:%b}: sending"
+    hours, minutes = divmod(int(left.total_seconds() + 59) // 60, 60)
+    wait = f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+    return (
+        f"a month is settled once it has ended in every time zone: from {ends:%H:%M} UTC"
+        f" on {ends.day} {ends:%b}, in {wait}"
+    )
 
 
 def cmd_months(args: argparse.Namespace) -> int:
@@ -290,8 +334,12 @@ def tokens_text(tokens: dict[str, Any] | None) -> str:
         return "—"
     count = {state: v["tokens"] for state, v in tokens.items()}
     parts = [f"{sum(count.values())} tokens"]
+    held = tokens.get("redeemed", {}).get("held_tokens", 0)
+    count["held"] = held
+    count["redeemed"] = count.get("redeemed", 0) - held
     for states, what in (
         (("redeemed",), "delivered"),
+        (("held",), "held for creators not on Mécène yet"),
         (("ready",), "on their way"),
         (("planned", "blinded"), "to be signed"),
         (("failed",), "refused"),
@@ -345,6 +393,12 @@ def cmd_give(args: argparse.Namespace) -> int:
         )
     elif out["state"] == "given":
         print(f"Given: {money(cents)} to {out['creator']} (receipt signed by the hub).")
+    elif out.get("error") == "buying_tokens":
+        print(
+            f"Recorded: {money(cents)} to {out['creator']}, paid from tokens bought at a "
+            "moment of their own within about an hour and a half, so that the hub learns "
+            "neither its amount nor its moment; they reach them over the next hours."
+        )
     else:
         print(
             f"Recorded: {money(cents)} to {out['creator']}; the hub is not reachable now, "
@@ -528,8 +582,10 @@ def creator_status(me: dict[str, Any]) -> str:
             f"least {money(me['min_giving_cents'])} in {w['month']} (to receive, you must give)"
         )
     for e in me["escrow"]:
+        net, fee = e.get("net_cents", e["cents"]), e.get("fee_cents", 0)
+        given = f" ({money(e['cents'])} given, less the hub's fee {money(fee)})" if fee else ""
         lines.append(
-            f"in escrow  {money(e['cents'])} under {e['key']}: yours once you prove the key "
+            f"in escrow  {money(net)} under {e['key']}{given}: yours once you prove the key "
             "(mecene creator verify ID)"
         )
     lines.append(f"keys       {', '.join(me['keys']) or 'none proved yet'}")
@@ -592,7 +648,7 @@ def cmd_open(args: argparse.Namespace) -> int:
     out = Daemon(DataDir(args.data_dir)).call("POST", "/dashboard/links", {})
     print(out["url"])
     print(f"(valid once, for {out['expires_in'] // 60} minutes)")
-    if not args.print_only and not webbrowser.open(out["url"]):
+    if not args.print_only and not launch.open_link(out["url"]):
         print("No browser could be started: open the link above yourself.")
     return 0
 
@@ -853,6 +909,13 @@ def parser() -> argparse.ArgumentParser:
         "on loopback, its data in DATA_DIR/hub)",
     )
     run.add_argument(
+        "--relay",
+        default=os.environ.get("MECENE_RELAY") or None,
+        help="an Oblivious HTTP relay for the hub (default $MECENE_RELAY): token "
+        "redemptions and key fetches go through it, so the hub does not see this "
+        "computer's address with them",
+    )
+    run.add_argument(
         "--hub-port",
         type=int,
         default=0,
@@ -1016,12 +1079,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mecene: pair {args.action} needs a code or id", file=sys.stderr)
         return 2
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught
+        return code
     except (CliError, ApiError) as exc:
         print(f"mecene: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `mecene status | head -5`: the reader has all it wanted. Python's
+        # own flush at exit must not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

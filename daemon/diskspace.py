@@ -4,8 +4,7 @@ ENOSPC/EDQUOT from a file write (the wallet, a backup). Reads go on."""
 
 from __future__ import annotations
 
-import errno
-import sqlite3
+from mecene.diskspace import disk_is_full
 
 from .errors import DiskFull, DomainError
 
@@ -14,9 +13,4 @@ MESSAGE = "the disk is full: nothing was written. Free some space; Mécène goes
 
 def refusal(exc: BaseException) -> DomainError | None:
     """DiskFull for a write that failed for want of space, else None."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(exc, sqlite3.Error) and code == sqlite3.SQLITE_FULL:
-        return DiskFull(MESSAGE)
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFull(MESSAGE)
-    return None
+    return DiskFull(MESSAGE) if disk_is_full(exc) else None

@@ -18,6 +18,7 @@ SlowBody = _kind("slow_body", "The request's body did not arrive in time.")
 FlattrOwner = _kind("flattr_owner", "The creator is one of the person's own keys.")
 IdConflict = _kind("id_conflict", "A client id was reused for a different click.")
 ClockBehind = _kind("clock_behind", "The computer's clock reads a month that was already closed.")
+SubscriptionOver = _kind("subscription_over", "The subscription was cancelled or has finished.")
 MonthClosed = _kind("month_closed", "The click's month is no longer open.")
 Locked = _kind("locked", "The wallet is locked: unlock it first.")
 InsufficientFunds = _kind(

@@ -7,12 +7,14 @@ daemon/sendpolicy.py, without sockets; this module calls and records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import hashlib
 import io
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,28 +22,35 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from mecene import messages, signing
+from mecene.diskspace import log_failure
 from mecene.settlement import Receipt
 from mecene.time import seconds_at, timestamp, timestamp_at
+from mecene.waiting import wait_at_most
 
 from . import sendpolicy as policy
-from .creators.policy import MalformedList, parse_joined
 from .errors import DomainError, HubRefused, HubUnreachable
 from .gifts.sending import GiftSender
+from .joinedlist import JoinedList
 from .months import policy as month_policy
 from .months.policy import OUTCOME_STATES, MonthState
 from .records.link import RecordLink
 from .service import Service
+from .unlinkable import sql as tokens_sql
 from .unlinkable.link import TokenLink
+from .unlinkable.pool import PurchaseRefused
+from .unlinkable.spacing import Spacing
 
 log = logging.getLogger("mecene.hub")
-# How often the list of joined creators is downloaded again (tests shorten it).
-JOINED_REFRESH_SECONDS = float(os.environ.get("MECENE_JOINED_REFRESH_SECONDS", "3600"))
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
 # What a settlement's money can have become at the hub, and how often a
 # settled month whose money may still move is asked about again.
 OUTCOME_EVERY_SECONDS = 3600.0
+# The pass's own schedule when nothing else is due (the balance, outcomes,
+# records): at a random moment between half and one and a half times this,
+# drawn afresh each time, never tied to a redemption's (issue 27, point 1).
+PASS_EVERY_SECONDS = float(os.environ.get("MECENE_PASS_EVERY_SECONDS", "3600"))
 
 
 __all__ = ["HubLink", "HubRefused", "HubUnreachable"]
@@ -55,6 +64,7 @@ class HubLink:
         base_url: str,
         retry_base: float = policy.RETRY_BASE_SECONDS,
         records_marker: Path | None = None,
+        relay_url: str | None = None,
     ):
         self.service = service
         self.base_url = base_url.rstrip("/")
@@ -65,9 +75,15 @@ class HubLink:
         self.last_error: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._pass = asyncio.Lock()
-        self._joined_due = 0.0  # loop time when the joined list is next downloaded
+        self.joined = JoinedList(self)  # who has joined: its own loop
         self._balance_told = 0  # balances the hub gave with a deposit's answer
-        self.tokens = TokenLink(self, service.store, service.clock)
+        self.spacing = Spacing()
+        # The redemptions' own loop (`TokenLink.run`); in-process tests that
+        # move a frozen clock by hand drive it themselves (`passes`).
+        self.redeem_alone = True
+        self.tokens = TokenLink(
+            self, service.store, service.clock, spacing=self.spacing, relay_url=relay_url
+        )
         self.records = RecordLink(self, service, records_marker)
         self.tokens.before_issue = self.records.before_issue
         self.records.on_merged = self.wake.set
@@ -85,9 +101,19 @@ class HubLink:
             await self._session.close()
 
     async def call(
-        self, method: str, path: str, body: Any = None, *, signed: bool = True
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        signed: bool = True,
+        headers_in: dict[str, str] | None = None,
+        headers_out: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
+        """(status, JSON body; None for a 304). `headers_in`: more request
+        headers; `headers_out`: filled with the answer's (names in lower case)."""
         if signed:
+            self.spacing.signed()  # the next redemption keeps apart from it
             wallet = self.service.session.require_wallet()
             now = self.service.clock.now().timestamp()
             raw, headers = signing.signed_request(
@@ -96,6 +122,7 @@ class HubLink:
         else:
             raw = signing.encode_body(body)
             headers = {"Content-Type": "application/json"} if raw else {}
+        headers.update(headers_in or {})
         session = await self._get_session()
         try:
             # Past 1 MB (a large record), aiohttp wants a stream, not bytes.
@@ -105,13 +132,18 @@ class HubLink:
             async with session.request(
                 method, self.base_url + path, data=data, headers=headers
             ) as resp:
-                data = await resp.json(content_type=None)
+                data = None if resp.status == 304 else await resp.json(content_type=None)
                 status = resp.status
                 hub_date = resp.headers.get("Date")
+                if headers_out is not None:
+                    headers_out.update((k.lower(), v) for k, v in resp.headers.items())
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             self.reachable = False
             self.last_error = f"the hub at {self.base_url} is unreachable ({type(exc).__name__})"
             raise HubUnreachable(self.last_error) from None
+        finally:
+            if signed:
+                self.spacing.signed()
         self.reachable = True
         self.last_error = None
         self._hub_time(hub_date)
@@ -149,6 +181,9 @@ class HubLink:
         await self.service.session.set_meta("hub_public_key", key)
         return key
 
+    def account(self) -> str:
+        return self.service.session.require_wallet().account
+
     async def refresh_balance(self) -> int | None:
         if self.service.session.locked:
             return None
@@ -162,15 +197,12 @@ class HubLink:
         return int(account["balance_cents"])
 
     async def refresh_joined(self) -> None:
-        """Download the hub's whole list of proved creator keys (DESIGN.md, "Who
-        has joined"): the popup can then say whether a creator has joined
-        without the hub learning which creator the person looked at."""
-        data = await self.ok("GET", "/v1/creators/joined", signed=False)
-        try:
-            self.service.creators.joined = parse_joined(data, self.service.clock.now())
-        except MalformedList as exc:
-            raise HubRefused(str(exc)) from None
-        self._joined_due = asyncio.get_running_loop().time() + JOINED_REFRESH_SECONDS
+        """The hub's list of who has joined, now (daemon/joinedlist.py)."""
+        await self.joined.refresh()
+
+    def joined_changed(self) -> None:
+        """The person proved a key or got a Flattr ID: the list is fetched now."""
+        self.joined.wake.set()
 
     async def state(self) -> dict[str, Any]:
         return {
@@ -179,6 +211,10 @@ class HubLink:
             "error": self.last_error,
             "public_key": await self.service.session.meta("hub_public_key"),
             "records": await self.records.view(),
+            "tokens_refused": self.tokens.refused,
+            "relay": self.tokens.anonymous.relay_url,
+            # Bought for gifts and not given yet (daemon/unlinkable/pool.py).
+            "gift_tokens_cents": await self.service.store.read(tokens_sql.pooled_cents),
         }
 
     async def creator_call(self, method: str, path: str, body: Any = None) -> Any:
@@ -204,54 +240,72 @@ class HubLink:
 
     # -- months ----------------------------------------------------------------------------
 
-    async def sync_once(self) -> float | None:
-        """Send every closed month that is due; seconds until the next one is
-        due, or None when nothing waits."""
+    async def sync_once(self, *, asked: bool = False) -> float | None:
+        """One pass of signed calls: send every closed month that is due,
+        the transfers, have settled months' tokens signed, keep the records,
+        refresh the balance and outcomes; seconds until something is due
+        again, or None when nothing waits. Never within the spacing of a
+        redemption (daemon/unlinkable/spacing.py): redemptions run on their
+        own schedule (`TokenLink.run`). `asked`: the person asked for it
+        (`POST /hub/sync`): it goes now, as a deposit does, and the next
+        redemption keeps apart from it instead."""
         if self.service.session.locked:
             return None
         async with self._pass:
-            rows = await self.service.months.unsent()
-            now = self.service.clock.now()
-            waits: list[float] = []
-            for row in rows:
-                due = seconds_at(row["next_sync_at"]) if row["next_sync_at"] else None
-                step = policy.next_step(row["sync_error"], due, now.timestamp())
-                if isinstance(step, policy.Hold):
-                    continue  # shown in the month and the status
-                if isinstance(step, policy.Wait):
-                    waits.append(step.seconds)
-                    continue
-                delay = await self._send(row)
-                if delay is not None:
-                    waits.append(delay)
-                    if self.reachable is False:
-                        break  # the hub is down: the other months wait too
-            if self.reachable is not False:
-                transfers_due = await self.gifts.send_due()
-                if transfers_due is not None:
-                    waits.append(transfers_due)
-            redeemed = self.tokens.redeemed
-            if self.reachable is not False:
-                try:
-                    await self.tokens.issue_due()
-                except (DomainError, ValueError) as exc:
-                    # Kept as they are (planned or blinded): tried again.
-                    log.warning("unlinkable tokens not issued yet: %s", exc)
-                    waits.append(policy.RETRY_MAX_SECONDS / 60)
-            # Redemptions go on their own anonymous connections: a signed call
-            # that failed does not hold them (issue 27, point 4).
-            tokens_due = await self.tokens.redeem_due()
-            if tokens_due is not None:
-                waits.append(tokens_due)
-            if self.reachable is not False:
-                await self.records.step(quiet=self.tokens.redeemed == redeemed)
-            if self.reachable is not False:
-                try:
-                    await self.refresh_balance()
-                    await self.refresh_outcomes()
-                except DomainError as exc:
-                    log.info("balance or outcomes not refreshed: %s", exc)
-            return min(waits) if waits else None
+            while not asked and (wait := self.spacing.before_signed_pass()) > 0:
+                await asyncio.sleep(wait)
+            async with self.spacing.turn:
+                return await self._pass_calls()
+
+    async def _pass_calls(self) -> float | None:
+        rows = await self.service.months.unsent()
+        now = self.service.clock.now()
+        waits: list[float] = []
+        for row in rows:
+            due = seconds_at(row["next_sync_at"]) if row["next_sync_at"] else None
+            step = policy.next_step(row["sync_error"], due, now.timestamp())
+            if isinstance(step, policy.Hold):
+                continue  # shown in the month and the status
+            if isinstance(step, policy.Wait):
+                waits.append(step.seconds)
+                continue
+            delay = await self._send(row)
+            if delay is not None:
+                waits.append(delay)
+                if self.reachable is False:
+                    break  # the hub is down: the other months wait too
+        if self.reachable is not False:
+            try:  # the gift pool's purchases, at moments of their own
+                top_up = await self.tokens.pool.top_up_due()
+            except PurchaseRefused as exc:
+                await self.gifts.refuse_waiting(exc.code, str(exc))
+            except (DomainError, ValueError) as exc:  # KeysRefused is a ValueError
+                log.info("gift tokens not bought yet: %s", exc)
+                waits.append(policy.RETRY_MAX_SECONDS / 60)
+            else:
+                if top_up is not None:
+                    waits.append(top_up)
+        if self.reachable is not False:
+            transfers_due = await self.gifts.send_due()
+            if transfers_due is not None:
+                waits.append(transfers_due)
+        if self.reachable is not False:
+            try:
+                await self.tokens.issue_due()
+            except (DomainError, ValueError) as exc:
+                # Kept as they are (planned or blinded): tried again.
+                log.warning("unlinkable tokens not issued yet: %s", exc)
+                waits.append(policy.RETRY_MAX_SECONDS / 60)
+            self.tokens.wake.set()  # new tokens have their moments
+        if self.reachable is not False:
+            await self.records.step()
+        if self.reachable is not False:
+            try:
+                await self.refresh_balance()
+                await self.refresh_outcomes()
+            except DomainError as exc:
+                log.info("balance or outcomes not refreshed: %s", exc)
+        return min(waits) if waits else None
 
     async def refresh_outcomes(self, *, every: float = OUTCOME_EVERY_SECONDS) -> None:
         """Ask the hub what became of settled months whose money may still move
@@ -351,8 +405,21 @@ class HubLink:
         return receipt
 
     async def run(self) -> None:
-        """Forever: send what is due, then sleep until the next is due or
-        something wakes us (a month closed, a deposit, an unlock)."""
+        """Forever: send what is due, then sleep until the next is due, the
+        pass's own random moment, or something wakes us (a month closed, a
+        deposit, an unlock). Redemptions run beside it, on their own."""
+        redemptions = asyncio.create_task(self.tokens.run()) if self.redeem_alone else None
+        joined = asyncio.create_task(self.joined.run())
+        try:
+            await self._run_passes()
+        finally:
+            for task in (redemptions, joined):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _run_passes(self) -> None:
         try:
             await self.hub_key()
             # Its time, at once: months that ended while the daemon was
@@ -366,19 +433,9 @@ class HubLink:
             self.wake.clear()
             try:
                 delay = await self.sync_once()
-            except Exception:
-                log.exception("sending months to the hub failed; will try again")
+            except Exception as exc:
+                log_failure(log, "sending months to the hub failed", exc)
                 delay = policy.RETRY_MAX_SECONDS / 60
-            loop = asyncio.get_running_loop()
-            if loop.time() >= self._joined_due:
-                try:
-                    await self.refresh_joined()
-                except DomainError as exc:
-                    log.info("the list of joined creators was not downloaded: %s", exc)
-                    self._joined_due = loop.time() + policy.RETRY_MAX_SECONDS / 60
-            until_joined = max(1.0, self._joined_due - loop.time())
-            delay = until_joined if delay is None else min(delay, until_joined)
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            own = PASS_EVERY_SECONDS * (0.5 + secrets.randbelow(1000) / 1000)
+            delay = min(own, own if delay is None else delay)
+            await wait_at_most(self.wake, delay)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import io
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.runner import DatabaseRefused, HubSettings, RunningHub, start_hub
+from mecene.diskspace import log_failure
 from mecene.time import Clock, SystemClock, seconds_to_next_month
 
 from . import practicehub
@@ -38,12 +40,26 @@ MAX_SLEEP_SECONDS = 3600.0
 # A stop that takes longer than this writes every thread's stack to the log:
 # a daemon that does not exit is otherwise a silent process holding the lock.
 STOP_REPORT_SECONDS = 20.0
+_SLOW_STOP: set[asyncio.Task[None]] = set()
+SHUTDOWN_SECONDS = 5.0
 
 
 def report_a_slow_stop() -> None:
     """From now on, if the process is still here after STOP_REPORT_SECONDS,
     dump every thread's stack to stderr (the log); the process goes on."""
     faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, exit=False)
+
+
+async def report_slow_tasks(after: float = STOP_REPORT_SECONDS / 2) -> None:
+    """The event loop's side of a slow stop: every task still there after
+    `after` seconds, with where it waits (the threads' dump cannot show it)."""
+    await asyncio.sleep(after)
+    me = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not me:
+            out = io.StringIO()
+            task.print_stack(file=out)
+            log.warning("still running while stopping: %s", out.getvalue().strip())
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -78,8 +94,8 @@ async def month_timer(service: Service, clock: Clock) -> None:
         if service.session.wallet is not None:
             try:
                 await service.backups.run_due()
-            except Exception:
-                log.exception("the automatic backup failed; will try again")
+            except Exception as exc:
+                log_failure(log, "the automatic backup failed", exc)
         delay = MAX_SLEEP_SECONDS
         if service.session.wallet is not None:
             tz = service.session.settings.time_zone
@@ -88,8 +104,8 @@ async def month_timer(service: Service, clock: Clock) -> None:
         if service.session.wallet is not None:
             try:
                 await service.months.roll()
-            except Exception:
-                log.exception("closing the month failed; will try again")
+            except Exception as exc:
+                log_failure(log, "closing the month failed", exc)
 
 
 async def serve(
@@ -101,6 +117,7 @@ async def serve(
     hub_url: str | None = None,
     tray: bool = False,
     hub_port: int = 0,
+    relay_url: str | None = None,
 ) -> None:
     """Serve the local API until SIGINT/SIGTERM (or `stop` is set).
 
@@ -127,6 +144,7 @@ async def serve(
             hub_url,
             tray,
             hub_embedded=embedded is not None,
+            relay_url=relay_url,
         )
     finally:
         if embedded is not None:
@@ -188,6 +206,7 @@ async def _serve_locked(
     hub_url: str,
     tray: bool = False,
     hub_embedded: bool = False,
+    relay_url: str | None = None,
 ) -> None:
     admin_token = new_token()
     config = Config(
@@ -198,6 +217,7 @@ async def _serve_locked(
         channel_path=data_dir.channel,
         hub_embedded=hub_embedded,
         records_marker=data_dir.records_marker,
+        relay_url=relay_url,
     )
     app = create_app(config, Store(data_dir.database), wallet, clock)
     runner = web.AppRunner(
@@ -206,6 +226,9 @@ async def _serve_locked(
         handle_signals=False,
         keepalive_timeout=HEADER_SECONDS,
         lingering_time=LINGER_SECONDS,
+        # A request still being answered when the daemon stops gets this long
+        # (what was acknowledged is on disk already), not aiohttp's minute.
+        shutdown_timeout=SHUTDOWN_SECONDS,
     )
     try:
         await runner.setup()
@@ -243,6 +266,9 @@ async def _serve_locked(
     finally:
         log.info("stopping")
         report_a_slow_stop()
+        # Left to run to the end of the process (asyncio.run cancels it): the
+        # embedded hub stops after this function returns.
+        _SLOW_STOP.add(asyncio.create_task(report_slow_tasks()))
         if tray_process is not None:
             await asyncio.to_thread(stop_tray, tray_process)
         timer.cancel()

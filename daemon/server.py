@@ -42,6 +42,7 @@ from .security import (
 )
 from .service import Service
 from .store import Store
+from .unlinkable import sql as tokens_sql
 from .wallet import Wallet
 
 API = "/api/v1"
@@ -51,6 +52,7 @@ SERVICE = web.AppKey("service", Service)
 HUB_LINK = web.AppKey("hub_link", HubLink)
 STORE = web.AppKey("store", Store)
 CHANNEL_KEY = web.AppKey("channel", Channel)
+STOPPING = web.AppKey("stopping", asyncio.Event)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Config:
     channel_path: Path | None = None  # the browsers' socket; None: answered in-process only
     hub_embedded: bool = False  # the practice hub in this process: its clock is ours
     records_marker: Path | None = None  # DataDir.records_marker: fetch the records first
+    relay_url: str | None = None  # an Oblivious HTTP relay for redemptions and key fetches
 
 
 def create_app(
@@ -107,10 +110,17 @@ def create_app(
             config.hub_url,
             retry_base=config.hub_retry_seconds,
             records_marker=config.records_marker,
+            relay_url=config.relay_url,
         )
         app[HUB_LINK] = link
         service.months.on_months_closed = link.wake.set
         app.cleanup_ctx.append(_hub_link_lifetime)
+    app[STOPPING] = asyncio.Event()
+
+    async def stopping(app: web.Application) -> None:
+        app[STOPPING].set()  # a dashboard's wait for changes ends now, not in 25 s
+
+    app.on_shutdown.append(stopping)
     app.router.add_routes(ROUTES)
     return app
 
@@ -186,7 +196,13 @@ async def poll_pairing(request: web.Request) -> web.Response:
 
 @routes.get(f"{API}/status")
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await _service(request).months.status())
+    service = _service(request)
+    out = await service.months.status()
+    if not out.get("locked"):
+        # Tokens bought for gifts and not given yet: gone from the balance,
+        # still the person's to give (daemon/unlinkable/pool.py).
+        out["gift_tokens_cents"] = await service.store.read(tokens_sql.pooled_cents)
+    return web.json_response(out)
 
 
 @routes.get(f"{API}/creators")
@@ -308,6 +324,21 @@ async def show_month(request: web.Request) -> web.Response:
     return web.json_response(await _service(request).months.view(month))
 
 
+CHANGES_WAIT_SECONDS = 25.0
+
+
+@routes.get(f"{API}/changes")
+@access(ADMIN)
+async def changes(request: web.Request) -> web.Response:
+    """The dashboard's live view: answered once the daemon's records have
+    changed since `since` (the version it last saw), or after 25 s."""
+    since = validate.version(request.query.get("since"))
+    version = await request.app[STORE].changed_since(
+        since, CHANGES_WAIT_SECONDS, request.app[STOPPING]
+    )
+    return web.json_response({"version": version})
+
+
 @routes.get(f"{API}/subscriptions")
 async def list_subscriptions(request: web.Request) -> web.Response:
     return web.json_response({"subscriptions": await _service(request).flattrs.subscriptions()})
@@ -318,6 +349,15 @@ async def subscribe(request: web.Request) -> web.Response:
     req = validate.subscription(await read_json(request))
     sub, created = await _service(request).flattrs.subscribe(req)
     return web.json_response({"subscription": sub}, status=201 if created else 200)
+
+
+@routes.patch(f"{API}/subscriptions/{{sub_id}}")
+async def change_subscription(request: web.Request) -> web.Response:
+    sub_id = validate.client_id(request.match_info["sub_id"])
+    change = validate.subscription_change(await read_json(request))
+    return web.json_response(
+        {"subscription": await _service(request).flattrs.change_subscription(sub_id, change)}
+    )
 
 
 @routes.delete(f"{API}/subscriptions/{{sub_id}}")
@@ -456,7 +496,7 @@ async def hub_sync(request: web.Request) -> web.Response:
         await _service(request).months.roll()  # a month that has just ended goes too
     for month in await _service(request).months.unsent():
         await _service(request).months.mark(month["month"], next_sync_at=None)
-    await link.sync_once()
+    await link.sync_once(asked=True)
     await link.gifts.send_due(now_too=True)
     try:
         await link.refresh_outcomes(every=0)
@@ -521,6 +561,7 @@ async def hub_verify_claim(request: web.Request) -> web.Response:
         await _service(request).creators.add_own_creator(
             validate.creator(out["claim"]["key"], "key")
         )
+        _link(request).joined_changed()
     return web.json_response(out)
 
 
@@ -530,6 +571,7 @@ async def hub_flattr_id(request: web.Request) -> web.Response:
     validate.obj(await read_json(request), set())
     out = await _link(request).creator_call("POST", "/v1/flattr-ids", {})
     await _service(request).creators.add_own_creator(out["key"])
+    _link(request).joined_changed()
     return web.json_response(out, status=201 if out.get("new") else 200)
 
 

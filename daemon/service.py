@@ -37,6 +37,9 @@ class Service:
         self.session = Session(store, clock, wallet_path, wallet)
         self.months = Months(self.session)
         self.creators = Creators(self.session, self.months)
+        self.months.joined_keys = lambda: (
+            None if self.creators.joined is None else (self.creators.joined.keys)
+        )
         self.flattrs = Flattrs(self.session, self.months)
         self.gifts = Gifts(self.session, self.months, self.creators)
         self.browsers = Browsers(self.session)

@@ -295,6 +295,34 @@ def m007_browser_channel(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_token_directories(db: Database) -> None:
+    """Key consistency (issue 27): each month's token key directory as the
+    hub signed it, pinned the first time it was seen the same by two paths;
+    any other directory for the month is refused. `checked_at`: when it was
+    seen again through the second path, before the month's first
+    redemption. And each issuance's receipt, the hub's signed word that it
+    signed this wallet's tokens under that directory."""
+    db.table("token_directories").create(
+        {"month": str, "sha256": str, "body": str, "pinned_at": str, "checked_at": str},
+        pk="month",
+        not_null={"sha256", "body", "pinned_at"},
+    )
+    db.table("token_receipts").create(
+        {"ref": str, "month": str, "receipt": str, "signature": str},
+        pk="ref",
+        not_null={"month", "receipt", "signature"},
+    )
+
+
+@migrations()
+def m009_subscription_weight(db: Database) -> None:
+    """A subscription carries a weight (issue 28): its automatic flattrs were
+    all placed at weight 1, whatever the thing was flattred at. Existing
+    subscriptions keep 1, what they placed until now."""
+    db.execute("ALTER TABLE subscriptions ADD COLUMN weight INTEGER NOT NULL DEFAULT 1")
+
+
 # Every migration this version knows: the file's format. A file with any other
 # was written by a newer version (its features this one would drop).
 KNOWN_MIGRATIONS = frozenset(m.name for m in migrations.pending(Database(memory=True)))
@@ -391,8 +419,9 @@ class Store:
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._read_lock = threading.Lock()
-        self.batches = 0  # transactions committed (for tests and benchmarks)
+        self.batches = 0  # transactions committed: the store's version (GET /changes)
         self.jobs = 0  # jobs committed in them
+        self._changed = asyncio.Event()  # set, and replaced, at each commit
 
     def open(self) -> None:
         """Check the file, bring its schema up to date and start the commit
@@ -460,6 +489,19 @@ class Store:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return await future
+
+    async def changed_since(self, version: int, seconds: float, stop: asyncio.Event) -> int:
+        """The store's version (its count of committed transactions) once it
+        is not `version`, or after `seconds`, or when `stop` is set."""
+        if self.batches == version and not stop.is_set():
+            changed = self._changed
+            waits = [asyncio.ensure_future(e.wait()) for e in (changed, stop)]
+            try:
+                await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+        return self.batches
 
     async def read(self, fn: Callable[[Database], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -540,6 +582,8 @@ class Store:
         else:
             self.batches += 1
             self.jobs += len(batch)
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()  # GET /api/v1/changes: the dashboard refreshes
         _settle(batch, outcomes)
         if self._pending and not self._flush_scheduled:
             self._flush_scheduled = True

@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 import threading
-import webbrowser
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +36,16 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from mecene import amounts
+from mecene import amounts, keys
 
+from . import launch
 from .client import ApiError, LocalApi
 from .files import DataDir, has_display
 
 log = logging.getLogger("mecene.tray")
 REFRESH_SECONDS = float(os.environ.get("MECENE_TRAY_REFRESH_SECONDS", "10"))
+MAX_FLATTR_ENTRIES = 15  # a menu, not a list: the dashboard has them all
+NOTICE_SECONDS = 120.0
 COLOURS = {
     "unlocked": (107, 63, 160),
     "locked": (136, 136, 136),
@@ -65,7 +68,31 @@ class TrayModel:
     hub: dict[str, Any] | None = None
     months: list[dict[str, Any]] = field(default_factory=list)
     waiting: list[dict[str, Any]] = field(default_factory=list)  # gifts past the browsers' limit
+    clicks: list[dict[str, Any]] = field(default_factory=list)  # the month's live flattrs
     error: str | None = None
+    notice: str | None = None  # what the tray itself has to say (a browser that did not start)
+
+    def flattr_entries(self) -> list[str]:
+        """The month's flattrs, each with what it comes to now (its weight
+        times the value of a weight of 1), the largest first; at most
+        MAX_FLATTR_ENTRIES, then how many more."""
+        if self.status is None or not self.clicks:
+            return []
+        per = int(self.status.get("per_click_cents") or 0)
+        ranked = sorted(self.clicks, key=lambda c: (-int(c["weight"]), c["created_at"]))
+        out = []
+        for c in ranked[:MAX_FLATTR_ENTRIES]:
+            name = c.get("title") or keys.readable_key(c["creator"])
+            weight = int(c["weight"])
+            shown = f"{name[:48]}…" if len(name) > 49 else name
+            out.append(
+                f"{shown} — {euros(per * weight)}" + (f" (weight {weight})" if weight > 1 else "")
+            )
+        if len(ranked) > MAX_FLATTR_ENTRIES:
+            out.append(
+                f"… and {len(ranked) - MAX_FLATTR_ENTRIES} more (the dashboard lists them all)"
+            )
+        return out
 
     def waiting_gifts(self) -> list[tuple[str, str]]:
         """(transfer id, its menu entry) of each gift waiting for the person."""
@@ -123,16 +150,30 @@ class TrayModel:
         out = [
             f"{calendar.month_name[int(month)]} {year}: {euros(s['spend_cents'])} spent "
             f"of {euros(s['budget_cents'])}{given}",
-            f"{flattrs}, {euros(s['per_click_cents'])} each",
+            self._each(flattrs, s),
             f"Balance {euros(s['balance_cents'])}"
-            + (" (practice money)" if s.get("practice_hub") else ""),
+            + (" (practice money)" if s.get("practice_hub") else "")
+            + (
+                f", and {euros(s['gift_tokens_cents'])} in tokens for gifts"
+                if s.get("gift_tokens_cents")
+                else ""
+            ),
         ]
         if s.get("warning") == "balance_short":
             out.append(f"Short of {euros(s.get('short_cents'))}: deposit to give it all")
         problem = self.problem()
         if problem:
             out.append(problem)
+        if self.notice:
+            out.append(self.notice)
         return out
+
+    def _each(self, flattrs: str, s: dict[str, Any]) -> str:
+        """ "3 flattrs, 1.66 € each" when they all weigh 1; with weights, a
+        flattr of weight 2 is worth two of weight 1: said so."""
+        if any(int(c.get("weight", 1)) != 1 for c in self.clicks):
+            return f"{flattrs}, {euros(s['per_click_cents'])} for each of weight 1"
+        return f"{flattrs}, {euros(s['per_click_cents'])} each"
 
     @property
     def paused(self) -> bool:
@@ -167,6 +208,7 @@ def fetch(client: DaemonClient) -> TrayModel:
             model.months = client.call("GET", "/months")["months"]
             transfers = client.call("GET", "/transfers")["transfers"]
             model.waiting = [t for t in transfers if t["state"] == "waiting"]
+            model.clicks = client.call("GET", "/clicks")["clicks"]
         try:
             model.hub = client.call("GET", "/hub")["hub"]
         except ApiError:
@@ -195,6 +237,7 @@ class Tray:
         self.pystray = pystray
         self.client = client
         self.model = TrayModel()
+        self.notice: tuple[str, float] | None = None  # (what, until: monotonic)
         self._shown: tuple[str, tuple[str, ...]] | None = None
         self._stop = threading.Event()
         self.icon = pystray.Icon(
@@ -241,6 +284,14 @@ class Tray:
         if model.pending or model.waiting or model.clock_held() is not None:
             items.append(separator)
         unlocked = model.status is not None and not model.status.get("locked")
+        entries = model.flattr_entries()
+        if unlocked and entries:
+            items.append(
+                item(
+                    "This month's flattrs",
+                    self.pystray.Menu(*(item(e, None, enabled=False) for e in entries)),
+                )
+            )
         if unlocked:
             items.append(
                 item(
@@ -281,7 +332,15 @@ class Tray:
         except ApiError as exc:
             log.warning("no dashboard link: %s", exc)
             return
-        webbrowser.open(url)
+        if not launch.open_link(url):
+            # Said in the menu for a while: the link itself is one-time and
+            # short-lived, and cannot be copied from a menu.
+            log.warning("no browser could be started for the dashboard")
+            self.notice = (
+                "No browser could be started: run `mecene open` for a link",
+                time.monotonic() + NOTICE_SECONDS,
+            )
+            self.refresh()
 
     def _quit(self, *_args: Any) -> None:
         pid = self.client.daemon_pid()
@@ -293,8 +352,12 @@ class Tray:
 
     def refresh(self) -> None:
         self.model = fetch(self.client)
-        codes = tuple(f"pairing {p['code']}" for p in self.model.pending) + tuple(
-            entry for _id, entry in self.model.waiting_gifts()
+        if self.notice is not None and time.monotonic() < self.notice[1]:
+            self.model.notice = self.notice[0]
+        codes = (
+            tuple(f"pairing {p['code']}" for p in self.model.pending)
+            + tuple(entry for _id, entry in self.model.waiting_gifts())
+            + tuple(f"flattr {e}" for e in self.model.flattr_entries())
         )
         shown = (self.model.state, (*self.model.lines(), *codes))
         if shown != self._shown:

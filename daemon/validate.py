@@ -41,6 +41,13 @@ class SubscriptionRequest:
     creator: str
     title: str | None
     months: int
+    weight: int | None = None  # None: the thing's weight this month, else 1
+
+
+@dataclass(frozen=True)
+class SubscriptionChange:
+    weight: int | None
+    extend: int | None
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,15 @@ def integer(value: Any, name: str, low: int, high: int) -> int:
     return value
 
 
+def version(raw: str | None) -> int:
+    """A version number in a query (`?since=12`): a whole number, 0 when absent."""
+    if raw is None:
+        return 0
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 15:
+        raise Invalid("since is a whole number (the version last seen)")
+    return int(raw)
+
+
 def client_id(value: Any, name: str = "id") -> str:
     if not isinstance(value, str) or not _UUID_RE.match(value.lower()):
         raise Invalid(f"{name} must be a UUID made by the client")
@@ -114,8 +130,10 @@ def title(value: Any) -> str | None:
 
 
 def creator(value: Any, name: str = "creator") -> str:
+    """A creator key in its canonical form; a person may type any readable
+    form the screens show (mecene/keys.py, `typed_key`)."""
     try:
-        return keys.creator_key(value)
+        return keys.typed_key(value)
     except ValueError as exc:
         raise Invalid(f"{name}: {exc}") from None
 
@@ -161,7 +179,7 @@ def click(body: Any) -> ClickRequest:
 
 
 def subscription(body: Any) -> SubscriptionRequest:
-    b = obj(body, {"id", "url", "creator", "title", "months"})
+    b = obj(body, {"id", "url", "creator", "title", "months", "weight"})
     if "creator" not in b or "months" not in b:
         raise Invalid("creator and months are required")
     months = b["months"]
@@ -173,6 +191,24 @@ def subscription(body: Any) -> SubscriptionRequest:
         creator=creator(b["creator"]),
         title=title(b.get("title")),
         months=months,
+        weight=None if b.get("weight") is None else integer(b["weight"], "weight", 1, MAX_WEIGHT),
+    )
+
+
+def subscription_change(body: Any) -> SubscriptionChange:
+    """{weight?: 1..5, extend?: 3 | 6 | 12}: at least one."""
+    b = obj(body, {"weight", "extend"})
+    if b.get("weight") is None and b.get("extend") is None:
+        raise Invalid("say a new weight, or extend by 3, 6 or 12 months")
+    extend = b.get("extend")
+    if extend is not None and (
+        not isinstance(extend, int) or isinstance(extend, bool) or extend not in SUBSCRIPTION_MONTHS
+    ):
+        raise Invalid("extend must be 3, 6 or 12")
+    weight = b.get("weight")
+    return SubscriptionChange(
+        weight=None if weight is None else integer(weight, "weight", 1, MAX_WEIGHT),
+        extend=extend,
     )
 
 

@@ -114,7 +114,11 @@
   /** A thrown error, as the popup reads it. */
   function failure(error) {
     const kind = error instanceof MeceneDaemon.DaemonError ? error.kind : "internal";
-    return { error: { kind, message: String(error.message || error) } };
+    const out = { kind, message: String(error.message || error) };
+    // The daemon's own code for a refusal, for the popup to say it kindly.
+    const code = error && error.data && typeof error.data.error === "string" ? error.data.error : null;
+    if (code) out.code = code;
+    return { error: out };
   }
 
   globalThis.MeceneChecks = {

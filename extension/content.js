@@ -586,6 +586,10 @@
   /** Send the creators to the worker; `force` sends even when nothing changed
    * (the worker asked, or forgot this page when the tab moved on). */
   const report = (force) => {
+    // Without the suffix rules (the worker gives them first; a page that
+    // moved on between the two injections lacks them), a `domain:` could be
+    // a public suffix's: say nothing, the next injection will.
+    if (!globalThis.MECENE_PSL) return;
     const creators = detectCreators(document);
     const thing = thingUrl(document);
     const keys = `${document.title}\n${thing}\n${creators.map((c) => c.key).join("\n")}`;

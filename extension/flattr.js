@@ -26,7 +26,7 @@
       } catch (e) { /* a bad address: use the fallback */ }
       if (!url || used.has(url)) url = `${thing}#creator=${encodeURIComponent(c.key)}`;
       used.add(url);
-      out.push({ key: c.key, label: c.label, scope: c.scope, url });
+      out.push({ key: c.key, label: c.label, source: c.source, scope: c.scope, url });
     }
     return out.slice(0, 16);
   }
@@ -87,6 +87,17 @@
     });
   }
 
+  /** The subscription to the tab's thing and primary creator that places
+   * flattrs still (not cancelled, not finished), or null. */
+  async function subscriptionOf(tab, token) {
+    if (!tab.creators || !tab.creators.length) return null;
+    const { data } = await MeceneDaemon.call("GET", "/subscriptions", undefined, token);
+    const thing = thingOf(tab);
+    const key = tab.creators[0].key;
+    return (data.subscriptions || []).find((s) => s.state === "active" && s.url === thing
+      && s.creator === key) || null;
+  }
+
   /** The popup's flattr actions; each returns a plain object (or {error}). */
   const actions = {
     /** Flattr the tab's primary creator (the toolbar click). */
@@ -145,6 +156,25 @@
       return sent.queued ? { queued: true, click, reason: sent.reason } : { click, status: sent.status };
     },
 
+    /** Undo the flattr of one of the page's other creators. */
+    async undoOther(args) {
+      const tabId = tabIdOf(args);
+      const key = args && args.key;
+      const tab = tabId === null ? null : await MeceneStorage.getTab(tabId);
+      const known = tab && typeof key === "string" ? (tab.others || {})[key] : null;
+      if (!known || known.undone || known.queued) {
+        return { error: { kind: "invalid", message: "Nothing to undo for this creator." } };
+      }
+      const token = await MeceneStorage.getToken();
+      const { data } = await MeceneDaemon.call(
+        "DELETE", `/clicks/${encodeURIComponent(known.id)}`, undefined, token);
+      const fresh = (await MeceneStorage.getTab(tabId)) || tab;
+      await MeceneStorage.setTab(tabId, {
+        ...fresh, others: { ...(fresh.others || {}), [key]: data.click },
+      });
+      return { click: data.click, status: data.status };
+    },
+
     /** A weight chosen after the flattr: the API has no update, so undo and
      * flattr again. Only a live flattr is re-weighted; an undone one stays undone. */
     async reweight(args) {
@@ -163,10 +193,19 @@
       }
       const undone = await actions.undo({ tabId });
       if (undone.error) return undone;
-      return flattrTab(tabId, { weight });
+      const done = await flattrTab(tabId, { weight });
+      // The thing's subscription flattrs it at the weight the person chose.
+      const token = await MeceneStorage.getToken();
+      const sub = done.click && !done.error ? await subscriptionOf(tab, token) : null;
+      if (sub && sub.weight !== weight) {
+        await MeceneDaemon.call("PATCH", `/subscriptions/${encodeURIComponent(sub.id)}`, { weight }, token);
+      }
+      return done;
     },
 
-    /** Subscribe to the page's primary creator and thing for 3, 6 or 12 months. */
+    /** Subscribe to the page's primary creator and thing for 3, 6 or 12
+     * months, at the weight the page's flattr has (one subscription per
+     * thing: the daemon answers with the one there is). */
     async subscribe(args) {
       const tabId = tabIdOf(args);
       const months = args && args.months;
@@ -174,9 +213,37 @@
       const tab = tabId === null ? null : await MeceneTabs.tabStateNow(tabId);
       if (!tab || !tab.creators.length) return { error: { kind: "nothing", message: "nothing" } };
       const token = await MeceneStorage.getToken();
-      const { data } = await MeceneDaemon.call("POST", "/subscriptions", {
-        id: crypto.randomUUID(), creator: tab.creators[0].key, url: thingOf(tab), months,
-      }, token);
+      const body = { id: crypto.randomUUID(), creator: tab.creators[0].key, url: thingOf(tab), months };
+      const weight = tab.flattr && !tab.flattr.undone ? tab.flattr.weight : null;
+      if (Number.isInteger(weight)) body.weight = weight;
+      const { data } = await MeceneDaemon.call("POST", "/subscriptions", body, token);
+      return data;
+    },
+
+    /** The page's subscription that still places flattrs, or null. */
+    async subscription(args) {
+      const tabId = tabIdOf(args);
+      const tab = tabId === null ? null : await MeceneStorage.getTab(tabId);
+      const token = await MeceneStorage.getToken();
+      return { subscription: tab && token ? await subscriptionOf(tab, token) : null };
+    },
+
+    /** Extend the page's subscription by 3, 6 or 12 months, or cancel it. */
+    async changeSubscription(args) {
+      const tabId = tabIdOf(args);
+      const extend = args && args.extend;
+      const cancel = Boolean(args && args.cancel);
+      if (!cancel && ![3, 6, 12].includes(extend)) {
+        return { error: { kind: "invalid", message: "extend by 3, 6 or 12 months" } };
+      }
+      const tab = tabId === null ? null : await MeceneStorage.getTab(tabId);
+      const token = await MeceneStorage.getToken();
+      const sub = tab && token ? await subscriptionOf(tab, token) : null;
+      if (!sub) return { error: { kind: "invalid", message: "This page has no subscription." } };
+      const path = `/subscriptions/${encodeURIComponent(sub.id)}`;
+      const { data } = cancel
+        ? await MeceneDaemon.call("DELETE", path, undefined, token)
+        : await MeceneDaemon.call("PATCH", path, { extend }, token);
       return data;
     },
 

@@ -54,7 +54,7 @@
     injections.push(`${tabId}: complete ${url ? "with url" : "without url"}`);
     // The URL can be missing (permissions still settling right after install):
     // try anyway, scripting refuses pages it may not touch.
-    if (typeof url !== "string" || /^https?:/.test(url)) injectDetector(tabId);
+    if (typeof url !== "string" || /^https?:/.test(url)) injectDetector(tabId, 0, url || null, true);
   }
   // Only status changes matter. Firefox can say so (its extra filter argument),
   // and then does not wake the background for every title and favicon change

@@ -54,6 +54,12 @@ function show(state, message) {
 function showError(error) {
   $("done").hidden = true;
   $("pairing").hidden = true;
+  if (error.code === "flattr_owner") {
+    // Not a failure: the person is on their own page.
+    $("disconnected").hidden = true;
+    return show("own", "This is your own page: Mécène does not flattr your own creator keys."
+      + " Your readers' flattrs reach you.");
+  }
   $("disconnected").hidden = error.kind !== "revoked";
   const said = SENTENCES[error.kind];
   show(error.kind === "revoked" ? "disconnected" : "error", said ? said() : error.message);
@@ -62,7 +68,7 @@ function showError(error) {
 /** The creator as a person reads them: the page's words, with the key beside. */
 function showCreator(key, creators) {
   const found = (creators || []).find((c) => c.key === key);
-  const { name, key: readable } = MeceneKeys.displayName(key, found && found.label);
+  const { name, key: readable } = MeceneKeys.displayName(key, found && found.label, found && found.source);
   $("creator").textContent = name;
   $("creator-key").textContent = readable || "";
   $("creator-key").hidden = !readable;
@@ -82,7 +88,9 @@ function showFigures(s) {
       + `of a ${euros(s.budget_cents)} budget.`
     : `No flattrs this month yet, of a ${euros(s.budget_cents)} budget.`;
   $("balance").textContent = `Balance: ${euros(s.balance_cents)}`
-    + `${s.practice_hub ? " (practice money, on this computer)" : ""}.`
+    + `${s.practice_hub ? " (practice money, on this computer)" : ""}`
+    + (s.gift_tokens_cents ? `, and ${euros(s.gift_tokens_cents)} in tokens for gifts` : "")
+    + "."
     + (s.given_cents ? ` Given this month, outside the budget: ${euros(s.given_cents)}.` : "");
   // Told before the month ends: the balance will not cover the budget.
   const short = s.warning === "balance_short";
@@ -123,7 +131,7 @@ function showDone(result) {
   $("undo").hidden = undone;
   $("again").hidden = !undone;
   $("weight").disabled = undone;
-  $("subscribe-row").hidden = undone;
+  showSubscription();
   $("weight").value = String(result.click.weight || 1);
   $("app").dataset.weight = String(result.click.weight || 1); // confirmed by the daemon
   show(undone ? "undone" : "flattred", "");
@@ -142,7 +150,7 @@ async function showOthers(tabId) {
     const item = document.createElement("li");
     const who = document.createElement("span");
     who.className = "who";
-    const { name, key } = MeceneKeys.displayName(other.key, other.label);
+    const { name, key } = MeceneKeys.displayName(other.key, other.label, other.source);
     const nameLine = document.createElement("span");
     nameLine.className = "name";
     nameLine.textContent = name;
@@ -155,8 +163,15 @@ async function showOthers(tabId) {
     }
     const button = document.createElement("button");
     button.type = "button";
+    button.className = "flattr-other";
     button.dataset.key = other.key;
-    markOther(button, other.click);
+    const undo = document.createElement("button");
+    undo.type = "button";
+    undo.className = "undo-other link";
+    undo.dataset.key = other.key;
+    undo.textContent = "Undo";
+    undo.title = `Undo the flattr of ${name}`;
+    markOther(button, undo, other.click);
     button.addEventListener("click", async () => {
       button.disabled = true;
       const sent = await send("flattrOther", { tabId, key: other.key });
@@ -164,7 +179,15 @@ async function showOthers(tabId) {
         button.disabled = false;
         return showError(sent.error);
       }
-      markOther(button, sent.click);
+      markOther(button, undo, sent.click);
+      if (sent.status) showFigures(sent.status);
+    });
+    undo.addEventListener("click", async () => {
+      undo.disabled = true;
+      const sent = await send("undoOther", { tabId, key: other.key });
+      undo.disabled = false;
+      if (sent.error) return showError(sent.error);
+      markOther(button, undo, sent.click);
       if (sent.status) showFigures(sent.status);
     });
     const gift = document.createElement("button");
@@ -175,18 +198,19 @@ async function showOthers(tabId) {
     gift.title = `Give ${name} an amount`;
     gift.addEventListener("click", () => openGift(other.key, name, key));
     const actions = document.createElement("span");
-    actions.append(button, gift);
+    actions.append(button, undo, gift);
     item.append(who, actions);
     list.append(item);
   }
   $("others").hidden = list.childElementCount === 0;
 }
 
-function markOther(button, click) {
+function markOther(button, undo, click) {
   const state = !click || click.undone ? "none" : click.queued ? "queued" : "flattred";
   button.dataset.state = state;
   button.textContent = { none: "Flattr", queued: "Saved", flattred: "Flattred ✓" }[state];
   button.disabled = state !== "none";
+  undo.hidden = state !== "flattred"; // a saved one is not at the daemon yet
 }
 
 // -- a direct transfer: an amount to one creator, outside the month's split ----------
@@ -275,6 +299,13 @@ $("give-confirm").addEventListener("click", async () => {
       + "they reach the creator within hours.");
   } else if (t.state === "given") {
     giftSaid("given", `Given: ${euros(t.cents)}. The hub signed its receipt.`);
+  } else if (t.state === "sending" && t.error === "buying_tokens") {
+    // Paid from tokens the daemon buys at a moment of their own
+    // (daemon/unlinkable/pool.py): the hub learns neither amount nor moment.
+    giftSaid("buying", `Recorded: ${euros(t.cents)}, as tokens the hub cannot tie to you. `
+      + "They are bought at a moment of their own, within about an hour and a half, so "
+      + "the hub learns neither this gift's amount nor its moment; then they reach the "
+      + "creator within hours.");
   } else if (t.state === "waiting") {
     giftSaid("waiting", `Not given yet: gifts from a browser are limited to `
       + `${euros(sent.limitCents)} a day. Confirm this one on the dashboard (the Dashboard `
@@ -289,6 +320,28 @@ $("give-confirm").addEventListener("click", async () => {
 
 let pairingTimer = null;
 
+/** On first use, where to find Mécène next time: Chromium puts a new
+ * extension's icon behind its puzzle-piece menu, not on the toolbar. Said
+ * only while the icon is not pinned, with the shortcut the person has now. */
+let pinChecked = false;
+async function showPinHint() {
+  if (pinChecked) return;
+  pinChecked = true;
+  const settings = chrome.action.getUserSettings ? await chrome.action.getUserSettings() : null;
+  if (!settings || settings.isOnToolbar !== false) return;
+  const commands = await chrome.commands.getAll();
+  const open = commands.find((c) => c.name === "_execute_action");
+  const firefox = typeof browser !== "undefined" && Boolean(browser.runtime.getBrowserInfo);
+  const how = firefox
+    ? "the puzzle piece in the toolbar, then ⚙ beside Mécène, then Pin to Toolbar"
+    : "the puzzle piece in the toolbar, then the pin beside Mécène";
+  const keys = open && open.shortcut
+    ? `, or press ${open.shortcut} on any page: it opens this panel without the pin.`
+    : ".";
+  $("pin").textContent = `To find Mécène again, pin it: ${how}${keys}`;
+  $("pin").hidden = false;
+}
+
 function showPairing(answer, tabId) {
   if (answer.status === "pending") {
     $("code").textContent = answer.code;
@@ -300,6 +353,7 @@ function showPairing(answer, tabId) {
     $("done").hidden = true;
     $("pairing").hidden = false;
     show("pairing", "");
+    showPinHint();
     return;
   }
   clearInterval(pairingTimer);
@@ -354,6 +408,7 @@ function showFlattr(tabId, result) {
   showDone(result);
   showJoined(result.click.creator);
   showOthers(tabId);
+  loadSubscription(tabId);
   return undefined;
 }
 
@@ -368,23 +423,80 @@ $("again").addEventListener("click", async () => flattr(await currentTab()));
 $("weight").addEventListener("change", async () => {
   if (!shown || shown.undone) return undefined;
   show("saving", "Saving the new weight…");
-  const result = await send("reweight", { tabId: await currentTab(), weight: Number($("weight").value) });
+  const tabId = await currentTab();
+  const result = await send("reweight", { tabId, weight: Number($("weight").value) });
   if (result.error) return showError(result.error);
-  return showDone(result);
+  showDone(result);
+  return loadSubscription(tabId); // its weight follows the page's
 });
+
+// -- the page's subscription: one per thing, shown with Extend and Cancel ------------------
+
+let subscription; // the page's active subscription; undefined until asked, null for none
+
+/** "2027-03" as a person reads it: "March 2027". */
+function monthName(month) {
+  const [year, number] = month.split("-").map(Number);
+  return new Date(Date.UTC(year, number - 1, 1))
+    .toLocaleString("en", { month: "long", year: "numeric", timeZone: "UTC" });
+}
+
+function showSubscription() {
+  const undone = !shown || Boolean(shown.undone);
+  const sub = subscription || null;
+  $("subscribe-row").hidden = undone || subscription === undefined || sub !== null;
+  $("subscribed").hidden = sub === null;
+  $("app").dataset.subscribed = sub ? sub.last_month : "";
+  if (sub) {
+    $("subscribed-text").textContent = `Subscribed until ${monthName(sub.last_month)}: `
+      + `flattred each month at weight ${sub.weight}.`;
+  }
+}
+
+async function loadSubscription(tabId) {
+  const answer = await send("subscription", { tabId });
+  subscription = answer && !answer.error ? answer.subscription : null;
+  showSubscription();
+}
+
+function said(text) {
+  $("subscription-said").textContent = text;
+  $("subscription-said").hidden = !text;
+}
 
 for (const button of document.querySelectorAll(".subscribe")) {
   button.addEventListener("click", async () => {
     const months = Number(button.dataset.months);
     const result = await send("subscribe", { tabId: await currentTab(), months });
     if (result.error) return showError(result.error);
-    $("subscribed").textContent = `Subscribed until ${result.subscription.last_month}: `
-      + "a flattr each month.";
-    $("subscribed").hidden = false;
-    $("app").dataset.subscribed = String(months);
+    subscription = result.subscription;
+    said("");
+    showSubscription();
     return undefined;
   });
 }
+
+for (const button of document.querySelectorAll(".extend")) {
+  button.addEventListener("click", async () => {
+    const extend = Number(button.dataset.months);
+    const result = await send("changeSubscription", { tabId: await currentTab(), extend });
+    if (result.error) return showError(result.error);
+    subscription = result.subscription;
+    said(`Extended by ${extend} months.`);
+    showSubscription();
+    return undefined;
+  });
+}
+
+$("unsubscribe").addEventListener("click", async () => {
+  const result = await send("changeSubscription", { tabId: await currentTab(), cancel: true });
+  if (result.error) return showError(result.error);
+  subscription = null;
+  said(`Subscription cancelled: no automatic flattr from ${monthName(result.subscription.cancelled_month)}`
+    + " on. This month's flattr stays (Undo removes it).");
+  showSubscription();
+  return undefined;
+});
 
 $("dashboard").addEventListener("click", async (event) => {
   event.preventDefault();

@@ -18,14 +18,68 @@
    * script: a declared one is injected before the load event and, even as a
    * single line, made pages load about 25 % slower here (bench/extension.py).
    * After "complete", it is off the page's critical path. */
-  // The generated lists first (scripts/make-psl, scripts/make-webdata), then the detector.
-  const DETECTOR_FILES = ["psl.js", "github-reserved.js", "tracking-params.js", "content.js"];
+  // The generated lists first (scripts/make-webdata), then the detector.
+  const DETECTOR_FILES = ["github-reserved.js", "tracking-params.js", "content.js"];
+
+  /* The Public Suffix List (psl.js, 180 KB: scripts/make-psl) is read once by
+   * the worker. A page is given only the rules its detector can use: those
+   * of its own top-level domain, and .com's, where the platforms content.js
+   * names by registrable domain live (NOT_FEDIVERSE). Any other host's
+   * registrable domain then differs from the page's whatever the rules, so
+   * the answers are the whole list's. Parsing the whole list in every page
+   * was most of what the injection cost (bench/extension.py). */
+  const ALWAYS_TLDS = ["com"];
+  let suffixes = null;
+
+  function publicSuffixes() {
+    if (!suffixes) {
+      suffixes = fetch(chrome.runtime.getURL("psl.js")).then((r) => r.text()).then((text) =>
+        JSON.parse(text.slice(text.indexOf("= {") + 2, text.lastIndexOf("}") + 1)));
+      suffixes.catch(() => { suffixes = null; }); // tried again at the next injection
+    }
+    return suffixes;
+  }
+
+  /** The PSL groups a page at `url` needs. */
+  async function suffixGroupsFor(url) {
+    const list = await publicSuffixes();
+    let host = "";
+    try {
+      host = new URL(url).hostname;
+    } catch (e) { /* not a URL: .com's groups only */ }
+    const groups = {};
+    for (const tld of [host.slice(host.lastIndexOf(".") + 1), ...ALWAYS_TLDS]) {
+      if (Object.prototype.hasOwnProperty.call(list, tld)) groups[tld] = list[tld];
+    }
+    return groups;
+  }
 
   /** The last injection attempts, for diagnosis (tests print it when detection fails). */
   const injections = [];
 
-  async function injectDetector(tabId, attempt = 0) {
+  /** In the page (`self` is its window): the rules, then, after a load,
+   * wait until the load event is over (at most 3 s): Firefox says a tab is
+   * "complete" before its load event has run, and a detector parsed then
+   * made the load itself slower. */
+  function givenRules(given, afterLoad) {
+    self.MECENE_PSL = given;
+    const nav = self.performance.getEntriesByType("navigation")[0];
+    if (!afterLoad || !nav || nav.loadEventEnd > 0) return true;
+    return new Promise((resolve) => {
+      const done = () => setTimeout(() => resolve(true), 0);
+      self.addEventListener("load", done, { once: true });
+      setTimeout(done, 3000);
+    });
+  }
+
+  /** `afterLoad`: injected for a tab that has just loaded (not on demand). */
+  async function injectDetector(tabId, attempt = 0, url = null, afterLoad = false) {
     try {
+      const groups = await suffixGroupsFor(url || (await chrome.tabs.get(tabId)).url);
+      // The rules first, then the detector, which reports nothing without them.
+      await chrome.scripting.executeScript({
+        target: { tabId }, func: givenRules, args: [groups, afterLoad],
+      });
       await chrome.scripting.executeScript({ target: { tabId }, files: DETECTOR_FILES });
       injections.push(`${tabId}: injected (attempt ${attempt})`);
     } catch (e) {
@@ -34,7 +88,7 @@
       // Not a web page, or the tab is gone: nothing to retry. Otherwise (right
       // after install, permissions may still be settling) try again shortly.
       if (attempt < 4 && !/No tab with id|Cannot access|chrome:|extensions gallery/.test(why)) {
-        setTimeout(() => injectDetector(tabId, attempt + 1), 400 * (attempt + 1));
+        setTimeout(() => injectDetector(tabId, attempt + 1, url, afterLoad), 400 * (attempt + 1));
       }
     }
     injections.splice(0, Math.max(0, injections.length - 50));
@@ -126,7 +180,8 @@
 
   globalThis.MeceneTabs = {
     siteAccess,
-    showBadge, DETECTOR_FILES, injections, injectDetector, tabUrlNow, tabStateNow, oneAtATime,
+    showBadge, DETECTOR_FILES, suffixGroupsFor, injections, injectDetector, tabUrlNow, tabStateNow,
+    oneAtATime,
     pageActions,
   };
 })();

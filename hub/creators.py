@@ -4,6 +4,9 @@ period; `flattr:` ids issued; the published list of who has joined."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
@@ -12,6 +15,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mecene import messages
 from mecene.encoding import b64u
 
 from . import ledger, payout, routing
@@ -32,12 +36,20 @@ from .proofs import ProofError, where_to_prove
 from .routing import NO_GIVER
 from .schema import accounts, allocations, claims, creator_keys
 
+# How long a hub process answers the joined list from what it last read. A
+# key proved through another process shows within this; through this one, at once.
+JOINED_CACHE_SECONDS = 10.0
+
 
 class Creators(Room):
     def __init__(self, core: HubCore, admission: Admission) -> None:
         super().__init__(core)
         self.admission = admission
         self.fetcher = core.fetcher
+        # The joined list as last read, with when (the event loop's clock):
+        # every daemon asks for it every few minutes, and most are told it
+        # has not changed (304) without a query.
+        self._joined: tuple[float, str, dict[str, Any]] | None = None
 
     async def claim(self, account: str, key: str) -> dict[str, Any]:
         """Start proving `key` (checked by hub.requests.claim)."""
@@ -128,6 +140,7 @@ class Creators(Room):
         """Make `account` the owner of `key` and release its escrow; the gross released."""
         owners = await payout.lock_keys(conn, [key], exclusive=True)
         may_own(owners[key], account, key)
+        self._joined = None  # this process's next list has it at once
         now = self.now()
         await conn.execute(
             update(creator_keys)
@@ -219,6 +232,7 @@ class Creators(Room):
         return returned
 
     async def set_nonprofit(self, account: str, nonprofit: bool) -> None:
+        self._joined = None
         async with transaction(self.engine) as conn:
             await conn.execute(
                 ledger.insert_ignore(conn, accounts).values(id=account, created_at=self.now())
@@ -227,10 +241,16 @@ class Creators(Room):
                 update(accounts).where(accounts.c.id == account).values(nonprofit=nonprofit)
             )
 
-    async def joined_keys(self) -> tuple[list[str], list[str]]:
-        """Every proved creator key, sorted, and those of non-profits (no fee):
-        published whole, so that a daemon never asks about one key (which
-        would tell the hub what its person reads)."""
+    async def joined(self) -> tuple[str, dict[str, Any]]:
+        """(ETag, body) of the list of every proved creator key, sorted, and
+        those of non-profits (no fee): published whole, so that a daemon
+        never asks about one key (which would tell the hub what its person
+        reads). The ETag is the body's digest, the same for everyone. Read
+        again at most every JOINED_CACHE_SECONDS in each process, and at once
+        after this process proved a key or changed a non-profit."""
+        now = asyncio.get_running_loop().time()
+        if self._joined is not None and now - self._joined[0] < JOINED_CACHE_SECONDS:
+            return self._joined[1], self._joined[2]
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(creator_keys.c.key, accounts.c.nonprofit)
@@ -238,4 +258,11 @@ class Creators(Room):
                 .order_by(creator_keys.c.key)
             )
             found = [(str(key), bool(nonprofit)) for key, nonprofit in rows]
-        return [k for k, _ in found], [k for k, nonprofit in found if nonprofit]
+        keys = tuple(k for k, _ in found)
+        nonprofits = tuple(k for k, nonprofit in found if nonprofit)
+        body = messages.build_joined(
+            messages.JoinedList(keys, nonprofits, self.config.escrow_months)
+        )
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+        self._joined = (now, f'"joined-{digest}"', body)
+        return self._joined[1], body

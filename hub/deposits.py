@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mecene import money
 from mecene.amounts import euros
 
-from . import ledger
-from .core import HubCore, Room
+from . import ledger, routing
+from .core import HubCore, Room, pieces
 from .errors import HubError
 from .ledger import Creator, Escrow, Payouts, Provider, ProviderFees, User, Withheld
 from .requests import DepositRequest, Quote, WithdrawalRequest
@@ -65,7 +65,18 @@ class Deposits(Room):
             for key in sorted(set(claimed) - set(keys)):
                 held = await ledger.balance_cents(conn, Escrow(key))
                 if held:
-                    escrow[key] = held
+                    # What proving the key will credit: the fee is taken
+                    # then, rounded per unit as the release rounds it.
+                    found = await pieces(
+                        conn, allocations.c.creator == key, allocations.c.state == "escrow"
+                    )
+                    fee = sum(
+                        money.creator_fee_cents(
+                            sum(p.cents for p in unit), nonprofit=bool(nonprofit)
+                        )
+                        for unit in routing.fee_units(found).values()
+                    )
+                    escrow[key] = (held, fee)
         return {
             "account": account,
             "balance_cents": user,
@@ -89,7 +100,11 @@ class Deposits(Room):
             ],
             "min_giving_cents": money.MIN_GIVING_CENTS,
             # Held under keys this account has claimed and not proved yet.
-            "escrow": [{"key": k, "cents": c} for k, c in escrow.items()],
+            # `cents` as given; `net_cents` what the key's owner receives.
+            "escrow": [
+                {"key": k, "cents": c, "fee_cents": f, "net_cents": c - f}
+                for k, (c, f) in escrow.items()
+            ],
             "keys": keys,
             "nonprofit": bool(nonprofit),
         }

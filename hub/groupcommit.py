@@ -31,6 +31,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mecene.diskspace import disk_is_full
+
 from .errors import HubError
 
 log = logging.getLogger("mecene.hub")
@@ -86,8 +88,11 @@ class GroupCommit(Generic[T]):
             )
             try:
                 await self._commit(batch)
-            except Exception as exc:  # a bug: every waiting request hears of it
-                log.exception("writing a batch of %s failed", self.what)
+            except Exception as exc:  # every waiting request hears of it
+                if disk_is_full(exc):  # an accident of the machine: answered 507
+                    log.warning("writing a batch of %s: the disk is full", self.what)
+                else:  # a bug
+                    log.exception("writing a batch of %s failed", self.what)
                 for w in batch:
                     if not w.future.done():
                         w.future.set_exception(exc)

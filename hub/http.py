@@ -17,21 +17,26 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from mecene import keys as key_rules
-from mecene import messages, recordwire
+from mecene import ohttp, recordwire
+from mecene.diskspace import disk_is_full
 from mecene.errors import envelope
 
-from . import requests, tokens
+from . import gateway, requests, tokens
 from .accept import Auth
 from .errors import HubError
 from .service import Hub
 
 log = logging.getLogger("mecene.hub")
+
+DISK_FULL = "the hub's disk is full: nothing was written; send it again later"
+DISK_FULL_RETRY_SECONDS = 60
 HUB = web.AppKey("hub", Hub)
 RAW_BODY = web.RequestKey("raw_body", bytes)
 ACCOUNT = web.RequestKey("account", str)
 MAX_BODY = 2 * 1024 * 1024  # a settlement of 10,000 allocations fits
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIGNED = "signed"
+BODY_TYPE = "body_type"  # a route whose body is not JSON says its type
 BEFORE, WITH_WRITES = "before", "with_writes"
 AUTH = web.RequestKey("auth", Auth)
 
@@ -68,15 +73,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raw = await read_body(request)
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise HubError("bad_json", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise HubError("invalid", "the body is a JSON object")
-    if not key_rules.is_text(body):
-        raise HubError("bad_json", "the body holds an unpaired surrogate, which is not text")
-    return body
+    return requests.json_object(raw)
 
 
 @web.middleware
@@ -84,7 +81,9 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The error envelope, JSON-only bodies, and signatures where a route asks."""
     try:
         if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.can_read_body:
-            if request.content_type != "application/json":
+            if request.content_type != getattr(
+                request.match_info.route.handler, BODY_TYPE, "application/json"
+            ):
                 raise HubError("unsupported_media_type", "send JSON (application/json)")
         route = request.match_info.route
         signed_as = getattr(route.handler, SIGNED, None)
@@ -110,6 +109,15 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "error")
             return _json(envelope(code, exc.reason), exc.status)
         raise
+    except Exception as exc:
+        if not disk_is_full(exc):
+            raise
+        # Each write is one transaction: it left nothing behind. Said in one
+        # line, and the sender tries again (a 5xx is never final).
+        log.warning("%s %s: the disk is full; nothing was written", request.method, request.path)
+        response = _json(envelope("disk_full", DISK_FULL), 507)
+        response.headers["Retry-After"] = str(DISK_FULL_RETRY_SECONDS)
+        return response
 
 
 def signed(handler: Handler) -> Handler:
@@ -209,6 +217,32 @@ async def get_record(request: web.Request) -> web.Response:
     return _json(await request.app[HUB].records.get(request[ACCOUNT], slot))
 
 
+async def ohttp_keys(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    body = gateway.published_keys(hub.gateway, hub.public_key, hub.key.sign)
+    etag = '"ohttp-' + hashlib.sha256(body["keys"].encode()).hexdigest()[:32] + '"'
+    return _cached(request, etag, lambda: _json(body), cache="public, max-age=86400")
+
+
+async def ohttp_request(request: web.Request) -> web.Response:
+    """An encapsulated request from a relay (hub/gateway.py). One that does
+    not open gets a plain 400 (RFC 9458 section 5.2); what is inside gets
+    its answer, encapsulated, always with 200 outside."""
+    raw = await read_body(request)
+    try:
+        sealed = await gateway.answer(request.app[HUB].gateway, request.app[HUB], raw)
+    except ohttp.OhttpError as exc:
+        raise HubError("invalid", f"an encapsulated request: {exc}") from None
+    return web.Response(
+        body=sealed,
+        content_type=ohttp.RESPONSE_TYPE,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+setattr(ohttp_request, BODY_TYPE, ohttp.REQUEST_TYPE)
+
+
 async def redeem_token(request: web.Request) -> web.Response:
     """No account and no signature: whoever holds a token may spend it."""
     req = tokens.redeem_request(await _body(request))
@@ -281,11 +315,8 @@ async def counter(request: web.Request) -> web.Response:
 
 async def joined(request: web.Request) -> web.Response:
     """The set of proved creator keys, whole (DESIGN.md, "Who has joined")."""
-    keys, nonprofit = await request.app[HUB].creators.joined_keys()
-    escrow_months = request.app[HUB].config.escrow_months
-    body = messages.build_joined(messages.JoinedList(tuple(keys), tuple(nonprofit), escrow_months))
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
-    return _cached(request, f'"joined-{digest}"', lambda: _json(body))
+    etag, body = await request.app[HUB].creators.joined()
+    return _cached(request, etag, lambda: _json(body))
 
 
 def button_svg(count: int) -> str:
@@ -332,6 +363,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/token-keys/{month}", token_keys),
     ("POST", "/v1/tokens", issue_tokens),
     ("POST", "/v1/tokens/redeem", redeem_token),
+    ("GET", "/v1/ohttp-keys", ohttp_keys),
+    ("POST", "/v1/ohttp", ohttp_request),
     ("PUT", "/v1/records/{slot}", put_record),
     ("GET", "/v1/records/{slot}", get_record),
     ("GET", "/v1/counters/{kind}", counter),

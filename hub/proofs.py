@@ -80,7 +80,48 @@ def where_to_prove(key: str) -> str:
 
 
 class ProofError(Exception):
-    """Why a key could not be proved, in one sentence for the person."""
+    """Why a key could not be proved, in one sentence for the person.
+    `url` and `why`: an address that could not be read, and why (several
+    such are said as one clause: "A and B could not be fetched (…)")."""
+
+    def __init__(self, message: str, url: str | None = None, why: str | None = None) -> None:
+        super().__init__(message)
+        self.url, self.why = url, why
+
+
+def unreachable(exc: BaseException) -> str:
+    """Why an address could not be fetched, in words."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its name does not resolve"
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "its certificate is not valid"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "the connection was refused"
+    return type(exc).__name__
+
+
+def one_sentence(failures: list[ProofError]) -> str:
+    """Failures as one sentence; addresses that failed for one reason together."""
+    parts: list[str] = []
+    grouped: dict[str, list[str]] = {}
+    for f in failures:
+        if f.url is not None and f.why is not None:
+            if f.why not in grouped:
+                parts.append(f.why)  # a placeholder, in order
+            grouped.setdefault(f.why, []).append(f.url)
+        elif str(f) not in parts:
+            parts.append(str(f))
+    out = []
+    for part in parts:
+        urls = grouped.get(part)
+        if urls is None:
+            out.append(part)
+        else:
+            names = urls[0] if len(urls) == 1 else ", ".join(urls[:-1]) + f" and {urls[-1]}"
+            out.append(f"{names} could not be fetched ({part})")
+    return "; ".join(out)
 
 
 # Ranges that `is_global` lets through but that reach somewhere else than the
@@ -251,7 +292,8 @@ class ProofFetcher:
                     raise ProofError(f"{url} answered {resp.status}")
                 body = await resp.content.read(MAX_BYTES + 1)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ProofError(f"{url} could not be fetched ({type(exc).__name__})") from None
+            why = unreachable(exc)
+            raise ProofError(f"{url} could not be fetched ({why})", url, why) from None
         if len(body) > MAX_BYTES:
             raise ProofError(f"{url} is larger than {MAX_BYTES // 1024} KiB")
         return body.decode("utf-8", errors="replace")
@@ -259,22 +301,22 @@ class ProofFetcher:
     async def prove(self, key: str, token: str) -> str:
         """The address where `token` was found for `key`; ProofError if nowhere."""
         scheme, _, value = key.partition(":")
-        tried: list[str] = []
+        tried: list[ProofError] = []
         accept = "application/vnd.github+json" if scheme == "github" else "text/html, text/plain"
         for url, check in self._attempts(scheme, value):
             try:
                 text = await self.fetch(url, accept)
             except ProofError as exc:
-                tried.append(str(exc))
+                tried.append(exc)
                 continue
             if check(text, token):
                 return url
-            tried.append(f"no token at {url}")
+            tried.append(ProofError(f"no token at {url}"))
         if scheme == "fediverse":
             return await self._prove_fediverse(value, token)
         if not tried:
             raise ProofError(f"{scheme}: keys are not claimed by a proof")
-        raise ProofError("; ".join(tried))
+        raise ProofError(one_sentence(tried))
 
     def _attempts(self, scheme: str, value: str) -> list[tuple[str, Callable[[str, str], bool]]]:
         in_file = _token_line

@@ -8,9 +8,11 @@ receive only these values.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from mecene import keys as key_rules
 from mecene import messages
 from mecene.messages import (
     DepositRequest,
@@ -23,6 +25,21 @@ from mecene.time import MONTH_RE
 from mecene.tokenwire import WireError
 
 from .errors import HubError
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request's body as a JSON object of text (HubError if not): the
+    HTTP routes' and the Oblivious HTTP gateway's alike."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise HubError("bad_json", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise HubError("invalid", "the body is a JSON object")
+    if not key_rules.is_text(body):
+        raise HubError("bad_json", "the body holds an unpaired surrogate, which is not text")
+    return body
+
 
 __all__ = [
     "DepositRequest",

@@ -20,8 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from mecene.amounts import euros
+from mecene.diskspace import log_failure
 from mecene.encoding import b64u, unb64u
 from mecene.time import Clock, SystemClock
+from mecene.waiting import wait_at_most
 
 from .db import DatabaseRefused as DatabaseRefused  # the embedded hub says why it refused
 from .db import migrate, open_database
@@ -114,26 +116,30 @@ async def close_hub(hub: Hub) -> None:
     await hub.engine.dispose()
 
 
+SHUTDOWN_SECONDS = 10.0
+
+
 async def upkeep(hub: Hub) -> None:
-    """Hourly: forget spent nonces and expired months' token answers, give
+    """Hourly: make this and next month's token keys (published in
+    advance), forget spent nonces and expired months' token answers, give
     back escrow older than the period."""
     while True:
         try:
+            await hub.tokens.prepare()
             await hub.forget_nonces()
             await hub.tokens.forget_answers()
             returned = await hub.expire_escrow()
             if returned:
                 log.info("returned %s of expired escrow to givers", euros(returned))
-        except Exception:
-            log.exception("hub upkeep failed; will try again")
+        except Exception as exc:
+            log_failure(log, "hub upkeep failed", exc)
         await asyncio.sleep(UPKEEP_SECONDS)
 
 
 async def pay_out(hub: Hub) -> None:
     """Forever: run the payouts when settlements were accepted, or every minute."""
     while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(hub.payouts_wanted.wait(), timeout=PAYOUT_SECONDS)
+        await wait_at_most(hub.payouts_wanted, PAYOUT_SECONDS)
         await asyncio.sleep(PAYOUT_GATHER_SECONDS)
         hub.payouts_wanted.clear()
         try:
@@ -145,8 +151,8 @@ async def pay_out(hub: Hub) -> None:
                     euros(report.routed_cents),
                     euros(report.released_cents),
                 )
-        except Exception:
-            log.exception("the payout run failed; will try again")
+        except Exception as exc:
+            log_failure(log, "the payout run failed", exc)
 
 
 class RunningHub:
@@ -179,6 +185,9 @@ async def start_hub(settings: HubSettings, clock: Clock | None = None) -> Runnin
         handle_signals=False,
         keepalive_timeout=HEADER_SECONDS,
         lingering_time=LINGER_SECONDS,
+        # Requests still being answered at a stop get this long, not
+        # aiohttp's minute: an unanswered one is sent again by its client.
+        shutdown_timeout=SHUTDOWN_SECONDS,
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

@@ -253,10 +253,13 @@ counter_people = Table(
 token_keys = Table(
     "token_keys",
     metadata,
-    Column("id", String(64), primary_key=True),  # token_key_id, hex: SHA-256 of the SPKI
+    Column("id", String(64), primary_key=True),  # token_key_id (RFC 9578), hex
+    # The id versions before 0011 gave it (SHA-256 of the plain SPKI): tokens
+    # they signed carry it. NULL for keys made since.
+    Column("plain_id", String(64), unique=True),
     Column("month", String(7), nullable=False),
     Column("denomination_cents", BigInteger, nullable=False),
-    Column("public_key", Text, nullable=False),  # SubjectPublicKeyInfo, DER, base64url
+    Column("public_key", Text, nullable=False),  # SubjectPublicKeyInfo (as made), DER, base64url
     Column("private_key", Text, nullable=False),  # PKCS#8, PEM
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("month", "denomination_cents"),

@@ -34,6 +34,7 @@ from .auth import Signatures
 from .core import HubConfig, HubCore
 from .creators import Creators
 from .deposits import Deposits
+from .gateway import gateway_of
 from .gifts import Transfers
 from .proofs import ProofFetcher
 from .provider import PaymentProvider
@@ -63,8 +64,11 @@ class Hub:
         self.acceptor = Acceptor(
             engine, key.sign, core.public_key, core.now, on_accepted=core.payouts_wanted.set
         )
-        self.tokens = TokenDesk(engine, core.now, core.month, core.config.escrow_months)
+        self.tokens = TokenDesk(
+            engine, core.now, core.month, core.config.escrow_months, key.sign, core.public_key
+        )
         self.tokens.on_redeemed = core.payouts_wanted.set
+        self.gateway = gateway_of(key)  # Oblivious HTTP (hub/gateway.py)
         self.auth = Signatures(core)
         self.admission = Admission(core)
         self.deposits = Deposits(core)

@@ -41,7 +41,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -111,13 +111,18 @@ class TokenDesk:
         now: Callable[[], int],
         month: Callable[[], str],
         escrow_months: int,
+        sign: Callable[[bytes], bytes],
+        hub_key: str,
     ) -> None:
         self.engine = engine
+        self.sign = sign  # the hub's Ed25519 key: directories and issuance receipts
+        self.hub_key = hub_key
         self.now = now  # Unix seconds
         self.month = month  # the hub's current month
         self.escrow_months = escrow_months
         self._keys: dict[str, TokenKey] = {}
         self._months: dict[str, list[TokenKey]] = {}
+        self._published: dict[str, dict[str, Any]] = {}
         self._making = asyncio.Lock()
         self.on_redeemed: Callable[[], None] | None = None  # the payout run is wanted
         # One token once per batch: a second copy meets the first as spent.
@@ -145,8 +150,11 @@ class TokenDesk:
             raise HubError("token_expired", f"{month}'s tokens are no longer issued or redeemed")
         if month in self._months:
             return self._months[month]
-        if month > self.month():
-            raise HubError("not_found", f"{month} has not begun: its token keys do not exist yet")
+        if month > add_months(self.month(), 1):
+            raise HubError(
+                "not_found",
+                f"{month}'s token keys are published from the month before it, not earlier",
+            )
         async with self._making:
             found = await self._load(month)
             missing = [
@@ -190,6 +198,8 @@ class TokenDesk:
                     r.id, r.month, int(r.denomination_cents), private.public_key(), private
                 )
                 self._keys[r.id] = key
+                if r.plain_id:
+                    self._keys[r.plain_id] = key  # tokens signed before 0011 name it
             out.append(key)
         return out
 
@@ -198,21 +208,39 @@ class TokenDesk:
         if known is not None:
             return known
         async with self.engine.connect() as conn:
-            month = await conn.scalar(select(token_keys.c.month).where(token_keys.c.id == key_id))
+            month = await conn.scalar(
+                select(token_keys.c.month).where(
+                    or_(token_keys.c.id == key_id, token_keys.c.plain_id == key_id)
+                )
+            )
         if month is None:
             return None
         await self._load(month)
         return self._keys.get(key_id)
 
     async def published(self, month: str) -> dict[str, Any]:
-        keys_ = await self.keys_of(month)
-        return tokenwire.build_directory(
+        """The month's key directory, signed: the same for everyone who asks,
+        from the month before it on (made in advance by `prepare`)."""
+        keys_ = await self.keys_of(month)  # first: an expired month is refused
+        if month in self._published:
+            return self._published[month]
+        body = tokenwire.build_directory(
             tokenwire.KeyDirectory(
                 month,
                 timestamp_at(self.redeemable_until(month)),
                 tuple(k.published() for k in keys_),
-            )
+            ),
+            self.hub_key,
         )
+        self._published[month] = tokenwire.sign_directory(body, self.sign)
+        return self._published[month]
+
+    async def prepare(self) -> None:
+        """Make this month's and next month's keys if they are not yet (the
+        hub's upkeep): a month's key is fixed, and published, before the
+        month begins."""
+        for month in (self.month(), add_months(self.month(), 1)):
+            await self.keys_of(month)
 
     # -- issuance ------------------------------------------------------------------
 
@@ -220,7 +248,7 @@ class TokenDesk:
         """Blind signatures for a month's tokens, or a direct transfer's, in
         the requests' order."""
         if req.transfer is None:
-            spend = await self._unlinkable_spend(account, req.month)
+            spend = await _unlinkable_spend(self.engine, account, req.month)
         else:
             spend = req.transfer[1]
             if req.month not in (self.month(), add_months(self.month(), -1)):
@@ -252,7 +280,7 @@ class TokenDesk:
         if known is not None and known.answer is not None:
             # A repeat (a daemon that crashed before it saw the answer): the
             # first answer again, never signed again (issue 27, point 9).
-            return False, self._answer(req.month, known.answer)
+            return False, await self._answer(account, req, known.answer)
         try:
             signatures = await asyncio.to_thread(
                 lambda: [blindrsa.blind_sign(k.private, b) for k, b in wanted]
@@ -303,18 +331,25 @@ class TokenDesk:
                     )
                 )
                 if req.transfer is not None:
-                    await self._debit_transfer(conn, account, req.month, req.transfer)
+                    await _debit_transfer(conn, account, req.month, req.transfer, self.now())
             elif known.answer is None:  # issued before answers were kept
                 await conn.execute(update(token_issues).where(where).values(answer=answer))
             else:  # the same request at the same moment: its answer
-                return False, self._answer(req.month, known.answer)
-        return known is None, self._answer(req.month, answer)
+                return False, await self._answer(account, req, known.answer)
+        return known is None, await self._answer(account, req, answer)
 
-    @staticmethod
-    def _answer(month: str, kept: str) -> dict[str, Any]:
+    async def _answer(self, account: str, req: IssueRequest, kept: str) -> dict[str, Any]:
+        """The blind signatures and the signed receipt naming the month's key
+        directory (the same text for a repeat: it holds no time)."""
         raw = unb64u(kept)
         signatures = tuple(raw[i : i + tokens.NK] for i in range(0, len(raw), tokens.NK))
-        return tokenwire.build_issue_answer(tokenwire.IssueAnswer(month, signatures))
+        directory = tokenwire.directory_sha256(await self.published(req.month))
+        text, signature = tokenwire.IssueReceipt(
+            self.hub_key, account, req.ref, req.month, req.sha256, len(signatures), directory
+        ).sign(self.sign)
+        return tokenwire.build_issue_answer(
+            tokenwire.IssueAnswer(req.month, signatures, text, signature)
+        )
 
     async def forget_answers(self) -> int:
         """Drop the kept answers of months whose tokens expired: nothing can
@@ -334,51 +369,6 @@ class TokenDesk:
         while not self.expired(add_months(month, -1)):
             month = add_months(month, -1)
         return month
-
-    async def _unlinkable_spend(self, account: str, month: str) -> int:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(settlements.c.unlinkable, settlements.c.spend_cents).where(
-                        settlements.c.account == account, settlements.c.month == month
-                    )
-                )
-            ).first()
-        if row is None:
-            raise HubError("not_found", f"no settlement for {month}: send it first")
-        if not row.unlinkable:
-            raise HubError("not_unlinkable", f"{month} was settled with allocations, not as tokens")
-        return int(row.spend_cents)
-
-    async def _debit_transfer(
-        self, conn: AsyncConnection, account: str, month: str, transfer: tuple[str, int]
-    ) -> None:
-        """A direct transfer's money, from the giver into the month's tokens,
-        once (the issuance row above is the idempotency); giving at least the
-        least a month gives counts as giving that month."""
-        transfer_id, cents = transfer
-        try:
-            await ledger.post(
-                conn,
-                "transfer-tokens",
-                f"{account}:{transfer_id}",
-                {User(account): -cents, Tokens(month): cents},
-                self.now(),
-            )
-        except ledger.InsufficientFunds:
-            have = await ledger.balance_cents(conn, User(account))
-            raise HubError(
-                "insufficient_funds",
-                f"the balance is {euros(have)}, less than the {euros(cents)} to give",
-                balance_cents=have,
-            ) from None
-        if cents >= money.MIN_GIVING_CENTS:
-            stmt = ledger.upsert(conn, giving).values(account=account, month=month, gave=True)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[giving.c.account, giving.c.month], set_={"gave": True}
-                )
-            )
 
     # -- redemption ----------------------------------------------------------------
 
@@ -469,6 +459,57 @@ class TokenDesk:
             ],
         )
         return outcomes
+
+
+# -- issuance's money --------------------------------------------------------
+
+
+async def _unlinkable_spend(engine: AsyncEngine, account: str, month: str) -> int:
+    """What an unlinkable settlement spent: its tokens' worth."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(settlements.c.unlinkable, settlements.c.spend_cents).where(
+                    settlements.c.account == account, settlements.c.month == month
+                )
+            )
+        ).first()
+    if row is None:
+        raise HubError("not_found", f"no settlement for {month}: send it first")
+    if not row.unlinkable:
+        raise HubError("not_unlinkable", f"{month} was settled with allocations, not as tokens")
+    return int(row.spend_cents)
+
+
+async def _debit_transfer(
+    conn: AsyncConnection, account: str, month: str, transfer: tuple[str, int], now: int
+) -> None:
+    """A direct transfer's money, from the giver into the month's tokens,
+    once (the issuance row above is the idempotency); giving at least the
+    least a month gives counts as giving that month."""
+    transfer_id, cents = transfer
+    try:
+        await ledger.post(
+            conn,
+            "transfer-tokens",
+            f"{account}:{transfer_id}",
+            {User(account): -cents, Tokens(month): cents},
+            now,
+        )
+    except ledger.InsufficientFunds:
+        have = await ledger.balance_cents(conn, User(account))
+        raise HubError(
+            "insufficient_funds",
+            f"the balance is {euros(have)}, less than the {euros(cents)} to give",
+            balance_cents=have,
+        ) from None
+    if cents >= money.MIN_GIVING_CENTS:
+        stmt = ledger.upsert(conn, giving).values(account=account, month=month, gave=True)
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[giving.c.account, giving.c.month], set_={"gave": True}
+            )
+        )
 
 
 # -- the operator's report -------------------------------------------------------

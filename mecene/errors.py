@@ -52,6 +52,7 @@ STATUS = {
     "stale_record": 409,
     "too_many_records": 409,
     "not_unlinkable": 409,
+    "subscription_over": 409,
     "token_expired": 410,
     "too_large": 413,
     "unsupported_media_type": 415,

@@ -152,7 +152,7 @@ def creator_key(raw: object) -> str:
         raise ValueError(f"a creator key must be at most {MAX_KEY_LENGTH} characters")
     scheme, sep, value = raw.partition(":")
     if not sep or scheme not in KEY_SCHEMES:
-        raise ValueError(f"unknown creator key kind {scheme!r}")
+        raise ValueError(f"unknown creator key kind {scheme!r}: write it as {KEY_SPELLINGS}")
     if not value or _BAD_CHARS.search(value):
         raise ValueError("a creator key's value must be non-empty, without spaces or markup")
     if scheme in URL_SCHEMES:
@@ -171,6 +171,81 @@ def creator_key(raw: object) -> str:
     if not _ID_RE.match(value):
         raise ValueError(f"a {scheme} key must be a plain identifier")
     return f"{scheme}:{value}"
+
+
+# The readable forms every screen shows (extension/keys.js, `readableKey`),
+# read back: what a person copies from a popup, a dashboard or `mecene status`.
+READABLE_PROFILES = {
+    "github.com/": "github",
+    "liberapay.com/": "liberapay",
+    "opencollective.com/": "opencollective",
+    "ko-fi.com/": "kofi",
+    "patreon.com/": "patreon",
+    "youtube.com/channel/": "youtube",
+}
+KEY_SPELLINGS = (
+    "flattr:ID (or Flattr ID ID), liberapay.com/NAME, github.com/NAME, ko-fi.com/NAME,"
+    " patreon.com/NAME, opencollective.com/NAME, youtube.com/channel/ID, @user@host,"
+    " example.org (a site), wm:https://… or payment:https://…"
+)
+
+
+def readable_key(key: str) -> str:
+    """A key as every screen shows it (extension/keys.js, `readableKey`):
+    "liberapay.com/bob", "Flattr ID x", "@alice@example.social", "example.org"."""
+    scheme, _, value = key.partition(":")
+    if scheme in ("fediverse", "domain"):
+        return value
+    if scheme == "flattr":
+        return f"Flattr ID {value}"
+    for prefix, kind in READABLE_PROFILES.items():
+        if kind == scheme:
+            return prefix + value
+    if scheme in URL_SCHEMES:
+        try:
+            url = ada_url.URL(value)
+        except ValueError:
+            return value
+        return (url.host + url.pathname + url.search).removesuffix("/")
+    return key
+
+
+def typed_key(raw: object) -> str:
+    """A creator key as a person types it: its canonical form, or any
+    readable form the screens show ("liberapay.com/alice", "Flattr ID x",
+    "@alice@example.social", "example.org", a profile's https:// address).
+    Refused with the spellings that work.
+
+    >>> typed_key("https://www.Liberapay.com/alice/")
+    'liberapay:alice'
+    """
+    text = check_text(raw, "a creator key").strip()
+    scheme = text.partition(":")[0]
+    if scheme in KEY_SCHEMES and ":" in text:
+        return creator_key(text)
+    if text.lower().startswith("flattr id "):
+        return creator_key(f"flattr:{text[len('flattr id ') :].strip()}")
+    if text.startswith("@") and text.count("@") == 2:
+        return creator_key(f"fediverse:{text}")
+    address = re.sub(r"^https?://", "", text, flags=re.IGNORECASE)
+    host, _, path = address.partition("/")
+    host = host.lower().removeprefix("www.")
+    for prefix, kind in READABLE_PROFILES.items():
+        site, _, rest = prefix.partition("/")
+        if host == site and path.lower().startswith(rest.lower()):
+            name = path[len(rest) :].strip("/")
+            if name and "/" not in name:
+                return creator_key(f"{kind}:{name}")
+    if host and not path.strip("/") and "." in host and not _BAD_CHARS.search(host):
+        return creator_key(f"domain:{host}")
+    if host and path.strip("/"):
+        raise ValueError(
+            f"{text!r} is an address: write wm:https://{address} for a Web Monetization"
+            f" wallet, or payment:https://{address} for a payment page"
+        )
+    if ":" not in text:
+        raise ValueError(f"{text!r} is not a creator key: write it as {KEY_SPELLINGS}")
+    raise ValueError(f"unknown creator key kind {scheme!r}: write it as {KEY_SPELLINGS}")
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -19,8 +19,11 @@ The wire forms are RFC 9578's:
       uint8 authenticator[Nk];
     } Token;
 
-with Nk = 256 (RSA-2048) and `token_key_id` the SHA-256 of the key's
-SubjectPublicKeyInfo. The signed message is the token's first four fields.
+with Nk = 256 (RSA-2048) and `token_key_id` as RFC 9578 section 6.5 defines
+it: the SHA-256 of the key's SubjectPublicKeyInfo with the RSASSA-PSS
+algorithm identifier (SHA-384, MGF1 with SHA-384, 48-byte salt;
+`SerializeToPKIXWithPSS`, `pss_spki`), tested against the RFC's vector.
+The signed message is the token's first four fields.
 
 One difference from RFC 9578, decided in issue 17: the signature variant is
 RSABSSA-SHA384-PSS-Randomized, as DESIGN.md says, where RFC 9578's type 2
@@ -127,8 +130,43 @@ def spki(public: rsa.RSAPublicKey) -> bytes:
     )
 
 
+# RFC 9578 section 6.5's AlgorithmIdentifier: id-RSASSA-PSS (1.2.840.113549.1.1.10)
+# with RSASSA-PSS-params {hashAlgorithm sha384, maskGenAlgorithm mgf1(sha384),
+# saltLength 48}, DER. `cryptography` reads such a key but writes only the
+# plain rsaEncryption form, so the one fixed header is written here, as the
+# RFC's reference implementations do (the test compares the result with the
+# RFC's `pkS`).
+PSS_ALGORITHM = bytes.fromhex(
+    "304106092a864886f70d01010a3034a00f300d06096086480165030402020500a11c"
+    "301a06092a864886f70d010108300d06096086480165030402020500a203020130"
+)
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+def pss_spki(public: rsa.RSAPublicKey) -> bytes:
+    """SerializeToPKIXWithPSS (RFC 9578 section 6.5): the key's
+    SubjectPublicKeyInfo under the RSASSA-PSS algorithm identifier, DER.
+    What the hub publishes, and what `token_key_id` hashes."""
+    pkcs1 = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    return _der(0x30, PSS_ALGORITHM + _der(0x03, b"\x00" + pkcs1))
+
+
 def key_id(public: rsa.RSAPublicKey) -> bytes:
-    """token_key_id: the SHA-256 of the key's SubjectPublicKeyInfo (DER)."""
+    """token_key_id (RFC 9578 section 6.5): SHA-256 of `pss_spki`."""
+    return hashlib.sha256(pss_spki(public)).digest()
+
+
+def plain_key_id(public: rsa.RSAPublicKey) -> bytes:
+    """The id versions before issue 27 gave a key (the SHA-256 of its plain
+    rsaEncryption SubjectPublicKeyInfo): tokens they signed carry it, and
+    still redeem until their month expires (the hub keeps it per key)."""
     return hashlib.sha256(spki(public)).digest()
 
 
@@ -172,7 +210,7 @@ class Token:
 
     def verify(self, public: rsa.RSAPublicKey, prefix: bytes) -> None:
         """TokenError unless the hub's key `public` signed it."""
-        if key_id(public) != self.key_id:
+        if self.key_id not in (key_id(public), plain_key_id(public)):
             raise TokenError("the token names another key")
         if len(prefix) != blindrsa.PREFIX_LEN:
             raise TokenError("the prefix is 32 bytes")

@@ -6,12 +6,13 @@ checks that `parse(build(x)) == x` for each). A token key's id is bytes
 everywhere in Python; it is written as 64 hex digits on the wire and in the
 databases, by these functions and by the stores' row codecs only.
 
-    GET  /v1/token-keys/{month}  KeyDirectory   {month, token_type, variant, challenge,
+    GET  /v1/token-keys/{month}  KeyDirectory   {hub, month, token_type, variant, challenge,
                                                   redeemable_until, keys: [{id, denomination_cents,
-                                                  public_key}]}
+                                                  public_key}], signature}
     POST /v1/tokens              IssueRequest   {month, tokens: [{key, request}],
                                                   transfer?: {id, cents}}
-                                 IssueAnswer    {month, blind_signatures: [...]}
+                                 IssueAnswer    {month, blind_signatures: [...], receipt,
+                                                  signature}
     POST /v1/tokens/redeem       Redemption     {token, prefix, creator}
 
 A parse raises WireError with the error code the hub answers with
@@ -21,6 +22,7 @@ A parse raises WireError with the error code the hub answers with
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import blindrsa, keys, money, tokens
+from . import blindrsa, keys, money, signing, tokens
 from .encoding import b64u, canonical, unb64u
 from .time import MONTH_RE
 
@@ -104,6 +106,9 @@ class KeyDirectory:
     month: str
     redeemable_until: str
     keys: tuple[DirectoryKey, ...]
+    # The SHA-256 of the canonical directory the hub signed (hex): what every
+    # issuance receipt names and a daemon pins per month (key consistency).
+    sha256: str = ""
 
     def by_id(self) -> dict[bytes, DirectoryKey]:
         return {k.id: k for k in self.keys}
@@ -112,8 +117,10 @@ class KeyDirectory:
         return {k.denomination_cents: k for k in self.keys}
 
 
-def build_directory(directory: KeyDirectory) -> dict[str, Any]:
+def build_directory(directory: KeyDirectory, hub: str) -> dict[str, Any]:
+    """The directory as the hub signs it (`sign_directory`)."""
     return {
+        "hub": hub,
         "month": directory.month,
         "token_type": tokens.TOKEN_TYPE,
         "variant": tokens.VARIANT.name,
@@ -123,18 +130,73 @@ def build_directory(directory: KeyDirectory) -> dict[str, Any]:
             {
                 "id": key_hex(k.id),
                 "denomination_cents": k.denomination_cents,
-                "public_key": b64u(tokens.spki(k.public)),
+                "public_key": b64u(tokens.pss_spki(k.public)),
             }
             for k in directory.keys
         ],
     }
 
 
-def parse_directory(month: str, data: Any) -> KeyDirectory:
-    """The month's key, checked: its id the SHA-256 of its key, one key of
-    the one denomination, in the month asked for (WireError if not)."""
+def sign_directory(body: dict[str, Any], sign: Any) -> dict[str, Any]:
+    """The directory with the hub's Ed25519 signature of its canonical form."""
+    return {**body, "signature": b64u(sign(canonical(body)))}
+
+
+def directory_sha256(data: dict[str, Any]) -> str:
+    """The hash a directory is pinned and named by: of its canonical form
+    without the signature (Ed25519 signatures are deterministic, but the
+    hash must not depend on them)."""
+    return hashlib.sha256(
+        canonical({k: v for k, v in data.items() if k != "signature"})
+    ).hexdigest()
+
+
+def check_signed(data: dict[str, Any], hub: str, what: str) -> None:
+    """`data` names `hub` and carries its Ed25519 signature of the canonical
+    JSON of every other member (`sign_directory`); WireError if not."""
+    signature = data.get("signature")
+    if data.get("hub") != hub or not isinstance(signature, str):
+        raise WireError("invalid", f"the {what} are not signed by this hub")
+    body = {k: v for k, v in data.items() if k != "signature"}
+    try:
+        signing.verify(hub, canonical(body), signature)
+    except signing.SignatureError:
+        raise WireError("invalid", f"the hub's signature of its {what} does not check") from None
+
+
+def build_gateway_keys(config: bytes, hub: str, sign: Any) -> dict[str, Any]:
+    """The hub's Oblivious HTTP key configuration (mecene/ohttp.py) as
+    `application/ohttp-keys` content (a 2-byte length, then the
+    configuration: RFC 9458 section 3.2), base64url, signed by the hub: a
+    relay cannot hand a daemon a gateway key of its own."""
+    return sign_directory({"hub": hub, "keys": b64u(len(config).to_bytes(2, "big") + config)}, sign)
+
+
+def parse_gateway_keys(data: Any, hub: str) -> bytes:
+    """The one key configuration in the hub's signed `GET /v1/ohttp-keys`
+    answer (WireError if it is not signed by `hub`, or malformed)."""
+    if not isinstance(data, dict):
+        raise WireError("invalid", "the gateway's keys are malformed")
+    check_signed(data, hub, "gateway keys")
+    keys_ = data.get("keys")
+    try:
+        if not isinstance(keys_, str):
+            raise ValueError(keys_)
+        raw = unb64u(keys_)
+    except ValueError:
+        raise WireError("invalid", "the gateway's keys are not base64url") from None
+    if len(raw) < 2 or int.from_bytes(raw[:2], "big") != len(raw) - 2:
+        raise WireError("invalid", "the gateway's key configurations do not add up")
+    return raw[2:]
+
+
+def parse_directory(month: str, data: Any, hub: str) -> KeyDirectory:
+    """The month's key, checked: signed by the hub `hub` (its pinned key),
+    its id RFC 9578's `token_key_id` of its key, one key of the one
+    denomination, in the month asked for (WireError if not)."""
     if not isinstance(data, dict) or data.get("month") != month:
         raise WireError("invalid", "the hub's token keys are for another month")
+    check_signed(data, hub, "token keys")
     if data.get("token_type") != tokens.TOKEN_TYPE or data.get("variant") != tokens.VARIANT.name:
         raise WireError("invalid", "the hub's token keys are of another kind")
     rows = data.get("keys")
@@ -153,7 +215,12 @@ def parse_directory(month: str, data: Any) -> KeyDirectory:
     if [k.denomination_cents for k in found.values()] != [tokens.DENOMINATION]:
         raise WireError("invalid", "the hub does not publish one key of the one denomination")
     until = data.get("redeemable_until")
-    return KeyDirectory(month, until if isinstance(until, str) else "", tuple(found.values()))
+    return KeyDirectory(
+        month,
+        until if isinstance(until, str) else "",
+        tuple(found.values()),
+        directory_sha256(data),
+    )
 
 
 # -- issuance ------------------------------------------------------------------------
@@ -222,28 +289,88 @@ def parse_issue(body: Any) -> IssueRequest:
         if truncated != kid[-1]:
             raise WireError("invalid", "a token request's truncated key id names another key")
         out.append((kid, blinded))
-    return IssueRequest(month, tuple(out), transfer, hashlib.sha256(canonical(body)).hexdigest())
+    return IssueRequest(month, tuple(out), transfer, issue_sha256(body))
+
+
+def issue_sha256(body: dict[str, Any]) -> str:
+    """What names an issuance request (the hub's `IssueRequest.sha256`)."""
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssueReceipt:
+    """What the hub signed for one issuance: whose request (its hash), how
+    many tokens, and under which key directory (its hash). Two people's
+    receipts naming two directories for one month are the hub's own signed
+    proof that it handed out keys that tell them apart."""
+
+    hub: str
+    account: str
+    ref: str
+    month: str
+    sha256: str
+    tokens: int
+    token_keys: str
+
+    VERSION = 1
+    FIELDS = ("hub", "account", "ref", "month", "sha256", "tokens", "token_keys")
+
+    def sign(self, sign: Any) -> tuple[str, str]:
+        text = canonical({"v": self.VERSION, **{n: getattr(self, n) for n in self.FIELDS}})
+        return text.decode(), b64u(sign(text))
+
+    @classmethod
+    def check(cls, hub: str, text: Any, signature: Any) -> IssueReceipt:
+        """The receipt, signed by `hub` (WireError if not, or malformed)."""
+        if not isinstance(text, str) or not isinstance(signature, str):
+            raise WireError("invalid", "the hub's answer holds no signed receipt")
+        try:
+            signing.verify(hub, text.encode(), signature)
+        except signing.SignatureError:
+            raise WireError("invalid", "the hub's issuance receipt is not signed by it") from None
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise WireError("invalid", "the issuance receipt is not JSON") from None
+        if not isinstance(doc, dict) or set(doc) != {"v", *cls.FIELDS} or doc["v"] != 1:
+            raise WireError("invalid", "the issuance receipt is malformed")
+        if not isinstance(doc["tokens"], int) or not all(
+            isinstance(doc[n], str) for n in cls.FIELDS if n != "tokens"
+        ):
+            raise WireError("invalid", "the issuance receipt is malformed")
+        return cls(**{n: doc[n] for n in cls.FIELDS})
 
 
 @dataclass(frozen=True)
 class IssueAnswer:
     month: str
     blind_signatures: tuple[bytes, ...]
+    receipt: str = ""  # IssueReceipt's canonical text
+    signature: str = ""
 
 
 def build_issue_answer(answer: IssueAnswer) -> dict[str, Any]:
-    return {"month": answer.month, "blind_signatures": [b64u(s) for s in answer.blind_signatures]}
+    return {
+        "month": answer.month,
+        "blind_signatures": [b64u(s) for s in answer.blind_signatures],
+        "receipt": answer.receipt,
+        "signature": answer.signature,
+    }
 
 
 def parse_issue_answer(data: Any, count: int) -> IssueAnswer:
-    """The hub's blind signatures, one per token asked for, in order."""
+    """The hub's blind signatures, one per token asked for, in order, and
+    its signed receipt (checked by `IssueReceipt.check`)."""
     sigs = data.get("blind_signatures") if isinstance(data, dict) else None
     if not isinstance(sigs, list) or len(sigs) != count:
         raise WireError("invalid", "the hub's answer does not hold one signature per token")
-    month = data.get("month") if isinstance(data, dict) else None
+    assert isinstance(data, dict)
+    month, receipt, signature = data.get("month"), data.get("receipt"), data.get("signature")
     return IssueAnswer(
         month if isinstance(month, str) else "",
         tuple(_b64(s, "a blind signature") for s in sigs),
+        receipt if isinstance(receipt, str) else "",
+        signature if isinstance(signature, str) else "",
     )
 
 

@@ -24,3 +24,9 @@ pip_install() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 \
         | grep -v "^WARNING: Location" || true
 }
+
+# The extension's version, as its manifest says (scripts/package names its files by it).
+extension_version() {
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' \
+        "$ROOT/extension/manifest.json"
+}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from mecene.time import FrozenClock
 from .support.constants import PASSPHRASE
 from .support.daemons import Api, MakeApi, daemon_app
 from .support.hubs import fresh_pg_database
+
+# The daemons the tests start buy gift tokens (daemon/unlinkable/pool.py)
+# within a second or two of a gift, not within the hour; in-process
+# daemons buy them in their next pass (tests/support/daemons.py).
+os.environ.setdefault("MECENE_TOP_UP_SECONDS", "1")
 
 
 @pytest.fixture

@@ -10,15 +10,15 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from mecene.time import timestamp
+from mecene.time import add_months, timestamp
 
 from ..creators.policy import not_own
-from ..errors import IdConflict, MonthClosed, NotFound
+from ..errors import IdConflict, MonthClosed, NotFound, SubscriptionOver
 from ..months import sql as months_sql
 from ..months.policy import takes_flattrs
 from ..months.room import Months
 from ..session import Session
-from ..validate import ClickRequest, SubscriptionRequest
+from ..validate import ClickRequest, SubscriptionChange, SubscriptionRequest
 from . import policy, sql
 
 
@@ -49,6 +49,7 @@ def subscription_json(row: Any, month: str) -> dict[str, Any]:
         "last_month": row["last_month"],
         "created_at": row["created_at"],
         "cancelled_month": row["cancelled_month"],
+        "weight": row["weight"],
         "state": policy.subscription_state(row["cancelled_month"], row["last_month"], month),
     }
 
@@ -146,6 +147,14 @@ class Flattrs:
                 if existing["creator"] != req.creator or existing["url"] != req.url:
                     raise IdConflict("that subscription id was already used")
                 return existing, False
+            # Never two for one thing: the one there is (extend it instead).
+            covering = sql.covering(db, req.url, req.creator, month)
+            if covering is not None:
+                return covering, False
+            weight = req.weight
+            if weight is None:  # the thing's weight this month, else 1
+                live = sql.live_click_for(db, month, req.url) if req.url else None
+                weight = live["weight"] if live is not None else 1
             sql.insert_subscription(
                 db,
                 {
@@ -157,6 +166,7 @@ class Flattrs:
                     "first_month": first,
                     "last_month": last,
                     "created_at": at,
+                    "weight": weight,
                 },
             )
             if not paused:
@@ -171,6 +181,30 @@ class Flattrs:
         month = self.session.current_month()
         rows = await self.session.store.read(sql.subscriptions)
         return [subscription_json(r, month) for r in rows]
+
+    async def change_subscription(self, sub_id: str, change: SubscriptionChange) -> dict[str, Any]:
+        """A new weight for the flattrs it places from now on (this month's,
+        already placed, keeps its own: reweight it like any flattr), and/or
+        `extend` more months after its last. A cancelled or finished one
+        cannot change: subscribe again."""
+        await self.months.open_wallet()
+        month = self.session.current_month()
+
+        def change_it(db: Database) -> Any:
+            row = sql.subscription(db, sub_id)
+            if row is None:
+                raise NotFound("no such subscription")
+            state = policy.subscription_state(row["cancelled_month"], row["last_month"], month)
+            if state != policy.SubscriptionState.ACTIVE:
+                raise SubscriptionOver(f"this subscription is {state}: subscribe again")
+            weight = row["weight"] if change.weight is None else change.weight
+            last = row["last_month"]
+            if change.extend is not None:
+                last = add_months(last, change.extend)
+            sql.change_subscription(db, sub_id, weight, last)
+            return sql.subscription(db, sub_id)
+
+        return subscription_json(await self.session.store.write(change_it), month)
 
     async def cancel_subscription(self, sub_id: str) -> dict[str, Any]:
         """Stop future automatic clicks; this month's click stays (undo it separately)."""

@@ -101,7 +101,7 @@ def subscriptions(db: Database) -> list[Any]:
 def insert_subscription(db: Database, row: dict[str, Any]) -> None:
     db.execute(
         "INSERT INTO subscriptions (id, url, creator, title, months, first_month, "
-        "last_month, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "last_month, created_at, weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             row["id"],
             row["url"],
@@ -111,7 +111,25 @@ def insert_subscription(db: Database, row: dict[str, Any]) -> None:
             row["first_month"],
             row["last_month"],
             row["created_at"],
+            row["weight"],
         ],
+    )
+
+
+def covering(db: Database, url: str | None, creator: str, month: str) -> Any:
+    """The subscription to this thing (a creator subscription: `url` None)
+    that still places flattrs from `month` on, if any: there is at most one."""
+    return db.execute(
+        "SELECT * FROM subscriptions WHERE url IS ? AND creator = ? AND last_month >= ? "
+        "AND cancelled_month IS NULL ORDER BY created_at, id LIMIT 1",
+        [url, creator, month],
+    ).fetchone()
+
+
+def change_subscription(db: Database, sub_id: str, weight: int, last_month: str) -> None:
+    db.execute(
+        "UPDATE subscriptions SET weight = ?, last_month = ? WHERE id = ?",
+        [weight, last_month, sub_id],
     )
 
 
@@ -129,17 +147,17 @@ def place_subscription_clicks(db: Database, month: str, at: str) -> int:
     month, or a thing already flattred by hand that month, is left as it is.
     """
     subs = db.execute(
-        "SELECT id, url, creator, title FROM subscriptions "
+        "SELECT id, url, creator, title, weight FROM subscriptions "
         "WHERE first_month <= ? AND last_month >= ? "
         "AND (cancelled_month IS NULL OR cancelled_month > ?)",
         [month, month, month],
     ).fetchall()
     placed = 0
-    for sub_id, url, creator, title in subs:
+    for sub_id, url, creator, title, weight in subs:
         cur = db.execute(
             "INSERT OR IGNORE INTO clicks (id, month, url, title, creator, creators, weight, "
-            "auto, subscription_id, created_at) VALUES (?, ?, ?, ?, ?, '[]', 1, 1, ?, ?)",
-            [subscription_click_id(sub_id, month), month, url, title, creator, sub_id, at],
+            "auto, subscription_id, created_at) VALUES (?, ?, ?, ?, ?, '[]', ?, 1, ?, ?)",
+            [subscription_click_id(sub_id, month), month, url, title, creator, weight, sub_id, at],
         )
         placed += cur.rowcount
     return placed

@@ -46,6 +46,9 @@ class Months:
         self._roll_lock = asyncio.Lock()
         # Called when months close or the wallet is unlocked (the hub link sends them).
         self.on_months_closed: Callable[[], None] | None = None
+        # The creators on Mécène (the creators room's copy of the hub's list),
+        # None while unknown: where a month's redeemed tokens are.
+        self.joined_keys: Callable[[], frozenset[str] | None] = lambda: None
 
     def forget_open(self) -> None:
         """The open month must be found again (the wallet was locked, or its
@@ -124,7 +127,7 @@ class Months:
         at = timestamp(self.session.now())
         own = set(settings.own_creators)
 
-        def close(db: Database) -> dict[str, Any] | None:
+        def close(db: Database) -> tuple[dict[str, Any], int, int] | None:
             if not policy.closes(sql.state(db, month), again=again):
                 return None
             if not settings.subscriptions_paused:
@@ -148,17 +151,25 @@ class Months:
                 db, month, budget.by_creator(split.allocations) if doc.unlinkable else []
             )
             sql.close(db, month, doc.spend_cents, text, signature, at)
-            return doc.as_json()
+            # Counted from the split itself: an unlinkable or private
+            # document names fewer (or no) things than were paid.
+            paid = [a for a in split.allocations if a.cents > 0]
+            return doc.as_json(), len(paid), len({a.creator for a in paid})
 
-        doc = await self.session.store.write(close)
-        if doc is not None:
-            log.info(
-                "month %s closed: %s split between %d creators' things%s",
-                month,
-                euros(doc["spend_cents"]),
-                len(doc["allocations"]),
-                " (unlinkable: as tokens)" if doc.get("unlinkable") else "",
-            )
+        closed = await self.session.store.write(close)
+        if closed is None:
+            return None
+        doc, things, creators = closed
+        log.info(
+            "month %s closed: %s split between %d %s of %d %s%s",
+            month,
+            euros(doc["spend_cents"]),
+            things,
+            "thing" if things == 1 else "things",
+            creators,
+            "creator" if creators == 1 else "creators",
+            " (unlinkable: as tokens)" if doc.get("unlinkable") else "",
+        )
         return doc
 
     def closed_error(self, db: Database, month: str, now: dt.datetime) -> DomainError:
@@ -269,6 +280,7 @@ class Months:
         wallet = await self.open_wallet()
         settings = wallet.settings
         balance = self.session.balance_cents
+        joined = self.joined_keys()
 
         def view(db: Database) -> dict[str, Any]:
             out = month_of_row(db)
@@ -312,7 +324,7 @@ class Months:
                     for a in shares
                 ],
                 "unlinkable": bool(doc.get("unlinkable")),
-                "tokens": tokens_sql.summary(db, month),
+                "tokens": tokens_sql.summary(db, month, joined),
                 "closed_at": row["closed_at"],
                 "settlement": {"document": row["document"], "signature": row["signature"]},
                 "receipt": json.loads(row["receipt"]) if row["receipt"] else None,
@@ -333,9 +345,12 @@ class Months:
         """Every month, newest first; an unlinkable one with where its tokens are."""
         await self.open_wallet()
 
+        joined = self.joined_keys()
+
         def listed(db: Database) -> list[dict[str, Any]]:
             return [
-                {**dict(r), "tokens": tokens_sql.summary(db, r["month"])} for r in sql.listed(db)
+                {**dict(r), "tokens": tokens_sql.summary(db, r["month"], joined)}
+                for r in sql.listed(db)
             ]
 
         return await self.session.store.read(listed)

@@ -2,8 +2,8 @@
 records that talks to the network; through the hub link's signed calls).
 
 When they are sent:
-- the state at once when a month closed or was acknowledged, or a gift was
-  given or refused (the hub has just seen the settlement or the gift, or
+- the state at once when a month closed or was acknowledged, or a linkable
+  gift was given or refused (the hub has just seen the settlement or the gift, or
   every daemon closes its month at that moment); when only a setting or a
   subscription changed, at most every RECORD_EVERY_SECONDS (an hour: the hub
   sees "something changed this hour", never what);
@@ -122,9 +122,9 @@ class RecordLink:
 
     # -- the schedule -----------------------------------------------------------------
 
-    async def step(self, *, quiet: bool = True) -> None:
-        """Fetch after a restore; then send what is due. `quiet`: no token was
-        redeemed in this pass (else nothing is sent now)."""
+    async def step(self) -> None:
+        """Fetch after a restore; then send what is due (in the hub link's
+        pass, which keeps apart from redemptions: daemon/unlinkable/spacing.py)."""
         if self.service.session.locked:
             return
         async with self._lock:
@@ -133,8 +133,7 @@ class RecordLink:
                     await self.fetch()
                     assert self.marker is not None
                     os.unlink(self.marker)
-                if quiet:
-                    await self._send_due(("state", "tokens"))
+                await self._send_due(("state", "tokens"))
                 self.last_error = None
             except (DomainError, seal.RecordDamaged, seal.RecordTooLarge) as exc:
                 self.last_error = str(exc)
@@ -165,8 +164,7 @@ class RecordLink:
         store = session.store
         if name == "tokens":
             since = add_months(session.current_month(), -TOKEN_MONTHS)
-            record, fingerprint = await store.read(lambda db: sql.tokens(db, since))
-            return record, fingerprint, fingerprint
+            return await store.read(lambda db: sql.tokens(db, since))
         record = await store.read(sql.state)
         settings = session.settings.to_json()
         record["settings"] = {k: v for k, v in settings.items() if k not in MACHINE_SETTINGS}

@@ -52,11 +52,15 @@ def state(db: Database) -> dict[str, Any]:
     }
 
 
-def tokens(db: Database, since_month: str) -> tuple[dict[str, Any], str]:
-    """Tokens of `since_month` and after not yet redeemed, and the record's
-    fingerprint: it changes when tokens are planned, blinded or signed, and
-    never when one is redeemed, so the record is not sent again at that
-    moment (that would tell the hub whose token was just spent)."""
+def tokens(db: Database, since_month: str) -> tuple[dict[str, Any], str, str]:
+    """Tokens of `since_month` and after not yet redeemed (those held for
+    gifts too), the record's fingerprint, and the fingerprint of what goes at
+    once. The first changes when tokens are planned, blinded or signed, or
+    given to a gift from the pool, and never when one is redeemed, so the
+    record is not sent again at that moment (that would tell the hub whose
+    token was just spent). The second leaves out what a gift from the pool
+    changes (a token's creator and gift): that goes within the hour, or the
+    record's moment would tell the hub the gift's (daemon/unlinkable/pool.py)."""
     rows = _rows(
         db, "SELECT * FROM unlinkable_tokens WHERE month >= ? ORDER BY month, id", [since_month]
     )
@@ -73,8 +77,11 @@ def tokens(db: Database, since_month: str) -> tuple[dict[str, Any], str]:
         for r in rows
     ]
     fingerprint = hashlib.sha256(json.dumps(seen).encode()).hexdigest()
-    unspent = [r for r in rows if r["state"] in (*TO_ISSUE, TokenState.READY)]
-    return {"format": TOKENS_FORMAT, "tokens": unspent}, fingerprint
+    issued = [[r[0], r[1], r[3], r[4], r[6]] for r in seen]
+    urgent = hashlib.sha256(json.dumps(issued).encode()).hexdigest()
+    held = (*TO_ISSUE, TokenState.READY, TokenState.POOLED)
+    unspent = [r for r in rows if r["state"] in held]
+    return {"format": TOKENS_FORMAT, "tokens": unspent}, fingerprint, urgent
 
 
 def _merge(db: Database, table: str, rows: Any) -> int:
@@ -143,8 +150,14 @@ def without_settled_documents(record: dict[str, Any]) -> dict[str, Any]:
 
 def money_moves(record: dict[str, Any]) -> dict[str, Any]:
     """What in the state record changes with the hub's knowledge: months'
-    states and receipts, gifts' states and receipts."""
+    states and receipts, gifts' states and receipts. Not a gift as tokens:
+    paid from the pool, the hub does not see it (daemon/unlinkable/pool.py),
+    and a record sent at once would tell it the moment."""
     return {
         "months": [(m.get("month"), m.get("state"), m.get("receipt")) for m in record["months"]],
-        "transfers": [(t.get("id"), t.get("state"), t.get("receipt")) for t in record["transfers"]],
+        "transfers": [
+            (t.get("id"), t.get("state"), t.get("receipt"))
+            for t in record["transfers"]
+            if not t.get("unlinkable")
+        ],
     }

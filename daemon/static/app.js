@@ -209,7 +209,12 @@ function tokensText(t) {
   const all = Object.values(t).reduce((n, v) => n + v.tokens, 0);
   if (!all) return "paid as tokens the hub cannot tie to you";
   const parts = [`paid as ${all} tokens the hub cannot tie to you`];
-  if (count("redeemed")) parts.push(`${count("redeemed")} delivered to creators`);
+  const held = t.redeemed ? t.redeemed.held_tokens || 0 : 0;
+  if (count("redeemed") > held) parts.push(`${count("redeemed") - held} delivered to creators`);
+  if (held) {
+    parts.push(`${held} (${euros(t.redeemed.held_cents)}) held at the hub for creators not on`
+      + " Mécène yet, theirs when they join");
+  }
   if (count("ready")) parts.push(`${count("ready")} on their way, each at its own moment`);
   if (count("planned") + count("blinded")) {
     parts.push(`${count("planned") + count("blinded")} waiting for the hub to sign`);
@@ -248,6 +253,7 @@ async function showSubscriptions() {
     row(tbody, [
       cell(s.url ? thingName(s.title, s.url) : creatorName(s.creator)),
       cell(s.last_month),
+      cell(String(s.weight)),
       cell(s.state),
       s.state === "active"
         ? button("Cancel", () => api("DELETE", `/subscriptions/${s.id}`)) : cell(""),
@@ -258,6 +264,7 @@ async function showSubscriptions() {
 
 async function showSettings() {
   if (document.activeElement && $("settings-form").contains(document.activeElement)) return;
+  if ($("settings-form").dataset.dirty === "true") return; // typed, not saved yet
   const { settings, backups } = await api("GET", "/settings");
   const asEuros = (c) => (c === null ? "" : amount(c));
   $("backup-dir").value = settings.backup_dir || "";
@@ -344,7 +351,10 @@ async function showTransfers(month) {
     waiting: "asked for by a browser, over its daily limit: yours to confirm",
   };
   for (const t of transfers) {
-    const state = t.state === "refused" ? `refused: ${t.message || t.error}` : said[t.state];
+    let state = t.state === "refused" ? `refused: ${t.message || t.error}` : said[t.state];
+    if (t.state === "sending" && t.error === "buying_tokens") {
+      state = `waiting for its tokens: ${t.message}`; // daemon/unlinkable/pool.py
+    }
     const stateCell = cell(state);
     if (t.state === "waiting") {
       for (const [label, method, path] of [
@@ -370,7 +380,16 @@ async function showTransfers(month) {
     tr.dataset.state = t.state;
   }
   emptyNote(tbody, "Nothing given this month outside the budget.");
+  // A gift on its way (its tokens bought at a moment of their own, or the
+  // hub unreachable) is shown again as it moves.
+  if (transfers.some((t) => t.state === "sending") && !sendingTimer) {
+    sendingTimer = setTimeout(() => {
+      sendingTimer = null;
+      refresh().catch((e) => notify(e.message));
+    }, 3000);
+  }
 }
+let sendingTimer = null;
 
 let giftQuote = null;
 $("give-form").addEventListener("input", () => {
@@ -472,7 +491,10 @@ async function showCreator() {
       + `${euros(me.min_giving_cents)} in ${w.month} (to receive, you must give).`);
   }
   for (const e of me.escrow) {
-    line(`${euros(e.cents)} waits in escrow under ${creatorName(e.key)}: yours once you prove it.`);
+    // What the owner receives: the hub's fee is taken when the key is proved.
+    const net = e.net_cents === undefined ? e.cents : e.net_cents;
+    const given = e.fee_cents ? ` (${euros(e.cents)} given, less the hub's fee ${euros(e.fee_cents)})` : "";
+    line(`${euros(net)} waits in escrow under ${creatorName(e.key)}${given}: yours once you prove it.`);
   }
   if (me.keys.length) line(`Your keys: ${me.keys.map(creatorName).join(", ")}.`);
 }
@@ -548,7 +570,9 @@ async function refresh() {
     return;
   }
   $("summary").textContent = `Balance ${euros(status.balance_cents)}`
-    + (status.practice_hub ? " (practice hub on this computer: simulated money)" : "") + " · "
+    + (status.practice_hub ? " (practice hub on this computer: simulated money)" : "")
+    + (status.gift_tokens_cents
+      ? `, and ${euros(status.gift_tokens_cents)} in tokens for gifts` : "") + " · "
     + `${monthName(status.month)}: ${euros(status.spend_cents)} of ${euros(status.budget_cents)}`
     + (status.given_cents ? ` + ${euros(status.given_cents)} given` : "");
   await Promise.all([
@@ -581,7 +605,10 @@ $("clock-confirm").addEventListener("click", async () => {
   }
 });
 
-$("settings-form").addEventListener("input", () => { $("settings-saved").hidden = true; });
+$("settings-form").addEventListener("input", () => {
+  $("settings-saved").hidden = true;
+  $("settings-form").dataset.dirty = "true";
+});
 
 $("settings-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -599,6 +626,7 @@ $("settings-form").addEventListener("submit", async (event) => {
     });
     showBackups(answer.settings, answer.backups);
     notify("");
+    $("settings-form").dataset.dirty = "false";
     document.activeElement.blur();
     const saved = $("settings-saved");
     saved.textContent = `Saved at ${new Date().toLocaleTimeString([], {
@@ -627,6 +655,8 @@ $("deposit-form").addEventListener("submit", async (event) => {
       + `${euros(quote.fee_cents)}, you pay ${euros(quote.total_cents)}.`;
     $("deposit-quote").hidden = false;
     $("deposit-confirm").hidden = false;
+    // The fee and Confirm come below the form: brought into view.
+    $("deposit-confirm").scrollIntoView({ block: "nearest" });
     notify("");
   } catch (e) {
     notify(e.message);
@@ -642,6 +672,7 @@ $("deposit-confirm").addEventListener("click", async () => {
     });
     $("deposit-quote").textContent = `Deposited. Balance: ${euros(out.balance_cents)}.`;
     $("deposit-confirm").hidden = true;
+    $("deposit-amount").value = ""; // not left there to be paid again
     quote = null;
     notify("");
   } catch (e) {
@@ -698,5 +729,27 @@ $("logout").addEventListener("click", async () => {
   await refresh();
 });
 
+/** Live: the daemon answers GET /changes once anything it keeps has changed
+ * (a flattr from a browser, the hub's new balance, a month closing), and
+ * the page shows it then. Left open, it never goes stale. */
+async function followChanges() {
+  let version = null;
+  for (;;) {
+    try {
+      const since = version === null ? "" : `?since=${version}`;
+      const answer = await api("GET", `/changes${since}`);
+      if (version !== null && answer.version !== version) {
+        await refresh();
+        document.body.dataset.live = String(answer.version);
+      }
+      version = answer.version;
+    } catch (e) {
+      // Signed out, locked or the daemon stopped: look again in a moment.
+      await new Promise((resolve) => { setTimeout(resolve, 3000); });
+    }
+  }
+}
+
 refresh().catch((e) => notify(e.message));
 setInterval(showPending, 2000);
+followChanges();

@@ -28,11 +28,16 @@
     return key;
   }
 
-  /** {name, key}: the page's label when it gave one, else the readable key;
-   * `key` is the readable key, shown beside a label (null when the name is it). */
-  function displayName(key, label) {
+  // Where a page's words name a thing, not a person: a Flattr button's text
+  // or title is the post's title ("Flattr this: My holiday"), never its author.
+  const NOT_A_NAME = new Set(["button", "data"]);
+
+  /** {name, key}: the page's label when it gave one that names the creator,
+   * else the readable key; `key` is the readable key, shown beside a label
+   * (null when the name is it). `source`: where the page named them. */
+  function displayName(key, label, source) {
     const readable = readableKey(key);
-    const words = typeof label === "string" ? label.trim() : "";
+    const words = typeof label === "string" && !NOT_A_NAME.has(source) ? label.trim() : "";
     if (!words || words.toLowerCase() === readable.toLowerCase()) return { name: readable, key: null };
     return { name: words, key: readable };
   }

@@ -4,12 +4,12 @@ time comes. The only part of the unlinkable room that talks to the network."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
 import os
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -17,10 +17,16 @@ import aiohttp
 from sqlite_utils import Database
 
 from mecene import tokens, tokenwire
-from mecene.time import Clock, seconds_at, timestamp, timestamp_at
+from mecene.diskspace import log_failure
+from mecene.time import Clock, add_months, seconds_at, timestamp, timestamp_at
+from mecene.waiting import wait_at_most
 
+from ..errors import DomainError
 from ..store import Store
 from . import policy, sql
+from .anonymous import AnonymousPath
+from .pool import GiftPool
+from .spacing import Spacing
 
 log = logging.getLogger("mecene.tokens")
 
@@ -28,17 +34,22 @@ log = logging.getLogger("mecene.tokens")
 # issued: hours by default, so that their arrivals at the hub do not line up
 # with one person's month close (tests shorten it).
 REDEEM_WINDOW_SECONDS = float(os.environ.get("MECENE_REDEEM_WINDOW_SECONDS", str(12 * 3600)))
-TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
 class KeysRefused(ValueError):
     """The hub's published keys for a month, or its answer, are malformed or do not check."""
 
 
-def check_keys(month: str, data: Any) -> tokenwire.KeyDirectory:
+class TwoDirectories(KeysRefused):
+    """The hub showed two different key directories for one month: keys
+    that could tell people's tokens apart. Nothing more is issued or
+    redeemed for the month; the signed directories are the proof."""
+
+
+def check_keys(month: str, data: Any, hub: str) -> tokenwire.KeyDirectory:
     """The month's keys, checked (mecene/tokenwire.py); KeysRefused if not."""
     try:
-        return tokenwire.parse_directory(month, data)
+        return tokenwire.parse_directory(month, data, hub)
     except tokenwire.WireError as exc:
         raise KeysRefused(str(exc)) from None
 
@@ -47,6 +58,12 @@ class HubCalls(Protocol):
     """What the token path needs of the hub link (daemon/hublink.py's HubLink)."""
 
     base_url: str
+
+    async def hub_key(self) -> str:
+        """The hub's pinned Ed25519 key."""
+
+    def account(self) -> str:
+        """The wallet's account."""
 
     async def ok(self, method: str, path: str, body: Any = None, signed: bool = True) -> Any:
         """The answer's body, or HubRefused."""
@@ -61,28 +78,138 @@ class TokenLink:
     """Issue and redeem a wallet's tokens through `link`, writing to `store`."""
 
     def __init__(
-        self, link: HubCalls, store: Store, clock: Clock, window: float = REDEEM_WINDOW_SECONDS
+        self,
+        link: HubCalls,
+        store: Store,
+        clock: Clock,
+        window: float = REDEEM_WINDOW_SECONDS,
+        spacing: Spacing | None = None,
+        relay_url: str | None = None,
     ) -> None:
         self.link = link
         self.store = store
         self.clock = clock
         self.window = window
+        self.spacing = spacing or Spacing()
+        self.anonymous = AnonymousPath(link, relay_url)
+        self.pool = GiftPool(self)
+        self.wake = asyncio.Event()  # tokens were issued, or keys are wanted
+        self._redeeming = asyncio.Lock()  # one round of redemptions at a time
         self._keys: dict[str, tokenwire.KeyDirectory] = {}
-        # Tokens redeemed so far: the hub link sends no signed record in a
-        # pass that redeemed one (daemon/records/link.py).
-        self.redeemed = 0
         # Called once blinded requests are written and before the hub is
         # asked to sign them: they are kept at the hub first (records).
         self.before_issue: Callable[[], Awaitable[None]] | None = None
+        # What the person is told when the hub showed two key directories.
+        self.refused: str | None = None
 
     def now(self) -> dt.datetime:
         return self.clock.now()
 
     async def keys(self, month: str) -> tokenwire.KeyDirectory:
-        if month not in self._keys:
-            data = await self.link.ok("GET", f"/v1/token-keys/{month}", signed=False)
-            self._keys[month] = check_keys(month, data)
-        return self._keys[month]
+        """The month's pinned key directory (`pin`); KeysRefused while it is
+        not pinned yet (the redemption loop pins it, and the signed pass
+        tries again). Never fetched on the account's own connection: what
+        the hub shows the account is what its issuance receipts say, checked
+        against the pin (`finish`)."""
+        if month in self._keys:
+            return self._keys[month]
+        pinned = await self.store.read(lambda db: sql.directory(db, month))
+        if pinned is None:
+            self.wake.set()
+            raise KeysRefused(f"{month}'s token keys are not pinned yet")
+        directory = check_keys(month, json.loads(pinned["body"]), await self.link.hub_key())
+        self._keys[month] = directory
+        return directory
+
+    async def pin(self, month: str) -> None:
+        """Fetch the month's key directory as nobody in particular (the
+        second path) and pin it for good: from then on the daemon uses no
+        other key for the month. A hub that shows someone a key of their
+        own must tell who asks, which through a relay it cannot."""
+        if await self.store.read(lambda db: sql.directory(db, month)) is not None:
+            return
+        body = await self.second_path(f"/v1/token-keys/{month}")
+        seen = check_keys(month, body, await self.link.hub_key())
+        at = timestamp(self.now())
+        text = json.dumps(body, sort_keys=True)
+        kept = await self.store.write(lambda db: sql.pin(db, month, seen.sha256, text, at))
+        if kept != seen.sha256:
+            raise self._two(month, kept, seen.sha256)
+        log.info("%s's token key directory pinned: %s", month, seen.sha256[:16])
+
+    async def pin_due(self) -> None:
+        """Pin the directories of the month just ended (its tokens are
+        issued now), this month and next month (the hub publishes a month's
+        from the month before), and of any month with tokens to issue."""
+        month = self.now().strftime("%Y-%m")
+        wanted = {add_months(month, m) for m in (-1, 0, 1)} | set(await self.months_to_issue())
+        for m in sorted(wanted):
+            try:
+                await self.pin(m)
+            except (KeysRefused, DomainError) as exc:
+                log.info("%s's token keys not pinned yet: %s", m, exc)
+
+    async def second_path(self, path: str) -> Any:
+        """GET `path` from the hub as nobody in particular: a fresh
+        connection with nothing of the account (through the relay, when one
+        is set)."""
+        try:
+            status, data = await self.anonymous.request("GET", path)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            raise KeysRefused(f"the hub could not be reached a second way ({exc!r})") from None
+        if status != 200:
+            raise KeysRefused(f"the hub's second answer for {path} was {status}")
+        return data
+
+    def _two(self, month: str, one: str, other: str) -> TwoDirectories:
+        self.refused = (
+            f"the hub showed two different token keys for {month} ({one[:16]}…, "
+            f"{other[:16]}…): keys that could tell your payments apart. Nothing is "
+            "paid with tokens for that month; the hub's signed directories are the proof."
+        )
+        log.error("%s", self.refused)
+        return TwoDirectories(self.refused)
+
+    async def consistent(self, month: str) -> bool:
+        """Before a month's first redemption: its pinned directory seen
+        again through the second path (a hub that showed one person its own
+        keys cannot show them to everyone). False while it cannot be checked,
+        or if it differs (`refused` says so)."""
+        pinned = await self.store.read(lambda db: sql.directory(db, month))
+        if pinned is not None and pinned["checked_at"]:
+            return True
+        try:
+            if pinned is None:
+                # Tokens restored from the hub's records: pinned now, through
+                # the second path, which is the check itself.
+                await self.pin(month)
+            else:
+                hub = await self.link.hub_key()
+                seen = check_keys(month, await self.second_path(f"/v1/token-keys/{month}"), hub)
+                if seen.sha256 != pinned["sha256"]:
+                    self._two(month, pinned["sha256"], seen.sha256)
+                    return False
+        except (KeysRefused, DomainError) as exc:
+            log.info("%s's token keys not checked again yet: %s", month, exc)
+            return False
+        at = timestamp(self.now())
+        await self.store.write(lambda db: sql.checked(db, month, at))
+        return True
+
+    async def of_pinned_key(self, row: dict[str, Any]) -> bool:
+        """Whether a token was signed with a key of its month's pinned
+        directory (by its id, or the id versions before RFC 9578 ids gave it). A
+        token restored from the hub's records, or signed before pinning,
+        under a key nobody else was shown would name its owner when
+        redeemed: it is held, and the person told (`refused`)."""
+        directory = await self.keys(row["month"])
+        ids = {k.id for k in directory.keys} | {
+            tokens.plain_key_id(k.public) for k in directory.keys
+        }
+        if tokenwire.key_bytes(row["key_id"]) in ids:
+            return True
+        self._two(row["month"], directory.sha256, f"a key of its own, {row['key_id']}")
+        return False
 
     async def months_to_issue(self) -> list[str]:
         """Settled months whose tokens are not all issued yet."""
@@ -106,47 +233,23 @@ class TokenLink:
         if self.before_issue is not None:
             await self.before_issue()
         pending = [policy.pending(r) for r in rows]
-        out = await self.link.ok("POST", "/v1/tokens", tokenwire.build_issue(month, pending))
-        count = await self._finish(rows, pending, keys, out)
+        body = tokenwire.build_issue(month, pending)
+        out = await self.link.ok("POST", "/v1/tokens", body)
+        count = await self.finish(rows, pending, keys, out, body, f"month:{month}")
         log.info("%s: %d tokens issued, redeemed over the next %.0f s", month, count, self.window)
         return count
 
+    async def has_tokens(self, transfer_id: str) -> bool:
+        return bool(await self.store.read(lambda db: sql.of_transfer(db, transfer_id)))
+
     async def send_transfer(self, row: dict[str, Any]) -> tuple[int | None, Any]:
-        """Have a direct transfer's tokens signed: the hub debits the amount
-        and signs them (its answer: status and body, or None and a reason when
-        it could not be reached). Its tokens are blinded with the keys of the
-        hub's month and written down the first time, then sent again as they
-        are until the hub answers."""
+        """Finish a gift whose tokens were blinded for it at the moment of
+        giving (by a version before the gift pool, daemon/unlinkable/pool.py):
+        its issuance request is sent again as it was until the hub answers
+        (status and body; the hub debits the amount once)."""
         transfer_id = row["id"]
-
-        def mine(db: Database) -> list[dict[str, Any]]:
-            return sql.of_transfer(db, transfer_id)
-
-        rows = await self.store.read(mine)
-        if not rows:
-            month = self.now().strftime("%Y-%m")  # the hub's month is UTC's
-            by_cents = (await self.keys(month)).by_cents()
-
-            def blind(db: Database) -> None:
-                if mine(db):
-                    return  # written meanwhile
-                for _ in range(policy.gift_tokens(int(row["cents"]))):
-                    sql.insert(
-                        db,
-                        {
-                            "id": str(uuid.uuid4()),
-                            "month": month,
-                            "creator": row["creator"],
-                            "cents": tokens.DENOMINATION,
-                            "attempts": 0,
-                            "transfer_id": transfer_id,
-                            **policy.blinded(by_cents[tokens.DENOMINATION]),
-                        },
-                    )
-
-            await self.store.write(blind)
-            rows = await self.store.read(mine)
-        if rows[0]["state"] != policy.TokenState.BLINDED:
+        rows = await self.store.read(lambda db: sql.of_transfer(db, transfer_id))
+        if not rows or rows[0]["state"] != policy.TokenState.BLINDED:
             return 200, {"issued": "already"}  # only their redemptions remain
         month = rows[0]["month"]
         keys = await self.keys(month)
@@ -156,25 +259,45 @@ class TokenLink:
         body = tokenwire.build_issue(month, pending, (transfer_id, int(row["cents"])))
         status, out = await self.link.call("POST", "/v1/tokens", body)
         if status in (200, 201):
-            await self._finish(rows, pending, keys, out)
+            await self.finish(rows, pending, keys, out, body, f"transfer:{transfer_id}")
         elif policy.refused_for_good(status):
             code = out.get("error", "refused") if isinstance(out, dict) else "refused"
             await self.store.write(lambda db: sql.fail_transfer(db, transfer_id, str(code)))
         return status, out
 
-    async def _finish(
+    async def finish(
         self,
         rows: list[dict[str, Any]],
         pending: list[tokens.Pending],
         keys: tokenwire.KeyDirectory,
         out: Any,
+        body: dict[str, Any],
+        ref: str,
+        *,
+        pooled: bool = False,
     ) -> int:
-        """Unblind and check the hub's signatures; each token gets its time
-        to be redeemed, at random within the window."""
+        """Check the hub's signed receipt (this wallet's request, under the
+        month's pinned directory), unblind and check its signatures; each
+        token gets its time to be redeemed, at random within the window."""
+        hub = await self.link.hub_key()
         try:
             answer = tokenwire.parse_issue_answer(out, len(pending))
+            receipt = tokenwire.IssueReceipt.check(hub, answer.receipt, answer.signature)
         except tokenwire.WireError as exc:
             raise KeysRefused(str(exc)) from None
+        expected = tokenwire.IssueReceipt(
+            hub,
+            self.link.account(),
+            ref,
+            keys.month,
+            tokenwire.issue_sha256(body),
+            len(pending),
+            keys.sha256,
+        )
+        if receipt != expected:
+            if receipt.token_keys != keys.sha256:
+                raise self._two(keys.month, keys.sha256, receipt.token_keys)
+            raise KeysRefused("the hub's issuance receipt is for another request")
         by_id = keys.by_id()
         now = self.now().timestamp()
         finished = []
@@ -184,12 +307,20 @@ class TokenLink:
             finished.append((row["id"], token.authenticator.hex(), timestamp_at(at)))
 
         def ready(db: Database) -> None:  # by its name, a test crashes here
-            sql.make_ready(db, finished)
+            if pooled:  # held for gifts: no creator, no moment yet
+                sql.make_pooled(db, [(i, a) for i, a, _at in finished])
+            else:
+                sql.make_ready(db, finished)
+            sql.keep_receipt(db, ref, keys.month, answer.receipt, answer.signature)
 
         await self.store.write(ready)
         return len(finished)
 
     async def redeem_due(self) -> float | None:
+        async with self._redeeming:
+            return await self._redeem_due()
+
+    async def _redeem_due(self) -> float | None:
         """Redeem every token whose time has come; seconds until the next.
         Tokens long overdue (the daemon slept) get new moments in a fresh
         window instead (policy.overdue)."""
@@ -197,6 +328,7 @@ class TokenLink:
         rows = await self.store.read(sql.ready)
         waits = []
         late: list[tuple[str, str]] = []
+        held: set[str] = set()  # months whose directory could not be checked again
         for row in rows:
             if row["redeem_at"] > now:
                 waits.append(max(0.0, seconds_at(row["redeem_at"]) - self.now().timestamp()))
@@ -206,7 +338,22 @@ class TokenLink:
                 late.append((row["id"], timestamp_at(at)))
                 waits.append(max(0.0, at - self.now().timestamp()))
                 continue
-            await self.redeem(row)
+            if row["month"] in held:
+                continue
+            async with self.spacing.turn:  # never during the hub link's pass
+                gap = self.spacing.before_redemption()
+                if gap > 0:  # a signed call a moment ago: later, at a moment of its own
+                    waits.append(gap)
+                    break
+                if not await self.consistent(row["month"]):
+                    held.add(row["month"])
+                    waits.append(policy.CHECK_AGAIN_SECONDS)
+                    continue
+                if not await self.of_pinned_key(row):
+                    held.add(row["month"])
+                    continue
+                await self.redeem(row)
+                self.spacing.redeemed()
         if late:
             await self.store.write(lambda db: sql.reschedule(db, late))
             log.info("%d overdue tokens spread over the next %.0f s", len(late), self.window)
@@ -217,12 +364,11 @@ class TokenLink:
         body = tokenwire.build_redemption(policy.redemption(row))
         attempts = int(row["attempts"]) + 1
         try:
-            status, data = await anonymous_post(self.link.base_url + "/v1/tokens/redeem", body)
+            status, data = await self.anonymous.request("POST", "/v1/tokens/redeem", body)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             status, data = None, f"the hub is unreachable ({type(exc).__name__})"
         changes: dict[str, Any]
         meaning = policy.redemption_answer(status, data, attempts)
-        self.redeemed += 1
         if isinstance(meaning, policy.Redeemed):
             changes = {
                 "state": policy.TokenState.REDEEMED.value,
@@ -244,17 +390,19 @@ class TokenLink:
         for month in await self.months_to_issue():
             await self.issue(month)
 
-
-async def anonymous_post(url: str, body: Any) -> tuple[int, Any]:
-    """POST with nothing that says who asks: a connection of its own, closed
-    after the answer, no cookie, no account header, no signature."""
-    connector = aiohttp.TCPConnector(force_close=True, limit=1)
-    async with aiohttp.ClientSession(
-        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=TIMEOUT
-    ) as session:
-        async with session.post(
-            url,
-            data=json.dumps(body, separators=(",", ":")),
-            headers={"Content-Type": "application/json"},
-        ) as resp:
-            return resp.status, await resp.json(content_type=None)
+    async def run(self) -> None:
+        """Forever, beside the hub link's pass and on a schedule of its own:
+        pin the months' key directories and redeem each token at its moment
+        (each kept apart from signed calls: daemon/unlinkable/spacing.py)."""
+        while True:
+            self.wake.clear()
+            delay: float | None = None
+            try:
+                await self.pin_due()
+                delay = await self.redeem_due()
+            except Exception as exc:
+                log_failure(log, "redeeming tokens failed", exc)
+                delay = 60.0
+            # At least hourly: next month's directory is pinned in advance.
+            delay = 3600.0 if delay is None else min(max(delay, 0.05), 3600.0)
+            await wait_at_most(self.wake, delay)

@@ -24,6 +24,7 @@ class TokenState(StrEnum):
     PLANNED = "planned"
     BLINDED = "blinded"
     READY = "ready"
+    POOLED = "pooled"  # signed, held for gifts: no creator yet (daemon/unlinkable/pool.py)
     REDEEMED = "redeemed"
     FAILED = "failed"
 
@@ -87,6 +88,11 @@ def redeem_at(now: float, window: float, randbelow: Callable[[int], int]) -> flo
 # daemon waking up never sends its overdue tokens together (issue 27, point
 # 4: a burst of one person's tokens ties them to each other).
 OVERDUE_SECONDS = 60.0
+
+
+# A month's tokens wait this long when its key directory could not be seen
+# again through the second path before their first redemption.
+CHECK_AGAIN_SECONDS = 600.0
 
 
 def overdue(at: float, now: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -555,6 +556,84 @@ async def test_subscription_does_not_double_a_manual_flattr(api: Api) -> None:
         expect=201,
     )
     assert len((await api.call("GET", "/clicks"))["clicks"]) == 1
+
+
+async def test_a_subscription_keeps_its_weight_across_a_month_end(
+    api: Api, clock: FrozenClock
+) -> None:
+    """December's things flattred at weight 3 and 2, then subscribed: their
+    automatic flattrs in January are at 3 and 2 (they came out at 1), and the
+    split counts them so. A weight given when subscribing wins; a changed
+    weight holds from the next month's flattr."""
+    await api.click("https://a.example/x", creator="flattr:a", weight=3)
+    await api.click("https://b.example/y", creator="flattr:b", weight=2)
+    subs = []
+    for creator, url in (("flattr:a", "https://a.example/x"), ("flattr:b", "https://b.example/y")):
+        body = {"creator": creator, "url": url, "months": 3}
+        subs.append((await api.call("POST", "/subscriptions", body, expect=201))["subscription"])
+    assert [s["weight"] for s in subs] == [3, 2]  # the thing's weight this month
+    told = await api.call(
+        "POST", "/subscriptions", {"creator": "flattr:c", "months": 3, "weight": 5}, expect=201
+    )
+    assert told["subscription"]["weight"] == 5
+    await api.call("PATCH", f"/subscriptions/{subs[1]['id']}", {"weight": 4}, expect=200)
+    clock.set(dt.datetime(2026, 11, 2, tzinfo=dt.UTC))  # October closed, November open
+    clicks = (await api.call("GET", "/clicks"))["clicks"]
+    assert sorted((c["creator"], c["weight"], c["auto"]) for c in clicks) == [
+        ("flattr:a", 3, True),
+        ("flattr:b", 4, True),
+        ("flattr:c", 5, True),
+    ]
+    october = await api.call("GET", "/months/2026-10")
+    shares = {a["creator"]: a["cents"] for a in october["allocations"]}
+    assert shares["flattr:a"] > shares["flattr:b"]  # 3 against 2: what was flattred
+    status = await api.call("GET", "/status")
+    assert status["per_click_cents"] == 500 // 12  # weights 3 + 4 + 5
+
+
+async def test_the_month_close_log_counts_what_was_paid_even_as_tokens(
+    api: Api, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unlinkable month that paid 3 things of 2 creators was logged as
+    "split between 0 creators' things": its document names none."""
+    await api.call("PATCH", "/settings", {"unlinkable": True}, token="admin", expect=200)
+    await api.click("https://a.example/1", creator="flattr:a")
+    await api.click("https://a.example/2", creator="flattr:a")
+    await api.click("https://b.example/1", creator="flattr:b")
+    with caplog.at_level(logging.INFO, "mecene"):
+        clock.set(dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+        await api.call("GET", "/status")
+    said = [r.getMessage() for r in caplog.records if "closed:" in r.getMessage()]
+    assert said == [
+        "month 2026-10 closed: 5.00 € split between 3 things of 2 creators (unlinkable: as tokens)"
+    ]
+
+
+async def test_one_subscription_per_thing_extended_not_doubled(api: Api) -> None:
+    """A second Subscribe for the same thing is the first one, not a second;
+    Extend adds months after its last; a cancelled one cannot be extended,
+    and subscribing again makes a new one."""
+    body = {"creator": "flattr:a", "url": "https://a.example/x", "months": 3}
+    first = (await api.call("POST", "/subscriptions", body, expect=201))["subscription"]
+    again = await api.call("POST", "/subscriptions", {**body, "months": 12}, expect=200)
+    assert again["subscription"] == first
+    creator_only = {"creator": "flattr:a", "months": 3}  # the creator, not this thing: another
+    await api.call("POST", "/subscriptions", creator_only, expect=201)
+    await api.call("POST", "/subscriptions", creator_only, expect=200)
+    assert len((await api.call("GET", "/subscriptions"))["subscriptions"]) == 2
+    path = f"/subscriptions/{first['id']}"
+    longer = (await api.call("PATCH", path, {"extend": 6}, expect=200))["subscription"]
+    assert (longer["first_month"], longer["last_month"]) == ("2026-10", "2027-06")
+    for bad in ({}, {"extend": 4}, {"extend": "3"}, {"weight": 0}, {"weight": 6}, {"x": 1}):
+        assert (await api.call("PATCH", path, bad, expect=400))["error"] == "invalid"
+    await api.call("PATCH", f"/subscriptions/{uuid.uuid4()}", {"extend": 3}, expect=404)
+    await api.call("DELETE", path, expect=200)
+    over = await api.call("PATCH", path, {"extend": 3}, expect=409)
+    assert over["error"] == "subscription_over" and "subscribe again" in over["message"]
+    new = (await api.call("POST", "/subscriptions", body, expect=201))["subscription"]
+    assert new["id"] != first["id"] and new["weight"] == 1
+    clicks = (await api.call("GET", "/clicks"))["clicks"]
+    assert len([c for c in clicks if c["url"] == "https://a.example/x"]) == 1
 
 
 async def test_subscription_months_must_be_3_6_or_12(api: Api) -> None:

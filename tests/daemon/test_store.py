@@ -97,6 +97,8 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         "m005_transfers",
         "m006_tokens",
         "m007_browser_channel",
+        "m008_token_directories",
+        "m009_subscription_weight",
     ]
     db.close()
 

@@ -21,6 +21,7 @@ from tests.support.browser import (
     PageServer,
     add_detector,
     chromium_path,
+    suffix_script,
 )
 from tests.support.firefox import Firefox, headed_firefox
 
@@ -499,6 +500,7 @@ def firefox(server: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def detect_in_firefox(ff: Firefox, url: str) -> tuple[list[dict], str]:
     ff.driver.call("goto", url=url, wait="load")
+    ff.driver.call("addScript", content=suffix_script(url))
     for name in DETECTOR_FILES:
         ff.driver.call("addScript", path=str(EXTENSION / name))
     return ff.driver.call("page", expression="detectCreators(document)"), ff.driver.call(

@@ -5,6 +5,7 @@ where one cannot, the test says why."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -19,14 +20,30 @@ from typing import Any
 import pytest
 
 from mecene import signing
+from mecene.time import add_months
 from tests.support.browser import EXTENSION, HANG, PageServer, Redirect
 from tests.support.daemons import mecene, pair_extension, start
 from tests.support.hubs import Person as HubPerson
+from tests.support.hubs import wait_for
 from tests.support.people import Person, person_in
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 PAGES = {
+    # A WordPress post with the Flattr plugin's button: the classic JavaScript
+    # button as Flattr's button documentation and the WordPress plugin wrote
+    # it (class FlattrButton, parameters in rev=, the post's title in title=,
+    # its excerpt as the text). The title names the post, not its author.
+    ("wp.example.org", "/2026/11/holiday/"): (
+        "<!doctype html><html><head><title>My holiday in Brittany – Bob's blog</title>"
+        "</head><body><article><h1>My holiday in Brittany</h1><p>We spent a week by the"
+        ' sea.</p><a class="FlattrButton" style="display:none;" title="My holiday in Brittany"'
+        ' rev="flattr;uid:bob;category:text;tags:travel,brittany;"'
+        ' href="https://wp.example.org/2026/11/holiday/">We spent a week by the sea…</a>'
+        "</article></body></html>"
+    ),
+    # The person's own page: its Flattr ID is set when the test has one.
+    ("own.example.org", "/"): "<!doctype html><html><head><title>Mine</title></head></html>",
     ("blog.example.org", "/post"): (
         "<!doctype html><html><head><title>Post</title>"
         '<meta name="flattr:id" content="alice">'
@@ -324,6 +341,19 @@ def test_first_use_pairing_survives_the_popup_closing(
             "#pairing-left"
         )
         assert "`" not in popup.eval("document.body.innerText")
+        # Where to find it next time: Chromium puts a new extension behind
+        # its puzzle-piece menu (said, with the shortcut); Firefox on the
+        # toolbar (nothing to say).
+        if person.name == "chromium":
+            popup.wait("!document.getElementById('pin').hidden")
+            assert popup.text("#pin") == (
+                "To find Mécène again, pin it: the puzzle piece in the toolbar, then the pin"
+                " beside Mécène, or press Alt+Shift+M on any page: it opens this panel"
+                " without the pin."
+            )
+        else:
+            time.sleep(0.5)  # the check is asynchronous: give it the time to show
+            assert popup.eval("document.getElementById('pin').hidden") is True
         save_shot(person, popup, tmp_path, "popup-pairing.png")
         person.leave(popup)  # to the terminal
         again = person.popup()
@@ -384,12 +414,51 @@ def test_flattr_undo_weight_and_subscribe_in_the_real_popup(
         popup.choose("#weight", "3")
         popup.wait("document.getElementById('app').dataset.weight === '3'")
         assert [(c["url"], c["weight"]) for c in clicks(daemon, token)] == [(url, 3)]
+        popup.wait("!document.getElementById('subscribe-row').hidden")
         popup.click(".subscribe[data-months='6']")
-        popup.wait("document.getElementById('app').dataset.subscribed === '6'")
+        month = daemon.request("GET", "/status", token=token)[1]["month"]
+        last = add_months(month, 5)
+        popup.wait(f"document.getElementById('app').dataset.subscribed === '{last}'")
         subs = daemon.request("GET", "/subscriptions", token=token)[1]["subscriptions"]
-        assert [(s["creator"], s["url"], s["months"]) for s in subs] == [("flattr:alice", url, 6)]
+        # It carries the weight the page was flattred at.
+        assert [(s["creator"], s["url"], s["months"], s["weight"]) for s in subs] == [
+            ("flattr:alice", url, 6, 3)
+        ]
         person.leave(popup)
-        # Reopened: not flattred twice; Undo leaves one clear state.
+        # Reopened: not flattred twice, and the subscription is shown, not
+        # offered again (a second click made a second subscription).
+        popup = person.popup()
+        popup.wait_state("flattred")
+        popup.wait("!document.getElementById('subscribed').hidden")
+        assert popup.text("#subscribed-text") == (
+            f"Subscribed until {month_name(last)}: flattred each month at weight 3."
+        )
+        assert popup.eval("document.getElementById('subscribe-row').hidden") is True
+        assert len(clicks(daemon, token)) == 1
+        save_shot(person, popup, tmp_path, "popup-subscribed.png")
+        popup.click(".extend[data-months='3']")
+        longer = add_months(last, 3)
+        popup.wait(f"document.getElementById('app').dataset.subscribed === '{longer}'")
+        assert popup.text("#subscription-said") == "Extended by 3 months."
+        # A new weight for the page is the subscription's too.
+        popup.choose("#weight", "2")
+        popup.wait("document.getElementById('app').dataset.weight === '2'")
+        popup.wait(
+            "document.getElementById('subscribed-text').textContent.endsWith('at weight 2.')"
+        )
+        subs = daemon.request("GET", "/subscriptions", token=token)[1]["subscriptions"]
+        assert [(s["last_month"], s["weight"], s["state"]) for s in subs] == [(longer, 2, "active")]
+        popup.click("#unsubscribe")
+        popup.wait("document.getElementById('subscribed').hidden")
+        assert popup.text("#subscription-said") == (
+            f"Subscription cancelled: no automatic flattr from {month_name(add_months(month, 1))}"
+            " on. This month's flattr stays (Undo removes it)."
+        )
+        assert popup.eval("document.getElementById('subscribe-row').hidden") is False
+        subs = daemon.request("GET", "/subscriptions", token=token)[1]["subscriptions"]
+        assert [s["state"] for s in subs] == ["cancelled"]
+        person.leave(popup)
+        # Reopened: Undo leaves one clear state.
         popup = person.popup()
         popup.wait_state("flattred")
         assert len(clicks(daemon, token)) == 1
@@ -415,6 +484,11 @@ def test_flattr_undo_weight_and_subscribe_in_the_real_popup(
         person.leave(popup)
     finally:
         daemon.stop()
+
+
+def month_name(month: str) -> str:
+    """ "2027-03" as the popup says it: "March 2027"."""
+    return dt.date.fromisoformat(f"{month}-01").strftime("%B %Y")
 
 
 def test_reopened_the_popup_shows_the_month_as_it_is_now(
@@ -543,7 +617,7 @@ def test_a_visitor_s_comment_cannot_take_or_break_the_page(
         first = popup.eval(
             "[...document.querySelectorAll('#others-list li')].slice(0, 2)"
             ".map((li) => li.querySelector('.who').innerText + '\\n' +"
-            " li.querySelector('button:not(.give)').textContent)"
+            " li.querySelector('button.flattr-other').textContent)"
         )
         assert first == [
             "Alice (author)\nliberapay.com/alice\nFlattr",
@@ -568,8 +642,8 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
         rows = popup.eval(
             "[...document.querySelectorAll('#others-list li')].map((li) => ["
             "li.querySelector('.name').textContent,"
-            " li.querySelector('button:not(.give)').dataset.key,"
-            " li.querySelector('button:not(.give)').textContent])"
+            " li.querySelector('button.flattr-other').dataset.key,"
+            " li.querySelector('button.flattr-other').textContent])"
         )
         assert rows == [
             ["Co-author", "liberapay:coauthor", "Flattr"],
@@ -577,9 +651,9 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
             ["Erin", "payment:https://pay.example/erin", "Flattr"],
         ]
         for key in ("liberapay:coauthor", "kofi:dan", "payment:https://pay.example/erin"):
-            popup.click(f"#others-list button:not(.give)[data-key='{key}']")
+            popup.click(f"#others-list button.flattr-other[data-key='{key}']")
             popup.wait(
-                f"document.querySelector(\"#others-list button:not(.give)[data-key='{key}']\")"
+                f"document.querySelector(\"#others-list button.flattr-other[data-key='{key}']\")"
                 ".dataset.state === 'flattred'"
             )
         assert popup.text("#figures").startswith("4 flattrs this month, 1.25\u00a0€ for each")
@@ -600,10 +674,30 @@ def test_the_page_s_other_creators_each_have_a_flattr_button(
         popup = person.popup()
         popup.wait("!document.getElementById('others').hidden")
         states = popup.eval(
-            "[...document.querySelectorAll('#others-list button:not(.give)')]"
+            "[...document.querySelectorAll('#others-list button.flattr-other')]"
             ".map((b) => b.dataset.state)"
         )
         assert states == ["flattred"] * 3
+        assert len(clicks(daemon, token)) == 4
+        # A commenter flattred by mistake: Undo beside them (it was a
+        # disabled "Flattred ✓" with no way back), then Flattr again.
+        undo = "#others-list .undo-other[data-key='kofi:dan']"
+        dan = "#others-list button.flattr-other[data-key='kofi:dan']"
+        assert popup.eval(f'document.querySelector("{undo}").hidden') is False
+        save_shot(person, popup, tmp_path, "popup-others-undo.png")
+        popup.click(undo)
+        popup.wait(f"document.querySelector(\"{dan}\").dataset.state === 'none'")
+        assert popup.eval(f'document.querySelector("{undo}").hidden') is True
+        assert popup.text("#figures").startswith("3 flattrs this month")
+        assert ("kofi:dan", f"{page}#comment-1") not in {
+            (c["creator"], c["url"]) for c in clicks(daemon, token)
+        }
+        person.leave(popup)
+        popup = person.popup()  # reopened: it remembers the undo
+        popup.wait("!document.getElementById('others').hidden")
+        popup.wait(f"document.querySelector(\"{dan}\").dataset.state === 'none'")
+        popup.click(dan)
+        popup.wait(f"document.querySelector(\"{dan}\").dataset.state === 'flattred'")
         assert len(clicks(daemon, token)) == 4
         person.leave(popup)
     finally:
@@ -811,9 +905,10 @@ def test_a_gift_from_the_popup_goes_as_tokens_with_the_unlinkable_setting(
 ) -> None:
     """With unlinkable contributions on (a new wallet's default), the popup's
     quote says that money for a creator not on Mécène waits for them and
-    cannot come back, its fee is the hub's on each token, and once given it
-    says the gift goes as tokens: the daemon keeps no address and the
-    transfer is `unlinkable`."""
+    cannot come back, its fee is the hub's on each token, and once confirmed
+    it says the gift goes as tokens bought at a moment of their own (the
+    daemon holds none yet): the daemon keeps no address, the transfer is
+    `unlinkable`, and it is given once the tokens are bought."""
     daemon, _data, token = fresh_daemon(person, tmp_path)
     try:
         status, out = daemon.admin("GET", "/settings")
@@ -838,12 +933,20 @@ def test_a_gift_from_the_popup_goes_as_tokens_with_the_unlinkable_setting(
             "(as tokens, it cannot come back to you)."
         )
         popup.click("#give-confirm")
-        popup.wait("document.getElementById('give-said').dataset.state === 'given'")
+        popup.wait("document.getElementById('give-said').dataset.state === 'buying'")
         assert popup.text("#give-said") == (
-            "Given: 7.30\u00a0€, as tokens the hub cannot tie to you; "
-            "they reach the creator within hours."
+            "Recorded: 7.30\u00a0€, as tokens the hub cannot tie to you. They are bought at a "
+            "moment of their own, within about an hour and a half, so the hub learns neither "
+            "this gift's amount nor its moment; then they reach the creator within hours."
         )
         save_shot(person, popup, tmp_path, "popup-gift-unlinkable.png")
+        wait_for(  # the tests' daemons buy them within a second or two
+            lambda: (
+                daemon.request("GET", "/transfers", token=token)[1]["transfers"][0]["state"]
+                == "given"
+            ),
+            "the gift given",
+        )
         given = daemon.request("GET", "/transfers", token=token)[1]["transfers"]
         assert [(t["creator"], t["cents"], t["url"], t["unlinkable"]) for t in given] == [
             ("flattr:op", 730, None, True)
@@ -989,6 +1092,46 @@ def test_flattrs_made_while_the_daemon_is_down_are_delivered_once(
         popup = person.popup()
         popup.wait_state("flattred")
         assert len(clicks(daemon, token)) == 3
+        person.leave(popup)
+    finally:
+        daemon.stop()
+
+
+def test_the_headline_names_the_creator_and_one_s_own_page_is_said_kindly(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """A Flattr button's title is the post's ("My holiday in Brittany"): the
+    headline said it as if it were the creator's name; it names the creator.
+    On the person's own page (their own Flattr ID), the popup says so in a
+    friendly line, not a red refusal."""
+    daemon, data, token = fresh_daemon(person, tmp_path)
+    try:
+        visit(person, server, "wp.example.org", "/2026/11/holiday/")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "Flattr ID bob"
+        assert popup.eval("document.getElementById('creator-key').hidden") is True
+        assert "Brittany" not in popup.text("#done")
+        person.leave(popup)
+
+        mine = mecene(data, "creator", "flattr-id")
+        assert mine.returncode == 0, mine.stderr
+        fid = daemon.admin("GET", "/settings")[1]["settings"]["own_creators"][0].split(":")[1]
+        server.pages[("own.example.org", "/")] = (
+            f'<!doctype html><html><head><title>Mine</title><meta name="flattr:id" '
+            f'content="{fid}"></head><body><p>My own page.</p></body></html>'
+        )
+        visit(person, server, "own.example.org", "/")
+        popup = person.popup()
+        popup.wait_state("own")
+        assert popup.text("#message") == (
+            "This is your own page: Mécène does not flattr your own creator keys."
+            " Your readers' flattrs reach you."
+        )
+        color = popup.eval("getComputedStyle(document.getElementById('message')).color")
+        assert color == "rgb(45, 106, 45)", color  # green, as a fact: not the error red
+        assert [c["creator"] for c in clicks(daemon, token)] == ["flattr:bob"]
+        save_shot(person, popup, tmp_path, "popup-own.png")
         person.leave(popup)
     finally:
         daemon.stop()

@@ -8,6 +8,7 @@ import pytest
 
 from hub.claims import escrow_returned_up_to, flattr_meta, may_own, new_flattr_id
 from hub.errors import HubError
+from hub.proofs import ProofError, ProofFetcher, one_sentence
 
 
 @pytest.mark.parametrize(
@@ -46,3 +47,29 @@ def test_an_issued_flattr_id_and_its_tag() -> None:
     key = new_flattr_id()
     assert re.fullmatch(r"flattr:m[0-9a-f]{12}", key) and key != new_flattr_id()
     assert flattr_meta(key) == f'<meta name="flattr:id" content="{key[7:]}">'
+
+
+async def test_a_proof_that_could_not_be_fetched_is_said_once() -> None:
+    """`mecene creator verify` said "… could not be fetched (ClientConnectorDNSError);
+    … could not be fetched (ClientConnectorDNSError)" in one line. A site whose
+    name does not resolve (`.invalid` never does, RFC 2606) is said once,
+    in words, with both addresses tried."""
+    fetcher = ProofFetcher()
+    try:
+        with pytest.raises(ProofError) as caught:
+            await fetcher.prove("domain:mecene-test.invalid", "mecene-claim-x")
+    finally:
+        await fetcher.close()
+    assert str(caught.value) == (
+        "https://mecene-test.invalid/.well-known/mecene-claim.txt and"
+        " https://mecene-test.invalid/ could not be fetched (its name does not resolve)"
+    )
+    mixed = [
+        ProofError("a could not be fetched (x)", "https://a/", "x"),
+        ProofError("no token at https://b/"),
+        ProofError("c could not be fetched (x)", "https://c/", "x"),
+        ProofError("no token at https://b/"),
+    ]
+    assert one_sentence(mixed) == (
+        "https://a/ and https://c/ could not be fetched (x); no token at https://b/"
+    )

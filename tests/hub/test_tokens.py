@@ -56,7 +56,9 @@ class Wallet:
 
     async def keys(self, month: str) -> dict[int, rsa.RSAPublicKey]:
         out = await self.client.call("GET", f"/v1/token-keys/{month}", expect=200, sign=False)
-        directory = tokenwire.parse_directory(month, out)
+        hub_key = (await self.client.call("GET", "/v1", expect=200, sign=False))["public_key"]
+        directory = tokenwire.parse_directory(month, out, hub_key)
+        self.hub_key, self.directory = hub_key, directory.sha256
         return {cents: k.public for cents, k in directory.by_cents().items()}
 
     async def tokens_for(
@@ -71,6 +73,17 @@ class Wallet:
         out = await self.client.call("POST", "/v1/tokens", body, expect=201)
         finished = []
         answer = tokenwire.parse_issue_answer(out, len(pending))
+        # Every issuance is the hub's signed word on the month's one directory.
+        receipt = tokenwire.IssueReceipt.check(self.hub_key, answer.receipt, answer.signature)
+        assert receipt == tokenwire.IssueReceipt(
+            self.hub_key,
+            self.client.person.account,
+            f"month:{month}",
+            month,
+            tokenwire.issue_sha256(body),
+            len(pending),
+            self.directory,
+        )
         for (creator, d, p), sig in zip(pending, answer.blind_signatures, strict=True):
             finished.append((creator, p.finish(keys[d], sig), p.prefix))
         return finished
@@ -180,8 +193,10 @@ async def test_issuance_is_checked_and_idempotent(connect: Any, hub: Hub) -> Non
     await bob.settle(OCT, [{"creator": "domain:example.org", "cents": 700}])
     out = await bob.call("POST", "/v1/tokens", Wallet(bob).request(OCT, pending), expect=409)
     assert out["error"] == "not_unlinkable"
-    # Future months have no keys yet.
-    out = await alice.call("GET", "/v1/token-keys/2027-01", expect=404, sign=False)
+    # Next month's key is fixed and published already (key consistency: a
+    # daemon pins it before the month begins); later months have none yet.
+    await alice.call("GET", "/v1/token-keys/2027-01", expect=200, sign=False)
+    out = await alice.call("GET", "/v1/token-keys/2027-02", expect=404, sign=False)
     assert out["error"] == "not_found"
 
 
@@ -443,3 +458,81 @@ async def test_a_repeated_issuance_is_answered_from_the_first_never_signed_again
         assert (await conn.execute(sa.select(hub_tokens.token_issues.c.answer))).scalar() is None
     out = await alice.call("POST", "/v1/tokens", wallet.request(OCT, pending), expect=410)
     assert out["error"] == "token_expired"
+
+
+async def test_migration_0011_gives_keys_rfc_9578_ids_and_keeps_the_old_ones(
+    db_url: str, key_pool: list[rsa.RSAPrivateKey]
+) -> None:
+    """Issue 27, point 10: a key made before 0011 has the plain SPKI's hash
+    for id; after it, RFC 9578's id, the old one kept in `plain_id`, and the
+    spent tokens follow (each engine)."""
+    public = key_pool[0].public_key()
+    old, new = tokens.plain_key_id(public).hex(), tokens.key_id(public).hex()
+    engine = open_database(db_url)
+    try:
+        await migrate(engine, "0010")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO token_keys (id, month, denomination_cents, public_key,"
+                    " private_key, created_at) VALUES (:id, :m, 10, :pub, 'pem', 0)"
+                ),
+                {"id": old, "m": OCT, "pub": b64u(tokens.spki(public))},
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO spent_tokens (id, key_id, month, creator, creator_hash, cents,"
+                    " redeemed_at) VALUES ('s1', :id, :m, 'domain:a.example', 'h', 10, 0)"
+                ),
+                {"id": old, "m": OCT},
+            )
+        await migrate(engine)
+        async with engine.connect() as conn:
+            keys = (await conn.execute(sa.text("SELECT id, plain_id FROM token_keys"))).all()
+            spent = (await conn.execute(sa.text("SELECT key_id FROM spent_tokens"))).all()
+        assert [tuple(k) for k in keys] == [(new, old)]
+        assert [s[0] for s in spent] == [new]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_token_signed_before_the_rfc_ids_still_redeems(connect: Any, hub: Hub) -> None:
+    """A daemon of an earlier version holds tokens whose signed input names
+    the key's plain id: the hub finds the key by it (`plain_id`) and credits
+    the creator once; the directory names the key by RFC 9578's id only."""
+    alice = connect()
+    await alice.deposit(200)
+    await settle_unlinkable(alice, OCT, 10)
+    (key,) = await hub.tokens.keys_of(OCT)
+    plain = tokens.plain_key_id(key.public)
+    async with hub.engine.begin() as conn:  # what migration 0011 leaves for such a key
+        await conn.execute(
+            sa.text("UPDATE token_keys SET plain_id = :p WHERE id = :i"),
+            {"p": plain.hex(), "i": key.id},
+        )
+    hub.tokens._keys.clear()
+    hub.tokens._months.clear()
+    directory = await alice.call("GET", f"/v1/token-keys/{OCT}", expect=200, sign=False)
+    assert [k["id"] for k in directory["keys"]] == [key.id] == [tokens.key_id(key.public).hex()]
+    # Issued as the earlier version did: the plain id inside the token.
+    pending = tokens.begin(key.public)
+    pending = tokens.Pending(
+        nonce=pending.nonce,
+        key_id=plain,
+        blinded=tokens.blindrsa.blind(
+            key.public,
+            tokens.blindrsa.prepare(tokens.token_input(pending.nonce, plain), tokens.VARIANT),
+            tokens.VARIANT,
+        ),
+    )
+    token = pending.finish(
+        key.public, tokens.blindrsa.blind_sign(key.private, pending.blinded.blinded_msg)
+    )
+    wallet = Wallet(alice)
+    out = await wallet.redeem("domain:example.org", token, pending.prefix)
+    assert out["creator"] == "domain:example.org"
+    again = await wallet.redeem("domain:example.org", token, pending.prefix, expect=200)
+    assert again == out
+    await hub.run_payouts()  # the month's spend was one token (books checked at close)
+    async with hub.engine.connect() as conn:
+        assert (await conn.scalar(sa.text("SELECT key_id FROM spent_tokens"))) == key.id

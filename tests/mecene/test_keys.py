@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
+from mecene import keys
 from mecene.keys import canonical_url, creator_key, thing_url
 
 
@@ -143,3 +150,56 @@ def test_creator_keys(raw: str, key: str) -> None:
 def test_bad_creator_keys(raw: object) -> None:
     with pytest.raises(ValueError):
         creator_key(raw)
+
+
+ROUND_TRIP = [
+    "flattr:x9Ab",
+    "fediverse:@alice@example.social",
+    "domain:example.org",
+    "github:octo-cat",
+    "liberapay:alice",
+    "opencollective:webpack",
+    "kofi:bob_art",
+    "patreon:carol",
+    "youtube:UCabc123_-",
+]
+
+
+def test_every_readable_form_the_screens_show_is_read_back() -> None:
+    """Issue 28: `liberapay.com/alice`, shown by the popup and the dashboard,
+    was refused by `mecene give` ("unknown creator key kind"). The readable
+    form of each key, as extension/keys.js writes it for every screen, is
+    read back to the key; so are a profile's https:// address and its
+    canonical form."""
+    node = shutil.which("node")
+    assert node, "node is not installed: run scripts/test"
+    keys_js = Path(__file__).resolve().parents[2] / "extension" / "keys.js"
+    script = (
+        f"require({json.dumps(str(keys_js))});"
+        f"console.log(JSON.stringify({json.dumps(ROUND_TRIP)}"
+        ".map((k) => globalThis.MeceneKeys.readableKey(k))));"
+    )
+    shown = json.loads(
+        subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout
+    )
+    assert shown[:3] == ["Flattr ID x9Ab", "@alice@example.social", "example.org"]
+    for key, readable in zip(ROUND_TRIP, shown, strict=True):
+        assert keys.typed_key(readable) == key, readable
+        assert keys.typed_key(key) == key
+        assert keys.readable_key(key) == readable  # the tray's and the CLI's: the same words
+    assert keys.typed_key("https://www.Liberapay.com/alice/") == "liberapay:alice"
+    assert keys.typed_key("  ko-fi.com/bob_art ") == "kofi:bob_art"
+
+
+@pytest.mark.parametrize(
+    ("typed", "hint"),
+    [
+        ("Alice", "'Alice' is not a creator key: write it as flattr:ID"),
+        ("bogus:x", "unknown creator key kind 'bogus': write it as flattr:ID"),
+        ("wallet.example/alice", "write wm:https://wallet.example/alice for a Web Monetization"),
+        ("liberapay.com/a/b", "write wm:https://liberapay.com/a/b"),
+    ],
+)
+def test_a_key_typed_wrong_gets_the_right_spelling(typed: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(hint)):
+        keys.typed_key(typed)

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,10 +44,53 @@ def _same_directory(a: tokenwire.KeyDirectory, b: tokenwire.KeyDirectory) -> Non
     ]
 
 
+HUB_KEY = Ed25519PrivateKey.generate()
+HUB = b64u(HUB_KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def signed(body: dict[str, Any], key: Ed25519PrivateKey = HUB_KEY) -> dict[str, Any]:
+    return tokenwire.sign_directory({k: v for k, v in body.items() if k != "signature"}, key.sign)
+
+
 def test_a_key_directory_parses_back_to_itself(directory: tokenwire.KeyDirectory) -> None:
-    _same_directory(
-        tokenwire.parse_directory(MONTH, tokenwire.build_directory(directory)), directory
-    )
+    body = signed(tokenwire.build_directory(directory, HUB))
+    parsed = tokenwire.parse_directory(MONTH, body, HUB)
+    _same_directory(parsed, directory)
+    assert parsed.sha256 == tokenwire.directory_sha256(body) != ""
+    # The signature is not part of what is pinned.
+    assert parsed.sha256 == tokenwire.directory_sha256({**body, "signature": "x"})
+
+
+def test_a_directory_not_signed_by_the_pinned_hub_is_refused(
+    directory: tokenwire.KeyDirectory,
+) -> None:
+    """Key consistency: a directory is the hub's signed word, checked under
+    the hub key the daemon pinned; nobody else's, nor unsigned."""
+    other = Ed25519PrivateKey.generate()
+    body = tokenwire.build_directory(directory, HUB)
+    with pytest.raises(tokenwire.WireError, match="not signed by this hub"):
+        tokenwire.parse_directory(MONTH, body, HUB)
+    with pytest.raises(tokenwire.WireError, match="does not check"):
+        tokenwire.parse_directory(MONTH, signed(body, other), HUB)
+    stranger = b64u(other.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    with pytest.raises(tokenwire.WireError, match="not signed by this hub"):
+        tokenwire.parse_directory(MONTH, signed(body, other), stranger)
+    with pytest.raises(tokenwire.WireError, match="does not check"):
+        tokenwire.parse_directory(MONTH, {**signed(body), "redeemable_until": "2099"}, HUB)
+
+
+def test_an_issuance_receipt_is_the_hubs_and_names_the_directory() -> None:
+    receipt = tokenwire.IssueReceipt(HUB, "A" * 43, "month:2026-11", MONTH, "ab" * 32, 7, "cd" * 32)
+    text, signature = receipt.sign(HUB_KEY.sign)
+    assert tokenwire.IssueReceipt.check(HUB, text, signature) == receipt
+    other = Ed25519PrivateKey.generate()
+    with pytest.raises(tokenwire.WireError, match="not signed"):
+        tokenwire.IssueReceipt.check(HUB, text, receipt.sign(other.sign)[1])
+    with pytest.raises(tokenwire.WireError, match="no signed receipt"):
+        tokenwire.IssueReceipt.check(HUB, None, signature)
+    bad = '{"v":1}'
+    with pytest.raises(tokenwire.WireError, match="malformed"):
+        tokenwire.IssueReceipt.check(HUB, bad, b64u(HUB_KEY.sign(bad.encode())))
 
 
 @pytest.mark.parametrize(
@@ -69,7 +114,9 @@ def test_a_key_directory_that_does_not_check_is_refused(
     directory: tokenwire.KeyDirectory, spoil: Any, message: str
 ) -> None:
     with pytest.raises(tokenwire.WireError, match=message):
-        tokenwire.parse_directory(MONTH, spoil(tokenwire.build_directory(directory)))
+        tokenwire.parse_directory(
+            MONTH, signed(spoil(tokenwire.build_directory(directory, HUB))), HUB
+        )
 
 
 @settings(max_examples=25, deadline=None)

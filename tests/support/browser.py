@@ -10,10 +10,17 @@ such as github.com are HSTS-preloaded and never loaded over plain http.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as dt
+import functools
+import json
+import re
 import shutil
 import ssl
+import subprocess
+import tempfile
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +32,63 @@ from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "extension"
+
+
+@functools.cache
+def packages() -> Path:
+    """The browsers' packages as scripts/package builds them (tools/package.js),
+    once per test run: build/chromium/, build/firefox/ and dist/ under the
+    returned directory. The browsers load these, not extension/ itself: what
+    the tests run is what a person installs."""
+    out = Path(tempfile.mkdtemp(prefix="mecene-package-"))
+    atexit.register(shutil.rmtree, out, True)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "package"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"scripts/package failed: {done.stderr or done.stdout}")
+    return out
+
+
+def built(browser: str) -> Path:
+    """The unpacked package for `browser` ("chromium" or "firefox")."""
+    return packages() / "build" / browser
+
+
+def package_file(browser: str) -> Path:
+    """The package file for `browser`: the Chromium .zip or the Firefox .xpi."""
+    (found,) = (packages() / "dist").glob(f"mecene-{browser}-*")
+    return found
+
+
 # What the worker injects into a page, in its order (tabs.js, DETECTOR_FILES):
-# the generated lists, then the detector.
-DETECTOR_FILES = ("psl.js", "github-reserved.js", "tracking-params.js", "content.js")
+# the generated lists, then the detector; the suffix rules go first, alone.
+DETECTOR_FILES = ("github-reserved.js", "tracking-params.js", "content.js")
+
+
+@functools.cache
+def _public_suffixes() -> dict[str, str]:
+    text = (EXTENSION / "psl.js").read_text()
+    return dict(json.loads(text[text.index("= {") + 2 : text.rindex("}") + 1]))
+
+
+def suffix_script(url: str) -> str:
+    """The suffix rules the worker gives a page at `url` before the detector
+    (tabs.js, `suffixGroupsFor`: its top-level domain's, and ALWAYS_TLDS')."""
+    tabs = (EXTENSION / "tabs.js").read_text()
+    always = json.loads(re.search(r"const ALWAYS_TLDS = (\[[^\]]*\]);", tabs).group(1))  # type: ignore[union-attr]
+    host = urllib.parse.urlsplit(url).hostname or ""
+    rules = _public_suffixes()
+    groups = {t: rules[t] for t in [host.rsplit(".", 1)[-1], *always] if t in rules}
+    return f"globalThis.MECENE_PSL = {json.dumps(groups)};"
 
 
 def add_detector(page: Any) -> None:
     """Load the detector into a Playwright page as the worker injects it."""
+    page.add_script_tag(content=suffix_script(page.url))
     for name in DETECTOR_FILES:
         page.add_script_tag(path=str(EXTENSION / name))
 

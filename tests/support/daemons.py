@@ -33,6 +33,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from daemon.browsers.pairing import hash_token, new_token
 from daemon.client import LocalApi, prepare
 from daemon.files import DataDir
+from daemon.hublink import HubLink
 from daemon.server import CHANNEL_KEY, HUB_LINK, SERVICE, Config, create_app
 from daemon.store import Store
 from daemon.wallet import TEST_KDF, Settings, Wallet
@@ -78,7 +79,25 @@ def daemon_app(
         **extra,
     )
     wallet = None if locked else Wallet.open(data.wallet, PASSPHRASE)
-    return create_app(config, Store(data.database), wallet, clock), admin
+    app = create_app(config, Store(data.database), wallet, clock)
+    if HUB_LINK in app:
+        # In-process tests drive the pass and the redemptions by hand
+        # (`passes`), on a frozen clock: no spacing between them in real
+        # time. Spacing has its own tests, and the system tests keep it.
+        app[HUB_LINK].spacing.gap = 0.0
+        app[HUB_LINK].redeem_alone = False  # `passes` runs its round
+        app[HUB_LINK].tokens.pool.every = 0.0  # gift tokens bought in the next pass
+    return app, admin
+
+
+async def passes(link: HubLink) -> None:
+    """What the daemon's two schedules do, one round each: the signed pass
+    (months, transfers, issuance, records, balance), then the anonymous
+    one (pin the months' key directories, redeem the tokens due)."""
+    await link.tokens.pin_due()
+    await link.sync_once()
+    await link.tokens.pin_due()
+    await link.tokens.redeem_due()
 
 
 # == the daemon's app in-process, spoken to as the extension ===============================

@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .browser import EXTENSION, ROOT
+from .browser import ROOT, built, package_file
 from .popup import RealPopup
 from .xvfb import Xvfb
 
+Install = Literal["temporary", "permanent", "installed", "none"]
 DRIVER = Path(__file__).with_name("firefox_driver.js")
 NODE_MODULES = ROOT / "tools" / "webext" / "node_modules"
 # The extension's internal UUID in the test profile (its pages' address).
@@ -230,12 +231,26 @@ class Firefox:
 
 @contextlib.contextmanager
 def headed_firefox(
-    profile: Path, hosts: list[str], *, extension: bool = True, home: Path | None = None
+    profile: Path,
+    hosts: list[str],
+    *,
+    install: Install = "temporary",
+    home: Path | None = None,
+    prefs: dict[str, Any] | None = None,
 ) -> Iterator[Firefox]:
-    """Firefox ESR on a fresh X display with the extension installed
-    (temporarily, as web-ext and about:debugging install an unsigned one);
-    `extension=False`: the same browser without it (bench/extension.py).
-    `home`: the person's HOME (~/.mozilla/native-messaging-hosts)."""
+    """Firefox ESR on a fresh X display with the extension as scripts/package
+    builds it. `install`: "temporary", as web-ext and about:debugging install
+    an unsigned one (gone at the next start); "permanent", the .xpi for good,
+    as the README's lasting install does (about:addons' "Install Add-on From
+    File…" with xpinstall.signatures.required off); "installed", a restart of
+    a profile that has it; "none", the same browser without it
+    (bench/extension.py). `home`: the person's HOME
+    (~/.mozilla/native-messaging-hosts). `prefs`: more of the profile's
+    preferences (bench/extension.py: timings to the microsecond)."""
+    extension = {
+        "temporary": str(built("firefox")),
+        "permanent": str(package_file("firefox")),
+    }.get(install)
     with Xvfb() as x:
         if home is not None:
             x.home = str(home)
@@ -246,8 +261,11 @@ def headed_firefox(
                 timeout=120,
                 executablePath=firefox_path(),
                 userDataDir=str(profile),
-                extension=str(EXTENSION) if extension else None,
+                extension=extension,
+                permanent=install == "permanent",
+                installed=install == "installed",
                 uuid=EXT_UUID,
+                prefs=prefs or {},
                 hosts=sorted(set(hosts)),
                 display=x.display,
             )

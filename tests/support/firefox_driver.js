@@ -72,7 +72,12 @@ function popupCall(code) {
 }
 
 const commands = {
-  async launch({ executablePath, userDataDir, extension, uuid, hosts, display }) {
+  /** `extension`: a directory or .xpi to install, for this run only (as
+   * about:debugging does) or, with `permanent`, for good (as about:addons'
+   * "Install Add-on From File…" does; unsigned, it needs the profile's
+   * xpinstall.signatures.required=false, which Firefox ESR honours).
+   * `installed`: the extension is in the profile already (a restart). */
+  async launch({ executablePath, userDataDir, extension, permanent, installed, uuid, hosts, display, prefs }) {
     extUuid = uuid;
     browser = await puppeteer.launch({
       browser: "firefox",
@@ -89,11 +94,21 @@ const commands = {
         "network.dns.localDomains": hosts.join(","),
         "browser.aboutwelcome.enabled": false,
         "browser.startup.homepage_override.mstone": "ignore",
+        ...(permanent || installed ? { "xpinstall.signatures.required": false } : {}),
+        ...(prefs || {}),
       },
     });
     page = (await browser.pages())[0];
-    if (!extension) return { id: null, version: await browser.version() }; // a bare browser (bench)
-    const id = await browser.installExtension(extension);
+    if (!extension && !installed) return { id: null, version: await browser.version() }; // bare (bench)
+    let id = "extension@mecene.example";
+    if (extension && permanent) {
+      const type = extension.endsWith(".xpi") ? "archivePath" : "path";
+      id = (await bidi("webExtension.install", {
+        extensionData: { type, path: extension }, "moz:permanent": true,
+      })).extension;
+    } else if (extension) {
+      id = await browser.installExtension(extension);
+    }
     const chromeTree = await bidi("browsingContext.getTree", { "moz:scope": "chrome" });
     chromeContext = chromeTree.contexts[0].context;
     // An extension page in a background tab, for the extension's APIs. Its
@@ -146,8 +161,8 @@ const commands = {
     return evaluate(page.mainFrame()._id, expression);
   },
 
-  async addScript({ path }) {
-    await page.addScriptTag({ path });
+  async addScript({ path, content }) {
+    await page.addScriptTag(content === undefined ? { path } : { content });
     return true;
   },
 

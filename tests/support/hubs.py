@@ -464,7 +464,18 @@ def haproxy_path() -> str:
     return found
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -503,7 +514,7 @@ class HubCluster:
                 argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.procs[i] = proc
-        _wait_http(f"http://127.0.0.1:{self.ports[i]}/v1", proc, f"hub {i}", log)
+        wait_http(f"http://127.0.0.1:{self.ports[i]}/v1", proc, f"hub {i}", log)
 
     def start(self) -> HubCluster:
         self.data.mkdir(parents=True, exist_ok=True)
@@ -524,7 +535,7 @@ class HubCluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        _wait_http(f"{self.url}/v1", self.haproxy, "haproxy", log)
+        wait_http(f"{self.url}/v1", self.haproxy, "haproxy", log)
         return self
 
     def kill(self, i: int) -> None:
@@ -538,13 +549,8 @@ class HubCluster:
 
     def stop(self) -> None:
         for proc in [self.haproxy, *self.procs]:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+            if proc is not None:
+                stop_process(proc)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

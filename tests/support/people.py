@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from .firefox import Firefox, headed_firefox
 from .popup import Cdp, RealPopup, click_into_page, headed_chromium
@@ -243,13 +243,24 @@ class FirefoxTab:
 
 @contextlib.contextmanager
 def person_in(
-    browser: str, sync_api: Any, profile: Path, hosts: list[str], home: Path | None = None
+    browser: str,
+    sync_api: Any,
+    profile: Path,
+    hosts: list[str],
+    home: Path | None = None,
+    *,
+    lasting: Literal["install", "restart"] | None = None,
 ) -> Iterator[Any]:
     """The person's browser; with `home`, run with that HOME, where `mecene
-    browser install` writes the native messaging hosts' manifests."""
+    browser install` writes the native messaging hosts' manifests.
+    `lasting`: the README's lasting install instead of a load for this run —
+    "install", the first start (Firefox installs the .xpi for good; Chromium
+    starts with nothing, for the test to Load unpacked as a person does),
+    "restart", a later start of the same profile, loading nothing."""
     person: Any
     if browser == "chromium":
-        with headed_chromium(sync_api, profile, home) as (x, ctx, ws_url):
+        install = "command-line" if lasting is None else "profile"
+        with headed_chromium(sync_api, profile, home, install=install) as (x, ctx, ws_url):
             cdp = Cdp(ws_url)
             try:
                 person = ChromiumPerson(x, ctx, cdp)
@@ -258,7 +269,8 @@ def person_in(
             finally:
                 cdp.close()
     else:
-        with headed_firefox(profile, hosts, home=home) as ff:
+        how = {None: "temporary", "install": "permanent", "restart": "installed"}[lasting]
+        with headed_firefox(profile, hosts, home=home, install=how) as ff:
             person = FirefoxPerson(ff)
             person.home = home
             yield person

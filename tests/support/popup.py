@@ -17,20 +17,25 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from websockets.sync.client import ClientConnection, connect
 
-from .browser import CHROMIUM_ARGS, EXTENSION, chromium_path
+from .browser import CHROMIUM_ARGS, built, chromium_path
 from .xvfb import Xvfb
+
+Install = Literal["command-line", "profile"]
 
 
 @contextlib.contextmanager
 def headed_chromium(
-    sync_api: Any, profile: Path, home: Path | None = None
+    sync_api: Any, profile: Path, home: Path | None = None, *, install: Install = "command-line"
 ) -> Iterator[tuple[Xvfb, Any, str]]:
     """(x, context, devtools_ws_url): Chromium with a window on a fresh X
-    display and the extension loaded, as a person runs it. `home`: the
+    display, as a person runs it. `install`: "command-line", the extension as
+    scripts/package builds it, loaded by --load-extension for this run;
+    "profile", only what the profile holds (the README's lasting install,
+    Load unpacked in chrome://extensions, and its restarts). `home`: the
     person's HOME, whose ~/.config/chromium is then the profile (Chromium
     finds the native messaging hosts' manifests in its profile directory)."""
     with Xvfb() as x, sync_api.sync_playwright() as p:
@@ -38,18 +43,20 @@ def headed_chromium(
             x.home = str(home)
             profile = home / ".config" / "chromium"
             profile.mkdir(parents=True, exist_ok=True)
+        extension = str(built("chromium"))
+        loaded = [f"--disable-extensions-except={extension}", f"--load-extension={extension}"]
         ctx = p.chromium.launch_persistent_context(
             str(profile),
             executable_path=chromium_path(),
             headless=False,
             env=x.env(),
-            # Playwright turns the back/forward cache off; a person's browser has it on.
-            ignore_default_args=["--disable-back-forward-cache"],
+            # Playwright turns the back/forward cache off; a person's browser has
+            # it on. And its --disable-extensions would hide a lasting install.
+            ignore_default_args=["--disable-back-forward-cache", "--disable-extensions"],
             args=[
                 *CHROMIUM_ARGS,
                 "--remote-debugging-port=0",
-                f"--disable-extensions-except={EXTENSION}",
-                f"--load-extension={EXTENSION}",
+                *(loaded if install == "command-line" else []),
             ],
         )
         try:

@@ -137,8 +137,18 @@ class Months(RuleBasedStateMachine):
         status, out = self.app.call(
             "POST", "/subscriptions", {"creator": creator, "months": months}
         )
-        assert status == 201, out
         sub = out["subscription"]
+        # One active subscription per thing: asked again, the daemon answers
+        # with the one there is, unchanged (issue 28).
+        active = [
+            sub_id
+            for sub_id, (c, _first, last, cancelled) in self.ref.subs.items()
+            if c == creator and cancelled is None and last >= self.ref.month
+        ]
+        if active:
+            assert (status, sub["id"]) == (200, active[0]), out
+            return str(sub["id"])
+        assert status == 201, out
         first = self.ref.month
         self.ref.subs[sub["id"]] = (creator, first, add_months(first, months - 1), None)
         self.ref.place_subscriptions(self.ref.month)

@@ -44,6 +44,7 @@ PEOPLE = (("ann", "6", "off", False), ("ben", "4", "off", True), ("cat", "5", No
 @pytest.fixture
 def cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "3")  # cat's tokens, within seconds
+    monkeypatch.setenv("MECENE_TOKEN_GAP_SECONDS", "0.5")  # apart from signed calls, briefly
     offset, month = offset_to_month_end(BOUNDARY_AFTER_SECONDS)
     boundary_at = time.monotonic() + BOUNDARY_AFTER_SECONDS
     prefix = faketime(offset)

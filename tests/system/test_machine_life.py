@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from tests.support.daemons import Daemon, free_port, mecene, start
 from tests.support.hubs import (
     TIME_ZONE,
     HubProcess,
+    Person,
     faketime,
     movable_clock,
     offset_to_month_end,
@@ -327,7 +329,9 @@ def small_disk(tmp_path: Path) -> Any:
 
 def fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with filler.open("wb") as f:
+    # Unbuffered: a buffered file keeps what did not fit and raises ENOSPC
+    # again when it is closed.
+    with filler.open("wb", buffering=0) as f:
         with contextlib.suppress(OSError):
             while True:
                 f.write(b"\0" * 65536)
@@ -433,6 +437,46 @@ def test_mecene_passwd_goes_through_the_running_daemon(used: Path) -> None:
 # -- a dead disk: the recovery phrase --------------------------------------------------------
 
 
+def test_a_hub_on_a_full_disk_answers_507_and_keeps_reading(small_disk: Path) -> None:
+    """The hub (the same code embedded in every daemon) on a disk that fills
+    up: each write is refused with 507 `disk_full` and a Retry-After, which
+    daemons take as "try again"; reads go on; nothing half-written stays;
+    its log says it in one line, no traceback; once there is space, it
+    writes again."""
+    hub = HubProcess(small_disk / "hub", free_port(), []).start()
+    person = Person.new()
+
+    def deposit() -> tuple[int, Any]:
+        body = {"id": uuid.uuid4().hex, "method": "bank", "amount_cents": 500, "fee_cents": 32}
+        return hub.call(person, "POST", "/v1/deposits", body, 0)
+
+    try:
+        assert deposit()[0] == 201
+        filler = fill(small_disk)
+        answers = [deposit() for _ in range(40)]  # until SQLite's free pages are used up
+        refused = [(status, out) for status, out in answers if status != 201]
+        assert refused, "the hub never ran out of space"
+        assert {(s, out["error"]) for s, out in refused} == {(507, "disk_full")}, refused
+        assert "disk is full" in refused[0][1]["message"]
+        accepted = 1 + len(answers) - len(refused)
+        status, account = hub.call(person, "GET", "/v1/account", None, 0)
+        if status == 200:  # a signed read spends a nonce: it may be refused too
+            assert account["balance_cents"] == accepted * 500
+        else:
+            assert status == 507
+        with urllib.request.urlopen(hub.url + "/v1", timeout=10) as resp:
+            assert resp.status == 200
+        filler.unlink()
+        assert deposit()[0] == 201
+        status, account = hub.call(person, "GET", "/v1/account", None, 0)
+        assert (status, account["balance_cents"]) == (200, (accepted + 1) * 500)
+    finally:
+        hub.stop()
+    log = hub.log.read_text()
+    assert "Traceback" not in log, log
+    assert "the disk is full" in log
+
+
 def test_the_recovery_phrase_brings_the_account_back_on_a_new_machine(tmp_path: Path) -> None:
     """A wallet at a real hub, with a balance and a creator account; its disk
     is lost. On a new data directory, `mecene restore` with the phrase shown
@@ -493,7 +537,9 @@ def _records_kept(data: Path, name: str) -> bool:
         row = conn.execute("SELECT value FROM meta WHERE key = ?", [META]).fetchone()
         book = Book.parse(row[0] if row else None)
         open_month = conn.execute("SELECT max(month) FROM months").fetchone()[0]
-        _record, fingerprint = records_sql.tokens(db, add_months(open_month, -TOKEN_MONTHS))
+        _record, fingerprint, _urgent = records_sql.tokens(
+            db, add_months(open_month, -TOKEN_MONTHS)
+        )
     finally:
         conn.close()
     return name in book.kept and book.of(name).fingerprint == fingerprint
@@ -510,6 +556,7 @@ def test_a_restore_from_the_phrase_brings_back_a_month_of_money_and_its_tokens(
     token, which the new daemon redeems. Every cent at the hub is accounted
     for, and each token was spent once."""
     monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "25")
+    monkeypatch.setenv("MECENE_TOKEN_GAP_SECONDS", "0.5")  # apart from signed calls, briefly
     offset, month = offset_to_month_end(14)
     boundary_at = time.monotonic() + 14
     prefix = faketime(offset)
@@ -597,6 +644,8 @@ def test_a_restore_from_the_phrase_brings_back_a_month_of_money_and_its_tokens(
             )
             tokens = daemon.admin("GET", f"/months/{month}")[1]["tokens"]
             assert tokens["redeemed"]["cents"] == before["spend_cents"]
+            # What the gift's batch left came back too, held for the next gift.
+            held = daemon.admin("GET", "/hub")[1]["hub"]["gift_tokens_cents"]
         finally:
             daemon.stop()
         conn = sqlite3.connect(tmp_path / "hub" / "hub.db")
@@ -605,8 +654,11 @@ def test_a_restore_from_the_phrase_brings_back_a_month_of_money_and_its_tokens(
             issued = conn.execute("SELECT sum(tokens), sum(cents) FROM token_issues").fetchone()
         finally:
             conn.close()
-        # The month's tokens and the gift's: each issued once and spent once.
-        assert spent == issued and issued[1] == before["spend_cents"] + gift["cents"]
+        # The month's tokens and the gift's batch (5 €): each issued once; the
+        # month's and the gift's spent once each; the rest held, none lost.
+        assert issued[1] == before["spend_cents"] + 500
+        assert spent[1] == before["spend_cents"] + gift["cents"]
+        assert (issued[0] - spent[0], issued[1] - spent[1]) == (held // 10, held)
         check = hub.cli("check")
         assert check.returncode == 0, check.stderr
         assert json.loads(check.stdout)["sum_cents"] == 0

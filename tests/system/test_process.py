@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import sqlite3
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from daemon.files import DataDir
 from tests.support.constants import PASSPHRASE
 from tests.support.daemons import Daemon, free_port, mecene, start
 from tests.support.hubs import HubProcess, wait_for
@@ -380,9 +383,19 @@ def test_init_at_a_terminal_asks_twice(tmp_path: Path) -> None:
     assert code == 0, out
     assert "Same passphrase again" in out and PASSPHRASE not in out  # not echoed
     assert (tmp_path / "a" / "wallet.mecene").exists()
-    code, out = _init_at_a_terminal(tmp_path / "b", [PASSPHRASE, PASSPHRASE + "x"])
-    assert code == 1 and "differ" in out
-    assert not (tmp_path / "b" / "wallet.mecene").exists()
+    assert out.index("at least 8 characters") < out.index("Wallet passphrase")  # said first
+    # Two that differ, then one too short: asked again each time, not ended.
+    code, out = _init_at_a_terminal(
+        tmp_path / "b", [PASSPHRASE, PASSPHRASE + "x", "short", PASSPHRASE, PASSPHRASE]
+    )
+    assert code == 0, out
+    assert "The two differ. Try again" in out
+    assert "That is 5 characters: at least 8, please. Try again" in out
+    assert (tmp_path / "b" / "wallet.mecene").exists()
+    # Ctrl-D after a mismatch gives up: nothing written.
+    code, out = _init_at_a_terminal(tmp_path / "c", [PASSPHRASE, PASSPHRASE + "x", None])
+    assert code == 1 and "no passphrase given" in out
+    assert not (tmp_path / "c" / "wallet.mecene").exists()
 
 
 def test_init_refuses_bad_settings_before_asking_for_a_passphrase(tmp_path: Path) -> None:
@@ -428,7 +441,7 @@ def test_creator_status_says_why_money_is_where_it_is() -> None:
         "min_withdrawal_cents": 1000,
         "withheld": [{"month": "2026-10", "cents": 1000}],
         "min_giving_cents": 200,
-        "escrow": [{"key": "domain:bob.example", "cents": 300}],
+        "escrow": [{"key": "domain:bob.example", "cents": 300, "fee_cents": 30, "net_cents": 270}],
         "keys": ["flattr:m1"],
         "nonprofit": False,
     }
@@ -437,7 +450,8 @@ def test_creator_status_says_why_money_is_where_it_is() -> None:
         "balance    4.50 € (not withdrawable yet: the smallest withdrawal is 10.00 €)",
         "withheld   10.00 € for 2026-10: paid to you once you give at least 2.00 € in 2026-10"
         " (to receive, you must give)",
-        "in escrow  3.00 € under domain:bob.example: yours once you prove the key"
+        "in escrow  2.70 € under domain:bob.example (3.00 € given, less the hub's fee 0.30 €):"
+        " yours once you prove the key"
         " (mecene creator verify ID)",
         "keys       flattr:m1",
     ]
@@ -446,6 +460,34 @@ def test_creator_status_says_why_money_is_where_it_is() -> None:
         "received   5.00 € from givers, no fee: a non-profit, 4.50 € to you",
         "balance    12.00 € (withdrawable: mecene creator withdraw EUROS, from 10.00 €)",
     ]
+
+
+def test_tokens_for_creators_not_on_mecene_are_said_held_not_delivered() -> None:
+    """An unlinkable month read "74 delivered to creators" while the money
+    waited in escrow for creators who had not joined."""
+    from daemon.cli import tokens_text
+
+    redeemed = {"tokens": 5, "cents": 50, "held_tokens": 3, "held_cents": 30}
+    assert tokens_text({"redeemed": redeemed, "ready": {"tokens": 2, "cents": 20}}) == (
+        "7 tokens, 2 delivered, 3 held for creators not on Mécène yet, 2 on their way"
+    )
+    assert tokens_text({"redeemed": {"tokens": 4, "cents": 40}}) == "4 tokens, 4 delivered"
+
+
+def test_status_says_when_a_month_not_ended_everywhere_is_settled() -> None:
+    """Just after midnight UTC, `mecene status` said "month not ended" and not
+    that the month settles from 12:00 UTC on the 1st, nor when that is."""
+    from daemon.cli import why_waiting
+
+    november = {"month": "2026-11", "sync_error": "month_not_ended"}
+    just_after = dt.datetime(2026, 12, 1, 0, 20, tzinfo=dt.UTC)
+    assert why_waiting(november, just_after) == (
+        "a month is settled once it has ended in every time zone: from 12:00 UTC on 1 Dec,"
+        " in 11 h 40 min"
+    )
+    assert why_waiting(november, just_after.replace(hour=11, minute=50)).endswith("in 10 min")
+    assert why_waiting(november, just_after.replace(hour=13)).endswith(": sending")
+    assert why_waiting({"month": "2026-11", "sync_error": "hub_unreachable"}) == "hub unreachable"
 
 
 def test_mecene_run_help_explains_every_flag() -> None:
@@ -469,31 +511,72 @@ def test_the_embedded_hub_can_have_a_fixed_port(tmp_path: Path) -> None:
         daemon.stop()
 
 
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_scripts_run_installs_once_then_starts_at_once(tmp_path: Path) -> None:
     """`scripts/run` ran pip on every start (16 s); now only when the sources
-    changed. A virtualenv of its own, so the suite's editable install stays."""
+    changed. A virtualenv of its own, so the suite's editable install stays.
+    Its next steps are for the data directory it was given: the dashboard's
+    command it prints works as printed (it lacked `--data-dir`), and the
+    packages it names exist."""
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "MECENE_VENV": str(tmp_path / "venv")}
+    venv = tmp_path / "venv"
+    env = {**os.environ, "MECENE_VENV": str(venv), "MECENE_PASSPHRASE": PASSPHRASE}
     env.pop("DISPLAY", None)
-    argv = ["bash", str(root / "scripts" / "run"), "--help"]
-    runs = [
-        subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600) for _ in range(2)
-    ]
-    for out in runs:
-        assert out.returncode == 0, out.stderr
-        assert "--hub-port" in out.stdout
-    assert "Installing Mécène into" in runs[0].stderr
-    assert "is up to date" in runs[1].stderr and "Installing" not in runs[1].stderr
-    stamp = (tmp_path / "venv" / ".mecene-installed").read_text().strip()
+    script = ["bash", str(root / "scripts" / "run")]
+    helped = subprocess.run(
+        [*script, "--help"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "--hub-port" in helped.stdout
+    assert "Installing Mécène into" in helped.stderr
+    stamp = (venv / ".mecene-installed").read_text().strip()
     assert len(stamp) == 64  # the sources' SHA-256
+
+    data = tmp_path / "my data"  # a space, as in a person's folder names
+    port = free_port()
+    argv = [*script, "--data-dir", str(data), "--port", str(port), "--no-tray"]
+    argv += ["--hub-port", str(free_port())]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        said = []
+        for line in proc.stderr:
+            said.append(line)
+            if "the dashboard:" in line:
+                break
+        said_text = "".join(said)
+        assert "is up to date" in said_text and "Installing" not in said_text, said_text
+        command = said_text.split("the dashboard:", 1)[1].strip()
+        xpi = re.search(r"(\S+/dist/mecene-firefox-[\d.]+\.xpi)", said_text)
+        assert xpi and Path(xpi.group(1)).is_file(), said_text
+        assert (root / "build" / "chromium" / "manifest.json").is_file()
+        wait_for(lambda: DataDir(data).wallet.exists() and port_open(port), "the daemon")
+        opened = subprocess.run(
+            [*shlex.split(command), "--print"], capture_output=True, text=True, timeout=60
+        )
+        assert opened.returncode == 0, (command, opened.stderr)
+        assert opened.stdout.startswith(f"http://127.0.0.1:{port}/"), opened.stdout
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 GIVE_SAYS = {
     "on": [
         "domain:example.org is not on Mécène yet: the money is held for them until they join"
         " (as tokens, it cannot come back to you).",
-        "Given: 5.00 € to domain:example.org, as tokens the hub cannot tie to you; they reach"
-        " them over the next hours.",
+        "Recorded: 5.00 € to domain:example.org, paid from tokens bought at a moment of their"
+        " own within about an hour and a half, so that the hub learns neither its amount nor"
+        " its moment; they reach them over the next hours.",
     ],
     "off": [
         "domain:example.org is not on Mécène yet: the money is held for them for 12 months,"
@@ -501,6 +584,63 @@ GIVE_SAYS = {
         "Given: 5.00 € to domain:example.org (receipt signed by the hub).",
     ],
 }
+
+
+def test_a_reader_that_stops_early_ends_no_command_in_a_traceback(daemon: Daemon) -> None:
+    """`mecene status | head -5` ended in a BrokenPipeError traceback. The
+    pipe here is closed before mecene writes a word: it ends quietly."""
+    read, write = os.pipe()
+    os.close(read)  # `head` has read what it wanted and gone
+    env = {**os.environ, "MECENE_PASSPHRASE": PASSPHRASE}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "daemon", "status", "--data-dir", str(daemon.data)],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_mecene_open_says_when_no_browser_started(daemon: Daemon, tmp_path: Path) -> None:
+    """With `xdg-open` there but no browser behind it (it exits 3, "a
+    required tool could not be found"), `mecene open` said nothing and
+    nothing opened. It prints the link and says to open it."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "xdg-open"
+    fake.write_text("#!/bin/sh\necho 'xdg-open: no method available for opening' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tools}:{os.environ['PATH']}", "BROWSER": ""}
+    done = mecene(daemon.data, "open", env_extra=env)
+    assert done.returncode == 0, done.stderr
+    link, _valid, said = done.stdout.splitlines()
+    assert link.startswith(f"http://127.0.0.1:{daemon.port}/dashboard/login#")
+    assert said == "No browser could be started: open the link above yourself."
+    fake.write_text("#!/bin/sh\nexit 0\n")  # a browser took it
+    assert mecene(daemon.data, "open", env_extra=env).stdout.count("\n") == 2
+
+
+def test_a_key_is_typed_as_the_screens_show_it(daemon: Daemon) -> None:
+    """`liberapay.com/alice`, as the popup, the dashboard and `mecene status`
+    show a creator, was refused by `mecene give` and `mecene creator claim`
+    ("unknown creator key kind"). Every readable form is taken; a wrong one
+    is told the spellings that work."""
+    given = mecene(daemon.data, "give", "liberapay.com/alice", "2", "--yes")
+    assert given.returncode == 0, given.stderr
+    assert given.stdout.startswith("Give 2.00 € to liberapay:alice")
+    claimed = mecene(daemon.data, "creator", "claim", "https://liberapay.com/alice/")
+    assert claimed.returncode == 0, claimed.stderr
+    assert "liberapay:alice" in claimed.stdout
+    wrong = mecene(daemon.data, "give", "Alice", "2", "--yes")
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("mecene: creator: 'Alice' is not a creator key: write it as")
+    assert "liberapay.com/NAME" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
 @pytest.mark.parametrize("unlinkable", ["on", "off"])
@@ -515,6 +655,10 @@ def test_mecene_give_shows_what_the_creator_receives_then_gives(
         " from your balance, on top of this month's budget.",
         *GIVE_SAYS[unlinkable],
     ]
+    wait_for(  # as tokens: once a batch is bought, at a moment of its own
+        lambda: daemon.admin("GET", "/transfers")[1]["transfers"][0]["state"] == "given",
+        "the gift given",
+    )
     status = json.loads(mecene(daemon.data, "status", "--json").stdout)
     assert (status["given_cents"], status["balance_cents"]) == (500, 1500)
     months = mecene(daemon.data, "months").stdout
@@ -537,6 +681,7 @@ def test_a_transfer_survives_kill_9_before_it_was_sent(
     or (unlinkable) as tokens issued once and each redeemed once."""
 
     monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "2")
+    monkeypatch.setenv("MECENE_TOKEN_GAP_SECONDS", "0.5")  # apart from signed calls, briefly
     hub = HubProcess(tmp_path / "hub", free_port(), []).start()
     data = tmp_path / "mecene"
     init = ["init", "--budget", "5", "--time-zone", "UTC", "--unlinkable", unlinkable]
@@ -559,7 +704,12 @@ def test_a_transfer_survives_kill_9_before_it_was_sent(
             assert time.monotonic() < deadline, got
             time.sleep(0.3)
         assert got["id"] == body["id"]
-        assert daemon.admin("GET", "/status")[1]["balance_cents"] == 1300
+        # As tokens, two batches of 5 € were bought for it (3 € stay held for gifts).
+        held = 0 if unlinkable == "off" else 300
+        wait_for(
+            lambda: daemon.admin("GET", "/status")[1]["balance_cents"] == 1300 - held,
+            "the balance after the gift",
+        )
 
         def hub_rows(sql: str) -> list[tuple[Any, ...]]:
             conn = sqlite3.connect(tmp_path / "hub" / "hub.db")
@@ -574,7 +724,9 @@ def test_a_transfer_survives_kill_9_before_it_was_sent(
         else:
             assert got["receipt"] is None and got["unlinkable"] is True
             issued = hub_rows("SELECT ref, cents FROM token_issues")
-            assert issued == [(f"transfer:{body['id']}", 700)]  # once
+            # Two batches, each bought once, named after nothing of the gift.
+            assert [c for _r, c in issued] == [500, 500], issued
+            assert all(r.startswith("transfer:pool-") for r, _c in issued)
             wait_for(
                 lambda: hub_rows("SELECT sum(cents) FROM spent_tokens") == [(700,)],
                 "the gift's tokens redeemed",

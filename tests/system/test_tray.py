@@ -55,6 +55,33 @@ def test_the_menu_lines_are_the_month_s_figures() -> None:
     assert short.lines()[2] == "Balance -0.05 €"
 
 
+def test_with_weights_the_menu_lists_each_flattr_and_what_it_comes_to() -> None:
+    """ "20 flattrs, 0.32 € each" was wrong with weights: a flattr of weight
+    3 is worth three of weight 1. The line says the value of a weight of 1,
+    and the menu lists each flattr with what it comes to, largest first."""
+    clicks = [
+        {"creator": "flattr:alice", "title": None, "weight": 3, "created_at": "2026-11-02"},
+        {
+            "creator": "liberapay:bob",
+            "title": "By Bob",
+            "weight": 1,
+            "created_at": "2026-11-01",
+        },
+        {"creator": "domain:example.org", "title": None, "weight": 1, "created_at": "2026-11-03"},
+    ]
+    status = {**STATUS, "clicks": 3, "per_click_cents": 100}
+    model = TrayModel(status=status, settings={}, clicks=clicks)
+    assert model.lines()[1] == "3 flattrs, 1.00 € for each of weight 1"
+    assert model.flattr_entries() == [
+        "Flattr ID alice — 3.00 € (weight 3)",
+        "By Bob — 1.00 €",
+        "example.org — 1.00 €",
+    ]
+    many = [{**clicks[2], "created_at": f"2026-11-{i:02d}"} for i in range(1, 21)]
+    listed = TrayModel(status=status, settings={}, clicks=many).flattr_entries()
+    assert len(listed) == 16 and listed[-1] == "… and 5 more (the dashboard lists them all)"
+
+
 @pytest.mark.parametrize(
     ("model", "state", "last_line"),
     [
@@ -246,11 +273,43 @@ def test_the_tray_docks_and_its_menu_acts_on_the_daemon(
         assert time.monotonic() < deadline, "the menu's Confirm did not confirm"
         time.sleep(0.2)
     assert daemon.admin("GET", "/transfers")[1]["transfers"][0]["state"] in ("given", "sending")
-    _wait_for(daemon, lambda line: "Balance 18.00 €" in line[1], "the gift given")
+    # As tokens (a new wallet's default): a batch of 5 € bought for it, of
+    # which 3 € stay held for the next gift, and said so.
+    _wait_for(
+        daemon,
+        lambda line: "Balance 15.00 € (practice money), and 3.00 € in tokens for gifts" in line[1],
+        "the gift given",
+    )
     time.sleep(1)  # the menu settles (it is rebuilt at each refresh) before it opens again
+    # The month's flattrs, each with its value: one more, at weight 3.
+    heavy = {
+        "id": str(uuid.uuid4()),
+        "url": "https://example.org/b",
+        "creator": "liberapay:bob",
+        "weight": 3,
+    }
+    assert daemon.request("POST", "/clicks", heavy, browser_token)[0] == 201
+    _wait_for(
+        daemon,
+        lambda line: (
+            "flattr liberapay.com/bob — 3.75 € (weight 3)" in line[1]
+            and "2 flattrs, 1.25 € for each of weight 1" in line[1]
+        ),
+        "the flattrs with their weights",
+    )
+    time.sleep(1)
+    _open_menu(x)
+    x.xdotool("key", "Down", "Right")  # the flattrs' submenu, open
+    time.sleep(0.5)
+    shot = tmp_path / "tray-flattrs.png"
+    subprocess.run(["import", "-window", "root", str(shot)], env=x.env(), check=True, timeout=30)
+    if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+        (EXTENSION.parent / "docs" / "tray-flattrs.png").write_bytes(shot.read_bytes())
+    x.xdotool("key", "Escape", "Escape")
+    time.sleep(0.5)
     # Pause the subscriptions from the menu: the daemon's setting, and the icon's state.
     _open_menu(x)
-    x.xdotool("key", "Down", "Return")
+    x.xdotool("key", "Down", "Down", "Return")  # past "This month's flattrs"
     _wait_for(daemon, lambda line: line[0] == "paused", "the paused state")
     assert daemon.admin("GET", "/settings")[1]["settings"]["subscriptions_paused"] is True
 

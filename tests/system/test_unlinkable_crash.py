@@ -34,6 +34,7 @@ def test_tokens_survive_kill_9_and_are_spent_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", str(WINDOW_SECONDS))
+    monkeypatch.setenv("MECENE_TOKEN_GAP_SECONDS", "0.5")  # apart from signed calls, briefly
     offset, month = offset_to_month_end(BOUNDARY_AFTER_SECONDS)
     boundary_at = time.monotonic() + BOUNDARY_AFTER_SECONDS
     prefix = faketime(offset)
