@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mecene.encoding import b64u
 from mecene.time import Clock
 
-from . import payout
+from . import ledger, payout
 from .db import transaction
 from .proofs import ProofFetcher
 from .provider import PaymentProvider
@@ -87,13 +87,19 @@ class HubCore:
 
     async def retrying(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run `fn` in a transaction; again if PostgreSQL aborted it for a
-        concurrent one (a unique row inserted meanwhile, a deadlock)."""
+        concurrent one (a unique row inserted meanwhile, a deadlock), or if a
+        concurrent request committed the same ledger entry first (the same
+        transfer id sent twice at once: the next try finds its row and answers
+        as a replay)."""
         for attempt in range(5):
             try:
                 async with transaction(self.engine) as conn:
                     return await fn(conn)
             except DBAPIError as exc:
                 if not lost_a_race(exc) or attempt == 4:
+                    raise
+            except ledger.DuplicateEntry:
+                if attempt == 4:
                     raise
         raise AssertionError("unreachable")
 

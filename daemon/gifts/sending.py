@@ -4,6 +4,7 @@ what each answer means). As tokens when the gift is unlinkable."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,8 @@ from mecene.time import seconds_at, timestamp, timestamp_at
 
 from .. import sendpolicy as policy
 from ..errors import DomainError, HubUnreachable
-from ..unlinkable.link import TokenLink
+from ..unlinkable import pool
+from ..unlinkable.link import KeysRefused, TokenLink
 from .room import Gifts
 
 if TYPE_CHECKING:
@@ -28,23 +30,55 @@ class GiftSender:
         self.link = link
         self.gifts = gifts
         self.tokens = tokens
+        self._sending: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def send(self, row: dict[str, Any]) -> dict[str, Any]:
         """Send a recorded transfer and record the hub's answer: `given` with its
         signed receipt, `refused` with its reason (final), or still `sending`
         with the next attempt's time (the hub is unreachable or failed). Sending
         again is harmless: the hub keeps one transfer per id and answers a
-        repeat with the same receipt."""
+        repeat with the same receipt. Still, a gift is on its way once at a
+        time: when the request that made it and the background pass both send
+        it, the second waits for the first and takes its answer."""
+        lock, users = self._sending.setdefault(row["id"], (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                fresh = await self.gifts.get(row["id"])
+                if fresh["state"] != "sending" or fresh["attempts"] != row["attempts"]:
+                    return fresh  # answered while this caller waited
+                return await self._send(fresh)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._sending[row["id"]]
+
+    async def _send(self, row: dict[str, Any]) -> dict[str, Any]:
         body = messages.build_transfer(row["id"], row["creator"], row["cents"], row["url"])
         attempts = int(row["attempts"] or 0) + 1
         try:
-            if row["unlinkable"]:
-                # As tokens (daemon/unlinkable/link.py): the hub debits the amount
-                # and signs them, and never hears of the creator.
+            if row["unlinkable"] and await self.tokens.has_tokens(row["id"]):
+                # Blinded for it when it was given (before the gift pool).
                 status, data = await self.tokens.send_transfer(row)
+            elif row["unlinkable"]:
+                # From the tokens the daemon holds (daemon/unlinkable/pool.py):
+                # the hub hears nothing now, neither the amount nor the creator.
+                wait = await self.tokens.pool.pay(row)
+                if wait is not None:
+                    self.link.wake.set()  # the pass sleeps until the batches' moment
+                    at = self.link.service.clock.now().timestamp() + wait
+                    return await self.gifts.mark(
+                        row["id"],
+                        error=pool.WAITING,
+                        message=pool.WAITING_MESSAGE,
+                        next_attempt_at=timestamp_at(at),
+                    )
+                status, data = 200, {"paid": "from tokens held"}
             else:
                 status, data = await self.link.call("POST", "/v1/transfers", body)
-        except HubUnreachable as exc:
+        except (HubUnreachable, KeysRefused) as exc:
+            # KeysRefused: the month's token keys are not pinned yet (or the
+            # hub showed two): the gift waits and is tried again.
             status, data = None, str(exc)
         meaning = policy.transfer_answer(
             status, data, attempts=attempts, retry_base=self.link.retry_base
@@ -106,6 +140,21 @@ class GiftSender:
             message=meaning.message,
             next_attempt_at=timestamp_at(at),
         )
+
+    async def refuse_waiting(self, code: str, message: str) -> None:
+        """The hub refused to sell the tokens the waiting unlinkable gifts
+        need (insufficient_funds, …): they are refused with its reason."""
+        for row in await self.gifts.sending():
+            if row["unlinkable"] and not await self.tokens.has_tokens(row["id"]):
+                log.info(
+                    "transfer %s refused: its tokens could not be bought (%s)", row["id"], code
+                )
+                await self.gifts.mark(
+                    row["id"], state="refused", error=code, message=message, next_attempt_at=None
+                )
+        if code == "insufficient_funds":
+            with contextlib.suppress(DomainError):
+                await self.link.refresh_balance()
 
     async def _check_transfer_receipt(self, row: dict[str, Any], data: Any) -> TransferReceipt:
         key = await self.link.hub_key()

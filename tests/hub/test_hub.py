@@ -265,7 +265,10 @@ async def test_to_receive_you_must_give(connect: Any, hub: Hub) -> None:
     claim = await bob.call("POST", "/v1/claims", {"key": "domain:bob.example"}, 201)
     assert claim["where"].startswith("a line of https://SITE/.well-known/mecene-claim.txt")
     me = await bob.call("GET", "/v1/account", expect=200)
-    assert me["escrow"] == [{"key": "domain:bob.example", "cents": 300}]
+    # As given, and what bob receives once he proves it (the fee taken then).
+    assert me["escrow"] == [
+        {"key": "domain:bob.example", "cents": 300, "fee_cents": 30, "net_cents": 270}
+    ]
     report = await hub.payouts(NOV)
     assert report["creators"] == [
         {
@@ -323,6 +326,14 @@ async def test_escrow_is_released_to_whoever_proves_the_key(
     # Not proved yet: refused, nothing moves.
     nope = await dana.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 422)
     assert nope["error"] == "not_proven"
+    # What waits for her is said as she will receive it: 7.00 € less the fee.
+    waiting = (await dana.call("GET", "/v1/account", expect=200))["escrow"]
+    assert waiting == [
+        {"key": "domain:dana.example", "cents": 700, "fee_cents": 70, "net_cents": 630}
+    ]
+    await hub.set_nonprofit(dana.person.account, True)  # no fee: all of it
+    assert (await dana.call("GET", "/v1/account", expect=200))["escrow"][0]["net_cents"] == 700
+    await hub.set_nonprofit(dana.person.account, False)
     # Eve claims it too, and puts her token on a page she does not control: refused.
     eves = await eve.call("POST", "/v1/claims", {"key": "domain:dana.example"}, 201)
     proof_site.put("dana.example", "/.well-known/mecene-claim.txt", f"# mine\n{claim['token']}\n")
@@ -820,6 +831,30 @@ async def test_a_transfer_is_idempotent_and_refuses_bad_input(connect: Any, hub:
     mine = (await alice.call("POST", "/v1/flattr-ids", {}, 201))["key"]
     assert (await give(alice, mine, 500, 409))["error"] == "own_key"
     assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 1500
+    assert await hub.balance_of("escrow:domain:example.org") == 500
+
+
+async def test_the_same_transfer_sent_twice_at_once_moves_money_once(
+    connect: Any, hub: Hub
+) -> None:
+    """A daemon whose first try timed out sends the transfer again while the
+    first is still in its transaction. On PostgreSQL the second waited on the
+    first's ledger row and then failed with a 500 (DuplicateEntry); now it
+    answers as a replay, with the same receipt."""
+    import asyncio
+
+    alice = connect()
+    await alice.deposit(5000)
+    transfer_id = str(uuid.uuid4())
+    body = {"id": transfer_id, "creator": "domain:example.org", "cents": 500}
+    answers = await asyncio.gather(
+        *(alice.call("POST", "/v1/transfers", body) for _ in range(4)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(a, dict) and "receipt" in a for a in answers), answers
+    receipts = {a["receipt"] for a in answers}  # type: ignore[index]
+    assert len(receipts) == 1
+    assert (await alice.call("GET", "/v1/account", expect=200))["balance_cents"] == 4500
     assert await hub.balance_of("escrow:domain:example.org") == 500
 
 
