@@ -643,6 +643,7 @@ DASHBOARD_FILES = {
     "app.js": ("app.js", "text/javascript"),
     "amounts.js": ("amounts.js", "text/javascript"),
     "keys.js": ("keys.js", "text/javascript"),
+    "platforms.js": ("platforms.js", "text/javascript"),
     "login.js": ("login.js", "text/javascript"),
     "app.css": ("app.css", "text/css"),
 }

@@ -10,8 +10,9 @@
  * `globalThis.thingUrl(document)` is the URL a flattr of the page is for
  * (DESIGN.md, "A thing's URL").
  *
- * It reads three generated lists, loaded before it: psl.js (the Public Suffix
- * List), github-reserved.js and tracking-params.js (scripts/make-webdata).
+ * It reads four generated lists, loaded before it: psl.js (the Public Suffix
+ * List), github-reserved.js, tracking-params.js and platforms.js (the table
+ * of platforms) (scripts/make-webdata).
  *
  * Everything here reads hostile pages: bad metadata is dropped, never reported.
  * The file also runs as a plain script in a test page: every extension API
@@ -28,64 +29,13 @@
   const FEDI_RE = /^@?([A-Za-z0-9_.-]{1,100})@([A-Za-z0-9.-]{1,253})$/;
   const BAD_SCHEMES = /^\s*(javascript|data|vbscript|file):/i;
   const HOST_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
-  const PRIORITY = {
-    flattr: 0, wm: 1, payment: 2, liberapay: 2, opencollective: 2, kofi: 2, patreon: 2,
-    fediverse: 3, youtube: 4, github: 4,
-  };
+  // flattr > wm > payment and funding platforms > fediverse > other platform keys.
+  const PRIORITY = { flattr: 0, wm: 1, payment: 2, fediverse: 3 };
   // GitHub's own rule for a login: letters, digits, single inner hyphens, 39 at most.
   const GITHUB_LOGIN_RE = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
-  /* The funding platforms' profile URLs: /NAME, /NAME/<one of `sub`>, and
-   * Patreon's /c/NAME. Other paths (a shop item, a post, `user?u=`, `bePatron`)
-   * name no profile, so they give no key. `routes` are first path segments that
-   * are the platform's own pages, never a profile; no maintained list of them
-   * exists, so they are the ones the platforms' own links and buttons use. */
-  const PROFILES = {
-    "liberapay.com": {
-      scheme: "liberapay", sub: ["donate"],
-      routes: ["about", "admin", "assets", "explore", "for", "migrate", "on", "search", "sign-in", "sign-up"],
-    },
-    "opencollective.com": {
-      scheme: "opencollective", sub: ["donate", "contribute"],
-      routes: ["about", "api", "become-a-host", "become-a-sponsor", "create", "create-account", "discover",
-        "help", "home", "how-it-works", "pricing", "search", "signin", "static"],
-    },
-    "ko-fi.com": {
-      scheme: "kofi", sub: [],
-      routes: ["about", "account", "album", "blog", "checkout", "commissions", "explore", "feed", "gold",
-        "home", "i", "login", "manage", "pay", "post", "register", "s", "search", "settings", "shop",
-        "streamalerts", "summary"],
-    },
-    "patreon.com": {
-      scheme: "patreon", sub: ["about", "membership", "posts"], prefix: "c",
-      routes: ["about", "api", "apps", "bepatron", "c", "checkout", "collection", "create", "dashboard",
-        "explore", "file", "home", "join", "library", "login", "m", "membership", "memberships",
-        "messages", "notifications", "oauth2", "policy", "portal", "posts", "pricing", "product",
-        "search", "settings", "signup", "user"],
-    },
-  };
   /* Hosts whose /@NAME pages are not fediverse accounts (video, blogging and
    * short-video platforms that borrowed the shape). */
   const NOT_FEDIVERSE = new Set(["youtube.com", "medium.com", "tiktok.com", "substack.com", "vimeo.com"]);
-  /* The platforms' official embed buttons and widgets, as their own embed code
-   * writes them (sources in tests/fixtures/real/):
-   *   Liberapay      <script src="https://liberapay.com/NAME/widgets/button.js">, and the
-   *                  <a href="https://liberapay.com/NAME/donate"><img src=".../assets/widgets/donate.svg">
-   *   Open Collective <script src="https://opencollective.com/SLUG/donate/button.js">, and
-   *                  <a href=".../SLUG/donate"><img src=".../SLUG/donate/button@2x.png">
-   *   Ko-fi          Widget_2.js with an inline kofiwidget2.init(text, colour, NAME), the
-   *                  overlay's kofiWidgetOverlay.draw(NAME, …), and the image button
-   *                  <a href="https://ko-fi.com/NAME"><img src=".../cdn/kofi2.png">
-   *   Patreon        <a href="https://www.patreon.com/NAME"><img src=".../become_a_patron_button.png">;
-   *                  its script button links to bePatron?u=NUMBER, which names no profile
-   *   GitHub Sponsors <iframe src="https://github.com/sponsors/LOGIN/button"> (or /card) */
-  const BUTTON_IMAGES = [
-    /^https:\/\/liberapay\.com\/assets\/widgets\/donate\.svg$/,
-    /^https:\/\/(?:storage\.|cdn\.)?ko-fi\.com\/(?:cdn\/kofi\d*\.png|img\/githubbutton_sm\.svg)$/,
-    /^https:\/\/c5\.patreon\.com\/external\/logo\/become_a_patron_button(?:@2x)?\.png$/,
-    /^https:\/\/opencollective\.com\/[^/]+\/(?:donate|contribute)\/button(?:@2x)?\.png$/,
-  ];
-  const EMBED_HOSTS = /liberapay\.com|opencollective\.com|ko-fi\.com|patreon\.com|github\.com\/sponsors\//i;
-  const KOFI_WIDGET_SCRIPT = /^https:\/\/(?:storage\.ko-fi\.com\/cdn\/widget\/Widget_2\.js|ko-fi\.com\/widgets\/widget_2\.js|storage\.ko-fi\.com\/cdn\/scripts\/overlay-widget\.js)$/i;
   const KOFI_INIT = /kofiwidget2\.init\(\s*(['"])[^'"]{0,200}\1\s*,\s*(['"])[^'"]{0,60}\2\s*,\s*(['"])([A-Za-z0-9_]{1,64})\3\s*\)/;
   const KOFI_OVERLAY = /kofiWidgetOverlay\.draw\(\s*(['"])([A-Za-z0-9_]{1,64})\1/;
   // User content: comments, replies, responses, forum posts (WordPress's
@@ -100,6 +50,41 @@
   const MAX_ENTRIES = 64;
   const MAX_LABEL = 80;
   const YOUTUBE_HOSTS = new Set(["youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com"]);
+
+  /* The platforms (platforms.js, generated from the one table of platforms,
+   * mecene/data/platforms.toml, which cites the real markup of each entry):
+   * their profile addresses (/NAME, /NAME/<one of `sub`>, Patreon's /c/NAME;
+   * other paths, a shop item, a post, `user?u=`, `bePatron`, name no profile
+   * and give no key; `routes` are the platform's own pages), their official
+   * buttons and widgets, and whether they are funding pages. Read once. */
+  let platformTable = null;
+  function platformsOf() {
+    if (platformTable) return platformTable;
+    const raw = globalThis.MECENE_PLATFORMS;
+    const byHost = {};
+    const images = [];
+    const scripts = [];
+    const widgets = {};
+    const hosts = [];
+    const escape = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    for (const [scheme, p] of Object.entries(raw && typeof raw === "object" ? raw : {})) {
+      if (!p || typeof p !== "object") continue;
+      const entry = {
+        scheme, sub: p.sub || [], routes: p.routes || [], prefix: p.prefix || null,
+        funding: p.funding === true,
+      };
+      PRIORITY[scheme] = entry.funding ? 2 : 4;
+      if (p.profile) for (const h of p.hosts || []) byHost[h] = entry;
+      for (const re of p.buttonImages || []) images.push(new RegExp(re));
+      for (const e of p.embedScripts || []) scripts.push({ re: new RegExp(e.src), attributes: e.attributes || [], entry });
+      if ((p.widgetScripts || []).length) widgets[scheme] = p.widgetScripts.map((re) => new RegExp(re, "i"));
+      if (entry.funding) hosts.push(...(p.hosts || []).map(escape));
+    }
+    hosts.push("github\\.com\\/sponsors\\/");
+    const table = { byHost, images, scripts, widgets, embedHosts: new RegExp(hosts.join("|"), "i") };
+    if (raw) platformTable = table; // else platforms.js is not loaded yet: no platform
+    return table;
+  }
 
   /** A generated list (github-reserved.js, tracking-params.js) as a Set, read once. */
   const lists = new Map();
@@ -193,9 +178,9 @@
       const login = parts.length ? githubLogin(parts[0]) : null;
       return { key: login ? `github:${login}` : null, funding: false };
     }
-    const profile = PROFILES[host];
+    const profile = platformsOf().byHost[host];
     if (!profile) return undefined;
-    return { key: profileKey(profile, parts), funding: true };
+    return { key: profileKey(profile, parts), funding: profile.funding };
   }
 
   function profileKey(profile, parts) {
@@ -215,15 +200,16 @@
     if (tag === "SCRIPT") {
       const url = cleanUrl(el.getAttribute("src"), base, true);
       if (!url) return null;
-      const host = url.hostname.toLowerCase().replace(/^www\./, "");
-      const parts = url.pathname.split("/").filter(Boolean);
-      if (host === "liberapay.com" && parts.length === 3 && parts[1] === "widgets"
-          && /^(?:button|receiving)\.js$/.test(parts[2])) {
-        return profileKey(PROFILES[host], [parts[0]]);
-      }
-      if (host === "opencollective.com" && parts.length === 3 && /^(?:donate|contribute)$/.test(parts[1])
-          && parts[2] === "button.js") {
-        return profileKey(PROFILES[host], [parts[0]]);
+      const address = `${url.origin}${url.pathname}`;
+      for (const { re, attributes, entry } of platformsOf().scripts) {
+        const m = re.exec(address);
+        if (!m) continue;
+        // The name is in the address (Liberapay's /NAME/widgets/button.js), or
+        // in the script element's own attributes (Buy Me a Coffee's data-slug).
+        const named = attributes.length
+          ? attributes.map((a) => el.getAttribute(a)).find((v) => v && v.trim())
+          : m[1];
+        return named ? profileKey(entry, [named.trim()]) : null;
       }
       return null;
     }
@@ -236,7 +222,7 @@
     }
     if (tag === "IMG") {
       const src = cleanUrl(el.getAttribute("src"), base, true);
-      if (!src || !BUTTON_IMAGES.some((re) => re.test(`${src.origin}${src.pathname}`))) return null;
+      if (!src || !platformsOf().images.some((re) => re.test(`${src.origin}${src.pathname}`))) return null;
       const a = el.closest("a[href]");
       return a ? embedLink(a, base, src.hostname) : null;
     }
@@ -255,8 +241,9 @@
   /** The Ko-fi names in a page's inline widget code, when it loads Ko-fi's widget. */
   function kofiWidgets(doc) {
     const out = [];
+    const widget = platformsOf().widgets.kofi || [];
     const loads = Array.from(doc.scripts)
-      .some((el) => KOFI_WIDGET_SCRIPT.test((el.getAttribute("src") || "").trim()));
+      .some((el) => widget.some((re) => re.test((el.getAttribute("src") || "").trim())));
     if (!loads) return out;
     for (const el of doc.scripts) {
       if (el.hasAttribute("src")) continue;
@@ -264,7 +251,7 @@
       if (!text.includes("kofiwidget2") && !text.includes("kofiWidgetOverlay")) continue;
       const m = KOFI_INIT.exec(text) || KOFI_OVERLAY.exec(text);
       const name = m ? m[m.length - 1] : null;
-      const key = name ? profileKey(PROFILES["ko-fi.com"], [name]) : null;
+      const key = name ? profileKey(platformsOf().byHost["ko-fi.com"], [name]) : null;
       if (key) out.push([key, el]);
     }
     return out;
@@ -524,7 +511,7 @@
     for (const list of [doc.scripts, doc.images, doc.getElementsByTagName("iframe")]) {
       for (const el of list) {
         const src = el.getAttribute("src");
-        if (src && EMBED_HOSTS.test(src)) embeds.push(el);
+        if (src && platformsOf().embedHosts.test(src)) embeds.push(el);
       }
     }
     embeds.sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
@@ -545,6 +532,7 @@
       if (m) add(`youtube:${m[1]}`, "page", "page-url");
     }
 
+    platformsOf(); // the platforms' priorities
     const rank = (e) => PRIORITY[e.key.slice(0, e.key.indexOf(":"))] ?? 9;
     const page = found.filter((e) => e.scope === "page")
       .sort((a, b) => a.tier - b.tier || rank(a) - rank(b) || a.order - b.order);
@@ -575,6 +563,13 @@
   globalThis.detectCreators = detectCreators;
   globalThis.registrableDomain = registrableDomain;
   globalThis.thingUrl = thingUrl;
+  /** The key a link to `href` names by the table of platforms, or null (the
+   * daemon reads profile addresses by the same table: mecene/platforms.py). */
+  globalThis.platformKey = (href) => {
+    const url = linkUrl(href, undefined);
+    const link = url ? platformLink(url) : undefined;
+    return (link && link.key) || null;
+  };
   if (!runtime || !runtime.id) return; // a plain script in a test page
   if (injectedBefore) { // the service worker injects again after each load, or asks now
     globalThis.meceneReport(true);

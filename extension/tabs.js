@@ -19,7 +19,7 @@
    * single line, made pages load about 25 % slower here (bench/extension.py).
    * After "complete", it is off the page's critical path. */
   // The generated lists first (scripts/make-webdata), then the detector.
-  const DETECTOR_FILES = ["github-reserved.js", "tracking-params.js", "content.js"];
+  const DETECTOR_FILES = ["github-reserved.js", "tracking-params.js", "platforms.js", "content.js"];
 
   /* The Public Suffix List (psl.js, 180 KB: scripts/make-psl) is read once by
    * the worker. A page is given only the rules its detector can use: those

@@ -35,34 +35,20 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from mecene import platforms
+
 MAX_BYTES = 256 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 WELL_KNOWN = "/.well-known/mecene-claim.txt"
-PROFILE_PAGES = {
-    "github": "https://api.github.com/users/{}",
-    "liberapay": "https://liberapay.com/{}/",
-    "opencollective": "https://opencollective.com/{}",
-    "kofi": "https://ko-fi.com/{}",
-    "patreon": "https://www.patreon.com/{}",
-    "youtube": "https://www.youtube.com/channel/{}/about",
-}
-# Where, in what PROFILE_PAGES answers, the owner alone writes (PROTOCOL.md
+# From the table of platforms (mecene/data/platforms.toml): the profile page a
+# key's proof is read from, and where on it only the owner writes (PROTOCOL.md
 # lists the same). A page's head description is rendered by each platform from
 # the profile's own description (bio, summary, "about"), never from visitors;
 # only the head counts, so markup a visitor manages to put in the body does not.
+PROFILE_PAGES = {s: str(p.proof_page) for s, p in platforms.proved().items()}
 HEAD_DESCRIPTIONS = ("description", "og:description", "twitter:description")
-OWNER_FIELDS = {
-    # GitHub's REST API, GET /users/LOGIN: `bio` is set by the account alone.
-    "github": "the profile's bio (`bio` in GitHub's API)",
-    # Liberapay's profile statement (<section class="profile-statement">) and
-    # the head description made from it or from the summary.
-    "liberapay": "the profile statement or summary",
-    "opencollective": "the collective's description (the page head's description)",
-    "kofi": "the page's description, from the profile's About text (head only)",
-    "patreon": "the page's description, from the creator's summary (head only)",
-    "youtube": "the channel's description (the About page head's description)",
-}
-OWNER_BLOCKS = {"liberapay": "profile-statement"}
+OWNER_FIELDS = {s: str(p.owner_field) for s, p in platforms.proved().items()}
+OWNER_BLOCKS = {s: p.owner_block for s, p in platforms.proved().items() if p.owner_block}
 WHERE = {
     "domain": "a line of https://SITE/.well-known/mecene-claim.txt, or "
     '<meta name="mecene:claim" content="TOKEN"> on https://SITE/',

@@ -15,12 +15,14 @@ from importlib import resources
 
 import ada_url
 
+from .platforms import platforms
+from .platforms import profile_key as platform_profile_key
+
 MAX_KEY_LENGTH = 512
 MAX_URL_LENGTH = 2048
 
-PLATFORM_SCHEMES = frozenset(
-    {"youtube", "github", "liberapay", "opencollective", "kofi", "patreon"}
-)
+# The platforms' key kinds, from their one table (mecene/data/platforms.toml).
+PLATFORM_SCHEMES = frozenset(platforms())
 URL_SCHEMES = frozenset({"wm", "payment"})
 KEY_SCHEMES = frozenset({"flattr", "fediverse", "domain"}) | PLATFORM_SCHEMES | URL_SCHEMES
 
@@ -175,18 +177,15 @@ def creator_key(raw: object) -> str:
 
 # The readable forms every screen shows (extension/keys.js, `readableKey`),
 # read back: what a person copies from a popup, a dashboard or `mecene status`.
-READABLE_PROFILES = {
-    "github.com/": "github",
-    "liberapay.com/": "liberapay",
-    "opencollective.com/": "opencollective",
-    "ko-fi.com/": "kofi",
-    "patreon.com/": "patreon",
-    "youtube.com/channel/": "youtube",
-}
+# From the table of platforms, as the extension's are.
+READABLE_PROFILES = {p.readable: scheme for scheme, p in platforms().items()}
 KEY_SPELLINGS = (
-    "flattr:ID (or Flattr ID ID), liberapay.com/NAME, github.com/NAME, ko-fi.com/NAME,"
-    " patreon.com/NAME, opencollective.com/NAME, youtube.com/channel/ID, @user@host,"
-    " example.org (a site), wm:https://… or payment:https://…"
+    "flattr:ID (or Flattr ID ID), "
+    + ", ".join(
+        f"{p.readable}{'ID' if p.readable.endswith('channel/') else 'NAME'}"
+        for p in platforms().values()
+    )
+    + ", @user@host, example.org (a site), wm:https://… or payment:https://…"
 )
 
 
@@ -230,8 +229,20 @@ def typed_key(raw: object) -> str:
     address = re.sub(r"^https?://", "", text, flags=re.IGNORECASE)
     host, _, path = address.partition("/")
     host = host.lower().removeprefix("www.")
+    # A profile's address, by the same rules as the extension's (routes, sub-pages).
+    profile = platform_profile_key(host, path.partition("?")[0].partition("#")[0])
+    if profile:
+        return creator_key(profile)
+    for platform in platforms().values():
+        if platform.profile and host in platform.hosts and path.strip("/"):
+            raise ValueError(
+                f"{text!r} is a page of {platform.name}, not a profile:"
+                f" write it as {platform.readable}NAME"
+            )
     for prefix, kind in READABLE_PROFILES.items():
         site, _, rest = prefix.partition("/")
+        if platforms()[kind].profile:
+            continue  # not a profile by its platform's rules (a route, a shop page)
         if host == site and path.lower().startswith(rest.lower()):
             name = path[len(rest) :].strip("/")
             if name and "/" not in name:

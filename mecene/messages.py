@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from . import keys, money
+from . import keys, money, platforms
 from .amounts import euros
 from .encoding import canonical
 from .settlement import DocumentError, Settlement
@@ -225,6 +225,14 @@ def parse_claim(body: Any) -> str:
     if key.startswith("flattr:"):
         raise WireError(
             "not_claimable", "flattr ids are issued by the hub (POST /v1/flattr-ids), not claimed"
+        )
+    scheme = key.partition(":")[0]
+    platform = platforms.platforms().get(scheme)
+    if platform is not None and not platform.proof_page:
+        # The table names no field only the owner writes on this platform yet.
+        raise WireError(
+            "not_claimable",
+            f"{platform.name} keys cannot be proved yet: money for them waits in escrow",
         )
     return key
 

@@ -4,10 +4,12 @@
  * stands beside it, so a page cannot pass for someone else. */
 (() => {
   "use strict";
-  const PROFILE = {
-    github: "github.com/", liberapay: "liberapay.com/", opencollective: "opencollective.com/",
-    kofi: "ko-fi.com/", patreon: "patreon.com/", youtube: "youtube.com/channel/",
-  };
+  /** "liberapay.com/" for liberapay: keys: the table of platforms (platforms.js). */
+  function profilePrefix(scheme) {
+    const table = globalThis.MECENE_PLATFORMS;
+    const own = Object.prototype.hasOwnProperty;
+    return table && own.call(table, scheme) ? table[scheme].readable : null;
+  }
 
   /** "@alice@example.social", "liberapay.com/bob", "example.org", "wallet.example/alice". */
   function readableKey(key) {
@@ -16,7 +18,8 @@
     const value = key.slice(colon + 1);
     if (scheme === "fediverse" || scheme === "domain") return value;
     if (scheme === "flattr") return `Flattr ID ${value}`;
-    if (PROFILE[scheme]) return PROFILE[scheme] + value;
+    const prefix = profilePrefix(scheme);
+    if (prefix) return prefix + value;
     if (scheme === "wm" || scheme === "payment") {
       try {
         const url = new URL(value);

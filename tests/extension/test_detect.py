@@ -384,6 +384,17 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
             ("domain:example.dev", P),
         ],
     ),
+    "buymeacoffee_button_script_and_widget": (
+        "kim.example.blog",
+        "/",
+        "buymeacoffee.html",
+        [
+            ("buymeacoffee:kimcooks", P),
+            ("buymeacoffee:kimbutton", P),
+            ("buymeacoffee:kimwidget", P),
+            ("domain:example.blog", P),
+        ],
+    ),
     "kofi_widget": (
         "erin.example.art",
         "/",

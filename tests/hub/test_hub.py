@@ -492,6 +492,13 @@ async def test_a_fediverse_key_is_proved_by_its_profile(
 async def test_flattr_ids_are_issued_not_claimed(connect: Any) -> None:
     out = await connect().call("POST", "/v1/claims", {"key": "flattr:alice"}, 422)
     assert out["error"] == "not_claimable"
+    # A platform whose table entry names no field only the owner writes
+    # (Buy Me a Coffee, issue 29): refused at once, not a claim that can never pass.
+    out = await connect().call("POST", "/v1/claims", {"key": "buymeacoffee:kim"}, 422)
+    assert out["error"] == "not_claimable"
+    assert out["message"] == (
+        "Buy Me a Coffee keys cannot be proved yet: money for them waits in escrow"
+    )
 
 
 async def test_unclaimed_escrow_goes_back_to_the_givers(

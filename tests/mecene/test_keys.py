@@ -161,6 +161,7 @@ ROUND_TRIP = [
     "opencollective:webpack",
     "kofi:bob_art",
     "patreon:carol",
+    "buymeacoffee:kimcooks",
     "youtube:UCabc123_-",
 ]
 
@@ -173,9 +174,10 @@ def test_every_readable_form_the_screens_show_is_read_back() -> None:
     canonical form."""
     node = shutil.which("node")
     assert node, "node is not installed: run scripts/test"
-    keys_js = Path(__file__).resolve().parents[2] / "extension" / "keys.js"
+    extension = Path(__file__).resolve().parents[2] / "extension"
     script = (
-        f"require({json.dumps(str(keys_js))});"
+        f"require({json.dumps(str(extension / 'platforms.js'))});"
+        f"require({json.dumps(str(extension / 'keys.js'))});"
         f"console.log(JSON.stringify({json.dumps(ROUND_TRIP)}"
         ".map((k) => globalThis.MeceneKeys.readableKey(k))));"
     )
@@ -197,7 +199,7 @@ def test_every_readable_form_the_screens_show_is_read_back() -> None:
         ("Alice", "'Alice' is not a creator key: write it as flattr:ID"),
         ("bogus:x", "unknown creator key kind 'bogus': write it as flattr:ID"),
         ("wallet.example/alice", "write wm:https://wallet.example/alice for a Web Monetization"),
-        ("liberapay.com/a/b", "write wm:https://liberapay.com/a/b"),
+        ("liberapay.com/a/b", "is a page of Liberapay, not a profile: write it as liberapay.com/"),
     ],
 )
 def test_a_key_typed_wrong_gets_the_right_spelling(typed: str, hint: str) -> None:

@@ -66,7 +66,7 @@ def package_file(browser: str) -> Path:
 
 # What the worker injects into a page, in its order (tabs.js, DETECTOR_FILES):
 # the generated lists, then the detector; the suffix rules go first, alone.
-DETECTOR_FILES = ("github-reserved.js", "tracking-params.js", "content.js")
+DETECTOR_FILES = ("github-reserved.js", "tracking-params.js", "platforms.js", "content.js")
 
 
 @functools.cache

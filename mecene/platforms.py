@@ -1,0 +1,90 @@
+"""The platforms Mécène knows, read from their one table, mecene/data/platforms.toml
+(DESIGN.md, "One table of platforms"). The extension's copy, extension/platforms.js,
+is generated from the same file by scripts/make-webdata."""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EmbedScript:
+    """An official widget script: `src` matches its address (group 1 is the
+    name, unless `attributes` on the element carry it)."""
+
+    src: str
+    attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Platform:
+    scheme: str
+    name: str
+    hosts: tuple[str, ...]
+    readable: str
+    funding: bool
+    profile: str | None = None
+    prefix: str | None = None
+    sub: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    button_images: tuple[str, ...] = ()
+    embed_scripts: tuple[EmbedScript, ...] = ()
+    widget_scripts: tuple[str, ...] = ()
+    proof_page: str | None = None
+    owner_field: str | None = None
+    owner_block: str | None = None
+    sources: tuple[str, ...] = ()
+
+
+def _platform(scheme: str, raw: dict[str, Any]) -> Platform:
+    tuples = ("hosts", "sub", "routes", "button_images", "widget_scripts", "sources")
+    fields: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in raw.items()}
+    fields["embed_scripts"] = tuple(
+        EmbedScript(e["src"], tuple(e.get("attributes", ()))) for e in raw.get("embed_scripts", ())
+    )
+    return Platform(scheme=scheme, **fields)
+
+
+def table_text() -> str:
+    return (resources.files("mecene") / "data" / "platforms.toml").read_text()
+
+
+@functools.cache
+def platforms() -> dict[str, Platform]:
+    """Every platform, by its key's scheme, in the table's order."""
+    data = tomllib.loads(table_text())
+    return {scheme: _platform(scheme, raw) for scheme, raw in data["platforms"].items()}
+
+
+def proved() -> dict[str, Platform]:
+    """The platforms whose keys the hub can prove (the table names a proof page)."""
+    return {s: p for s, p in platforms().items() if p.proof_page}
+
+
+_ID = re.compile(r"^[A-Za-z0-9._~\-]{1,200}$")
+
+
+def profile_key(host: str, path: str) -> str | None:
+    """The key a profile address names, by the table's rules, as the extension
+    reads it (content.js, `profileKey`): `liberapay:alice` for liberapay.com/alice
+    or /alice/donate; None for a platform's own route (/about), another page of
+    it (a shop item, /user?u=) or a host no platform has a profile on."""
+    host = host.lower().removeprefix("www.")
+    platform = next((p for p in platforms().values() if p.profile and host in p.hosts), None)
+    if platform is None:
+        return None
+    parts = [p for p in path.split("/") if p]
+    if platform.prefix and parts[:1] == [platform.prefix]:
+        parts = parts[1:]
+    elif parts and parts[0].lower() in platform.routes:
+        return None
+    if not 1 <= len(parts) <= 2:
+        return None
+    if len(parts) == 2 and parts[1].lower() not in platform.sub:
+        return None
+    return f"{platform.scheme}:{parts[0]}" if _ID.match(parts[0]) else None
