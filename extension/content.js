@@ -257,6 +257,53 @@
     return out;
   }
 
+  /** A fediverse server's own page for a post or a profile (/@USER, /@USER/ID,
+   * /@USER@OTHER/ID for a remote author), known by its head as Mastodon's
+   * templates write it: an ActivityPub `alternate` link and the author as
+   * `profile:username` "user@host". The author must be the address's own
+   * user (and, for a remote author, its host). {key, el} or null. */
+  function fediverseServerPage(doc, pageUrl) {
+    const head = doc.head;
+    if (!head || !pageUrl || pageUrl.protocol !== "https:") return null;
+    const m = /^\/@([A-Za-z0-9_.-]{1,100})(?:@([A-Za-z0-9.-]{1,253}))?(?:\/\d{1,30})?\/?$/
+      .exec(pageUrl.pathname);
+    if (!m || NOT_FEDIVERSE.has(registrableDomain(pageUrl.hostname))) return null;
+    if (!head.querySelector("link[rel~='alternate' i][type='application/activity+json' i][href]")) {
+      return null;
+    }
+    const meta = head.querySelector("meta[property='profile:username' i][content]");
+    const key = meta ? fediverseKey(meta.getAttribute("content")) : null;
+    if (!key) return null;
+    const [user, host] = key.slice("fediverse:@".length).split("@");
+    if (user.toLowerCase() !== m[1].toLowerCase()) return null;
+    if (m[2] && host !== m[2].toLowerCase()) return null;
+    return { key, el: meta };
+  }
+
+  /** A YouTube watch page's channel, by its handle: the author block of the
+   * VideoObject whose itemid is this very video (`[itemprop=author]
+   * link[itemprop=url]` to …/@handle). A block for another video (the app
+   * moved on without rewriting it, or a recommendation) is not this one's.
+   * {key, el} or null. */
+  function youtubeAuthor(doc, pageUrl, base) {
+    const v = pageUrl.pathname === "/watch" ? pageUrl.searchParams.get("v") : null;
+    if (!v) return null;
+    for (const video of doc.querySelectorAll("[itemscope][itemtype$='schema.org/VideoObject' i]")) {
+      let id = null;
+      try {
+        id = new URL(video.getAttribute("itemid") || "", pageUrl).searchParams.get("v");
+      } catch (e) { /* no address: not known to be this video */ }
+      if (id !== v) continue;
+      for (const link of video.querySelectorAll("[itemprop~='author'] link[itemprop~='url'][href]")) {
+        const url = cleanUrl(link.getAttribute("href"), base, false);
+        const m = url && YOUTUBE_HOSTS.has(url.hostname.toLowerCase())
+          && /^\/(@[A-Za-z0-9_.-]{3,30})\/?$/.exec(url.pathname);
+        if (m) return { key: `youtube:${m[1].toLowerCase()}`, el: link };
+      }
+    }
+    return null;
+  }
+
   // -- the registrable domain (Public Suffix List, psl.js) -------------------------
 
   /** Whether the Public Suffix List has `rule`; psl.js groups rules by last label. */
@@ -306,6 +353,22 @@
       if (siblings.length > 1) return "element";
     }
     return "page";
+  }
+
+  /* The page's own author box and the site's own chrome (DESIGN.md, "Scope"):
+   * an author's box as themes and microdata write it (Minimal Mistakes'
+   * author profile is a schema.org Person, its links rel="nofollow noopener
+   * noreferrer"), and the header, navigation, footer and asides outside any
+   * article (an article's own header is its text). */
+  const AUTHOR_BOX = "[itemprop~='author' i], .h-card, .p-author, address,"
+    + " [itemscope][itemtype$='schema.org/Person' i]";
+  const CHROME = "header, nav, footer, aside, [role='banner' i], [role='navigation' i],"
+    + " [role='contentinfo' i], [role='complementary' i]";
+
+  function inOwnBox(el) {
+    if (el.closest(AUTHOR_BOX)) return true;
+    const chrome = el.closest(CHROME);
+    return Boolean(chrome) && !chrome.closest("article");
   }
 
   /** The element's comment or sibling article, or null when it is page scope. */
@@ -488,8 +551,17 @@
         if (id) add(`flattr:${id}`, scope, "button", labelOf(el), el);
         continue;
       }
-      // A plain link to a profile is not a creator: only rel payment, me or author counts.
-      if (!named) continue;
+      // A plain link to a profile is not a creator (the article may be about
+      // that person): only rel payment, me or author counts, except in the
+      // page's own author box or site chrome, where a link to a funding
+      // profile counts whatever its rel (themes write rel="nofollow").
+      if (!named) {
+        if (scope !== "page" || !inOwnBox(el)) continue;
+        const url = linkUrl(el.getAttribute("href"), base);
+        const link = url ? platformLink(url) : undefined;
+        if (link && link.key && link.funding) add(link.key, scope, "anchor", labelOf(el), el);
+        continue;
+      }
       const url = linkUrl(el.getAttribute("href"), base);
       if (!url) continue;
       const link = platformLink(url);
@@ -521,6 +593,9 @@
     }
     for (const [key, el] of kofiWidgets(doc)) add(key, scopeHere(el), "embed", undefined, el);
 
+    const server = fediverseServerPage(doc, pageUrl);
+    if (server) add(server.key, "page", "meta", undefined, server.el);
+
     // The page itself: github.com/LOGIN (a profile, a repository, a Sponsors
     // page), gist.github.com/LOGIN, a YouTube channel's page.
     if (pageUrl && (pageHost === "github.com" || pageHost === "www.github.com"
@@ -530,6 +605,10 @@
     } else if (pageUrl && YOUTUBE_HOSTS.has(pageHost)) {
       const m = /^\/channel\/(UC[A-Za-z0-9_-]{1,60})(?:\/|$)/.exec(pageUrl.pathname);
       if (m) add(`youtube:${m[1]}`, "page", "page-url");
+      const handle = /^\/(@[A-Za-z0-9_.-]{3,30})(?:\/|$)/.exec(pageUrl.pathname);
+      if (handle) add(`youtube:${handle[1].toLowerCase()}`, "page", "page-url");
+      const author = youtubeAuthor(doc, pageUrl, base);
+      if (author) add(author.key, "page", "meta", undefined, author.el);
     }
 
     platformsOf(); // the platforms' priorities

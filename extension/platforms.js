@@ -7,5 +7,5 @@ globalThis.MECENE_PLATFORMS = {
  "patreon": {"name":"Patreon","hosts":["patreon.com"],"readable":"patreon.com/","profile":"/{}","prefix":"c","sub":["about","membership","posts"],"routes":["about","api","apps","bepatron","c","checkout","collection","create","dashboard","explore","file","home","join","library","login","m","membership","memberships","messages","notifications","oauth2","policy","portal","posts","pricing","product","search","settings","signup","user"],"funding":true,"buttonImages":["^https://c5\\.patreon\\.com/external/logo/become_a_patron_button(?:@2x)?\\.png$"]},
  "buymeacoffee": {"name":"Buy Me a Coffee","hosts":["buymeacoffee.com"],"readable":"buymeacoffee.com/","profile":"/{}","sub":[],"routes":[],"funding":true,"buttonImages":["^https://cdn\\.buymeacoffee\\.com/buttons/(?:v2/)?[a-z0-9-]+\\.(?:png|svg)$"],"embedScripts":[{"src":"^https://cdnjs\\.buymeacoffee\\.com/1\\.0\\.0/(?:button|widget)\\.prod\\.min\\.js$","attributes":["data-slug","data-id"]}]},
  "github": {"name":"GitHub","hosts":["github.com"],"readable":"github.com/","funding":false},
- "youtube": {"name":"YouTube","hosts":["youtube.com"],"readable":"youtube.com/channel/","funding":false}
+ "youtube": {"name":"YouTube","hosts":["youtube.com"],"readable":"youtube.com/channel/","handleReadable":"youtube.com/","funding":false}
 };

@@ -124,6 +124,8 @@ function showDone(result) {
   shown = result.click;
   const undone = Boolean(result.click.undone);
   showCreator(result.click.creator, result.creators);
+  // The site, because the page names nobody (DESIGN.md, "Creator keys"): say so.
+  $("fallback").hidden = !String(result.click.creator).startsWith("domain:");
   showFigures(result.status);
   $("done").hidden = false;
   $("pairing").hidden = true;

@@ -321,7 +321,8 @@ class ProofFetcher:
                 out.append((value, in_meta))
             return out
         if scheme in PROFILE_PAGES:
-            return [(PROFILE_PAGES[scheme].format(quote(value, safe="")), in_owner_fields)]
+            page = platforms.proof_page(scheme, quote(value, safe="@"))
+            return [(str(page), in_owner_fields)]
         return []
 
     async def _prove_fediverse(self, value: str, token: str) -> str:

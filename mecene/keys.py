@@ -17,6 +17,7 @@ import ada_url
 
 from .platforms import platforms
 from .platforms import profile_key as platform_profile_key
+from .platforms import readable as platform_readable
 
 MAX_KEY_LENGTH = 512
 MAX_URL_LENGTH = 2048
@@ -27,6 +28,7 @@ URL_SCHEMES = frozenset({"wm", "payment"})
 KEY_SCHEMES = frozenset({"flattr", "fediverse", "domain"}) | PLATFORM_SCHEMES | URL_SCHEMES
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._~\-]{1,200}$")
+_YOUTUBE_HANDLE_RE = re.compile(r"^@[A-Za-z0-9_.\-]{3,30}$")
 _FEDI_RE = re.compile(r"^@([A-Za-z0-9_.\-]{1,100})@([A-Za-z0-9.\-]{1,253})$")
 _HOST_RE = re.compile(
     r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)*$"
@@ -170,6 +172,12 @@ def creator_key(raw: object) -> str:
         if not _HOST_RE.match(host) or "." not in host:
             raise ValueError("a domain key is a site's registrable domain")
         return f"domain:{host}"
+    if scheme == "youtube" and value.startswith("@"):
+        # A channel's handle (youtube.com/@handle): YouTube's own rule, 3 to 30
+        # letters, digits, "_", "-" and "."; one handle whatever its case.
+        if not _YOUTUBE_HANDLE_RE.match(value):
+            raise ValueError("a YouTube handle is @ and 3 to 30 letters, digits, _ - or .")
+        return f"youtube:{value.lower()}"
     if not _ID_RE.match(value):
         raise ValueError(f"a {scheme} key must be a plain identifier")
     return f"{scheme}:{value}"
@@ -197,9 +205,9 @@ def readable_key(key: str) -> str:
         return value
     if scheme == "flattr":
         return f"Flattr ID {value}"
-    for prefix, kind in READABLE_PROFILES.items():
-        if kind == scheme:
-            return prefix + value
+    shown = platform_readable(scheme, value)
+    if shown is not None:
+        return shown
     if scheme in URL_SCHEMES:
         try:
             url = ada_url.URL(value)
@@ -239,6 +247,8 @@ def typed_key(raw: object) -> str:
                 f"{text!r} is a page of {platform.name}, not a profile:"
                 f" write it as {platform.readable}NAME"
             )
+    if host == "youtube.com" and re.fullmatch(r"@[^/]+/?", path):
+        return creator_key(f"youtube:{path.strip('/')}")
     for prefix, kind in READABLE_PROFILES.items():
         site, _, rest = prefix.partition("/")
         if platforms()[kind].profile:

@@ -28,6 +28,7 @@ class Platform:
     hosts: tuple[str, ...]
     readable: str
     funding: bool
+    handle_readable: str | None = None
     profile: str | None = None
     prefix: str | None = None
     sub: tuple[str, ...] = ()
@@ -36,6 +37,7 @@ class Platform:
     embed_scripts: tuple[EmbedScript, ...] = ()
     widget_scripts: tuple[str, ...] = ()
     proof_page: str | None = None
+    handle_proof_page: str | None = None
     owner_field: str | None = None
     owner_block: str | None = None
     sources: tuple[str, ...] = ()
@@ -59,6 +61,26 @@ def platforms() -> dict[str, Platform]:
     """Every platform, by its key's scheme, in the table's order."""
     data = tomllib.loads(table_text())
     return {scheme: _platform(scheme, raw) for scheme, raw in data["platforms"].items()}
+
+
+def readable(scheme: str, value: str) -> str | None:
+    """How a platform's key reads on every screen (extension/keys.js, `readableKey`)."""
+    platform = platforms().get(scheme)
+    if platform is None:
+        return None
+    if value.startswith("@") and platform.handle_readable:
+        return platform.handle_readable + value
+    return platform.readable + value
+
+
+def proof_page(scheme: str, value: str) -> str | None:
+    """The page the hub reads a key's proof from, its value in it (quoted)."""
+    platform = platforms().get(scheme)
+    if platform is None:
+        return None
+    if value.startswith("@") and platform.handle_proof_page:
+        return platform.handle_proof_page.format(value)
+    return platform.proof_page.format(value) if platform.proof_page else None
 
 
 def proved() -> dict[str, Platform]:

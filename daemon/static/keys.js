@@ -4,11 +4,14 @@
  * stands beside it, so a page cannot pass for someone else. */
 (() => {
   "use strict";
-  /** "liberapay.com/" for liberapay: keys: the table of platforms (platforms.js). */
-  function profilePrefix(scheme) {
+  /** "liberapay.com/" for liberapay: keys, "youtube.com/" for a YouTube
+   * handle's: the table of platforms (platforms.js). */
+  function profilePrefix(scheme, value) {
     const table = globalThis.MECENE_PLATFORMS;
     const own = Object.prototype.hasOwnProperty;
-    return table && own.call(table, scheme) ? table[scheme].readable : null;
+    if (!table || !own.call(table, scheme)) return null;
+    const platform = table[scheme];
+    return value.startsWith("@") && platform.handleReadable ? platform.handleReadable : platform.readable;
   }
 
   /** "@alice@example.social", "liberapay.com/bob", "example.org", "wallet.example/alice". */
@@ -18,7 +21,7 @@
     const value = key.slice(colon + 1);
     if (scheme === "fediverse" || scheme === "domain") return value;
     if (scheme === "flattr") return `Flattr ID ${value}`;
-    const prefix = profilePrefix(scheme);
+    const prefix = profilePrefix(scheme, value);
     if (prefix) return prefix + value;
     if (scheme === "wm" || scheme === "payment") {
       try {

@@ -342,6 +342,56 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "youtube-music-channel.html",
         [("youtube:UC_x5XG1OV2P6uZZ5FSM9Ttw", P), ("domain:youtube.com", P)],
     ),
+    "youtube_watch_page_names_the_channel_by_its_handle": (
+        "m.youtube.com",
+        "/watch?v=Bz9hK3mQ0aA",
+        "youtube-watch.html",
+        [("youtube:@beefilms", P), ("domain:youtube.com", P)],
+    ),
+    # (On m.youtube.com: the server keeps one page per path, and
+    # www.youtube.com/watch is another case's.)
+    # The app moved on to another video without rewriting the author block:
+    # the block is the last video's, so it names nobody for this one.
+    "youtube_watch_page_s_stale_author_block_is_not_this_video_s": (
+        "m.youtube.com",
+        "/watch?v=Zq8Lm2Pp7Yc",
+        "youtube-watch.html",
+        [("domain:youtube.com", P)],
+    ),
+    "youtube_channel_page_by_handle": (
+        "www.youtube.com",
+        "/@BeeFilms/videos",
+        "youtube-music-channel.html",
+        [("youtube:@beefilms", P), ("domain:youtube.com", P)],
+    ),
+    "mastodon_post_names_its_author_not_the_server": (
+        "mastodon.example",
+        "/@adabee/113557412345678901",
+        "mastodon-status.html",
+        [("fediverse:@adabee@mastodon.example", P), ("domain:mastodon.example", P)],
+    ),
+    "mastodon_profile_names_its_person": (
+        "mastodon.example",
+        "/@adabee",
+        "mastodon-profile.html",
+        [("fediverse:@adabee@mastodon.example", P), ("domain:mastodon.example", P)],
+    ),
+    # The same head at an address of another user (a page cannot name someone
+    # else than the address's own user): only the site.
+    "mastodon_head_naming_another_user_than_the_address": (
+        "mastodon.example",
+        "/@mallory/113557412345678901",
+        "mastodon-status.html",
+        [("domain:mastodon.example", P)],
+    ),
+    # The author box's funding links, rel="nofollow" as the theme writes them,
+    # count; the article's plain link to someone else's Ko-fi does not.
+    "minimal_mistakes_author_box": (
+        "kim.example.dev",
+        "/notes/hive-acoustics/",
+        "minimal-mistakes-author.html",
+        [("liberapay:kimlee", P), ("github:kimlee", P), ("domain:example.dev", P)],
+    ),
     "wordpress_flattr_plugin_long_head_link": (
         "blog.example.org",
         "/2026/04/12/the-spring-flood-and-what-the-neighbours-said-about-our-bees/",
@@ -476,7 +526,8 @@ SAME_ARTICLE = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PageServer]:
-    pages = {(host, path): html for host, path, html, _exp in CASES.values()}
+    # The server looks pages up by path: a case's query (?v=…) is the page's address only.
+    pages = {(host, path.partition("?")[0]): html for host, path, html, _exp in CASES.values()}
     pages.update(THING_PAGES)
     s = PageServer(pages, tmp_path_factory.mktemp("tls")).start()
     yield s

@@ -399,6 +399,7 @@ def test_flattr_undo_weight_and_subscribe_in_the_real_popup(
         tab = tab_state(person, lambda s: s["url"] == url)["tab"]
         wait_badge(person, tab, "✓")
         assert popup.text("#creator") == "Flattr ID alice"
+        assert popup.eval("document.getElementById('fallback').hidden") is True  # named
         assert popup.text("#figures") == (
             "1 flattr this month, 5.00\u00a0€ for each flattr of weight 1, of a 5.00\u00a0€ budget."
         )
@@ -489,6 +490,28 @@ def test_flattr_undo_weight_and_subscribe_in_the_real_popup(
 def month_name(month: str) -> str:
     """ "2027-03" as the popup says it: "March 2027"."""
     return dt.date.fromisoformat(f"{month}-01").strftime("%B %Y")
+
+
+def test_a_page_that_names_nobody_says_the_site_is_paid(
+    person: Person, server: PageServer, tmp_path: Path
+) -> None:
+    """Issue 29: when the page names no creator, the flattr goes to the site,
+    and the popup says why instead of showing a site as if it were a person."""
+    daemon, _data, token = fresh_daemon(person, tmp_path)
+    try:
+        url = visit(person, server, "plain.example.com", "/")
+        popup = person.popup()
+        popup.wait_state("flattred")
+        assert popup.text("#creator") == "example.com"
+        popup.wait("!document.getElementById('fallback').hidden")
+        assert popup.text("#fallback") == "No creator is named on this page: paying the site."
+        assert [(c["creator"], c["url"]) for c in clicks(daemon, token)] == [
+            ("domain:example.com", url)
+        ]
+        save_shot(person, popup, tmp_path, "popup-site.png")
+        person.leave(popup)
+    finally:
+        daemon.stop()
 
 
 def test_reopened_the_popup_shows_the_month_as_it_is_now(

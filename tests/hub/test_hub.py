@@ -383,6 +383,9 @@ PROFILE_PROOFS = [
      [("opencollective.com", "/webpack", "opencollective-profile.html")], []),
     ("youtube:UCabcdefghijklmnopqrstuv",
      [("www.youtube.com", "/channel/UCabcdefghijklmnopqrstuv/about", "youtube-about.html")], []),
+    # A channel by its handle (what a watch page names, issue 29): its About page.
+    ("youtube:@beefilms",
+     [("www.youtube.com", "/@beefilms/about", "youtube-about.html")], []),
 ]  # fmt: skip
 
 

@@ -163,6 +163,7 @@ ROUND_TRIP = [
     "patreon:carol",
     "buymeacoffee:kimcooks",
     "youtube:UCabc123_-",
+    "youtube:@beefilms",
 ]
 
 
