@@ -413,6 +413,22 @@
     for (const k of new Set(keys)) if (tracking.has(k)) url.searchParams.delete(k);
   }
 
+  /** The original of a copy another host serves (an AMP cache: the table of
+   * platforms' `copies`), read from the copy's own address; else null. */
+  function copyOriginal(url) {
+    const copies = globalThis.MECENE_COPIES;
+    if (!url || !copies || typeof copies !== "object") return null;
+    const host = url.hostname.toLowerCase();
+    for (const copy of Object.values(copies)) {
+      if (!copy || typeof copy.host_suffix !== "string" || !host.endsWith(`.${copy.host_suffix}`)) continue;
+      const m = new RegExp(copy.path).exec(url.pathname);
+      if (!m || !m.groups || !m.groups.host) continue;
+      const scheme = m.groups.s ? "https" : "http";
+      return cleanUrl(`${scheme}://${m.groups.host}${m.groups.rest || "/"}${url.search}`, undefined, false, 2048);
+    }
+    return null;
+  }
+
   /** The URL a flattr of this page is for: the page's own <link rel="canonical">
    * when it is on the same registrable domain (AMP pages, `www.` and tracking
    * variants point there), else the address; without tracking parameters,
@@ -425,6 +441,7 @@
       return null;
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    url = copyOriginal(url) || url; // a cached copy's thing is its original's
     const link = doc.head && doc.head.querySelector("link[rel~='canonical' i][href]");
     const canonical = link ? cleanUrl(link.getAttribute("href"), doc.baseURI, false, 2048) : null;
     if (canonical && registrableDomain(canonical.hostname) === registrableDomain(url.hostname)) {
@@ -616,7 +633,9 @@
     const page = found.filter((e) => e.scope === "page")
       .sort((a, b) => a.tier - b.tier || rank(a) - rank(b) || a.order - b.order);
     const element = found.filter((e) => e.scope === "element").sort((a, b) => a.order - b.order);
-    const domain = registrableDomain(pageHost);
+    // The site is the original's when the page is a copy another host serves.
+    const original = copyOriginal(pageUrl);
+    const domain = registrableDomain(original ? original.hostname : pageHost);
     const ordered = [...page];
     if (domain) ordered.push({ key: `domain:${domain}`, scope: "page", source: "site" });
     ordered.push(...element);

@@ -40,15 +40,21 @@
     return suffixes;
   }
 
-  /** The PSL groups a page at `url` needs. */
+  /** The PSL groups a page at `url` needs: its host's top-level domain's, and
+   * those of host names its path begins with (a cached copy's address names
+   * its original's host there: /c/s/www.example.co.uk/…). */
   async function suffixGroupsFor(url) {
     const list = await publicSuffixes();
-    let host = "";
+    const hosts = [];
     try {
-      host = new URL(url).hostname;
+      const parsed = new URL(url);
+      hosts.push(parsed.hostname);
+      for (const part of parsed.pathname.split("/").slice(1, 4)) {
+        if (/^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$/.test(part)) hosts.push(part.toLowerCase());
+      }
     } catch (e) { /* not a URL: .com's groups only */ }
     const groups = {};
-    for (const tld of [host.slice(host.lastIndexOf(".") + 1), ...ALWAYS_TLDS]) {
+    for (const tld of [...hosts.map((h) => h.slice(h.lastIndexOf(".") + 1)), ...ALWAYS_TLDS]) {
       if (Object.prototype.hasOwnProperty.call(list, tld)) groups[tld] = list[tld];
     }
     return groups;

@@ -392,6 +392,13 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "minimal-mistakes-author.html",
         [("liberapay:kimlee", P), ("github:kimlee", P), ("domain:example.dev", P)],
     ),
+    # A copy the AMP cache serves: the site is the publisher's, not ampproject.org's.
+    "amp_cache_copy_credits_the_publisher": (
+        "www-newsroom-example-co-uk.cdn.ampproject.org",
+        "/c/s/www.newsroom.example.co.uk/2026/11/bees.amp.html",
+        "amp-cache-copy.html",
+        [("flattr:newsroom", P), ("domain:example.co.uk", P)],
+    ),
     "wordpress_flattr_plugin_long_head_link": (
         "blog.example.org",
         "/2026/04/12/the-spring-flood-and-what-the-neighbours-said-about-our-bees/",
@@ -493,6 +500,11 @@ def story(head: str = "") -> str:
 
 THING_PAGES = {
     ("news.example.org", "/2026/11/story/"): story(),
+    # The same article's AMP page as the AMP cache serves it (its own address
+    # names the original; the canonical is on the original's site).
+    ("www-news-example-org.cdn.ampproject.org", "/c/s/news.example.org/amp/2026/11/story/"): story(
+        '<script async src="https://cdn.ampproject.org/v0.js"></script>'
+    ),
     ("www.news.example.org", "/2026/11/story/"): story(),
     ("news.example.org", "/2026/11/story"): story(),
     ("news.example.org", "/amp/2026/11/story/"): story('<script async src="/v0.js"></script>'),
@@ -503,6 +515,10 @@ THING_PAGES = {
 # (address visited, thing URL): addresses a person calls the same article.
 SAME_ARTICLE = [
     ("https://news.example.org:{port}/2026/11/story/", STORY),
+    (
+        "https://www-news-example-org.cdn.ampproject.org:{port}/c/s/news.example.org/amp/2026/11/story/",
+        STORY,
+    ),
     (
         "https://www.news.example.org:{port}/2026/11/story/?utm_source=newsletter&utm_medium=email",
         STORY,

@@ -77,12 +77,20 @@ def _public_suffixes() -> dict[str, str]:
 
 def suffix_script(url: str) -> str:
     """The suffix rules the worker gives a page at `url` before the detector
-    (tabs.js, `suffixGroupsFor`: its top-level domain's, and ALWAYS_TLDS')."""
+    (tabs.js, `suffixGroupsFor`: its top-level domain's, those of host names
+    its path begins with, and ALWAYS_TLDS')."""
     tabs = (EXTENSION / "tabs.js").read_text()
     always = json.loads(re.search(r"const ALWAYS_TLDS = (\[[^\]]*\]);", tabs).group(1))  # type: ignore[union-attr]
-    host = urllib.parse.urlsplit(url).hostname or ""
+    parts = urllib.parse.urlsplit(url)
+    hosts = [parts.hostname or ""]
+    hosts += [
+        p.lower()
+        for p in parts.path.split("/")[1:4]
+        if re.fullmatch(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", p)
+    ]
     rules = _public_suffixes()
-    groups = {t: rules[t] for t in [host.rsplit(".", 1)[-1], *always] if t in rules}
+    tlds = [h.rsplit(".", 1)[-1] for h in hosts] + always
+    groups = {t: rules[t] for t in tlds if t in rules}
     return f"globalThis.MECENE_PSL = {json.dumps(groups)};"
 
 
