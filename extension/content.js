@@ -30,7 +30,7 @@
   const BAD_SCHEMES = /^\s*(javascript|data|vbscript|file):/i;
   const HOST_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
   // flattr > wm > payment and funding platforms > fediverse > other platform keys.
-  const PRIORITY = { flattr: 0, wm: 1, payment: 2, fediverse: 3 };
+  const PRIORITY = { flattr: 0, wm: 1, payment: 2, fediverse: 3, site: 4 };
   // GitHub's own rule for a login: letters, digits, single inner hyphens, 39 at most.
   const GITHUB_LOGIN_RE = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
   /* Hosts whose /@NAME pages are not fediverse accounts (video, blogging and
@@ -413,6 +413,23 @@
     for (const k of new Set(keys)) if (tracking.has(k)) url.searchParams.delete(k);
   }
 
+  /** A writer's own part of a publishing host shared by many writers (the
+   * table's `shared_hosts`: medium.com/@NAME) as a `site:` key; else null. */
+  function siteKey(url) {
+    const shared = globalThis.MECENE_SHARED_HOSTS;
+    if (!url || !shared || typeof shared !== "object") return null;
+    const host = url.hostname.toLowerCase().replace(/^www\./, "");
+    for (const entry of Object.values(shared)) {
+      if (!entry || entry.host !== host) continue;
+      const first = url.pathname.split("/").filter(Boolean)[0] || "";
+      const prefix = entry.prefix || "";
+      if (first.startsWith(prefix) && /^[A-Za-z0-9_.-]{1,100}$/.test(first.slice(prefix.length))) {
+        return `site:${host}/${first.toLowerCase()}`;
+      }
+    }
+    return null;
+  }
+
   /** The original of a copy another host serves (an AMP cache: the table of
    * platforms' `copies`), read from the copy's own address; else null. */
   function copyOriginal(url) {
@@ -498,8 +515,8 @@
     } catch (e) { /* about:blank and the like: no domain entry */ }
     const pageHost = pageUrl ? pageUrl.hostname.toLowerCase() : "";
 
-    for (const el of doc.querySelectorAll(
-      "meta[name], meta[itemprop], link[rel], a[rel], a.FlattrButton, [data-flattr-uid]")) {
+    for (const el of doc.querySelectorAll("meta[name], meta[itemprop], meta[property='article:author' i],"
+      + " link[rel], a[rel], a.FlattrButton, [data-flattr-uid]")) {
       const tag = el.tagName;
       const scope = scopeHere(el);
       if (tag === "META") {
@@ -512,6 +529,10 @@
           const v = typeof content === "string" ? content.trim() : "";
           const url = v.startsWith("$") ? cleanUrl(`https://${v.slice(1)}`, base, true) : null;
           if (url) add(`wm:${url.href}`, scope, "meta", undefined, el);
+        } else if ((el.getAttribute("property") || "").toLowerCase() === "article:author") {
+          // Open Graph's author, as Medium writes it: the writer's page.
+          const key = siteKey(cleanUrl(content, base, false));
+          if (key) add(key, scope, "meta", undefined, el);
         } else if (name === "fediverse:creator") {
           const key = fediverseKey(content);
           if (key) add(key, scope, "meta", undefined, el);
@@ -547,7 +568,9 @@
           continue;
         }
         const fedi = rels.includes("me") ? fediverseProfile(url) : null;
+        const writer = rels.includes("author") ? siteKey(url) : null;
         if (fedi) add(fedi, scope, "link", undefined, el);
+        else if (writer) add(writer, scope, "link", undefined, el);
         else if (rels.includes("payment") && url.href.length <= MAX_VALUE) {
           add(`payment:${url.href}`, scope, "link", undefined, el);
         }
@@ -587,7 +610,9 @@
         continue;
       }
       const fedi = rels.includes("me") ? fediverseProfile(url) : null;
+      const writer = rels.includes("author") ? siteKey(url) : null;
       if (fedi) add(fedi, scope, "anchor", labelOf(el), el);
+      else if (writer) add(writer, scope, "anchor", labelOf(el), el);
       else if (rels.includes("payment") && url.href.length <= MAX_VALUE) {
         add(`payment:${url.href}`, scope, "anchor", labelOf(el), el);
       }
@@ -610,6 +635,9 @@
     }
     for (const [key, el] of kofiWidgets(doc)) add(key, scopeHere(el), "embed", undefined, el);
 
+    // A writer's own part of a shared publishing host: the page's own address.
+    const writerPage = siteKey(pageUrl);
+    if (writerPage) add(writerPage, "page", "page-url");
     const server = fediverseServerPage(doc, pageUrl);
     if (server) add(server.key, "page", "meta", undefined, server.el);
 
@@ -661,12 +689,13 @@
   globalThis.detectCreators = detectCreators;
   globalThis.registrableDomain = registrableDomain;
   globalThis.thingUrl = thingUrl;
-  /** The key a link to `href` names by the table of platforms, or null (the
+  /** The key a link to `href` names by the table of platforms (a profile, or
+   * a writer's part of a shared host), or null (the
    * daemon reads profile addresses by the same table: mecene/platforms.py). */
   globalThis.platformKey = (href) => {
     const url = linkUrl(href, undefined);
     const link = url ? platformLink(url) : undefined;
-    return (link && link.key) || null;
+    return (link && link.key) || siteKey(url) || null;
   };
   if (!runtime || !runtime.id) return; // a plain script in a test page
   if (injectedBefore) { // the service worker injects again after each load, or asks now

@@ -18,6 +18,7 @@ import ada_url
 from .platforms import platforms
 from .platforms import profile_key as platform_profile_key
 from .platforms import readable as platform_readable
+from .platforms import site_key as platform_site_key
 
 MAX_KEY_LENGTH = 512
 MAX_URL_LENGTH = 2048
@@ -25,7 +26,7 @@ MAX_URL_LENGTH = 2048
 # The platforms' key kinds, from their one table (mecene/data/platforms.toml).
 PLATFORM_SCHEMES = frozenset(platforms())
 URL_SCHEMES = frozenset({"wm", "payment"})
-KEY_SCHEMES = frozenset({"flattr", "fediverse", "domain"}) | PLATFORM_SCHEMES | URL_SCHEMES
+KEY_SCHEMES = frozenset({"flattr", "fediverse", "domain", "site"}) | PLATFORM_SCHEMES | URL_SCHEMES
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._~\-]{1,200}$")
 _YOUTUBE_HANDLE_RE = re.compile(r"^@[A-Za-z0-9_.\-]{3,30}$")
@@ -167,6 +168,15 @@ def creator_key(raw: object) -> str:
         if not m:
             raise ValueError("a fediverse key is @user@host")
         return f"fediverse:@{m.group(1)}@{m.group(2).lower()}"
+    if scheme == "site":
+        # A writer's part of a shared publishing host: only the table's shapes.
+        host, _, path = value.partition("/")
+        key = platform_site_key(host, path)
+        if key is None or key.lower() != f"site:{value}".lower():
+            raise ValueError(
+                "a site key is a writer's part of a shared host, e.g. medium.com/@name"
+            )
+        return key
     if scheme == "domain":
         host = _domain_host(value)
         if not _HOST_RE.match(host) or "." not in host:
@@ -193,7 +203,8 @@ KEY_SPELLINGS = (
         f"{p.readable}{'ID' if p.readable.endswith('channel/') else 'NAME'}"
         for p in platforms().values()
     )
-    + ", @user@host, example.org (a site), wm:https://… or payment:https://…"
+    + ", @user@host, medium.com/@NAME (a writer on a shared host), example.org (a site),"
+    + " wm:https://… or payment:https://…"
 )
 
 
@@ -201,7 +212,7 @@ def readable_key(key: str) -> str:
     """A key as every screen shows it (extension/keys.js, `readableKey`):
     "liberapay.com/bob", "Flattr ID x", "@alice@example.social", "example.org"."""
     scheme, _, value = key.partition(":")
-    if scheme in ("fediverse", "domain"):
+    if scheme in ("fediverse", "domain", "site"):
         return value
     if scheme == "flattr":
         return f"Flattr ID {value}"
@@ -237,6 +248,9 @@ def typed_key(raw: object) -> str:
     address = re.sub(r"^https?://", "", text, flags=re.IGNORECASE)
     host, _, path = address.partition("/")
     host = host.lower().removeprefix("www.")
+    writer = platform_site_key(host, path.partition("?")[0].partition("#")[0])
+    if writer:
+        return creator_key(writer)
     # A profile's address, by the same rules as the extension's (routes, sub-pages).
     profile = platform_profile_key(host, path.partition("?")[0].partition("#")[0])
     if profile:

@@ -227,6 +227,11 @@ def parse_claim(body: Any) -> str:
             "not_claimable", "flattr ids are issued by the hub (POST /v1/flattr-ids), not claimed"
         )
     scheme = key.partition(":")[0]
+    if scheme == "site":
+        raise WireError(
+            "not_claimable",
+            "a writer's part of a shared host cannot be proved yet: money for it waits in escrow",
+        )
     platform = platforms.platforms().get(scheme)
     if platform is not None and not platform.proof_page:
         # The table names no field only the owner writes on this platform yet.

@@ -57,10 +57,14 @@ def table_text() -> str:
 
 
 @functools.cache
+def _table() -> dict[str, Any]:
+    return tomllib.loads(table_text())
+
+
+@functools.cache
 def platforms() -> dict[str, Platform]:
     """Every platform, by its key's scheme, in the table's order."""
-    data = tomllib.loads(table_text())
-    return {scheme: _platform(scheme, raw) for scheme, raw in data["platforms"].items()}
+    return {scheme: _platform(scheme, raw) for scheme, raw in _table()["platforms"].items()}
 
 
 def readable(scheme: str, value: str) -> str | None:
@@ -110,3 +114,22 @@ def profile_key(host: str, path: str) -> str | None:
     if len(parts) == 2 and parts[1].lower() not in platform.sub:
         return None
     return f"{platform.scheme}:{parts[0]}" if _ID.match(parts[0]) else None
+
+
+_WRITER = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+def site_key(host: str, path: str) -> str | None:
+    """The `site:` key of a writer's own part of a publishing host shared by
+    many writers (the table's `shared_hosts`), as the extension reads it
+    (content.js, `siteKey`): `site:medium.com/@alice` for medium.com/@alice
+    or any page under it; None elsewhere."""
+    host = host.lower().removeprefix("www.")
+    for shared in _table().get("shared_hosts", {}).values():
+        if host != shared["host"]:
+            continue
+        first = next((p for p in path.split("/") if p), "")
+        prefix = str(shared.get("prefix", ""))
+        if first.startswith(prefix) and _WRITER.match(first[len(prefix) :]):
+            return f"site:{host}/{first.lower()}"
+    return None

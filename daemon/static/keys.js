@@ -19,7 +19,7 @@
     const colon = key.indexOf(":");
     const scheme = key.slice(0, colon);
     const value = key.slice(colon + 1);
-    if (scheme === "fediverse" || scheme === "domain") return value;
+    if (scheme === "fediverse" || scheme === "domain" || scheme === "site") return value;
     if (scheme === "flattr") return `Flattr ID ${value}`;
     const prefix = profilePrefix(scheme, value);
     if (prefix) return prefix + value;

@@ -9,4 +9,5 @@ globalThis.MECENE_PLATFORMS = {
  "github": {"name":"GitHub","hosts":["github.com"],"readable":"github.com/","funding":false},
  "youtube": {"name":"YouTube","hosts":["youtube.com"],"readable":"youtube.com/channel/","handleReadable":"youtube.com/","funding":false}
 };
+globalThis.MECENE_SHARED_HOSTS = {"medium":{"name":"Medium","host":"medium.com","prefix":"@"}};
 globalThis.MECENE_COPIES = {"google-amp-cache":{"name":"Google AMP Cache","host_suffix":"cdn.ampproject.org","path":"^/c/(?<s>s/)?(?<host>[^/?#]+)(?<rest>/[^?#]*)?$"}};

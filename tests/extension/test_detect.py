@@ -399,6 +399,20 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "amp-cache-copy.html",
         [("flattr:newsroom", P), ("domain:example.co.uk", P)],
     ),
+    # Medium, shared by many writers: the post's author link names the writer.
+    "medium_post_names_its_writer": (
+        "medium.com",
+        "/hive-notes/how-bees-find-their-way-home-3f2a9c1b7d44",
+        "medium-post.html",
+        [("site:medium.com/@nadiarahman", P), ("domain:medium.com", P)],
+    ),
+    # A writer's own page on it (their profile, or a post under their name).
+    "medium_writer_page": (
+        "medium.com",
+        "/@NadiaRahman/notes-3f2a9c1b7d45",
+        "medium-post.html",
+        [("site:medium.com/@nadiarahman", P), ("domain:medium.com", P)],
+    ),
     "wordpress_flattr_plugin_long_head_link": (
         "blog.example.org",
         "/2026/04/12/the-spring-flood-and-what-the-neighbours-said-about-our-bees/",

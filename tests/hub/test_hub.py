@@ -497,6 +497,8 @@ async def test_flattr_ids_are_issued_not_claimed(connect: Any) -> None:
     assert out["error"] == "not_claimable"
     # A platform whose table entry names no field only the owner writes
     # (Buy Me a Coffee, issue 29): refused at once, not a claim that can never pass.
+    out = await connect().call("POST", "/v1/claims", {"key": "site:medium.com/@kim"}, 422)
+    assert out["error"] == "not_claimable"
     out = await connect().call("POST", "/v1/claims", {"key": "buymeacoffee:kim"}, 422)
     assert out["error"] == "not_claimable"
     assert out["message"] == (

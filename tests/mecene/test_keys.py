@@ -164,6 +164,7 @@ ROUND_TRIP = [
     "buymeacoffee:kimcooks",
     "youtube:UCabc123_-",
     "youtube:@beefilms",
+    "site:medium.com/@nadia",
 ]
 
 

@@ -35,7 +35,8 @@ def js_keys(urls: list[str]) -> list[str | None]:
 
 def py_key(url: str) -> str | None:
     parts = urlsplit(url)
-    return platforms.profile_key(parts.hostname or "", parts.path)
+    host = parts.hostname or ""
+    return platforms.profile_key(host, parts.path) or platforms.site_key(host, parts.path)
 
 
 def test_the_extension_and_the_daemon_read_the_same_profile_addresses_alike() -> None:
