@@ -340,8 +340,57 @@
 
   // -- scope -------------------------------------------------------------------------
 
+  /* User content by the page's own structure (DESIGN.md, "Scope"), beyond the
+   * comment lists above: what microdata and microformats call a review, an
+   * answer or a reply (Stack Exchange writes each answer as
+   * <div class="answer" itemprop="suggestedAnswer" itemscope
+   * itemtype="http://schema.org/Answer">), and blocks repeated side by side,
+   * each with its own author (a forum's posts, a shop's reviews). */
+  const USER_PART = [
+    "[itemprop~='review' i]", "[itemprop~='answer' i]", "[itemprop~='suggestedAnswer' i]",
+    "[itemprop~='acceptedAnswer' i]", "[itemtype*='schema.org/Review' i]",
+    "[itemtype*='schema.org/Answer' i]", ".h-entry .h-entry",
+  ].join(",");
+  const AUTHOR_MARK = "[itemprop~='author' i], .p-author, [rel~='author' i], address, .author,"
+    + " .username, [data-author]";
+  const MAX_SIBLINGS = 200;
+  let blocks = null; // per detection: element -> its repeated authored block, or null
+
+  /** The block of repeated, separately authored siblings `el` sits in, or null. */
+  function repeatedBlock(el) {
+    const path = [];
+    let found = null;
+    for (let node = el; node && node.parentElement && node.tagName !== "BODY"; node = node.parentElement) {
+      if (blocks && blocks.has(node)) {
+        found = blocks.get(node);
+        break;
+      }
+      path.push(node);
+      if (authoredSiblings(node)) {
+        found = node;
+        break;
+      }
+    }
+    if (blocks) for (const node of path) blocks.set(node, found);
+    return found;
+  }
+
+  /** Whether `node` is one of at least two like siblings (same tag and class)
+   * that each name their own author. */
+  function authoredSiblings(node) {
+    if (!node.querySelector(AUTHOR_MARK)) return false;
+    const like = (other) => other.tagName === node.tagName && other.className === node.className;
+    let authored = 0;
+    let seen = 0;
+    for (const sibling of node.parentElement.children) {
+      if (++seen > MAX_SIBLINGS) break;
+      if (like(sibling) && sibling.querySelector(AUTHOR_MARK) && ++authored >= 2) return true;
+    }
+    return false;
+  }
+
   function scopeOf(el) {
-    if (el.closest(COMMENT_SELECTOR)) return "element";
+    if (el.closest(COMMENT_SELECTOR) || el.closest(USER_PART) || repeatedBlock(el)) return "element";
     const article = el.closest("article");
     // An article inside another is a comment, in HTML's own model.
     if (article && article.parentElement && article.parentElement.closest("article")) {
@@ -373,7 +422,7 @@
 
   /** The element's comment or sibling article, or null when it is page scope. */
   function partOf(el) {
-    const comment = el.closest(COMMENT_SELECTOR);
+    const comment = el.closest(COMMENT_SELECTOR) || el.closest(USER_PART) || repeatedBlock(el);
     if (comment) return comment;
     const article = el.closest("article");
     return article && scopeOf(article) === "element" ? article : null;
@@ -494,6 +543,15 @@
    *   site               the registrable domain, always last of the page's entries */
 
   function detectCreators(doc) {
+    blocks = new Map();
+    try {
+      return detect(doc);
+    } finally {
+      blocks = null;
+    }
+  }
+
+  function detect(doc) {
     const found = []; // {key, scope, source, label, url, tier, order}
     let order = 0;
     const base = doc.baseURI;

@@ -286,6 +286,35 @@ HOSTILE: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         [("liberapay:alice", P), ("domain:example.net", P), ("liberapay:mallory", E)],
     ),
 }
+HOSTILE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
+# Pages whose head names nobody, user content written as an attacker would
+# (issue 29): the site stays primary; the attacker is at most element scope.
+HOSTILE.update(
+    {
+        "an_answer_with_ko_fi_s_button": (
+            "answers.example.net",
+            "/questions/42/how-do-bees-see-ultraviolet",
+            (HOSTILE_DIR / "qa-answer-kofi.html").read_text(),
+            [("domain:example.net", P), ("kofi:M4LL0RY", E)],
+        ),
+        "a_forum_s_second_post": (
+            "forum.example.net",
+            "/t/swarm-season-2026",
+            (HOSTILE_DIR / "forum-posts.html").read_text(),
+            [
+                ("domain:example.net", P),
+                ("fediverse:@mallory@mastodon.example", E),
+                ("liberapay:mallory", E),
+            ],
+        ),
+        "a_product_review_with_liberapay_s_button": (
+            "shop.example.net",
+            "/smoker",
+            (HOSTILE_DIR / "product-review.html").read_text(),
+            [("domain:example.net", P), ("liberapay:eve", E)],
+        ),
+    }
+)
 CASES.update(HOSTILE)
 
 # Pages written from what real plugins and platforms emit; each fixture file
