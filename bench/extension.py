@@ -5,12 +5,18 @@ two profiles of each browser, alternately; the median load time of each, with th
 browser against itself as the noise floor. Target: under 2 % slower.
 (Toolbar shortcut to confirmed flattr, in the real popup: bench/popup.py.)
 
-    .venv/bin/python bench/extension.py [--pages 60]
+    .venv/bin/python bench/extension.py [--pages 60] [--rounds 3] [--browsers firefox]
+
+Firefox's figure is paired: each page is loaded in the profile with the
+extension and in two without, one after another; the figure is the median of
+the per-page ratios with a bootstrap 95 % interval, and the two profiles
+without it give the noise floor the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -44,75 +50,83 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--browsers", default="chromium,firefox")
+    parser.add_argument("--rounds", type=int, default=3, help="Firefox: loads of each page")
     args = parser.parse_args()
     pages = {("blog.example.org", f"/post/{i}"): article(i) for i in range(args.pages)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         server = PageServer(pages, work).start()
-        data = work / "mecene"
-        assert mecene(data, "init").returncode == 0
-        daemon = start(data)
+        browsers = args.browsers.split(",")
         try:
-            token = daemon.pair()
-            with sync_playwright() as p:
-                ext_args = [
-                    *CHROMIUM_ARGS,
-                    f"--disable-extensions-except={built('chromium')}",
-                    f"--load-extension={built('chromium')}",
-                ]
-                with_ext = p.chromium.launch_persistent_context(
-                    str(work / "with"),
-                    executable_path=chromium_path(),
-                    headless=True,
-                    args=ext_args,
-                )
-                without = p.chromium.launch_persistent_context(
-                    str(work / "without"),
-                    executable_path=chromium_path(),
-                    headless=True,
-                    args=CHROMIUM_ARGS,
-                )
-                sw = (
-                    with_ext.service_workers[0]
-                    if with_ext.service_workers
-                    else with_ext.wait_for_event("serviceworker")
-                )
-                sw.evaluate(
-                    f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}, "
-                    f"token: '{token}'}})"
-                )
-
-                loads_with: list[float] = []
-                loads_without: list[float] = []
-                # Page loads first, on their own: the two browsers take turns,
-                # each going first on every other page, and no flattr runs meanwhile.
-                for rnd in range(2):
-                    for i in range(args.pages):
-                        url = server.url("blog.example.org", f"/post/{i}")
-                        pair = [(without, loads_without), (with_ext, loads_with)]
-                        for ctx, out in pair if (i + rnd) % 2 else pair[::-1]:
-                            page = ctx.new_page()
-                            page.goto(url, wait_until="load")
-                            out.append(page.evaluate(LOAD))
-                            page.close()
-                with_ext.close()
-                without.close()
-        finally:
-            daemon.stop()
-        try:
-            report("chromium", loads_with, loads_without)
-            if "firefox" in args.browsers.split(","):
-                report("firefox", *firefox_loads(work, server, args.pages))
+            if "chromium" in browsers:
+                report("chromium", *chromium_loads(work, server, args.pages))
+            if "firefox" in browsers:
+                paired_report("firefox", *firefox_loads(work, server, args.pages, args.rounds))
         finally:
             server.stop()
     return 0
 
 
-def firefox_loads(work: Path, server: PageServer, n: int) -> tuple[list[float], list[float]]:
-    """The same pages in two Firefox ESR profiles, one with the extension
-    (installed, not paired: detection runs, no flattr), taking turns."""
+def chromium_loads(work: Path, server: PageServer, n: int) -> tuple[list[float], list[float]]:
+    """The same pages in two Chromium profiles, one with the extension (paired
+    with a real daemon), taking turns."""
+    data = work / "mecene"
+    assert mecene(data, "init").returncode == 0
+    daemon = start(data)
     loads_with: list[float] = []
     loads_without: list[float] = []
+    try:
+        token = daemon.pair()
+        with sync_playwright() as p:
+            ext_args = [
+                *CHROMIUM_ARGS,
+                f"--disable-extensions-except={built('chromium')}",
+                f"--load-extension={built('chromium')}",
+            ]
+            with_ext = p.chromium.launch_persistent_context(
+                str(work / "with"), executable_path=chromium_path(), headless=True, args=ext_args
+            )
+            without = p.chromium.launch_persistent_context(
+                str(work / "without"),
+                executable_path=chromium_path(),
+                headless=True,
+                args=CHROMIUM_ARGS,
+            )
+            sw = (
+                with_ext.service_workers[0]
+                if with_ext.service_workers
+                else with_ext.wait_for_event("serviceworker")
+            )
+            sw.evaluate(
+                f"chrome.storage.local.set({{settings: {{port: {daemon.port}}}, token: '{token}'}})"
+            )
+            # Page loads first, on their own: the two browsers take turns,
+            # each going first on every other page, and no flattr runs meanwhile.
+            for rnd in range(2):
+                for i in range(n):
+                    url = server.url("blog.example.org", f"/post/{i}")
+                    pair = [(without, loads_without), (with_ext, loads_with)]
+                    for ctx, out in pair if (i + rnd) % 2 else pair[::-1]:
+                        page = ctx.new_page()
+                        page.goto(url, wait_until="load")
+                        out.append(page.evaluate(LOAD))
+                        page.close()
+            with_ext.close()
+            without.close()
+    finally:
+        daemon.stop()
+    return loads_with, loads_without
+
+
+def firefox_loads(
+    work: Path, server: PageServer, n: int, rounds: int = 3
+) -> tuple[list[float], list[float], list[float]]:
+    """The same pages in three Firefox ESR profiles: one with the extension
+    (installed, not paired: detection runs, no flattr) and two without it,
+    the second of which is the noise floor (the browser against itself).
+    Each page is loaded in all three, one after another, in an order that
+    rotates; the lists are aligned by page visit, for paired ratios."""
+    loads: tuple[list[float], list[float], list[float]] = ([], [], [])
     hosts = ["blog.example.org"]
     # Firefox rounds performance timings (to a millisecond or more) to hinder
     # fingerprinting: too coarse for a 2 % difference on a 60 ms load.
@@ -120,15 +134,47 @@ def firefox_loads(work: Path, server: PageServer, n: int) -> tuple[list[float], 
     with (
         headed_firefox(work / "ff-with", hosts, prefs=precise) as with_ext,
         headed_firefox(work / "ff-without", hosts, install="none", prefs=precise) as without,
+        headed_firefox(work / "ff-other", hosts, install="none", prefs=precise) as other,
     ):
-        for rnd in range(2):
+        browsers = [with_ext, without, other]
+        for rnd in range(rounds):
             for i in range(n):
                 url = server.url("blog.example.org", f"/post/{i}")
-                pair = [(without, loads_without), (with_ext, loads_with)]
-                for ff, out in pair if (i + rnd) % 2 else pair[::-1]:
-                    ff.driver.call("goto", url=url, wait="load")
-                    out.append(float(ff.driver.call("page", expression=f"({LOAD})()")))
-    return loads_with, loads_without
+                shift = (i + rnd) % 3
+                for k in [(shift + j) % 3 for j in range(3)]:
+                    browsers[k].driver.call("goto", url=url, wait="load")
+                    value = browsers[k].driver.call("page", expression=f"({LOAD})()")
+                    loads[k].append(float(value))
+    return loads
+
+
+def paired_report(
+    browser: str, loads_with: list[float], loads_without: list[float], loads_other: list[float]
+) -> None:
+    """The median of per-page ratios (with / without), with a bootstrap 95 %
+    interval, beside the same for the two profiles without the extension."""
+    ratios = [w / o for w, o in zip(loads_with, loads_without, strict=True)]
+    floor = [a / o for a, o in zip(loads_other, loads_without, strict=True)]
+    rng = random.Random(7)
+
+    def interval(values: list[float]) -> tuple[float, float]:
+        medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(2000))
+        return medians[50] - 1, medians[1949] - 1
+
+    cost, (low, high) = statistics.median(ratios) - 1, interval(ratios)
+    aa, (aa_low, aa_high) = statistics.median(floor) - 1, interval(floor)
+    print(
+        f"{browser}: page load without the extension   median "
+        f"{statistics.median(loads_without):6.1f} ms   ({len(ratios)} paired loads)"
+    )
+    print(
+        f"{browser}: with the extension, paired         {cost:+.1%} "
+        f"(95 % interval {low:+.1%} to {high:+.1%}; target < +2 %)"
+    )
+    print(
+        f"{browser}: without against without (A/A)     {aa:+.1%} "
+        f"(95 % interval {aa_low:+.1%} to {aa_high:+.1%})"
+    )
 
 
 def report(browser: str, loads_with: list[float], loads_without: list[float]) -> None:

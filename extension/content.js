@@ -280,6 +280,52 @@
     return { key, el: meta };
   }
 
+  const LD_PARTS = /Comment|Answer|Review|Question/;
+
+  /** The addresses the page's JSON-LD gives for its author, as SEO plugins
+   * write it (Yoast SEO's graph: the Article's `author` is an `@id` reference
+   * to a Person whose `url` and `sameAs` are the author's own pages):
+   * [{url, el}]. A comment's, an answer's or a review's author is not the
+   * page's. At most 8 scripts of 200,000 characters. */
+  function jsonLdAuthorUrls(doc) {
+    const out = [];
+    let read = 0;
+    for (const el of doc.querySelectorAll("script[type='application/ld+json' i]")) {
+      if (++read > 8) break;
+      const text = el.textContent || "";
+      if (text.length > 200000 || !text.includes("author")) continue;
+      let data;
+      try {
+        data = JSON.parse(text);
+      } catch (e) {
+        continue;
+      }
+      const nodes = [];
+      const collect = (value, depth) => {
+        if (depth > 3 || nodes.length > 200) return;
+        if (Array.isArray(value)) value.forEach((v) => collect(v, depth + 1));
+        else if (value && typeof value === "object") {
+          nodes.push(value);
+          if (value["@graph"]) collect(value["@graph"], depth + 1);
+        }
+      };
+      collect(data, 0);
+      const byId = new Map();
+      for (const node of nodes) if (typeof node["@id"] === "string") byId.set(node["@id"], node);
+      for (const node of nodes) {
+        if (LD_PARTS.test(String(node["@type"] || "")) || !node.author) continue;
+        for (let author of [].concat(node.author).slice(0, 10)) {
+          if (author && typeof author === "object" && byId.has(author["@id"])) author = byId.get(author["@id"]);
+          if (!author || typeof author !== "object") continue;
+          for (const url of [].concat(author.url || [], author.sameAs || []).slice(0, 20)) {
+            if (typeof url === "string") out.push({ url, el });
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   /** A YouTube watch page's channel, by its handle: the author block of the
    * VideoObject whose itemid is this very video (`[itemprop=author]
    * link[itemprop=url]` to …/@handle). A block for another video (the app
@@ -692,6 +738,16 @@
       if (key) add(key, scopeHere(el), "embed", undefined, el);
     }
     for (const [key, el] of kofiWidgets(doc)) add(key, scopeHere(el), "embed", undefined, el);
+
+    // The author's own pages, as the page's JSON-LD names them (a self-declaration,
+    // as rel="me" is): a platform profile, a fediverse profile, a writer's part.
+    for (const { url: raw, el } of jsonLdAuthorUrls(doc)) {
+      const url = cleanUrl(raw, base, false);
+      if (!url) continue;
+      const link = platformLink(url);
+      const key = (link && link.key) || fediverseProfile(url) || siteKey(url);
+      if (key) add(key, scopeHere(el), "meta", undefined, el);
+    }
 
     // A writer's own part of a shared publishing host: the page's own address.
     const writerPage = siteKey(pageUrl);

@@ -442,6 +442,19 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "medium-post.html",
         [("site:medium.com/@nadiarahman", P), ("domain:medium.com", P)],
     ),
+    # Yoast SEO's graph: the Article's author is a Person whose sameAs are
+    # their own profiles; the publisher Organization's sameAs is not an author.
+    "yoast_author_same_as": (
+        "hillbees.example.com",
+        "/wintering-the-hives/",
+        "yoast-author-sameas.html",
+        [
+            ("liberapay:rosahill", P),
+            ("fediverse:@rosa@mastodon.example", P),
+            ("domain:example.com", P),
+            ("kofi:tomtom", E),
+        ],
+    ),
     "wordpress_flattr_plugin_long_head_link": (
         "blog.example.org",
         "/2026/04/12/the-spring-flood-and-what-the-neighbours-said-about-our-bees/",
