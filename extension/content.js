@@ -280,6 +280,22 @@
     return { key, el: meta };
   }
 
+  /** The project's own links on a package page (the table's `project_pages`). */
+  function projectLinks(doc, pageUrl) {
+    const pages = globalThis.MECENE_PROJECT_PAGES;
+    if (!pageUrl || !pages || typeof pages !== "object") return [];
+    const host = pageUrl.hostname.toLowerCase().replace(/^www\./, "");
+    for (const page of Object.values(pages)) {
+      if (!page || page.host !== host || !new RegExp(page.path).test(pageUrl.pathname)) continue;
+      try {
+        return Array.from(doc.querySelectorAll(page.links)).slice(0, 50);
+      } catch (e) {
+        return [];
+      }
+    }
+    return [];
+  }
+
   const LD_PARTS = /Comment|Answer|Review|Question/;
 
   /** The addresses the page's JSON-LD gives for its author, as SEO plugins
@@ -747,6 +763,16 @@
       const link = platformLink(url);
       const key = (link && link.key) || fediverseProfile(url) || siteKey(url);
       if (key) add(key, scopeHere(el), "meta", undefined, el);
+    }
+
+    // A package's page lists its project's own links (PyPI's "Funding"): the
+    // table's `project_pages` say where; a funding profile there counts.
+    for (const link of projectLinks(doc, pageUrl)) {
+      const url = linkUrl(link.getAttribute("href"), base);
+      const target = url ? platformLink(url) : undefined;
+      if (target && target.key && target.funding) {
+        add(target.key, scopeHere(link), "anchor", labelOf(link), link);
+      }
     }
 
     // A writer's own part of a shared publishing host: the page's own address.

@@ -10,4 +10,5 @@ globalThis.MECENE_PLATFORMS = {
  "youtube": {"name":"YouTube","hosts":["youtube.com"],"readable":"youtube.com/channel/","handleReadable":"youtube.com/","funding":false}
 };
 globalThis.MECENE_SHARED_HOSTS = {"medium":{"name":"Medium","host":"medium.com","prefix":"@"}};
+globalThis.MECENE_PROJECT_PAGES = {"pypi":{"name":"PyPI","host":"pypi.org","path":"^/project/[^/]+/","links":".sidebar-section .vertical-tabs__list a[href]"}};
 globalThis.MECENE_COPIES = {"google-amp-cache":{"name":"Google AMP Cache","host_suffix":"cdn.ampproject.org","path":"^/c/(?<s>s/)?(?<host>[^/?#]+)(?<rest>/[^?#]*)?$"}};

@@ -455,6 +455,14 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
             ("kofi:tomtom", E),
         ],
     ),
+    # A package's own "Funding" link (rel="nofollow", as Warehouse writes it);
+    # the README's mention of another Ko-fi is not a creator.
+    "pypi_project_funding_link": (
+        "pypi.org",
+        "/project/hivetools/",
+        "pypi-project.html",
+        [("liberapay:hivetools", P), ("domain:pypi.org", P)],
+    ),
     "wordpress_flattr_plugin_long_head_link": (
         "blog.example.org",
         "/2026/04/12/the-spring-flood-and-what-the-neighbours-said-about-our-bees/",
