@@ -154,6 +154,7 @@ def paired_report(
     """The median of per-page ratios (with / without), with a bootstrap 95 %
     interval, beside the same for the two profiles without the extension."""
     ratios = [w / o for w, o in zip(loads_with, loads_without, strict=True)]
+    against_other = [w / a for w, a in zip(loads_with, loads_other, strict=True)]
     floor = [a / o for a, o in zip(loads_other, loads_without, strict=True)]
     rng = random.Random(7)
 
@@ -162,6 +163,7 @@ def paired_report(
         return medians[50] - 1, medians[1949] - 1
 
     cost, (low, high) = statistics.median(ratios) - 1, interval(ratios)
+    other, (other_low, other_high) = statistics.median(against_other) - 1, interval(against_other)
     aa, (aa_low, aa_high) = statistics.median(floor) - 1, interval(floor)
     print(
         f"{browser}: page load without the extension   median "
@@ -170,6 +172,10 @@ def paired_report(
     print(
         f"{browser}: with the extension, paired         {cost:+.1%} "
         f"(95 % interval {low:+.1%} to {high:+.1%}; target < +2 %)"
+    )
+    print(
+        f"{browser}: with, against the second without   {other:+.1%} "
+        f"(95 % interval {other_low:+.1%} to {other_high:+.1%})"
     )
     print(
         f"{browser}: without against without (A/A)     {aa:+.1%} "
