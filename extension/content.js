@@ -440,13 +440,18 @@
   /** Whether `node` is one of at least two like siblings (same tag and class)
    * that each name their own author. */
   function authoredSiblings(node) {
-    if (!node.querySelector(AUTHOR_MARK)) return false;
-    const like = (other) => other.tagName === node.tagName && other.className === node.className;
-    let authored = 0;
+    // Like siblings first (cheap); a subtree is searched for an author only
+    // when there are some (an author search of <main> reads the whole page).
+    const like = [];
     let seen = 0;
     for (const sibling of node.parentElement.children) {
       if (++seen > MAX_SIBLINGS) break;
-      if (like(sibling) && sibling.querySelector(AUTHOR_MARK) && ++authored >= 2) return true;
+      if (sibling.tagName === node.tagName && sibling.className === node.className) like.push(sibling);
+    }
+    if (like.length < 2 || !node.querySelector(AUTHOR_MARK)) return false;
+    let authored = 0;
+    for (const sibling of like) {
+      if (sibling.querySelector(AUTHOR_MARK) && ++authored >= 2) return true;
     }
     return false;
   }
