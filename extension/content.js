@@ -81,7 +81,20 @@
       if (entry.funding) hosts.push(...(p.hosts || []).map(escape));
     }
     hosts.push("github\\.com\\/sponsors\\/");
-    const table = { byHost, images, scripts, widgets, embedHosts: new RegExp(hosts.join("|"), "i") };
+    // The same file's other tables, their expressions compiled once too.
+    const entries = (name) => {
+      const value = globalThis[name];
+      return Object.values(value && typeof value === "object" ? value : {})
+        .filter((e) => e && typeof e === "object");
+    };
+    const table = {
+      byHost, images, scripts, widgets, embedHosts: new RegExp(hosts.join("|"), "i"),
+      sharedHosts: entries("MECENE_SHARED_HOSTS"),
+      projectPages: entries("MECENE_PROJECT_PAGES")
+        .map((page) => ({ host: page.host, path: new RegExp(page.path), links: page.links })),
+      copies: entries("MECENE_COPIES").filter((copy) => typeof copy.host_suffix === "string")
+        .map((copy) => ({ suffix: `.${copy.host_suffix}`, path: new RegExp(copy.path) })),
+    };
     if (raw) platformTable = table; // else platforms.js is not loaded yet: no platform
     return table;
   }
@@ -282,11 +295,10 @@
 
   /** The project's own links on a package page (the table's `project_pages`). */
   function projectLinks(doc, pageUrl) {
-    const pages = globalThis.MECENE_PROJECT_PAGES;
-    if (!pageUrl || !pages || typeof pages !== "object") return [];
+    if (!pageUrl) return [];
     const host = pageUrl.hostname.toLowerCase().replace(/^www\./, "");
-    for (const page of Object.values(pages)) {
-      if (!page || page.host !== host || !new RegExp(page.path).test(pageUrl.pathname)) continue;
+    for (const page of platformsOf().projectPages) {
+      if (page.host !== host || !page.path.test(pageUrl.pathname)) continue;
       try {
         return Array.from(doc.querySelectorAll(page.links)).slice(0, 50);
       } catch (e) {
@@ -532,11 +544,10 @@
   /** A writer's own part of a publishing host shared by many writers (the
    * table's `shared_hosts`: medium.com/@NAME) as a `site:` key; else null. */
   function siteKey(url) {
-    const shared = globalThis.MECENE_SHARED_HOSTS;
-    if (!url || !shared || typeof shared !== "object") return null;
+    if (!url) return null;
     const host = url.hostname.toLowerCase().replace(/^www\./, "");
-    for (const entry of Object.values(shared)) {
-      if (!entry || entry.host !== host) continue;
+    for (const entry of platformsOf().sharedHosts) {
+      if (entry.host !== host) continue;
       const first = url.pathname.split("/").filter(Boolean)[0] || "";
       const prefix = entry.prefix || "";
       if (first.startsWith(prefix) && /^[A-Za-z0-9_.-]{1,100}$/.test(first.slice(prefix.length))) {
@@ -549,12 +560,11 @@
   /** The original of a copy another host serves (an AMP cache: the table of
    * platforms' `copies`), read from the copy's own address; else null. */
   function copyOriginal(url) {
-    const copies = globalThis.MECENE_COPIES;
-    if (!url || !copies || typeof copies !== "object") return null;
+    if (!url) return null;
     const host = url.hostname.toLowerCase();
-    for (const copy of Object.values(copies)) {
-      if (!copy || typeof copy.host_suffix !== "string" || !host.endsWith(`.${copy.host_suffix}`)) continue;
-      const m = new RegExp(copy.path).exec(url.pathname);
+    for (const copy of platformsOf().copies) {
+      if (!host.endsWith(copy.suffix)) continue;
+      const m = copy.path.exec(url.pathname);
       if (!m || !m.groups || !m.groups.host) continue;
       const scheme = m.groups.s ? "https" : "http";
       return cleanUrl(`${scheme}://${m.groups.host}${m.groups.rest || "/"}${url.search}`, undefined, false, 2048);
