@@ -620,6 +620,8 @@ def cmd_creator(args: argparse.Namespace) -> int:
     if args.action == "verify":
         out = daemon.call("POST", f"/hub/claims/{args.value}/verify", {})
         print(f"{out['claim']['key']} is yours (proof: {out['claim']['proof']}).")
+        for key in out.get("also_proved") or []:
+            print(f"The same page proves {key}: it is yours too.")
         if out["released_cents"]:
             print(f"{money(out['released_cents'])} that waited in escrow is released to you.")
         return 0

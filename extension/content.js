@@ -542,16 +542,26 @@
   }
 
   /** A writer's own part of a publishing host shared by many writers (the
-   * table's `shared_hosts`: medium.com/@NAME) as a `site:` key; else null. */
+   * table's `shared_hosts`) as a `site:` key: medium.com/@NAME, any page under
+   * it and NAME.medium.com give `site:medium.com/@name`; any page of
+   * NAME.substack.com gives `site:name.substack.com`; else null
+   * (mecene/platforms.py, `site_key`, reads the same). */
   function siteKey(url) {
     if (!url) return null;
     const host = url.hostname.toLowerCase().replace(/^www\./, "");
     for (const entry of platformsOf().sharedHosts) {
-      if (entry.host !== host) continue;
-      const first = url.pathname.split("/").filter(Boolean)[0] || "";
-      const prefix = entry.prefix || "";
-      if (first.startsWith(prefix) && /^[A-Za-z0-9_.-]{1,100}$/.test(first.slice(prefix.length))) {
-        return `site:${host}/${first.toLowerCase()}`;
+      const prefix = entry.prefix;
+      if (entry.host === host) {
+        if (typeof prefix !== "string") continue; // the host's own pages
+        const first = url.pathname.split("/").filter(Boolean)[0] || "";
+        if (first.startsWith(prefix) && /^[A-Za-z0-9_.-]{1,100}$/.test(first.slice(prefix.length))) {
+          return `site:${host}/${first.toLowerCase()}`;
+        }
+      } else if (entry.subdomains && host.endsWith(`.${entry.host}`)) {
+        const name = host.slice(0, -entry.host.length - 1);
+        if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) continue;
+        if ((entry.reserved || []).includes(name)) continue;
+        return typeof prefix === "string" ? `site:${entry.host}/${prefix}${name}` : `site:${host}`;
       }
     }
     return null;

@@ -87,20 +87,37 @@ class Creators(Room):
         if row is None:
             raise HubError("not_found", "no such claim")
         if row.state == ClaimState.VERIFIED:
-            return {"claim": self._claim_view(row._asdict()), "released_cents": 0}
+            return {
+                "claim": self._claim_view(row._asdict()),
+                "released_cents": 0,
+                "also_proved": [],
+            }
         try:
-            proof = await self.fetcher.prove(row.key, row.token)
+            proof, tied = await self.fetcher.prove_and_tie(row.key, row.token)
         except ProofError as exc:
             raise HubError("not_proven", f"{row.key} is not proved yet: {exc}") from None
-        released = await self._retrying(
-            lambda conn: self._own_key(
+
+        async def own(conn: AsyncConnection) -> tuple[int, list[str]]:
+            released = await self._own_key(
                 conn, account, row.key, Ownership.PROOF.value, claim_id, proof
             )
-        )
+            # What the same page proves is the same creator's (a YouTube
+            # handle's channel id), unless another account owns it already.
+            also = []
+            for key in tied:
+                owner = (await payout.lock_keys(conn, [key], exclusive=True))[key]
+                if owner is None:
+                    released += await self._own_key(
+                        conn, account, key, Ownership.PROOF.value, None, proof
+                    )
+                    also.append(key)
+            return released, also
+
+        released, also = await self._retrying(own)
         view = self._claim_view(
             {**row._asdict(), "state": ClaimState.VERIFIED.value, "proof": proof}
         )
-        return {"claim": view, "released_cents": released}
+        return {"claim": view, "released_cents": released, "also_proved": also}
 
     async def issue_flattr_id(self, account: str) -> dict[str, Any]:
         """The account's `flattr:` id, owned by it from the start: put it in

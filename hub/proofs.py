@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
@@ -62,7 +63,55 @@ WHERE = {
 
 def where_to_prove(key: str) -> str:
     """Where the owner of `key` puts a claim's token, in a sentence."""
-    return WHERE.get(key.partition(":")[0], "nowhere: this kind of key is not claimed")
+    scheme, _, value = key.partition(":")
+    if scheme == "site":
+        proof = platforms.site_proof(value)
+        if proof is not None:
+            return proof[1]
+    return WHERE.get(scheme, "nowhere: this kind of key is not claimed")
+
+
+class _HeadLinks(HTMLParser):
+    """The head's `<link rel=canonical>` and `og:url` addresses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self._in_head = True
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "body":
+            self._in_head = False
+        if not self._in_head:
+            return
+        if tag == "link" and "canonical" in (a.get("rel") or "").lower().split():
+            self.urls.append(str(a.get("href") or ""))
+        elif tag == "meta" and (a.get("property") or "").lower() == "og:url":
+            self.urls.append(str(a.get("content") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self._in_head = False
+
+
+_CHANNEL_URL = re.compile(r"^https://(?:www\.)?youtube\.com/channel/(UC[A-Za-z0-9_-]{22})/?$")
+
+
+def tied_keys(key: str, page: str) -> list[str]:
+    """Other keys of the same creator, as the page that proved `key` names
+    them in its head: a YouTube handle's page has its channel's address as
+    its canonical link (and og:url), so `youtube:@name` ties `youtube:UC…`.
+    Only the head counts, as for the proof itself."""
+    scheme, _, value = key.partition(":")
+    if scheme != "youtube" or not value.startswith("@"):
+        return []
+    parser = _HeadLinks()
+    parser.feed(page)
+    parser.close()
+    ids = {m.group(1) for u in parser.urls if (m := _CHANNEL_URL.match(u.strip()))}
+    # Two different channels named by one page: neither is tied.
+    return [f"youtube:{ids.pop()}"] if len(ids) == 1 else []
 
 
 class ProofError(Exception):
@@ -286,6 +335,12 @@ class ProofFetcher:
 
     async def prove(self, key: str, token: str) -> str:
         """The address where `token` was found for `key`; ProofError if nowhere."""
+        return (await self.prove_and_tie(key, token))[0]
+
+    async def prove_and_tie(self, key: str, token: str) -> tuple[str, list[str]]:
+        """The address where `token` was found for `key`, and the other keys
+        the same page proves are one creator's (a YouTube handle's page names
+        its channel id); ProofError if nowhere."""
         scheme, _, value = key.partition(":")
         tried: list[ProofError] = []
         accept = "application/vnd.github+json" if scheme == "github" else "text/html, text/plain"
@@ -296,10 +351,10 @@ class ProofFetcher:
                 tried.append(exc)
                 continue
             if check(text, token):
-                return url
+                return url, tied_keys(key, text)
             tried.append(ProofError(f"no token at {url}"))
         if scheme == "fediverse":
-            return await self._prove_fediverse(value, token)
+            return await self._prove_fediverse(value, token), []
         if not tried:
             raise ProofError(f"{scheme}: keys are not claimed by a proof")
         raise ProofError(one_sentence(tried))
@@ -320,6 +375,11 @@ class ProofFetcher:
             if scheme == "payment" and parts.scheme == "https":
                 out.append((value, in_meta))
             return out
+        if scheme == "site":
+            proof = platforms.site_proof(value)
+            if proof is None:
+                return []
+            return [(quote(proof[0], safe=":/@"), in_owner_fields)]
         if scheme in PROFILE_PAGES:
             page = platforms.proof_page(scheme, quote(value, safe="@"))
             return [(str(page), in_owner_fields)]

@@ -172,7 +172,9 @@ def creator_key(raw: object) -> str:
         # A writer's part of a shared publishing host: only the table's shapes.
         host, _, path = value.partition("/")
         key = platform_site_key(host, path)
-        if key is None or key.lower() != f"site:{value}".lower():
+        # A writer's subdomain is written as its key (alice.medium.com is
+        # medium.com/@alice); any path beyond the writer's part is refused.
+        if key is None or (path.strip("/") and key.lower() != f"site:{value}".lower()):
             raise ValueError(
                 "a site key is a writer's part of a shared host, e.g. medium.com/@name"
             )

@@ -117,19 +117,44 @@ def profile_key(host: str, path: str) -> str | None:
 
 
 _WRITER = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?$")
+
+
+def shared_hosts() -> dict[str, dict[str, Any]]:
+    """The publishing hosts shared by many writers (the table's `shared_hosts`)."""
+    return dict(_table().get("shared_hosts", {}))
 
 
 def site_key(host: str, path: str) -> str | None:
     """The `site:` key of a writer's own part of a publishing host shared by
     many writers (the table's `shared_hosts`), as the extension reads it
-    (content.js, `siteKey`): `site:medium.com/@alice` for medium.com/@alice
-    or any page under it; None elsewhere."""
+    (content.js, `siteKey`): `site:medium.com/@alice` for medium.com/@alice,
+    any page under it or alice.medium.com; `site:alice.substack.com` for any
+    page of alice.substack.com; None elsewhere."""
     host = host.lower().removeprefix("www.")
-    for shared in _table().get("shared_hosts", {}).values():
-        if host != shared["host"]:
-            continue
-        first = next((p for p in path.split("/") if p), "")
-        prefix = str(shared.get("prefix", ""))
-        if first.startswith(prefix) and _WRITER.match(first[len(prefix) :]):
-            return f"site:{host}/{first.lower()}"
+    for shared in shared_hosts().values():
+        base = str(shared["host"])
+        prefix = shared.get("prefix")
+        if host == base:
+            if prefix is None:
+                continue  # the host's own pages: its writers are its subdomains
+            first = next((p for p in path.split("/") if p), "")
+            if first.startswith(prefix) and _WRITER.match(first[len(prefix) :]):
+                return f"site:{host}/{first.lower()}"
+        elif shared.get("subdomains") and host.endswith("." + base):
+            name = host[: -len(base) - 1]
+            if not _SUBDOMAIN.match(name) or name in shared.get("reserved", ()):
+                continue
+            return f"site:{base}/{prefix}{name}" if prefix is not None else f"site:{host}"
+    return None
+
+
+def site_proof(value: str) -> tuple[str, str] | None:
+    """For the `site:` key `site:VALUE`, the page the hub reads its proof from
+    and what on it only the writer writes; None where the table names none."""
+    host, _, part = value.partition("/")
+    for shared in shared_hosts().values():
+        page = shared.get("proof_page")
+        if page and host == shared["host"]:
+            return str(page).format(part), str(shared.get("owner_field", ""))
     return None

@@ -442,6 +442,28 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "medium-post.html",
         [("site:medium.com/@nadiarahman", P), ("domain:medium.com", P)],
     ),
+    # A writer's profile at NAME.medium.com is medium.com/@NAME (its head says so).
+    "medium_writer_subdomain": (
+        "nadiarahman.medium.com",
+        "/",
+        "medium-profile.html",
+        [("site:medium.com/@nadiarahman", P), ("domain:medium.com", P)],
+    ),
+    # A Substack publication is its subdomain; a reader's comment linking
+    # another publication (rel="nofollow ugc") mentions it: not a creator.
+    "substack_post_pays_its_publication": (
+        "hivenotes.substack.com",
+        "/p/wintering-the-hives",
+        "substack-post.html",
+        [("site:hivenotes.substack.com", P), ("domain:substack.com", P)],
+    ),
+    # A Ghost(Pro) publication likewise; its JSON-LD author's page is on it.
+    "ghost_pro_post_pays_its_publication": (
+        "hillbees.ghost.io",
+        "/wintering-the-hives/",
+        "ghost-post.html",
+        [("site:hillbees.ghost.io", P), ("domain:ghost.io", P)],
+    ),
     # Yoast SEO's graph: the Article's author is a Person whose sameAs are
     # their own profiles; the publisher Organization's sameAs is not an author.
     "yoast_author_same_as": (

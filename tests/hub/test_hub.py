@@ -386,6 +386,9 @@ PROFILE_PROOFS = [
     # A channel by its handle (what a watch page names, issue 29): its About page.
     ("youtube:@beefilms",
      [("www.youtube.com", "/@beefilms/about", "youtube-about.html")], []),
+    # A Medium writer (issue 29): the bio in their profile page's head.
+    ("site:medium.com/@nadiarahman",
+     [("medium.com", "/@nadiarahman", "medium-profile.html")], []),
 ]  # fmt: skip
 
 
@@ -468,6 +471,56 @@ async def test_a_profile_proves_a_key_only_in_what_its_owner_writes(
     assert (await owner.call("GET", "/v1/account", expect=200))["keys"] == [key]
 
 
+async def test_a_youtube_handle_proves_its_channel_id_with_it(
+    connect: Any, hub: Hub, proof_site: ProofSite
+) -> None:
+    """Issue 29: a watch page names a channel by its handle, a channel page
+    by its id; one creator's money must not wait in escrow under the key
+    they did not claim. The handle's About page names the channel's id in
+    its head: proving the handle proves that id too, and releases its
+    escrow. A channel address a visitor wrote in the body ties nothing, and
+    an id another account proved stays theirs."""
+    handle, channel = "youtube:@beefilms", "youtube:UCbeefilms0123456789abcd"
+    giver, owner, other = connect(), connect(), connect()
+    await giver.deposit(2000)
+    await giver.settle(OCT, [{"creator": channel, "cents": 300}, {"creator": handle, "cents": 200}])
+    page = (PROFILES / "youtube-handle-about.html").read_text()
+    claim = await owner.call("POST", "/v1/claims", {"key": handle}, 201)
+    proof_site.put(
+        "www.youtube.com", "/@beefilms/about", page.replace("OWNER-TEXT", claim["token"])
+    )
+    done = await owner.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["also_proved"] == [channel]
+    assert done["released_cents"] == 500
+    assert sorted((await owner.call("GET", "/v1/account", expect=200))["keys"]) == sorted(
+        [handle, channel]
+    )
+    assert await hub.balance_of(f"escrow:{channel}") == 0
+
+    # Another handle whose page names a channel id someone else already owns.
+    taken = "youtube:UCtaken0123456789abcdefg"
+    mine = await other.call("POST", "/v1/claims", {"key": taken}, 201)
+    proof_site.put(
+        "www.youtube.com",
+        "/channel/UCtaken0123456789abcdefg/about",
+        page.replace("OWNER-TEXT", mine["token"]),
+    )
+    await other.call("POST", f"/v1/claims/{mine['id']}/verify", {}, 200)
+    second = connect()
+    claim = await second.call("POST", "/v1/claims", {"key": "youtube:@copycat"}, 201)
+    proof_site.put(
+        "www.youtube.com",
+        "/@copycat/about",
+        page.replace("OWNER-TEXT", claim["token"]).replace(
+            "UCbeefilms0123456789abcd", "UCtaken0123456789abcdefg"
+        ),
+    )
+    done = await second.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["also_proved"] == []
+    assert (await second.call("GET", "/v1/account", expect=200))["keys"] == ["youtube:@copycat"]
+    assert (await other.call("GET", "/v1/account", expect=200))["keys"] == [taken]
+
+
 async def test_a_fediverse_key_is_proved_by_its_profile(
     connect: Any, proof_site: ProofSite
 ) -> None:
@@ -497,7 +550,8 @@ async def test_flattr_ids_are_issued_not_claimed(connect: Any) -> None:
     assert out["error"] == "not_claimable"
     # A platform whose table entry names no field only the owner writes
     # (Buy Me a Coffee, issue 29): refused at once, not a claim that can never pass.
-    out = await connect().call("POST", "/v1/claims", {"key": "site:medium.com/@kim"}, 422)
+    # A publication's subdomain: no page the writer alone writes is named.
+    out = await connect().call("POST", "/v1/claims", {"key": "site:kim.substack.com"}, 422)
     assert out["error"] == "not_claimable"
     out = await connect().call("POST", "/v1/claims", {"key": "buymeacoffee:kim"}, 422)
     assert out["error"] == "not_claimable"

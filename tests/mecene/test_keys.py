@@ -165,6 +165,7 @@ ROUND_TRIP = [
     "youtube:UCabc123_-",
     "youtube:@beefilms",
     "site:medium.com/@nadia",
+    "site:hivenotes.substack.com",
 ]
 
 
@@ -193,6 +194,26 @@ def test_every_readable_form_the_screens_show_is_read_back() -> None:
         assert keys.readable_key(key) == readable  # the tray's and the CLI's: the same words
     assert keys.typed_key("https://www.Liberapay.com/alice/") == "liberapay:alice"
     assert keys.typed_key("  ko-fi.com/bob_art ") == "kofi:bob_art"
+
+
+def test_a_writers_subdomain_is_their_part_of_the_shared_host() -> None:
+    """Issue 29: nadia.medium.com is medium.com/@nadia (Medium's own head
+    says so: tests/fixtures/real/medium-profile.html); a publication's
+    subdomain is its own part; a path beyond the part, another's subdomain
+    or the host's own pages are not a writer's."""
+    assert creator_key("site:Nadia.medium.com") == "site:medium.com/@nadia"
+    assert keys.typed_key("https://nadia.medium.com/wintering-3f2a9c1b7d45") == (
+        "site:medium.com/@nadia"
+    )
+    assert keys.typed_key("hivenotes.substack.com/p/wintering") == "site:hivenotes.substack.com"
+    for bad in (
+        "site:hivenotes.substack.com/p/wintering",
+        "site:help.medium.com",
+        "site:substack.com",
+        "site:a.b.ghost.io",
+    ):
+        with pytest.raises(ValueError):
+            creator_key(bad)
 
 
 @pytest.mark.parametrize(
