@@ -338,6 +338,21 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "github-repository.html",
         [("github:alice", P), ("domain:github.com", P)],
     ),
+    # The repository's FUNDING.yml links, in GitHub's own Sponsor dialog,
+    # after its owner (the page's own address); a custom link is no platform;
+    # a README's mention of someone's Ko-fi is not a creator.
+    "github_repository_funding_links": (
+        "github.com",
+        "/alice/hivetools",
+        "github-repository-funding.html",
+        [
+            ("github:alice", P),
+            ("patreon:alicemakes", P),
+            ("kofi:alicemakes", P),
+            ("liberapay:alice", P),
+            ("domain:github.com", P),
+        ],
+    ),
     **{
         f"github_route{path.replace('/', '_')}": (
             "github.com",
