@@ -67,7 +67,7 @@ def where_to_prove(key: str) -> str:
     if scheme == "site":
         proof = platforms.site_proof(value)
         if proof is not None:
-            return proof[1]
+            return proof.where
     return WHERE.get(scheme, "nowhere: this kind of key is not claimed")
 
 
@@ -212,19 +212,29 @@ class PublicOnlyResolver(AbstractResolver):
 
 
 class _ClaimMeta(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, head_only: bool) -> None:
         super().__init__()
         self.tokens: list[str] = []
+        self.head_only = head_only
+        self._in_head = True
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "meta":
+        if tag == "body":
+            self._in_head = False
+        if tag == "meta" and (self._in_head or not self.head_only):
             a = dict(attrs)
             if (a.get("name") or "").lower() == "mecene:claim" and a.get("content"):
                 self.tokens.append(str(a["content"]).strip())
 
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self._in_head = False
 
-def meta_tokens(html: str) -> list[str]:
-    parser = _ClaimMeta()
+
+def meta_tokens(html: str, head_only: bool = False) -> list[str]:
+    """The `mecene:claim` metas of a page; `head_only`: only before its body
+    (where a publishing platform's writers and readers cannot write)."""
+    parser = _ClaimMeta(head_only)
     parser.feed(html)
     return parser.tokens
 
@@ -379,7 +389,8 @@ class ProofFetcher:
             proof = platforms.site_proof(value)
             if proof is None:
                 return []
-            return [(quote(proof[0], safe=":/@"), in_owner_fields)]
+            check = _token_head_meta if proof.field == "meta" else in_owner_fields
+            return [(quote(proof.page, safe=":/@"), check)]
         if scheme in PROFILE_PAGES:
             page = platforms.proof_page(scheme, quote(value, safe="@"))
             return [(str(page), in_owner_fields)]
@@ -428,3 +439,7 @@ def _token_line(text: str, token: str) -> bool:
 
 def _token_meta(text: str, token: str) -> bool:
     return token in meta_tokens(text)
+
+
+def _token_head_meta(text: str, token: str) -> bool:
+    return token in meta_tokens(text, head_only=True)

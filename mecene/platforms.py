@@ -149,12 +149,36 @@ def site_key(host: str, path: str) -> str | None:
     return None
 
 
-def site_proof(value: str) -> tuple[str, str] | None:
-    """For the `site:` key `site:VALUE`, the page the hub reads its proof from
-    and what on it only the writer writes; None where the table names none."""
+@dataclass(frozen=True)
+class SiteProof:
+    """Where the hub reads a `site:` key's proof: `page`, and in it either the
+    head's description (`field` "description": the platform renders it from
+    what the writer alone wrote) or `<meta name="mecene:claim">` (`field`
+    "meta": the writer alone edits the page's head); `where` tells the writer."""
+
+    page: str
+    field: str
+    where: str
+
+
+def site_proof(value: str) -> SiteProof | None:
+    """For the `site:` key `site:VALUE`, where the hub reads its proof; None
+    where the table names nowhere."""
     host, _, part = value.partition("/")
     for shared in shared_hosts().values():
         page = shared.get("proof_page")
-        if page and host == shared["host"]:
-            return str(page).format(part), str(shared.get("owner_field", ""))
+        if not page:
+            continue
+        base = str(shared["host"])
+        if host == base and part:
+            fill = part  # medium.com/@NAME: the part after the host
+        elif host.endswith("." + base) and not part and shared.get("prefix") is None:
+            fill = host  # NAME.ghost.io: the writer's own host
+        else:
+            continue
+        return SiteProof(
+            str(page).format(fill),
+            str(shared.get("proof_field", "description")),
+            str(shared.get("owner_field", "")),
+        )
     return None

@@ -471,6 +471,37 @@ async def test_a_profile_proves_a_key_only_in_what_its_owner_writes(
     assert (await owner.call("GET", "/v1/account", expect=200))["keys"] == [key]
 
 
+async def test_a_ghost_pro_publication_is_proved_in_its_own_head(
+    connect: Any, proof_site: ProofSite
+) -> None:
+    """Issue 29: site:NAME.ghost.io is proved like a domain, by the claim
+    meta its administrator puts in the site header (Ghost's code
+    injection); the same meta in a post's body, where staff writers and
+    HTML cards write, proves nothing."""
+    key = "site:hillbees.ghost.io"
+    page = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "real" / "ghost-post.html"
+    ).read_text()
+    mallory, owner = connect(), connect()
+    stolen = await mallory.call("POST", "/v1/claims", {"key": key}, 201)
+    assert "Code injection" in stolen["where"]
+    section = '<section class="gh-content gh-canvas">'
+    meta = f'<meta name="mecene:claim" content="{stolen["token"]}">'
+    in_body = page.replace(section, section + meta)
+    proof_site.put("hillbees.ghost.io", "/", in_body, "text/html")
+    refused = await mallory.call("POST", f"/v1/claims/{stolen['id']}/verify", {}, 422)
+    assert refused["error"] == "not_proven"
+    claim = await owner.call("POST", "/v1/claims", {"key": key}, 201)
+    in_head = page.replace(
+        '<meta name="generator"',
+        f'<meta name="mecene:claim" content="{claim["token"]}">\n    <meta name="generator"',
+    )
+    proof_site.put("hillbees.ghost.io", "/", in_head, "text/html")
+    done = await owner.call("POST", f"/v1/claims/{claim['id']}/verify", {}, 200)
+    assert done["claim"]["proof"] == "https://hillbees.ghost.io/"
+    assert (await owner.call("GET", "/v1/account", expect=200))["keys"] == [key]
+
+
 async def test_a_youtube_handle_proves_its_channel_id_with_it(
     connect: Any, hub: Hub, proof_site: ProofSite
 ) -> None:
@@ -550,7 +581,7 @@ async def test_flattr_ids_are_issued_not_claimed(connect: Any) -> None:
     assert out["error"] == "not_claimable"
     # A platform whose table entry names no field only the owner writes
     # (Buy Me a Coffee, issue 29): refused at once, not a claim that can never pass.
-    # A publication's subdomain: no page the writer alone writes is named.
+    # A Substack publication: no page the writer alone writes is named yet.
     out = await connect().call("POST", "/v1/claims", {"key": "site:kim.substack.com"}, 422)
     assert out["error"] == "not_claimable"
     out = await connect().call("POST", "/v1/claims", {"key": "buymeacoffee:kim"}, 422)
