@@ -9,6 +9,6 @@ globalThis.MECENE_PLATFORMS = {
  "github": {"name":"GitHub","hosts":["github.com"],"readable":"github.com/","funding":false},
  "youtube": {"name":"YouTube","hosts":["youtube.com"],"readable":"youtube.com/channel/","handleReadable":"youtube.com/","funding":false}
 };
-globalThis.MECENE_SHARED_HOSTS = {"medium":{"name":"Medium","host":"medium.com","prefix":"@","subdomains":true,"reserved":["www","help","policy","blog"]},"substack":{"name":"Substack","host":"substack.com","subdomains":true,"reserved":["www"]},"ghost":{"name":"Ghost(Pro)","host":"ghost.io","subdomains":true,"reserved":["www"]}};
+globalThis.MECENE_SHARED_HOSTS = {"medium":{"name":"Medium","host":"medium.com","prefix":"@","subdomains":true,"reserved":["www","help","policy","blog"]},"tumblr":{"name":"Tumblr","host":"tumblr.com","subdomains":true,"reserved":["www"]},"substack":{"name":"Substack","host":"substack.com","subdomains":true,"reserved":["www"]},"ghost":{"name":"Ghost(Pro)","host":"ghost.io","subdomains":true,"reserved":["www"]}};
 globalThis.MECENE_PROJECT_PAGES = {"pypi":{"name":"PyPI","host":"pypi.org","path":"^/project/[^/]+/","links":".sidebar-section .vertical-tabs__list a[href]"},"github":{"name":"GitHub repository","host":"github.com","path":"^/[^/]+/[^/]+(?:/|$)","links":"a[data-hydro-click*=\"sponsors.repo_funding_links_link_click\"][href]"}};
 globalThis.MECENE_COPIES = {"google-amp-cache":{"name":"Google AMP Cache","host_suffix":"cdn.ampproject.org","path":"^/c/(?<s>s/)?(?<host>[^/?#]+)(?<rest>/[^?#]*)?$"}};
