@@ -174,6 +174,24 @@ const commands = {
     return evaluate(chromeContext, expression);
   },
 
+  /** Install the extension at `path` for this run (bench/extension.py turns
+   * it on and off in one profile): its id, and whether Firefox lets it read
+   * the given origin (its host permission, which detection needs). */
+  async installExt({ path, origin }) {
+    const id = (await bidi("webExtension.install", { extensionData: { type: "path", path } })).extension;
+    if (!chromeContext) {
+      chromeContext = (await bidi("browsingContext.getTree", { "moz:scope": "chrome" })).contexts[0].context;
+    }
+    const reads = await evaluate(chromeContext,
+      `WebExtensionPolicy.getByID(${JSON.stringify(id)}).canAccessURI(Services.io.newURI(${JSON.stringify(origin)}))`);
+    return { id, reads };
+  },
+
+  async uninstallExt({ id }) {
+    await bidi("webExtension.uninstall", { extension: id });
+    return true;
+  },
+
   /** Whether the toolbar popup is open, and its address. */
   async popupOpen() {
     return evaluate(chromeContext, `(() => {
