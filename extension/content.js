@@ -546,13 +546,16 @@
    * it and NAME.medium.com give `site:medium.com/@name`; any page of
    * NAME.substack.com gives `site:name.substack.com`; else null
    * (mecene/platforms.py, `site_key`, reads the same). */
-  function siteKey(url) {
+  function siteKey(url, fromPage = false) {
     if (!url) return null;
     const host = url.hostname.toLowerCase().replace(/^www\./, "");
     for (const entry of platformsOf().sharedHosts) {
       const prefix = entry.prefix;
       if (entry.host === host) {
         if (typeof prefix !== "string") continue; // the host's own pages
+        // A host whose own routes share the writers' names (dev.to/t/…):
+        // its writer is read from an author link, never from the address.
+        if (fromPage && entry.page_url === false) continue;
         const first = url.pathname.split("/").filter(Boolean)[0] || "";
         if (first.startsWith(prefix) && /^[A-Za-z0-9_.-]{1,100}$/.test(first.slice(prefix.length))) {
           return `site:${host}/${first.toLowerCase()}`;
@@ -801,7 +804,7 @@
     }
 
     // A writer's own part of a shared publishing host: the page's own address.
-    const writerPage = siteKey(pageUrl);
+    const writerPage = siteKey(pageUrl, true);
     if (writerPage) add(writerPage, "page", "page-url");
     const server = fediverseServerPage(doc, pageUrl);
     if (server) add(server.key, "page", "meta", undefined, server.el);

@@ -479,6 +479,14 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "ghost-post.html",
         [("site:hillbees.ghost.io", P), ("domain:ghost.io", P)],
     ),
+    # DEV: the JSON-LD's author is the writer; the address (an organization's
+    # part) and a tag page's address name nobody.
+    "dev_article_pays_its_writer": (
+        "dev.to",
+        "/hivecollective/wintering-the-hives-4k2p",
+        "dev-article.html",
+        [("site:dev.to/hanaokafor", P), ("domain:dev.to", P)],
+    ),
     # Yoast SEO's graph: the Article's author is a Person whose sameAs are
     # their own profiles; the publisher Organization's sameAs is not an author.
     "yoast_author_same_as": (
@@ -583,6 +591,14 @@ CASES.update(
         name: (host, path, (REAL_DIR / file).read_text(), expected)
         for name, (host, path, file, expected) in REAL.items()
     }
+)
+# DEV's own routes share its writers' names: a tag page's address names nobody.
+CASES["dev_tag_page_pays_the_site"] = (
+    "dev.to",
+    "/t/beekeeping",
+    "<!doctype html><html><head><title>Beekeeping - DEV Community</title></head>"
+    '<body><h1>#beekeeping</h1><a class="tag" href="/t/iot">#iot</a></body></html>',
+    [("domain:dev.to", P)],
 )
 
 
