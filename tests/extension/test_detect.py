@@ -487,6 +487,13 @@ REAL: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
         "dev-article.html",
         [("site:dev.to/hanaokafor", P), ("domain:dev.to", P)],
     ),
+    # write.as: the blog title's rel="author" link, as WriteFreely writes it.
+    "writefreely_post_pays_its_blog": (
+        "write.as",
+        "/hivenotes/wintering-the-hives",
+        "writefreely-post.html",
+        [("site:write.as/hivenotes", P), ("domain:write.as", P)],
+    ),
     # Yoast SEO's graph: the Article's author is a Person whose sameAs are
     # their own profiles; the publisher Organization's sameAs is not an author.
     "yoast_author_same_as": (
