@@ -19,7 +19,7 @@ from hub import requests as hub_requests
 from hub.errors import HubError
 from mecene import signing
 from mecene.encoding import b64u, canonical, unb64u
-from mecene.settlement import Allocation, DocumentError, Receipt, Settlement
+from mecene.settlement import MAX_ALLOCATIONS, Allocation, DocumentError, Receipt, Settlement
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,6 +180,52 @@ def test_what_the_daemon_builds_the_hub_accepts_and_nothing_else(
             pass
         else:
             raise AssertionError("a private settlement with a URL was accepted")
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_a_month_of_more_things_than_a_settlement_names_still_settles(private: bool) -> None:
+    """Found by the month-end kill battery: 10,001 things flattred in a month
+    made a document the hub refuses ("at most 10000" allocations), retried
+    for ever, the month never settled. Beyond that many, it goes per creator
+    (as a private month), and without creators left with no cent."""
+    things = MAX_ALLOCATIONS + 1
+    weights = [
+        ClickWeight(
+            f"c{i}",
+            f"2026-10-01T10:00:00.{i:06d}Z",
+            f"flattr:k{i % 3}",
+            f"https://e.example/{i}",
+            1,
+        )
+        for i in range(things)
+    ]
+    split = split_budget(BudgetRules(budget_cents=500), weights, None)
+    doc = settlement_document(ACCOUNT, "2026-10", split.spend_cents, split.allocations, private)
+    parsed = parse_settlement(doc.serialise().decode())
+    assert parsed.private
+    assert [(a.creator, a.url) for a in parsed.allocations] == [
+        ("flattr:k0", None),
+        ("flattr:k1", None),
+        ("flattr:k2", None),
+    ]
+    assert sum(a.cents for a in parsed.allocations) == 500
+    # As many creators as things, most of them with no cent: those are left out.
+    many = [
+        ClickWeight(
+            f"c{i}", f"2026-10-01T10:00:00.{i:06d}Z", f"flattr:k{i}", f"https://e.example/{i}", 1
+        )
+        for i in range(things)
+    ]
+    split = split_budget(BudgetRules(budget_cents=500), many, None)
+    doc = settlement_document(ACCOUNT, "2026-10", split.spend_cents, split.allocations, private)
+    parsed = parse_settlement(doc.serialise().decode())
+    assert len(parsed.allocations) == 500 and sum(a.cents for a in parsed.allocations) == 500
+    # At the limit, a linkable month still names every thing.
+    split = split_budget(BudgetRules(budget_cents=500), weights[:MAX_ALLOCATIONS], None)
+    doc = settlement_document(ACCOUNT, "2026-10", split.spend_cents, split.allocations, private)
+    assert len(parse_settlement(doc.serialise().decode()).allocations) == (
+        3 if private else MAX_ALLOCATIONS
+    )
 
 
 def test_a_document_that_is_not_canonical_says_so() -> None:

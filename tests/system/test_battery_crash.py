@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from mecene.settlement import MAX_ALLOCATIONS
 from tests.support.constants import battery_size
 from tests.support.daemons import Daemon, mecene, start
 from tests.support.hubs import TIME_ZONE, faketime, offset_to_month_end
@@ -180,7 +181,11 @@ def test_a_month_is_closed_and_paid_once_whatever_the_kill(
             conn.close()
             assert doc["spend_cents"] == (500 if live else 0)  # the budget, once
             if not unlinkable:
-                assert len(doc["allocations"]) == live  # the frozen split is of every click kept
+                # The frozen split is of every click kept: one row each, or,
+                # beyond what a settlement names, one per creator (private).
+                many = live > MAX_ALLOCATIONS
+                assert doc["private"] == many
+                assert len(doc["allocations"]) == (creators if many else live)
                 continue
             # The hub was told the spend alone; the split became tokens, each
             # redeemed once by the embedded hub.
