@@ -23,7 +23,7 @@ import aiohttp
 
 from mecene import messages, signing
 from mecene.diskspace import log_failure
-from mecene.settlement import Receipt
+from mecene.settlement import DocumentError, Receipt, Settlement
 from mecene.time import seconds_at, timestamp, timestamp_at
 from mecene.waiting import wait_at_most
 
@@ -327,10 +327,21 @@ class HubLink:
                 outcome_at=timestamp(now),
             )
 
-    async def _send(self, row: dict[str, Any]) -> float | None:
+    async def _send(self, row: dict[str, Any], *, resplit: bool = True) -> float | None:
         """Send one month and record what the answer means; seconds until it
         is due again, or None when it is done (settled, or waiting for a person)."""
         month = row["month"]
+        try:
+            Settlement.parse(row["document"])
+        except DocumentError as exc:
+            # Signed by an older version under rules the hub enforces (more
+            # than 10,000 allocations): the hub can only refuse it. Split and
+            # sign it again, as for a refused own key; never accepted, so
+            # nothing was paid from it.
+            if resplit and await self.service.months.close(month, again=True) is not None:
+                log.warning("%s split again: its settlement broke a rule (%s)", month, exc)
+                fresh = [r for r in await self.service.months.unsent() if r["month"] == month]
+                return await self._send(fresh[0], resplit=False) if fresh else None
         attempts = int(row["sync_attempts"] or 0) + 1
         await self.service.months.mark(month, state=MonthState.SUBMITTED)
         body = messages.build_settlement(row["document"], row["signature"])

@@ -21,6 +21,7 @@ from hub import requests as hub_requests
 from hub.http import create_app as create_hub_app
 from hub.schema import allocations
 from hub.service import Hub
+from mecene.settlement import MAX_ALLOCATIONS, Allocation, Settlement
 from mecene.time import FrozenClock
 from tests.support.daemons import Person, funded_with_clicks
 from tests.support.hubs import HubClient
@@ -79,6 +80,43 @@ async def test_a_key_proved_after_the_month_closed_is_left_out_of_a_new_split(
     await hub.run_payouts()  # as the hub's payout task does soon after
     assert await hub.balance_of("escrow:domain:other.example") == 500
     assert (await person.call("GET", "/hub/account"))["creator_balance_cents"] == 0
+
+
+async def test_a_month_signed_under_rules_the_hub_enforces_is_split_again(
+    world: dict[str, Any],
+) -> None:
+    """A month an older version closed with more than 10,000 allocations was
+    refused as invalid every hour for ever. Its stored document breaking the
+    settlement's rules, the daemon splits and signs the month again (never
+    accepted, nothing was paid from it) and sends that."""
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    await funded_with_clicks(person, ["domain:example.org"])
+    clock.set(dt.datetime(2026, 11, 30, 10, 0, 5, tzinfo=dt.UTC))
+    await person.link.sync_once()  # closed; the hub says wait
+    assert (await person.call("GET", "/months/2026-11"))["state"] == "closed"
+    service = person.link.service
+    wallet = service.session.require_wallet()
+    rows = [
+        Allocation("domain:example.org", 1 if i < 500 else 0, f"https://e.example/{i}")
+        for i in range(MAX_ALLOCATIONS + 1)
+    ]
+    old = Settlement(wallet.account, "2026-11", 500, False, tuple(rows))
+    text, signature = old.sign(wallet.sign)
+    await service.store.write(
+        lambda db: db.execute(
+            "UPDATE months SET document = ?, signature = ? WHERE month = ?",
+            [text, signature, "2026-11"],
+        )
+    )
+    clock.set(dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC))
+    await person.call("POST", "/hub/sync", {})
+    month = await person.call("GET", "/months/2026-11")
+    assert month["state"] == "settled", month["sync"]
+    doc = json.loads(month["settlement"]["document"])
+    assert doc["allocations"] == [
+        {"creator": "domain:example.org", "cents": 500, "url": "https://example.org/post-0"}
+    ]
 
 
 async def test_a_settled_month_says_what_became_of_money_held_for_a_creator(
