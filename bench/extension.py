@@ -6,17 +6,23 @@ browser against itself as the noise floor. Target: under 2 % slower.
 (Toolbar shortcut to confirmed flattr, in the real popup: bench/popup.py.)
 
     .venv/bin/python bench/extension.py [--pages 60] [--rounds 3] [--browsers firefox]
+        [--design toggle|profiles]
 
-Firefox's figure is paired, in one profile (`--firefox-design toggle`, the
+Firefox's figure is paired, in one profile (`--design toggle`, the
 default): the extension is installed and uninstalled between blocks of page
 loads, in the order with, without, without, with, with, without… (ABBA), so
 that each page's load with it is paired with its load without it in the next
 block, and the blocks where nothing changed (without-without, with-with) give
 the noise floor. The figure is the median of the per-page ratios with a
 bootstrap 95 % interval. Two profiles differ by a few per cent between
-themselves (measured: `--firefox-design profiles` loads each page in one
-profile with the extension and two without, one after another), which hid a
-2 % difference.
+themselves (measured: `--design profiles` loads each page in one profile
+with the extension and two without, one after another), which hid a 2 %
+difference. Firefox installs and uninstalls over WebDriver BiDi
+(webExtension.install/uninstall). Chromium's figure is still two profiles
+taking turns: the DevTools protocol loads an unpacked extension
+(Extensions.loadUnpacked) but cannot uninstall it ("could not find
+extension"), and an incognito context, which has no extension, differs from
+a profile in more than that.
 """
 
 from __future__ import annotations
@@ -56,8 +62,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--browsers", default="chromium,firefox")
-    parser.add_argument("--rounds", type=int, default=3, help="Firefox: loads of each page")
-    parser.add_argument("--firefox-design", choices=("toggle", "profiles"), default="toggle")
+    parser.add_argument("--rounds", type=int, default=3, help="ABBA rounds (profiles: loads)")
+    parser.add_argument(
+        "--design",
+        "--firefox-design",
+        dest="firefox_design",
+        choices=("toggle", "profiles"),
+        default="toggle",
+        help="Firefox: toggle, one profile, the extension on and off (default); profiles",
+    )
     args = parser.parse_args()
     pages = {("blog.example.org", f"/post/{i}"): article(i) for i in range(args.pages)}
     with tempfile.TemporaryDirectory() as tmp:

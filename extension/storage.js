@@ -7,20 +7,48 @@
   const OUTBOX = "outbox:";
   let identityMade = null; // one key, even when two calls ask at once
   let tokenRead = null; // the stored key's promise, while nothing changes it
+  // The per-tab states as stored, read once per worker life and kept in step
+  // (storage.onChanged): every page load asks for its tab's state, and in
+  // Firefox a storage read at each navigation cost ~3 % of page load time
+  // (bench/extension.py). storage.session stays the truth: a worker stopped
+  // and started again reads it back.
+  let tabStates = null; // Map: tab key -> state (null: a deleted one)
+  let tabStatesRead = null;
+  let written = new Map(); // what changed while the first read was under way
+  const note = (key, state) => (tabStates || written).set(key, state === undefined ? null : state);
+  function statesNow() {
+    if (tabStates) return Promise.resolve(tabStates);
+    tabStatesRead = tabStatesRead || chrome.storage.session.get(null).then((all) => {
+      const read = new Map(Object.entries(all).filter(([k]) => k.startsWith("tab:")));
+      for (const [k, v] of written) read.set(k, v); // newer than the read
+      written = new Map();
+      tabStates = read;
+      return tabStates;
+    }, () => {
+      tabStatesRead = null;
+      return new Map();
+    });
+    return tabStatesRead;
+  }
   chrome.storage.onChanged.addListener((changes, area) => {
     if (area === "local" && "token" in changes) tokenRead = null;
+    if (area !== "session") return;
+    for (const [key, change] of Object.entries(changes)) {
+      if (key.startsWith("tab:")) note(key, change.newValue);
+    }
   });
   globalThis.MeceneStorage = {
     /** What the worker knows of one tab's document: {url, creators, title?, at,
      * flattr?, status?, others?}. Dropped when the tab loads another document. */
     async setTab(tabId, state) {
+      note(tabKey(tabId), state);
       await chrome.storage.session.set({ [tabKey(tabId)]: state });
     },
     async getTab(tabId) {
-      const key = tabKey(tabId);
-      return (await chrome.storage.session.get(key))[key] || null;
+      return (await statesNow()).get(tabKey(tabId)) || null;
     },
     async dropTab(tabId) {
+      note(tabKey(tabId), undefined);
       await chrome.storage.session.remove(tabKey(tabId));
     },
     /** This browser profile's key: 256 random bits the extension makes once
