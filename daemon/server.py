@@ -558,9 +558,11 @@ async def hub_verify_claim(request: web.Request) -> web.Response:
         raise Invalid("not a claim id")
     out = await _link(request).creator_call("POST", f"/v1/claims/{claim_id}/verify", {})
     if out.get("claim", {}).get("state") == "verified":
-        await _service(request).creators.add_own_creator(
-            validate.creator(out["claim"]["key"], "key")
-        )
+        # The key, and those the same page proved with it (a YouTube handle's
+        # channel id): the person's own, never paid by their own months.
+        also = out.get("also_proved") or []
+        for key in [out["claim"]["key"], *(also if isinstance(also, list) else [])]:
+            await _service(request).creators.add_own_creator(validate.creator(key, "key"))
         _link(request).joined_changed()
     return web.json_response(out)
 

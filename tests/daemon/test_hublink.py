@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -80,6 +81,27 @@ async def test_a_key_proved_after_the_month_closed_is_left_out_of_a_new_split(
     await hub.run_payouts()  # as the hub's payout task does soon after
     assert await hub.balance_of("escrow:domain:other.example") == 500
     assert (await person.call("GET", "/hub/account"))["creator_balance_cents"] == 0
+
+
+async def test_a_youtube_handle_proved_through_the_daemon_makes_its_channel_id_the_persons(
+    world: dict[str, Any],
+) -> None:
+    """Issue 29: proving youtube:@handle proves the channel id its page
+    names; the daemon counts both as the person's own keys (never paid by
+    their own months), not only the one they claimed."""
+    person: Person = world["person"]
+    await funded_with_clicks(person, ["domain:example.org"])
+    claim = await person.call("POST", "/hub/claims", {"key": "youtube:@beefilms"}, 201)
+    page = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "profiles" / "youtube-handle-about.html"
+    ).read_text()
+    world["site"].put(
+        "www.youtube.com", "/@beefilms/about", page.replace("OWNER-TEXT", claim["token"])
+    )
+    out = await person.call("POST", f"/hub/claims/{claim['id']}/verify", {})
+    assert out["also_proved"] == ["youtube:UCbeefilms0123456789abcd"]
+    own = person.link.service.session.require_wallet().settings.own_creators
+    assert {"youtube:@beefilms", "youtube:UCbeefilms0123456789abcd"} <= set(own)
 
 
 async def test_a_month_signed_under_rules_the_hub_enforces_is_split_again(
