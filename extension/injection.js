@@ -45,8 +45,8 @@
 
   async function onTabUpdated(tabId, change, tab) {
     const url = tab && tab.url;
-    if (change.status === "loading") loads.set(tabId, (loads.get(tabId) || 0) + 1);
     if (change.status === "loading") {
+      loads.set(tabId, (loads.get(tabId) || 0) + 1);
       // The tab starts showing another document (a link, a redirect, Back or
       // Forward): what the worker knew belongs to the one it leaves. A reload
       // of the same address keeps it (the same thing, flattred or not).

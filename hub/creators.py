@@ -103,14 +103,12 @@ class Creators(Room):
             )
             # What the same page proves is the same creator's (a YouTube
             # handle's channel id), unless another account owns it already.
-            also = []
-            for key in tied:
-                owner = (await payout.lock_keys(conn, [key], exclusive=True))[key]
-                if owner is None:
-                    released += await self._own_key(
-                        conn, account, key, Ownership.PROOF.value, None, proof
-                    )
-                    also.append(key)
+            owners = await payout.lock_keys(conn, tied, exclusive=True)
+            also = [key for key in tied if owners[key] is None]
+            for key in also:
+                released += await self._own_key(
+                    conn, account, key, Ownership.PROOF.value, None, proof
+                )
             return released, also
 
         released, also = await self._retrying(own)

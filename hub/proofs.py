@@ -71,28 +71,45 @@ def where_to_prove(key: str) -> str:
     return WHERE.get(scheme, "nowhere: this kind of key is not claimed")
 
 
-class _HeadLinks(HTMLParser):
+class _PageParser(HTMLParser):
+    """A page read tag by tag, knowing whether it is still in the head: what a
+    platform lets a visitor write sits in the body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_head = True
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self.in_head = False
+        self.start(tag, dict(attrs))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self.in_head = False
+        self.end(tag)
+
+    def start(self, tag: str, a: dict[str, str | None]) -> None:
+        pass
+
+    def end(self, tag: str) -> None:
+        pass
+
+
+class _HeadLinks(_PageParser):
     """The head's `<link rel=canonical>` and `og:url` addresses."""
 
     def __init__(self) -> None:
         super().__init__()
         self.urls: list[str] = []
-        self._in_head = True
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "body":
-            self._in_head = False
-        if not self._in_head:
+    def start(self, tag: str, a: dict[str, str | None]) -> None:
+        if not self.in_head:
             return
         if tag == "link" and "canonical" in (a.get("rel") or "").lower().split():
             self.urls.append(str(a.get("href") or ""))
         elif tag == "meta" and (a.get("property") or "").lower() == "og:url":
             self.urls.append(str(a.get("content") or ""))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "head":
-            self._in_head = False
 
 
 _CHANNEL_URL = re.compile(r"^https://(?:www\.)?youtube\.com/channel/(UC[A-Za-z0-9_-]{22})/?$")
@@ -211,24 +228,16 @@ class PublicOnlyResolver(AbstractResolver):
         await self._inner.close()
 
 
-class _ClaimMeta(HTMLParser):
+class _ClaimMeta(_PageParser):
     def __init__(self, head_only: bool) -> None:
         super().__init__()
         self.tokens: list[str] = []
         self.head_only = head_only
-        self._in_head = True
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "body":
-            self._in_head = False
-        if tag == "meta" and (self._in_head or not self.head_only):
-            a = dict(attrs)
+    def start(self, tag: str, a: dict[str, str | None]) -> None:
+        if tag == "meta" and (self.in_head or not self.head_only):
             if (a.get("name") or "").lower() == "mecene:claim" and a.get("content"):
                 self.tokens.append(str(a["content"]).strip())
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "head":
-            self._in_head = False
 
 
 def meta_tokens(html: str, head_only: bool = False) -> list[str]:
@@ -239,21 +248,17 @@ def meta_tokens(html: str, head_only: bool = False) -> list[str]:
     return parser.tokens
 
 
-class _OwnerText(HTMLParser):
+class _OwnerText(_PageParser):
     """The head's description metas, and the text of elements with class `block`."""
 
     def __init__(self, block: str | None) -> None:
         super().__init__()
         self.block = block
         self.texts: list[str] = []
-        self._in_head = True
         self._depth = 0  # > 0 inside a block: how many elements are open in it
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "body":
-            self._in_head = False
-        elif tag == "meta" and self._in_head:
+    def start(self, tag: str, a: dict[str, str | None]) -> None:
+        if tag == "meta" and self.in_head:
             name = (a.get("name") or a.get("property") or "").lower()
             if name in HEAD_DESCRIPTIONS and a.get("content"):
                 self.texts.append(str(a["content"]))
@@ -263,9 +268,7 @@ class _OwnerText(HTMLParser):
             self._depth = 1
             self.texts.append("")
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "head":
-            self._in_head = False
+    def end(self, tag: str) -> None:
         if self._depth and tag not in _VOID:
             self._depth -= 1
 
