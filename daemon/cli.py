@@ -21,11 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from mecene import time as mtime
 from mecene.amounts import euros, parse_euros
+from mecene.devicewire import DeviceError
+from mecene.encoding import unb64u
 
 from . import autostart, backup, launch, nativehost, nativeinstall, practicehub, recovery
 from .client import ApiError, LocalApi
+from .devices import accept, check_name, default_name
+from .errors import Invalid
 from .files import (
     DEFAULT_PORT,
     AlreadyRunning,
@@ -325,6 +331,16 @@ def cmd_months(args: argparse.Namespace) -> int:
         for m in months
     ]
     print(table(["month", "state", "spent", "given", "settled / waiting for", "tokens"], rows))
+    for m in months:
+        late = [x for x in m.get("moved") or [] if x["from_month"] == m["month"]]
+        if late:
+            print(
+                f"\n{len(late)} flattr(s) of {m['month']} reached it from another computer "
+                "after it was settled:"
+            )
+            for x in late:
+                where = f"moved to {x['to_month']}" if x["to_month"] else "already flattred there"
+                print(f"  {x['title'] or x['url'] or x['creator']}: {where}")
     return 0
 
 
@@ -404,6 +420,104 @@ def cmd_give(args: argparse.Namespace) -> int:
             f"Recorded: {money(cents)} to {out['creator']}; the hub is not reachable now, "
             "it is sent as soon as it is."
         )
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """`mecene devices add | list | remove NAME | join CODE`."""
+    if args.action == "join":
+        return devices_join(args)
+    daemon = Daemon(DataDir(args.data_dir))
+    if args.action == "add":
+        out = daemon.call("POST", "/devices/invite", {"name": args.name} if args.name else {})
+        hub = daemon.call("GET", "/hub")["hub"]["url"]
+        if args.json:
+            print(json.dumps(out, indent=2))
+            return 0
+        print(
+            f"On the other computer, within 15 minutes:\n\n    mecene devices join "
+            f"{out['code']} --hub {hub}\n"
+        )
+        print("The code works once. It gives that computer this wallet: keep it to yourself.")
+        return 0
+    if args.action == "remove":
+        if not args.what:
+            raise CliError("which device? `mecene devices remove NAME`")
+        out = daemon.call("DELETE", f"/devices/{args.what[0]}")
+        print(f"Removed {args.what[0]} (on {out['removed']}): the hub refuses it from now on.")
+        print(
+            "It held this wallet's key: if that computer was lost or stolen rather than "
+            "retired, move your balance to a new wallet."
+        )
+        return 0
+    listed = daemon.call("GET", "/devices")
+    if args.json:
+        print(json.dumps(listed, indent=2))
+        return 0
+    if not listed["devices"]:
+        print("This wallet is on this computer only. Add another with `mecene devices add`.")
+        return 0
+    rows = [
+        (
+            d["name"] + (" (this computer)" if d["this"] else ""),
+            d["added"],
+            d["last_seen"] or "—",
+            f"removed {d['removed']}" if d["removed"] else "active",
+        )
+        for d in listed["devices"]
+    ]
+    print(table(["device", "added", "last seen", "state"], rows))
+    return 0
+
+
+def devices_join(args: argparse.Namespace) -> int:
+    """This computer joins a wallet: with the code another computer shows
+    (`mecene devices add`), in a data directory with no wallet."""
+    data_dir = DataDir(args.data_dir)
+    if data_dir.wallet.exists():
+        raise CliError(
+            f"a wallet already exists in {data_dir.root}: join in another --data-dir, "
+            "or move that wallet away first"
+        )
+    if not args.what or not args.hub:
+        raise CliError("`mecene devices join CODE --hub URL`, with the code the other shows")
+    try:
+        name = check_name(args.name) if args.name else default_name()
+    except Invalid as exc:
+        raise CliError(str(exc)) from None
+    key = Ed25519PrivateKey.generate()
+    try:
+        payload = accept(args.hub, args.what[0], key)
+    except DeviceError as exc:
+        raise CliError(str(exc)) from None
+    settings = Settings.defaults()
+    theirs = payload.get("settings")
+    if isinstance(theirs, dict):
+        try:
+            settings = Settings.from_json({**settings.to_json(), **theirs})
+        except (TypeError, ValueError):
+            pass
+    data_dir.create()
+    passphrase = read_passphrase(
+        twice=True, prompt="A passphrase for the wallet on this computer: "
+    )
+    try:
+        with Progress("Deriving the wallet's key from the passphrase (Argon2id, 64 MiB)"):
+            wallet = Wallet.create(
+                data_dir.wallet,
+                passphrase,
+                settings,
+                seed=unb64u(payload["seed"]),
+                device=(key, name),
+            )
+    except WalletError as exc:
+        raise CliError(str(exc)) from None
+    write_atomic(data_dir.records_marker, b"")  # the first start fetches the records
+    print(f"This computer ({name}) is now a device of the wallet {wallet.account}")
+    print(
+        f"Start it with `mecene run --hub {args.hub}`: the month, subscriptions and "
+        "settings come from the other computers, and its flattrs go to them."
+    )
     return 0
 
 
@@ -1046,6 +1160,22 @@ def parser() -> argparse.ArgumentParser:
     )
     hubp.add_argument("action", choices=("adopt",))
     hubp.set_defaults(func=cmd_hub)
+    devs = sub.add_parser(
+        "devices",
+        parents=[common],
+        help="this wallet on your other computers: add, join, list, remove",
+        description=(
+            "`add` shows a one-time code; on the other computer, `join CODE --hub URL` makes "
+            "it a device of this wallet (one budget, one month). `list` shows every device "
+            "and when it was last seen; `remove NAME` stops one for good."
+        ),
+    )
+    devs.add_argument("action", choices=("add", "join", "list", "remove"))
+    devs.add_argument("what", nargs="*", help="the code (join) or the device (remove)")
+    devs.add_argument("--name", help="this computer's name (add, join)")
+    devs.add_argument("--hub", help="the hub's URL (join)")
+    devs.add_argument("--json", action="store_true")
+    devs.set_defaults(func=cmd_devices)
     back = sub.add_parser(
         "backup",
         parents=[common],

@@ -28,6 +28,7 @@ from mecene.time import seconds_at, timestamp, timestamp_at
 from mecene.waiting import wait_at_most
 
 from . import sendpolicy as policy
+from .devices import DeviceLink
 from .errors import DomainError, HubRefused, HubUnreachable
 from .gifts.sending import GiftSender
 from .joinedlist import JoinedList
@@ -73,6 +74,8 @@ class HubLink:
         self.wake = asyncio.Event()
         self.reachable: bool | None = None
         self.last_error: str | None = None
+        # Set once the hub said this device was removed: nothing signed goes.
+        self.removed: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._pass = asyncio.Lock()
         self.joined = JoinedList(self)  # who has joined: its own loop
@@ -85,6 +88,8 @@ class HubLink:
             self, service.store, service.clock, spacing=self.spacing, relay_url=relay_url
         )
         self.records = RecordLink(self, service, records_marker)
+        self.devices = DeviceLink(self)
+        self.records.devices = self.devices
         self.tokens.before_issue = self.records.before_issue
         self.records.on_merged = self.wake.set
         self.gifts = GiftSender(self, service.gifts, self.tokens)
@@ -109,15 +114,27 @@ class HubLink:
         signed: bool = True,
         headers_in: dict[str, str] | None = None,
         headers_out: dict[str, str] | None = None,
+        as_account: bool = False,
     ) -> tuple[int, Any]:
         """(status, JSON body; None for a 304). `headers_in`: more request
-        headers; `headers_out`: filled with the answer's (names in lower case)."""
+        headers; `headers_out`: filled with the answer's (names in lower case).
+        A computer that is one of the account's devices signs with its device
+        key, unless `as_account` (adding its own key)."""
         if signed:
             self.spacing.signed()  # the next redemption keeps apart from it
             wallet = self.service.session.require_wallet()
+            if self.removed is not None:
+                raise HubRefused(self.removed, hub_error="device_removed")
             now = self.service.clock.now().timestamp()
+            device = None if as_account else wallet.data.device
             raw, headers = signing.signed_request(
-                wallet.account, wallet.sign, method, self.prefix + path, body, now
+                wallet.account,
+                wallet.sign if device is None else wallet.data.sign_as_device,
+                method,
+                self.prefix + path,
+                body,
+                now,
+                device=device,
             )
         else:
             raw = signing.encode_body(body)
@@ -147,6 +164,12 @@ class HubLink:
         self.reachable = True
         self.last_error = None
         self._hub_time(hub_date)
+        if status == 403 and isinstance(data, dict) and data.get("error") == "device_removed":
+            # Another computer removed this one: it no longer acts for the
+            # account (DESIGN.md, "Devices"); said wherever the hub's state is.
+            self.removed = "this computer was removed from the wallet's devices"
+            self.last_error = self.removed
+            log.error("%s: it no longer sends anything to the hub", self.removed)
         return status, data
 
     def _hub_time(self, header: str | None) -> None:
@@ -167,6 +190,15 @@ class HubLink:
         if status >= 400:
             code = data.get("error", "error") if isinstance(data, dict) else "error"
             message = data.get("message", "") if isinstance(data, dict) else ""
+            raise HubRefused(f"the hub refused: {message or code}", hub_error=code)
+        return data
+
+    async def ok_as_account(self, method: str, path: str, body: Any = None) -> Any:
+        """`ok`, signed with the account's own key (adding this computer's)."""
+        status, data = await self.call(method, path, body, as_account=True)
+        if status >= 400:
+            message = data.get("message", "") if isinstance(data, dict) else ""
+            code = data.get("error", "error") if isinstance(data, dict) else "error"
             raise HubRefused(f"the hub refused: {message or code}", hub_error=code)
         return data
 
@@ -211,6 +243,10 @@ class HubLink:
             "error": self.last_error,
             "public_key": await self.service.session.meta("hub_public_key"),
             "records": await self.records.view(),
+            "device": self.service.session.require_wallet().data.device
+            if not self.service.session.locked
+            else None,
+            "removed": self.removed,
             "tokens_refused": self.tokens.refused,
             "relay": self.tokens.anonymous.relay_url,
             # Bought for gifts and not given yet (daemon/unlinkable/pool.py).
@@ -298,7 +334,9 @@ class HubLink:
                 waits.append(policy.RETRY_MAX_SECONDS / 60)
             self.tokens.wake.set()  # new tokens have their moments
         if self.reachable is not False:
-            await self.records.step()
+            records_due = await self.records.step()
+            if records_due is not None:
+                waits.append(records_due)
         if self.reachable is not False:
             try:
                 await self.refresh_balance()
@@ -385,6 +423,16 @@ class HubLink:
                 now=self.service.clock.now().timestamp(),
             )
         await self.service.months.mark(month, **step.record)
+        if step.fetch_records:
+            # Another computer of this wallet settled it: its month (and what
+            # it did not cover, moved to the open month) comes with the records.
+            try:
+                await self.records.fetch()
+            except (DomainError, ValueError) as exc:
+                log.info("%s: the records were not fetched: %s", month, exc)
+            if await self.service.months.state_of(month) == MonthState.SETTLED:
+                log.info("%s settled by another computer of this wallet", month)
+                return None
         if receipt is not None:
             log.info("%s settled with the hub: %s", month, receipt.spend_cents)
         elif isinstance(meaning, policy.NeedsPerson):

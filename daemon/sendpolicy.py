@@ -13,7 +13,10 @@ deposit can fix that), the daemon retries with exponential back-off (5 s
 doubling to an hour, with jitter). A month that has not ended in every time
 zone is sent again when the hub says it may be, spread over a few minutes. A
 settlement that pays the person's own keys is split again without them. A
-conflicting settlement, or a month older than the account, waits for a person.
+month the hub already holds another document for was settled by another
+computer of the same wallet (DESIGN.md, "Devices"): its month is taken from
+the wallet's records, looked for again with the same back-off until it is
+there. A month older than the account waits for a person.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ SPREAD_SECONDS = 300.0
 
 # Refusals that sending again cannot change: the month stays closed, shown
 # with its reason, until a person acts.
-NEEDS_A_PERSON = frozenset({"settlement_conflict", "month_before_account"})
+NEEDS_A_PERSON = frozenset({"month_before_account"})
 # Transfer refusals are final (the person sees them) unless the hub failed.
 
 Uniform = Callable[[float, float], float]
@@ -106,6 +109,16 @@ class SplitAgain:
     keys: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SettledElsewhere:
+    """Another computer of this wallet settled the month with its own
+    document: take that month from the wallet's records; if they do not
+    have it yet, look again after `seconds`."""
+
+    message: str
+    seconds: float
+
+
 def month_answer(
     status: int | None,
     data: Any,
@@ -113,7 +126,7 @@ def month_answer(
     attempts: int,
     retry_base: float = RETRY_BASE_SECONDS,
     uniform: Uniform = random.uniform,
-) -> Accepted | Retry | NeedsPerson | SplitAgain:
+) -> Accepted | Retry | NeedsPerson | SplitAgain | SettledElsewhere:
     """The meaning of the hub's answer to a settlement sent for the
     `attempts`-th time; `status` None when the hub could not be reached."""
     if status is None:
@@ -124,6 +137,8 @@ def month_answer(
     code, message = refusal(status, data)
     if code in NEEDS_A_PERSON:
         return NeedsPerson(code, message)
+    if code == "settlement_conflict":
+        return SettledElsewhere(message, retry_delay(attempts, retry_base, uniform))
     if code == "month_not_ended" and _whole(data.get("retry_after")):
         # Not an error: the month has not ended in every time zone yet. Come
         # back then, spread over a few minutes as every daemon will.

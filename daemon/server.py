@@ -529,6 +529,32 @@ async def deposit(request: web.Request) -> web.Response:
     return web.json_response(out, status=201)
 
 
+# -- the wallet's computers (daemon/devices.py) -----------------------------------------
+
+
+@routes.get(f"{API}/devices")
+@access(ADMIN)
+async def devices_list(request: web.Request) -> web.Response:
+    return web.json_response(await _link(request).devices.listed())
+
+
+@routes.post(f"{API}/devices/invite")
+@access(ADMIN)
+async def devices_invite(request: web.Request) -> web.Response:
+    body = validate.obj(await read_json(request), {"name"})
+    name = body.get("name")
+    return web.json_response(await _link(request).devices.invite(name), status=201)
+
+
+@routes.delete(f"{API}/devices/{{device}}")
+@access(ADMIN)
+async def devices_remove(request: web.Request) -> web.Response:
+    ref = request.match_info["device"]
+    if not 0 < len(ref) <= 64:
+        raise Invalid("a device is named by its name or its key")
+    return web.json_response(await _link(request).devices.remove(ref))
+
+
 # -- the person as a creator, at the hub (signed with the wallet's key) ----------------
 
 

@@ -323,6 +323,33 @@ def m009_subscription_weight(db: Database) -> None:
     db.execute("ALTER TABLE subscriptions ADD COLUMN weight INTEGER NOT NULL DEFAULT 1")
 
 
+@migrations()
+def m010_devices(db: Database) -> None:
+    """One wallet on several computers (issue 30). `things`: what a closed
+    month's split covered (daemon/records/merge.py, `thing_digest`), so a
+    computer that takes in another's settled month knows which of its own
+    flattrs it paid. `moved_clicks`: flattrs that reached a month after its
+    settlement and went to the open month instead, kept to tell the person."""
+    db.table("months").add_column("things", str)
+    # When a subscription last changed (made, changed, cancelled): the later
+    # change wins between computers.
+    db.table("subscriptions").add_column("changed_at", str)
+    db.execute("UPDATE subscriptions SET changed_at = created_at")
+    db.table("moved_clicks").create(
+        {
+            "id": str,  # the click's id
+            "url": str,
+            "title": str,
+            "creator": str,
+            "from_month": str,
+            "to_month": str,  # NULL: already flattred in the open month
+            "moved_at": str,
+        },
+        pk="id",
+        not_null={"creator", "from_month", "moved_at"},
+    )
+
+
 # Every migration this version knows: the file's format. A file with any other
 # was written by a newer version (its features this one would drop).
 KNOWN_MIGRATIONS = frozenset(m.name for m in migrations.pending(Database(memory=True)))

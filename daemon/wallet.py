@@ -78,6 +78,10 @@ CHECK_LABEL = b"mecene wallet key check"
 # feature a reader must not drop (as an older reader once dropped
 # `unlinkable`) is added here, and older readers refuse the file.
 FEATURES = frozenset({"settings.unlinkable", "settings.browser_gift_limit", "settings.backups"})
+# Needed only by a wallet that has it: one of an account's devices (its own
+# key and name); a reader that would drop them refuses the file.
+DEVICE = "device"
+KNOWN_FEATURES = FEATURES | {DEVICE}
 
 # RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes (~0.2 s here).
 DEFAULT_MEMORY_KIB = 64 * 1024
@@ -253,6 +257,21 @@ class WalletData:
     settings: Settings
     created_at: str
     hub: dict[str, Any] = field(default_factory=dict)
+    # This computer's own key and name, once it is one of the account's
+    # devices (daemon/devices.py): its requests to the hub are signed with it.
+    device_key: Ed25519PrivateKey | None = None
+    device_name: str = ""
+
+    @property
+    def device(self) -> str | None:
+        """This computer's device key (public, base64url), if it is a device."""
+        if self.device_key is None:
+            return None
+        return b64u(self.device_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    def sign_as_device(self, message: bytes) -> str:
+        assert self.device_key is not None
+        return b64u(self.device_key.sign(message))
 
     @property
     def account(self) -> str:
@@ -271,12 +290,15 @@ class WalletData:
     def body(self) -> bytes:
         doc = {
             "v": VERSION,
-            "needs": sorted(FEATURES),
+            "needs": sorted(FEATURES | ({DEVICE} if self.device_key else set())),
             "signing_key": b64u(self.seed),
             "created_at": self.created_at,
             "settings": self.settings.to_json(),
             "hub": self.hub,
         }
+        if self.device_key is not None:
+            raw = self.device_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+            doc["device"] = {"key": b64u(raw), "name": self.device_name}
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -288,18 +310,24 @@ class WalletData:
                 raise ValueError("needs")
         except (ValueError, TypeError) as exc:
             raise WalletError(f"the wallet's contents are not valid: {exc}") from None
-        unknown = sorted(set(needs) - FEATURES)
+        unknown = sorted(set(needs) - KNOWN_FEATURES)
         if unknown:
             raise WalletTooNew(path, "it needs " + ", ".join(unknown))
         try:
             raw_key = unb64u(doc["signing_key"])
             if len(raw_key) != 32:
                 raise ValueError("signing key length")
+            device = doc.get("device")
+            device_key = None
+            if device is not None:
+                device_key = Ed25519PrivateKey.from_private_bytes(unb64u(device["key"]))
             return cls(
                 signing_key=Ed25519PrivateKey.from_private_bytes(raw_key),
                 settings=Settings.from_json(doc["settings"]),
                 created_at=str(doc["created_at"]),
                 hub=dict(doc.get("hub") or {}),
+                device_key=device_key,
+                device_name=str(device.get("name") or "") if device else "",
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise WalletError(f"the wallet's contents are not valid: {exc}") from None
@@ -335,6 +363,12 @@ class Wallet:
 
     def sign(self, message: bytes) -> str:
         return self.data.sign(message)
+
+    def become_device(self, key: Ed25519PrivateKey, name: str) -> None:
+        """This computer is one of the account's devices from now on (its key
+        added at the hub first), written back atomically."""
+        self.data.device_key, self.data.device_name = key, name
+        self.save()
 
     def update_settings(self, **changes: Any) -> Settings:
         """Change settings and write the wallet back atomically."""
@@ -373,6 +407,7 @@ class Wallet:
         kdf: KdfParams = KdfParams(),
         now: dt.datetime | None = None,
         seed: bytes | None = None,
+        device: tuple[Ed25519PrivateKey, str] | None = None,
     ) -> Wallet:
         """A new wallet; from `seed` (a recovery phrase's), the same account again."""
         if path.exists():
@@ -390,6 +425,8 @@ class Wallet:
             else Ed25519PrivateKey.from_private_bytes(seed)
         )
         data = WalletData(signing_key, settings, created)
+        if device is not None:
+            data.device_key, data.device_name = device
         wallet = cls(path, data, key, kdf, salt)
         _write(path, wallet._header, key, data.body())
         return wallet

@@ -49,6 +49,7 @@ class Auth:
     account: str
     nonce: str
     ts: int
+    device: str | None = None  # the device that signed, if not the account's own key
 
 
 @dataclass(frozen=True)

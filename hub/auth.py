@@ -24,10 +24,12 @@ class Signatures(Room):
         """Who signed this request (its signature and freshness checked); its
         nonce is spent by `spend_nonce`, or with the request's own writes."""
         try:
-            account, nonce, ts = signing.check_request(headers, method, path_qs, body, self.now())
+            account, device, nonce, ts = signing.check_signed(
+                headers, method, path_qs, body, self.now()
+            )
         except signing.SignatureError as exc:
             raise HubError(exc.code, str(exc)) from None
-        return Auth(account, nonce, ts)
+        return Auth(account, nonce, ts, device)
 
     async def spend_nonce(self, auth: Auth) -> None:
         """Record the request's nonce (a replay is refused) and open the

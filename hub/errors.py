@@ -43,6 +43,11 @@ HUB_CODES = frozenset(
         "token_expired",
         "stale_record",
         "too_many_records",
+        "device_unknown",
+        "device_removed",
+        "device_taken",
+        "too_many_devices",
+        "invite_taken",
     }
 )
 assert HUB_CODES <= STATUS.keys()

@@ -16,8 +16,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from mecene import devicewire, ohttp, recordwire
 from mecene import keys as key_rules
-from mecene import ohttp, recordwire
 from mecene.diskspace import disk_is_full
 from mecene.errors import envelope
 
@@ -92,6 +92,7 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
             request[RAW_BODY] = raw
             hub = request.app[HUB]
             auth = hub.check_signature(request.headers, request.method, request.raw_path, raw)
+            await hub.devices.check(auth)
             if signed_as != WITH_WRITES:
                 await hub.spend_nonce(auth)
             request[AUTH] = auth
@@ -215,6 +216,57 @@ async def get_record(request: web.Request) -> web.Response:
     except recordwire.RecordError as exc:
         raise HubError(exc.code, str(exc)) from None
     return _json(await request.app[HUB].records.get(request[ACCOUNT], slot))
+
+
+@signed
+async def list_records(request: web.Request) -> web.Response:
+    return _json(await request.app[HUB].records.listed(request[ACCOUNT]))
+
+
+def _device_error(exc: devicewire.DeviceError) -> HubError:
+    return HubError(exc.code, str(exc))
+
+
+@signed
+async def add_device(request: web.Request) -> web.Response:
+    try:
+        req = devicewire.proof_body(await _body(request))
+    except devicewire.DeviceError as exc:
+        raise _device_error(exc) from None
+    return _json(await request.app[HUB].devices.add(request[ACCOUNT], req), 201)
+
+
+@signed
+async def list_devices(request: web.Request) -> web.Response:
+    return _json(await request.app[HUB].devices.listed(request[ACCOUNT]))
+
+
+@signed
+async def remove_device(request: web.Request) -> web.Response:
+    try:
+        device = devicewire.device_key(request.match_info["device"])
+    except devicewire.DeviceError as exc:
+        raise _device_error(exc) from None
+    return _json(await request.app[HUB].devices.remove(request[ACCOUNT], device))
+
+
+@signed
+async def put_invite(request: web.Request) -> web.Response:
+    try:
+        ident = devicewire.invite_ident(request.match_info["id"])
+        data = devicewire.invite_body(await _body(request))
+    except devicewire.DeviceError as exc:
+        raise _device_error(exc) from None
+    return _json(await request.app[HUB].devices.invite(request[ACCOUNT], ident, data), 201)
+
+
+async def accept_invite(request: web.Request) -> web.Response:
+    try:
+        ident = devicewire.invite_ident(request.match_info["id"])
+        req = devicewire.proof_body(await _body(request))
+    except devicewire.DeviceError as exc:
+        raise _device_error(exc) from None
+    return _json(await request.app[HUB].devices.accept(ident, req))
 
 
 async def ohttp_keys(request: web.Request) -> web.Response:
@@ -365,8 +417,14 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/tokens/redeem", redeem_token),
     ("GET", "/v1/ohttp-keys", ohttp_keys),
     ("POST", "/v1/ohttp", ohttp_request),
+    ("GET", "/v1/records", list_records),
     ("PUT", "/v1/records/{slot}", put_record),
     ("GET", "/v1/records/{slot}", get_record),
+    ("POST", "/v1/devices", add_device),
+    ("GET", "/v1/devices", list_devices),
+    ("DELETE", "/v1/devices/{device}", remove_device),
+    ("PUT", "/v1/invites/{id}", put_invite),
+    ("POST", "/v1/invites/{id}/accept", accept_invite),
     ("GET", "/v1/counters/{kind}", counter),
     ("GET", "/v1/creators/joined", joined),
     ("GET", "/v1/buttons/{kind}.svg", button),

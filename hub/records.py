@@ -72,6 +72,18 @@ class Records(Room):
 
         return await self._retrying(run)
 
+    async def listed(self, account: str) -> dict[str, Any]:
+        """Every slot the account keeps and its version, no data: how a
+        computer of the account sees, in one small answer, that another
+        wrote something."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(records.c.slot, records.c.version)
+                .where(records.c.account == account)
+                .order_by(records.c.slot)
+            )
+            return {"records": [{"slot": r.slot, "version": int(r.version)} for r in rows]}
+
     async def get(self, account: str, slot: str) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             kept = (

@@ -311,3 +311,28 @@ records = Table(
     Column("data", Text, nullable=False),  # base64url of nonce || AES-GCM ciphertext
     PrimaryKeyConstraint("account", "slot"),
 )
+
+# Devices (hub/devices.py): the keys that act for an account besides its own,
+# with the day each was added and removed (no time of day, no name: a
+# device's name travels in the account's encrypted records). A key belongs to
+# one account, and a removed key never comes back.
+devices = Table(
+    "devices",
+    metadata,
+    Column("device", String(64), primary_key=True),
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("added_day", String(10), nullable=False),  # YYYY-MM-DD, UTC
+    Column("removed_day", String(10), nullable=True),
+)
+Index("ix_devices_account", devices.c.account)
+
+# Invitations for a new device (hub/devices.py): sealed under a one-time code
+# the hub never sees, taken once, gone after `expires_at` (Unix seconds).
+invites = Table(
+    "invites",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

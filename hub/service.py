@@ -11,6 +11,7 @@ Each room is one lifecycle of the money that passes through the hub
     tokens.py      TokenDesk    unlinkable tokens: keys, issuance, redemption
     creators.py    Creators     claims, proofs, flattr ids, escrow released or returned
     records.py     Records      encrypted records a daemon keeps here (ciphertext only)
+    devices.py     Devices      the keys that act for an account, invitations for new ones
     reports.py     Reports      terms, counters, payouts, the books
 
 All stand on one `HubCore` (engine, key, clock, provider, fetcher, config).
@@ -34,6 +35,7 @@ from .auth import Signatures
 from .core import HubConfig, HubCore
 from .creators import Creators
 from .deposits import Deposits
+from .devices import Devices
 from .gateway import gateway_of
 from .gifts import Transfers
 from .proofs import ProofFetcher
@@ -77,6 +79,7 @@ class Hub:
         self.creators = Creators(core, self.admission)
         self.reports = Reports(core)
         self.records = Records(core)
+        self.devices = Devices(core)
         # What the runner, the CLI and the tests call most, by its old name.
         self.now, self.month = core.now, core.month
         self.run_payouts = self.settlements.run_payouts

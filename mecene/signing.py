@@ -11,6 +11,13 @@ The payload binds the method, the path with its query, the time, the nonce and
 the SHA-256 of the body, so a captured request cannot be changed, sent to
 another route, or replayed (the hub keeps each nonce for longer than the
 accepted clock skew). The daemon and the hub both use this module.
+
+A computer that is one of the account's devices (DESIGN.md, "Devices")
+signs with its own key instead, named in a fifth header, and its payload
+binds the account too; the hub takes it only while that device is the
+account's and not removed:
+
+    Mecene-Device:    the device's Ed25519 public key (base64url)
 """
 
 from __future__ import annotations
@@ -79,6 +86,11 @@ def request_payload(method: str, path_qs: str, ts: str, nonce: str, body: bytes)
     )
 
 
+def device_payload(payload: bytes, account: str) -> bytes:
+    """What a device signs: the request's payload and the account it acts for."""
+    return payload + b"\n" + account.encode()
+
+
 def sign_request(
     account: str,
     sign: Callable[[bytes], str],
@@ -86,16 +98,23 @@ def sign_request(
     path_qs: str,
     body: bytes,
     now: float,
+    device: str | None = None,
 ) -> dict[str, str]:
-    """The headers that sign one request (the daemon's side)."""
+    """The headers that sign one request (the daemon's side); with `device`,
+    `sign` is that device's key."""
     ts = str(int(now))
     nonce = b64u(secrets.token_bytes(16))
-    return {
+    payload = request_payload(method, path_qs, ts, nonce, body)
+    headers = {
         "Mecene-Account": account,
         "Mecene-Timestamp": ts,
         "Mecene-Nonce": nonce,
-        "Mecene-Signature": sign(request_payload(method, path_qs, ts, nonce, body)),
     }
+    if device is not None:
+        headers["Mecene-Device"] = device
+        payload = device_payload(payload, account)
+    headers["Mecene-Signature"] = sign(payload)
+    return headers
 
 
 def encode_body(body: Any) -> bytes:
@@ -115,6 +134,7 @@ def signed_request(
     path_qs: str,
     body: Any,
     now: float,
+    device: str | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """One signed request to the hub, whoever sends it (the daemon's hub link,
     every test and bench harness): the body's bytes and all its headers,
@@ -126,7 +146,7 @@ def signed_request(
     """
     raw = encode_body(body)
     headers = {"Content-Type": "application/json"} if raw else {}
-    headers.update(sign_request(account, sign, method, path_qs, raw, now))
+    headers.update(sign_request(account, sign, method, path_qs, raw, now, device))
     return raw, headers
 
 
@@ -136,6 +156,16 @@ def check_request(
     """Check a request's signature and freshness; (account, nonce, ts).
 
     The caller must still record the nonce and refuse it if already seen."""
+    account, _device, nonce, ts = check_signed(headers, method, path_qs, body, now)
+    return account, nonce, ts
+
+
+def check_signed(
+    headers: Mapping[str, str], method: str, path_qs: str, body: bytes, now: float
+) -> tuple[str, str | None, str, int]:
+    """Check a request's signature and freshness; (account, device or None,
+    nonce, ts). The caller must still record the nonce, and check that the
+    device is the account's."""
     account = headers.get("Mecene-Account")
     ts = headers.get("Mecene-Timestamp")
     nonce = headers.get("Mecene-Nonce")
@@ -150,5 +180,11 @@ def check_request(
         )
     if not _NONCE_RE.match(nonce):
         raise SignatureError("bad_nonce", "Mecene-Nonce is 16 to 64 characters of base64url")
-    verify(account, request_payload(method, path_qs, ts, nonce, body), signature)
-    return account, nonce, int(ts)
+    payload = request_payload(method, path_qs, ts, nonce, body)
+    device = headers.get("Mecene-Device")
+    public_key(account)  # the account is a key, whoever signed
+    if device is None:
+        verify(account, payload, signature)
+    else:
+        verify(device, device_payload(payload, account), signature)
+    return account, device, nonce, int(ts)

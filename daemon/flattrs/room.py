@@ -189,6 +189,7 @@ class Flattrs:
         cannot change: subscribe again."""
         await self.months.open_wallet()
         month = self.session.current_month()
+        at = timestamp(self.session.now())
 
         def change_it(db: Database) -> Any:
             row = sql.subscription(db, sub_id)
@@ -201,7 +202,7 @@ class Flattrs:
             last = row["last_month"]
             if change.extend is not None:
                 last = add_months(last, change.extend)
-            sql.change_subscription(db, sub_id, weight, last)
+            sql.change_subscription(db, sub_id, weight, last, at)
             return sql.subscription(db, sub_id)
 
         return subscription_json(await self.session.store.write(change_it), month)
@@ -210,11 +211,12 @@ class Flattrs:
         """Stop future automatic clicks; this month's click stays (undo it separately)."""
         await self.months.open_wallet()
         month = self.session.current_month()
+        at = timestamp(self.session.now())
 
         def cancel(db: Database) -> Any:
             if sql.subscription(db, sub_id) is None:
                 raise NotFound("no such subscription")
-            sql.cancel_subscription(db, sub_id, policy.cancelled_from(month))
+            sql.cancel_subscription(db, sub_id, policy.cancelled_from(month), at)
             return sql.subscription(db, sub_id)
 
         return subscription_json(await self.session.store.write(cancel), month)

@@ -101,7 +101,7 @@ def subscriptions(db: Database) -> list[Any]:
 def insert_subscription(db: Database, row: dict[str, Any]) -> None:
     db.execute(
         "INSERT INTO subscriptions (id, url, creator, title, months, first_month, "
-        "last_month, created_at, weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "last_month, created_at, weight, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             row["id"],
             row["url"],
@@ -112,6 +112,7 @@ def insert_subscription(db: Database, row: dict[str, Any]) -> None:
             row["last_month"],
             row["created_at"],
             row["weight"],
+            row["created_at"],
         ],
     )
 
@@ -126,17 +127,18 @@ def covering(db: Database, url: str | None, creator: str, month: str) -> Any:
     ).fetchone()
 
 
-def change_subscription(db: Database, sub_id: str, weight: int, last_month: str) -> None:
+def change_subscription(db: Database, sub_id: str, weight: int, last_month: str, at: str) -> None:
     db.execute(
-        "UPDATE subscriptions SET weight = ?, last_month = ? WHERE id = ?",
-        [weight, last_month, sub_id],
+        "UPDATE subscriptions SET weight = ?, last_month = ?, changed_at = ? WHERE id = ?",
+        [weight, last_month, at, sub_id],
     )
 
 
-def cancel_subscription(db: Database, sub_id: str, from_month: str) -> None:
+def cancel_subscription(db: Database, sub_id: str, from_month: str, at: str) -> None:
     db.execute(
-        "UPDATE subscriptions SET cancelled_month = ? WHERE id = ? AND cancelled_month IS NULL",
-        [from_month, sub_id],
+        "UPDATE subscriptions SET cancelled_month = ?, changed_at = ? "
+        "WHERE id = ? AND cancelled_month IS NULL",
+        [from_month, at, sub_id],
     )
 
 

@@ -119,6 +119,11 @@ class Step:
     own_keys: tuple[str, ...] = ()
     split_again: bool = False
     wait: float | None = None
+    fetch_records: bool = False  # settled by another computer: take it from the records
+
+
+# A month's sync error while another computer's settlement of it is looked for.
+SETTLED_ELSEWHERE = "settled_elsewhere"
 
 
 def answered(
@@ -126,7 +131,8 @@ def answered(
     meaning: sendpolicy.Accepted
     | sendpolicy.Retry
     | sendpolicy.NeedsPerson
-    | sendpolicy.SplitAgain,
+    | sendpolicy.SplitAgain
+    | sendpolicy.SettledElsewhere,
     *,
     attempts: int,
     now: float,
@@ -155,6 +161,21 @@ def answered(
     if isinstance(meaning, sendpolicy.NeedsPerson):
         to = move(state, MonthState.CLOSED)
         return Step(to, {"state": to, "sync_error": meaning.code, "next_sync_at": None})
+    if isinstance(meaning, sendpolicy.SettledElsewhere):
+        # Taken from the records (the hub link fetches them now); until they
+        # hold it, looked for again like any retry.
+        to = move(state, MonthState.CLOSED)
+        return Step(
+            to,
+            {
+                "state": to,
+                "sync_attempts": attempts,
+                "sync_error": SETTLED_ELSEWHERE,
+                "next_sync_at": timestamp_at(now + meaning.seconds),
+            },
+            wait=meaning.seconds,
+            fetch_records=True,
+        )
     if isinstance(meaning, sendpolicy.SplitAgain):
         # Keys of the person's own (claimed elsewhere since the month closed):
         # the month was never accepted, so it is split again without them.

@@ -37,6 +37,10 @@ log = logging.getLogger("mecene")
 HOLD_RECHECK = dt.timedelta(seconds=60)
 
 
+# Meta: when each setting last changed, {name: timestamp}.
+SETTINGS_CHANGED = "settings_changed"
+
+
 class Months:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -192,12 +196,25 @@ class Months:
             lambda db: flattrs_sql.place_subscription_clicks(db, month, at)
         )
 
-    async def update_settings(self, changes: dict[str, Any]) -> Settings:
+    async def update_settings(
+        self, changes: dict[str, Any], *, changed_at: dict[str, str] | None = None
+    ) -> Settings:
+        """Change settings; when each changed is kept (SETTINGS_CHANGED), for
+        the wallet's other computers: the later change of a setting wins.
+        `changed_at`: the times another computer's record gave them."""
         wallet = self.session.require_wallet()
+        before = wallet.settings.to_json()
         try:
             new = await asyncio.to_thread(wallet.update_settings, **changes)
         except ValueError as exc:
             raise Invalid(str(exc)) from None
+        after = new.to_json()
+        changed = [k for k in after if after[k] != before.get(k)]
+        if changed:
+            at = timestamp(self.session.now())
+            times = json.loads(await self.session.meta(SETTINGS_CHANGED) or "{}")
+            times.update({k: (changed_at or {}).get(k, at) for k in changed})
+            await self.session.set_meta(SETTINGS_CHANGED, json.dumps(times, sort_keys=True))
         # The time zone may have changed the current month.
         self.forget_open()
         await self.roll()
@@ -288,6 +305,9 @@ class Months:
             given = gifts_sql.of_month(db, month)
             out["transfers"] = [transfer_json(t) for t in given]
             out["given_cents"] = sum(t["cents"] for t in given if t["state"] != "refused")
+            # Flattrs that reached this month after it was settled (another
+            # computer's), moved to the open month: the person is told which.
+            out["moved"] = sql.moved(db, month)
             return out
 
         def month_of_row(db: Database) -> dict[str, Any]:
@@ -349,7 +369,11 @@ class Months:
 
         def listed(db: Database) -> list[dict[str, Any]]:
             return [
-                {**dict(r), "tokens": tokens_sql.summary(db, r["month"], joined)}
+                {
+                    **dict(r),
+                    "tokens": tokens_sql.summary(db, r["month"], joined),
+                    "moved": sql.moved(db, r["month"]),
+                }
                 for r in sql.listed(db)
             ]
 
@@ -365,6 +389,9 @@ class Months:
     async def unsent(self) -> list[dict[str, Any]]:
         """Closed months the hub has not acknowledged yet, oldest first."""
         return await self.session.store.read(sql.unsent)
+
+    async def state_of(self, month: str) -> str | None:
+        return await self.session.store.read(lambda db: sql.state(db, month))
 
     async def mark(self, month: str, **fields: Any) -> None:
         """Record how sending a closed month went (hub link); a change of

@@ -10,6 +10,7 @@ from sqlite_utils import Database
 
 from mecene.time import add_months
 
+from ..records.merge import thing_digest
 from .policy import UNSENT, MonthState, still_moving, to_open
 
 # The columns the hub link may set on a closed month.
@@ -81,11 +82,17 @@ def open_first(db: Database, month: str) -> str:
 
 
 def close(db: Database, month: str, spend_cents: int, text: str, signature: str, at: str) -> None:
+    """Freeze the month with its signed document, and what it covered: the
+    digest of every thing flattred in it (daemon/records/merge.py)."""
+    live = db.execute(
+        "SELECT url, creator FROM clicks WHERE month = ? AND undone_at IS NULL", [month]
+    ).fetchall()
+    things = json.dumps(sorted({thing_digest(url, creator) for url, creator in live}))
     db.execute(
         "UPDATE months SET state = ?, spend_cents = ?, document = ?, "
-        "signature = ?, closed_at = ?, sync_error = NULL, next_sync_at = NULL "
+        "signature = ?, closed_at = ?, sync_error = NULL, next_sync_at = NULL, things = ? "
         "WHERE month = ?",
-        [MonthState.CLOSED, spend_cents, text, signature, at, month],
+        [MonthState.CLOSED, spend_cents, text, signature, at, things, month],
     )
 
 
@@ -130,3 +137,14 @@ def listed(db: Database) -> list[Any]:
         "SELECT month, state, spend_cents, given_cents, closed_at, settled_at, "
         "sync_error FROM months ORDER BY month DESC"
     ).fetchall()
+
+
+def moved(db: Database, month: str) -> list[dict[str, Any]]:
+    """The flattrs moved out of `month` (settled without them) or into it,
+    oldest first (daemon/records/sql.py)."""
+    rows = db.execute(
+        "SELECT id, url, title, creator, from_month, to_month, moved_at FROM moved_clicks "
+        "WHERE from_month = ? OR to_month = ? ORDER BY moved_at, id",
+        [month, month],
+    ).fetchall()
+    return [dict(r) for r in rows]

@@ -31,18 +31,30 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mecene.encoding import b64u, unb64u
+from mecene.settlement import Receipt
+from mecene.signing import SignatureError
 from mecene.time import add_months, timestamp
 
+from ..devices import merge_known
 from ..errors import DomainError, HubRefused
+from ..months import sql as months_sql
+from ..months.policy import UNSENT, MonthState
+from ..months.room import SETTINGS_CHANGED
 from ..wallet import Settings
 from . import seal, sql
 
 if TYPE_CHECKING:
+    from ..devices import DeviceLink
     from ..service import Service
 
 log = logging.getLogger("mecene.records")
 
 RECORD_EVERY_SECONDS = float(os.environ.get("MECENE_RECORD_EVERY_SECONDS", "3600"))
+# With several computers on the wallet (daemon/devices.py): how soon a change
+# goes, and how often the others' are looked for. Twice the spacing of
+# redemptions at least (daemon/unlinkable/spacing.py), so that a signed
+# call every SYNC_SECONDS leaves them their moments.
+SYNC_SECONDS = float(os.environ.get("MECENE_SYNC_SECONDS", "300"))
 META = "records"  # {name: {version, fingerprint, at}, "kept_at": …}
 NAMES = ("state", "tokens")
 # Tokens of this many months before the current one are still kept: a
@@ -57,6 +69,9 @@ class HubCalls(Protocol):
         self, method: str, path: str, body: Any = None, *, signed: bool = True
     ) -> tuple[int, Any]:
         """The answer's status and body, or HubUnreachable."""
+
+    async def hub_key(self) -> str:
+        """The hub's public key, pinned."""
 
 
 @dataclass
@@ -106,6 +121,7 @@ class RecordLink:
         # Called when a fetch merged rows in: the hub link runs another pass
         # at once (tokens to redeem, months to send).
         self.on_merged: Callable[[], None] | None = None
+        self.devices: DeviceLink | None = None
 
     # -- what the person sees -------------------------------------------------------
 
@@ -122,22 +138,47 @@ class RecordLink:
 
     # -- the schedule -----------------------------------------------------------------
 
-    async def step(self) -> None:
-        """Fetch after a restore; then send what is due (in the hub link's
-        pass, which keeps apart from redemptions: daemon/unlinkable/spacing.py)."""
+    async def step(self) -> float | None:
+        """Fetch after a restore, or when another computer of the wallet
+        wrote; then send what is due (in the hub link's pass, which keeps
+        apart from redemptions: daemon/unlinkable/spacing.py). Seconds until
+        the next look, with several computers; else None."""
         if self.service.session.locked:
-            return
+            return None
+        several = self.devices is not None and self.devices.several()
         async with self._lock:
             try:
                 if self._restoring():
                     await self.fetch()
                     assert self.marker is not None
                     os.unlink(self.marker)
-                await self._send_due(("state", "tokens"))
+                elif several:
+                    await self._fetch_if_newer()
+                every = SYNC_SECONDS if several else RECORD_EVERY_SECONDS
+                await self._send_due(("state", "tokens"), every=every)
                 self.last_error = None
             except (DomainError, seal.RecordDamaged, seal.RecordTooLarge) as exc:
                 self.last_error = str(exc)
                 log.warning("records not kept at the hub: %s", exc)
+        return SYNC_SECONDS if several else None
+
+    async def _fetch_if_newer(self) -> None:
+        """One small call (slots and versions): fetch if another computer
+        wrote a record since we last did."""
+        wallet = self.service.session.require_wallet()
+        keys = seal.RecordKeys(wallet.data.seed, wallet.account)
+        status, data = await self.link.call("GET", "/v1/records")
+        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("records"), list):
+            message = data.get("message") if isinstance(data, dict) else None
+            raise HubRefused(f"the hub did not list the records ({status}: {message or data})")
+        versions = {r.get("slot"): r.get("version") for r in data["records"] if isinstance(r, dict)}
+        book = Book.parse(await self.service.session.meta(META))
+        for name in NAMES:
+            heads = [versions.get(keys.slot(name, g, 0)) for g in range(seal.GENERATIONS)]
+            newest = max((v for v in heads if isinstance(v, int)), default=0)
+            if newest > book.of(name).version:
+                await self.fetch()
+                return
 
     async def before_issue(self) -> None:
         """The tokens record, sent before an issuance is asked for. An
@@ -168,9 +209,21 @@ class RecordLink:
         record = await store.read(sql.state)
         settings = session.settings.to_json()
         record["settings"] = {k: v for k, v in settings.items() if k not in MACHINE_SETTINGS}
+        changed = json.loads(await session.meta(SETTINGS_CHANGED) or "{}")
+        record["settings_changed"] = {k: v for k, v in changed.items() if k in record["settings"]}
+        if self.devices is not None:
+            record["devices"] = merge_known(
+                await self.devices.known(), await self.devices.own_entry()
+            )
         return record, _digest(record), _digest(sql.money_moves(record))
 
-    async def _send_due(self, names: tuple[str, ...], *, force: bool = False) -> None:
+    async def _send_due(
+        self,
+        names: tuple[str, ...],
+        *,
+        force: bool = False,
+        every: float = RECORD_EVERY_SECONDS,
+    ) -> None:
         session = self.service.session
         book = Book.parse(await session.meta(META))
         now = session.now().timestamp()
@@ -180,7 +233,7 @@ class RecordLink:
             record, fingerprint, urgent = await self._record(name)
             if fingerprint == kept.fingerprint:
                 continue
-            soon = now - kept.at < RECORD_EVERY_SECONDS
+            soon = now - kept.at < every
             if urgent == kept.urgent and soon and not force:
                 continue  # a setting or a subscription: within the hour
             await self._put(name, kept, record)
@@ -264,27 +317,97 @@ class RecordLink:
         return keys.open(slot, unb64u(data["data"]))
 
     async def _merge(self, name: str, record: dict[str, Any]) -> int:
-        store = self.service.session.store
+        service = self.service
+        store = service.session.store
         if name == "tokens":
             return await store.write(lambda db: sql.merge_tokens(db, record))
-        added = await store.write(lambda db: sql.merge_state(db, record))
-        settings = record.get("settings")
-        if isinstance(settings, dict):
-            mine = self.service.session.settings.to_json()
-            theirs = {k: v for k, v in settings.items() if k not in MACHINE_SETTINGS}
-            try:
-                wanted = Settings.from_json({**mine, **theirs}).to_json()
-            except (TypeError, ValueError) as exc:
-                log.warning("the settings in the record were not taken: %s", exc)
-            else:
-                changes = {k: v for k, v in wanted.items() if mine.get(k) != v}
-                if "own_creators" in changes:
-                    changes["own_creators"] = tuple(changes["own_creators"])
-                if changes:
-                    await self.service.months.update_settings(changes)
+        adoptable = await self._adoptable(record)
+        at = timestamp(service.session.now())
+        merged = await store.write(
+            lambda db: sql.merge_state(db, record, adoptable=adoptable, moved_at=at)
+        )
+        for month in merged.adopted:
+            log.warning("%s: another computer of this wallet settled it; its month is kept", month)
+        if merged.moved:
+            log.warning(
+                "%d flattrs reached a month already settled: moved to the open month",
+                len(merged.moved),
+            )
+        await self._merge_settings(record)
+        if self.devices is not None and "devices" in record:
+            await self.devices.take_known(record["devices"])
+        for month in sorted(merged.reclose):
+            # A closed month not sent yet took in another computer's
+            # flattrs: split and signed again, so it covers them.
+            if await self._month_state(month) == MonthState.CLOSED:
+                await service.months.close(month, again=True)
         # A subscription brought back places its click in the open month.
-        await self.service.months.place_subscriptions()
-        return sum(added.values())
+        await service.months.place_subscriptions()
+        return merged.count
+
+    async def _month_state(self, month: str) -> str | None:
+        return await self.service.session.store.read(lambda db: months_sql.state(db, month))
+
+    async def _merge_settings(self, record: dict[str, Any]) -> None:
+        """Each setting the record has takes its value if it changed there
+        later than here (or neither side knows when: a restore)."""
+        settings = record.get("settings")
+        if not isinstance(settings, dict):
+            return
+        theirs_at = record.get("settings_changed")
+        theirs_at = theirs_at if isinstance(theirs_at, dict) else {}
+        session = self.service.session
+        mine_at = json.loads(await session.meta(SETTINGS_CHANGED) or "{}")
+        mine = session.settings.to_json()
+        theirs = {
+            k: v
+            for k, v in settings.items()
+            if k not in MACHINE_SETTINGS
+            and (
+                str(theirs_at.get(k) or "") > str(mine_at.get(k) or "")
+                or not (theirs_at.get(k) or mine_at.get(k))
+            )
+        }
+        try:
+            wanted = Settings.from_json({**mine, **theirs}).to_json()
+        except (TypeError, ValueError) as exc:
+            log.warning("the settings in the record were not taken: %s", exc)
+            return
+        changes = {k: v for k, v in wanted.items() if mine.get(k) != v}
+        if "own_creators" in changes:
+            changes["own_creators"] = tuple(changes["own_creators"])
+        if changes:
+            times = {k: str(theirs_at[k]) for k in changes if isinstance(theirs_at.get(k), str)}
+            await self.service.months.update_settings(changes, changed_at=times)
+
+    async def _adoptable(self, record: dict[str, Any]) -> frozenset[str]:
+        """The record's settled months whose receipt is the hub's, for the
+        document the record holds, that this computer has closed and not
+        seen accepted: the hub kept that document, not ours."""
+        months = [m for m in record.get("months") or [] if isinstance(m, dict)]
+        candidates = [
+            m
+            for m in months
+            if m.get("state") == MonthState.SETTLED and m.get("receipt") and m.get("document")
+        ]
+        if not candidates:
+            return frozenset()
+        account = self.service.session.require_wallet().account
+        out = set()
+        for month in candidates:
+            if await self._month_state(str(month.get("month"))) not in UNSENT:
+                continue
+            try:
+                key = await self.link.hub_key()
+                Receipt.verify(key, month["receipt"], month["receipt_signature"])
+                receipt = Receipt.parse(month["receipt"])
+            except (DomainError, ValueError, KeyError, TypeError, SignatureError) as exc:
+                log.warning("%s in the record has no valid receipt: %s", month.get("month"), exc)
+                continue
+            sha = hashlib.sha256(str(month["document"]).encode()).hexdigest()
+            if (receipt.account, receipt.month, receipt.sha256) == (account, month["month"], sha):
+                out.add(str(month["month"]))
+        return frozenset(out)
 
 
 def _refusal(name: str, status: int, data: Any) -> str:

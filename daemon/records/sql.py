@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlite_utils import Database
 
 from ..months.policy import UNSENT, MonthState
 from ..unlinkable.policy import TO_ISSUE, TokenState
+from . import merge
+from .merge import thing_digest
 
 STATE_FORMAT = 1
+# Months whose flattrs the state record carries even once settled.
+RECENT_MONTHS = 3
 TOKENS_FORMAT = 1
 # Columns that change with each try to reach the hub: kept out of the record,
 # so that an unreachable hub does not make a new record every hour.
@@ -44,11 +49,23 @@ def state(db: Database) -> dict[str, Any]:
         {k: v for k, v in row.items() if k not in _RETRY_NOISE["transfers"]}
         for row in _rows(db, "SELECT * FROM transfers ORDER BY created_at, id")
     ]
+    # The flattrs of every month not settled yet and of the last few, Undos
+    # too: what the wallet's other computers take in (daemon/records/merge.py).
+    # A settled month's stay a while, so that a computer that was offline
+    # when it was settled still learns of an Undo made elsewhere before it.
+    clicks = _rows(
+        db,
+        "SELECT clicks.* FROM clicks JOIN months USING (month) WHERE months.state != ? "
+        "OR months.month IN (SELECT month FROM months ORDER BY month DESC LIMIT ?) "
+        "ORDER BY clicks.month, clicks.created_at, clicks.id",
+        [MonthState.SETTLED, RECENT_MONTHS],
+    )
     return {
         "format": STATE_FORMAT,
         "subscriptions": _rows(db, "SELECT * FROM subscriptions ORDER BY created_at, id"),
         "months": months,
         "transfers": transfers,
+        "clicks": clicks,
     }
 
 
@@ -106,31 +123,272 @@ def _merge(db: Database, table: str, rows: Any) -> int:
     return added
 
 
-def merge_state(db: Database, record: dict[str, Any]) -> dict[str, int]:
-    """Add what the state record has and this database lacks. Gifts go in
-    before months: a month's `given_cents` comes with it, and the trigger
-    that adds a new gift to its month must not count it twice."""
-    transfers = _merge(db, "transfers", record.get("transfers"))
+@dataclass
+class Merged:
+    """What a state record brought: rows added per table, closed months that
+    took in flattrs (split again before they are sent), months settled by
+    another computer that this one takes as its own, and flattrs moved to the
+    open month because their month was settled without them."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    reclose: set[str] = field(default_factory=set)
+    adopted: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(self.added.values()) + len(self.adopted) + len(self.moved)
+
+
+def merge_state(
+    db: Database,
+    record: dict[str, Any],
+    *,
+    adoptable: frozenset[str] = frozenset(),
+    moved_at: str = "",
+) -> Merged:
+    """Take in what the state record has: gifts, months, subscriptions and
+    flattrs (daemon/records/merge.py's rule). Gifts go in before months: a
+    month's `given_cents` comes with it, and the trigger that adds a new gift
+    to its month must not count it twice. `adoptable`: months the record
+    holds settled, with a receipt the caller checked, that this computer
+    closed with another document: the hub kept the record's, so it becomes
+    this computer's too, and what it did not cover moves to the open month."""
+    merged = Merged()
+    merged.added["transfers"] = _merge(db, "transfers", record.get("transfers"))
     # A month this daemon opened before the record came (a new daemon starts
     # with the default time zone, whose month may still be one the record
     # closed) gives way to the record's closed one, if nothing was flattred
     # in it here: the record's is signed, and may be at the hub already.
-    replaced = 0
-    for month in record.get("months") or []:
-        if not isinstance(month, dict) or month.get("state") == MonthState.OPEN:
+    months = [m for m in record.get("months") or [] if isinstance(m, dict)]
+    for month in months:
+        if month.get("state") == MonthState.OPEN:
             continue
-        cursor = db.execute(
+        db.execute(
             "DELETE FROM months WHERE month = ? AND state = ? AND live_clicks = 0 "
             "AND NOT EXISTS (SELECT 1 FROM clicks WHERE clicks.month = months.month)",
             [month.get("month"), MonthState.OPEN],
         )
-        replaced += cursor.rowcount
-    months = _merge(db, "months", record.get("months"))
-    return {
-        "transfers": transfers,
-        "months": months,
-        "subscriptions": _merge(db, "subscriptions", record.get("subscriptions")),
-    }
+    clicks = [c for c in record.get("clicks") or [] if isinstance(c, dict) and _valid_click(c)]
+    # A month to adopt first takes the Undos the record knows of its flattrs
+    # (made elsewhere while this computer was away): an undone flattr is not
+    # one the settlement left out.
+    undone = 0
+    for click in clicks:
+        if click["month"] in adoptable and click.get("undone_at"):
+            undone += db.execute(
+                "UPDATE clicks SET undone_at = ? WHERE id = ? AND month = ? AND undone_at IS NULL",
+                [click["undone_at"], click["id"], click["month"]],
+            ).rowcount
+    for month in months:
+        if month.get("month") in adoptable and _adopt(db, month):
+            merged.adopted.append(str(month["month"]))
+    merged.added["months"] = _merge(
+        db, "months", [m for m in months if m.get("state") != MonthState.OPEN]
+    )
+    merged.added["subscriptions"] = _merge_subscriptions(db, record.get("subscriptions"))
+    for adopted in merged.adopted:
+        merged.moved += _move_uncovered(db, adopted, moved_at)
+    merged.added["clicks"] = undone + sum(
+        _merge_click(db, click, merged, moved_at) for click in clicks
+    )
+    return merged
+
+
+_ADOPTED = (
+    "state",
+    "spend_cents",
+    "document",
+    "signature",
+    "closed_at",
+    "receipt",
+    "receipt_signature",
+    "settled_at",
+    "things",
+)
+
+
+def _adopt(db: Database, month: dict[str, Any]) -> bool:
+    """Make another computer's settled month this one's (its own unsent
+    document was never accepted: the hub keeps one per account and month)."""
+    if month.get("state") != MonthState.SETTLED or not month.get("receipt"):
+        return False
+    values = [month.get(k) for k in _ADOPTED]
+    cursor = db.execute(
+        f"UPDATE months SET {', '.join(f'{k} = ?' for k in _ADOPTED)}, "  # noqa: S608 - fixed names
+        "sync_error = NULL, next_sync_at = NULL WHERE month = ? AND state IN (?, ?)",
+        [*values, month["month"], *UNSENT],
+    )
+    if cursor.rowcount:
+        # Tokens this computer planned for its own split are never issued:
+        # the month's tokens are the settling computer's (the tokens record).
+        db.execute(
+            "DELETE FROM unlinkable_tokens WHERE month = ? AND state IN (?, ?)",
+            [month["month"], *TO_ISSUE],
+        )
+    return bool(cursor.rowcount)
+
+
+def _covered(db: Database, month: str) -> set[str] | None:
+    """The things a month not open covered (None: a month closed before
+    they were kept; its flattrs are taken as covered)."""
+    row = db.execute("SELECT things FROM months WHERE month = ?", [month]).fetchone()
+    if row is None or row[0] is None:
+        return None
+    try:
+        return set(json.loads(row[0]))
+    except ValueError:
+        return None
+
+
+def _move_uncovered(db: Database, month: str, at: str) -> list[str]:
+    """Move the live flattrs of `month` (settled) that its document did not
+    cover to the open month."""
+    things = _covered(db, month)
+    if things is None:
+        return []
+    rows = _rows(
+        db, "SELECT * FROM clicks WHERE month = ? AND undone_at IS NULL ORDER BY id", [month]
+    )
+    moved = []
+    for row in rows:
+        if thing_digest(row["url"], row["creator"]) not in things:
+            db.execute("DELETE FROM clicks WHERE id = ?", [row["id"]])
+            _move(db, row, at)
+            moved.append(str(row["id"]))
+    return moved
+
+
+def _open_month(db: Database) -> str | None:
+    row = db.execute("SELECT max(month) FROM months WHERE state = ?", [MonthState.OPEN]).fetchone()
+    return None if row[0] is None else str(row[0])
+
+
+def _move(db: Database, click: dict[str, Any], at: str) -> None:
+    """A flattr of a month settled without it goes to the open month (unless
+    its thing is flattred there already), and the person is told."""
+    target = _open_month(db)
+    to_month = None
+    if target is not None:
+        row = {**click, "month": target}
+        if _place(db, row):
+            to_month = target
+    db.execute(
+        "INSERT OR IGNORE INTO moved_clicks (id, url, title, creator, from_month, to_month, "
+        "moved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            click["id"],
+            click.get("url"),
+            click.get("title"),
+            click["creator"],
+            click["month"],
+            to_month,
+            at,
+        ],
+    )
+
+
+_CLICK_KEYS = ("id", "month", "creator", "created_at")
+
+
+def _valid_click(click: dict[str, Any]) -> bool:
+    return all(isinstance(click.get(k), str) and click[k] for k in _CLICK_KEYS) and (
+        click.get("url") is None or isinstance(click["url"], str)
+    )
+
+
+def _same_thing(db: Database, month: str, url: str | None, creator: str) -> list[dict[str, Any]]:
+    if url:
+        return _rows(db, "SELECT * FROM clicks WHERE month = ? AND url = ?", [month, url])
+    return _rows(
+        db,
+        "SELECT * FROM clicks WHERE month = ? AND url IS NULL AND creator = ?",
+        [month, creator],
+    )
+
+
+def _place(db: Database, click: dict[str, Any]) -> bool:
+    """Put `click` in its (open or closed) month if it wins over what the
+    month has of its thing (merge.wins); True if the month changed."""
+    kept = merge.newest(_same_thing(db, click["month"], click.get("url"), click["creator"]))
+    if kept is not None and not merge.wins(click, kept):
+        return False
+    if kept is not None and not kept.get("undone_at"):
+        # The live one it replaces (the unique index allows one live flattr
+        # of a thing a month); undone ones stay as they are.
+        db.execute("DELETE FROM clicks WHERE id = ?", [kept["id"]])
+    _merge(db, "clicks", [click])
+    return True
+
+
+def _merge_click(db: Database, click: dict[str, Any], merged: Merged, at: str) -> int:
+    """Take in one flattr of another computer's record; 1 if it changed ours."""
+    mine = db.execute("SELECT * FROM clicks WHERE id = ?", [click["id"]]).fetchone()
+    if mine is not None:
+        mine = dict(mine)
+        # The same flattr: only its Undo can be new, and only where it still counts.
+        if not click.get("undone_at") or mine["undone_at"]:
+            return 0
+        state = _state(db, mine["month"])
+        if state not in (MonthState.OPEN, MonthState.CLOSED):
+            return 0
+        db.execute(
+            "UPDATE clicks SET undone_at = ? WHERE id = ? AND undone_at IS NULL",
+            [click["undone_at"], click["id"]],
+        )
+        if state == MonthState.CLOSED:
+            merged.reclose.add(mine["month"])
+        return 1
+    if db.execute("SELECT 1 FROM moved_clicks WHERE id = ?", [click["id"]]).fetchone():
+        return 0  # moved here already (and maybe lost to a flattr of the open month)
+    state = _state(db, click["month"])
+    if state in (MonthState.OPEN, MonthState.CLOSED):
+        if not _place(db, click):
+            return 0
+        if state == MonthState.CLOSED:
+            merged.reclose.add(click["month"])
+        return 1
+    if state in (MonthState.SUBMITTED, MonthState.SETTLED) and not click.get("undone_at"):
+        things = _covered(db, click["month"])
+        if things is None or thing_digest(click.get("url"), click["creator"]) in things:
+            return 0  # the month paid it (or cannot say: taken as paid)
+        _move(db, click, at)
+        merged.moved.append(click["id"])
+        return 1
+    # No such month here (not seen yet, or long gone): when it is open here,
+    # the record still has it.
+    return 0
+
+
+def _state(db: Database, month: str) -> str | None:
+    row = db.execute("SELECT state FROM months WHERE month = ?", [month]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _merge_subscriptions(db: Database, rows: Any) -> int:
+    """New subscriptions go in; one both sides have takes the later change
+    (merge.changed_later): a cancel after an extension cancels it."""
+    if not isinstance(rows, list):
+        return 0
+    columns = set(db.table("subscriptions").columns_dict)
+    changed = 0
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            continue
+        mine = db.execute("SELECT * FROM subscriptions WHERE id = ?", [row["id"]]).fetchone()
+        if mine is None:
+            changed += _merge(db, "subscriptions", [row])
+            continue
+        known = {k: v for k, v in row.items() if k in columns and k != "id"}
+        if dict(mine) == {**dict(mine), **known} or not merge.changed_later(row, dict(mine)):
+            continue
+        sets = ", ".join(f'"{k}" = ?' for k in known)
+        db.execute(
+            f"UPDATE subscriptions SET {sets} WHERE id = ?",  # noqa: S608 - the table's own names
+            [*known.values(), row["id"]],
+        )
+        changed += 1
+    return changed
 
 
 def merge_tokens(db: Database, record: dict[str, Any]) -> int:

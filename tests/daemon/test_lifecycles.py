@@ -331,11 +331,23 @@ def _fixed(low: float, high: float) -> float:
             None,
         ),
         (
-            sendpolicy.NeedsPerson("settlement_conflict", "another document"),
+            sendpolicy.NeedsPerson("month_before_account", "too old"),
             None,
             "closed",
-            {"state": "closed", "sync_error": "settlement_conflict", "next_sync_at": None},
+            {"state": "closed", "sync_error": "month_before_account", "next_sync_at": None},
             None,
+        ),
+        (
+            sendpolicy.SettledElsewhere("another document", 40.0),
+            None,
+            "closed",
+            {
+                "state": "closed",
+                "sync_attempts": 3,
+                "sync_error": "settled_elsewhere",
+                "next_sync_at": "2026-11-03T09:30:40.000000Z",
+            },
+            40.0,
         ),
         (
             sendpolicy.failed("hub_unreachable", "down", 3, "submitted", 5.0, _fixed),

@@ -16,6 +16,7 @@ from daemon.sendpolicy import (
     Refused,
     Retry,
     Send,
+    SettledElsewhere,
     SplitAgain,
     Wait,
 )
@@ -35,7 +36,10 @@ STEPS = [
     ("hub_unreachable", NOW, Send()),
     ("insufficient_funds", NOW + 40, Wait(40)),
     ("month_not_ended", NOW + 3600, Wait(3600)),
-    ("settlement_conflict", None, Hold("settlement_conflict")),
+    # An older version held a conflicting month for ever: it is sent again
+    # (and the hub's answer now takes the other computer's month).
+    ("settlement_conflict", None, Send()),
+    ("settled_elsewhere", NOW + 60, Wait(60)),
     ("month_before_account", NOW - 10, Hold("month_before_account")),
 ]
 
@@ -75,7 +79,8 @@ MONTH_ANSWERS = [
         1,
         Retry("month_not_ended", "no", 5.0, "closed"),
     ),
-    (409, refused("settlement_conflict"), 1, NeedsPerson("settlement_conflict", "no")),
+    (409, refused("settlement_conflict"), 1, SettledElsewhere("no", 5.0)),
+    (409, refused("settlement_conflict"), 4, SettledElsewhere("no", 40.0)),
     (409, refused("month_before_account"), 7, NeedsPerson("month_before_account", "no")),
     (409, refused("own_key", keys=["domain:me.example", 5]), 1, SplitAgain(("domain:me.example",))),
     (409, refused("own_key", keys=[]), 1, Retry("own_key", "no", 5.0, "closed")),

@@ -99,6 +99,7 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         "m007_browser_channel",
         "m008_token_directories",
         "m009_subscription_weight",
+        "m010_devices",
     ]
     db.close()
 

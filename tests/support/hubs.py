@@ -166,10 +166,28 @@ class HubClient:
         self.person = person
         self.clock = clock
         self.joined = joined
+        self.device: Person | None = None  # set: requests are signed by this device's key
+
+    def as_device(self, device: Person) -> HubClient:
+        """The same account, its requests signed by `device` (mecene/devicewire.py)."""
+        other = HubClient(self.client, self.person, self.clock)
+        other.device = device
+        return other
 
     def signed(self, method: str, path: str, body: Any) -> tuple[bytes, dict[str, str]]:
+        now = self.clock.now().timestamp()
+        if self.device is not None:
+            return signing.signed_request(
+                self.person.account,
+                self.device.sign,
+                method,
+                path,
+                body,
+                now,
+                device=self.device.account,
+            )
         return signing.signed_request(
-            self.person.account, self.person.sign, method, path, body, self.clock.now().timestamp()
+            self.person.account, self.person.sign, method, path, body, now
         )
 
     def headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
@@ -367,8 +385,10 @@ def movable_clock(control: Path) -> list[str]:
 
 
 class HubProcess:
-    def __init__(self, data: Path, port: int, prefix: list[str]) -> None:
+    def __init__(self, data: Path, port: int, prefix: list[str], db: str | None = None) -> None:
+        """`db`: a PostgreSQL URL (else SQLite in `data`)."""
         self.data, self.port, self.prefix = data, port, prefix
+        self.db = ["--db", db.replace("postgresql://", "postgresql+asyncpg://", 1)] if db else []
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / "hub.log"
 
@@ -378,7 +398,7 @@ class HubProcess:
 
     def start(self) -> HubProcess:
         argv = [*self.prefix, sys.executable, "-m", "hub", "serve"]
-        argv += ["--data-dir", str(self.data), "--port", str(self.port)]
+        argv += ["--data-dir", str(self.data), "--port", str(self.port), *self.db]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -398,7 +418,7 @@ class HubProcess:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "hub", *args, "--data-dir", str(self.data)],
+            [sys.executable, "-m", "hub", *args, "--data-dir", str(self.data), *self.db],
             capture_output=True,
             text=True,
             timeout=60,

@@ -1,0 +1,245 @@
+"""One wallet on three computers (issue 30), with real processes: a hub
+(SQLite, then PostgreSQL) and three `mecene run` daemons, the second and
+third joined with one-time codes from the first.
+
+They flattr through one month, the same thing on two of them, an Undo on
+another than the one that flattred; the third goes offline with a flattr
+the others never saw, across the month's end. Then:
+- the hub holds exactly one settlement for the account and month, whichever
+  computer sent it, and its split covers every computer's flattrs to the
+  cent (the thing flattred twice once, the undone one not at all);
+- every computer shows that month settled with the same receipt; none is
+  refused for good;
+- the offline computer's late flattr is moved to the open month, and the
+  person is told which (its month view, `mecene months`), and the others
+  get it in their open month;
+- `mecene-hub check` is clean;
+- the hub's tables hold no creator key, URL or amount of the synced records
+  in clear (the records are ciphertext of a few fixed sizes);
+- a removed computer's requests are refused, its records no longer taken,
+  and its daemon says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from mecene import recordwire
+from mecene.encoding import unb64u
+from tests.support.daemons import Daemon, free_port, mecene, start
+from tests.support.hubs import (
+    PG_SERVER,
+    TIME_ZONE,
+    HubProcess,
+    faketime,
+    offset_to_month_end,
+    wait_for,
+)
+
+BUDGET_EUROS = 6
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_db(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    name = f"mecene_devices_{secrets.token_hex(5)}"
+
+    async def run(sql: str) -> None:
+        admin = await asyncpg.connect(f"{PG_SERVER}/postgres")
+        try:
+            await admin.execute(sql)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def thing(n: int) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "url": f"https://blog{n}.example.org/post/{n}",
+        "creator": f"domain:blog{n}.example.org",
+        "title": f"Post {n}",
+    }
+
+
+def live_urls(daemon: Daemon) -> set[str]:
+    status, out = daemon.admin("GET", "/clicks")
+    assert status == 200, out
+    return {c["url"] for c in out["clicks"]}
+
+
+def code_from(data: Path) -> str:
+    done = mecene(data, "devices", "add", "--json")
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["code"])
+
+
+def join(data: Path, code: str, hub: HubProcess, name: str) -> None:
+    done = mecene(data, "devices", "join", code, "--hub", hub.url, "--name", name)
+    assert done.returncode == 0, done.stderr
+    assert "is now a device of the wallet" in done.stdout
+
+
+def test_three_computers_share_one_month_and_send_one_settlement(
+    tmp_path: Path, hub_db: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MECENE_SYNC_SECONDS", "1")
+    offset, month = offset_to_month_end(60)
+    prefix = faketime(offset)
+    hub = HubProcess(tmp_path / "hub", free_port(), prefix, db=hub_db).start()
+    desk, laptop, office = tmp_path / "desk", tmp_path / "laptop", tmp_path / "office"
+    daemons: dict[str, Daemon] = {}
+    try:
+        init = mecene(
+            desk, "init", "--budget", str(BUDGET_EUROS), "--time-zone", TIME_ZONE,
+            "--unlinkable", "off",
+        )  # fmt: skip
+        assert init.returncode == 0, init.stderr
+        args = ["--hub", hub.url]
+        daemons["desk"] = start(desk, args=args, prefix=prefix, deposit_cents=2000)
+        join(laptop, code_from(desk), hub, "laptop")
+        join(office, code_from(desk), hub, "office")
+        daemons["office"] = start(office, args=args, prefix=prefix)
+        daemons["laptop"] = start(laptop, args=args, prefix=prefix)
+        desk_d, laptop_d, office_d = daemons["desk"], daemons["laptop"], daemons["office"]
+
+        # The joined computers took the wallet's settings with the code.
+        settings = laptop_d.admin("GET", "/settings")[1]["settings"]
+        assert (settings["budget_cents"], settings["time_zone"]) == (600, TIME_ZONE)
+        listed = desk_d.admin("GET", "/devices")[1]["devices"]
+        assert len(listed) == 3 and sum(d["this"] for d in listed) == 1
+
+        one, two, three, four, late = (thing(n) for n in range(1, 6))
+        # The same thing on two computers at once: one flattr.
+        assert desk_d.admin("POST", "/clicks", one)[0] == 201
+        assert laptop_d.admin("POST", "/clicks", {**one, "id": str(uuid.uuid4())})[0] in (
+            200,
+            201,
+        )
+        assert desk_d.admin("POST", "/clicks", two)[0] == 201
+        status, made = laptop_d.admin("POST", "/clicks", three)
+        assert status == 201, made
+        assert office_d.admin("POST", "/clicks", four)[0] == 201
+        want = {one["url"], two["url"], three["url"], four["url"]}
+        for daemon in (desk_d, laptop_d, office_d):
+            wait_for(lambda d=daemon: live_urls(d) >= want, "every flattr on every computer", 30)
+        # The office computer goes offline (its hub unreachable).
+        office_d.stop()
+        offline = ["--hub", f"http://127.0.0.1:{free_port()}"]
+        daemons["office"] = office_d = start(office, args=offline, prefix=prefix)
+        # Undo on another computer than the one that flattred, while the
+        # office is away: it must learn of it, not pay `three` later.
+        status, _ = desk_d.admin("DELETE", f"/clicks/{three['id']}")
+        assert status == 200
+        want.discard(three["url"])
+        wait_for(lambda: live_urls(laptop_d) == want, "the Undo on the laptop", 30)
+        # Offline, the office flattrs once more: the others never see it
+        # before the month ends.
+        assert office_d.admin("POST", "/clicks", late)[0] == 201
+        assert three["url"] in live_urls(office_d)
+        office_d.stop()
+        assert late["url"] not in live_urls(desk_d)
+
+        # The month ends; one of the two online computers settles it.
+        def settled(daemon: Daemon) -> dict[str, Any] | None:
+            status, view = daemon.admin("GET", f"/months/{month}")
+            return view if status == 200 and view["state"] == "settled" else None
+
+        desk_month = wait_for(lambda: settled(desk_d), "the month settled on the desk", 120)
+        laptop_month = wait_for(lambda: settled(laptop_d), "the month settled on the laptop", 120)
+        assert desk_month["receipt"] == laptop_month["receipt"]
+        doc = json.loads(desk_month["settlement"]["document"])
+        spend = BUDGET_EUROS * 100
+        assert doc["spend_cents"] == spend
+        paid = {a["url"]: a["cents"] for a in doc["allocations"]}
+        assert set(paid) == want  # `one` once, `three` undone, `late` not seen
+        assert sorted(paid.values()) == [200, 200, 200]
+
+        # The office computer comes back: its month is the one the hub kept,
+        # and its late flattr moves to the open month, said where it looks.
+        daemons["office"] = office_d = start(office, args=args, prefix=prefix)
+        office_month = wait_for(lambda: settled(office_d), "the month settled on the office", 120)
+        assert office_month["receipt"] == desk_month["receipt"]
+        moved = office_month["moved"]
+        assert [(m["url"], m["from_month"]) for m in moved] == [(late["url"], month)]
+        assert moved[0]["to_month"] not in (None, month)
+        assert late["url"] in live_urls(office_d)
+        assert three["url"] not in live_urls(office_d)  # the Undo made while it was away
+        for daemon in (desk_d, laptop_d):
+            wait_for(lambda d=daemon: late["url"] in live_urls(d), "the late flattr moved", 30)
+        told = mecene(office, "months")
+        assert told.returncode == 0, told.stderr
+        assert "Post 5" in told.stdout and "moved to" in told.stdout, told.stdout
+        assert "refused" not in told.stdout
+
+        # Exactly one settlement for the account and month; the books balance.
+        check = hub.cli("check")
+        assert check.returncode == 0, check.stderr
+        settlements = hub_rows(hub, hub_db, "SELECT account, month FROM settlements")
+        assert [(r[1]) for r in settlements] == [month]
+
+        # What the computers synced is ciphertext of fixed sizes: no creator
+        # key, URL or amount of the records in clear anywhere in the hub's tables.
+        records = hub_rows(hub, hub_db, "SELECT data FROM records")
+        assert records and all(len(unb64u(r[0])) in recordwire.SIZES for r in records)
+        dump = "\n".join(
+            str(row)
+            for table in HUB_TABLES
+            for row in hub_rows(hub, hub_db, f"SELECT * FROM {table}")  # noqa: S608 - our names
+        )
+        for secret in (three["url"], late["url"], "Post 3", "Post 5", "blog5.example.org"):
+            assert secret not in dump
+        assert "laptop" not in dump and "office" not in dump  # device names are E2E
+
+        # The office computer is removed from the laptop: refused from now on.
+        out = laptop_d.admin("DELETE", "/devices/office")
+        assert out[0] == 200, out
+        wait_for(
+            lambda: office_d.admin("GET", "/hub")[1]["hub"]["removed"] is not None,
+            "the office told it was removed",
+            30,
+        )
+        listed = desk_d.admin("GET", "/devices")[1]["devices"]
+        assert [d["name"] for d in listed if d["removed"]] == ["office"]
+    finally:
+        for daemon in daemons.values():
+            daemon.stop()
+        hub.stop()
+
+
+HUB_TABLES = ("settlements", "allocations", "records", "devices", "invites", "accounts")
+
+
+def hub_rows(hub: HubProcess, db: str | None, sql: str) -> list[tuple[Any, ...]]:
+    if db is None:
+        conn = sqlite3.connect(hub.data / "hub.db")
+        try:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+        finally:
+            conn.close()
+
+    async def run() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(db)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
