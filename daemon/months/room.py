@@ -211,9 +211,12 @@ class Months:
         after = new.to_json()
         changed = [k for k in after if after[k] != before.get(k)]
         if changed:
+            # The person's own change is stamped now; one taken from another
+            # computer keeps the time it was made there (none if it had none).
             at = timestamp(self.session.now())
+            stamps = {k: at for k in changed} if changed_at is None else changed_at
             times = json.loads(await self.session.meta(SETTINGS_CHANGED) or "{}")
-            times.update({k: (changed_at or {}).get(k, at) for k in changed})
+            times.update({k: stamps[k] for k in changed if k in stamps})
             await self.session.set_meta(SETTINGS_CHANGED, json.dumps(times, sort_keys=True))
         # The time zone may have changed the current month.
         self.forget_open()

@@ -238,3 +238,35 @@ async def test_a_closed_month_the_hub_has_not_taken_yet_survives_the_disk(
         assert settled["receipt"]["spend_cents"] == 500
     finally:
         await client.close()
+
+
+async def test_a_setting_changed_on_two_computers_takes_the_later_change(
+    world: dict[str, Any], tmp_path: Any
+) -> None:
+    """Two computers of one wallet change the budget while apart; the later
+    change wins on both, whichever merges first, and a setting only one of
+    them changed is taken by the other (daemon/records/merge.py's rule)."""
+    person: Person = world["person"]
+    clock: FrozenClock = world["clock"]
+    await funded_with_clicks(person, ["domain:example.org"])
+    await person.call("PATCH", "/settings", {"budget_cents": 700})
+    await person.link.sync_once()
+    seed = person.link.service.session.require_wallet().data.seed
+    copy, client = await _second_daemon(world, DataDir(tmp_path / "copy"), seed, marker=False)
+    try:
+        clock.set(clock.now() + dt.timedelta(minutes=1))
+        await copy.call("PATCH", "/settings", {"budget_cents": 900})  # later than 700
+        clock.set(clock.now() + dt.timedelta(minutes=1))
+        await person.call("PATCH", "/settings", {"private": True})  # only here
+        await copy.link.sync_once()  # stale: takes the first's record
+        clock.set(clock.now() + dt.timedelta(minutes=61))
+        await copy.link.sync_once()  # writes its own above
+        await person.link.sync_once()  # stale: takes the copy's
+        clock.set(clock.now() + dt.timedelta(minutes=61))
+        await person.link.sync_once()
+        await copy.link.records.fetch()  # the first's newer record (a device looks each pass)
+        for daemon in (person, copy):
+            settings = (await daemon.call("GET", "/settings"))["settings"]
+            assert (settings["budget_cents"], settings["private"]) == (900, True)
+    finally:
+        await client.close()
