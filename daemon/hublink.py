@@ -91,6 +91,7 @@ class HubLink:
         self.devices = DeviceLink(self)
         self.records.devices = self.devices
         self.tokens.before_issue = self.records.before_issue
+        self.tokens.issued_elsewhere = self.records.fetch
         self.records.on_merged = self.wake.set
         self.gifts = GiftSender(self, service.gifts, self.tokens)
 

@@ -21,7 +21,7 @@ from mecene.diskspace import log_failure
 from mecene.time import Clock, add_months, seconds_at, timestamp, timestamp_at
 from mecene.waiting import wait_at_most
 
-from ..errors import DomainError
+from ..errors import DomainError, HubRefused
 from ..store import Store
 from . import policy, sql
 from .anonymous import AnonymousPath
@@ -99,6 +99,9 @@ class TokenLink:
         # Called once blinded requests are written and before the hub is
         # asked to sign them: they are kept at the hub first (records).
         self.before_issue: Callable[[], Awaitable[None]] | None = None
+        # Called when the hub says the month's tokens were issued to another
+        # computer of the wallet: the records are fetched (records/link.py).
+        self.issued_elsewhere: Callable[[], Awaitable[Any]] | None = None
         # What the person is told when the hub showed two key directories.
         self.refused: str | None = None
 
@@ -234,7 +237,22 @@ class TokenLink:
             await self.before_issue()
         pending = [policy.pending(r) for r in rows]
         body = tokenwire.build_issue(month, pending)
-        out = await self.link.ok("POST", "/v1/tokens", body)
+        status, out = await self.link.call("POST", "/v1/tokens", body)
+        if status == 409 and isinstance(out, dict) and out.get("error") == "tokens_issued":
+            # Another computer of this wallet had the month's tokens signed
+            # first (DESIGN.md, "Devices": issued once for the account). Ours
+            # are never signed: dropped; its tokens come with the records,
+            # and asking for them again as it did is answered again.
+            ids = [r["id"] for r in rows]
+            await self.store.write(lambda db: sql.drop_unsigned(db, ids))
+            log.warning("%s: its tokens were issued to another computer of this wallet", month)
+            if self.issued_elsewhere is not None:
+                await self.issued_elsewhere()
+            return 0
+        if status >= 400:
+            message = out.get("message") if isinstance(out, dict) else None
+            code = out.get("error") if isinstance(out, dict) else None
+            raise HubRefused(f"the hub refused: {message or code or status}", hub_error=code)
         count = await self.finish(rows, pending, keys, out, body, f"month:{month}")
         log.info("%s: %d tokens issued, redeemed over the next %.0f s", month, count, self.window)
         return count

@@ -9,9 +9,9 @@ change."""
 from __future__ import annotations
 
 import asyncio
-from itertools import permutations
 import json
 import sqlite3
+from itertools import permutations
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +151,7 @@ def test_a_closed_month_that_takes_flattrs_is_split_again(db: Database) -> None:
 
 def test_a_late_flattr_of_a_settled_month_moves_to_the_open_month(db: Database) -> None:
     covered = merge.thing_digest("https://a.example/1", "domain:a.example")
-    db.execute(
-        "UPDATE months SET state = 'settled', things = ?", [json.dumps([covered])]
-    )
+    db.execute("UPDATE months SET state = 'settled', things = ?", [json.dumps([covered])])
     db.execute("INSERT INTO months (month, state) VALUES ('2026-12', 'open')")
     late = click("b", T1, url="https://b.example/2", creator="domain:b.example")
     out = merged(db, [click("a", T0), late])

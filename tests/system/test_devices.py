@@ -243,3 +243,57 @@ def hub_rows(hub: HubProcess, db: str | None, sql: str) -> list[tuple[Any, ...]]
             await conn.close()
 
     return asyncio.run(run())
+
+
+def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlinkable payment (the default) on two computers of one wallet: the
+    month's spend is debited once, its tokens are issued once for the
+    account — whichever computer asked first; the other drops its own plan
+    and finishes the same tokens — and each is redeemed once."""
+    monkeypatch.setenv("MECENE_SYNC_SECONDS", "1")
+    monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "20")
+    monkeypatch.setenv("MECENE_TOKEN_GAP_SECONDS", "0.3")
+    offset, month = offset_to_month_end(40)
+    prefix = faketime(offset)
+    hub = HubProcess(tmp_path / "hub", free_port(), prefix).start()
+    desk, laptop = tmp_path / "desk", tmp_path / "laptop"
+    daemons: dict[str, Daemon] = {}
+    try:
+        init = mecene(desk, "init", "--budget", "3", "--time-zone", TIME_ZONE)
+        assert init.returncode == 0, init.stderr
+        args = ["--hub", hub.url]
+        daemons["desk"] = start(desk, args=args, prefix=prefix, deposit_cents=2000)
+        join(laptop, code_from(desk), hub, "laptop")
+        daemons["laptop"] = start(laptop, args=args, prefix=prefix)
+        desk_d, laptop_d = daemons["desk"], daemons["laptop"]
+        assert laptop_d.admin("GET", "/settings")[1]["settings"]["unlinkable"] is True
+        one, two, three = (thing(n) for n in range(1, 4))
+        assert desk_d.admin("POST", "/clicks", one)[0] == 201
+        assert laptop_d.admin("POST", "/clicks", two)[0] == 201
+        assert laptop_d.admin("POST", "/clicks", three)[0] == 201
+        want = {one["url"], two["url"], three["url"]}
+        for daemon in (desk_d, laptop_d):
+            wait_for(lambda d=daemon: live_urls(d) == want, "every flattr on both", 30)
+
+        def redeemed(daemon: Daemon) -> bool:
+            status, view = daemon.admin("GET", f"/months/{month}")
+            return status == 200 and set(view.get("tokens") or {}) == {"redeemed"}
+
+        for daemon in (desk_d, laptop_d):
+            wait_for(lambda d=daemon: redeemed(d), "every token redeemed", 150)
+        views = [d.admin("GET", f"/months/{month}")[1] for d in (desk_d, laptop_d)]
+        assert views[0]["receipt"] == views[1]["receipt"]
+        assert views[0]["tokens"]["redeemed"]["cents"] == 300
+        issues = hub_rows(hub, None, "SELECT tokens, cents FROM token_issues")
+        spent = hub_rows(hub, None, "SELECT count(*), sum(cents) FROM spent_tokens")
+        assert issues == [(30, 300)]  # issued once, for the account
+        assert spent == [(30, 300)]  # each token redeemed once
+        check = hub.cli("check")
+        assert check.returncode == 0, check.stderr
+        assert json.loads(check.stdout)["sum_cents"] == 0
+    finally:
+        for daemon in daemons.values():
+            daemon.stop()
+        hub.stop()
