@@ -8,6 +8,7 @@ Errors are one line on stderr and exit status 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -30,7 +31,7 @@ from mecene.encoding import unb64u
 
 from . import autostart, backup, launch, nativehost, nativeinstall, practicehub, recovery
 from .client import ApiError, LocalApi
-from .devices import accept, check_name, default_name
+from .devices import accept, add_with_seed, check_name, default_name
 from .errors import Invalid
 from .files import (
     DEFAULT_PORT,
@@ -471,32 +472,39 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def devices_join(args: argparse.Namespace) -> int:
-    """This computer joins a wallet: with the code another computer shows
-    (`mecene devices add`), in a data directory with no wallet."""
+    """This computer joins a wallet, in a data directory with no wallet:
+    with the code another computer shows (`mecene devices add`), or with the
+    wallet's recovery phrase (`--phrase`)."""
     data_dir = DataDir(args.data_dir)
     if data_dir.wallet.exists():
         raise CliError(
             f"a wallet already exists in {data_dir.root}: join in another --data-dir, "
             "or move that wallet away first"
         )
-    if not args.what or not args.hub:
-        raise CliError("`mecene devices join CODE --hub URL`, with the code the other shows")
+    if not args.hub or (not args.what and not args.phrase):
+        raise CliError(
+            "`mecene devices join CODE --hub URL`, with the code the other computer shows, "
+            "or `mecene devices join --phrase --hub URL`"
+        )
     try:
         name = check_name(args.name) if args.name else default_name()
     except Invalid as exc:
         raise CliError(str(exc)) from None
     key = Ed25519PrivateKey.generate()
-    try:
-        payload = accept(args.hub, args.what[0], key)
-    except DeviceError as exc:
-        raise CliError(str(exc)) from None
     settings = Settings.defaults()
-    theirs = payload.get("settings")
-    if isinstance(theirs, dict):
-        try:
-            settings = Settings.from_json({**settings.to_json(), **theirs})
-        except (TypeError, ValueError):
-            pass
+    try:
+        if args.phrase:
+            seed = recovery.seed_of(read_phrase())
+            add_with_seed(args.hub, seed, key)
+        else:
+            payload = accept(args.hub, args.what[0], key)
+            seed = unb64u(payload["seed"])
+            theirs = payload.get("settings")
+            if isinstance(theirs, dict):
+                with contextlib.suppress(TypeError, ValueError):
+                    settings = Settings.from_json({**settings.to_json(), **theirs})
+    except (DeviceError, recovery.PhraseError) as exc:
+        raise CliError(str(exc)) from None
     data_dir.create()
     passphrase = read_passphrase(
         twice=True, prompt="A passphrase for the wallet on this computer: "
@@ -504,11 +512,7 @@ def devices_join(args: argparse.Namespace) -> int:
     try:
         with Progress("Deriving the wallet's key from the passphrase (Argon2id, 64 MiB)"):
             wallet = Wallet.create(
-                data_dir.wallet,
-                passphrase,
-                settings,
-                seed=unb64u(payload["seed"]),
-                device=(key, name),
+                data_dir.wallet, passphrase, settings, seed=seed, device=(key, name)
             )
     except WalletError as exc:
         raise CliError(str(exc)) from None
@@ -1174,6 +1178,11 @@ def parser() -> argparse.ArgumentParser:
     devs.add_argument("what", nargs="*", help="the code (join) or the device (remove)")
     devs.add_argument("--name", help="this computer's name (add, join)")
     devs.add_argument("--hub", help="the hub's URL (join)")
+    devs.add_argument(
+        "--phrase",
+        action="store_true",
+        help="join with the recovery phrase ($MECENE_RECOVERY_PHRASE or a prompt), not a code",
+    )
     devs.add_argument("--json", action="store_true")
     devs.set_defaults(func=cmd_devices)
     back = sub.add_parser(

@@ -28,14 +28,16 @@ import datetime as dt
 import json
 import logging
 import socket
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mecene import devicewire
+from mecene import devicewire, signing
 from mecene.encoding import b64u, unb64u
 
 from .errors import Invalid, NotFound
@@ -190,6 +192,44 @@ class DeviceLink:
 # -- joining, before a daemon runs on the new computer ---------------------------------
 
 
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - the person's own hub URL
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **headers}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message")
+        except ValueError:
+            message = None
+        raise devicewire.DeviceError(f"the hub refused: {message or exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise devicewire.DeviceError(f"the hub at {url} is unreachable: {exc}") from None
+
+
+def add_with_seed(hub_url: str, seed: bytes, key: Ed25519PrivateKey, timeout: float = 30) -> str:
+    """Add the device `key` to the account of `seed` (the recovery phrase's),
+    signed with the account's own key; the account."""
+    account_key = Ed25519PrivateKey.from_private_bytes(seed)
+    account = public_of(account_key)
+    device = public_of(key)
+    proof = b64u(key.sign(devicewire.device_message(account, device)))
+    path = "/v1/devices"
+    prefix = urllib.parse.urlsplit(hub_url).path.rstrip("/")
+    raw, headers = signing.signed_request(
+        account,
+        lambda m: b64u(account_key.sign(m)),
+        "POST",
+        prefix + path,
+        {"device": device, "proof": proof},
+        time.time(),
+    )
+    _post(hub_url.rstrip("/") + path, raw, headers, timeout)
+    return account
+
+
 def accept(hub_url: str, code: str, key: Ed25519PrivateKey, timeout: float = 30) -> dict[str, Any]:
     """Take the invitation for `code` at `hub_url` with the new device `key`;
     the invitation's contents, checked. Raises devicewire.DeviceError."""
@@ -198,21 +238,7 @@ def accept(hub_url: str, code: str, key: Ed25519PrivateKey, timeout: float = 30)
     body = json.dumps(
         {"device": device, "proof": b64u(key.sign(devicewire.accept_message(ident, device)))}
     ).encode()
-    url = f"{hub_url.rstrip('/')}/v1/invites/{ident}/accept"
-    request = urllib.request.Request(  # noqa: S310 - the person's own hub URL
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            answer = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("message")
-        except ValueError:
-            message = None
-        raise devicewire.DeviceError(f"the hub refused the code: {message or exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise devicewire.DeviceError(f"the hub at {hub_url} is unreachable: {exc}") from None
+    answer = _post(f"{hub_url.rstrip('/')}/v1/invites/{ident}/accept", body, {}, timeout)
     payload = devicewire.open_invite(code, unb64u(answer["data"]))
     seed = unb64u(str(payload.get("seed", "")))
     if len(seed) != 32:

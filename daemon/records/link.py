@@ -321,11 +321,19 @@ class RecordLink:
         store = service.session.store
         if name == "tokens":
             return await store.write(lambda db: sql.merge_tokens(db, record))
+        # Settings first: the time zone decides which month is open, and a
+        # computer new to the wallet must not close the month it takes in.
+        await self._merge_settings(record)
         adoptable = await self._adoptable(record)
         at = timestamp(service.session.now())
         merged = await store.write(
             lambda db: sql.merge_state(db, record, adoptable=adoptable, moved_at=at)
         )
+        if merged.reopened is not None:
+            # The open month is the wallet's, not the one this computer
+            # guessed before the record came.
+            service.months.forget_open()
+            log.info("the open month is %s, as on the wallet's other computers", merged.reopened)
         for month in merged.adopted:
             log.warning("%s: another computer of this wallet settled it; its month is kept", month)
         if merged.moved:
@@ -333,7 +341,6 @@ class RecordLink:
                 "%d flattrs reached a month already settled: moved to the open month",
                 len(merged.moved),
             )
-        await self._merge_settings(record)
         if self.devices is not None and "devices" in record:
             await self.devices.take_known(record["devices"])
         for month in sorted(merged.reclose):

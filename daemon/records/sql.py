@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..unlinkable.policy import TO_ISSUE, TokenState
 from . import merge
 from .merge import thing_digest
 
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 STATE_FORMAT = 1
 # Months whose flattrs the state record carries even once settled.
 RECENT_MONTHS = 3
@@ -66,6 +68,7 @@ def state(db: Database) -> dict[str, Any]:
         "months": months,
         "transfers": transfers,
         "clicks": clicks,
+        "open_month": _open_month(db),
     }
 
 
@@ -134,6 +137,7 @@ class Merged:
     reclose: set[str] = field(default_factory=set)
     adopted: list[str] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
+    reopened: str | None = None  # the open month this computer took from the record
 
     @property
     def count(self) -> int:
@@ -155,6 +159,7 @@ def merge_state(
     closed with another document: the hub kept the record's, so it becomes
     this computer's too, and what it did not cover moves to the open month."""
     merged = Merged()
+    merged.reopened = _take_open_month(db, record.get("open_month"))
     merged.added["transfers"] = _merge(db, "transfers", record.get("transfers"))
     # A month this daemon opened before the record came (a new daemon starts
     # with the default time zone, whose month may still be one the record
@@ -193,6 +198,28 @@ def merge_state(
         _merge_click(db, click, merged, moved_at) for click in clicks
     )
     return merged
+
+
+def _take_open_month(db: Database, theirs: Any) -> str | None:
+    """A computer new to the wallet (joined with the phrase, or restored)
+    opened its month by its own default time zone, before the record came: a
+    month later than the one the wallet's other computers fill. If nothing
+    happened in it here, it gives way to theirs."""
+    if not isinstance(theirs, str) or not MONTH_RE.match(theirs):
+        return None
+    mine = _open_month(db)
+    if mine is None or mine <= theirs or _state(db, theirs) is not None:
+        return None
+    used = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM clicks WHERE month = ?) "
+        "OR EXISTS (SELECT 1 FROM transfers WHERE month = ?)",
+        [mine, mine],
+    ).fetchone()[0]
+    if used:
+        return None
+    db.execute("DELETE FROM months WHERE month = ? AND state = ?", [mine, MonthState.OPEN])
+    db.execute("INSERT INTO months (month, state) VALUES (?, ?)", [theirs, MonthState.OPEN])
+    return theirs
 
 
 _ADOPTED = (

@@ -247,3 +247,23 @@ def test_hostile_rows_in_a_record_change_nothing(db: Database) -> None:
     ]
     out = merged(db, bad)
     assert out.count == 0 and live(db) == {"https://a.example/1": "a"}
+
+
+def test_a_new_computer_s_empty_month_gives_way_to_the_wallet_s(db: Database) -> None:
+    """Joined with the phrase, a computer opens a month by its own default
+    time zone before the record comes; with nothing in it, it takes the
+    wallet's open month instead. With a flattr in it, it keeps it."""
+    db.execute("UPDATE months SET month = '2026-12'")
+    with db.conn:
+        out = records_sql.merge_state(db, {"open_month": "2026-11"})
+    assert out.reopened == "2026-11"
+    assert [tuple(r) for r in db.execute("SELECT month, state FROM months")] == [
+        ("2026-11", "open")
+    ]
+    db.execute("INSERT INTO months (month, state) VALUES ('2027-01', 'open')")
+    records_sql._merge(db, "clicks", [click("a", T0, month="2027-01")])
+    with db.conn:
+        assert records_sql.merge_state(db, {"open_month": "2026-12"}).reopened is None
+    for hostile in ("2026-13", "x", 7, None):
+        with db.conn:
+            assert records_sql.merge_state(db, {"open_month": hostile}).reopened is None

@@ -261,9 +261,11 @@ def mecene(
     timeout: float = 60,
     home: Path | None = None,
     env_extra: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """`mecene ARGS --data-dir DATA`; `home`: with that HOME (`browser install`);
-    `env_extra`: more of the environment (`MECENE_RECOVERY_PHRASE`…)."""
+    `env_extra`: more of the environment (`MECENE_RECOVERY_PHRASE`…);
+    `prefix`: under another command (`faketime`, the hub's clock)."""
     env = {k: v for k, v in os.environ.items() if k != "MECENE_PASSPHRASE"}
     env.update(env_extra or {})
     if home is not None:
@@ -272,7 +274,7 @@ def mecene(
     if passphrase is not None:
         env["MECENE_PASSPHRASE"] = passphrase
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *args, "--data-dir", str(data)],
+        [*prefix, sys.executable, "-m", "daemon", *args, "--data-dir", str(data)],
         env=env,
         capture_output=True,
         text=True,

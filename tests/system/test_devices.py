@@ -1,6 +1,7 @@
 """One wallet on three computers (issue 30), with real processes: a hub
 (SQLite, then PostgreSQL) and three `mecene run` daemons, the second and
-third joined with one-time codes from the first.
+third joined with a one-time code from the first and with the recovery
+phrase.
 
 They flattr through one month, the same thing on two of them, an Undo on
 another than the one that flattred; the third goes offline with a flattr
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import sqlite3
 import uuid
@@ -115,7 +117,15 @@ def test_three_computers_share_one_month_and_send_one_settlement(
         args = ["--hub", hub.url]
         daemons["desk"] = start(desk, args=args, prefix=prefix, deposit_cents=2000)
         join(laptop, code_from(desk), hub, "laptop")
-        join(office, code_from(desk), hub, "office")
+        # The third joins with the recovery phrase instead of a code.
+        shown = mecene(desk, "recovery", "show")
+        assert shown.returncode == 0, shown.stderr
+        phrase = " ".join(re.findall(r"\b\d+\. ([a-z]+)", shown.stdout))
+        done = mecene(
+            office, "devices", "join", "--phrase", "--hub", hub.url, "--name", "office",
+            env_extra={"MECENE_RECOVERY_PHRASE": phrase}, prefix=prefix,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
         daemons["office"] = start(office, args=args, prefix=prefix)
         daemons["laptop"] = start(laptop, args=args, prefix=prefix)
         desk_d, laptop_d, office_d = daemons["desk"], daemons["laptop"], daemons["office"]
