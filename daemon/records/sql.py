@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlite_utils import Database
 
 from ..months.policy import UNSENT, MonthState
+from ..store import meta_get, meta_set
 from ..unlinkable.policy import TO_ISSUE, TokenState
 from . import merge
 from .merge import thing_digest
@@ -101,7 +103,32 @@ def tokens(db: Database, since_month: str) -> tuple[dict[str, Any], str, str]:
     urgent = hashlib.sha256(json.dumps(issued).encode()).hexdigest()
     held = (*TO_ISSUE, TokenState.READY, TokenState.POOLED)
     unspent = [r for r in rows if r["state"] in held]
-    return {"format": TOKENS_FORMAT, "tokens": unspent}, fingerprint, urgent
+    dropped = dropped_tokens(db)
+    record = {"format": TOKENS_FORMAT, "tokens": unspent, "dropped": sorted(dropped)}
+    return record, fingerprint, urgent
+
+
+# Meta: tokens the hub will never sign (another computer of the wallet had
+# their month's signed: daemon/unlinkable/link.py), kept so that no record
+# brings them back; they travel in the tokens record to every computer.
+TOKENS_DROPPED = "tokens_dropped"
+
+
+def dropped_tokens(db: Database) -> set[str]:
+    text = meta_get(db, TOKENS_DROPPED)
+    return set(json.loads(text)) if text else set()
+
+
+def drop_tokens(db: Database, ids: Iterable[str]) -> None:
+    """Forget tokens the hub will never sign, for good: only while they are
+    still planned or blinded."""
+    dropped = dropped_tokens(db) | set(ids)
+    for token_id in dropped:
+        db.execute(
+            "DELETE FROM unlinkable_tokens WHERE id = ? AND state IN (?, ?)",
+            [token_id, *TO_ISSUE],
+        )
+    meta_set(db, TOKENS_DROPPED, json.dumps(sorted(dropped)))
 
 
 def _merge(db: Database, table: str, rows: Any) -> int:
@@ -418,8 +445,41 @@ def _merge_subscriptions(db: Database, rows: Any) -> int:
     return changed
 
 
+# How far a token has gone: a record's copy further along than ours (another
+# computer of the wallet had it blinded or signed) replaces ours while ours
+# is still to be issued; one that is signed here is never changed by a record.
+_TOKEN_STEPS: dict[str, int] = {TokenState.PLANNED: 0, TokenState.BLINDED: 1}
+
+
 def merge_tokens(db: Database, record: dict[str, Any]) -> int:
-    return _merge(db, "unlinkable_tokens", record.get("tokens"))
+    theirs = record.get("dropped")
+    if isinstance(theirs, list):
+        drop_tokens(db, [t for t in theirs if isinstance(t, str)])
+    dropped = dropped_tokens(db)
+    rows = [
+        r for r in record.get("tokens") or [] if isinstance(r, dict) and r.get("id") not in dropped
+    ]
+    added = _merge(db, "unlinkable_tokens", rows)
+    columns = set(db.table("unlinkable_tokens").columns_dict)
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            continue
+        mine = db.execute(
+            "SELECT state FROM unlinkable_tokens WHERE id = ?", [row["id"]]
+        ).fetchone()
+        theirs = row.get("state")
+        if mine is None or mine[0] not in _TOKEN_STEPS or not isinstance(theirs, str):
+            continue
+        if _TOKEN_STEPS.get(theirs, 2) <= _TOKEN_STEPS[mine[0]]:
+            continue
+        known = {k: v for k, v in row.items() if k in columns and k != "id"}
+        sets = ", ".join(f'"{k}" = ?' for k in known)
+        db.execute(
+            f"UPDATE unlinkable_tokens SET {sets} WHERE id = ?",  # noqa: S608 - the table's names
+            [*known.values(), row["id"]],
+        )
+        added += 1
+    return added
 
 
 def without_settled_documents(record: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from mecene.time import Clock, add_months, seconds_at, timestamp, timestamp_at
 from mecene.waiting import wait_at_most
 
 from ..errors import DomainError, HubRefused
-from ..store import Store
+from ..records import sql as records_sql
+from ..store import Store, meta_get, meta_set
 from . import policy, sql
 from .anonymous import AnonymousPath
 from .pool import GiftPool
@@ -33,6 +34,8 @@ log = logging.getLogger("mecene.tokens")
 # Tokens are redeemed at random times within this window after they are
 # issued: hours by default, so that their arrivals at the hub do not line up
 # with one person's month close (tests shorten it).
+# Meta: months whose tokens the hub issued to another computer of the wallet.
+ISSUED_ELSEWHERE = "tokens_issued_elsewhere"
 REDEEM_WINDOW_SECONDS = float(os.environ.get("MECENE_REDEEM_WINDOW_SECONDS", str(12 * 3600)))
 
 
@@ -223,13 +226,18 @@ class TokenLink:
         """Have the month's tokens signed; the number made ready."""
         keys = await self.keys(month)
         by_cents = keys.by_cents()
+        elsewhere = month in await self.issued_elsewhere_months()
 
         def blind_planned(db: Database) -> None:
             for token_id, cents in sql.planned_of_month(db, month):
                 sql.update(db, token_id, policy.blinded(by_cents[cents]))
 
         # Written before the hub is asked: the same request can be sent again.
-        await self.store.write(blind_planned)
+        # A month issued to another computer is never blinded here: its
+        # tokens come with the records, blinded or signed, as that computer
+        # asked for them (another blinding would be another request).
+        if not elsewhere:
+            await self.store.write(blind_planned)
         rows = await self.store.read(lambda db: sql.blinded_of_month(db, month))
         if not rows:
             return 0
@@ -244,7 +252,11 @@ class TokenLink:
             # are never signed: dropped; its tokens come with the records,
             # and asking for them again as it did is answered again.
             ids = [r["id"] for r in rows]
-            await self.store.write(lambda db: sql.drop_unsigned(db, ids))
+            await self.store.write(lambda db: records_sql.drop_tokens(db, ids))
+            months = await self.issued_elsewhere_months()
+            await self.store.write(
+                lambda db: meta_set(db, ISSUED_ELSEWHERE, json.dumps(sorted({*months, month})))
+            )
             log.warning("%s: its tokens were issued to another computer of this wallet", month)
             if self.issued_elsewhere is not None:
                 await self.issued_elsewhere()
@@ -256,6 +268,10 @@ class TokenLink:
         count = await self.finish(rows, pending, keys, out, body, f"month:{month}")
         log.info("%s: %d tokens issued, redeemed over the next %.0f s", month, count, self.window)
         return count
+
+    async def issued_elsewhere_months(self) -> set[str]:
+        text = await self.store.read(lambda db: meta_get(db, ISSUED_ELSEWHERE))
+        return set(json.loads(text)) if text else set()
 
     async def has_tokens(self, transfer_id: str) -> bool:
         return bool(await self.store.read(lambda db: sql.of_transfer(db, transfer_id)))

@@ -11,7 +11,7 @@ from sqlite_utils import Database
 
 from .. import budget
 from ..months.policy import MonthState
-from .policy import TO_ISSUE, TokenState, planned
+from .policy import TokenState, planned
 
 
 def plan(db: Database, month: str, shares: Sequence[budget.Allocation]) -> int:
@@ -82,16 +82,6 @@ def planned_of_month(db: Database, month: str) -> list[tuple[str, int]]:
         [month, TokenState.PLANNED],
     ).fetchall()
     return [(r[0], int(r[1])) for r in rows]
-
-
-def drop_unsigned(db: Database, ids: list[str]) -> None:
-    """Forget tokens the hub will never sign (another computer of the wallet
-    had the month's signed): only while still planned or blinded."""
-    for token_id in ids:
-        db.execute(
-            "DELETE FROM unlinkable_tokens WHERE id = ? AND state IN (?, ?)",
-            [token_id, *TO_ISSUE],
-        )
 
 
 def blinded_of_month(db: Database, month: str) -> list[dict[str, Any]]:
