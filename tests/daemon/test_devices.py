@@ -267,3 +267,45 @@ def test_a_new_computer_s_empty_month_gives_way_to_the_wallet_s(db: Database) ->
     for hostile in ("2026-13", "x", 7, None):
         with db.conn:
             assert records_sql.merge_state(db, {"open_month": hostile}).reopened is None
+
+
+def token(tid: str, state: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "id": tid,
+        "month": "2026-11",
+        "creator": "domain:a.example",
+        "cents": 10,
+        "state": state,
+        **kw,
+    }
+
+
+def test_tokens_dropped_on_one_computer_never_come_back(db: Database) -> None:
+    """The tokens a computer planned for a month the hub issued to another
+    are dropped for good: a record that still carries them (written by a
+    computer that merged them before) does not bring them back, and the
+    tombstones travel on. A token further along in the record (blinded or
+    signed elsewhere) replaces a plan here; a signed one here never changes."""
+    columns = set(db.table("unlinkable_tokens").columns_dict)
+    assert {"id", "month", "cents", "state"} <= columns
+    records_sql._merge(
+        db, "unlinkable_tokens", [token("mine", "blinded"), token("theirs", "planned")]
+    )
+    with db.conn:
+        records_sql.drop_tokens(db, ["mine"])
+    with db.conn:
+        records_sql.merge_tokens(
+            db, {"tokens": [token("mine", "blinded"), token("theirs", "blinded")]}
+        )
+    rows = dict(db.execute("SELECT id, state FROM unlinkable_tokens").fetchall())
+    assert rows == {"theirs": "blinded"}
+    record, _fp, _urgent = records_sql.tokens(db, "2026-01")
+    assert record["dropped"] == ["mine"]
+    # Another computer's tombstone drops it here too; a signed token stays.
+    db.execute("UPDATE unlinkable_tokens SET state = 'ready'")
+    with db.conn:
+        records_sql.merge_tokens(db, {"tokens": [token("theirs", "blinded")], "dropped": ["other"]})
+    assert dict(db.execute("SELECT id, state FROM unlinkable_tokens").fetchall()) == {
+        "theirs": "ready"
+    }
+    assert records_sql.dropped_tokens(db) == {"mine", "other"}
