@@ -336,8 +336,8 @@ def cmd_months(args: argparse.Namespace) -> int:
         late = [x for x in m.get("moved") or [] if x["from_month"] == m["month"]]
         if late:
             print(
-                f"\n{len(late)} flattr(s) of {m['month']} reached it from another computer "
-                "after it was settled:"
+                f"\n{len(late)} flattr(s) of {m['month']} came after it was settled (made "
+                "offline, or on another computer):"
             )
             for x in late:
                 where = f"moved to {x['to_month']}" if x["to_month"] else "already flattred there"

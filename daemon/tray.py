@@ -127,9 +127,14 @@ class TrayModel:
         held = self.clock_held()
         if held is not None:
             return held
+        if self.hub is not None and self.hub.get("removed"):
+            return "This computer was removed from the wallet: it sends nothing to the hub."
         if self.hub is not None and self.hub.get("reachable") is False:
             return "The hub is unreachable: months wait to be sent."
-        refused = [m for m in self.months if m.get("sync_error") not in (None, "hub_unreachable")]
+        # Settled by another of the person's computers: not a problem, it
+        # resolves itself (daemon/sendpolicy.py); said in `told`.
+        quiet = (None, "hub_unreachable", "settled_elsewhere")
+        refused = [m for m in self.months if m.get("sync_error") not in quiet]
         if refused:
             m = refused[0]
             return (
@@ -161,12 +166,28 @@ class TrayModel:
         ]
         if s.get("warning") == "balance_short":
             out.append(f"Short of {euros(s.get('short_cents'))}: deposit to give it all")
+        out += self.told()
         problem = self.problem()
         if problem:
             out.append(problem)
         if self.notice:
             out.append(self.notice)
         return out
+
+    def told(self) -> list[str]:
+        """What another of the person's computers did to the last month:
+        settled it, or sent flattrs that came after it was settled and moved
+        on (older months' say so in the dashboard and `mecene months`)."""
+        out = []
+        for m in self.months[:2]:  # newest first: the open month and the last
+            if m.get("sync_error") == "settled_elsewhere":
+                out.append(f"{m['month']}: settled by another of your computers")
+            late = [x for x in m.get("moved") or [] if x.get("from_month") == m["month"]]
+            if late:
+                count = "1 flattr" if len(late) == 1 else f"{len(late)} flattrs"
+                to = late[0].get("to_month") or "this month"
+                out.append(f"{count} of {m['month']} came after it was settled: moved to {to}")
+        return out[:2]
 
     def _each(self, flattrs: str, s: dict[str, Any]) -> str:
         """ "3 flattrs, 1.66 € each" when they all weigh 1; with weights, a

@@ -229,12 +229,25 @@ async function showMonths(current) {
   tbody.replaceChildren();
   for (const m of months.filter((x) => x.month !== current)) {
     let receipt = m.sync_error ? `waiting: ${m.sync_error.replace(/_/g, " ")}` : "";
+    if (m.sync_error === "settled_elsewhere") {
+      receipt = "settled by another of your computers: taking its month";
+    }
     if (m.state === "settled") {
       try {
         receipt = outcomeText(await api("GET", `/months/${m.month}`));
       } catch (e) {
         receipt = "settled: the hub's receipt is kept";
       }
+    }
+    const late = (m.moved || []).filter((x) => x.from_month === m.month);
+    if (late.length) {
+      // Told where the person looks: which flattrs went to the next month.
+      const names = late.map((x) => (x.url ? thingName(x.title, x.url) : creatorName(x.creator)))
+        .join(", ");
+      const to = late[0].to_month ? monthName(late[0].to_month) : "this month";
+      receipt += `${receipt ? ". " : ""}${late.length === 1 ? "1 flattr" : `${late.length} flattrs`}`
+        + ` came after it was settled (made offline, or on another computer), moved to ${to}: `
+        + names;
     }
     const tr = row(tbody, [
       cell(monthName(m.month), "word"), cell(m.state, "word"), cell(euros(m.spend_cents), "num"),
@@ -518,6 +531,58 @@ async function showBrowsers() {
   emptyNote(tbody, "No browser paired yet.");
 }
 
+/** The wallet's computers: names and days last seen come from the records. */
+async function showDevices(practiceHub) {
+  const tbody = $("devices").tBodies[0];
+  $("device-add").hidden = practiceHub;
+  if (practiceHub) {
+    tbody.replaceChildren();
+    emptyNote(tbody, "Your computers share one wallet through a hub they all reach: "
+      + "this one runs the practice hub on this computer.");
+    return;
+  }
+  let devices = [];
+  try {
+    ({ devices } = await api("GET", "/devices"));
+  } catch (e) {
+    tbody.replaceChildren();
+    emptyNote(tbody, `Not known now: ${e.message}`);
+    return;
+  }
+  tbody.replaceChildren();
+  for (const d of devices) {
+    const tr = row(tbody, [
+      cell(d.this ? `${d.name} (this computer)` : d.name),
+      cell(d.added),
+      cell(d.last_seen || "—"),
+      cell(d.removed ? `removed ${d.removed}` : "active"),
+      d.removed || d.this ? cell("") : button("Remove", async () => {
+        await api("DELETE", `/devices/${encodeURIComponent(d.device)}`);
+        $("device-code").textContent = `${d.name} removed: the hub refuses it from now on. If it `
+          + "was lost or stolen rather than retired, move your balance to a new wallet: it held "
+          + "this wallet's key.";
+        $("device-code").hidden = false;
+      }),
+    ]);
+    tr.dataset.device = d.device;
+  }
+  emptyNote(tbody, "This wallet is on this computer only.");
+}
+
+$("device-add").addEventListener("click", async () => {
+  try {
+    const { code } = await api("POST", "/devices/invite", {});
+    const { hub } = await api("GET", "/hub");
+    $("device-code").textContent = `On the other computer, within 15 minutes: `
+      + `mecene devices join ${code} --hub ${hub.url}  — the code works once, and gives `
+      + "that computer this wallet: keep it to yourself.";
+    $("device-code").hidden = false;
+    await showDevices(false);
+  } catch (e) {
+    notify(e.message);
+  }
+});
+
 /** Codes waiting for approval (a browser's Mécène panel shows the same code).
  * Asked every 2 s: the person comes here from the panel to approve. */
 async function showPending() {
@@ -578,7 +643,7 @@ async function refresh() {
   await Promise.all([
     showMonth(status), showMonths(status.month), showSubscriptions(), showSettings(),
     showRecords(status.practice_hub), showTransfers(status.month), showCreator(),
-    showBrowsers(), showPending(),
+    showBrowsers(), showPending(), showDevices(Boolean(status.practice_hub)),
   ]);
   document.body.dataset.state = "ready";
 }

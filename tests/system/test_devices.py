@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -38,6 +39,7 @@ import pytest
 
 from mecene import recordwire
 from mecene.encoding import unb64u
+from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
 from tests.support.daemons import Daemon, free_port, mecene, start
 from tests.support.hubs import (
     PG_SERVER,
@@ -88,7 +90,7 @@ def live_urls(daemon: Daemon) -> set[str]:
 
 
 def code_from(data: Path) -> str:
-    done = mecene(data, "devices", "add", "--json")
+    done = mecene(data, "devices", "add", "--name", "desk", "--json")
     assert done.returncode == 0, done.stderr
     return str(json.loads(done.stdout)["code"])
 
@@ -199,6 +201,9 @@ def test_three_computers_share_one_month_and_send_one_settlement(
         assert "Post 5" in told.stdout and "moved to" in told.stdout, told.stdout
         assert "refused" not in told.stdout
 
+        if hub_db is None:  # once is enough: the dashboard, as the person sees it
+            see_the_dashboard(office_d, tmp_path, month)
+
         # Exactly one settlement for the account and month; the books balance.
         check = hub.cli("check")
         assert check.returncode == 0, check.stderr
@@ -307,3 +312,43 @@ def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_on
         for daemon in daemons.values():
             daemon.stop()
         hub.stop()
+
+
+def see_the_dashboard(daemon: Daemon, tmp_path: Path, month: str) -> None:
+    """The office's dashboard in Debian's Chromium: its three computers, and
+    the month that says which flattr came late and where it went."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    out = mecene(daemon.data, "open", "--print")
+    assert out.returncode == 0, out.stderr
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(out.stdout.splitlines()[0])
+            page.wait_for_selector("body[data-state='ready']", timeout=15_000)
+            page.wait_for_selector("#devices tbody tr[data-device]", timeout=15_000)
+            devices = page.eval_on_selector_all(
+                "#devices tbody tr[data-device]",
+                "(trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent))",
+            )
+            names = sorted(row[0] for row in devices)
+            assert names == ["desk", "laptop", "office (this computer)"], devices
+            assert all(row[3] == "active" for row in devices)
+            late = page.text_content(f"#months tbody tr[data-month='{month}']") or ""
+            assert "1 flattr came after it was settled (made offline" in late, late
+            assert "Post 5" in late, late
+            page.click("#device-add")
+            page.wait_for_selector("#device-code:not([hidden])")
+            code = page.text_content("#device-code") or ""
+            assert re.search(r"mecene devices join \w{4}-\w{4}-\w{4}-\w{4} --hub http", code)
+            panel = page.locator("#devices-panel")
+            if os.environ.get("MECENE_SAVE_SCREENSHOTS"):  # refresh docs/: see README
+                panel.screenshot(path=str(EXTENSION.parent / "docs" / "dashboard-devices.png"))
+                page.locator("#months-panel").screenshot(
+                    path=str(EXTENSION.parent / "docs" / "dashboard-months-moved.png")
+                )
+            assert panel.screenshot(path=str(tmp_path / "devices.png")).startswith(b"\x89PNG")
+        finally:
+            browser.close()

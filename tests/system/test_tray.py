@@ -104,6 +104,35 @@ def test_with_weights_the_menu_lists_each_flattr_and_what_it_comes_to() -> None:
             "2026-10 was not accepted by the hub (insufficient funds).",
         ),
         (
+            TrayModel(
+                status=STATUS,
+                months=[
+                    {
+                        "month": "2026-10",
+                        "sync_error": None,
+                        "moved": [
+                            {"from_month": "2026-10", "to_month": "2026-11"},
+                            {"from_month": "2026-10", "to_month": "2026-11"},
+                        ],
+                    }
+                ],
+            ),
+            "unlocked",
+            "2 flattrs of 2026-10 came after it was settled: moved to 2026-11",
+        ),
+        (
+            TrayModel(
+                status=STATUS, months=[{"month": "2026-10", "sync_error": "settled_elsewhere"}]
+            ),
+            "unlocked",
+            "2026-10: settled by another of your computers",
+        ),
+        (
+            TrayModel(status=STATUS, hub={"reachable": True, "removed": "removed"}),
+            "problem",
+            "This computer was removed from the wallet: it sends nothing to the hub.",
+        ),
+        (
             TrayModel(error="the daemon is not running"),
             "problem",
             "the daemon is not running",
