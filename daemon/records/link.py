@@ -122,6 +122,7 @@ class RecordLink:
         # at once (tokens to redeem, months to send).
         self.on_merged: Callable[[], None] | None = None
         self.devices: DeviceLink | None = None
+        self._listed: dict[str, int] = {}  # slot → version, from the hub's list
 
     # -- what the person sees -------------------------------------------------------
 
@@ -172,13 +173,21 @@ class RecordLink:
             message = data.get("message") if isinstance(data, dict) else None
             raise HubRefused(f"the hub did not list the records ({status}: {message or data})")
         versions = {r.get("slot"): r.get("version") for r in data["records"] if isinstance(r, dict)}
+        # Read by `_newest` in this fetch only: one generation fetched, not both.
+        self._listed = {
+            k: v for k, v in versions.items() if isinstance(k, str) and isinstance(v, int)
+        }
         book = Book.parse(await self.service.session.meta(META))
         for name in NAMES:
             heads = [versions.get(keys.slot(name, g, 0)) for g in range(seal.GENERATIONS)]
             newest = max((v for v in heads if isinstance(v, int)), default=0)
             if newest > book.of(name).version:
-                await self.fetch()
+                try:
+                    await self.fetch()
+                finally:
+                    self._listed = {}
                 return
+        self._listed = {}
 
     async def before_issue(self) -> None:
         """The tokens record, sent before an issuance is asked for. An
@@ -292,7 +301,11 @@ class RecordLink:
     async def _newest(self, keys: seal.RecordKeys, name: str) -> tuple[int, dict[str, Any]] | None:
         """The newest whole generation of a record, or None if there is none."""
         heads = []
+        listed = {g: self._listed.get(keys.slot(name, g, 0)) for g in range(seal.GENERATIONS)}
+        newest = max((v for v in listed.values() if v is not None), default=None)
         for generation in range(seal.GENERATIONS):
+            if newest is not None and listed[generation] != newest:
+                continue  # the hub's list says the other generation is newer
             head = await self._part(keys, keys.slot(name, generation, 0))
             if head is not None:
                 heads.append((head.version, generation, head))
