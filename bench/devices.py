@@ -38,8 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.daemons import Daemon, free_port, mecene, start  # noqa: E402
-from tests.support.hubs import HubProcess  # noqa: E402
+from tests.support.daemons import Daemon, free_port, mecene, start
+from tests.support.hubs import HubProcess
 
 
 class CountingRelay:
