@@ -107,7 +107,7 @@ def live(daemon: Daemon) -> set[str]:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure_devices(root: Path, hub: HubProcess, flattrs: int, sync: float) -> dict[str, float]:
@@ -193,9 +193,7 @@ def main() -> int:
         f"p99 {dev['p99']:.2f} s = {dev['p50'] / args.sync:.2f} / {dev['p99'] / args.sync:.2f} "
         "periods"
     )
-    print(
-        f"baseline: the flattr in its own computer's month: p50 {dev['local_p50'] * 1000:.1f} ms"
-    )
+    print(f"baseline: the flattr in its own computer's month: p50 {dev['local_p50'] * 1000:.1f} ms")
     print(
         f"bytes to and from the hub per flattr: {dev['bytes_per_flattr']:,.0f} as a device, "
         f"against {single:,.0f} on a single computer over the same {dev['elapsed']:.0f} s"
