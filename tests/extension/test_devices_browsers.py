@@ -118,7 +118,8 @@ def test_two_computers_two_browsers_one_month(
             figures["chromium"]
             == figures["firefox"]
             == (
-                "2 flattrs this month, 2.50\u00a0€ for each flattr of weight 1, of a 5.00\u00a0€ budget."
+                "2 flattrs this month, 2.50\u00a0€ for each flattr of weight 1, "
+                "of a 5.00\u00a0€ budget."
             )
         )
     finally:
