@@ -71,6 +71,12 @@ def archive_key(seed: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=LABEL).derive(seed)
 
 
+def wallet_archive_key(wallet: Wallet) -> bytes:
+    """The backups' key: from the seed, or as a computer that joined with a
+    code holds it (the same key: the recovery phrase opens its backups too)."""
+    return wallet.data.secret("archive") or archive_key(wallet.data.seed)
+
+
 def _copy_database(source: Path, target: Path) -> None:
     """SQLite's online backup: one read transaction, so one consistent state,
     while the daemon goes on writing (its commits wait for nothing)."""
@@ -122,7 +128,7 @@ def take(
             tar.addfile(info, io.BytesIO(blob))
     head = HEAD.pack(MAGIC, VERSION, unb64u(wallet.account), len(wallet_blob)) + wallet_blob
     nonce = secrets.token_bytes(12)
-    sealed = AESGCM(archive_key(wallet.data.seed)).encrypt(nonce, buffer.getvalue(), head)
+    sealed = AESGCM(wallet_archive_key(wallet)).encrypt(nonce, buffer.getvalue(), head)
     write_atomic(target, head + nonce + sealed, mode=0o600)
     return {name: len(blob) for name, blob in files.items()}
 
@@ -162,11 +168,13 @@ def open_backup(path: Path, *, passphrase: str | None = None, seed: bytes | None
             wallet = Wallet.from_bytes(wallet_blob, path, passphrase)
         except Exception as exc:
             raise BackupError(f"the wallet in {path}: {exc}") from None
-        seed = wallet.data.seed
+        key = wallet_archive_key(wallet)
         if wallet.account != account:
             raise BackupError(f"{path} is damaged (its wallet is another account's)")
+    else:
+        key = archive_key(seed)
     try:
-        plain = AESGCM(archive_key(seed)).decrypt(blob[end : end + 12], blob[end + 12 :], head)
+        plain = AESGCM(key).decrypt(blob[end : end + 12], blob[end + 12 :], head)
     except InvalidTag:
         raise BackupError(
             f"{path} is damaged or was changed, or the recovery phrase is another wallet's"

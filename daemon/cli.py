@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mecene import time as mtime
 from mecene.amounts import euros, parse_euros
 from mecene.devicewire import DeviceError
-from mecene.encoding import unb64u
 
 from . import autostart, backup, launch, nativehost, nativeinstall, practicehub, recovery
 from .client import ApiError, LocalApi
@@ -492,13 +491,16 @@ def devices_join(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     key = Ed25519PrivateKey.generate()
     settings = Settings.defaults()
+    seed, joined = None, None
     try:
         if args.phrase:
             seed = recovery.seed_of(read_phrase())
             add_with_seed(args.hub, seed, key)
         else:
+            # With a code, this computer never holds the seed: removed, it
+            # can no longer act for the account (daemon/devices.py).
             payload = accept(args.hub, args.what[0], key)
-            seed = unb64u(payload["seed"])
+            joined = (str(payload["account"]), dict(payload["shared"]))
             theirs = payload.get("settings")
             if isinstance(theirs, dict):
                 with contextlib.suppress(TypeError, ValueError):
@@ -512,7 +514,7 @@ def devices_join(args: argparse.Namespace) -> int:
     try:
         with Progress("Deriving the wallet's key from the passphrase (Argon2id, 64 MiB)"):
             wallet = Wallet.create(
-                data_dir.wallet, passphrase, settings, seed=seed, device=(key, name)
+                data_dir.wallet, passphrase, settings, seed=seed, device=(key, name), joined=joined
             )
     except WalletError as exc:
         raise CliError(str(exc)) from None
@@ -787,9 +789,9 @@ def cmd_recovery(args: argparse.Namespace) -> int:
     try:
         with Progress("Opening the wallet"):
             wallet = Wallet.open(data_dir.wallet, read_passphrase(twice=False))
+        show_phrase(wallet, first=False)
     except WalletError as exc:
         raise CliError(str(exc)) from None
-    show_phrase(wallet, first=False)
     return 0
 
 

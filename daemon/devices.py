@@ -6,20 +6,25 @@ account's key) or when it joins with a code (`join`, before any daemon runs
 on it). From then on it signs its requests with its own key, and the hub
 refuses them once another computer removed it.
 
-What every computer needs to act for the account travels sealed under the
-one-time code: the wallet's seed (the recovery phrase's), the hub, and the
-settings. Flattrs, Undos, subscriptions, gifts and settings then travel in
-the wallet's encrypted records (daemon/records/), which each computer
-writes and reads within SYNC_SECONDS once the account has devices. Names
-and the day each computer was last seen travel there too: the hub knows
-device keys and the day each was added or removed, nothing else.
+What a computer that joins with a code needs travels sealed under the
+one-time code: the account, the records' two keys and the backups' key
+(`shared_secrets`), the hub and the settings — never the wallet's seed. It
+acts with its own device key (and signs its settlements with it: the hub
+takes them while the device is the account's). Flattrs, Undos,
+subscriptions, gifts and settings then travel in the wallet's encrypted
+records (daemon/records/), which each computer writes and reads within
+SYNC_SECONDS once the account has devices. Names and the day each computer
+was last seen travel there too: the hub knows device keys and the day each
+was added or removed, nothing else.
 
 What removing does, and does not: the hub refuses the removed key at once,
 on every route, for good, and the removed computer's daemon stops sending.
-A computer that joined with the code holds the wallet's seed as every
-device does, so whoever controls it and its passphrase could still act
-with the seed itself: after removing a lost or stolen computer, move the
-money to a new wallet (said where a device is removed).
+A computer that joined with a code holds nothing else the hub takes: it can
+no longer act for the account. It still holds the records' key, so a hub
+that kept giving it ciphertext (it is refused) could let it read what the
+others write: the records' key is not changed on removal. A computer that
+joined with the recovery phrase holds the seed, which is the account: the
+phrase can always add a device again (said where a device is removed).
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from mecene import devicewire, signing
 from mecene.encoding import b64u, unb64u
 
+from .backup import archive_key
 from .errors import Invalid, NotFound
+from .records import seal
+from .wallet import WalletData
 
 if TYPE_CHECKING:
     from .hublink import HubLink
@@ -139,10 +147,12 @@ class DeviceLink:
         code = devicewire.new_code()
         settings = wallet.settings.to_json()
         settings.pop("backup_dir", None)
+        # Never the seed: what acting for the account needs besides this
+        # computer's own key (daemon/wallet.py, `shared`).
         payload = {
-            "v": 1,
+            "v": 2,
             "account": wallet.account,
-            "seed": b64u(wallet.data.seed),
+            "shared": shared_secrets(wallet.data),
             "hub": self.link.base_url,
             "settings": settings,
         }
@@ -240,9 +250,29 @@ def accept(hub_url: str, code: str, key: Ed25519PrivateKey, timeout: float = 30)
     ).encode()
     answer = _post(f"{hub_url.rstrip('/')}/v1/invites/{ident}/accept", body, {}, timeout)
     payload = devicewire.open_invite(code, unb64u(answer["data"]))
-    seed = unb64u(str(payload.get("seed", "")))
-    if len(seed) != 32:
+    shared = payload.get("shared")
+    if (
+        not isinstance(shared, dict)
+        or set(shared) != set(SHARED)
+        or not all(isinstance(v, str) and len(unb64u(v)) == 32 for v in shared.values())
+    ):
         raise devicewire.DeviceError("the invitation holds no wallet")
-    if public_of(Ed25519PrivateKey.from_private_bytes(seed)) != answer["account"]:
+    if payload.get("account") != answer["account"]:
         raise devicewire.DeviceError("the invitation's wallet is not the account the hub named")
     return payload
+
+
+SHARED = ("records_key", "records_slots", "archive")
+
+
+def shared_secrets(data: WalletData) -> dict[str, str]:
+    """What a computer that joins with a code holds instead of the seed: the
+    records' two keys and the backups' key."""
+    if not data.holds_seed:
+        return dict(data.shared)
+    key, slots = seal.RecordKeys.secrets(data.seed)
+    return {
+        "records_key": b64u(key),
+        "records_slots": b64u(slots),
+        "archive": b64u(archive_key(data.seed)),
+    }

@@ -253,7 +253,10 @@ class Settings:
 
 @dataclass
 class WalletData:
-    signing_key: Ed25519PrivateKey
+    # The account's own key (the recovery phrase's seed); None on a computer
+    # that joined with a one-time code (daemon/devices.py): it acts with its
+    # device key and holds only the secrets the records and backups need.
+    signing_key: Ed25519PrivateKey | None
     settings: Settings
     created_at: str
     hub: dict[str, Any] = field(default_factory=dict)
@@ -261,6 +264,9 @@ class WalletData:
     # devices (daemon/devices.py): its requests to the hub are signed with it.
     device_key: Ed25519PrivateKey | None = None
     device_name: str = ""
+    account_id: str = ""  # the account, when there is no signing key
+    # Without the seed: {"records_key", "records_slots", "archive"}, base64url.
+    shared: dict[str, str] = field(default_factory=dict)
 
     @property
     def device(self) -> str | None:
@@ -276,26 +282,50 @@ class WalletData:
     @property
     def account(self) -> str:
         """The public key that names this person at the hub (base64url, no padding)."""
+        if self.signing_key is None:
+            return self.account_id
         raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return b64u(raw)
 
     def sign(self, message: bytes) -> str:
-        return b64u(self.signing_key.sign(message))
+        """The account's signature; on a computer without the seed, its
+        device's (the hub takes it while the device is the account's)."""
+        key = self.signing_key or self.device_key
+        assert key is not None
+        return b64u(key.sign(message))
+
+    @property
+    def holds_seed(self) -> bool:
+        return self.signing_key is not None
 
     @property
     def seed(self) -> bytes:
         """The 32 bytes every secret of the wallet comes from (the recovery phrase)."""
+        if self.signing_key is None:
+            raise WalletError(
+                "this computer joined the wallet with a code and does not hold its recovery "
+                "phrase: see it on a computer that does"
+            )
         return self.signing_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
+    def secret(self, name: str) -> bytes | None:
+        """A shared secret kept without the seed (None: derive it from the seed)."""
+        if self.signing_key is not None:
+            return None
+        return unb64u(self.shared[name])
+
     def body(self) -> bytes:
-        doc = {
+        doc: dict[str, Any] = {
             "v": VERSION,
             "needs": sorted(FEATURES | ({DEVICE} if self.device_key else set())),
-            "signing_key": b64u(self.seed),
             "created_at": self.created_at,
             "settings": self.settings.to_json(),
             "hub": self.hub,
         }
+        if self.signing_key is not None:
+            doc["signing_key"] = b64u(self.seed)
+        else:
+            doc["account"], doc["shared"] = self.account_id, self.shared
         if self.device_key is not None:
             raw = self.device_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
             doc["device"] = {"key": b64u(raw), "name": self.device_name}
@@ -314,15 +344,26 @@ class WalletData:
         if unknown:
             raise WalletTooNew(path, "it needs " + ", ".join(unknown))
         try:
-            raw_key = unb64u(doc["signing_key"])
-            if len(raw_key) != 32:
-                raise ValueError("signing key length")
             device = doc.get("device")
             device_key = None
             if device is not None:
                 device_key = Ed25519PrivateKey.from_private_bytes(unb64u(device["key"]))
+            signing_key = None
+            if "signing_key" in doc or device_key is None:
+                raw_key = unb64u(doc["signing_key"])
+                if len(raw_key) != 32:
+                    raise ValueError("signing key length")
+                signing_key = Ed25519PrivateKey.from_private_bytes(raw_key)
+            shared = doc.get("shared") or {}
+            if signing_key is None and (
+                not isinstance(doc.get("account"), str)
+                or set(shared) != {"records_key", "records_slots", "archive"}
+            ):
+                raise ValueError("a wallet without its seed names its account and secrets")
             return cls(
-                signing_key=Ed25519PrivateKey.from_private_bytes(raw_key),
+                signing_key=signing_key,
+                account_id=str(doc.get("account") or ""),
+                shared={str(k): str(v) for k, v in shared.items()},
                 settings=Settings.from_json(doc["settings"]),
                 created_at=str(doc["created_at"]),
                 hub=dict(doc.get("hub") or {}),
@@ -408,6 +449,7 @@ class Wallet:
         now: dt.datetime | None = None,
         seed: bytes | None = None,
         device: tuple[Ed25519PrivateKey, str] | None = None,
+        joined: tuple[str, dict[str, str]] | None = None,
     ) -> Wallet:
         """A new wallet; from `seed` (a recovery phrase's), the same account again."""
         if path.exists():
@@ -427,6 +469,12 @@ class Wallet:
         data = WalletData(signing_key, settings, created)
         if device is not None:
             data.device_key, data.device_name = device
+        if joined is not None:
+            # Joined with a code: the account and its shared secrets, no seed.
+            if device is None:
+                raise WalletError("a wallet without its seed is one of the account's devices")
+            data.signing_key = None
+            data.account_id, data.shared = joined
         wallet = cls(path, data, key, kdf, salt)
         _write(path, wallet._header, key, data.body())
         return wallet

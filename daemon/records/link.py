@@ -40,7 +40,7 @@ from ..errors import DomainError, HubRefused
 from ..months import sql as months_sql
 from ..months.policy import UNSENT, MonthState
 from ..months.room import SETTINGS_CHANGED
-from ..wallet import Settings
+from ..wallet import Settings, WalletData
 from . import seal, sql
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class RecordLink:
         """One small call (slots and versions): fetch if another computer
         wrote a record since we last did."""
         wallet = self.service.session.require_wallet()
-        keys = seal.RecordKeys(wallet.data.seed, wallet.account)
+        keys = record_keys(wallet.data)
         status, data = await self.link.call("GET", "/v1/records")
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("records"), list):
             message = data.get("message") if isinstance(data, dict) else None
@@ -254,7 +254,7 @@ class RecordLink:
 
     async def _put(self, name: str, kept: Kept, record: dict[str, Any]) -> None:
         wallet = self.service.session.require_wallet()
-        keys = seal.RecordKeys(wallet.data.seed, wallet.account)
+        keys = record_keys(wallet.data)
         version = kept.version + 1
         try:
             sealed_parts = keys.seal(name, version, record)
@@ -281,7 +281,7 @@ class RecordLink:
     async def fetch(self) -> dict[str, int]:
         """Fetch both records and merge them in; what each added."""
         wallet = self.service.session.require_wallet()
-        keys = seal.RecordKeys(wallet.data.seed, wallet.account)
+        keys = record_keys(wallet.data)
         added: dict[str, int] = {}
         book = Book.parse(await self.service.session.meta(META))
         for name in NAMES:
@@ -428,6 +428,15 @@ class RecordLink:
             if (receipt.account, receipt.month, receipt.sha256) == (account, month["month"], sha):
                 out.add(str(month["month"]))
         return frozenset(out)
+
+
+def record_keys(data: WalletData) -> seal.RecordKeys:
+    """The wallet's record keys: from its seed, or as a computer that joined
+    with a code holds them."""
+    key, slots = data.secret("records_key"), data.secret("records_slots")
+    if key is None or slots is None:
+        return seal.RecordKeys(data.seed, data.account)
+    return seal.RecordKeys.of(key, slots, data.account)
 
 
 def _refusal(name: str, status: int, data: Any) -> str:

@@ -73,6 +73,19 @@ class RecordKeys:
         self._slots = _derive(seed, SLOT_LABEL)
         self.account = account
 
+    @classmethod
+    def of(cls, key: bytes, slots: bytes, account: str) -> RecordKeys:
+        """The same keys, from the two derived secrets (a computer that joined
+        with a code holds those, not the seed: daemon/devices.py)."""
+        keys = cls.__new__(cls)
+        keys._aead, keys._slots, keys.account = AESGCM(key), slots, account
+        return keys
+
+    @staticmethod
+    def secrets(seed: bytes) -> tuple[bytes, bytes]:
+        """(records key, slots key) of a seed."""
+        return _derive(seed, KEY_LABEL), _derive(seed, SLOT_LABEL)
+
     def slot(self, name: str, generation: int, index: int) -> str:
         message = f"{name}/{generation}/{index}".encode()
         return hmac.new(self._slots, message, hashlib.sha256).hexdigest()

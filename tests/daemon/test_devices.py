@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlite_utils import Database
 
+from daemon.backup import archive_key, wallet_archive_key
+from daemon.devices import shared_secrets
 from daemon.records import merge
 from daemon.records import sql as records_sql
+from daemon.records.link import record_keys
+from daemon.records.seal import RecordKeys
 from daemon.store import Store
+from daemon.wallet import TEST_KDF, Wallet, WalletError
+from mecene.encoding import b64u
+from tests.support.constants import PASSPHRASE
 
 T0 = "2026-11-10T10:00:00.000000Z"
 T1 = "2026-11-10T11:00:00.000000Z"
@@ -309,3 +317,36 @@ def test_tokens_dropped_on_one_computer_never_come_back(db: Database) -> None:
         "theirs": "ready"
     }
     assert records_sql.dropped_tokens(db) == {"mine", "other"}
+
+
+def test_a_computer_joined_with_a_code_holds_the_secrets_not_the_seed(tmp_path: Path) -> None:
+    """What the code hands over opens the same records and backups as the
+    seed does, and the wallet written with it holds no seed: the phrase
+    cannot be shown there, and removed, that computer has nothing the hub
+    takes."""
+    first = Wallet.create(tmp_path / "first.mecene", PASSPHRASE, kdf=TEST_KDF)
+    device = Ed25519PrivateKey.generate()
+    Wallet.create(
+        tmp_path / "joined.mecene",
+        PASSPHRASE,
+        kdf=TEST_KDF,
+        device=(device, "laptop"),
+        joined=(first.account, shared_secrets(first.data)),
+    )
+    again = Wallet.open(tmp_path / "joined.mecene", PASSPHRASE)
+    assert (again.account, again.data.holds_seed) == (first.account, False)
+    assert b64_seed(first) not in (tmp_path / "joined.mecene").read_bytes()
+    with pytest.raises(WalletError, match="does not hold its recovery phrase"):
+        _ = again.data.seed
+    # The same records: sealed with the seed's keys, opened with the shared ones.
+    [(slot, sealed)] = RecordKeys(first.data.seed, first.account).seal("state", 1, {"a": 1})
+    assert record_keys(again.data).open(slot, sealed).version == 1
+    keys = RecordKeys(first.data.seed, first.account)
+    assert record_keys(again.data).slot("state", 1, 0) == keys.slot("state", 1, 0)
+    assert wallet_archive_key(again) == archive_key(first.data.seed)
+    # It signs as its device, never as the account.
+    assert again.sign(b"x") == again.data.sign_as_device(b"x")
+
+
+def b64_seed(wallet: Any) -> bytes:
+    return b64u(wallet.data.seed).encode()

@@ -145,3 +145,31 @@ async def test_the_records_list_says_versions_only(connect: Any) -> None:
     assert listed == {
         "records": [{"slot": "ab" * 32, "version": 3}, {"slot": "cd" * 32, "version": 1}]
     }
+
+
+async def test_a_device_without_the_seed_signs_the_month_and_a_removed_one_cannot(
+    connect: Any, hub: Hub
+) -> None:
+    """A computer that joined with a code signs its settlement with its own
+    key: the hub takes it while the device is the account's; the same
+    document signed by another key, or sent once the device is removed, is
+    refused."""
+    alice = connect()
+    await alice.deposit(2000)
+    laptop, stranger = Person.new(), Person.new()
+    await alice.call("POST", "/v1/devices", proof(alice.person.account, laptop), 201)
+    as_laptop = alice.as_device(laptop)
+    month = "2026-10"
+    rows = [{"creator": "domain:a.example", "url": "https://a.example/1", "cents": 300}]
+    body = alice.person.settlement(month, rows)
+    by_laptop = {**body, "signature": laptop.sign(body["document"].encode())}
+    by_stranger = {**body, "signature": stranger.sign(body["document"].encode())}
+    refused = await as_laptop.call("POST", "/v1/settlements", by_stranger, 401)
+    assert refused["error"] == "bad_signature"
+    await as_laptop.call("POST", "/v1/settlements", by_laptop, 201)
+    # The same document from the account's own key: the same receipt.
+    again = await alice.call("POST", "/v1/settlements", body, 200)
+    assert again["receipt"]
+    await alice.call("DELETE", f"/v1/devices/{laptop.account}", expect=200)
+    gone = await as_laptop.call("POST", "/v1/settlements", by_laptop, 403)
+    assert gone["error"] == "device_removed"

@@ -17,8 +17,9 @@ the others never saw, across the month's end. Then:
 - `mecene-hub check` is clean;
 - the hub's tables hold no creator key, URL or amount of the synced records
   in clear (the records are ciphertext of a few fixed sizes);
-- a removed computer's requests are refused, its records no longer taken,
-  and its daemon says so.
+- a computer that joined with a code never holds the wallet's seed; removed,
+  its requests are refused (even signed by hand with all it holds), its
+  records no longer taken, and its daemon says so.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ import os
 import re
 import secrets
 import sqlite3
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,9 +41,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from mecene import recordwire
+from daemon.files import DataDir
+from daemon.wallet import Wallet
+from mecene import recordwire, signing
 from mecene.encoding import unb64u
 from tests.support.browser import CHROMIUM_ARGS, EXTENSION, chromium_path
+from tests.support.constants import PASSPHRASE
 from tests.support.daemons import Daemon, free_port, mecene, start
 from tests.support.hubs import (
     PG_SERVER,
@@ -49,6 +56,7 @@ from tests.support.hubs import (
     offset_to_month_end,
     wait_for,
 )
+from tests.support.hubs import Person as HubPerson
 
 BUDGET_EUROS = 6
 
@@ -111,6 +119,10 @@ def test_three_computers_share_one_month_and_send_one_settlement(
     desk, laptop, office = tmp_path / "desk", tmp_path / "laptop", tmp_path / "office"
     daemons: dict[str, Daemon] = {}
     try:
+
+        def desk_wallet() -> Wallet:
+            return Wallet.open(DataDir(desk).wallet, PASSPHRASE)
+
         init = mecene(
             desk, "init", "--budget", str(BUDGET_EUROS), "--time-zone", TIME_ZONE,
             "--unlinkable", "off",
@@ -223,16 +235,36 @@ def test_three_computers_share_one_month_and_send_one_settlement(
             assert secret not in dump
         assert "laptop" not in dump and "office" not in dump  # device names are E2E
 
-        # The office computer is removed from the laptop: refused from now on.
-        out = laptop_d.admin("DELETE", "/devices/office")
+        # The laptop joined with a code: it never held the wallet's seed (nor
+        # can it show the phrase), so once removed it can no longer act for
+        # the account at all.
+        wallet = Wallet.open(DataDir(laptop).wallet, PASSPHRASE)
+        assert not wallet.data.holds_seed and wallet.account == desk_wallet().account
+        shown = mecene(laptop, "recovery", "show")
+        assert shown.returncode == 1 and "does not hold its recovery phrase" in shown.stderr
+        out = office_d.admin("DELETE", "/devices/laptop")
         assert out[0] == 200, out
         wait_for(
-            lambda: office_d.admin("GET", "/hub")[1]["hub"]["removed"] is not None,
-            "the office told it was removed",
+            lambda: laptop_d.admin("GET", "/hub")[1]["hub"]["removed"] is not None,
+            "the laptop told it was removed",
             30,
         )
         listed = desk_d.admin("GET", "/devices")[1]["devices"]
-        assert [d["name"] for d in listed if d["removed"]] == ["office"]
+        assert [d["name"] for d in listed if d["removed"]] == ["laptop"]
+        # Its key, with all it holds, signs nothing the hub takes.
+        assert wallet.data.device_key is not None
+        person = HubPerson(wallet.data.device_key)
+        _raw, headers = signing.signed_request(
+            wallet.account, person.sign, "GET", "/v1/account", None, time.time() + offset,
+            device=person.account,
+        )  # fmt: skip
+        try:
+            urllib.request.urlopen(
+                urllib.request.Request(hub.url + "/v1/account", headers=headers), timeout=10
+            )
+            raise AssertionError("the hub took a removed device's request")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 403 and json.loads(exc.read())["error"] == "device_removed"
     finally:
         for daemon in daemons.values():
             daemon.stop()
