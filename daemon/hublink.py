@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import hashlib
 import io
 import json
 import logging
@@ -23,7 +22,6 @@ import aiohttp
 
 from mecene import messages, signing
 from mecene.diskspace import log_failure
-from mecene.settlement import DocumentError, Receipt, Settlement
 from mecene.time import seconds_at, timestamp, timestamp_at
 from mecene.waiting import wait_at_most
 
@@ -32,8 +30,8 @@ from .devices import DeviceLink
 from .errors import DomainError, HubRefused, HubUnreachable
 from .gifts.sending import GiftSender
 from .joinedlist import JoinedList
-from .months import policy as month_policy
-from .months.policy import OUTCOME_STATES, MonthState
+from .months.policy import OUTCOME_STATES
+from .monthsend import MonthSender
 from .records.link import RecordLink
 from .service import Service
 from .unlinkable import sql as tokens_sql
@@ -94,6 +92,7 @@ class HubLink:
         self.tokens.issued_elsewhere = self.records.fetch
         self.records.on_merged = self.wake.set
         self.gifts = GiftSender(self, service.gifts, self.tokens)
+        self.months_out = MonthSender(self)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -306,7 +305,7 @@ class HubLink:
             if isinstance(step, policy.Wait):
                 waits.append(step.seconds)
                 continue
-            delay = await self._send(row)
+            delay = await self.months_out.send(row)
             if delay is not None:
                 waits.append(delay)
                 if self.reachable is False:
@@ -365,104 +364,6 @@ class HubLink:
                 outcome=json.dumps({f"{s}_cents": outcome[f"{s}_cents"] for s in OUTCOME_STATES}),
                 outcome_at=timestamp(now),
             )
-
-    async def _send(self, row: dict[str, Any], *, resplit: bool = True) -> float | None:
-        """Send one month and record what the answer means; seconds until it
-        is due again, or None when it is done (settled, or waiting for a person)."""
-        month = row["month"]
-        try:
-            Settlement.parse(row["document"])
-        except DocumentError as exc:
-            # Signed by an older version under rules the hub enforces (more
-            # than 10,000 allocations): the hub can only refuse it. Split and
-            # sign it again, as for a refused own key; never accepted, so
-            # nothing was paid from it.
-            if resplit and await self.service.months.close(month, again=True) is not None:
-                log.warning("%s split again: its settlement broke a rule (%s)", month, exc)
-                fresh = [r for r in await self.service.months.unsent() if r["month"] == month]
-                return await self._send(fresh[0], resplit=False) if fresh else None
-        attempts = int(row["sync_attempts"] or 0) + 1
-        await self.service.months.mark(month, state=MonthState.SUBMITTED)
-        body = messages.build_settlement(row["document"], row["signature"])
-        try:
-            status, data = await self.call("POST", "/v1/settlements", body)
-        except HubUnreachable as exc:
-            status, data = None, str(exc)
-        meaning = policy.month_answer(status, data, attempts=attempts, retry_base=self.retry_base)
-        receipt: Receipt | None = None
-        if isinstance(meaning, policy.Accepted):
-            try:
-                receipt = await self._check_receipt(row, data)
-            except (ValueError, KeyError, TypeError, signing.SignatureError) as exc:
-                meaning = policy.failed(
-                    "bad_receipt", str(exc), attempts, "submitted", self.retry_base
-                )
-        step = month_policy.answered(
-            MonthState.SUBMITTED,
-            meaning,
-            attempts=attempts,
-            now=self.service.clock.now().timestamp(),
-            receipt=None if receipt is None else (data["receipt"], data["signature"]),
-        )
-        if step.refresh_balance:
-            try:
-                await self.refresh_balance()
-            except DomainError as exc:
-                log.info("balance not refreshed: %s", exc)
-        if step.split_again:
-            for key in step.own_keys:
-                await self.service.creators.add_own_creator(key)
-            if await self.service.months.close(month, again=True) is not None:
-                log.info("%s split again without the person's own keys", month)
-                fresh = [r for r in await self.service.months.unsent() if r["month"] == month]
-                return await self._send(fresh[0]) if fresh else None
-            retry = policy.failed("own_key", "", attempts, "closed", self.retry_base)
-            step = month_policy.answered(
-                MonthState.SUBMITTED,
-                retry,
-                attempts=attempts,
-                now=self.service.clock.now().timestamp(),
-            )
-        await self.service.months.mark(month, **step.record)
-        if step.fetch_records:
-            # Another computer of this wallet settled it: its month (and what
-            # it did not cover, moved to the open month) comes with the records.
-            try:
-                await self.records.fetch()
-            except (DomainError, ValueError) as exc:
-                log.info("%s: the records were not fetched: %s", month, exc)
-            if await self.service.months.state_of(month) == MonthState.SETTLED:
-                log.info("%s settled by another computer of this wallet", month)
-                return None
-        if receipt is not None:
-            log.info("%s settled with the hub: %s", month, receipt.spend_cents)
-        elif isinstance(meaning, policy.NeedsPerson):
-            log.error("%s: the hub refused it for good: %s", month, meaning.message)
-        elif isinstance(meaning, policy.Retry):
-            log.info(
-                "%s not settled (%s: %s); next attempt in %.0f s",
-                month,
-                meaning.code,
-                meaning.message,
-                meaning.seconds,
-            )
-        return step.wait
-
-    async def _check_receipt(self, row: dict[str, Any], data: Any) -> Receipt:
-        key = await self.hub_key()
-        text, signature = data["receipt"], data["signature"]
-        Receipt.verify(key, text, signature)
-        receipt = Receipt.parse(text)  # a DocumentError is a ValueError
-        sha = hashlib.sha256(row["document"].encode()).hexdigest()
-        wallet = self.service.session.require_wallet()
-        if (receipt.hub, receipt.account, receipt.month, receipt.sha256) != (
-            key,
-            wallet.account,
-            row["month"],
-            sha,
-        ):
-            raise ValueError("the receipt is for another document")
-        return receipt
 
     async def run(self) -> None:
         """Forever: send what is due, then sleep until the next is due, the
