@@ -242,7 +242,9 @@ class RecordLink:
             record, fingerprint, urgent = await self._record(name)
             if fingerprint == kept.fingerprint:
                 continue
-            soon = now - kept.at < every
+            # Only the state goes sooner between computers: the tokens
+            # record's moment would tell the hub a gift's (see above).
+            soon = now - kept.at < (every if name == "state" else RECORD_EVERY_SECONDS)
             if urgent == kept.urgent and soon and not force:
                 continue  # a setting or a subscription: within the hour
             await self._put(name, kept, record)
