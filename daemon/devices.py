@@ -134,7 +134,8 @@ class DeviceLink:
         key = Ed25519PrivateKey.generate()
         device = public_of(key)
         proof = b64u(key.sign(devicewire.device_message(wallet.account, device)))
-        await self.link.ok_as_account("POST", "/v1/devices", {"device": device, "proof": proof})
+        body = {"device": device, "proof": proof}
+        await self.link.ok("POST", "/v1/devices", body, as_account=True)
         wallet.become_device(key, name)
         await self.take_known(await self.own_entry())
         self.link.wake.set()  # records go within SYNC_SECONDS from now on

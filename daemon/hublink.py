@@ -185,20 +185,21 @@ class HubLink:
             return
         self.service.months.hub_time(at)
 
-    async def ok(self, method: str, path: str, body: Any = None, signed: bool = True) -> Any:
-        status, data = await self.call(method, path, body, signed=signed)
+    async def ok(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        signed: bool = True,
+        *,
+        as_account: bool = False,
+    ) -> Any:
+        """The answer's body, or HubRefused. `as_account`: signed with the
+        account's own key (adding this computer's), not the device's."""
+        status, data = await self.call(method, path, body, signed=signed, as_account=as_account)
         if status >= 400:
             code = data.get("error", "error") if isinstance(data, dict) else "error"
             message = data.get("message", "") if isinstance(data, dict) else ""
-            raise HubRefused(f"the hub refused: {message or code}", hub_error=code)
-        return data
-
-    async def ok_as_account(self, method: str, path: str, body: Any = None) -> Any:
-        """`ok`, signed with the account's own key (adding this computer's)."""
-        status, data = await self.call(method, path, body, as_account=True)
-        if status >= 400:
-            message = data.get("message", "") if isinstance(data, dict) else ""
-            code = data.get("error", "error") if isinstance(data, dict) else "error"
             raise HubRefused(f"the hub refused: {message or code}", hub_error=code)
         return data
 
