@@ -164,6 +164,16 @@ def test_three_computers_share_one_month_and_send_one_settlement(
         want = {one["url"], two["url"], three["url"], four["url"]}
         for daemon in (desk_d, laptop_d, office_d):
             wait_for(lambda d=daemon: live_urls(d) >= want, "every flattr on every computer", 30)
+        # A gift from the laptop reaches the desk as given, and the hub holds
+        # it once (the records carry it; no computer sends it again).
+        gift = {"id": str(uuid.uuid4()), "creator": "domain:gift.example", "cents": 100}
+        assert laptop_d.admin("POST", "/transfers", gift)[0] == 201
+
+        def given_on(daemon: Daemon) -> bool:
+            listed = daemon.admin("GET", "/transfers")[1]["transfers"]
+            return [(t["id"], t["state"]) for t in listed] == [(gift["id"], "given")]
+
+        wait_for(lambda: given_on(desk_d), "the laptop's gift listed on the desk", 30)
         # The office computer goes offline (its hub unreachable).
         office_d.stop()
         offline = ["--hub", f"http://127.0.0.1:{free_port()}"]
@@ -221,6 +231,8 @@ def test_three_computers_share_one_month_and_send_one_settlement(
         assert check.returncode == 0, check.stderr
         settlements = hub_rows(hub, hub_db, "SELECT account, month FROM settlements")
         assert [(r[1]) for r in settlements] == [month]
+        assert hub_rows(hub, hub_db, "SELECT count(*) FROM transfers") == [(1,)]
+        assert given_on(office_d)  # and the third computer
 
         # What the computers synced is ciphertext of fixed sizes: no creator
         # key, URL or amount of the records in clear anywhere in the hub's tables.
@@ -302,7 +314,7 @@ def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_on
     monkeypatch.setenv("MECENE_SYNC_SECONDS", "1")
     monkeypatch.setenv("MECENE_REDEEM_WINDOW_SECONDS", "20")
     monkeypatch.setenv("MECENE_TOKEN_GAP_SECONDS", "0.3")
-    offset, month = offset_to_month_end(40)
+    offset, month = offset_to_month_end(70)
     prefix = faketime(offset)
     hub = HubProcess(tmp_path / "hub", free_port(), prefix).start()
     desk, laptop = tmp_path / "desk", tmp_path / "laptop"
@@ -314,13 +326,26 @@ def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_on
         daemons["desk"] = start(desk, args=args, prefix=prefix, deposit_cents=2000)
         join(laptop, code_from(desk), hub, "laptop")
         daemons["laptop"] = start(laptop, args=args, prefix=prefix)
-        desk_d, laptop_d = daemons["desk"], daemons["laptop"]
+        old = tmp_path / "old"
+        join(old, code_from(desk), hub, "old")
+        daemons["old"] = start(old, args=args, prefix=prefix)
+        desk_d, laptop_d, old_d = daemons["desk"], daemons["laptop"], daemons["old"]
         assert laptop_d.admin("GET", "/settings")[1]["settings"]["unlinkable"] is True
-        one, two, three = (thing(n) for n in range(1, 4))
+        zero, one, two, three = (thing(n) for n in range(4))
+        # A third computer flattrs, then is removed in the middle of the month:
+        # what it synced before counts; it holds and redeems no token.
+        assert old_d.admin("POST", "/clicks", zero)[0] == 201
+        wait_for(lambda: zero["url"] in live_urls(desk_d), "the old computer's flattr", 30)
+        assert desk_d.admin("DELETE", "/devices/old")[0] == 200
+        wait_for(
+            lambda: old_d.admin("GET", "/hub")[1]["hub"]["removed"] is not None,
+            "the old computer told it was removed",
+            30,
+        )
         assert desk_d.admin("POST", "/clicks", one)[0] == 201
         assert laptop_d.admin("POST", "/clicks", two)[0] == 201
         assert laptop_d.admin("POST", "/clicks", three)[0] == 201
-        want = {one["url"], two["url"], three["url"]}
+        want = {zero["url"], one["url"], two["url"], three["url"]}
         for daemon in (desk_d, laptop_d):
             wait_for(lambda d=daemon: live_urls(d) == want, "every flattr on both", 30)
 
@@ -337,6 +362,11 @@ def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_on
         spent = hub_rows(hub, None, "SELECT count(*), sum(cents) FROM spent_tokens")
         assert issues == [(30, 300)]  # issued once, for the account
         assert spent == [(30, 300)]  # each token redeemed once
+        # The removed computer settled nothing, holds no token beyond its
+        # plan, and signs nothing the hub takes.
+        old_view = old_d.admin("GET", f"/months/{month}")[1]
+        assert old_view.get("state") != "settled", old_view
+        assert set(old_view.get("tokens") or {}) <= {"planned"}, old_view
         check = hub.cli("check")
         assert check.returncode == 0, check.stderr
         assert json.loads(check.stdout)["sum_cents"] == 0
