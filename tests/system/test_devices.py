@@ -305,7 +305,7 @@ def hub_rows(hub: HubProcess, db: str | None, sql: str) -> list[tuple[Any, ...]]
 
 
 def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, hub_db: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unlinkable payment (the default) on two computers of one wallet: the
     month's spend is debited once, its tokens are issued once for the
@@ -316,7 +316,7 @@ def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_on
     monkeypatch.setenv("MECENE_TOKEN_GAP_SECONDS", "0.3")
     offset, month = offset_to_month_end(70)
     prefix = faketime(offset)
-    hub = HubProcess(tmp_path / "hub", free_port(), prefix).start()
+    hub = HubProcess(tmp_path / "hub", free_port(), prefix, db=hub_db).start()
     desk, laptop = tmp_path / "desk", tmp_path / "laptop"
     daemons: dict[str, Daemon] = {}
     try:
@@ -358,8 +358,8 @@ def test_two_computers_unlinkable_have_the_month_s_tokens_issued_and_redeemed_on
         views = [d.admin("GET", f"/months/{month}")[1] for d in (desk_d, laptop_d)]
         assert views[0]["receipt"] == views[1]["receipt"]
         assert views[0]["tokens"]["redeemed"]["cents"] == 300
-        issues = hub_rows(hub, None, "SELECT tokens, cents FROM token_issues")
-        spent = hub_rows(hub, None, "SELECT count(*), sum(cents) FROM spent_tokens")
+        issues = hub_rows(hub, hub_db, "SELECT tokens, cents FROM token_issues")
+        spent = hub_rows(hub, hub_db, "SELECT count(*), sum(cents) FROM spent_tokens")
         assert issues == [(30, 300)]  # issued once, for the account
         assert spent == [(30, 300)]  # each token redeemed once
         # The removed computer settled nothing, holds no token beyond its
