@@ -2,24 +2,26 @@
 
 A settlement is accepted as an append (hub/accept.py): its allocations wait
 in state `pending` and its money in the month's `Unrouted` ledger accounts.
-A payout run takes the pending allocations in chunks, oldest first, and
-routes each chunk with the one routing function (hub/routing.py): to the
+A payout run takes the pending allocations in chunks of whole settlements,
+oldest first, and routes each chunk as set operations inside the database
+(hub/routeset.py, the SQL of the one routing rule, hub/routing.py): to the
 key's owner less the fee, withheld for an owner who has not given in that
 month, or in escrow for a key nobody has proved. Then it releases what was
 withheld for owners who have given since.
 
 Each chunk is one transaction and one balanced ledger entry, so the books
 sum to zero after every chunk, and a run stopped at any point (a process
-killed) leaves the rest pending for the next run. Chunks are claimed with
-`FOR UPDATE SKIP LOCKED` on PostgreSQL, so runs in several hub processes
-share the work instead of queueing; SQLite has one writer at a time anyway.
-Creators' balance rows are touched once per chunk, not once per settlement:
-no popular creator's row is a lock every settlement queues on.
+killed) leaves the rest pending for the next run. One hub process routes
+pending rows at a time (`take_turn`); releases are claimed with `FOR UPDATE
+SKIP LOCKED`, as a gift may release the same rows. Creators' balance rows
+are touched once per chunk, not once per settlement: no popular creator's
+row is a lock every settlement queues on.
 
-Locks, in the order every path takes them: allocation rows, then
-`creator_keys` rows (shared, in key order; a proof takes its key's row
-exclusively, so it waits for a chunk routing that key and then sees its
-escrow), then ledger rows in name order (hub/ledger.py).
+Locks, in the order every path takes them: the payout turn, allocation rows
+(a release's claim), then `creator_keys` rows (shared, in key order; a proof
+takes its key's row exclusively, so it waits for a chunk routing that key
+and then sees its escrow), then the rows the chunk writes, then ledger rows
+in name order (hub/ledger.py).
 """
 
 from __future__ import annotations
@@ -30,15 +32,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import bulk, ledger, routing
-from .ledger import LedgerAccount, Tokens, Unrouted, Withheld
-from .routing import NO_GIVER, Piece, Routed
+from mecene.settlement import MAX_ALLOCATIONS
+
+from . import bulk, ledger, routeset
+from .ledger import LedgerAccount, Tokens, Unrouted
+from .routing import Piece, Routed
 from .schema import accounts, allocations, creator_keys, giving, ledger_accounts
 
-CHUNK = 2000
+# Allocations per chunk: at least a settlement's largest number of rows.
+CHUNK = MAX_ALLOCATIONS
 
 
 @dataclass
@@ -86,61 +91,88 @@ async def route_pending_chunk(
     conn: AsyncConnection, *, must_give: bool, now: int, limit: int = CHUNK, after: int = 0
 ) -> PayoutReport:
     """Route up to `limit` pending allocations after the id `after`, oldest
-    first; an empty report when none is left (or every one is being routed
-    by another process).
+    first, inside the database (hub/routeset.py); an empty report when none
+    is left (or every one is being routed by another process).
 
-    A run goes on from the last chunk's last id (`PayoutReport.last_id`)
+    A chunk holds whole settlements: its last (giver, month) is left for the
+    next chunk when the limit cut it, so a unit of payment's fee is rounded
+    once. A run goes on from the last chunk's last id (`PayoutReport.last_id`)
     rather than from the start: the pending index keeps an entry for every
     row routed until VACUUM removes it, and reading from the start skipped
     all of them again at every chunk (272 ms for a chunk's first row after
     4.9 million routed rows, and growing). Rows left behind a cursor (a
     process that died holding them, an id committed late) wait for the next
     run, a minute at most."""
-    rows = (
+    if not await take_turn(conn):
+        return PayoutReport()
+    claimed = (
         await conn.execute(
-            select_pieces()
+            select(allocations.c.id, allocations.c.account, allocations.c.month)
             .where(allocations.c.state == "pending", allocations.c.id > after)
+            .order_by(allocations.c.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
     ).all()
-    if not rows:
+    if not claimed:
         return PayoutReport()
-    pieces = [piece_of(r) for r in rows]
-    owners = await lock_keys(conn, sorted({p.creator for p in pieces}))
-    months = sorted({p.month for p in pieces})
-    people = sorted({o for o in owners.values() if o is not None})
-    gave = await gave_in(conn, people, months)
-    nonprofit = await nonprofits(conn, people)
-    legs: defaultdict[LedgerAccount, int] = defaultdict(int)
-    updates: list[tuple[int, dict[str, Any]]] = []
-    for month in months:
-        routed = routing.route(
-            [p for p in pieces if p.month == month],
-            owners=owners,
-            gave={o: gave.get((o, month), False) for o in people},
-            nonprofit=nonprofit,
-            must_give=must_give,
-            now=now,
-        )
-        for account, cents in routed.legs.items():
-            legs[account] += cents
+    kept = whole_settlements(claimed, full=len(claimed) == limit)
+    first, last = int(kept[0].id), int(kept[-1].id)
+    # Every pending row in the range, read again by the statements below: a
+    # settlement committed meanwhile with ids inside it is whole (its rows
+    # commit together), and `fill` computes it with the rest in one snapshot.
+    chosen = and_(allocations.c.state == "pending", allocations.c.id.between(first, last))
+    keys = (await conn.scalars(select(allocations.c.creator).where(chosen).distinct())).all()
+    await lock_keys(conn, sorted(keys))
+    count = await routeset.fill(conn, routeset.pending(chosen, must_give=must_give))
+    await conn.execute(routeset.write(now))
+    rows = (await conn.execute(routeset.totals())).all()
+    legs, tokens = routeset.legs_of(rows, (await conn.execute(routeset.fees_by_giver())).all())
+    gross: defaultdict[str, int] = defaultdict(int)
+    for row in rows:
+        gross[row[3]] += int(row[6])
+    for month in sorted(gross):
         # A redeemed token's cents come from the month's tokens; the rest
         # from the month's unrouted money, where acceptance put it.
-        tokens_cents = sum(p.cents for p in pieces if p.month == month and p.giver == NO_GIVER)
-        if tokens_cents:
-            legs[Tokens(month)] -= tokens_cents
-        await take_unrouted(conn, month, routed.gross_cents - tokens_cents, legs)
-        updates += routed.updates
-    await apply_updates(conn, updates)
-    first, last = pieces[0].id, pieces[-1].id
+        if tokens.get(month):
+            legs[Tokens(month)] -= tokens[month]
+        await take_unrouted(conn, month, gross[month] - tokens.get(month, 0), legs)
     await ledger.post(conn, "payout", f"{first}-{last}:{secrets.token_hex(4)}", legs, now)
     return PayoutReport(
-        routed_allocations=len(pieces),
-        routed_cents=sum(p.cents for p in pieces),
-        chunks=1,
-        last_id=int(last or 0),
+        routed_allocations=count, routed_cents=sum(gross.values()), chunks=1, last_id=last
     )
+
+
+def whole_settlements(claimed: Sequence[Any], *, full: bool) -> Sequence[Any]:
+    """The claimed rows without the last (giver, month)'s when the limit may
+    have cut it (`full`), unless that would leave nothing: CHUNK is at least
+    a settlement's largest size (settlement.MAX_ALLOCATIONS), so a chunk made
+    of one (giver, month) holds the whole settlement."""
+    if not full:
+        return claimed
+    last = (claimed[-1].account, claimed[-1].month)
+    kept = len(claimed)
+    while kept and (claimed[kept - 1].account, claimed[kept - 1].month) == last:
+        kept -= 1
+    return claimed[:kept] if kept else claimed
+
+
+# The advisory lock a payout chunk holds on PostgreSQL (an arbitrary constant).
+PAYOUT_LOCK = 0x6D656365  # "mece"
+
+
+async def take_turn(conn: AsyncConnection) -> bool:
+    """Whether this transaction may route pending allocations now: one hub
+    process at a time does. Routing is one set of statements inside the
+    database, not per-row Python, so a second process would only queue on the
+    same rows; one at a time, a chunk is a range of ids with no holes (no
+    rows skipped because another process holds them), so no settlement is
+    ever cut between two chunks (its fees are rounded once), and no row is
+    locked before it is written (a `FOR UPDATE` dirtied every claimed row's
+    page once more). On SQLite, `BEGIN IMMEDIATE` already makes the chunk's
+    transaction the only writer."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(await conn.scalar(select(func.pg_try_advisory_xact_lock(PAYOUT_LOCK))))
 
 
 async def release_withheld_chunk(
@@ -148,8 +180,8 @@ async def release_withheld_chunk(
 ) -> PayoutReport:
     """Release up to `limit` withheld allocations after the id `after` whose
     owner has given in the month they wait for (their money goes to the
-    owner less the fee); a run goes on from the last chunk's last id, as
-    `route_pending_chunk` does."""
+    owner less the fee), inside the database (hub/routeset.py); a run goes
+    on from the last chunk's last id, as `route_pending_chunk` does."""
     gave = exists().where(
         and_(
             giving.c.account == allocations.c.recipient,
@@ -157,42 +189,29 @@ async def release_withheld_chunk(
             giving.c.gave.is_(True),
         )
     )
-    rows = (
+    claimed = (
         await conn.execute(
-            select_pieces(allocations.c.recipient, allocations.c.withheld_month)
+            select(allocations.c.id)
             .where(allocations.c.state == "withheld", allocations.c.id > after, gave)
+            .order_by(allocations.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    if not rows:
+    if not claimed:
         return PayoutReport()
-    by_owner: defaultdict[tuple[str, str], list[Piece]] = defaultdict(list)
-    for r in rows:
-        by_owner[(r.recipient, r.withheld_month)].append(piece_of(r))
-    nonprofit = await nonprofits(conn, sorted({owner for owner, _m in by_owner}))
-    legs: defaultdict[LedgerAccount, int] = defaultdict(int)
-    updates: list[tuple[int, dict[str, Any]]] = []
-    released = 0
-    for (owner, month), group in sorted(by_owner.items()):
-        routed = routing.release(
-            group,
-            source=Withheld(owner, month),
-            owner=owner,
-            gave=True,
-            nonprofit=nonprofit[owner],
-            must_give=True,
-            month=month,
-            now=now,
-        )
-        for account, cents in routed.legs.items():
-            legs[account] += cents
-        updates += routed.updates
-        released += routed.gross_cents
-    await apply_updates(conn, updates)
-    first, last = rows[0].id, rows[-1].id
-    await ledger.post(conn, "release", f"{first}-{last}:{secrets.token_hex(4)}", legs, now)
-    return PayoutReport(released_cents=released, chunks=1, last_id=int(last))
+    ids = [int(r.id) for r in claimed]
+    # Exactly the claimed rows, on both engines: withheld rows between two
+    # claimed ids may wait for an owner who has not given.
+    chosen = and_(allocations.c.state == "withheld", bulk.one_of(conn, allocations.c.id, ids))
+    await routeset.fill(conn, routeset.released(chosen))
+    await conn.execute(routeset.write(now))
+    rows = (await conn.execute(routeset.totals())).all()
+    fee_rows = (await conn.execute(routeset.fees_by_giver())).all()
+    legs, _tokens = routeset.legs_of(rows, fee_rows, release=True)
+    released = sum(int(row[6]) for row in rows)
+    await ledger.post(conn, "release", f"{ids[0]}-{ids[-1]}:{secrets.token_hex(4)}", legs, now)
+    return PayoutReport(released_cents=released, chunks=1, last_id=ids[-1])
 
 
 async def lock_keys(
@@ -210,23 +229,6 @@ async def lock_keys(
         .with_for_update(read=not exclusive)
     )
     return {k: o for k, o in rows}
-
-
-async def gave_in(
-    conn: AsyncConnection, people: Sequence[str], months: Sequence[str]
-) -> dict[tuple[str, str], bool]:
-    """Whether each of `people` gave in each of `months` (read, not locked:
-    an owner who gives meanwhile has their withheld money released by the
-    next run's release step)."""
-    if not people:
-        return {}
-    rows = await conn.execute(
-        select(giving.c.account, giving.c.month, giving.c.gave).where(
-            bulk.one_of(conn, giving.c.account, people),
-            bulk.one_of(conn, giving.c.month, months),
-        )
-    )
-    return {(a, m): bool(g) for a, m, g in rows}
 
 
 async def nonprofits(conn: AsyncConnection, people: Sequence[str]) -> dict[str, bool]:
