@@ -152,7 +152,15 @@ def creator_key(raw: object) -> str:
     >>> creator_key("fediverse:@Alice@Example.Social")
     'fediverse:@Alice@example.social'
     """
-    raw = check_text(raw, "a creator key")
+    return _canonical_key(check_text(raw, "a creator key"))
+
+
+# Checked once per key, not once per allocation naming it: the hub checks
+# every settlement's keys, and people flattr the same creators (issue 31).
+# A refused key raises, so it is never kept. Bounded: keys are at most
+# MAX_KEY_LENGTH characters, so the cache is at most a few tens of MB.
+@functools.lru_cache(maxsize=1 << 15)
+def _canonical_key(raw: str) -> str:
     if len(raw) > MAX_KEY_LENGTH:
         raise ValueError(f"a creator key must be at most {MAX_KEY_LENGTH} characters")
     scheme, sep, value = raw.partition(":")
