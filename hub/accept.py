@@ -26,12 +26,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mecene import money
-from mecene.amounts import euros
 from mecene.settlement import Receipt, Settlement
-from mecene.time import month_ended_everywhere
 
-from . import bulk, ledger
+from . import admit, bulk, ledger
 from .errors import HubError
 from .groupcommit import MAX_BATCH, GroupCommit, Outcome
 from .ledger import LedgerAccount, Tokens, Unrouted, User
@@ -181,27 +178,18 @@ async def accept_batch(
             else:
                 outcomes[i] = (False, {"receipt": row.receipt, "signature": row.receipt_signature})
             continue
-        if created[doc.account] >= month_ended_everywhere(doc.month).timestamp():
-            outcomes[i] = HubError(
-                "month_before_account", f"{doc.month} had ended before this account existed"
-            )
-            continue
-        mine = sorted(own.get(doc.account, set()) & {a.creator for a in doc.allocations})
-        if mine:
-            outcomes[i] = HubError(
-                "own_key",
-                "a payment cannot go to the giver's own creator keys: " + ", ".join(mine),
-                keys=mine,
-            )
-            continue
         have = balances[User(doc.account)]
-        if have < doc.spend_cents:
-            outcomes[i] = HubError(
-                "insufficient_funds",
-                f"the balance is {euros(have)}, the settlement spends "
-                f"{euros(doc.spend_cents)}: deposit, and the daemon will send it again",
-                balance_cents=have,
-            )
+        refused = admit.refusal(
+            admit.Kind.SETTLEMENT,
+            month=doc.month,
+            spend_cents=doc.spend_cents,
+            balance_cents=have,
+            creators=(a.creator for a in doc.allocations),
+            own_keys=own.get(doc.account, ()),
+            account_created=created[doc.account],
+        )
+        if refused is not None:
+            outcomes[i] = refused
             continue
         balances[User(doc.account)] = have - doc.spend_cents
         text, signature = Receipt(
@@ -279,7 +267,7 @@ async def _write(
     gave = [
         {"account": w.req.document.account, "month": w.req.document.month, "gave": True}
         for _i, w, _t, _s in accepted
-        if w.req.document.spend_cents >= money.MIN_GIVING_CENTS
+        if admit.gives(w.req.document.spend_cents)
     ]
     if gave:
         stmt = ledger.upsert(conn, giving)
@@ -296,7 +284,7 @@ async def _write(
     counted = {
         (kind, subject, w.req.document.account)
         for _i, w, _t, _s in accepted
-        if w.req.document.spend_cents >= money.MIN_GIVING_CENTS
+        if admit.gives(w.req.document.spend_cents)
         for a in w.req.document.allocations
         if a.cents > 0
         for kind, subject in (("creator", a.creator), ("thing", a.url))

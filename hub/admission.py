@@ -16,12 +16,9 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mecene import money
-
-from . import ledger, payout, routing
+from . import admit, ledger, payout, routing
 from .core import Room
 from .core import pieces as stored_pieces
-from .errors import HubError
 from .ledger import LedgerAccount, User, Withheld
 from .routing import Piece, Routed
 from .schema import allocations, counter_people, giving
@@ -42,18 +39,14 @@ class Admission(Room):
         transfer. Giving at least MIN_GIVING_CENTS marks `giver` as having given
         in `month` and releases what was withheld for that (`routing.release`)."""
         owners = await payout.lock_keys(conn, sorted({p.creator for p in pieces}))
-        own = sorted(k for k, o in owners.items() if o == giver)
-        if own:
-            raise HubError(
-                "own_key",
-                "a payment cannot go to the giver's own creator keys: " + ", ".join(own),
-                keys=own,
-            )
+        refused = admit.own_key(owners, (k for k, o in owners.items() if o == giver))
+        if refused is not None:
+            raise refused
         people = sorted({giver} | {o for o in owners.values() if o is not None})
         gave = await self.lock_giving(conn, people, month, own=giver)
         nonprofit = await payout.nonprofits(conn, people)
         legs: defaultdict[LedgerAccount, int] = defaultdict(int)
-        if given_cents >= money.MIN_GIVING_CENTS and not gave[giver]:
+        if admit.gives(given_cents) and not gave[giver]:
             await conn.execute(
                 update(giving)
                 .where(giving.c.account == giver, giving.c.month == month)

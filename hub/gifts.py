@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mecene.amounts import euros
 from mecene.settlement import TransferReceipt
 
-from . import ledger
+from . import admit, ledger
 from .admission import Admission
 from .core import HubCore, Room
 from .errors import HubError
@@ -56,12 +55,11 @@ class Transfers(Room):
     ) -> dict[str, Any]:
         now, month = self.now(), self.month()
         have = await ledger.balance_cents(conn, User(account))
-        if have < req.cents:
-            raise HubError(
-                "insufficient_funds",
-                f"the balance is {euros(have)}, less than the {euros(req.cents)} to give",
-                balance_cents=have,
-            )
+        refused = admit.refusal(
+            admit.Kind.TRANSFER, month=month, spend_cents=req.cents, balance_cents=have
+        )
+        if refused is not None:
+            raise refused
         piece = Piece(
             giver=account,
             month=month,
@@ -77,8 +75,9 @@ class Transfers(Room):
         try:
             await ledger.post(conn, "transfer", f"{account}:{req.id}", routed.legs, now)
         except ledger.InsufficientFunds:
-            raise HubError(
-                "insufficient_funds", "the balance does not cover the transfer"
+            have = await ledger.balance_cents(conn, User(account))
+            raise admit.insufficient(
+                admit.Kind.TRANSFER, spend_cents=req.cents, balance_cents=have
             ) from None
         receipt_text, receipt_signature = TransferReceipt(
             hub=self.public_key,

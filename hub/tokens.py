@@ -45,12 +45,11 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mecene import blindrsa, money, tokens, tokenwire
-from mecene.amounts import euros
+from mecene import blindrsa, tokens, tokenwire
 from mecene.encoding import b64u, unb64u
 from mecene.time import add_months, month_start, timestamp_at
 
-from . import bulk, ledger
+from . import admit, bulk, ledger
 from .core import lost_a_race
 from .db import transaction
 from .errors import HubError
@@ -498,12 +497,10 @@ async def _debit_transfer(
         )
     except ledger.InsufficientFunds:
         have = await ledger.balance_cents(conn, User(account))
-        raise HubError(
-            "insufficient_funds",
-            f"the balance is {euros(have)}, less than the {euros(cents)} to give",
-            balance_cents=have,
+        raise admit.insufficient(
+            admit.Kind.TRANSFER_TOKENS, spend_cents=cents, balance_cents=have
         ) from None
-    if cents >= money.MIN_GIVING_CENTS:
+    if admit.gives(cents):
         stmt = ledger.upsert(conn, giving).values(account=account, month=month, gave=True)
         await conn.execute(
             stmt.on_conflict_do_update(
