@@ -205,9 +205,23 @@ allocations = Table(
     # Set for a direct transfer's money (its client id); NULL for a settlement's.
     Column("transfer_id", String(64), nullable=True),
 )
-Index("ix_allocations_creator_state", allocations.c.creator, allocations.c.state)
 Index("ix_allocations_month", allocations.c.month)
-Index("ix_allocations_recipient_month", allocations.c.recipient, allocations.c.month)
+# Look-ups by creator key read money in escrow, look-ups by recipient routed
+# money (migration 0013): an accepted allocation enters neither index.
+Index(
+    "ix_allocations_escrow",
+    allocations.c.creator,
+    allocations.c.month,
+    postgresql_where=text("state = 'escrow'"),
+    sqlite_where=text("state = 'escrow'"),
+)
+Index(
+    "ix_allocations_routed",
+    allocations.c.recipient,
+    allocations.c.month,
+    postgresql_where=text("recipient IS NOT NULL"),
+    sqlite_where=text("recipient IS NOT NULL"),
+)
 # What a payout run looks for (migration 0004): pending rows in order, and
 # withheld rows by the (owner, month) whose giving releases them.
 Index(
