@@ -97,10 +97,12 @@ async def accept_batch(
     outcomes: list[Outcome | None] = [None] * len(batch)
 
     # The nonces, spent with the request's writes: one already spent is a replay.
-    spent = await conn.execute(
-        ledger.insert_ignore(conn, nonces)
-        .values([{"account": a, "nonce": n, "ts": w_ts} for a, n, w_ts in _nonce_rows(batch)])
-        .returning(nonces.c.account, nonces.c.nonce)
+    spent = await bulk.insert_many(
+        conn,
+        nonces,
+        [{"account": a, "nonce": n, "ts": w_ts} for a, n, w_ts in _nonce_rows(batch)],
+        ignore=True,
+        returning=("account", "nonce"),
     )
     recorded = {(a, n) for a, n in spent}
     claimed: set[tuple[str, str]] = set()

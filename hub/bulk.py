@@ -33,24 +33,37 @@ def _pg_type(table: Table, name: str) -> str:
 
 
 async def insert_many(
-    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], *, ignore: bool = False
-) -> None:
-    """INSERT `rows` (all with the same keys); `ignore`: ON CONFLICT DO NOTHING."""
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    ignore: bool = False,
+    returning: Sequence[str] = (),
+) -> list[Any]:
+    """INSERT `rows` (all with the same keys); `ignore`: ON CONFLICT DO NOTHING.
+    Returns the `returning` columns of the rows written (none if not asked)."""
     if not rows:
-        return
+        return []
     names = list(rows[0])
-    if not set(names) <= set(table.c.keys()):
-        raise ValueError(f"not columns of {table.name}: {sorted(set(names) - set(table.c.keys()))}")
+    if not {*names, *returning} <= set(table.c.keys()):
+        wrong = sorted({*names, *returning} - set(table.c.keys()))
+        raise ValueError(f"not columns of {table.name}: {wrong}")
     if conn.dialect.name != "postgresql":
         stmt: Any = sqlite.insert(table).on_conflict_do_nothing() if ignore else table.insert()
+        if returning:
+            stmt = stmt.returning(*(table.c[n] for n in returning))
+            return list(await conn.execute(stmt, [dict(r) for r in rows]))
         await conn.execute(stmt, [dict(r) for r in rows])
-        return
+        return []
     arrays = ", ".join(f"CAST(:{n} AS {_pg_type(table, n)}[])" for n in names)
     conflict = " ON CONFLICT DO NOTHING" if ignore else ""
     # Built from the table's own column names (checked above), never from a request.
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays})"  # noqa: S608
     sql += conflict
-    await conn.execute(text(sql), {n: [r[n] for r in rows] for n in names})
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+    result = await conn.execute(text(sql), {n: [r[n] for r in rows] for n in names})
+    return list(result) if returning else []
 
 
 async def update_many(

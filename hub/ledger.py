@@ -229,10 +229,12 @@ async def post_many(
         raise DuplicateEntry("the same entry twice in one batch")
     ids = {
         (k, r): int(i)
-        for k, r, i in await conn.execute(
-            insert_ignore(conn, entries)
-            .values([{"kind": k, "ref": r, "created_at": now} for k, r, _l in many])
-            .returning(entries.c.kind, entries.c.ref, entries.c.id)
+        for k, r, i in await bulk.insert_many(
+            conn,
+            entries,
+            [{"kind": k, "ref": r, "created_at": now} for k, r, _l in many],
+            ignore=True,
+            returning=("kind", "ref", "id"),
         )
     }
     if len(ids) != len(many):
