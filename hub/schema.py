@@ -205,9 +205,10 @@ allocations = Table(
     # Set for a direct transfer's money (its client id); NULL for a settlement's.
     Column("transfer_id", String(64), nullable=True),
 )
-Index("ix_allocations_month", allocations.c.month)
-# Look-ups by creator key read money in escrow, look-ups by recipient routed
-# money (migration 0013): an accepted allocation enters neither index.
+# A giver's settlement's rows; look-ups by creator key read money in escrow,
+# look-ups by recipient routed money (migration 0013): an accepted
+# allocation enters neither of the last two.
+Index("ix_allocations_account_month", allocations.c.account, allocations.c.month)
 Index(
     "ix_allocations_escrow",
     allocations.c.creator,

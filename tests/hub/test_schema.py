@@ -39,5 +39,8 @@ async def test_the_migrated_database_is_the_declared_schema(hub: Hub) -> None:
         )
     assert found == []
     # What migration 0013 changed, named: the two partial indexes, not the old ones.
-    assert {"ix_allocations_escrow", "ix_allocations_routed"} <= indexes
-    assert not {"ix_allocations_creator_state", "ix_allocations_recipient_month"} & indexes
+    assert {"ix_allocations_escrow", "ix_allocations_routed", "ix_allocations_account_month"} <= (
+        indexes
+    )
+    old = {"ix_allocations_creator_state", "ix_allocations_recipient_month", "ix_allocations_month"}
+    assert not old & indexes
