@@ -52,9 +52,8 @@ async def insert_many(
         stmt: Any = sqlite.insert(table).on_conflict_do_nothing() if ignore else table.insert()
         if returning:
             stmt = stmt.returning(*(table.c[n] for n in returning))
-            return list(await conn.execute(stmt, [dict(r) for r in rows]))
-        await conn.execute(stmt, [dict(r) for r in rows])
-        return []
+        result = await conn.execute(stmt, [dict(r) for r in rows])
+        return list(result) if returning else []
     arrays = ", ".join(f"CAST(:{n} AS {_pg_type(table, n)}[])" for n in names)
     conflict = " ON CONFLICT DO NOTHING" if ignore else ""
     # Built from the table's own column names (checked above), never from a request.

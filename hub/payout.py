@@ -44,11 +44,9 @@ from .schema import accounts, allocations, creator_keys, giving, ledger_accounts
 
 # Allocations per chunk: at least a settlement's largest number of rows, and
 # large, because a chunk moves each creator's balance once, whatever the
-# number of its rows: with 10,000 creators a chunk of 10,000 rows wrote about
-# as many postings as allocations. 50,000 routed a month of 100,000 accounts
-# in 52.6 s against 89.4 s for 10,000 (bench/hub_payout_run.py), a chunk
-# taking about 1.3 s on this machine; the balances it moves are locked only
-# for its last statements, the creator keys (shared) for all of it.
+# number of its rows (docs/SCALE.md, "Larger chunks"). The balances it moves
+# are locked only for its last statements, the creator keys (shared) for all
+# of it, about 1.3 s here.
 CHUNK = 5 * MAX_ALLOCATIONS
 
 

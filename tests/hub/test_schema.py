@@ -38,7 +38,7 @@ async def test_the_migrated_database_is_the_declared_schema(hub: Hub) -> None:
             lambda c: {i["name"] for i in inspect(c).get_indexes("allocations")}
         )
     assert found == []
-    # What migration 0013 changed, named: the two partial indexes, not the old ones.
+    # What migration 0013 changed, named: its three indexes, not the ones they replaced.
     assert {"ix_allocations_escrow", "ix_allocations_routed", "ix_allocations_account_month"} <= (
         indexes
     )
