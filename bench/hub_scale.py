@@ -157,14 +157,17 @@ def main() -> int:
             stats = asyncio.run(
                 burst(cluster.url, bodies, concurrency=args.clients, on_tick=killer.tick)
             )
-            spent = {k: cpu_seconds(v) for k, v in groups.items()}
-            spent["load"] = time.process_time()
-        # Drained: every settlement acknowledged; then the payout runs.
+            load = time.process_time()
+        # Drained: every settlement acknowledged; then the payout runs. The
+        # CPU is read once they have routed every allocation: what is left
+        # for them after the burst is part of a settlement's cost.
         routed_at = time.perf_counter()
         deadline = routed_at + 600
         while (held := asyncio.run(books(db)))["pending"] and time.perf_counter() < deadline:
             time.sleep(0.5)
         routed = time.perf_counter() - routed_at
+        spent = {k: cpu_seconds(v) for k, v in groups.items()}
+        spent["load"] = load
         check = json.loads(cluster.cli("check").stdout)
         rate = stats.acknowledged / stats.elapsed
         lat = sorted(stats.latencies)
