@@ -17,7 +17,6 @@ is acknowledged only after its commit.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene.settlement import Receipt, Settlement
 
-from . import admit, bulk, ledger
+from . import admit, bulk, counting, ledger
 from .errors import HubError
 from .groupcommit import MAX_BATCH, GroupCommit, Outcome
 from .ledger import LedgerAccount, Tokens, Unrouted, User
@@ -292,20 +291,7 @@ async def _write(
         for kind, subject in (("creator", a.creator), ("thing", a.url))
         if subject is not None
     }
-    if counted:
-        await bulk.insert_many(
-            conn,
-            counter_people,
-            [
-                {
-                    "kind": kind,
-                    "subject_hash": hashlib.sha256(subject.encode()).hexdigest(),
-                    "account": account,
-                }
-                for kind, subject, account in sorted(counted)
-            ],
-            ignore=True,
-        )
+    await bulk.insert_many(conn, counter_people, counting.rows(counted), ignore=True)
     await ledger.post_many(
         conn,
         [

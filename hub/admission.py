@@ -9,14 +9,13 @@ name order, so no two paths can deadlock (the payout run takes the same order).
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import admit, ledger, payout, routing
+from . import admit, counting, ledger, payout, routing
 from .core import Room
 from .core import pieces as stored_pieces
 from .ledger import LedgerAccount, User, Withheld
@@ -132,13 +131,6 @@ class Admission(Room):
             return
         await conn.execute(
             ledger.insert_ignore(conn, counter_people).values(
-                [
-                    {
-                        "kind": kind,
-                        "subject_hash": hashlib.sha256(subject.encode()).hexdigest(),
-                        "account": account,
-                    }
-                    for kind, subject in sorted(subjects)
-                ]
+                counting.rows((kind, subject, account) for kind, subject in subjects)
             )
         )

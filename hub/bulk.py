@@ -16,7 +16,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Boolean, Integer, Table, any_, bindparam, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Integer,
+    LargeBinary,
+    Table,
+    any_,
+    bindparam,
+    text,
+    update,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,6 +40,8 @@ def _pg_type(table: Table, name: str) -> str:
         return "integer"
     if isinstance(kind, Boolean):
         return "boolean"
+    if isinstance(kind, LargeBinary):
+        return "bytea"
     return "text"
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from mecene import money
 
-from . import ledger
+from . import counting, ledger
 from .core import HubCore, Room
 from .ledger import Fees, LedgerAccount, Unrouted
 from .routing import NO_GIVER
@@ -46,12 +46,11 @@ class Reports(Room):
         }
 
     async def count(self, kind: str, subject: str) -> int:
-        h = hashlib.sha256(subject.encode()).hexdigest()
         async with self.engine.connect() as conn:
             value = await conn.scalar(
                 select(func.count())
                 .select_from(counter_people)
-                .where(counter_people.c.kind == kind, counter_people.c.subject_hash == h)
+                .where(counter_people.c.subject == counting.subject_key(kind, subject))
             )
         return int(value or 0)
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -251,15 +252,15 @@ withdrawals = Table(
 )
 
 # Public counters: how many people flattred a thing, how many flatter a
-# creator, counted when read. `subject` is hashed (sha256 hex); one account
-# counts once.
+# creator, counted when read; one account counts once. Both keys are hashes
+# (hub/counting.py, migration 0014): a kind's letter and 15 bytes of the
+# subject's SHA-256; 8 bytes of the account's.
 counter_people = Table(
     "counter_people",
     metadata,
-    Column("kind", String(8), nullable=False),
-    Column("subject_hash", String(64), nullable=False),
-    Column("account", String(64), nullable=False),
-    PrimaryKeyConstraint("kind", "subject_hash", "account"),
+    Column("subject", LargeBinary(16), nullable=False),
+    Column("person", BigInteger, nullable=False),
+    PrimaryKeyConstraint("subject", "person"),
 )
 
 # Unlinkable contributions (hub/tokens.py). One RSA-2048 key per month and
