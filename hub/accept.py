@@ -3,9 +3,10 @@ commit (DESIGN.md, "The hub at scale").
 
 Accepting a settlement writes only what is the giver's: the checked document
 and its receipt, its allocations (`pending`), the giver's debit (to the
-month's `Unrouted` money), the request's nonce, "gave this month" and the
-counters. Nothing of a creator is touched: the payout run (hub/payout.py)
-routes the money afterwards, in batches.
+month's `Unrouted` money), the request's nonce and "gave this month".
+Nothing of a creator is touched: the payout run (hub/payout.py) routes the
+money afterwards, in batches, and counts the givers in the counters
+(hub/counting.py).
 
 Each hub process has one `Acceptor`: a group commit (hub/groupcommit.py).
 Requests hand it their checked settlement and wait; the settlements waiting
@@ -27,12 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mecene.settlement import Receipt, Settlement
 
-from . import admit, bulk, counting, ledger
+from . import admit, bulk, ledger
 from .errors import HubError
 from .groupcommit import MAX_BATCH, GroupCommit, Outcome
 from .ledger import LedgerAccount, Tokens, Unrouted, User
 from .requests import SettlementRequest
-from .schema import accounts, allocations, counter_people, creator_keys, giving, nonces, settlements
+from .schema import accounts, allocations, creator_keys, giving, nonces, settlements
 
 UNROUTED_SHARDS = 32
 
@@ -278,20 +279,6 @@ async def _write(
             ),
             gave,
         )
-    # Only people who paid that month count (at least the minimum a month
-    # gives, as for "to receive, you must give"), and only for what they gave
-    # money to: free settlements cannot inflate counters. Counted when read,
-    # so no popular thing's counter row is a lock every settlement queues on.
-    counted = {
-        (kind, subject, w.req.document.account)
-        for _i, w, _t, _s in accepted
-        if admit.gives(w.req.document.spend_cents)
-        for a in w.req.document.allocations
-        if a.cents > 0
-        for kind, subject in (("creator", a.creator), ("thing", a.url))
-        if subject is not None
-    }
-    await bulk.insert_many(conn, counter_people, counting.rows(counted), ignore=True)
     await ledger.post_many(
         conn,
         [

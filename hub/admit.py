@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Any
 
 from mecene import money
 from mecene.amounts import euros
@@ -89,4 +90,9 @@ def gives(spend_cents: int) -> bool:
     """Whether admitted money makes its giver one who gave that month ("to
     receive, you must give"; and only such givers count in the counters):
     at least the least a month gives, whatever the kind."""
+    return spend_cents >= money.MIN_GIVING_CENTS
+
+
+def gives_sql(spend_cents: Any) -> Any:
+    """`gives` as a condition on a column of cents (hub/counting.py)."""
     return spend_cents >= money.MIN_GIVING_CENTS

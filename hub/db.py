@@ -20,6 +20,8 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from . import counting
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Alembic narrates every start-up at INFO (plugins, "Context impl"); the hub
 # and the daemon log at INFO, and that narration is noise to a person.
@@ -84,6 +86,13 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+        # The counters' keys in SQL (hub/counting.py); PostgreSQL computes them itself.
+        dbapi_connection.create_function(
+            counting.SubjectKey.name, 2, counting.subject_of, deterministic=True
+        )
+        dbapi_connection.create_function(
+            counting.PersonKey.name, 1, counting.person_key, deterministic=True
+        )
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:

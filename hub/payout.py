@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mecene.settlement import MAX_ALLOCATIONS
 
-from . import bulk, ledger, routeset
+from . import bulk, counting, ledger, routeset
 from .ledger import LedgerAccount, Tokens, Unrouted
 from .routing import Piece, Routed
 from .schema import accounts, allocations, creator_keys, giving, ledger_accounts
@@ -127,6 +127,7 @@ async def route_pending_chunk(
     chosen = and_(allocations.c.state == "pending", allocations.c.id.between(first, last))
     keys = (await conn.scalars(select(allocations.c.creator).where(chosen).distinct())).all()
     await lock_keys(conn, sorted(keys))
+    await counting.count_chunk(conn, chosen)
     count = await routeset.fill(conn, routeset.pending(chosen, must_give=must_give))
     await conn.execute(routeset.write(now))
     rows = (await conn.execute(routeset.totals())).all()
