@@ -1,9 +1,10 @@
 """The month's payout run on PostgreSQL, against one bare scan of the same rows.
 
 A month of accepted settlements is loaded straight into a fresh database: N
-accounts with 20 pending allocations each, over 10,000 creator keys (half of
-them proved, by owners of whom half gave that month), the month's unrouted
-money in the ledger to match. Then one bare scan of the month's allocation
+accounts with 20 pending allocations each (each to a URL of its own), over
+10,000 creator keys (half of them proved, by owners of whom half gave that
+month), their settlements (the run counts their givers from them), the
+month's unrouted money in the ledger to match. Then one bare scan of the month's allocation
 rows (the baseline: reading them once), and the hub's payout run over all of
 them, chunk by chunk, as `mecene-hub serve` runs it (one process here).
 
@@ -40,6 +41,12 @@ ALLOCATIONS = 20
 KEYS = 10_000
 
 
+async def add_accounts(conn: asyncpg.Connection, ids: list[str]) -> None:
+    await conn.copy_records_to_table(
+        "accounts", records=[(i, 0, False) for i in ids], columns=["id", "created_at", "nonprofit"]
+    )
+
+
 async def load(db: str, accounts: int) -> int:
     """The month's pending allocations and their unrouted money; the cents."""
     rng = random.Random(3)
@@ -48,11 +55,7 @@ async def load(db: str, accounts: int) -> int:
     conn = await asyncpg.connect(db)
     total = 0
     try:
-        await conn.copy_records_to_table(
-            "accounts",
-            records=[(o, 0, False) for o in owners],
-            columns=["id", "created_at", "nonprofit"],
-        )
+        await add_accounts(conn, owners)
         await conn.copy_records_to_table(
             "creator_keys",
             records=[(k, owners[i], 0, "issued") for i, k in enumerate(keys[: KEYS // 2])],
@@ -64,6 +67,8 @@ async def load(db: str, accounts: int) -> int:
             columns=["account", "month", "gave"],
         )
 
+        spends: dict[str, int] = {}
+
         def rows(first: int, count: int):  # type: ignore[no-untyped-def]
             nonlocal total
             for a in range(first, first + count):
@@ -71,14 +76,38 @@ async def load(db: str, accounts: int) -> int:
                 for k in rng.sample(keys, ALLOCATIONS):
                     cents = rng.randint(10, 20)
                     total += cents
-                    yield (giver, MONTH, k, None, cents, "pending")
+                    spends[giver] = spends.get(giver, 0) + cents
+                    url = f"https://{k.removeprefix('domain:')}/posts/{a}"
+                    yield (giver, MONTH, k, url, cents, "pending")
 
         step = 50_000
         for first in range(0, accounts, step):
+            spends.clear()
             await conn.copy_records_to_table(
                 "allocations",
                 records=rows(first, min(step, accounts - first)),
                 columns=["account", "month", "creator", "url", "cents", "state"],
+            )
+            # Their settlements (the payout run counts a settlement's givers
+            # from its spend); the document itself is not read.
+            await add_accounts(conn, list(spends))
+            await conn.copy_records_to_table(
+                "settlements",
+                records=[
+                    (g, MONTH, "{}", "s", "h", c, False, "r", "s", 0) for g, c in spends.items()
+                ],
+                columns=[
+                    "account",
+                    "month",
+                    "document",
+                    "signature",
+                    "sha256",
+                    "spend_cents",
+                    "unlinkable",
+                    "receipt",
+                    "receipt_signature",
+                    "received_at",
+                ],
             )
         entry = await conn.fetchval(
             "INSERT INTO entries (kind, ref, created_at) VALUES ('seed', 'seed', 0) RETURNING id"
@@ -158,10 +187,17 @@ async def main_async(accounts: int, profile: bool) -> None:
         books = await hub.books()
         assert not any(books.values()), books
         assert report.routed_cents == total, (report.routed_cents, total)
+        conn = await asyncpg.connect(db)
+        try:
+            counted = await conn.fetchval("SELECT count(*) FROM counter_people")
+        finally:
+            await conn.close()
+        # Every giver counted once per creator and once per thing it paid.
+        assert counted == 2 * ALLOCATIONS * accounts, counted
         print(
             f"payout run: {report.routed_allocations:,} allocations routed in {took:.1f} s "
             f"({report.routed_allocations / took:,.0f}/s, {report.chunks} chunks), "
-            f"= {took / scan:.0f}x the bare scan; books clean"
+            f"= {took / scan:.0f}x the bare scan; books clean; {counted:,} counter rows"
         )
         if timings is not None:
             print("where the payout run's time goes in PostgreSQL's answers (wall time):")
