@@ -5,11 +5,14 @@ both up with the Python key."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import literal, select
 
 from hub.counting import KINDS, PersonKey, SubjectKey, person_key, subject_key
 from hub.service import Hub
+from tests.support.hubs import rows_tying
 
 SUBJECTS = [
     "domain:example.org",
@@ -32,3 +35,19 @@ async def test_the_keys_in_sql_are_the_keys_in_python(hub: Hub, kind: str) -> No
     assert people == [person_key(a) for a in ACCOUNTS]
     # Both halves of the 64-bit range occur: the sign is carried, not lost.
     assert min(people) < 0 < max(people)
+
+
+async def test_a_counted_giver_is_tied_to_what_it_paid_in_the_privacy_scan(
+    connect: Any, hub: Hub
+) -> None:
+    """The scan the unlinkable tests rely on (`rows_tying`) sees through the
+    counters' hashes: a plain settlement's giver, counted for a creator and
+    a thing, is found tied to them by the counter rows themselves."""
+    alice = connect()
+    await alice.deposit(2000)
+    key, thing = "flattr:zed", "https://example.org/post"
+    await alice.settle("2026-10", [{"creator": key, "url": thing, "cents": 200}])
+    assert await hub.count("creator", key) == 1
+    tied = await rows_tying(hub.engine, alice.person.account, [key])
+    assert {table for table, _row in tied} >= {"allocations", "counter_people"}
+    assert await rows_tying(hub.engine, alice.person.account, ["flattr:nobody"]) == []

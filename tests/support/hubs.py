@@ -44,6 +44,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from hub import counting
 from hub.db import migrate, open_database
 from hub.http import HUB, create_app
 from hub.proofs import ProofFetcher
@@ -127,14 +128,20 @@ class Person:
 
 async def rows_tying(engine: Any, account: str, keys: Iterable[str]) -> list[tuple[str, Any]]:
     """Every row, in every table of the hub, that holds `account` together
-    with one of `keys` (unlinkable contributions promise there is none)."""
+    with one of `keys` (unlinkable contributions promise there is none):
+    in plain text, or as the counters' hashes of them (hub/counting.py)."""
     keys = list(keys)
+    person = counting.person_key(account)
+    subjects = {counting.subject_key(kind, k) for kind in counting.KINDS for k in keys}
     found = []
     async with engine.connect() as conn:
         for table in metadata.sorted_tables:
             for row in await conn.execute(sa.select(table)):
                 text = " ".join(str(v) for v in row)
-                if account in text and any(k in text for k in keys):
+                values = {bytes(v) if isinstance(v, memoryview) else v for v in row}
+                holds_account = account in text or person in values
+                holds_key = any(k in text for k in keys) or bool(subjects & values)
+                if holds_account and holds_key:
                     found.append((table.name, tuple(row)))
     return found
 
