@@ -111,19 +111,23 @@ async def count_chunk(conn: AsyncConnection, chosen: Any) -> None:
     where = and_(
         chosen, A.c.cents > 0, A.c.transfer_id.is_(None), admit.gives_sql(settlements.c.spend_cents)
     )
+    # Each giver's key once per allocation: the CTE is read twice, so both
+    # engines compute it once.
+    paid_rows = (
+        select(A.c.creator, A.c.url, PersonKey(A.c.account).label("person"))
+        .select_from(paid)
+        .where(where)
+        .cte("paid_rows")
+    )
     each = union_all(
         select(
-            SubjectKey(literal(KINDS["creator"]), A.c.creator).label("subject"),
-            PersonKey(A.c.account).label("person"),
-        )
-        .select_from(paid)
-        .where(where),
+            SubjectKey(literal(KINDS["creator"]), paid_rows.c.creator).label("subject"),
+            paid_rows.c.person,
+        ),
         select(
-            SubjectKey(literal(KINDS["thing"]), A.c.url).label("subject"),
-            PersonKey(A.c.account).label("person"),
-        )
-        .select_from(paid)
-        .where(where, A.c.url.is_not(None)),
+            SubjectKey(literal(KINDS["thing"]), paid_rows.c.url).label("subject"),
+            paid_rows.c.person,
+        ).where(paid_rows.c.url.is_not(None)),
     ).subquery("each")
     # In key order, as concurrent inserts then take the index's pages; WHERE
     # true: SQLite reads an ON CONFLICT after a bare FROM as a join's ON.
