@@ -45,6 +45,7 @@ from mecene.settlement import Receipt  # noqa: E402
 from tests.support.hubs import (  # noqa: E402
     PG_SERVER,
     HubCluster,
+    Person,
     books,
     burst,
     seed,
@@ -98,7 +99,9 @@ class FloorCluster(HubCluster):
         wait_http(f"http://127.0.0.1:{self.ports[i]}/v1", proc, f"floor {i}", log)
 
 
-def measure(cluster: HubCluster, bodies: list, clients: int, db: str | None) -> dict[str, float]:  # type: ignore[type-arg]
+def measure(
+    cluster: HubCluster, bodies: list[tuple[Person, str]], clients: int, db: str | None
+) -> dict[str, float]:
     """CPU per settlement (ms) by process group, for one burst through `cluster`."""
     groups = {
         "hubs": [p.pid for p in cluster.procs if p is not None],

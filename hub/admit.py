@@ -90,9 +90,10 @@ def gives(spend_cents: int) -> bool:
     """Whether admitted money makes its giver one who gave that month ("to
     receive, you must give"; and only such givers count in the counters):
     at least the least a month gives, whatever the kind."""
-    return spend_cents >= money.MIN_GIVING_CENTS
+    return bool(gives_sql(spend_cents))
 
 
 def gives_sql(spend_cents: Any) -> Any:
-    """`gives` as a condition on a column of cents (hub/counting.py)."""
+    """`gives` as a condition on a column of cents (hub/counting.py), or on
+    cents themselves: the rule, written once."""
     return spend_cents >= money.MIN_GIVING_CENTS

@@ -7,8 +7,8 @@ settlement queues on.
 
 A settlement's people are counted by the payout run that routes it, with one
 statement per chunk inside the database (`count_chunk`): written at
-acceptance, from the hub process, one settlement's forty rows cost 0.85 ms
-of CPU more per settlement in all (bench/hub_scale.py, 10,000 accounts). A
+acceptance, from the hub process, one settlement's forty rows cost about
+1 ms of CPU more per settlement in all (bench/hub_scale.py, docs/SCALE.md). A
 direct gift counts its giver at once (hub/admission.py, `rows`). The keys
 are made by the same rule in Python and in SQL (`SubjectKey`, `PersonKey`;
 on SQLite, functions hub/db.py registers).

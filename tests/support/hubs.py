@@ -138,7 +138,7 @@ async def rows_tying(engine: Any, account: str, keys: Iterable[str]) -> list[tup
         for table in metadata.sorted_tables:
             for row in await conn.execute(sa.select(table)):
                 text = " ".join(str(v) for v in row)
-                values = {bytes(v) if isinstance(v, memoryview) else v for v in row}
+                values = set(row)
                 holds_account = account in text or person in values
                 holds_key = any(k in text for k in keys) or bool(subjects & values)
                 if holds_account and holds_key:
