@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mecene.settlement import MAX_ALLOCATIONS
@@ -48,6 +48,8 @@ from .schema import accounts, allocations, creator_keys, giving, ledger_accounts
 # are locked only for its last statements, the creator keys (shared) for all
 # of it, about 1.3 s here.
 CHUNK = 5 * MAX_ALLOCATIONS
+# PostgreSQL's memory for each sort of a chunk (see `route_pending_chunk`).
+CHUNK_WORK_MEM = "64MB"
 
 
 @dataclass
@@ -123,12 +125,24 @@ async def route_pending_chunk(
     first, last = int(kept[0].id), int(kept[-1].id)
     # Every pending row in the range, read again by the statements below: a
     # settlement committed meanwhile with ids inside it is whole (its rows
-    # commit together), and `fill` computes it with the rest in one snapshot.
+    # commit together), and `fill` computes it with the rest in one snapshot,
+    # all but its rows to a (key, month) the chunk did not resolve (and so
+    # did not lock), which stay pending for the next run, as a unit of
+    # payment is one key's rows and no unit is cut.
     chosen = and_(allocations.c.state == "pending", allocations.c.id.between(first, last))
-    keys = (await conn.scalars(select(allocations.c.creator).where(chosen).distinct())).all()
-    await lock_keys(conn, sorted(keys))
-    await counting.count_chunk(conn, chosen)
+    if conn.dialect.name == "postgresql":
+        # The chunk's sorts (the fee's windows, the counters' keys) in
+        # memory: with the default 4 MB they spilled to disk (docs/SCALE.md).
+        # One chunk runs at a time (`take_turn`), so this much is bounded.
+        await conn.execute(text(f"SET LOCAL work_mem = '{CHUNK_WORK_MEM}'"))
+    pairs = (
+        await conn.execute(
+            select(allocations.c.creator, allocations.c.month).where(chosen).distinct()
+        )
+    ).all()
+    await routeset.resolve(conn, await resolve_keys(conn, [(k, m) for k, m in pairs]))
     count = await routeset.fill(conn, routeset.pending(chosen, must_give=must_give))
+    await counting.count_routed(conn)
     await conn.execute(routeset.write(now))
     rows = (await conn.execute(routeset.totals())).all()
     legs, tokens = routeset.legs_of(rows, (await conn.execute(routeset.fees_by_giver())).all())
@@ -234,6 +248,41 @@ async def lock_keys(
         .with_for_update(read=not exclusive)
     )
     return {k: o for k, o in rows}
+
+
+async def resolve_keys(
+    conn: AsyncConnection, pairs: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """A chunk's (key, month) pairs as `routeset.resolve` takes them: each
+    key's owner (the keys locked, `lock_keys`), whether the owner is a
+    non-profit and gave in the month. Looked up by the keys and people
+    themselves, so a chunk reads what its rows name, whatever the tables hold."""
+    owners = await lock_keys(conn, sorted({k for k, _m in pairs}))
+    people = sorted({o for o in owners.values() if o is not None})
+    nonprofit = await nonprofits(conn, people)
+    gave: set[tuple[str, str]] = set()
+    if people:
+        rows = await conn.execute(
+            select(giving.c.account, giving.c.month).where(
+                bulk.one_of(conn, giving.c.account, people),
+                bulk.one_of(conn, giving.c.month, sorted({m for _k, m in pairs})),
+                giving.c.gave.is_(True),
+            )
+        )
+        gave = {(a, m) for a, m in rows}
+    out = []
+    for key, month in pairs:
+        owner = owners[key]
+        out.append(
+            {
+                "key": key,
+                "month": month,
+                "owner": owner,
+                "nonprofit": owner is not None and nonprofit[owner],
+                "gave": (owner, month) in gave,
+            }
+        )
+    return out
 
 
 async def nonprofits(conn: AsyncConnection, people: Sequence[str]) -> dict[str, bool]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     MetaData,
     String,
@@ -43,9 +44,10 @@ from sqlalchemy.sql import Select
 
 from mecene.money import CREATOR_FEE_PERCENT
 
+from . import bulk
 from .accounts import Creator, Escrow, Fees, LedgerAccount, Withheld
 from .routing import NO_GIVER
-from .schema import accounts, allocations, creator_keys, giving
+from .schema import accounts, allocations
 
 A = allocations
 
@@ -81,7 +83,9 @@ def _fees(base: Select[Any], unit: list[str]) -> Select[Any]:
         s4.c.giver,
         s4.c.month,
         s4.c.creator,
+        s4.c.url,
         s4.c.cents,
+        s4.c.transfer_id,
         s4.c.state,
         s4.c.owner.label("recipient"),
         fee.label("fee_cents"),
@@ -89,13 +93,40 @@ def _fees(base: Select[Any], unit: list[str]) -> Select[Any]:
     )
 
 
+# A chunk's creator keys, resolved once per (key, month) before its rows are
+# routed (`resolve`): who owns the key, whether that owner is a non-profit
+# and gave in the month. Joining every row to `creator_keys`, `accounts` and
+# `giving` instead let the planner hash whole tables for each chunk: at
+# 1,000,000 accounts, 210 ms of a chunk's 513 ms went to reading all of
+# `accounts` (docs/SCALE.md, "A chunk costs its rows").
+keys = Table(
+    "payout_keys",
+    MetaData(),
+    Column("key", String(600), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("owner", String(64)),
+    Column("nonprofit", Boolean, nullable=False),
+    Column("gave", Boolean, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
+)
+K = keys
+
+
+async def resolve(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """This connection's `payout_keys`, emptied first, made of `rows`."""
+    await conn.execute(CreateTable(K, if_not_exists=True))
+    await conn.execute(delete(K))
+    await bulk.insert_many(conn, K, rows)
+
+
 def pending(chosen: Any, *, must_give: bool) -> Select[Any]:
-    """`routing.route` of the pending allocations `chosen` picks."""
-    owner = creator_keys.c.owner
-    gave = func.coalesce(giving.c.gave, false())
-    whens: list[Any] = [(owner.is_(None), "escrow")]
+    """`routing.route` of the pending allocations `chosen` picks, each key as
+    `resolve` found it; a row whose (key, month) it did not resolve (its
+    settlement committed since) is left pending for the next chunk."""
+    whens: list[Any] = [(K.c.owner.is_(None), "escrow")]
     if must_give:
-        whens.append((not_(gave), "withheld"))
+        whens.append((not_(K.c.gave), "withheld"))
     state = case(*whens, else_="credited")
     base = (
         select(
@@ -103,18 +134,15 @@ def pending(chosen: Any, *, must_give: bool) -> Select[Any]:
             A.c.account.label("giver"),
             A.c.month,
             A.c.creator,
+            A.c.url,
             A.c.cents,
             A.c.transfer_id,
-            owner.label("owner"),
+            K.c.owner.label("owner"),
             state.label("state"),
-            func.coalesce(accounts.c.nonprofit, false()).label("nonprofit"),
+            K.c.nonprofit.label("nonprofit"),
             case((state == "withheld", A.c.month), else_=None).label("withheld_month"),
         )
-        .select_from(
-            A.join(creator_keys, creator_keys.c.key == A.c.creator)
-            .outerjoin(accounts, accounts.c.id == owner)
-            .outerjoin(giving, and_(giving.c.account == owner, giving.c.month == A.c.month))
-        )
+        .select_from(A.join(K, and_(K.c.key == A.c.creator, K.c.month == A.c.month)))
         .where(chosen)
     )
     return _fees(base, ["giver", "month", "creator", "transfer_id"])
@@ -131,6 +159,7 @@ def released(chosen: Any) -> Select[Any]:
             A.c.account.label("giver"),
             A.c.month,
             A.c.creator,
+            A.c.url,
             A.c.cents,
             A.c.transfer_id,
             A.c.recipient.label("owner"),
@@ -159,7 +188,9 @@ routed = Table(
     Column("giver", String(64)),
     Column("month", String(7)),
     Column("creator", String(600)),
+    Column("url", String(2048)),
     Column("cents", BigInteger),
+    Column("transfer_id", String(64)),
     Column("state", String(16)),
     Column("recipient", String(64)),
     Column("fee_cents", BigInteger),

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from hub import ledger, payout, routing
+from hub import ledger, payout, routeset, routing
 from hub.ledger import LedgerAccount, Provider, Tokens, Unrouted, Withheld
 from hub.routing import NO_GIVER, Piece
 from hub.schema import accounts, allocations, creator_keys, giving, ledger_accounts
@@ -195,3 +195,29 @@ async def test_a_settlement_is_not_cut_between_two_chunks(hub: Hub) -> None:
     assert again.routed_allocations == 1
     rows, _ = await rows_and_balances(hub)
     assert [rows[i][2] for i in sorted(rows)] == [2, 1, 1, 1]
+
+
+async def test_a_row_whose_key_the_chunk_did_not_resolve_stays_pending(hub: Hub) -> None:
+    """A settlement committed between the chunk's look-up of its keys and its
+    routing has rows in the range whose (key, month) the chunk neither
+    resolved nor locked: they are left out, whole units, for the next run,
+    rather than routed as if nobody owned the key."""
+    await store(
+        hub,
+        [
+            Piece("giver-0", "2026-10", "domain:a.example", 13),
+            Piece("giver-0", "2026-10", "domain:e.example", 7),
+            Piece("giver-0", "2026-10", "domain:e.example", 8),
+        ],
+    )
+    async with hub.engine.begin() as conn:
+        resolved = await payout.resolve_keys(conn, [("domain:a.example", "2026-10")])
+        await routeset.resolve(conn, resolved)
+        chosen = allocations.c.state == "pending"
+        count = await routeset.fill(conn, routeset.pending(chosen, must_give=True))
+        routed = (await conn.execute(select(routeset.routed.c.creator))).scalars().all()
+        await conn.rollback()
+    assert (count, routed) == (1, ["domain:a.example"])
+    async with hub.engine.begin() as conn:
+        report = await payout.route_pending_chunk(conn, must_give=True, now=NOW)
+    assert report.routed_allocations == 3
