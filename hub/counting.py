@@ -43,7 +43,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    delete,
     literal,
     select,
     true,
@@ -51,7 +50,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -138,8 +136,7 @@ async def count_routed(conn: AsyncConnection) -> None:
     R = routeset.routed
     paying = and_(R.c.transfer_id.is_(None), R.c.cents > 0)
     pairs = set((await conn.execute(select(R.c.giver, R.c.month).where(paying).distinct())).all())
-    await conn.execute(CreateTable(G, if_not_exists=True))
-    await conn.execute(delete(G))
+    await routeset.emptied(conn, G)
     if not pairs:
         return
     S = settlements

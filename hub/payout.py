@@ -140,7 +140,7 @@ async def route_pending_chunk(
             select(allocations.c.creator, allocations.c.month).where(chosen).distinct()
         )
     ).all()
-    await routeset.resolve(conn, await resolve_keys(conn, [(k, m) for k, m in pairs]))
+    await resolve_keys(conn, [(k, m) for k, m in pairs])
     count = await routeset.fill(conn, routeset.pending(chosen, must_give=must_give))
     await counting.count_routed(conn)
     await conn.execute(routeset.write(now))
@@ -250,10 +250,8 @@ async def lock_keys(
     return {k: o for k, o in rows}
 
 
-async def resolve_keys(
-    conn: AsyncConnection, pairs: Sequence[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    """A chunk's (key, month) pairs as `routeset.resolve` takes them: each
+async def resolve_keys(conn: AsyncConnection, pairs: Sequence[tuple[str, str]]) -> None:
+    """A chunk's (key, month) pairs into `routeset.resolve`'s table: each
     key's owner (the keys locked, `lock_keys`), whether the owner is a
     non-profit and gave in the month. Looked up by the keys and people
     themselves, so a chunk reads what its rows name, whatever the tables hold."""
@@ -282,7 +280,7 @@ async def resolve_keys(
                 "gave": (owner, month) in gave,
             }
         )
-    return out
+    await routeset.resolve(conn, out)
 
 
 async def nonprofits(conn: AsyncConnection, people: Sequence[str]) -> dict[str, bool]:

@@ -113,10 +113,16 @@ keys = Table(
 K = keys
 
 
+async def emptied(conn: AsyncConnection, table: Table) -> None:
+    """This connection's temporary `table`, made if missing, emptied: what a
+    chunk's statements read holds this chunk's rows only."""
+    await conn.execute(CreateTable(table, if_not_exists=True))
+    await conn.execute(delete(table))
+
+
 async def resolve(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """This connection's `payout_keys`, emptied first, made of `rows`."""
-    await conn.execute(CreateTable(K, if_not_exists=True))
-    await conn.execute(delete(K))
+    """This connection's `payout_keys`, made of `rows` alone."""
+    await emptied(conn, K)
     await bulk.insert_many(conn, K, rows)
 
 
@@ -205,8 +211,7 @@ COLUMNS = [c.name for c in R.columns]
 async def fill(conn: AsyncConnection, rows: Select[Any]) -> int:
     """Compute `rows` (from `pending` or `released`) into this connection's
     `payout_routed`, emptied first; how many."""
-    await conn.execute(CreateTable(R, if_not_exists=True))
-    await conn.execute(delete(R))
+    await emptied(conn, R)
     done = await conn.execute(insert(R).from_select(COLUMNS, rows))
     return int(done.rowcount)
 
